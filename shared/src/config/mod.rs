@@ -1,0 +1,90 @@
+//! Loading a config: text -> YAML -> env expansion -> raw types -> validated model -> snapshot.
+
+mod env;
+mod error;
+pub mod model;
+mod path;
+mod raw;
+mod snapshot;
+mod validate;
+mod yaml;
+
+use std::path::Path;
+
+pub use env::{Env, ProcessEnv};
+pub use error::{ConfigError, ConfigErrors};
+pub use model::Config;
+pub use snapshot::{Snapshot, SnapshotSource};
+
+use path::YamlPath;
+use raw::{Lenient, RawConfig};
+use validate::Validator;
+use yaml::Document;
+
+/// Reads and validates a config file. `file` names it in errors.
+pub fn load_file(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    let name = path.display().to_string();
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_str(&text, &name, env),
+        Err(e) => Err(ConfigErrors(vec![ConfigError {
+            file: name,
+            line: 0,
+            column: 0,
+            path: String::new(),
+            message: format!("cannot read the file: {e}"),
+        }])),
+    }
+}
+
+/// Validates config text, reporting every error at once.
+pub fn load_str(text: &str, file: &str, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    let mut doc = match Document::parse(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            return Err(ConfigErrors(vec![ConfigError {
+                file: file.to_string(),
+                line: e.mark.line,
+                column: e.mark.column,
+                path: String::new(),
+                message: format!("invalid YAML: {}", e.message),
+            }]));
+        }
+    };
+    let mut templates = env::Templates::new();
+    let mut missing = Vec::new();
+    let mut value = std::mem::take(&mut doc.value);
+    env::expand_tree(
+        &mut value,
+        &mut YamlPath::root(),
+        env,
+        &mut templates,
+        &mut missing,
+    );
+
+    let mut v = Validator::new(&doc, file, &templates);
+    for (path, name) in missing {
+        v.error(&path, format!("environment variable `{name}` is not set (write ${{{name}:-default}} for a fallback)"));
+    }
+    let config = match &value {
+        yaml_serde::Value::Null => Some(v.config(&RawConfig::default())),
+        value => match raw::decode::<RawConfig>(value) {
+            Lenient::Ok(raw) => Some(v.config(&raw)),
+            err @ Lenient::Err(_) => {
+                v.lenient(&err, &YamlPath::root());
+                None
+            }
+        },
+    };
+    let mut errors = v.errors;
+    if errors.is_empty()
+        && let Some(config) = config
+    {
+        return Ok(config);
+    }
+    errors.sort_by_key(|e| (e.line, e.column));
+    errors.dedup();
+    Err(ConfigErrors(errors))
+}
+
+#[cfg(test)]
+mod tests;

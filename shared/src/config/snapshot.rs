@@ -1,0 +1,86 @@
+//! A validated config with its version: the unit that sources hand to the data plane.
+
+use std::fmt;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::model::{BackendKind, Config, McpTargetKind, Secret};
+
+/// Where a snapshot came from, for the admin API and logs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SnapshotSource {
+    File(String),
+    ControlPlane(String),
+}
+
+impl fmt::Display for SnapshotSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SnapshotSource::File(p) => write!(f, "file:{p}"),
+            SnapshotSource::ControlPlane(u) => write!(f, "control-plane:{u}"),
+        }
+    }
+}
+
+/// A validated config and its version (hash of its canonical form).
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub version: String,
+    pub config: Arc<Config>,
+}
+
+impl Snapshot {
+    pub fn new(config: Config) -> Snapshot {
+        Snapshot {
+            version: version_of(&config),
+            config: Arc::new(config),
+        }
+    }
+}
+
+/// First 16 hex digits of the SHA-256 of the canonical JSON form plus the secret values (which
+/// the JSON shows only as references), so a changed key is a new version.
+pub fn version_of(config: &Config) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(serde_json::to_vec(config).expect("the model always serializes"));
+    for secret in secrets(config) {
+        hasher.update([0]);
+        hasher.update(secret.expose());
+    }
+    hasher.finalize()[..8]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn secrets(config: &Config) -> impl Iterator<Item = &Secret> {
+    let routes = config
+        .binds
+        .iter()
+        .flat_map(|b| &b.listeners)
+        .flat_map(|l| &l.routes);
+    routes.flat_map(|r| {
+        let route_auth = r.policies.backend_auth.iter().map(|a| &a.key);
+        let backends = r
+            .backends
+            .iter()
+            .flat_map(|b| -> Box<dyn Iterator<Item = &Secret> + '_> {
+                match &b.kind {
+                    BackendKind::Host(_) => Box::new(std::iter::empty()),
+                    BackendKind::Ai(ai) => Box::new(
+                        ai.groups
+                            .iter()
+                            .flatten()
+                            .filter_map(|p| p.backend_auth.as_ref())
+                            .map(|a| &a.key),
+                    ),
+                    BackendKind::Mcp(m) => Box::new(m.targets.iter().flat_map(|t| match &t.kind {
+                        McpTargetKind::Stdio { env, .. } => env.values().collect::<Vec<_>>(),
+                        _ => Vec::new(),
+                    })),
+                }
+            });
+        route_auth.chain(backends)
+    })
+}

@@ -1,0 +1,147 @@
+use std::collections::HashMap;
+
+use super::model::*;
+use super::*;
+
+fn env() -> HashMap<String, String> {
+    HashMap::from([
+        ("OPENAI_API_KEY".to_string(), "sk-openai".to_string()),
+        ("ANTHROPIC_API_KEY".to_string(), "sk-ant".to_string()),
+    ])
+}
+
+fn seed(name: &str) -> String {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/seed/configs/");
+    std::fs::read_to_string(format!("{dir}{name}")).unwrap()
+}
+
+fn errors(text: &str) -> Vec<ConfigError> {
+    load_str(text, "t.yaml", &env()).unwrap_err().0
+}
+
+#[test]
+fn seed_anthropic_rate_limit_points_at_line_19() {
+    let errs = errors(&seed("local-rate-limit-anthropic.yaml"));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].line, 19, "{}", errs[0]);
+    assert!(errs[0].message.starts_with("invalid YAML"), "{}", errs[0]);
+}
+
+#[test]
+fn seed_failover_loads_with_both_spellings() {
+    for file in ["model-failover.yaml", "model-failover.agw.yaml"] {
+        let config = load_str(&seed(file), file, &env()).unwrap();
+        let route = &config.binds[0].listeners[0].routes[0];
+        assert_eq!(route.name, "failover-ai");
+        assert_eq!(route.policies.retry.as_ref().unwrap().attempts, 2);
+        let BackendKind::Ai(ai) = &route.backends[0].kind else {
+            panic!()
+        };
+        let providers = &ai.groups[0];
+        assert_eq!(providers.len(), 2);
+        assert_eq!(providers[0].provider, Provider::Anthropic);
+        assert_eq!(
+            providers[1].backend_auth.as_ref().unwrap().key.expose(),
+            "sk-openai"
+        );
+        assert_eq!(
+            providers[0]
+                .routes
+                .as_ref()
+                .unwrap()
+                .classify("/v1/chat/completions"),
+            RouteType::Completions
+        );
+    }
+}
+
+#[test]
+fn secrets_serialize_as_their_reference() {
+    let config = load_str(&seed("local-rate-limit.yaml"), "f", &env()).unwrap();
+    let json = serde_json::to_string(&config).unwrap();
+    assert!(json.contains("$OPENAI_API_KEY"), "{json}");
+    assert!(!json.contains("sk-openai"), "{json}");
+}
+
+#[test]
+fn unknown_keys_suggest_the_closest() {
+    let errs = errors(
+        "binds:\n- port: 3000\n  listeners:\n  - routes:\n    - backends: [{host: 'a:1'}]\n      policies:\n        localRateLimt: []\n",
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let e = &errs[0];
+    assert_eq!((e.line, e.column), (7, 9), "{e}");
+    assert_eq!(
+        e.path,
+        "binds[0].listeners[0].routes[0].policies.localRateLimt"
+    );
+    assert!(e.message.contains("did you mean `localRateLimit`"), "{e}");
+}
+
+#[test]
+fn every_error_is_reported_at_once() {
+    let text = "\
+binds:
+- port: 3000
+  listeners:
+  - routes:
+    - backends: [{host: 'nope'}]
+      policies:
+        timeout: {requestTimeout: soon}
+        retry: {codes: [999]}
+    - matches: [{path: {regex: '('}}]
+      backends: [{host: 'a:1'}]
+    - bakends: []
+";
+    let errs = errors(text);
+    let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![5, 7, 8, 9, 11], "{errs:#?}");
+    assert!(
+        errs[4].message.contains("did you mean `backends`"),
+        "{}",
+        errs[4]
+    );
+}
+
+#[test]
+fn unset_variables_are_named_with_their_path() {
+    let errs = errors(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n    - backends: [{host: 'a:1'}]\n      policies: {backendAuth: {key: $NOT_SET_ANYWHERE}}\n",
+    );
+    assert_eq!(errs.len(), 1);
+    assert!(
+        errs[0].message.contains("`NOT_SET_ANYWHERE` is not set"),
+        "{}",
+        errs[0]
+    );
+    assert_eq!(
+        errs[0].path,
+        "binds[0].listeners[0].routes[0].policies.backendAuth.key"
+    );
+}
+
+#[test]
+fn durations_and_defaults() {
+    let config = load_str(
+        "config: {drainTimeout: 1h30m, maxBodySize: 1KiB}\nbinds:\n- port: 1\n  listeners:\n  - routes:\n    - backends: [{host: 'a:1'}]\n",
+        "f",
+        &env(),
+    )
+    .unwrap();
+    assert_eq!(config.settings.drain_timeout.as_secs(), 5400);
+    assert_eq!(config.settings.max_body_size, 1024);
+    let route = &config.binds[0].listeners[0].routes[0];
+    assert_eq!(route.name, "route0");
+    assert_eq!(route.matches[0].path, PathMatch::PathPrefix("/".into()));
+}
+
+#[test]
+fn version_follows_content_and_secrets() {
+    let a = load_str(&seed("local-rate-limit.yaml"), "f", &env()).unwrap();
+    let b = load_str(&seed("local-rate-limit.yaml"), "g", &env()).unwrap();
+    assert_eq!(Snapshot::new(a.clone()).version, Snapshot::new(b).version);
+    let mut other = env();
+    other.insert("OPENAI_API_KEY".into(), "rotated".into());
+    let c = load_str(&seed("local-rate-limit.yaml"), "f", &other).unwrap();
+    assert_ne!(Snapshot::new(a).version, Snapshot::new(c).version);
+}
