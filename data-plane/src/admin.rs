@@ -1,0 +1,80 @@
+//! The proxy's own HTTP servers: admin API (localhost), Prometheus metrics, readiness.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+use tokio::net::TcpListener;
+
+use crate::gateway::Gateway;
+
+/// Binds `addr` and serves `router` until the process ends.
+pub async fn spawn(name: &'static str, addr: SocketAddr, router: Router) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr} for the {name} server: {e}"))?;
+    tracing::info!(%addr, "{name} server listening");
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, router).await {
+            tracing::error!(error = %e, "{name} server stopped");
+        }
+    });
+    Ok(())
+}
+
+pub fn admin_router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/api/config", get(config))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(gw)
+}
+
+pub fn stats_router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
+        .route("/stats/prometheus", get(metrics))
+        .with_state(gw)
+}
+
+pub fn readiness_router(gw: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/healthz/ready", get(ready))
+        .with_state(gw)
+}
+
+/// The applied config; secrets appear as their `$VAR` reference or `<redacted>`.
+async fn config(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    match gw.runtime() {
+        Some(rt) => Json(json!({
+            "version": rt.snapshot.version,
+            "source": rt.source.to_string(),
+            "appliedAt": humantime::format_rfc3339_millis(rt.applied_at).to_string(),
+            "config": &*rt.snapshot.config,
+        }))
+        .into_response(),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "no config applied yet\n").into_response(),
+    }
+}
+
+async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        gw.metrics.render(),
+    )
+}
+
+async fn ready(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    if gw.is_ready() {
+        (StatusCode::OK, "ready\n")
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: no config applied yet\n",
+        )
+    }
+}

@@ -1,0 +1,9 @@
+//! Tollgate's data plane: config sources feed `Gateway::apply`; listeners run the pipeline.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod gateway;
+pub mod metrics;
+pub mod proxy;
+pub mod runtime;
+pub mod source;

@@ -1,0 +1,190 @@
+//! `tollgate`: the proxy binary (standalone on a file) and `tollgate check`.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use tollgate_data_plane::admin;
+use tollgate_data_plane::gateway::Gateway;
+use tollgate_data_plane::metrics::Metrics;
+use tollgate_data_plane::source::file::FileSource;
+use tollgate_shared::config::model::ListenAddr;
+use tollgate_shared::{ProcessEnv, Snapshot, load_file};
+
+#[derive(Parser)]
+#[command(
+    name = "tollgate",
+    version,
+    about = "A gateway for LLM and MCP traffic"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Config file to serve and watch.
+    #[arg(short = 'f', long = "file")]
+    file: Option<PathBuf>,
+    /// Gateway name (the `gateway` metric label).
+    #[arg(long, default_value = "default")]
+    gateway: String,
+    /// Move every bind, admin, metrics and readiness address to this IP (e.g. 127.0.0.2).
+    #[arg(long)]
+    listen_ip: Option<IpAddr>,
+    /// Admin API address (ip:port or off); overrides `config.adminAddr`.
+    #[arg(long)]
+    admin_addr: Option<String>,
+    /// Metrics address (ip:port or off); overrides `config.statsAddr`.
+    #[arg(long)]
+    stats_addr: Option<String>,
+    /// Readiness address (ip:port or off); overrides `config.readinessAddr`.
+    #[arg(long)]
+    readiness_addr: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a config file and print every error with file:line:column.
+    Check {
+        #[arg(short = 'f', long = "file")]
+        file: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(Command::Check { file }) = &cli.command {
+        return check(file);
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    match runtime
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run(cli)))
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tollgate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(file: &std::path::Path) -> ExitCode {
+    match load_file(file, &ProcessEnv) {
+        Ok(config) => {
+            println!(
+                "{}: valid (version {})",
+                file.display(),
+                Snapshot::new(config).version
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for e in errors.iter() {
+                eprintln!("{e}");
+            }
+            eprintln!("{}: {} error(s)", file.display(), errors.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let Some(file) = cli.file.clone() else {
+        anyhow::bail!("no config: pass -f FILE (see --help)");
+    };
+    let listen_ip = cli.listen_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let loopback = cli.listen_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let metrics = Arc::new(Metrics::new());
+    let gw = Gateway::new(&cli.gateway, listen_ip, metrics.clone());
+
+    let mut source = FileSource::new(file);
+    let snapshot = match source.load() {
+        Ok(Some(s)) => s,
+        Ok(None) => unreachable!("the first load always reads the file"),
+        Err(errors) => anyhow::bail!("invalid config:\n{errors}"),
+    };
+    let settings = snapshot.config.settings.clone();
+    let version = snapshot.version.clone();
+    gw.apply(snapshot, source.source())?;
+    metrics.config_synchronized.set(1);
+    metrics
+        .reloads
+        .with_label_values(&["file", "success"])
+        .inc();
+    tracing::info!(%version, "config applied");
+
+    let servers = [
+        (
+            "admin",
+            &cli.admin_addr,
+            settings.admin_addr,
+            SocketAddr::new(loopback, 15000),
+            admin::admin_router(gw.clone()),
+        ),
+        (
+            "metrics",
+            &cli.stats_addr,
+            settings.stats_addr,
+            SocketAddr::new(listen_ip, 15020),
+            admin::stats_router(gw.clone()),
+        ),
+        (
+            "readiness",
+            &cli.readiness_addr,
+            settings.readiness_addr,
+            SocketAddr::new(listen_ip, 15021),
+            admin::readiness_router(gw.clone()),
+        ),
+    ];
+    for (name, flag, configured, default, router) in servers {
+        if let Some(addr) = resolve_addr(flag.as_deref(), configured, default)? {
+            admin::spawn(name, addr, router).await?;
+        }
+    }
+
+    let watcher = tokio::spawn(source.watch(gw.clone()));
+    shutdown_signal().await;
+    tracing::info!("shutting down: draining connections");
+    watcher.abort();
+    gw.shutdown().await;
+    Ok(())
+}
+
+/// CLI flag, else the config's value, else the default.
+fn resolve_addr(
+    flag: Option<&str>,
+    configured: ListenAddr,
+    default: SocketAddr,
+) -> anyhow::Result<Option<SocketAddr>> {
+    match flag {
+        Some("off") => Ok(None),
+        Some(text) => text
+            .parse()
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("invalid address `{text}`: {e}")),
+        None => Ok(match configured {
+            ListenAddr::Default => Some(default),
+            ListenAddr::Off => None,
+            ListenAddr::At(a) => Some(a),
+        }),
+    }
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler cannot fail on Unix");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}

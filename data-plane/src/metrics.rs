@@ -1,0 +1,98 @@
+//! Prometheus metrics with agentgateway's names, so its dashboards and alerts work unchanged.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// Labels of every per-request metric, in order.
+pub const REQUEST_LABELS: [&str; 8] = [
+    "bind", "gateway", "listener", "route", "backend", "method", "status", "reason",
+];
+
+pub struct Metrics {
+    registry: Registry,
+    pub requests: IntCounterVec,
+    pub request_duration: HistogramVec,
+    pub retries: IntCounterVec,
+    pub reloads: IntCounterVec,
+    pub config_synchronized: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "agentgateway_requests_total",
+                "Requests handled, by route and outcome.",
+            ),
+            &REQUEST_LABELS,
+        )
+        .expect("valid metric");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "agentgateway_request_duration_seconds",
+                "Time from request received to response completed.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                60.0,
+            ]),
+            &REQUEST_LABELS,
+        )
+        .expect("valid metric");
+        let retries = IntCounterVec::new(
+            Opts::new(
+                "agentgateway_retries_total",
+                "Upstream attempts after the first.",
+            ),
+            &["bind", "gateway", "listener", "route", "backend"],
+        )
+        .expect("valid metric");
+        let reloads = IntCounterVec::new(
+            Opts::new(
+                "agentgateway_config_reloads_total",
+                "Config loads by source and result.",
+            ),
+            &["source", "result"],
+        )
+        .expect("valid metric");
+        let config_synchronized = IntGauge::new(
+            "agentgateway_config_synchronized",
+            "1 when the last config change was applied, 0 when it was rejected.",
+        )
+        .expect("valid metric");
+        for c in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_duration.clone()),
+            Box::new(retries.clone()),
+            Box::new(reloads.clone()),
+            Box::new(config_synchronized.clone()),
+        ] {
+            registry.register(c).expect("metric names are unique");
+        }
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            retries,
+            reloads,
+            config_synchronized,
+        }
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("exposition text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

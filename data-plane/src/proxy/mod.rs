@@ -1,0 +1,248 @@
+//! The request pipeline: named phases in a fixed order (DESIGN §4), one config load per request.
+//!
+//! route match -> cors -> body limit -> rewrites -> backend selection -> backendAuth ->
+//! upstream call (timeouts, retries) -> response headers -> metrics when the body ends.
+
+pub mod body;
+pub mod cors;
+pub mod error;
+pub mod rewrite;
+pub mod route;
+pub mod upstream;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use tollgate_shared::config::model::Cors;
+
+use self::body::{BodyEnd, BoxBody, ObservedBody};
+use self::error::ProxyError;
+use self::upstream::{Limits, OutBody};
+use crate::gateway::Gateway;
+use crate::runtime::{CompiledRoute, PortTable, Runtime};
+
+/// Metric labels of one request, filled in as phases learn them.
+#[derive(Default)]
+struct Labels {
+    bind: Option<Arc<str>>,
+    listener: Option<Arc<str>>,
+    route: Option<Arc<str>>,
+    backend: Option<Arc<str>>,
+}
+
+/// What the response phase needs from earlier phases.
+#[derive(Default)]
+struct Outcome {
+    labels: Labels,
+    cors: Option<(Cors, HeaderValue)>,
+    route: Option<Arc<CompiledRoute>>,
+    local: bool,
+}
+
+/// Serves one downstream request on `port`.
+pub async fn serve(
+    gw: Arc<Gateway>,
+    req: Request<Incoming>,
+    port: u16,
+    peer: SocketAddr,
+) -> Response<BoxBody> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let runtime = gw.runtime();
+    let mut out = Outcome::default();
+    let result = match runtime
+        .as_deref()
+        .and_then(|rt| rt.ports.get(&port).map(|t| (rt, t)))
+    {
+        Some((rt, table)) => handle(&gw, rt, table, req, peer, &mut out).await,
+        None => Err(ProxyError::NoRoute),
+    };
+    let (mut resp, reason) = match result {
+        Ok(resp) => (
+            resp,
+            if out.local {
+                "DirectResponse"
+            } else {
+                "Upstream"
+            },
+        ),
+        Err(e) => (e.into_response(), e.reason()),
+    };
+    if let Some((cors, origin)) = out.cors {
+        cors::decorate(&cors, origin, resp.headers_mut());
+    }
+    if reason == "Upstream"
+        && let Some(m) = out
+            .route
+            .as_ref()
+            .and_then(|r| r.policies.response_header_modifier.as_ref())
+    {
+        rewrite::modify_headers(m, resp.headers_mut());
+    }
+    let status = resp.status();
+    let metrics = gw.metrics.clone();
+    let gateway = gw.name.clone();
+    let labels = out.labels;
+    resp.map(move |b| {
+        BoxBody::new(ObservedBody::new(b, move |_end: BodyEnd| {
+            let status = status.as_str();
+            let values = [
+                labels.bind.as_deref().unwrap_or("unknown"),
+                &gateway,
+                labels.listener.as_deref().unwrap_or("unknown"),
+                labels.route.as_deref().unwrap_or("unknown"),
+                labels.backend.as_deref().unwrap_or("unknown"),
+                method.as_str(),
+                status,
+                reason,
+            ];
+            metrics.requests.with_label_values(&values).inc();
+            metrics
+                .request_duration
+                .with_label_values(&values)
+                .observe(start.elapsed().as_secs_f64());
+        }))
+    })
+}
+
+async fn handle(
+    gw: &Gateway,
+    rt: &Runtime,
+    table: &PortTable,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    out: &mut Outcome,
+) -> Result<Response<BoxBody>, ProxyError> {
+    out.labels.bind = Some(table.bind_label.clone());
+
+    // Phase: route match.
+    let selected = route::select(table, &req).ok_or(ProxyError::NoRoute)?;
+    out.labels.listener = Some(selected.listener.name.clone());
+    out.labels.route = Some(selected.route.name.clone());
+    out.route = Some(selected.route.clone());
+    let route = selected.route.as_ref();
+    let policies = &route.policies;
+
+    // Phase: cors.
+    if let Some(cors) = &policies.cors {
+        if let Some(resp) = cors::preflight(cors, &req) {
+            out.local = true;
+            return Ok(resp);
+        }
+        if let Some(origin) = cors::allowed_origin(cors, &req) {
+            out.cors = Some((cors.clone(), origin));
+        }
+    }
+
+    // Phase: body limit.
+    let max_body = rt.snapshot.config.settings.max_body_size;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > max_body) {
+        return Err(ProxyError::BodyTooLarge(max_body));
+    }
+
+    // Phase: rewrites.
+    let (mut parts, body) = req.into_parts();
+    if let Some(rule) = &policies.url_rewrite
+        && let Some(pq) = rewrite::rewrite_path(rule, &selected.matcher.path, &parts.uri)
+    {
+        let mut uri = parts.uri.clone().into_parts();
+        uri.path_and_query = Some(pq);
+        parts.uri =
+            http::Uri::from_parts(uri).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+    }
+    if let Some(m) = &policies.request_header_modifier {
+        rewrite::modify_headers(m, &mut parts.headers);
+    }
+    upstream::strip_hop_by_hop(&mut parts.headers);
+    append_forwarded_for(&mut parts.headers, peer);
+
+    // Phase: backendAuth.
+    if let Some(auth) = &policies.backend_auth
+        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", auth.key.expose()))
+    {
+        parts.headers.insert(header::AUTHORIZATION, v);
+    }
+
+    // Phase: upstream call.
+    let body = out_body(body, declared, max_body, policies.retry.is_some()).await?;
+    let timeouts = policies.timeout.as_ref();
+    let limits = Limits {
+        backend_timeout: timeouts.and_then(|t| t.backend_request_timeout),
+        max_body_size: max_body,
+    };
+    let metrics = &gw.metrics;
+    let call = upstream::call_with_retries(&gw.client, route, &parts, body, limits, |i| {
+        let values = [
+            table.bind_label.as_ref(),
+            gw.name.as_ref(),
+            selected.listener.name.as_ref(),
+            route.name.as_ref(),
+            route.backend_labels[i].as_ref(),
+        ];
+        metrics.retries.with_label_values(&values).inc();
+    });
+    let (index, resp) = match timeouts.and_then(|t| t.request_timeout) {
+        Some(limit) => tokio::time::timeout(limit, call)
+            .await
+            .map_err(|_| ProxyError::RequestTimeout(limit))??,
+        None => call.await?,
+    };
+    out.labels.backend = Some(route.backend_labels[index].clone());
+
+    // Phase: response.
+    let (mut rparts, rbody) = resp.into_parts();
+    upstream::strip_hop_by_hop(&mut rparts.headers);
+    // The downstream connection has its own HTTP version.
+    rparts.version = http::Version::default();
+    Ok(Response::from_parts(
+        rparts,
+        rbody.map_err(Into::into).boxed_unsync(),
+    ))
+}
+
+/// Streams the body through a size limit, or buffers it when a retry may need it again.
+async fn out_body(
+    body: Incoming,
+    declared: Option<u64>,
+    max: u64,
+    retries: bool,
+) -> Result<OutBody, ProxyError> {
+    let limited = Limited::new(body, max as usize);
+    let small = declared.is_some_and(|len| len <= upstream::MAX_RETRY_BODY);
+    if retries && (small || http_body::Body::is_end_stream(&limited)) {
+        let bytes: Bytes = limited
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    ProxyError::BodyTooLarge(max)
+                } else {
+                    ProxyError::BadRequest(format!("reading the request body failed: {e}"))
+                }
+            })?
+            .to_bytes();
+        return Ok(OutBody::Replayable(bytes));
+    }
+    Ok(OutBody::Stream(limited.boxed_unsync()))
+}
+
+fn append_forwarded_for(headers: &mut http::HeaderMap, peer: SocketAddr) {
+    let ip = peer.ip().to_string();
+    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
+        Some(prev) => format!("{prev}, {ip}"),
+        None => ip,
+    };
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        headers.insert("x-forwarded-for", v);
+    }
+}

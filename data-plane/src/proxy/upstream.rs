@@ -1,0 +1,221 @@
+//! Phases 6-8: backend selection, backendAuth and the upstream call with timeouts and retries.
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rand::Rng;
+use tollgate_shared::config::model::{Backend, BackendKind, Retry};
+
+use super::body::{BoxBody, full};
+use super::error::ProxyError;
+use crate::runtime::CompiledRoute;
+
+/// Bodies up to this size are buffered so a retry can send them again.
+pub const MAX_RETRY_BODY: u64 = 64 * 1024;
+
+pub type HttpClient = Client<HttpConnector, BoxBody>;
+
+/// A pooled HTTP/1.1 client shared by all routes.
+pub fn client() -> HttpClient {
+    let mut connector = HttpConnector::new();
+    connector.set_nodelay(true);
+    connector.set_connect_timeout(Some(Duration::from_secs(10)));
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(connector)
+}
+
+/// The request body as the upstream gets it: streamed once, or buffered for retries.
+pub enum OutBody {
+    Stream(BoxBody),
+    Replayable(Bytes),
+}
+
+/// Picks a backend by weight.
+pub fn pick_backend(route: &CompiledRoute) -> Option<(usize, &Backend)> {
+    if route.total_weight == 0 {
+        return route.backends.first().map(|b| (0, b));
+    }
+    let mut ticket = rand::rng().random_range(0..route.total_weight);
+    for (i, b) in route.backends.iter().enumerate() {
+        if ticket < b.weight {
+            return Some((i, b));
+        }
+        ticket -= b.weight;
+    }
+    None
+}
+
+/// Headers that describe one connection and must not be forwarded.
+const HOP_BY_HOP: [HeaderName; 7] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+];
+
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|n| HeaderName::try_from(n.trim()).ok())
+        .collect();
+    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+        headers.remove(name);
+    }
+}
+
+/// Per-attempt limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub backend_timeout: Option<Duration>,
+    pub max_body_size: u64,
+}
+
+/// What one attempt needs besides the body.
+pub struct Attempt<'a> {
+    pub parts: &'a http::request::Parts,
+    pub backend: &'a Backend,
+    pub limits: Limits,
+    /// 0 for the first attempt; sent as `x-retry-attempt` on retries.
+    pub retry: u32,
+}
+
+pub async fn send(
+    client: &HttpClient,
+    attempt: Attempt<'_>,
+    body: BoxBody,
+) -> Result<Response<Incoming>, ProxyError> {
+    let authority = match &attempt.backend.kind {
+        BackendKind::Host(a) => a.as_str(),
+        BackendKind::Ai(_) => return Err(ProxyError::NotServed("ai")),
+        BackendKind::Mcp(_) => return Err(ProxyError::NotServed("mcp")),
+    };
+    let pq = attempt
+        .parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str());
+    let uri: Uri = format!("http://{authority}{pq}")
+        .parse()
+        .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream URI: {e}")))?;
+    let mut req = Request::new(body);
+    *req.method_mut() = attempt.parts.method.clone();
+    *req.uri_mut() = uri;
+    *req.headers_mut() = attempt.parts.headers.clone();
+    if attempt.retry > 0 {
+        req.headers_mut()
+            .insert("x-retry-attempt", HeaderValue::from(attempt.retry));
+    }
+    let call = client.request(req);
+    let result = match attempt.limits.backend_timeout {
+        Some(t) => match tokio::time::timeout(t, call).await {
+            Ok(r) => r,
+            Err(_) => {
+                return Err(ProxyError::UpstreamTimeout {
+                    authority: authority.to_string(),
+                    timeout: t,
+                });
+            }
+        },
+        None => call.await,
+    };
+    result.map_err(|e| classify(authority, e, attempt.limits.max_body_size))
+}
+
+fn classify(authority: &str, e: hyper_util::client::legacy::Error, max_body: u64) -> ProxyError {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return ProxyError::BodyTooLarge(max_body);
+        }
+        source = s.source();
+    }
+    let reason = root_cause(&e);
+    if e.is_connect() {
+        ProxyError::UpstreamConnect {
+            authority: authority.to_string(),
+            reason,
+        }
+    } else {
+        ProxyError::UpstreamProtocol {
+            authority: authority.to_string(),
+            reason,
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+/// Runs the attempts a route's retry policy allows; a streamed body gets exactly one.
+/// Returns the index of the backend that answered.
+pub async fn call_with_retries(
+    client: &HttpClient,
+    route: &CompiledRoute,
+    parts: &http::request::Parts,
+    body: OutBody,
+    limits: Limits,
+    mut on_retry: impl FnMut(usize),
+) -> Result<(usize, Response<Incoming>), ProxyError> {
+    let retry: Option<&Retry> = match &body {
+        OutBody::Replayable(_) => route.policies.retry.as_ref(),
+        OutBody::Stream(_) => None,
+    };
+    let attempts = retry.map_or(1, |r| r.attempts);
+    let (bytes, mut stream) = match body {
+        OutBody::Replayable(b) => (Some(b), None),
+        OutBody::Stream(s) => (None, Some(s)),
+    };
+    let mut attempt = 0;
+    loop {
+        let (index, backend) =
+            pick_backend(route).ok_or_else(|| ProxyError::NoBackend(route.name.to_string()))?;
+        let body = match (&bytes, stream.take()) {
+            (Some(b), _) => full(b.clone()),
+            (None, Some(s)) => s,
+            (None, None) => return Err(ProxyError::NoBackend(route.name.to_string())),
+        };
+        let last = attempt + 1 >= attempts;
+        let sent = send(
+            client,
+            Attempt {
+                parts,
+                backend,
+                limits,
+                retry: attempt,
+            },
+            body,
+        )
+        .await;
+        match sent {
+            Ok(resp)
+                if !last && retry.is_some_and(|r| r.codes.contains(&resp.status().as_u16())) => {}
+            Err(e) if !last && e.is_retryable() => {}
+            Ok(resp) => return Ok((index, resp)),
+            Err(e) => return Err(e),
+        }
+        on_retry(index);
+        if let Some(backoff) = retry.and_then(|r| r.backoff) {
+            tokio::time::sleep(backoff).await;
+        }
+        attempt += 1;
+    }
+}

@@ -1,0 +1,160 @@
+//! The compiled form of a snapshot that requests read: per-port route tables in precedence order.
+//!
+//! Built once per apply, then shared read-only behind the gateway's single `ArcSwap`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use tollgate_shared::config::model::{Backend, Listener, PathMatch, Policies, Route, RouteMatch};
+use tollgate_shared::{Snapshot, SnapshotSource};
+
+/// Everything a request needs from the config, swapped as one unit.
+pub struct Runtime {
+    pub snapshot: Snapshot,
+    pub source: SnapshotSource,
+    pub applied_at: SystemTime,
+    pub ports: HashMap<u16, Arc<PortTable>>,
+}
+
+pub struct PortTable {
+    /// Metric label, `bind/<port>`.
+    pub bind_label: Arc<str>,
+    pub listeners: Vec<ListenerTable>,
+}
+
+pub struct ListenerTable {
+    pub name: Arc<str>,
+    pub hostname: Option<HostPattern>,
+    pub routes: Vec<Arc<CompiledRoute>>,
+    /// Every (route, match) pair, most specific first.
+    pub entries: Vec<Entry>,
+}
+
+pub struct Entry {
+    pub route: usize,
+    pub matcher: RouteMatch,
+}
+
+pub struct CompiledRoute {
+    pub name: Arc<str>,
+    pub hostnames: Vec<HostPattern>,
+    pub policies: Policies,
+    pub backends: Vec<Backend>,
+    pub backend_labels: Vec<Arc<str>>,
+    pub total_weight: u32,
+}
+
+/// A hostname condition: `api.example.com` or `*.example.com`.
+#[derive(Debug, Clone)]
+pub enum HostPattern {
+    Exact(String),
+    /// The suffix after `*`, e.g. `.example.com`.
+    Wildcard(String),
+}
+
+impl HostPattern {
+    pub fn new(text: &str) -> HostPattern {
+        let lower = text.to_ascii_lowercase();
+        match lower.strip_prefix('*') {
+            Some(suffix) => HostPattern::Wildcard(suffix.to_string()),
+            None => HostPattern::Exact(lower),
+        }
+    }
+
+    /// 0 for an exact match, 1 for a wildcard match.
+    pub fn rank(&self, host: &str) -> Option<u8> {
+        match self {
+            HostPattern::Exact(h) => (h == host).then_some(0),
+            HostPattern::Wildcard(s) => {
+                (host.len() > s.len() && host.ends_with(s.as_str())).then_some(1)
+            }
+        }
+    }
+}
+
+impl Runtime {
+    pub fn compile(snapshot: Snapshot, source: SnapshotSource) -> Runtime {
+        let ports = snapshot
+            .config
+            .binds
+            .iter()
+            .map(|b| {
+                let table = PortTable {
+                    bind_label: format!("bind/{}", b.port).into(),
+                    listeners: b.listeners.iter().map(compile_listener).collect(),
+                };
+                (b.port, Arc::new(table))
+            })
+            .collect();
+        Runtime {
+            snapshot,
+            source,
+            applied_at: SystemTime::now(),
+            ports,
+        }
+    }
+}
+
+fn compile_listener(l: &Listener) -> ListenerTable {
+    let routes: Vec<Arc<CompiledRoute>> = l
+        .routes
+        .iter()
+        .map(|r| Arc::new(compile_route(r)))
+        .collect();
+    let mut entries: Vec<Entry> = l
+        .routes
+        .iter()
+        .enumerate()
+        .flat_map(|(i, r)| {
+            r.matches.iter().map(move |m| Entry {
+                route: i,
+                matcher: m.clone(),
+            })
+        })
+        .collect();
+    // Gateway API precedence; the sort is stable, so file order breaks the remaining ties.
+    entries.sort_by_key(|e| precedence(&e.matcher));
+    ListenerTable {
+        name: l.name.as_str().into(),
+        hostname: l.hostname.as_deref().map(HostPattern::new),
+        routes,
+        entries,
+    }
+}
+
+fn compile_route(r: &Route) -> CompiledRoute {
+    CompiledRoute {
+        name: r.name.as_str().into(),
+        hostnames: r.hostnames.iter().map(|h| HostPattern::new(h)).collect(),
+        policies: r.policies.clone(),
+        backends: r.backends.clone(),
+        backend_labels: r.backends.iter().map(|b| b.kind.label().into()).collect(),
+        total_weight: r.backends.iter().map(|b| b.weight).sum(),
+    }
+}
+
+/// Exact before prefix before regex; longer paths first; then more method/header/query
+/// conditions first.
+fn precedence(
+    m: &RouteMatch,
+) -> (
+    u8,
+    std::cmp::Reverse<usize>,
+    bool,
+    std::cmp::Reverse<usize>,
+    std::cmp::Reverse<usize>,
+) {
+    let (kind, len) = match &m.path {
+        PathMatch::Exact(p) => (0, p.len()),
+        PathMatch::PathPrefix(p) => (1, p.len()),
+        PathMatch::Regex(r) => (2, r.as_str().len()),
+    };
+    (
+        kind,
+        std::cmp::Reverse(len),
+        m.method.is_none(),
+        std::cmp::Reverse(m.headers.len()),
+        std::cmp::Reverse(m.query.len()),
+    )
+}

@@ -1,0 +1,3 @@
+//! Where snapshots come from. Every source ends in `Gateway::apply`.
+
+pub mod file;
