@@ -152,7 +152,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 
-    let watcher = tokio::spawn(source.watch(gw.clone()));
+    let watch_gw = gw.clone();
+    let watcher = tokio::spawn(async move {
+        if let Err(e) = source.watch(watch_gw).await {
+            tracing::error!(error = %e, "cannot watch the config file; live reload is off");
+        }
+    });
     shutdown_signal().await;
     tracing::info!("shutting down: draining connections");
     watcher.abort();

@@ -15,6 +15,7 @@ use crate::gateway::Gateway;
 
 /// Quiet time after the last file event before reloading.
 const DEBOUNCE: Duration = Duration::from_millis(250);
+const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 
 pub struct FileSource {
     path: PathBuf,
@@ -56,15 +57,28 @@ impl FileSource {
     /// Watches the file and applies every valid change until the process ends.
     pub async fn watch(mut self, gw: Arc<Gateway>) -> anyhow::Result<()> {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let name = self
+            .path
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_default();
         let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-                if event.is_ok() {
+            notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+                Ok(event) if concerns(&event, &name) => {
                     let _ = tx.send(());
                 }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "file watch error"),
             })?;
         watcher.watch(watch_dir(&self.path), RecursiveMode::NonRecursive)?;
         while rx.recv().await.is_some() {
-            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {}
+            // Quiet for DEBOUNCE, but never wait longer than MAX_DEBOUNCE for a busy writer.
+            let deadline = tokio::time::Instant::now() + MAX_DEBOUNCE;
+            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
+                if tokio::time::Instant::now() >= deadline {
+                    break;
+                }
+            }
             self.reload(&gw);
         }
         Ok(())
@@ -95,6 +109,16 @@ impl FileSource {
             }
         }
     }
+}
+
+/// A change to the config file itself, or to a Kubernetes `..data` symlink generation.
+/// Reads (our own included) and other files in the directory are ignored.
+fn concerns(event: &notify::Event, name: &std::ffi::OsStr) -> bool {
+    !matches!(event.kind, notify::EventKind::Access(_))
+        && event.paths.iter().any(|p| {
+            p.file_name()
+                .is_some_and(|f| f == name || f.to_string_lossy().starts_with(".."))
+        })
 }
 
 fn watch_dir(path: &Path) -> &Path {

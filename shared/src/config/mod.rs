@@ -17,7 +17,7 @@ pub use model::Config;
 pub use snapshot::{Snapshot, SnapshotSource};
 
 use path::YamlPath;
-use raw::{Lenient, RawConfig};
+use raw::RawConfig;
 use validate::Validator;
 use yaml::Document;
 
@@ -67,13 +67,10 @@ pub fn load_str(text: &str, file: &str, env: &dyn Env) -> Result<Config, ConfigE
     }
     let config = match &value {
         yaml_serde::Value::Null => Some(v.config(&RawConfig::default())),
-        value => match raw::decode::<RawConfig>(value) {
-            Lenient::Ok(raw) => Some(v.config(&raw)),
-            err @ Lenient::Err(_) => {
-                v.lenient(&err, &YamlPath::root());
-                None
-            }
-        },
+        value => {
+            let raw = raw::decode::<RawConfig>(value);
+            v.lenient(&raw, &YamlPath::root()).map(|raw| v.config(raw))
+        }
     };
     let mut errors = v.errors;
     if errors.is_empty()

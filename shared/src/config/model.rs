@@ -163,6 +163,8 @@ pub struct Pattern {
 
 impl Pattern {
     pub fn new(source: &str) -> Result<Pattern, regex::Error> {
+        // Compiled alone first so an error quotes the user's pattern, not the anchored one.
+        regex::Regex::new(source)?;
         let regex = regex::Regex::new(&format!("^(?:{source})$"))?;
         Ok(Pattern {
             source: source.to_string(),

@@ -44,6 +44,10 @@ impl YamlPath {
         Some(up)
     }
 
+    pub fn segments(&self) -> &[Segment] {
+        &self.0
+    }
+
     pub fn ends_with_key(&self, key: &str) -> bool {
         matches!(self.0.last(), Some(Segment::Key(k)) if k == key)
     }

@@ -11,11 +11,12 @@ use serde::de::DeserializeOwned;
 
 use super::path::{Segment, YamlPath};
 
-/// A value decoded on its own: either the value or the first error inside it.
+/// A value decoded on its own. Unknown keys are reported and skipped so decoding can go on
+/// and find the remaining errors; any other error leaves no value.
 #[derive(Debug)]
-pub enum Lenient<T> {
-    Ok(T),
-    Err(DecodeError),
+pub struct Lenient<T> {
+    pub value: Option<T>,
+    pub errors: Vec<DecodeError>,
 }
 
 /// A decoding error, with the path relative to the [`Lenient`] that caught it.
@@ -34,32 +35,64 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
     }
 }
 
-/// Decodes `value` into `T`, keeping the path of the first error.
+/// Decodes `value` into `T`, keeping the path of every error.
 pub fn decode<T: DeserializeOwned>(value: &yaml_serde::Value) -> Lenient<T> {
-    match serde_path_to_error::deserialize::<_, T>(value) {
-        Ok(v) => Lenient::Ok(v),
-        Err(e) => {
-            let mut path = YamlPath::root();
-            for seg in e.path().iter() {
-                match seg {
-                    serde_path_to_error::Segment::Seq { index } => {
-                        path.push(Segment::Index(*index))
-                    }
-                    serde_path_to_error::Segment::Map { key } => {
-                        path.push(Segment::Key(key.clone()))
-                    }
-                    serde_path_to_error::Segment::Enum { variant } => {
-                        path.push(Segment::Key(variant.clone()))
-                    }
-                    _ => {}
-                }
+    let mut errors = Vec::new();
+    let mut current = std::borrow::Cow::Borrowed(value);
+    // Each round removes one unknown key; the bound only guards against a pathological file.
+    for _ in 0..64 {
+        let e = match serde_path_to_error::deserialize::<_, T>(current.as_ref()) {
+            Ok(v) => {
+                return Lenient {
+                    value: Some(v),
+                    errors,
+                };
             }
-            let (message, at_key) = explain(&e.inner().to_string(), &mut path);
-            Lenient::Err(DecodeError {
-                path,
-                message,
-                at_key,
-            })
+            Err(e) => e,
+        };
+        let mut path = YamlPath::root();
+        for seg in e.path().iter() {
+            match seg {
+                serde_path_to_error::Segment::Seq { index } => path.push(Segment::Index(*index)),
+                serde_path_to_error::Segment::Map { key } => path.push(Segment::Key(key.clone())),
+                serde_path_to_error::Segment::Enum { variant } => {
+                    path.push(Segment::Key(variant.clone()))
+                }
+                _ => {}
+            }
+        }
+        let (message, at_key) = explain(&e.inner().to_string(), &mut path);
+        let removable = at_key && remove_at(current.to_mut(), path.segments());
+        errors.push(DecodeError {
+            path,
+            message,
+            at_key,
+        });
+        if !removable {
+            break;
+        }
+    }
+    Lenient {
+        value: None,
+        errors,
+    }
+}
+
+/// Removes the mapping entry at `path`; false when there is none.
+fn remove_at(value: &mut yaml_serde::Value, path: &[Segment]) -> bool {
+    match path {
+        [] => false,
+        [Segment::Key(k)] => value
+            .as_mapping_mut()
+            .and_then(|m| m.remove(k.as_str()))
+            .is_some(),
+        [Segment::Index(_)] => false,
+        [first, rest @ ..] => {
+            let next = match first {
+                Segment::Key(k) => value.as_mapping_mut().and_then(|m| m.get_mut(k.as_str())),
+                Segment::Index(i) => value.as_sequence_mut().and_then(|s| s.get_mut(*i)),
+            };
+            next.is_some_and(|n| remove_at(n, rest))
         }
     }
 }

@@ -95,7 +95,7 @@ binds:
 ";
     let errs = errors(text);
     let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
-    assert_eq!(lines, vec![5, 7, 8, 9, 11], "{errs:#?}");
+    assert_eq!(lines, vec![5, 7, 8, 9, 11, 11], "{errs:#?}");
     assert!(
         errs[4].message.contains("did you mean `backends`"),
         "{}",

@@ -53,20 +53,17 @@ impl<'a> Validator<'a> {
         });
     }
 
-    /// The decoded value, or `None` after recording its decoding error.
+    /// Records the decoding errors of `value` and returns what could be decoded.
     pub fn lenient<'b, T>(&mut self, value: &'b Lenient<T>, path: &YamlPath) -> Option<&'b T> {
-        match value {
-            Lenient::Ok(v) => Some(v),
-            Lenient::Err(e) => {
-                let full = path.join(&e.path);
-                if e.at_key {
-                    self.key_error(&full, e.message.clone());
-                } else {
-                    self.error(&full, e.message.clone());
-                }
-                None
+        for e in &value.errors {
+            let full = path.join(&e.path);
+            if e.at_key {
+                self.key_error(&full, e.message.clone());
+            } else {
+                self.error(&full, e.message.clone());
             }
         }
+        value.value.as_ref()
     }
 
     fn secret(&self, value: &str, path: &YamlPath) -> Secret {
@@ -470,7 +467,14 @@ impl<'a> Validator<'a> {
         match Pattern::new(source) {
             Ok(p) => Some(p),
             Err(e) => {
-                self.error(path, format!("invalid regex: {e}"));
+                let detail = e.to_string().lines().last().unwrap_or_default().to_string();
+                self.error(
+                    path,
+                    format!(
+                        "invalid regex `{source}`: {}",
+                        detail.trim_start_matches("error: ")
+                    ),
+                );
                 None
             }
         }

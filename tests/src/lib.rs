@@ -1,0 +1,77 @@
+//! End-to-end harness: real `tollgate` processes on free loopback ports, fake upstreams,
+//! config files edited on disk, and a bounded `eventually`.
+
+pub mod proxy;
+pub mod upstream;
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use proxy::Proxy;
+pub use upstream::FakeUpstream;
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Built binaries live next to the test executable's `deps/` folder.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --workspace --bins` before the e2e tests",
+        path.display()
+    );
+    path
+}
+
+/// Test patience multiplier for slow machines (`TOLLGATE_TEST_PATIENCE=3`).
+pub fn patience(base: Duration) -> Duration {
+    let factor: u32 = std::env::var("TOLLGATE_TEST_PATIENCE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    base * factor
+}
+
+/// Retries `check` until it returns `Ok`, for at most `within` (times the patience factor).
+pub async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + patience(within);
+    loop {
+        match check().await {
+            Ok(v) => return v,
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                panic!("condition not met within {within:?}: {e}")
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+        }
+    }
+}
+
+/// The workspace root (for seed and example configs).
+pub fn workspace_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+/// The read-only `shared/` folder handed to the project, beside the checkout.
+pub fn seed_configs() -> PathBuf {
+    workspace_root()
+        .parent()
+        .unwrap()
+        .join("shared/seed/configs")
+}

@@ -1,0 +1,14 @@
+//! Scenario tests, one module per capability.
+
+mod check;
+mod errors;
+mod lifecycle;
+mod reload;
+mod routing;
+
+/// A one-route config that proxies everything on `port` to `upstream`.
+pub fn simple_config(port: u16, upstream: &str) -> String {
+    format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: all\n      backends:\n      - host: {upstream}\n"
+    )
+}
