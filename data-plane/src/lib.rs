@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod gateway;
+pub mod llm;
 pub mod metrics;
 pub mod proxy;
 pub mod runtime;

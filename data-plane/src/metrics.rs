@@ -15,6 +15,8 @@ pub struct Metrics {
     pub request_duration: HistogramVec,
     pub retries: IntCounterVec,
     pub reloads: IntCounterVec,
+    pub gen_ai_token_usage: HistogramVec,
+    pub gen_ai_request_duration: HistogramVec,
     pub config_synchronized: IntGauge,
 }
 
@@ -57,6 +59,38 @@ impl Metrics {
             &["source", "result"],
         )
         .expect("valid metric");
+        let gen_ai_token_usage = HistogramVec::new(
+            HistogramOpts::new(
+                "agentgateway_gen_ai_client_token_usage",
+                "Tokens used per LLM request.",
+            )
+            .buckets((0..14).map(|i| 4f64.powi(i)).collect()),
+            &[
+                "gen_ai_token_type",
+                "gen_ai_operation_name",
+                "gen_ai_system",
+                "gen_ai_request_model",
+                "gen_ai_response_model",
+            ],
+        )
+        .expect("valid metric");
+        let gen_ai_request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "agentgateway_gen_ai_server_request_duration",
+                "Seconds from the LLM request to the end of its response.",
+            )
+            .buckets(vec![
+                0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96,
+                81.92,
+            ]),
+            &[
+                "gen_ai_operation_name",
+                "gen_ai_system",
+                "gen_ai_request_model",
+                "gen_ai_response_model",
+            ],
+        )
+        .expect("valid metric");
         let config_synchronized = IntGauge::new(
             "agentgateway_config_synchronized",
             "1 when the last config change was applied, 0 when it was rejected.",
@@ -68,6 +102,8 @@ impl Metrics {
             Box::new(retries.clone()),
             Box::new(reloads.clone()),
             Box::new(config_synchronized.clone()),
+            Box::new(gen_ai_token_usage.clone()),
+            Box::new(gen_ai_request_duration.clone()),
         ] {
             registry.register(c).expect("metric names are unique");
         }
@@ -77,6 +113,8 @@ impl Metrics {
             request_duration,
             retries,
             reloads,
+            gen_ai_token_usage,
+            gen_ai_request_duration,
             config_synchronized,
         }
     }

@@ -6,8 +6,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use tollgate_shared::config::model::{Backend, Listener, PathMatch, Policies, Route, RouteMatch};
+use tollgate_shared::config::model::{
+    BackendKind, Listener, McpBackend, PathMatch, Policies, Route, RouteMatch,
+};
 use tollgate_shared::{Snapshot, SnapshotSource};
+
+use crate::llm::failover::ProviderPool;
 
 /// Everything a request needs from the config, swapped as one unit.
 pub struct Runtime {
@@ -40,9 +44,23 @@ pub struct CompiledRoute {
     pub name: Arc<str>,
     pub hostnames: Vec<HostPattern>,
     pub policies: Policies,
-    pub backends: Vec<Backend>,
-    pub backend_labels: Vec<Arc<str>>,
+    pub backends: Vec<CompiledBackend>,
     pub total_weight: u32,
+}
+
+pub struct CompiledBackend {
+    pub weight: u32,
+    /// The `backend` metric label.
+    pub label: Arc<str>,
+    pub target: Target,
+}
+
+pub enum Target {
+    /// A plain HTTP upstream, `host:port`.
+    Host(String),
+    /// LLM providers, with their health for failover.
+    Ai(ProviderPool),
+    Mcp(McpBackend),
 }
 
 /// A hostname condition: `api.example.com` or `*.example.com`.
@@ -128,8 +146,19 @@ fn compile_route(r: &Route) -> CompiledRoute {
         name: r.name.as_str().into(),
         hostnames: r.hostnames.iter().map(|h| HostPattern::new(h)).collect(),
         policies: r.policies.clone(),
-        backends: r.backends.clone(),
-        backend_labels: r.backends.iter().map(|b| b.kind.label().into()).collect(),
+        backends: r
+            .backends
+            .iter()
+            .map(|b| CompiledBackend {
+                weight: b.weight,
+                label: b.kind.label().into(),
+                target: match &b.kind {
+                    BackendKind::Host(h) => Target::Host(h.clone()),
+                    BackendKind::Ai(ai) => Target::Ai(ProviderPool::new(ai)),
+                    BackendKind::Mcp(m) => Target::Mcp(m.clone()),
+                },
+            })
+            .collect(),
         total_weight: r.backends.iter().map(|b| b.weight).sum(),
     }
 }

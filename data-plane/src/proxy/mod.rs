@@ -24,7 +24,8 @@ use self::body::{BodyEnd, BoxBody, ObservedBody};
 use self::error::ProxyError;
 use self::upstream::{Limits, OutBody};
 use crate::gateway::Gateway;
-use crate::runtime::{CompiledRoute, PortTable, Runtime};
+use crate::llm;
+use crate::runtime::{CompiledRoute, PortTable, Runtime, Target};
 
 /// Metric labels of one request, filled in as phases learn them.
 #[derive(Default)]
@@ -166,48 +167,90 @@ async fn handle(
     upstream::strip_hop_by_hop(&mut parts.headers);
     append_forwarded_for(&mut parts.headers, peer);
 
-    // Phase: backendAuth.
-    if let Some(auth) = &policies.backend_auth
-        && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", auth.key.expose()))
-    {
-        parts.headers.insert(header::AUTHORIZATION, v);
-    }
-
-    // Phase: upstream call.
-    let body = out_body(body, declared, max_body, policies.retry.is_some()).await?;
+    // Phase: backend selection.
+    let index = upstream::pick_backend(route, |_| true)
+        .ok_or_else(|| ProxyError::NoBackend(route.name.to_string()))?;
     let timeouts = policies.timeout.as_ref();
     let limits = Limits {
         backend_timeout: timeouts.and_then(|t| t.backend_request_timeout),
         max_body_size: max_body,
     };
-    let metrics = &gw.metrics;
-    let call = upstream::call_with_retries(&gw.client, route, &parts, body, limits, |i| {
+    let retry_labels = |backend: &str| {
         let values = [
             table.bind_label.as_ref(),
             gw.name.as_ref(),
             selected.listener.name.as_ref(),
             route.name.as_ref(),
-            route.backend_labels[i].as_ref(),
+            backend,
         ];
-        metrics.retries.with_label_values(&values).inc();
-    });
-    let (index, resp) = match timeouts.and_then(|t| t.request_timeout) {
+        gw.metrics.retries.with_label_values(&values).inc();
+    };
+    let call = async {
+        match &route.backends[index].target {
+            Target::Host(_) => {
+                // Phase: backendAuth.
+                if let Some(auth) = &policies.backend_auth
+                    && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", auth.key.expose()))
+                {
+                    parts.headers.insert(header::AUTHORIZATION, v);
+                }
+                // Phase: upstream call.
+                let body = out_body(body, declared, max_body, policies.retry.is_some()).await?;
+                let (index, resp) =
+                    upstream::call_with_retries(&gw.client, route, &parts, body, limits, |i| {
+                        retry_labels(&route.backends[i].label)
+                    })
+                    .await?;
+                // Phase: response.
+                let (mut rparts, rbody) = resp.into_parts();
+                upstream::strip_hop_by_hop(&mut rparts.headers);
+                // The downstream connection has its own HTTP version.
+                rparts.version = http::Version::default();
+                let resp = Response::from_parts(rparts, rbody.map_err(Into::into).boxed_unsync());
+                Ok((route.backends[index].label.clone(), resp))
+            }
+            Target::Ai(pool) => {
+                let body = read_body(body, max_body).await?;
+                let call = llm::AiCall {
+                    client: &gw.client,
+                    metrics: &gw.metrics,
+                    route,
+                    pool,
+                    limits,
+                    on_retry: &retry_labels,
+                };
+                let served = llm::serve(call, parts, body).await?;
+                let label = served
+                    .provider
+                    .unwrap_or_else(|| route.backends[index].label.clone());
+                Ok((label, served.response))
+            }
+            Target::Mcp(_) => Err(ProxyError::NotServed("mcp")),
+        }
+    };
+    let (backend, resp) = match timeouts.and_then(|t| t.request_timeout) {
         Some(limit) => tokio::time::timeout(limit, call)
             .await
             .map_err(|_| ProxyError::RequestTimeout(limit))??,
         None => call.await?,
     };
-    out.labels.backend = Some(route.backend_labels[index].clone());
+    out.labels.backend = Some(backend);
+    Ok(resp)
+}
 
-    // Phase: response.
-    let (mut rparts, rbody) = resp.into_parts();
-    upstream::strip_hop_by_hop(&mut rparts.headers);
-    // The downstream connection has its own HTTP version.
-    rparts.version = http::Version::default();
-    Ok(Response::from_parts(
-        rparts,
-        rbody.map_err(Into::into).boxed_unsync(),
-    ))
+/// Reads a whole request body, at most `max` bytes.
+async fn read_body(body: Incoming, max: u64) -> Result<Bytes, ProxyError> {
+    Limited::new(body, max as usize)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                ProxyError::BodyTooLarge(max)
+            } else {
+                ProxyError::BadRequest(format!("reading the request body failed: {e}"))
+            }
+        })
 }
 
 /// Streams the body through a size limit, or buffers it when a retry may need it again.
@@ -217,23 +260,13 @@ async fn out_body(
     max: u64,
     retries: bool,
 ) -> Result<OutBody, ProxyError> {
-    let limited = Limited::new(body, max as usize);
     let small = declared.is_some_and(|len| len <= upstream::MAX_RETRY_BODY);
-    if retries && (small || http_body::Body::is_end_stream(&limited)) {
-        let bytes: Bytes = limited
-            .collect()
-            .await
-            .map_err(|e| {
-                if e.is::<http_body_util::LengthLimitError>() {
-                    ProxyError::BodyTooLarge(max)
-                } else {
-                    ProxyError::BadRequest(format!("reading the request body failed: {e}"))
-                }
-            })?
-            .to_bytes();
-        return Ok(OutBody::Replayable(bytes));
+    if retries && (small || http_body::Body::is_end_stream(&body)) {
+        return Ok(OutBody::Replayable(read_body(body, max).await?));
     }
-    Ok(OutBody::Stream(limited.boxed_unsync()))
+    Ok(OutBody::Stream(
+        Limited::new(body, max as usize).boxed_unsync(),
+    ))
 }
 
 fn append_forwarded_for(headers: &mut http::HeaderMap, peer: SocketAddr) {

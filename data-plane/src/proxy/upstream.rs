@@ -1,4 +1,5 @@
-//! Phases 6-8: backend selection, backendAuth and the upstream call with timeouts and retries.
+//! Phases 6-8 for `host` backends: backend selection, the upstream call with timeouts and
+//! retries. The client and the attempt (`send_to`) are shared with LLM backends.
 
 use std::error::Error as _;
 use std::time::Duration;
@@ -7,29 +8,37 @@ use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rand::Rng;
-use tollgate_shared::config::model::{Backend, BackendKind, Retry};
 
 use super::body::{BoxBody, full};
 use super::error::ProxyError;
-use crate::runtime::CompiledRoute;
+use crate::runtime::{CompiledBackend, CompiledRoute, Target};
 
 /// Bodies up to this size are buffered so a retry can send them again.
 pub const MAX_RETRY_BODY: u64 = 64 * 1024;
 
-pub type HttpClient = Client<HttpConnector, BoxBody>;
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, BoxBody>;
 
-/// A pooled HTTP/1.1 client shared by all routes.
+/// A pooled HTTP/1.1 client shared by all routes: plain HTTP, or TLS (rustls, webpki roots)
+/// for `https` URIs such as the default LLM provider endpoints.
 pub fn client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
-    connector.set_connect_timeout(Some(Duration::from_secs(10)));
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .expect("ring supports the default TLS versions")
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(90))
-        .build(connector)
+        .build(https)
 }
 
 /// The request body as the upstream gets it: streamed once, or buffered for retries.
@@ -38,15 +47,25 @@ pub enum OutBody {
     Replayable(Bytes),
 }
 
-/// Picks a backend by weight.
-pub fn pick_backend(route: &CompiledRoute) -> Option<(usize, &Backend)> {
-    if route.total_weight == 0 {
-        return route.backends.first().map(|b| (0, b));
-    }
-    let mut ticket = rand::rng().random_range(0..route.total_weight);
-    for (i, b) in route.backends.iter().enumerate() {
-        if ticket < b.weight {
-            return Some((i, b));
+/// Picks a backend by weight among those `accept` allows.
+pub fn pick_backend(
+    route: &CompiledRoute,
+    accept: impl Fn(&CompiledBackend) -> bool,
+) -> Option<usize> {
+    let total: u32 = route
+        .backends
+        .iter()
+        .filter(|b| accept(b))
+        .map(|b| b.weight)
+        .sum();
+    let mut ticket = if total == 0 {
+        0
+    } else {
+        rand::rng().random_range(0..total)
+    };
+    for (i, b) in route.backends.iter().enumerate().filter(|(_, b)| accept(b)) {
+        if ticket < b.weight || total == 0 {
+            return Some(i);
         }
         ticket -= b.weight;
     }
@@ -84,55 +103,27 @@ pub struct Limits {
     pub max_body_size: u64,
 }
 
-/// What one attempt needs besides the body.
-pub struct Attempt<'a> {
-    pub parts: &'a http::request::Parts,
-    pub backend: &'a Backend,
-    pub limits: Limits,
-    /// 0 for the first attempt; sent as `x-retry-attempt` on retries.
-    pub retry: u32,
-}
-
-pub async fn send(
+/// One upstream attempt with its timeout; errors are classified for status and retries.
+pub async fn send_to(
     client: &HttpClient,
-    attempt: Attempt<'_>,
-    body: BoxBody,
+    upstream: &str,
+    req: Request<BoxBody>,
+    limits: Limits,
 ) -> Result<Response<Incoming>, ProxyError> {
-    let authority = match &attempt.backend.kind {
-        BackendKind::Host(a) => a.as_str(),
-        BackendKind::Ai(_) => return Err(ProxyError::NotServed("ai")),
-        BackendKind::Mcp(_) => return Err(ProxyError::NotServed("mcp")),
-    };
-    let pq = attempt
-        .parts
-        .uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str());
-    let uri: Uri = format!("http://{authority}{pq}")
-        .parse()
-        .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream URI: {e}")))?;
-    let mut req = Request::new(body);
-    *req.method_mut() = attempt.parts.method.clone();
-    *req.uri_mut() = uri;
-    *req.headers_mut() = attempt.parts.headers.clone();
-    if attempt.retry > 0 {
-        req.headers_mut()
-            .insert("x-retry-attempt", HeaderValue::from(attempt.retry));
-    }
     let call = client.request(req);
-    let result = match attempt.limits.backend_timeout {
+    let result = match limits.backend_timeout {
         Some(t) => match tokio::time::timeout(t, call).await {
             Ok(r) => r,
             Err(_) => {
                 return Err(ProxyError::UpstreamTimeout {
-                    authority: authority.to_string(),
+                    authority: upstream.to_string(),
                     timeout: t,
                 });
             }
         },
         None => call.await,
     };
-    result.map_err(|e| classify(authority, e, attempt.limits.max_body_size))
+    result.map_err(|e| classify(upstream, e, limits.max_body_size))
 }
 
 fn classify(authority: &str, e: hyper_util::client::legacy::Error, max_body: u64) -> ProxyError {
@@ -165,17 +156,17 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     cur.to_string()
 }
 
-/// Runs the attempts a route's retry policy allows; a streamed body gets exactly one.
-/// Returns the index of the backend that answered.
+/// Runs the attempts a route's retry policy allows over its `host` backends; a streamed body
+/// gets exactly one. Returns the index of the backend that answered.
 pub async fn call_with_retries(
     client: &HttpClient,
     route: &CompiledRoute,
     parts: &http::request::Parts,
     body: OutBody,
     limits: Limits,
-    mut on_retry: impl FnMut(usize),
+    on_retry: impl Fn(usize),
 ) -> Result<(usize, Response<Incoming>), ProxyError> {
-    let retry: Option<&Retry> = match &body {
+    let retry = match &body {
         OutBody::Replayable(_) => route.policies.retry.as_ref(),
         OutBody::Stream(_) => None,
     };
@@ -186,26 +177,30 @@ pub async fn call_with_retries(
     };
     let mut attempt = 0;
     loop {
-        let (index, backend) =
-            pick_backend(route).ok_or_else(|| ProxyError::NoBackend(route.name.to_string()))?;
+        let index = pick_backend(route, |b| matches!(b.target, Target::Host(_)))
+            .ok_or_else(|| ProxyError::NoBackend(route.name.to_string()))?;
+        let Target::Host(authority) = &route.backends[index].target else {
+            return Err(ProxyError::NoBackend(route.name.to_string()));
+        };
         let body = match (&bytes, stream.take()) {
             (Some(b), _) => full(b.clone()),
             (None, Some(s)) => s,
             (None, None) => return Err(ProxyError::NoBackend(route.name.to_string())),
         };
+        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+        let uri: Uri = format!("http://{authority}{pq}")
+            .parse()
+            .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream URI: {e}")))?;
+        let mut req = Request::new(body);
+        *req.method_mut() = parts.method.clone();
+        *req.uri_mut() = uri;
+        *req.headers_mut() = parts.headers.clone();
+        if attempt > 0 {
+            req.headers_mut()
+                .insert("x-retry-attempt", HeaderValue::from(attempt));
+        }
         let last = attempt + 1 >= attempts;
-        let sent = send(
-            client,
-            Attempt {
-                parts,
-                backend,
-                limits,
-                retry: attempt,
-            },
-            body,
-        )
-        .await;
-        match sent {
+        match send_to(client, authority, req, limits).await {
             Ok(resp)
                 if !last && retry.is_some_and(|r| r.codes.contains(&resp.status().as_u16())) => {}
             Err(e) if !last && e.is_retryable() => {}

@@ -1,0 +1,176 @@
+//! Provider choice for `ai` backends: priority tiers, ejection of failed providers, latency.
+//!
+//! Groups are tiers: a request uses the first tier with a healthy provider it has not tried;
+//! inside a tier the lowest latency wins and listed order breaks ties. A failed provider is
+//! ejected for 10 s, doubling on each repeat up to 5 min, so later requests skip it even
+//! without a health policy (DESIGN §5, beyond agentgateway).
+
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use tollgate_shared::config::model::{AiBackend, AiProvider};
+
+pub const BASE_EJECTION: Duration = Duration::from_secs(10);
+pub const MAX_EJECTION: Duration = Duration::from_secs(300);
+
+/// Milliseconds since the process started: a cheap monotonic clock for atomics.
+fn now_ms() -> u64 {
+    static START: OnceLock<Instant> = OnceLock::new();
+    START.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+pub struct ProviderState {
+    pub provider: AiProvider,
+    ejected_until_ms: AtomicU64,
+    ejections: AtomicU32,
+    /// Exponentially weighted moving average of time to response head, in microseconds.
+    latency_us: AtomicU64,
+}
+
+impl ProviderState {
+    fn healthy(&self, now: u64) -> bool {
+        self.ejected_until_ms.load(Ordering::Relaxed) <= now
+    }
+}
+
+/// Where a provider sits: (tier, index in tier).
+pub type ProviderId = (usize, usize);
+
+pub struct ProviderPool {
+    pub tiers: Vec<Vec<ProviderState>>,
+}
+
+impl ProviderPool {
+    pub fn new(backend: &AiBackend) -> ProviderPool {
+        let tiers = backend
+            .groups
+            .iter()
+            .map(|g| {
+                g.iter()
+                    .map(|p| ProviderState {
+                        provider: p.clone(),
+                        ejected_until_ms: AtomicU64::new(0),
+                        ejections: AtomicU32::new(0),
+                        latency_us: AtomicU64::new(0),
+                    })
+                    .collect()
+            })
+            .collect();
+        ProviderPool { tiers }
+    }
+
+    pub fn get(&self, id: ProviderId) -> &ProviderState {
+        &self.tiers[id.0][id.1]
+    }
+
+    pub fn providers(&self) -> impl Iterator<Item = &AiProvider> {
+        self.tiers.iter().flatten().map(|s| &s.provider)
+    }
+
+    /// The next provider for a request that already tried `tried`; `None` when all were tried.
+    pub fn choose(&self, tried: &[ProviderId]) -> Option<ProviderId> {
+        let now = now_ms();
+        let untried = |t: usize, i: usize| !tried.contains(&(t, i));
+        for (t, tier) in self.tiers.iter().enumerate() {
+            let best = tier
+                .iter()
+                .enumerate()
+                .filter(|(i, s)| untried(t, *i) && s.healthy(now))
+                .min_by_key(|(_, s)| s.latency_us.load(Ordering::Relaxed));
+            if let Some((i, _)) = best {
+                return Some((t, i));
+            }
+        }
+        // Everything untried is ejected: better to try the soonest back than to fail unasked.
+        self.tiers
+            .iter()
+            .enumerate()
+            .flat_map(|(t, tier)| tier.iter().enumerate().map(move |(i, s)| ((t, i), s)))
+            .filter(|((t, i), _)| untried(*t, *i))
+            .min_by_key(|(_, s)| s.ejected_until_ms.load(Ordering::Relaxed))
+            .map(|(id, _)| id)
+    }
+
+    /// Ejects the provider; returns how long it stays out.
+    pub fn record_failure(&self, id: ProviderId) -> Duration {
+        let s = self.get(id);
+        let n = s.ejections.fetch_add(1, Ordering::Relaxed).min(16);
+        let out = BASE_EJECTION.saturating_mul(1 << n).min(MAX_EJECTION);
+        s.ejected_until_ms
+            .store(now_ms() + out.as_millis() as u64, Ordering::Relaxed);
+        out
+    }
+
+    pub fn record_success(&self, id: ProviderId, latency: Duration) {
+        let s = self.get(id);
+        s.ejections.store(0, Ordering::Relaxed);
+        let sample = latency.as_micros() as u64;
+        let old = s.latency_us.load(Ordering::Relaxed);
+        let next = if old == 0 {
+            sample
+        } else {
+            (old * 7 + sample * 3) / 10
+        };
+        s.latency_us.store(next.max(1), Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_shared::config::model::Provider;
+
+    fn provider(name: &str) -> AiProvider {
+        AiProvider {
+            name: name.into(),
+            provider: Provider::OpenAi,
+            model: None,
+            host_override: None,
+            path_override: None,
+            path_prefix: None,
+            routes: None,
+            backend_auth: None,
+        }
+    }
+
+    fn pool(tiers: &[&[&str]]) -> ProviderPool {
+        ProviderPool::new(&AiBackend {
+            groups: tiers
+                .iter()
+                .map(|t| t.iter().map(|n| provider(n)).collect())
+                .collect(),
+        })
+    }
+
+    #[test]
+    fn first_tier_first_and_no_repeats() {
+        let p = pool(&[&["a", "b"], &["c"]]);
+        assert_eq!(p.choose(&[]), Some((0, 0)));
+        assert_eq!(p.choose(&[(0, 0)]), Some((0, 1)));
+        assert_eq!(p.choose(&[(0, 0), (0, 1)]), Some((1, 0)));
+        assert_eq!(p.choose(&[(0, 0), (0, 1), (1, 0)]), None);
+    }
+
+    #[test]
+    fn ejected_providers_are_skipped_and_backoff_doubles() {
+        let p = pool(&[&["a", "b"]]);
+        assert_eq!(p.record_failure((0, 0)), Duration::from_secs(10));
+        assert_eq!(p.choose(&[]), Some((0, 1)));
+        assert_eq!(p.record_failure((0, 0)), Duration::from_secs(20));
+        for _ in 0..10 {
+            p.record_failure((0, 0));
+        }
+        assert_eq!(p.record_failure((0, 0)), MAX_EJECTION);
+        // Only ejected ones left: still try one rather than fail.
+        assert_eq!(p.choose(&[(0, 1)]), Some((0, 0)));
+    }
+
+    #[test]
+    fn lower_latency_wins_inside_a_tier() {
+        let p = pool(&[&["a", "b"]]);
+        p.record_success((0, 0), Duration::from_millis(50));
+        p.record_success((0, 1), Duration::from_millis(5));
+        assert_eq!(p.choose(&[]), Some((0, 1)));
+    }
+}

@@ -1,0 +1,480 @@
+//! LLM backends (DESIGN §5): route types, provider choice with failover, translation between
+//! OpenAI chat completions and Anthropic Messages, and token usage.
+
+pub mod failover;
+pub mod provider;
+pub mod stream;
+pub mod translate;
+pub mod usage;
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyDataStream, BodyExt, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde_json::{Value, json};
+use tollgate_shared::config::model::{BackendAuth, RouteType};
+
+use self::failover::{ProviderId, ProviderPool};
+use self::provider::Format;
+use self::stream::Translate;
+use self::translate::InvalidRequest;
+use self::usage::Usage;
+use crate::metrics::Metrics;
+use crate::proxy::body::{BoxBody, full};
+use crate::proxy::error::ProxyError;
+use crate::proxy::upstream::{self, HttpClient, Limits};
+use crate::runtime::CompiledRoute;
+
+/// Largest upstream answer the gateway reads whole (non-streamed LLM responses, errors).
+const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+/// Everything one LLM request needs from the gateway and its route.
+pub struct AiCall<'a> {
+    pub client: &'a HttpClient,
+    pub metrics: &'a Arc<Metrics>,
+    pub route: &'a CompiledRoute,
+    pub pool: &'a ProviderPool,
+    pub limits: Limits,
+    /// Called with the provider's name before each retry.
+    pub on_retry: &'a (dyn Fn(&str) + Sync),
+}
+
+/// The answer and the provider that gave it.
+pub struct Served {
+    pub response: Response<BoxBody>,
+    pub provider: Option<Arc<str>>,
+}
+
+/// How one attempt talks to its provider.
+struct Plan {
+    path: String,
+    body: Bytes,
+    /// `None` for passthrough: nothing is parsed or translated.
+    formats: Option<(Format, Format)>,
+    exchange: Option<Exchange>,
+}
+
+pub async fn serve(
+    call: AiCall<'_>,
+    parts: http::request::Parts,
+    body: Bytes,
+) -> Result<Served, ProxyError> {
+    let path = parts.uri.path();
+    let pq = parts.uri.path_and_query().map_or(path, |p| p.as_str());
+    let retry = call.route.policies.retry.as_ref();
+    let attempts = retry.map_or(1, |r| r.attempts);
+    let mut parsed: Option<Value> = None;
+    let mut tried: Vec<ProviderId> = Vec::new();
+    let mut last_error = None;
+    for attempt in 0..attempts {
+        let Some(id) = call.pool.choose(&tried).or_else(|| call.pool.choose(&[])) else {
+            break;
+        };
+        tried.push(id);
+        let provider = &call.pool.get(id).provider;
+        let name: Arc<str> = provider.name.as_str().into();
+        let kind = provider
+            .routes
+            .as_ref()
+            .or(call.route.policies.ai_routes.as_ref())
+            .map_or(RouteType::Completions, |m| m.classify(path));
+        let plan = match kind {
+            RouteType::Models => {
+                return Ok(Served {
+                    response: models(call.pool),
+                    provider: None,
+                });
+            }
+            RouteType::Passthrough => Plan {
+                path: provider::passthrough_path(provider, pq),
+                body: body.clone(),
+                formats: None,
+                exchange: None,
+            },
+            RouteType::Completions | RouteType::Messages => {
+                let client = if kind == RouteType::Messages {
+                    Format::Anthropic
+                } else {
+                    Format::OpenAi
+                };
+                if parsed.is_none() {
+                    parsed = Some(parse(&body)?);
+                }
+                let request = parsed.as_ref().expect("parsed above");
+                let upstream = Format::of(provider.provider);
+                let model = provider
+                    .model
+                    .clone()
+                    .or_else(|| {
+                        request
+                            .get("model")
+                            .and_then(Value::as_str)
+                            .map(str::to_string)
+                    })
+                    .ok_or_else(|| {
+                        ProxyError::BadRequest(
+                            "invalid LLM request: missing field: model not specified".into(),
+                        )
+                    })?;
+                let out = build_body(request, client, upstream, &model)
+                    .map_err(|e| ProxyError::BadRequest(format!("invalid LLM request: {e}")))?;
+                Plan {
+                    path: provider::operation_path(provider),
+                    body: Bytes::from(out.to_string()),
+                    formats: Some((client, upstream)),
+                    exchange: Some(Exchange {
+                        metrics: call.metrics.clone(),
+                        system: provider::system(provider.provider),
+                        request_model: model,
+                        started: Instant::now(),
+                    }),
+                }
+            }
+        };
+        let auth = provider
+            .backend_auth
+            .as_ref()
+            .or(call.route.policies.backend_auth.as_ref());
+        let request = upstream_request(&parts, provider, auth, &plan, attempt)?;
+        let started = Instant::now();
+        match upstream::send_to(call.client, &provider.name, request, call.limits).await {
+            Err(e) if e.is_retryable() => {
+                call.pool.record_failure(id);
+                last_error = Some(e);
+            }
+            Err(e) => return Err(e),
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                let listed = retry.is_some_and(|r| r.codes.contains(&status));
+                if listed || status >= 500 || status == 429 {
+                    let out = call.pool.record_failure(id);
+                    tracing::warn!(provider = %name, status, ejected_for = ?out, "provider failed");
+                } else {
+                    call.pool.record_success(id, started.elapsed());
+                }
+                if !(listed && attempt + 1 < attempts) {
+                    let response = respond(resp, &plan, &name).await?;
+                    return Ok(Served {
+                        response,
+                        provider: Some(name),
+                    });
+                }
+            }
+        }
+        if attempt + 1 < attempts {
+            (call.on_retry)(&name);
+            if let Some(backoff) = retry.and_then(|r| r.backoff) {
+                tokio::time::sleep(backoff).await;
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| ProxyError::NoBackend(call.route.name.to_string())))
+}
+
+fn parse(body: &[u8]) -> Result<Value, ProxyError> {
+    let v: Value = serde_json::from_slice(body).map_err(|e| {
+        ProxyError::BadRequest(format!("invalid LLM request: the body is not JSON: {e}"))
+    })?;
+    if !v.is_object() {
+        return Err(ProxyError::BadRequest(
+            "invalid LLM request: the body must be a JSON object".into(),
+        ));
+    }
+    Ok(v)
+}
+
+/// The upstream body for a client request: model replaced, translated when formats differ.
+fn build_body(
+    req: &Value,
+    client: Format,
+    upstream: Format,
+    model: &str,
+) -> Result<Value, InvalidRequest> {
+    match (client, upstream) {
+        (Format::OpenAi, Format::Anthropic) => translate::completions_to_messages(req, model),
+        (Format::Anthropic, Format::OpenAi) => translate::messages_to_completions(req, model),
+        (same, _) => {
+            if !req.get("messages").is_some_and(Value::is_array) {
+                return Err(InvalidRequest(
+                    "missing field: `messages` must be an array".into(),
+                ));
+            }
+            let mut out = req.clone();
+            out["model"] = Value::String(model.to_string());
+            if same == Format::OpenAi && out.get("stream").and_then(Value::as_bool) == Some(true) {
+                // Usage only arrives in OpenAI streams when asked for.
+                out["stream_options"]["include_usage"] = Value::Bool(true);
+            }
+            if same == Format::Anthropic && out.get("max_tokens").is_none() {
+                out["max_tokens"] = translate::DEFAULT_MAX_TOKENS.into();
+            }
+            Ok(out)
+        }
+    }
+}
+
+fn upstream_request(
+    parts: &http::request::Parts,
+    p: &tollgate_shared::config::model::AiProvider,
+    auth: Option<&BackendAuth>,
+    plan: &Plan,
+    attempt: u32,
+) -> Result<Request<BoxBody>, ProxyError> {
+    let uri: http::Uri = format!("{}{}", provider::base_url(p), plan.path)
+        .parse()
+        .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream URI: {e}")))?;
+    let mut req = Request::new(full(plan.body.clone()));
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = uri;
+    let headers = req.headers_mut();
+    *headers = parts.headers.clone();
+    headers.remove(header::HOST);
+    headers.remove(header::CONTENT_LENGTH);
+    if plan.formats.is_some() {
+        // The gateway reads these bodies, so they must arrive uncompressed.
+        headers.remove(header::ACCEPT_ENCODING);
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+    }
+    provider::apply_auth(p.provider, auth, headers);
+    if attempt > 0 {
+        headers.insert("x-retry-attempt", HeaderValue::from(attempt));
+    }
+    Ok(req)
+}
+
+/// `/v1/models` answered by the gateway with the configured models (OpenAI's list format).
+fn models(pool: &ProviderPool) -> Response<BoxBody> {
+    let mut data: Vec<Value> = Vec::new();
+    for p in pool.providers() {
+        if let Some(m) = &p.model
+            && !data.iter().any(|d| d["id"] == m.as_str())
+        {
+            data.push(json!({"id": m, "object": "model", "created": 0, "owned_by": provider::system(p.provider)}));
+        }
+    }
+    json_response(StatusCode::OK, &json!({"object": "list", "data": data}))
+}
+
+fn json_response(status: StatusCode, v: &Value) -> Response<BoxBody> {
+    let mut resp = Response::new(full(Bytes::from(v.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+async fn read_all(body: Incoming, provider: &str) -> Result<Bytes, ProxyError> {
+    Limited::new(body, MAX_UPSTREAM_BODY)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|e| ProxyError::UpstreamProtocol {
+            authority: provider.to_string(),
+            reason: format!("reading the answer failed: {e}"),
+        })
+}
+
+/// Response processing: errors reshaped for the client, bodies translated, usage recorded.
+async fn respond(
+    resp: Response<Incoming>,
+    plan: &Plan,
+    provider: &str,
+) -> Result<Response<BoxBody>, ProxyError> {
+    let (mut parts, body) = resp.into_parts();
+    upstream::strip_hop_by_hop(&mut parts.headers);
+    parts.version = http::Version::default();
+    let Some((client, upstream_format)) = plan.formats else {
+        return Ok(Response::from_parts(
+            parts,
+            body.map_err(Into::into).boxed_unsync(),
+        ));
+    };
+    let status = parts.status;
+    if !status.is_success() {
+        let bytes = read_all(body, provider).await?;
+        if client == upstream_format {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            return Ok(Response::from_parts(parts, full(bytes)));
+        }
+        let (message, kind) = translate::error_parts(&bytes);
+        let shaped = match client {
+            Format::OpenAi => translate::openai_error(&message, &kind),
+            Format::Anthropic => translate::anthropic_error(
+                &message,
+                translate::anthropic_error_type(status.as_u16()),
+            ),
+        };
+        return Ok(json_response(status, &shaped));
+    }
+    let exchange = plan.exchange.clone();
+    let is_sse = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    if is_sse {
+        let translator: Box<dyn Translate> = match (client, upstream_format) {
+            (Format::OpenAi, Format::OpenAi) => Box::<stream::OpenAiPassthrough>::default(),
+            (Format::Anthropic, Format::Anthropic) => {
+                Box::<stream::AnthropicPassthrough>::default()
+            }
+            (Format::OpenAi, Format::Anthropic) => {
+                Box::new(stream::AnthropicToOpenAi::new(unix_now()))
+            }
+            (Format::Anthropic, Format::OpenAi) => Box::<stream::OpenAiToAnthropic>::default(),
+        };
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream"),
+        );
+        parts
+            .headers
+            .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        return Ok(Response::from_parts(
+            parts,
+            translated_stream(body, translator, exchange),
+        ));
+    }
+    let bytes = read_all(body, provider).await?;
+    let bad = |reason: String| ProxyError::UpstreamProtocol {
+        authority: provider.to_string(),
+        reason,
+    };
+    let value: Value =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("the answer is not JSON ({e})")))?;
+    let out = match (client, upstream_format) {
+        (Format::OpenAi, Format::Anthropic) => {
+            translate::messages_response_to_completion(&value, unix_now())
+        }
+        (Format::Anthropic, Format::OpenAi) => translate::completion_to_messages_response(&value),
+        (Format::OpenAi, Format::OpenAi) if value.get("choices").is_none() => Err(
+            translate::BadResponse("an OpenAI completion without `choices`".into()),
+        ),
+        (Format::Anthropic, Format::Anthropic) if value.get("content").is_none() => Err(
+            translate::BadResponse("an Anthropic message without `content`".into()),
+        ),
+        _ => Ok(value.clone()),
+    }
+    .map_err(|e| bad(format!("not a valid answer: {e}")))?;
+    if let Some(ex) = exchange {
+        ex.finish(&Usage::from_response(&value));
+    }
+    Ok(json_response(status, &out))
+}
+
+/// What the stream body owns; reports usage exactly once, on end or drop.
+struct StreamState {
+    events: futures_util::stream::BoxStream<'static, Result<eventsource_stream::Event, String>>,
+    translator: Box<dyn Translate>,
+    queue: VecDeque<Bytes>,
+    finished: bool,
+    exchange: Option<Exchange>,
+}
+
+impl Drop for StreamState {
+    fn drop(&mut self) {
+        if let Some(ex) = self.exchange.take() {
+            ex.finish(self.translator.usage());
+        }
+    }
+}
+
+fn translated_stream(
+    body: Incoming,
+    translator: Box<dyn Translate>,
+    exchange: Option<Exchange>,
+) -> BoxBody {
+    use eventsource_stream::Eventsource;
+    let events = BodyDataStream::new(body)
+        .eventsource()
+        .map(|r| r.map_err(|e| e.to_string()))
+        .boxed();
+    let state = StreamState {
+        events,
+        translator,
+        queue: VecDeque::new(),
+        finished: false,
+        exchange,
+    };
+    let frames = futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            if let Some(b) = s.queue.pop_front() {
+                return Some((Ok::<_, crate::proxy::body::BoxError>(Frame::data(b)), s));
+            }
+            if s.finished {
+                return None;
+            }
+            match s.events.next().await {
+                Some(Ok(ev)) => {
+                    s.translator.event(&ev, &mut s.queue);
+                    s.finished = s.translator.done();
+                }
+                Some(Err(e)) => {
+                    s.translator
+                        .fail(&format!("the upstream stream broke: {e}"), &mut s.queue);
+                    s.finished = true;
+                }
+                None => {
+                    s.translator.fail(
+                        "the upstream stream ended before its last event",
+                        &mut s.queue,
+                    );
+                    s.finished = true;
+                }
+            }
+        }
+    });
+    BoxBody::new(StreamBody::new(frames))
+}
+
+/// One LLM exchange's telemetry, finished with its usage when the response ends.
+#[derive(Clone)]
+pub struct Exchange {
+    metrics: Arc<Metrics>,
+    system: &'static str,
+    request_model: String,
+    started: Instant,
+}
+
+impl Exchange {
+    pub fn finish(self, usage: &Usage) {
+        let response_model = usage
+            .response_model
+            .as_deref()
+            .unwrap_or(&self.request_model);
+        let m = &self.metrics;
+        for (kind, tokens) in [("input", usage.input), ("output", usage.output)] {
+            if let Some(t) = tokens {
+                m.gen_ai_token_usage
+                    .with_label_values(&[
+                        kind,
+                        "chat",
+                        self.system,
+                        &self.request_model,
+                        response_model,
+                    ])
+                    .observe(t as f64);
+            }
+        }
+        m.gen_ai_request_duration
+            .with_label_values(&["chat", self.system, &self.request_model, response_model])
+            .observe(self.started.elapsed().as_secs_f64());
+    }
+}

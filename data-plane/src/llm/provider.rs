@@ -1,0 +1,176 @@
+//! Where and how each provider is called: address, path, credentials, headers.
+
+use http::{HeaderMap, HeaderValue, header};
+use tollgate_shared::config::model::{AiProvider, BackendAuth, Provider};
+
+/// Sent when the client did not choose an Anthropic API version.
+pub const ANTHROPIC_VERSION: &str = "2023-06-01";
+
+/// The wire format a body is in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// OpenAI chat completions.
+    OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
+impl Format {
+    pub fn of(p: Provider) -> Format {
+        match p {
+            Provider::OpenAi => Format::OpenAi,
+            Provider::Anthropic => Format::Anthropic,
+        }
+    }
+}
+
+/// `gen_ai.system` / provider id used in telemetry.
+pub fn system(p: Provider) -> &'static str {
+    match p {
+        Provider::OpenAi => "openai",
+        Provider::Anthropic => "anthropic",
+    }
+}
+
+/// Scheme and authority: the override over plain HTTP, or the provider's API over TLS.
+pub fn base_url(p: &AiProvider) -> String {
+    match (&p.host_override, p.provider) {
+        (Some(h), _) => format!("http://{h}"),
+        (None, Provider::OpenAi) => "https://api.openai.com".to_string(),
+        (None, Provider::Anthropic) => "https://api.anthropic.com".to_string(),
+    }
+}
+
+/// The provider's own path for a parsed operation (`pathOverride` and `pathPrefix` applied).
+pub fn operation_path(p: &AiProvider) -> String {
+    if let Some(o) = &p.path_override {
+        return o.clone();
+    }
+    let suffix = match p.provider {
+        Provider::OpenAi => "/chat/completions",
+        Provider::Anthropic => "/messages",
+    };
+    format!(
+        "{}{suffix}",
+        p.path_prefix
+            .as_deref()
+            .unwrap_or("/v1")
+            .trim_end_matches('/')
+    )
+}
+
+/// The client's path and query for passthrough, with `pathPrefix` replacing the `/v1` base.
+pub fn passthrough_path(p: &AiProvider, path_and_query: &str) -> String {
+    if let Some(o) = &p.path_override {
+        return o.clone();
+    }
+    match &p.path_prefix {
+        Some(prefix) => {
+            let rest = path_and_query.strip_prefix("/v1").unwrap_or(path_and_query);
+            format!("{}{rest}", prefix.trim_end_matches('/'))
+        }
+        None => path_and_query.to_string(),
+    }
+}
+
+/// Puts the key where the provider expects it, replacing the client's own credentials.
+/// Without a configured key the client's credentials go through (an Anthropic bearer token
+/// moves to `x-api-key`).
+pub fn apply_auth(p: Provider, auth: Option<&BackendAuth>, headers: &mut HeaderMap) {
+    let client_bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    match p {
+        Provider::OpenAi => {
+            if let Some(a) = auth
+                && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", a.key.expose()))
+            {
+                headers.remove("x-api-key");
+                headers.insert(header::AUTHORIZATION, v);
+            }
+        }
+        Provider::Anthropic => {
+            let key = auth.map(|a| a.key.expose().to_string()).or(client_bearer);
+            if let Some(v) = key.and_then(|k| HeaderValue::from_str(&k).ok()) {
+                headers.remove(header::AUTHORIZATION);
+                headers.insert("x-api-key", v);
+            }
+            if !headers.contains_key("anthropic-version") {
+                headers.insert(
+                    "anthropic-version",
+                    HeaderValue::from_static(ANTHROPIC_VERSION),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tollgate_shared::config::model::Secret;
+
+    fn provider(kind: Provider, prefix: Option<&str>) -> AiProvider {
+        AiProvider {
+            name: "p".into(),
+            provider: kind,
+            model: None,
+            host_override: None,
+            path_override: None,
+            path_prefix: prefix.map(str::to_string),
+            routes: None,
+            backend_auth: None,
+        }
+    }
+
+    #[test]
+    fn paths() {
+        assert_eq!(
+            operation_path(&provider(Provider::OpenAi, None)),
+            "/v1/chat/completions"
+        );
+        assert_eq!(
+            operation_path(&provider(Provider::Anthropic, Some("/api/"))),
+            "/api/messages"
+        );
+        assert_eq!(
+            passthrough_path(&provider(Provider::OpenAi, Some("/x")), "/v1/models?a=1"),
+            "/x/models?a=1"
+        );
+        assert_eq!(
+            base_url(&provider(Provider::Anthropic, None)),
+            "https://api.anthropic.com"
+        );
+    }
+
+    #[test]
+    fn anthropic_auth_replaces_client_credentials() {
+        let auth = BackendAuth {
+            key: Secret::new("sk-ant".into(), None),
+        };
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer client"),
+        );
+        h.insert("x-api-key", HeaderValue::from_static("client-key"));
+        apply_auth(Provider::Anthropic, Some(&auth), &mut h);
+        assert_eq!(h["x-api-key"], "sk-ant");
+        assert!(h.get(header::AUTHORIZATION).is_none());
+        assert_eq!(h["anthropic-version"], ANTHROPIC_VERSION);
+    }
+
+    #[test]
+    fn openai_auth_is_a_bearer_token() {
+        let auth = BackendAuth {
+            key: Secret::new("sk-oai".into(), None),
+        };
+        let mut h = HeaderMap::new();
+        h.insert("x-api-key", HeaderValue::from_static("client-key"));
+        apply_auth(Provider::OpenAi, Some(&auth), &mut h);
+        assert_eq!(h[header::AUTHORIZATION], "Bearer sk-oai");
+        assert!(h.get("x-api-key").is_none());
+    }
+}

@@ -1,0 +1,433 @@
+//! SSE streams, translated event by event (never buffered whole), with usage tracking.
+//!
+//! Each direction is a small state machine fed one upstream event at a time; it writes the
+//! client's frames into a queue. Usage is reported when the stream ends, fails, or is dropped
+//! because the client went away.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use eventsource_stream::Event;
+use serde_json::{Value, json};
+
+use super::translate::{anthropic_error, finish_reason, openai_error, stop_reason};
+use super::usage::Usage;
+
+/// One direction of stream handling.
+pub trait Translate: Send {
+    fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>);
+    /// True once the upstream sent its terminal event.
+    fn done(&self) -> bool;
+    /// The upstream broke or ended early: tell the client in its own format.
+    fn fail(&mut self, message: &str, out: &mut VecDeque<Bytes>);
+    fn usage(&self) -> &Usage;
+}
+
+fn data_frame(v: &Value) -> Bytes {
+    Bytes::from(format!("data: {v}\n\n"))
+}
+
+fn named_frame(name: &str, v: &Value) -> Bytes {
+    Bytes::from(format!("event: {name}\ndata: {v}\n\n"))
+}
+
+const DONE: &str = "data: [DONE]\n\n";
+
+/// Reads usage from an OpenAI chunk.
+fn openai_usage(chunk: &Value, usage: &mut Usage) {
+    if let Some(m) = chunk.get("model").and_then(Value::as_str) {
+        usage.response_model.get_or_insert_with(|| m.to_string());
+    }
+    if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
+        usage.input = u
+            .get("prompt_tokens")
+            .and_then(Value::as_u64)
+            .or(usage.input);
+        usage.output = u
+            .get("completion_tokens")
+            .and_then(Value::as_u64)
+            .or(usage.output);
+    }
+}
+
+/// Reads usage from an Anthropic event.
+fn anthropic_usage(ev: &Value, usage: &mut Usage) {
+    if let Some(msg) = ev.get("message") {
+        if let Some(m) = msg.get("model").and_then(Value::as_str) {
+            usage.response_model = Some(m.to_string());
+        }
+        if let Some(u) = msg.get("usage") {
+            usage.input = u
+                .get("input_tokens")
+                .and_then(Value::as_u64)
+                .or(usage.input);
+            usage.output = u
+                .get("output_tokens")
+                .and_then(Value::as_u64)
+                .or(usage.output);
+        }
+    }
+    if ev["type"] == "message_delta"
+        && let Some(u) = ev.get("usage")
+    {
+        usage.input = u
+            .get("input_tokens")
+            .and_then(Value::as_u64)
+            .or(usage.input);
+        usage.output = u
+            .get("output_tokens")
+            .and_then(Value::as_u64)
+            .or(usage.output);
+    }
+}
+
+/// OpenAI upstream, OpenAI client: forwarded as is, usage observed.
+#[derive(Default)]
+pub struct OpenAiPassthrough {
+    usage: Usage,
+    done: bool,
+}
+
+impl Translate for OpenAiPassthrough {
+    fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>) {
+        if ev.data.trim() == "[DONE]" {
+            self.done = true;
+            out.push_back(Bytes::from_static(DONE.as_bytes()));
+            return;
+        }
+        if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
+            openai_usage(&v, &mut self.usage);
+        }
+        out.push_back(Bytes::from(format!("data: {}\n\n", ev.data)));
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    fn fail(&mut self, message: &str, out: &mut VecDeque<Bytes>) {
+        out.push_back(data_frame(&openai_error(message, "api_error")));
+    }
+
+    fn usage(&self) -> &Usage {
+        &self.usage
+    }
+}
+
+/// Anthropic upstream, Anthropic client: forwarded as is, usage observed.
+#[derive(Default)]
+pub struct AnthropicPassthrough {
+    usage: Usage,
+    done: bool,
+}
+
+impl Translate for AnthropicPassthrough {
+    fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>) {
+        if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
+            anthropic_usage(&v, &mut self.usage);
+            if v["type"] == "message_stop" {
+                self.done = true;
+            }
+        }
+        out.push_back(Bytes::from(format!(
+            "event: {}\ndata: {}\n\n",
+            ev.event, ev.data
+        )));
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    fn fail(&mut self, message: &str, out: &mut VecDeque<Bytes>) {
+        out.push_back(named_frame("error", &anthropic_error(message, "api_error")));
+    }
+
+    fn usage(&self) -> &Usage {
+        &self.usage
+    }
+}
+
+/// Anthropic upstream, OpenAI client: `chat.completion.chunk`s, then `[DONE]`.
+pub struct AnthropicToOpenAi {
+    usage: Usage,
+    id: String,
+    created: u64,
+    role_sent: bool,
+    /// Anthropic block index -> OpenAI tool call index.
+    tools: Vec<(u64, usize)>,
+    args_streamed: Vec<bool>,
+    done: bool,
+}
+
+impl AnthropicToOpenAi {
+    pub fn new(created: u64) -> Self {
+        AnthropicToOpenAi {
+            usage: Usage::default(),
+            id: String::new(),
+            created,
+            role_sent: false,
+            tools: Vec::new(),
+            args_streamed: Vec::new(),
+            done: false,
+        }
+    }
+
+    fn chunk(&mut self, mut delta: Value, finish: Option<&str>, usage: Option<Value>) -> Value {
+        if !self.role_sent {
+            delta["role"] = json!("assistant");
+            self.role_sent = true;
+        }
+        let mut chunk = json!({
+            "id": self.id,
+            "object": "chat.completion.chunk",
+            "created": self.created,
+            "model": self.usage.response_model.clone().unwrap_or_default(),
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
+        });
+        if let Some(u) = usage {
+            chunk["usage"] = u;
+        }
+        chunk
+    }
+
+    fn tool_index(&self, block: u64) -> Option<usize> {
+        self.tools
+            .iter()
+            .find(|(b, _)| *b == block)
+            .map(|(_, i)| *i)
+    }
+}
+
+impl Translate for AnthropicToOpenAi {
+    fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>) {
+        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+            return;
+        };
+        anthropic_usage(&v, &mut self.usage);
+        let block = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+        match v["type"].as_str().unwrap_or(&ev.event) {
+            "message_start" => {
+                self.id = v
+                    .pointer("/message/id")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
+            }
+            "content_block_start" if v["content_block"]["type"] == "tool_use" => {
+                let index = self.tools.len();
+                self.tools.push((block, index));
+                self.args_streamed.push(false);
+                let cb = &v["content_block"];
+                let delta = json!({"tool_calls": [{"index": index, "id": cb["id"], "type": "function", "function": {"name": cb["name"], "arguments": ""}}]});
+                let c = self.chunk(delta, None, None);
+                out.push_back(data_frame(&c));
+            }
+            "content_block_delta" => {
+                let d = &v["delta"];
+                let delta = match d["type"].as_str() {
+                    Some("text_delta") => json!({"content": d["text"]}),
+                    Some("input_json_delta") => {
+                        let Some(index) = self.tool_index(block) else {
+                            return;
+                        };
+                        self.args_streamed[index] = true;
+                        json!({"tool_calls": [{"index": index, "function": {"arguments": d["partial_json"]}}]})
+                    }
+                    Some("thinking_delta") => json!({"reasoning_content": d["thinking"]}),
+                    _ => return,
+                };
+                let c = self.chunk(delta, None, None);
+                out.push_back(data_frame(&c));
+            }
+            "content_block_stop" => {
+                if let Some(index) = self.tool_index(block).filter(|i| !self.args_streamed[*i]) {
+                    let delta =
+                        json!({"tool_calls": [{"index": index, "function": {"arguments": "{}"}}]});
+                    let c = self.chunk(delta, None, None);
+                    out.push_back(data_frame(&c));
+                }
+            }
+            "message_delta" => {
+                let reason =
+                    finish_reason(v["delta"]["stop_reason"].as_str().unwrap_or("end_turn"));
+                let (i, o) = (
+                    self.usage.input.unwrap_or(0),
+                    self.usage.output.unwrap_or(0),
+                );
+                let usage =
+                    json!({"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o});
+                let c = self.chunk(json!({}), Some(reason), Some(usage));
+                out.push_back(data_frame(&c));
+            }
+            "message_stop" => {
+                self.done = true;
+                out.push_back(Bytes::from_static(DONE.as_bytes()));
+            }
+            "error" => {
+                let message = v["error"]["message"].as_str().unwrap_or("upstream error");
+                let kind = v["error"]["type"].as_str().unwrap_or("api_error");
+                out.push_back(data_frame(&openai_error(message, kind)));
+                self.done = true;
+            }
+            _ => {}
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    fn fail(&mut self, message: &str, out: &mut VecDeque<Bytes>) {
+        out.push_back(data_frame(&openai_error(message, "api_error")));
+    }
+
+    fn usage(&self) -> &Usage {
+        &self.usage
+    }
+}
+
+/// OpenAI upstream, Anthropic client: Messages stream events.
+#[derive(Default)]
+pub struct OpenAiToAnthropic {
+    usage: Usage,
+    started: bool,
+    /// Index and kind of the open content block.
+    open: Option<(usize, Open)>,
+    next_block: usize,
+    /// OpenAI tool call index -> Anthropic block index.
+    tool_blocks: Vec<(u64, usize)>,
+    stop: Option<&'static str>,
+    done: bool,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Open {
+    Text,
+    Tool(u64),
+}
+
+impl OpenAiToAnthropic {
+    fn close(&mut self, out: &mut VecDeque<Bytes>) {
+        if let Some((index, _)) = self.open.take() {
+            out.push_back(named_frame(
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": index}),
+            ));
+        }
+    }
+
+    fn open_block(&mut self, kind: Open, block: Value, out: &mut VecDeque<Bytes>) -> usize {
+        self.close(out);
+        let index = self.next_block;
+        self.next_block += 1;
+        self.open = Some((index, kind));
+        out.push_back(named_frame(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+        ));
+        index
+    }
+
+    fn finish(&mut self, out: &mut VecDeque<Bytes>) {
+        self.close(out);
+        let usage = json!({"input_tokens": self.usage.input.unwrap_or(0), "output_tokens": self.usage.output.unwrap_or(0)});
+        out.push_back(named_frame(
+            "message_delta",
+            &json!({"type": "message_delta", "delta": {"stop_reason": self.stop.unwrap_or("end_turn"), "stop_sequence": Value::Null}, "usage": usage}),
+        ));
+        out.push_back(named_frame(
+            "message_stop",
+            &json!({"type": "message_stop"}),
+        ));
+        self.done = true;
+    }
+}
+
+impl Translate for OpenAiToAnthropic {
+    fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>) {
+        if ev.data.trim() == "[DONE]" {
+            self.finish(out);
+            return;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
+            return;
+        };
+        if let Some(e) = v.get("error") {
+            let message = e["message"].as_str().unwrap_or("upstream error");
+            out.push_back(named_frame("error", &anthropic_error(message, "api_error")));
+            self.done = true;
+            return;
+        }
+        openai_usage(&v, &mut self.usage);
+        if !self.started {
+            self.started = true;
+            out.push_back(named_frame("message_start", &json!({"type": "message_start", "message": {
+                "id": v["id"], "type": "message", "role": "assistant",
+                "model": v["model"], "content": [], "stop_reason": Value::Null, "stop_sequence": Value::Null,
+                "usage": {"input_tokens": 0, "output_tokens": 0},
+            }})));
+        }
+        let Some(choice) = v.pointer("/choices/0") else {
+            return;
+        };
+        let delta = &choice["delta"];
+        if let Some(text) = delta
+            .get("content")
+            .and_then(Value::as_str)
+            .filter(|t| !t.is_empty())
+        {
+            let index = match self.open {
+                Some((i, Open::Text)) => i,
+                _ => self.open_block(Open::Text, json!({"type": "text", "text": ""}), out),
+            };
+            out.push_back(named_frame(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": text}}),
+            ));
+        }
+        for call in delta
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+        {
+            let tool = call.get("index").and_then(Value::as_u64).unwrap_or(0);
+            let index = match self.tool_blocks.iter().find(|(t, _)| *t == tool) {
+                Some((_, i)) if self.open == Some((*i, Open::Tool(tool))) => *i,
+                _ => {
+                    let block = json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": {}});
+                    let i = self.open_block(Open::Tool(tool), block, out);
+                    self.tool_blocks.push((tool, i));
+                    i
+                }
+            };
+            if let Some(args) = call["function"]
+                .get("arguments")
+                .and_then(Value::as_str)
+                .filter(|a| !a.is_empty())
+            {
+                out.push_back(named_frame(
+                    "content_block_delta",
+                    &json!({"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": args}}),
+                ));
+            }
+        }
+        if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
+            self.stop = Some(stop_reason(reason));
+            self.close(out);
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.done
+    }
+
+    fn fail(&mut self, message: &str, out: &mut VecDeque<Bytes>) {
+        out.push_back(named_frame("error", &anthropic_error(message, "api_error")));
+    }
+
+    fn usage(&self) -> &Usage {
+        &self.usage
+    }
+}

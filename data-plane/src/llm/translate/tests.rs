@@ -1,0 +1,152 @@
+//! Golden tests: `golden/*.json` hold an input, the expected translation and, for streams,
+//! the usage the translator must report.
+
+use std::collections::VecDeque;
+
+use serde_json::Value;
+
+use super::*;
+use crate::llm::stream::{self, Translate};
+
+fn golden(name: &str) -> Value {
+    let path = format!("{}/src/llm/golden/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn completions_request_to_anthropic() {
+    let g = golden("completions-request-to-anthropic");
+    let out = completions_to_messages(&g["input"], g["model"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        out,
+        g["expected"],
+        "{}",
+        serde_json::to_string_pretty(&out).unwrap()
+    );
+}
+
+#[test]
+fn messages_request_to_openai() {
+    let g = golden("messages-request-to-openai");
+    let out = messages_to_completions(&g["input"], g["model"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        out,
+        g["expected"],
+        "{}",
+        serde_json::to_string_pretty(&out).unwrap()
+    );
+}
+
+#[test]
+fn anthropic_response_to_completion() {
+    let g = golden("anthropic-response-to-completion");
+    let out = messages_response_to_completion(&g["input"], 1_700_000_000).unwrap();
+    assert_eq!(
+        out,
+        g["expected"],
+        "{}",
+        serde_json::to_string_pretty(&out).unwrap()
+    );
+}
+
+#[test]
+fn completion_response_to_anthropic() {
+    let g = golden("completion-response-to-anthropic");
+    let out = completion_to_messages_response(&g["input"]).unwrap();
+    assert_eq!(
+        out,
+        g["expected"],
+        "{}",
+        serde_json::to_string_pretty(&out).unwrap()
+    );
+}
+
+fn run(tr: &mut dyn Translate, events: &Value) -> Vec<String> {
+    let mut out = VecDeque::new();
+    for e in events.as_array().unwrap() {
+        let data = match &e[1] {
+            Value::String(s) => s.clone(),
+            v => v.to_string(),
+        };
+        let ev = eventsource_stream::Event {
+            event: e[0].as_str().unwrap_or("message").to_string(),
+            data,
+            ..Default::default()
+        };
+        tr.event(&ev, &mut out);
+    }
+    assert!(tr.done(), "the stream reached its terminal event");
+    out.into_iter()
+        .map(|b| String::from_utf8(b.to_vec()).unwrap())
+        .collect()
+}
+
+#[test]
+fn anthropic_stream_to_openai_chunks() {
+    let g = golden("anthropic-stream-to-openai");
+    let mut tr = stream::AnthropicToOpenAi::new(1_700_000_000);
+    let frames = run(&mut tr, &g["events"]);
+    let expected: Vec<String> = g["expected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| match v {
+            Value::String(s) => format!("data: {s}\n\n"),
+            v => format!("data: {v}\n\n"),
+        })
+        .collect();
+    let parse =
+        |f: &String| serde_json::from_str::<Value>(f.trim_start_matches("data: ").trim()).ok();
+    assert_eq!(
+        frames.iter().map(parse).collect::<Vec<_>>(),
+        expected.iter().map(parse).collect::<Vec<_>>(),
+        "{frames:#?}"
+    );
+    assert_eq!(frames.last(), expected.last());
+    assert_eq!((tr.usage().input, tr.usage().output), (Some(25), Some(15)));
+}
+
+#[test]
+fn openai_stream_to_anthropic_events() {
+    let g = golden("openai-stream-to-anthropic");
+    let mut tr = stream::OpenAiToAnthropic::default();
+    let frames = run(&mut tr, &g["events"]);
+    let got: Vec<(String, Value)> = frames
+        .iter()
+        .map(|f| {
+            let (event, data) = f.trim().split_once('\n').unwrap();
+            (
+                event.trim_start_matches("event: ").to_string(),
+                serde_json::from_str(data.trim_start_matches("data: ")).unwrap(),
+            )
+        })
+        .collect();
+    let expected: Vec<(String, Value)> = g["expected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e[0].as_str().unwrap().to_string(), e[1].clone()))
+        .collect();
+    assert_eq!(got, expected, "{got:#?}");
+    assert_eq!((tr.usage().input, tr.usage().output), (Some(9), Some(6)));
+}
+
+#[test]
+fn invalid_requests_name_the_problem() {
+    let err = completions_to_messages(&serde_json::json!({"model": "x"}), "m").unwrap_err();
+    assert!(err.0.contains("messages"), "{err}");
+    let err = completions_to_messages(&serde_json::json!({"messages": [{"content": "hi"}]}), "m")
+        .unwrap_err();
+    assert!(err.0.contains("messages[0]: missing field `role`"), "{err}");
+}
+
+#[test]
+fn upstream_errors_keep_their_message() {
+    let (m, k) = error_parts(br#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#);
+    assert_eq!(
+        (m.as_str(), k.as_str()),
+        ("invalid x-api-key", "authentication_error")
+    );
+    let (m, _) = error_parts(b"upstream exploded");
+    assert_eq!(m, "upstream exploded");
+}
