@@ -1,6 +1,7 @@
 //! End-to-end harness: real `tollgate` processes on free loopback ports, fake upstreams,
 //! config files edited on disk, and a bounded `eventually`.
 
+pub mod llm;
 pub mod proxy;
 pub mod upstream;
 
@@ -8,6 +9,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use llm::{FakeLlm, Kind};
 pub use proxy::Proxy;
 pub use upstream::FakeUpstream;
 
@@ -74,4 +76,42 @@ pub fn seed_configs() -> PathBuf {
         .parent()
         .unwrap()
         .join("shared/seed/configs")
+}
+
+/// A seed config with only `hostOverride` added to each `ai` provider, pointing OpenAI
+/// providers at `openai` and Anthropic ones at `anthropic` (the fakes).
+pub fn seed_with_overrides(name: &str, openai: &str, anthropic: &str) -> String {
+    let text = std::fs::read_to_string(seed_configs().join(name)).unwrap();
+    let mut doc: yaml_serde::Value = yaml_serde::from_str(&text).unwrap();
+    add_overrides(&mut doc, openai, anthropic);
+    yaml_serde::to_string(&doc).unwrap()
+}
+
+fn add_overrides(v: &mut yaml_serde::Value, openai: &str, anthropic: &str) {
+    match v {
+        yaml_serde::Value::Mapping(m) => {
+            let target = m
+                .get("provider")
+                .and_then(|p| p.as_mapping())
+                .and_then(|p| {
+                    if p.contains_key("openAI") {
+                        Some(openai)
+                    } else if p.contains_key("anthropic") {
+                        Some(anthropic)
+                    } else {
+                        None
+                    }
+                });
+            if let Some(addr) = target {
+                m.insert("hostOverride".into(), addr.into());
+            }
+            for (_, child) in m.iter_mut() {
+                add_overrides(child, openai, anthropic);
+            }
+        }
+        yaml_serde::Value::Sequence(s) => s
+            .iter_mut()
+            .for_each(|c| add_overrides(c, openai, anthropic)),
+        _ => {}
+    }
 }

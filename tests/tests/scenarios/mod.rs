@@ -3,6 +3,7 @@
 mod check;
 mod errors;
 mod lifecycle;
+mod llm;
 mod reload;
 mod routing;
 

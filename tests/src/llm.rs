@@ -1,0 +1,415 @@
+//! Fake OpenAI and Anthropic APIs speaking their real wire formats: JSON bodies, SSE event
+//! sequences with usage, and each provider's error bodies. They record what they received
+//! and can be told to fail, to be slow, to answer garbage or to break a stream.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    OpenAi,
+    Anthropic,
+}
+
+/// A request as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub path: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+}
+
+/// Behaviour switches, changeable while the fake runs.
+#[derive(Default)]
+pub struct Knobs {
+    /// Answer every request with this status and the provider's error body (0 = off).
+    pub fail_status: AtomicU16,
+    pub delay_ms: AtomicU64,
+    /// Answer 200 with a body that is not JSON.
+    pub garbage: AtomicUsize,
+    /// Close streams after this many events (0 = never).
+    pub break_stream_after: AtomicUsize,
+}
+
+struct Inner {
+    kind: Kind,
+    key: Option<String>,
+    seen: Mutex<Vec<Seen>>,
+    knobs: Knobs,
+}
+
+pub struct FakeLlm {
+    pub addr: SocketAddr,
+    inner: Arc<Inner>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl FakeLlm {
+    /// Starts on a free port; with `key`, requests with another key get the provider's 401.
+    pub async fn start(kind: Kind, key: Option<&str>) -> FakeLlm {
+        Self::start_on("127.0.0.1:0", kind, key).await
+    }
+
+    pub async fn start_on(addr: &str, kind: Kind, key: Option<&str>) -> FakeLlm {
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let inner = Arc::new(Inner {
+            kind,
+            key: key.map(str::to_string),
+            seen: Mutex::new(Vec::new()),
+            knobs: Knobs::default(),
+        });
+        let app = axum::Router::new()
+            .fallback(handle)
+            .with_state(inner.clone());
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        FakeLlm { addr, inner, task }
+    }
+
+    pub fn authority(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.inner.seen.lock().unwrap().clone()
+    }
+
+    pub fn knobs(&self) -> &Knobs {
+        &self.inner.knobs
+    }
+}
+
+impl Drop for FakeLlm {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+fn words(v: &Value) -> u64 {
+    match v {
+        Value::String(s) => s.split_whitespace().count() as u64,
+        Value::Array(a) => a.iter().map(words).sum(),
+        Value::Object(o) => o
+            .iter()
+            .filter(|(k, _)| *k == "text" || *k == "content")
+            .map(|(_, v)| words(v))
+            .sum(),
+        _ => 0,
+    }
+}
+
+fn last_user_text(messages: &Value) -> String {
+    let last = messages
+        .as_array()
+        .and_then(|m| m.iter().rev().find(|m| m["role"] == "user"));
+    match last.map(|m| &m["content"]) {
+        Some(Value::String(s)) => s.clone(),
+        Some(Value::Array(parts)) => parts
+            .iter()
+            .filter_map(|p| p["text"].as_str())
+            .collect::<Vec<_>>()
+            .join(" "),
+        _ => String::new(),
+    }
+}
+
+fn error(kind: Kind, status: StatusCode, message: &str) -> Response {
+    let body = match kind {
+        Kind::OpenAi => {
+            json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})
+        }
+        Kind::Anthropic => {
+            let t = match status.as_u16() {
+                401 => "authentication_error",
+                429 => "rate_limit_error",
+                529 => "overloaded_error",
+                400 => "invalid_request_error",
+                _ => "api_error",
+            };
+            json!({"type": "error", "error": {"type": t, "message": message}})
+        }
+    };
+    (
+        status,
+        [("content-type", "application/json")],
+        body.to_string(),
+    )
+        .into_response()
+}
+
+async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX)
+        .await
+        .unwrap_or_default();
+    let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/".into(), |p| p.to_string());
+    inner.seen.lock().unwrap().push(Seen {
+        path: path.clone(),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    });
+    let k = &inner.knobs;
+    let delay = k.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
+    let kind = inner.kind;
+    let header = |n: &str| {
+        parts
+            .headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let presented = match kind {
+        Kind::OpenAi => {
+            header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
+        }
+        Kind::Anthropic => header("x-api-key"),
+    };
+    if let Some(key) = &inner.key
+        && presented.as_deref() != Some(key.as_str())
+    {
+        let msg = match kind {
+            Kind::OpenAi => "Incorrect API key provided",
+            Kind::Anthropic => "invalid x-api-key",
+        };
+        return error(kind, StatusCode::UNAUTHORIZED, msg);
+    }
+    let fail = k.fail_status.load(Ordering::Relaxed);
+    if fail != 0 {
+        return error(
+            kind,
+            StatusCode::from_u16(fail).unwrap(),
+            "the fake was told to fail",
+        );
+    }
+    if k.garbage.load(Ordering::Relaxed) != 0 {
+        return (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            "<html>not json</html>",
+        )
+            .into_response();
+    }
+    match (kind, parts.uri.path()) {
+        (_, "/v1/models") => {
+            let data = json!({"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}]});
+            (
+                StatusCode::OK,
+                [("content-type", "application/json")],
+                data.to_string(),
+            )
+                .into_response()
+        }
+        (Kind::OpenAi, "/v1/chat/completions") => openai(&body, k),
+        (Kind::Anthropic, "/v1/messages") => {
+            if header("anthropic-version").is_none() {
+                return error(
+                    kind,
+                    StatusCode::BAD_REQUEST,
+                    "anthropic-version: header is required",
+                );
+            }
+            anthropic(&body, k)
+        }
+        _ => error(kind, StatusCode::NOT_FOUND, &format!("no route for {path}")),
+    }
+}
+
+fn sse(frames: Vec<String>, break_after: usize) -> Response {
+    let limit = if break_after == 0 {
+        frames.len()
+    } else {
+        break_after.min(frames.len())
+    };
+    let broken = limit < frames.len();
+    let stream = futures_util::stream::iter(frames.into_iter().take(limit).enumerate()).then(
+        move |(i, f)| async move {
+            if i > 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            Ok::<_, std::io::Error>(Bytes::from(f))
+        },
+    );
+    let tail = futures_util::stream::once(async move {
+        if broken {
+            Err(std::io::Error::other("stream broken by the test"))
+        } else {
+            Ok(Bytes::new())
+        }
+    });
+    Response::builder()
+        .header("content-type", "text/event-stream")
+        .body(Body::from_stream(stream.chain(tail)))
+        .unwrap()
+}
+
+fn openai(body: &Value, k: &Knobs) -> Response {
+    let Some(model) = body["model"].as_str() else {
+        return error(
+            Kind::OpenAi,
+            StatusCode::BAD_REQUEST,
+            "you must provide a model parameter",
+        );
+    };
+    if !body["messages"].is_array() {
+        return error(
+            Kind::OpenAi,
+            StatusCode::BAD_REQUEST,
+            "'messages' is a required property",
+        );
+    }
+    let model = format!("{model}-2025-08-07");
+    let answer = format!("openai says: {}", last_user_text(&body["messages"]));
+    let input = words(&body["messages"]);
+    let output = answer.split_whitespace().count() as u64;
+    let tool = body["tools"][0]["function"]["name"]
+        .as_str()
+        .map(str::to_string);
+    let finish = if tool.is_some() { "tool_calls" } else { "stop" };
+    if body["stream"] == true {
+        let chunk = |delta: Value, finish: Value| {
+            format!(
+                "data: {}\n\n",
+                json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]})
+            )
+        };
+        let mut frames = vec![chunk(
+            json!({"role": "assistant", "content": ""}),
+            Value::Null,
+        )];
+        match &tool {
+            Some(name) => {
+                frames.push(chunk(json!({"tool_calls": [{"index": 0, "id": "call_fake", "type": "function", "function": {"name": name, "arguments": ""}}]}), Value::Null));
+                frames.push(chunk(json!({"tool_calls": [{"index": 0, "function": {"arguments": "{\"q\":\"x\"}"}}]}), Value::Null));
+            }
+            None => {
+                for w in answer.split_inclusive(' ') {
+                    frames.push(chunk(json!({"content": w}), Value::Null));
+                }
+            }
+        }
+        frames.push(chunk(json!({}), json!(finish)));
+        if body["stream_options"]["include_usage"] == true {
+            frames.push(format!("data: {}\n\n", json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model, "choices": [], "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}})));
+        }
+        frames.push("data: [DONE]\n\n".into());
+        return sse(frames, k.break_stream_after.load(Ordering::Relaxed));
+    }
+    let mut message = json!({"role": "assistant", "content": answer, "refusal": null});
+    if let Some(name) = &tool {
+        message = json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_fake", "type": "function", "function": {"name": name, "arguments": "{\"q\":\"x\"}"}}]});
+    }
+    let resp = json!({
+        "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000, "model": model,
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
+        "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output},
+    });
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        resp.to_string(),
+    )
+        .into_response()
+}
+
+fn anthropic(body: &Value, k: &Knobs) -> Response {
+    let Some(model) = body["model"].as_str() else {
+        return error(
+            Kind::Anthropic,
+            StatusCode::BAD_REQUEST,
+            "model: Field required",
+        );
+    };
+    if body["max_tokens"].as_u64().is_none() {
+        return error(
+            Kind::Anthropic,
+            StatusCode::BAD_REQUEST,
+            "max_tokens: Field required",
+        );
+    }
+    if !body["messages"].is_array() {
+        return error(
+            Kind::Anthropic,
+            StatusCode::BAD_REQUEST,
+            "messages: Field required",
+        );
+    }
+    let model = format!("{model}-20241022");
+    let answer = format!("anthropic says: {}", last_user_text(&body["messages"]));
+    let input = words(&body["messages"]) + words(&body["system"]);
+    let output = answer.split_whitespace().count() as u64;
+    let tool = body["tools"][0]["name"].as_str().map(str::to_string);
+    let stop = if tool.is_some() {
+        "tool_use"
+    } else {
+        "end_turn"
+    };
+    if body["stream"] == true {
+        let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+        let mut frames = vec![
+            ev(
+                "message_start",
+                json!({"type": "message_start", "message": {"id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": input, "output_tokens": 1}}}),
+            ),
+            ev("ping", json!({"type": "ping"})),
+        ];
+        match &tool {
+            Some(name) => {
+                frames.push(ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_fake", "name": name, "input": {}}})));
+                frames.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"q\":\"x\"}"}})));
+            }
+            None => {
+                frames.push(ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
+                for w in answer.split_inclusive(' ') {
+                    frames.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": w}})));
+                }
+            }
+        }
+        frames.push(ev(
+            "content_block_stop",
+            json!({"type": "content_block_stop", "index": 0}),
+        ));
+        frames.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": output}})));
+        frames.push(ev("message_stop", json!({"type": "message_stop"})));
+        return sse(frames, k.break_stream_after.load(Ordering::Relaxed));
+    }
+    let content = match &tool {
+        Some(name) => {
+            json!([{"type": "tool_use", "id": "toolu_fake", "name": name, "input": {"q": "x"}}])
+        }
+        None => json!([{"type": "text", "text": answer}]),
+    };
+    let resp = json!({
+        "id": "msg_fake", "type": "message", "role": "assistant", "model": model, "content": content,
+        "stop_reason": stop, "stop_sequence": null,
+        "usage": {"input_tokens": input, "output_tokens": output},
+    });
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        resp.to_string(),
+    )
+        .into_response()
+}
+
+/// The words the fakes count as tokens, for tests that check usage.
+pub fn token_count(text: &str) -> u64 {
+    text.split_whitespace().count() as u64
+}
