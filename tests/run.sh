@@ -17,3 +17,9 @@ echo "== build (the e2e tests spawn these binaries)"
 cargo build --workspace --bins --locked
 echo "== tests"
 cargo test --workspace --locked
+
+echo "== interop: the official OpenAI and Anthropic Python SDKs through the gateway"
+VENV="${TOLLGATE_VENV:-$HOME/.cache/tollgate-venv}"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
+TOLLGATE_BIN_DIR="$CARGO_TARGET_DIR/debug" "$VENV/bin/python" -m pytest tests/interop -q -p no:cacheprovider

@@ -1,8 +1,10 @@
 //! `tollgate-bench`: proxy overhead by DESIGN §12's method, printed as ratios to direct.
 //!
-//! nginx (one worker) answers a fixed 1 KiB `chat.completion`; `oha` sends a 1 KiB chat
-//! request at a fixed rate and at saturation, straight to nginx and through `tollgate`,
-//! interleaved over several rounds; medians are reported with the proxy's peak RSS.
+//! nginx (one worker) answers a fixed 1 KiB `chat.completion` (and an Anthropic SSE stream on
+//! `/v1/messages`); `oha` sends a 1 KiB chat request at a fixed rate and at saturation,
+//! straight to nginx and through `tollgate` on a `host` route, an `ai` route (OpenAI provider)
+//! and a streaming OpenAI -> Anthropic translation, interleaved over several rounds; medians
+//! are reported with the proxy's RSS.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -80,10 +82,40 @@ fn request_body() -> String {
     json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}).to_string()
 }
 
+/// An Anthropic Messages SSE stream with about as much text as `completion_body`.
+fn anthropic_stream_body() -> String {
+    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut out = ev(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-bench", "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 25, "output_tokens": 1}}}),
+    );
+    out += &ev(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    );
+    for i in 0..16 {
+        out += &ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": format!("lorem ipsum dolor {i} ")}}),
+        );
+    }
+    out += &ev(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    );
+    out += &ev(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 64}}),
+    );
+    out += &ev("message_stop", json!({"type": "message_stop"}));
+    out
+}
+
 fn start_nginx(dir: &Path, port: u16) -> anyhow::Result<Guard> {
     let body = completion_body().replace('\'', "\\'");
+    let stream = anthropic_stream_body().replace('\'', "\\'");
     let conf = format!(
-        "worker_processes 1;\ndaemon off;\npid {dir}/nginx.pid;\nerror_log stderr warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {dir};\n  proxy_temp_path {dir};\n  fastcgi_temp_path {dir};\n  uwsgi_temp_path {dir};\n  scgi_temp_path {dir};\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      default_type application/json;\n      return 200 '{body}';\n    }}\n  }}\n}}\n",
+        "worker_processes 1;\ndaemon off;\npid {dir}/nginx.pid;\nerror_log stderr warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {dir};\n  proxy_temp_path {dir};\n  fastcgi_temp_path {dir};\n  uwsgi_temp_path {dir};\n  scgi_temp_path {dir};\n  server {{\n    listen 127.0.0.1:{port};\n    location = /v1/messages {{\n      default_type text/event-stream;\n      return 200 '{stream}';\n    }}\n    location / {{\n      default_type application/json;\n      return 200 '{body}';\n    }}\n  }}\n}}\n",
         dir = dir.display()
     );
     let path = dir.join("nginx.conf");
@@ -99,8 +131,21 @@ fn start_nginx(dir: &Path, port: u16) -> anyhow::Result<Guard> {
 }
 
 fn start_proxy(dir: &Path, port: u16, upstream: u16) -> anyhow::Result<Guard> {
+    let route = |name: &str, backend: String| {
+        format!(
+            "    - name: {name}\n      matches: [{{path: {{pathPrefix: /{name}}}}}]\n      policies: {{urlRewrite: {{path: {{prefix: \"\"}}}}}}\n      backends:\n      - {backend}\n"
+        )
+    };
+    let ai = |kind: &str| {
+        format!(
+            "ai: {{name: {kind}, provider: {{{kind}: {{model: bench-model}}}}, hostOverride: \"127.0.0.1:{upstream}\"}}"
+        )
+    };
     let config = format!(
-        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: bench\n      backends:\n      - host: 127.0.0.1:{upstream}\n"
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n{}{}{}",
+        route("host", format!("host: 127.0.0.1:{upstream}")),
+        route("ai", ai("openAI")),
+        route("translate", ai("anthropic")),
     );
     let path = dir.join("tollgate.yaml");
     std::fs::write(&path, config)?;
@@ -204,65 +249,79 @@ fn main() -> anyhow::Result<()> {
     let (up_port, proxy_port) = (free_port(), free_port());
     let _nginx = start_nginx(dir.path(), up_port)?;
     let proxy = start_proxy(dir.path(), proxy_port, up_port)?;
+    let stream_body = dir.path().join("stream-request.json");
+    let mut streaming: Value = serde_json::from_str(&request_body())?;
+    streaming["stream"] = Value::Bool(true);
+    std::fs::write(&stream_body, streaming.to_string())?;
     let direct = format!("http://127.0.0.1:{up_port}/v1/chat/completions");
-    let through = format!("http://127.0.0.1:{proxy_port}/v1/chat/completions");
-
-    let mut results: Vec<[Sample; 4]> = Vec::new();
+    let direct_sse = format!("http://127.0.0.1:{up_port}/v1/messages");
+    let via = |route: &str| format!("http://127.0.0.1:{proxy_port}/{route}/v1/chat/completions");
+    let (host, ai, translate) = (via("host"), via("ai"), via("translate"));
+    // (url, body, fixed rate?) in the order they run each round: interleaved direct/proxy.
+    let runs: [(&str, &Path, Option<u64>); 8] = [
+        (&direct, &body, Some(o.rate)),
+        (&host, &body, Some(o.rate)),
+        (&ai, &body, Some(o.rate)),
+        (&direct, &body, None),
+        (&host, &body, None),
+        (&ai, &body, None),
+        (&direct_sse, &stream_body, None),
+        (&translate, &stream_body, None),
+    ];
+    let mut results: Vec<Vec<Sample>> = Vec::new();
     for round in 1..=o.rounds {
         eprintln!("round {round}/{}", o.rounds);
-        let mut row = [Sample::default(); 4];
-        for (i, (url, rate)) in [
-            (&direct, Some(o.rate)),
-            (&through, Some(o.rate)),
-            (&direct, None),
-            (&through, None),
-        ]
-        .into_iter()
-        .enumerate()
-        {
-            oha(url, &body, o.warmup, rate)?;
-            row[i] = oha(url, &body, o.seconds, rate)?;
+        let mut row = Vec::new();
+        for (url, body, rate) in runs {
+            oha(url, body, o.warmup, rate)?;
+            row.push(oha(url, body, o.seconds, rate)?);
         }
         results.push(row);
     }
     let pick = |i: usize, f: fn(&Sample) -> f64| median(results.iter().map(|r| f(&r[i])).collect());
+    let rps = |s: &Sample| s.rps;
     let pid = proxy.0.id();
     println!(
         "\nTollgate vs direct (nginx), {} rounds of {} s, medians",
         o.rounds, o.seconds
     );
     println!(
-        "{:<34}{:>12}{:>12}{:>12}",
+        "{:<44}{:>12}{:>12}{:>12}",
         "", "direct", "tollgate", "ratio"
     );
-    let sat = (pick(2, |s| s.rps), pick(3, |s| s.rps));
-    println!(
-        "{:<34}{:>12.0}{:>12.0}{:>12.3}",
-        "saturation (32 conns) req/s",
-        sat.0,
-        sat.1,
-        sat.1 / sat.0
-    );
-    for (name, f) in [
-        ("p50", (|s: &Sample| s.p50_ms) as fn(&Sample) -> f64),
-        ("p99", |s: &Sample| s.p99_ms),
+    for (name, d, p) in [
+        ("host route, saturation req/s", 3, 4),
+        ("ai route (OpenAI), saturation req/s", 3, 5),
+        ("OpenAI->Anthropic streaming, saturation req/s", 6, 7),
     ] {
-        let (d, p) = (pick(0, f), pick(1, f));
-        println!(
-            "{:<34}{:>12.3}{:>12.3}{:>12}",
-            format!("{} QPS {name} ms", o.rate),
-            d,
-            p,
-            format!("+{:.3} ms", p - d)
-        );
+        let (d, p) = (pick(d, rps), pick(p, rps));
+        println!("{name:<44}{d:>12.0}{p:>12.0}{:>12.3}", p / d);
+    }
+    let stream_vs_plain = pick(7, rps) / pick(5, rps);
+    println!(
+        "{:<44}{:>36.3}",
+        "streaming translation / plain ai completions", stream_vs_plain
+    );
+    for (route, i) in [("host", 1), ("ai", 2)] {
+        for (name, f) in [
+            ("p50", (|s: &Sample| s.p50_ms) as fn(&Sample) -> f64),
+            ("p99", |s: &Sample| s.p99_ms),
+        ] {
+            let (d, p) = (pick(0, f), pick(i, f));
+            let label = format!("{route} route, {} QPS {name} ms", o.rate);
+            println!(
+                "{label:<44}{d:>12.3}{p:>12.3}{:>12}",
+                format!("+{:.3} ms", p - d)
+            );
+        }
     }
     let errors = results
         .iter()
-        .map(|r| r[1].errors.max(r[3].errors))
+        .flat_map(|r| r.iter().map(|s| s.errors))
         .fold(0.0, f64::max);
-    println!("{:<34}{:>36.4}", "proxy error rate (worst run)", errors);
+    println!("{:<44}{:>36.4}", "error rate (worst run)", errors);
     println!(
-        "{:<34}{:>30.1} MiB (peak {:.1} MiB)",
+        "{:<44}{:>26.1} MiB (peak {:.1} MiB)",
         "proxy RSS after saturation",
         rss_kib(pid, "VmRSS:") as f64 / 1024.0,
         rss_kib(pid, "VmHWM:") as f64 / 1024.0
