@@ -30,6 +30,7 @@ pub async fn spawn(name: &'static str, addr: SocketAddr, router: Router) -> anyh
 pub fn admin_router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/api/config", get(config))
+        .route("/api/ratelimits", get(rate_limits))
         .route("/healthz", get(|| async { "ok\n" }))
         .with_state(gw)
 }
@@ -61,7 +62,33 @@ async fn config(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
     }
 }
 
+/// Every bucket: identity, settings, current level and time to the next refill.
+async fn rate_limits(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    let buckets: Vec<serde_json::Value> = gw
+        .rate_limits
+        .all()
+        .iter()
+        .map(|b| {
+            let level = b.level();
+            json!({
+                "gateway": b.key.gateway,
+                "listener": b.key.listener,
+                "route": b.key.route,
+                "position": b.key.position,
+                "type": b.key.kind,
+                "maxTokens": b.limit.max_tokens,
+                "tokensPerFill": b.limit.tokens_per_fill,
+                "fillInterval": humantime::format_duration(b.limit.fill_interval).to_string(),
+                "level": level.remaining,
+                "secondsToRefill": level.reset_secs,
+            })
+        })
+        .collect();
+    Json(json!({ "buckets": buckets }))
+}
+
 async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    gw.metrics.set_bucket_levels(&gw.rate_limits.all());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         gw.metrics.render(),

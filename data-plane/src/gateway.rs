@@ -2,8 +2,9 @@
 //!
 //! `apply` is the only way config changes: file reloads and (later) control-plane snapshots
 //! both call it. It binds new ports first, so a port that cannot be bound rejects the whole
-//! snapshot and nothing is half-applied; then it swaps the runtime in one store; then removed
-//! ports stop accepting and drain. In-flight requests keep the runtime they loaded.
+//! snapshot and nothing is half-applied; then it compiles the routes (taking rate-limit
+//! buckets from the store that outlives configs), swaps the runtime in one store, and lets
+//! removed ports stop accepting and drain. In-flight requests keep the runtime they loaded.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -24,6 +25,7 @@ use tollgate_shared::{Snapshot, SnapshotSource};
 
 use crate::metrics::Metrics;
 use crate::proxy::{self, upstream::HttpClient};
+use crate::ratelimit::{BucketKey, RateLimits};
 use crate::runtime::Runtime;
 
 /// Largest request head (request line and headers) accepted; larger ones get 431.
@@ -47,6 +49,8 @@ pub struct Gateway {
     pub name: Arc<str>,
     pub metrics: Arc<Metrics>,
     pub client: HttpClient,
+    /// Rate-limit buckets, kept across applies.
+    pub rate_limits: RateLimits,
     listen_ip: IpAddr,
     runtime: ArcSwapOption<Runtime>,
     ports: Mutex<HashMap<u16, PortHandle>>,
@@ -59,6 +63,7 @@ impl Gateway {
             name: name.into(),
             metrics,
             client: proxy::upstream::client(),
+            rate_limits: RateLimits::default(),
             listen_ip,
             runtime: ArcSwapOption::empty(),
             ports: Mutex::new(HashMap::new()),
@@ -82,11 +87,12 @@ impl Gateway {
         snapshot: Snapshot,
         source: SnapshotSource,
     ) -> Result<(), ApplyError> {
-        let runtime = Runtime::compile(snapshot, source);
-        let drain = runtime.snapshot.config.settings.drain_timeout;
+        let drain = snapshot.config.settings.drain_timeout;
+        let wanted: Vec<u16> = snapshot.config.binds.iter().map(|b| b.port).collect();
         let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+        // Bind first: the only step that can fail, so a failure leaves everything as it was.
         let mut fresh = Vec::new();
-        for port in runtime.ports.keys().filter(|p| !ports.contains_key(p)) {
+        for port in wanted.iter().filter(|p| !ports.contains_key(p)) {
             let addr = SocketAddr::new(self.listen_ip, *port);
             // On error the sockets bound so far close as `fresh` drops.
             fresh.push((
@@ -94,9 +100,22 @@ impl Gateway {
                 bind(addr).map_err(|source| ApplyError::Bind { addr, source })?,
             ));
         }
+        let mut seen = Vec::new();
+        let runtime =
+            Runtime::compile(snapshot, source, &mut |listener, route, position, limit| {
+                let key = BucketKey {
+                    gateway: self.name.to_string(),
+                    listener: listener.to_string(),
+                    route: route.to_string(),
+                    position,
+                    kind: limit.kind,
+                };
+                self.rate_limits.bucket(key, limit, &mut seen)
+            });
+        self.rate_limits.retain(&seen);
         let removed: Vec<u16> = ports
             .keys()
-            .filter(|p| !runtime.ports.contains_key(p))
+            .filter(|p| !wanted.contains(p))
             .copied()
             .collect();
         self.runtime.store(Some(Arc::new(runtime)));

@@ -6,5 +6,6 @@ pub mod gateway;
 pub mod llm;
 pub mod metrics;
 pub mod proxy;
+pub mod ratelimit;
 pub mod runtime;
 pub mod source;

@@ -1,7 +1,8 @@
 //! Prometheus metrics with agentgateway's names, so its dashboards and alerts work unchanged.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 /// Labels of every per-request metric, in order.
@@ -18,6 +19,8 @@ pub struct Metrics {
     pub gen_ai_token_usage: HistogramVec,
     pub gen_ai_request_duration: HistogramVec,
     pub config_synchronized: IntGauge,
+    /// Tokens left per rate-limit bucket; one series per configured bucket.
+    pub bucket_tokens: IntGaugeVec,
 }
 
 impl Metrics {
@@ -96,8 +99,17 @@ impl Metrics {
             "1 when the last config change was applied, 0 when it was rejected.",
         )
         .expect("valid metric");
+        let bucket_tokens = IntGaugeVec::new(
+            Opts::new(
+                "agentgateway_ratelimit_bucket_tokens",
+                "Tokens left in each local rate-limit bucket.",
+            ),
+            &["gateway", "listener", "route", "position", "type"],
+        )
+        .expect("valid metric");
         for c in [
-            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(bucket_tokens.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(requests.clone()),
             Box::new(request_duration.clone()),
             Box::new(retries.clone()),
             Box::new(reloads.clone()),
@@ -116,6 +128,24 @@ impl Metrics {
             gen_ai_token_usage,
             gen_ai_request_duration,
             config_synchronized,
+            bucket_tokens,
+        }
+    }
+
+    /// Refreshes the bucket gauge from the live buckets (at scrape time, so removed buckets
+    /// disappear and the hot path never touches the gauge).
+    pub fn set_bucket_levels(&self, buckets: &[std::sync::Arc<crate::ratelimit::Bucket>]) {
+        self.bucket_tokens.reset();
+        for b in buckets {
+            let k = &b.key;
+            let kind = match k.kind {
+                tollgate_shared::config::model::RateLimitKind::Requests => "requests",
+                tollgate_shared::config::model::RateLimitKind::Tokens => "tokens",
+            };
+            let position = k.position.to_string();
+            self.bucket_tokens
+                .with_label_values(&[&k.gateway, &k.listener, &k.route, &position, kind])
+                .set(b.level().remaining as i64);
         }
     }
 

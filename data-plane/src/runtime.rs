@@ -7,11 +7,12 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use tollgate_shared::config::model::{
-    BackendKind, Listener, McpBackend, PathMatch, Policies, Route, RouteMatch,
+    BackendKind, Listener, McpBackend, PathMatch, Policies, RateLimit, Route, RouteMatch,
 };
 use tollgate_shared::{Snapshot, SnapshotSource};
 
 use crate::llm::failover::ProviderPool;
+use crate::ratelimit::Bucket;
 
 /// Everything a request needs from the config, swapped as one unit.
 pub struct Runtime {
@@ -42,6 +43,8 @@ pub struct Entry {
 
 pub struct CompiledRoute {
     pub name: Arc<str>,
+    /// One bucket per `localRateLimit` entry, shared with the gateway's bucket store.
+    pub limits: Vec<Arc<Bucket>>,
     pub hostnames: Vec<HostPattern>,
     pub policies: Policies,
     pub backends: Vec<CompiledBackend>,
@@ -91,8 +94,15 @@ impl HostPattern {
     }
 }
 
+/// Hands out the rate-limit bucket for (listener, route, position, limit).
+pub type BucketSource<'a> = dyn FnMut(&str, &str, usize, &RateLimit) -> Arc<Bucket> + 'a;
+
 impl Runtime {
-    pub fn compile(snapshot: Snapshot, source: SnapshotSource) -> Runtime {
+    pub fn compile(
+        snapshot: Snapshot,
+        source: SnapshotSource,
+        buckets: &mut BucketSource<'_>,
+    ) -> Runtime {
         let ports = snapshot
             .config
             .binds
@@ -100,7 +110,11 @@ impl Runtime {
             .map(|b| {
                 let table = PortTable {
                     bind_label: format!("bind/{}", b.port).into(),
-                    listeners: b.listeners.iter().map(compile_listener).collect(),
+                    listeners: b
+                        .listeners
+                        .iter()
+                        .map(|l| compile_listener(l, buckets))
+                        .collect(),
                 };
                 (b.port, Arc::new(table))
             })
@@ -114,11 +128,20 @@ impl Runtime {
     }
 }
 
-fn compile_listener(l: &Listener) -> ListenerTable {
+fn compile_listener(l: &Listener, buckets: &mut BucketSource<'_>) -> ListenerTable {
     let routes: Vec<Arc<CompiledRoute>> = l
         .routes
         .iter()
-        .map(|r| Arc::new(compile_route(r)))
+        .map(|r| {
+            let limits = r
+                .policies
+                .local_rate_limit
+                .iter()
+                .enumerate()
+                .map(|(i, limit)| buckets(&l.name, &r.name, i, limit))
+                .collect();
+            Arc::new(compile_route(r, limits))
+        })
         .collect();
     let mut entries: Vec<Entry> = l
         .routes
@@ -141,9 +164,10 @@ fn compile_listener(l: &Listener) -> ListenerTable {
     }
 }
 
-fn compile_route(r: &Route) -> CompiledRoute {
+fn compile_route(r: &Route, limits: Vec<Arc<Bucket>>) -> CompiledRoute {
     CompiledRoute {
         name: r.name.as_str().into(),
+        limits,
         hostnames: r.hostnames.iter().map(|h| HostPattern::new(h)).collect(),
         policies: r.policies.clone(),
         backends: r

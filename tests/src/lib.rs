@@ -81,7 +81,12 @@ pub fn seed_configs() -> PathBuf {
 /// A seed config with only `hostOverride` added to each `ai` provider, pointing OpenAI
 /// providers at `openai` and Anthropic ones at `anthropic` (the fakes).
 pub fn seed_with_overrides(name: &str, openai: &str, anthropic: &str) -> String {
-    let text = std::fs::read_to_string(seed_configs().join(name)).unwrap();
+    with_overrides(&seed_configs().join(name), openai, anthropic)
+}
+
+/// Any config file with `hostOverride` added to its `ai` providers.
+pub fn with_overrides(path: &std::path::Path, openai: &str, anthropic: &str) -> String {
+    let text = std::fs::read_to_string(path).unwrap();
     let mut doc: yaml_serde::Value = yaml_serde::from_str(&text).unwrap();
     add_overrides(&mut doc, openai, anthropic);
     yaml_serde::to_string(&doc).unwrap()

@@ -17,7 +17,7 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyDataStream, BodyExt, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
-use tollgate_shared::config::model::{BackendAuth, RouteType};
+use tollgate_shared::config::model::{BackendAuth, RateLimitKind, RouteType};
 
 use self::failover::{ProviderId, ProviderPool};
 use self::provider::Format;
@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::proxy::body::{BoxBody, full};
 use crate::proxy::error::ProxyError;
 use crate::proxy::upstream::{self, HttpClient, Limits};
+use crate::ratelimit::{self, Bucket};
 use crate::runtime::CompiledRoute;
 
 /// Largest upstream answer the gateway reads whole (non-streamed LLM responses, errors).
@@ -97,6 +98,7 @@ pub async fn serve(
                 exchange: None,
             },
             RouteType::Completions | RouteType::Messages => {
+                ratelimit::admit_tokens(&call.route.limits).map_err(ProxyError::RateLimited)?;
                 let client = if kind == RouteType::Messages {
                     Format::Anthropic
                 } else {
@@ -128,6 +130,13 @@ pub async fn serve(
                     body: Bytes::from(out.to_string()),
                     formats: Some((client, upstream)),
                     exchange: Some(Exchange {
+                        buckets: call
+                            .route
+                            .limits
+                            .iter()
+                            .filter(|b| b.limit.kind == RateLimitKind::Tokens)
+                            .cloned()
+                            .collect(),
                         metrics: call.metrics.clone(),
                         system: provider::system(provider.provider),
                         request_model: model,
@@ -370,11 +379,16 @@ async fn respond(
         (Format::Anthropic, Format::Anthropic) if value.get("content").is_none() => Err(
             translate::BadResponse("an Anthropic message without `content`".into()),
         ),
-        _ => Ok(value.clone()),
+        // Same format: the upstream's bytes go back unchanged.
+        _ => Ok(Value::Null),
     }
     .map_err(|e| bad(format!("not a valid answer: {e}")))?;
     if let Some(ex) = exchange {
         ex.finish(&Usage::from_response(&value));
+    }
+    if out.is_null() {
+        parts.headers.remove(header::CONTENT_LENGTH);
+        return Ok(Response::from_parts(parts, full(bytes)));
     }
     Ok(json_response(status, &out))
 }
@@ -396,12 +410,48 @@ impl Drop for StreamState {
     }
 }
 
+impl StreamState {
+    fn handle(&mut self, next: Option<Result<eventsource_stream::Event, String>>) {
+        match next {
+            Some(Ok(ev)) => {
+                self.translator.event(&ev, &mut self.queue);
+                self.finished = self.translator.done();
+            }
+            Some(Err(e)) => {
+                self.translator
+                    .fail(&format!("the upstream stream broke: {e}"), &mut self.queue);
+                self.finished = true;
+            }
+            None => {
+                self.translator.fail(
+                    "the upstream stream ended before its last event",
+                    &mut self.queue,
+                );
+                self.finished = true;
+            }
+        }
+    }
+
+    /// Everything queued as one chunk: events that arrived together leave together.
+    fn flush(&mut self) -> Bytes {
+        if self.queue.len() == 1 {
+            return self.queue.pop_front().unwrap_or_default();
+        }
+        let mut out = bytes::BytesMut::with_capacity(self.queue.iter().map(Bytes::len).sum());
+        for b in self.queue.drain(..) {
+            out.extend_from_slice(&b);
+        }
+        out.freeze()
+    }
+}
+
 fn translated_stream(
     body: Incoming,
     translator: Box<dyn Translate>,
     exchange: Option<Exchange>,
 ) -> BoxBody {
     use eventsource_stream::Eventsource;
+    use futures_util::FutureExt;
     let events = BodyDataStream::new(body)
         .eventsource()
         .map(|r| r.map_err(|e| e.to_string()))
@@ -414,39 +464,31 @@ fn translated_stream(
         exchange,
     };
     let frames = futures_util::stream::unfold(state, |mut s| async move {
-        loop {
-            if let Some(b) = s.queue.pop_front() {
-                return Some((Ok::<_, crate::proxy::body::BoxError>(Frame::data(b)), s));
-            }
-            if s.finished {
-                return None;
-            }
-            match s.events.next().await {
-                Some(Ok(ev)) => {
-                    s.translator.event(&ev, &mut s.queue);
-                    s.finished = s.translator.done();
-                }
-                Some(Err(e)) => {
-                    s.translator
-                        .fail(&format!("the upstream stream broke: {e}"), &mut s.queue);
-                    s.finished = true;
-                }
-                None => {
-                    s.translator.fail(
-                        "the upstream stream ended before its last event",
-                        &mut s.queue,
-                    );
-                    s.finished = true;
-                }
+        while s.queue.is_empty() && !s.finished {
+            let next = s.events.next().await;
+            s.handle(next);
+        }
+        // Take whatever else is already buffered without waiting for more.
+        while !s.finished {
+            match s.events.next().now_or_never() {
+                Some(next) => s.handle(next),
+                None => break,
             }
         }
+        if s.queue.is_empty() {
+            return None;
+        }
+        let chunk = s.flush();
+        Some((Ok::<_, crate::proxy::body::BoxError>(Frame::data(chunk)), s))
     });
     BoxBody::new(StreamBody::new(frames))
 }
 
-/// One LLM exchange's telemetry, finished with its usage when the response ends.
+/// One LLM exchange, finished with its usage when the response ends (or the client leaves):
+/// token-type rate limits are debited and gen_ai metrics recorded.
 #[derive(Clone)]
 pub struct Exchange {
+    buckets: Vec<Arc<Bucket>>,
     metrics: Arc<Metrics>,
     system: &'static str,
     request_model: String,
@@ -455,6 +497,9 @@ pub struct Exchange {
 
 impl Exchange {
     pub fn finish(self, usage: &Usage) {
+        for b in &self.buckets {
+            b.debit(usage.total());
+        }
         let response_model = usage
             .response_model
             .as_deref()

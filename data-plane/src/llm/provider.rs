@@ -73,7 +73,8 @@ pub fn passthrough_path(p: &AiProvider, path_and_query: &str) -> String {
     }
 }
 
-/// Puts the key where the provider expects it, replacing the client's own credentials.
+/// Puts the key where the provider expects it, replacing the client's own credentials, and
+/// adds the headers the provider requires.
 /// Without a configured key the client's credentials go through (an Anthropic bearer token
 /// moves to `x-api-key`).
 pub fn apply_auth(p: Provider, auth: Option<&BackendAuth>, headers: &mut HeaderMap) {

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::{BoxBody, full};
+use crate::ratelimit::Level;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -30,6 +31,8 @@ pub enum ProxyError {
     UpstreamProtocol { authority: String, reason: String },
     #[error("{0} backends are not served by this build yet")]
     NotServed(&'static str),
+    #[error("rate limit exceeded")]
+    RateLimited(Level),
 }
 
 impl ProxyError {
@@ -46,6 +49,7 @@ impl ProxyError {
             }
             ProxyError::UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
             ProxyError::NotServed(_) => StatusCode::NOT_IMPLEMENTED,
+            ProxyError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -58,6 +62,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout { .. } | ProxyError::RequestTimeout(_) => "Timeout",
             ProxyError::UpstreamProtocol { .. } => "UpstreamFailure",
             ProxyError::NotServed(_) => "Internal",
+            ProxyError::RateLimited(_) => "RateLimit",
         }
     }
 
@@ -74,6 +79,11 @@ impl ProxyError {
         *resp.status_mut() = self.status();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        if let ProxyError::RateLimited(level) = self {
+            level.write_headers(resp.headers_mut());
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(level.reset_secs));
+        }
         resp
     }
 }

@@ -1,7 +1,8 @@
 //! The request pipeline: named phases in a fixed order (DESIGN §4), one config load per request.
 //!
-//! route match -> cors -> body limit -> rewrites -> backend selection -> backendAuth ->
-//! upstream call (timeouts, retries) -> response headers -> metrics when the body ends.
+//! route match -> cors -> localRateLimit -> body limit -> rewrites -> backend selection ->
+//! backendAuth -> LLM processing -> upstream call (timeouts, retries) -> response headers ->
+//! metrics (and token debits) when the body ends.
 
 pub mod body;
 pub mod cors;
@@ -24,8 +25,8 @@ use self::body::{BodyEnd, BoxBody, ObservedBody};
 use self::error::ProxyError;
 use self::upstream::{Limits, OutBody};
 use crate::gateway::Gateway;
-use crate::llm;
 use crate::runtime::{CompiledRoute, PortTable, Runtime, Target};
+use crate::{llm, ratelimit};
 
 /// Metric labels of one request, filled in as phases learn them.
 #[derive(Default)]
@@ -76,6 +77,14 @@ pub async fn serve(
     };
     if let Some((cors, origin)) = out.cors {
         cors::decorate(&cors, origin, resp.headers_mut());
+    }
+    if reason != "RateLimit"
+        && let Some(level) = out
+            .route
+            .as_ref()
+            .and_then(|r| ratelimit::tightest(&r.limits))
+    {
+        level.write_headers(resp.headers_mut());
     }
     if reason == "Upstream"
         && let Some(m) = out
@@ -139,6 +148,9 @@ async fn handle(
             out.cors = Some((cors.clone(), origin));
         }
     }
+
+    // Phase: localRateLimit (requests); token limits are checked with the LLM request.
+    ratelimit::admit_request(&route.limits).map_err(ProxyError::RateLimited)?;
 
     // Phase: body limit.
     let max_body = rt.snapshot.config.settings.max_body_size;

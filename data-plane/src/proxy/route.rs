@@ -124,7 +124,11 @@ mod tests {
 
     fn runtime(yaml: &str) -> Runtime {
         let config: Config = load_str(yaml, "t", &std::collections::HashMap::new()).unwrap();
-        Runtime::compile(Snapshot::new(config), SnapshotSource::File("t".into()))
+        Runtime::compile(
+            Snapshot::new(config),
+            SnapshotSource::File("t".into()),
+            &mut |_, _, _, _| unreachable!("these configs have no rate limits"),
+        )
     }
 
     fn pick(rt: &Runtime, method: &str, uri: &str, headers: &[(&str, &str)]) -> Option<String> {

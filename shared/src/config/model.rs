@@ -276,7 +276,7 @@ pub struct RateLimit {
     pub kind: RateLimitKind,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RateLimitKind {
     Requests,

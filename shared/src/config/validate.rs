@@ -659,6 +659,13 @@ impl<'a> Validator<'a> {
             self.error(&path.key("maxTokens"), "maxTokens must be at least 1");
             return None;
         }
+        if raw.max_tokens > u64::from(u32::MAX) {
+            self.error(
+                &path.key("maxTokens"),
+                format!("maxTokens must be at most {}", u32::MAX),
+            );
+            return None;
+        }
         if raw.max_tokens < raw.tokens_per_fill {
             self.error(
                 &path.key("maxTokens"),

@@ -49,12 +49,14 @@ fn parse_args() -> anyhow::Result<Opts> {
     Ok(o)
 }
 
-/// Kills the child when dropped.
+/// Stops the child when dropped: SIGQUIT (nginx stops its workers too), then waits.
 struct Guard(Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
-        let _ = self.0.kill();
+        let _ = Command::new("kill")
+            .args(["-QUIT", &self.0.id().to_string()])
+            .status();
         let _ = self.0.wait();
     }
 }

@@ -4,6 +4,7 @@ mod check;
 mod errors;
 mod lifecycle;
 mod llm;
+mod ratelimit;
 mod reload;
 mod routing;
 

@@ -1,0 +1,340 @@
+//! Local rate limits: exact, lock-free token buckets that survive reloads (DESIGN §6).
+//!
+//! A bucket's whole state (refills seen, tokens left) is one `AtomicU64` changed by
+//! compare-and-swap, so concurrent requests can never take more than the budget. Refills are
+//! lazy and discrete: `tokensPerFill` per whole `fillInterval` since the bucket was created.
+//! Buckets live in [`RateLimits`], outside the swapped config, keyed by their identity; a
+//! reload keeps the level of every bucket whose identity remains.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde::Serialize;
+use tollgate_shared::config::model::{RateLimit, RateLimitKind};
+
+/// Who a bucket belongs to: stable across reloads while the config keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct BucketKey {
+    pub gateway: String,
+    pub listener: String,
+    pub route: String,
+    /// Index in the route's `localRateLimit` list.
+    pub position: usize,
+    #[serde(rename = "type")]
+    pub kind: RateLimitKind,
+}
+
+pub struct Bucket {
+    pub key: BucketKey,
+    pub limit: RateLimit,
+    origin: Instant,
+    /// High 32 bits: refills applied so far; low 32 bits: tokens left.
+    state: AtomicU64,
+}
+
+fn pack(epoch: u64, tokens: u64) -> u64 {
+    (epoch << 32) | tokens
+}
+
+fn unpack(state: u64) -> (u64, u64) {
+    (state >> 32, state & 0xffff_ffff)
+}
+
+/// A bucket's reading, for headers and the admin API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Level {
+    pub limit: u64,
+    pub remaining: u64,
+    /// Whole seconds until the next refill (rounded up).
+    pub reset_secs: u64,
+}
+
+impl Level {
+    /// `x-ratelimit-limit`, `x-ratelimit-remaining`, `x-ratelimit-reset` (seconds).
+    pub fn write_headers(&self, headers: &mut http::HeaderMap) {
+        headers.insert("x-ratelimit-limit", http::HeaderValue::from(self.limit));
+        headers.insert(
+            "x-ratelimit-remaining",
+            http::HeaderValue::from(self.remaining),
+        );
+        headers.insert(
+            "x-ratelimit-reset",
+            http::HeaderValue::from(self.reset_secs),
+        );
+    }
+}
+
+/// The bucket closest to refusing, whose level the response reports.
+pub fn tightest<'a>(buckets: impl IntoIterator<Item = &'a Arc<Bucket>>) -> Option<Level> {
+    buckets
+        .into_iter()
+        .map(|b| b.level())
+        .min_by_key(|l| l.remaining)
+}
+
+/// Takes one token from every requests-type bucket, or none: the refused bucket's level.
+pub fn admit_request(buckets: &[Arc<Bucket>]) -> Result<(), Level> {
+    let requests = buckets
+        .iter()
+        .filter(|b| b.limit.kind == RateLimitKind::Requests);
+    for (i, b) in requests.clone().enumerate() {
+        if !b.try_take(1) {
+            for taken in requests.take(i) {
+                taken.give_back(1);
+            }
+            return Err(b.level());
+        }
+    }
+    Ok(())
+}
+
+/// The token-type pre-check of an LLM request: every token bucket has at least one token.
+pub fn admit_tokens(buckets: &[Arc<Bucket>]) -> Result<(), Level> {
+    match buckets
+        .iter()
+        .find(|b| b.limit.kind == RateLimitKind::Tokens && !b.has_tokens())
+    {
+        Some(b) => Err(b.level()),
+        None => Ok(()),
+    }
+}
+
+impl Bucket {
+    /// A bucket that starts with `tokens` (clamped to its maximum).
+    pub fn new(key: BucketKey, limit: RateLimit, tokens: u64) -> Bucket {
+        let tokens = tokens.min(limit.max_tokens);
+        Bucket {
+            key,
+            limit,
+            origin: Instant::now(),
+            state: AtomicU64::new(pack(0, tokens)),
+        }
+    }
+
+    fn epoch_at(&self, now: Instant) -> u64 {
+        let interval = self.limit.fill_interval.as_nanos().max(1);
+        ((now.saturating_duration_since(self.origin).as_nanos() / interval) as u64) & 0xffff_ffff
+    }
+
+    /// Applies refills due at `now` to a state.
+    fn refilled(&self, state: u64, now: Instant) -> (u64, u64) {
+        let (epoch, tokens) = unpack(state);
+        let current = self.epoch_at(now);
+        if current <= epoch {
+            return (epoch, tokens);
+        }
+        let added = (current - epoch).saturating_mul(self.limit.tokens_per_fill);
+        (
+            current,
+            tokens.saturating_add(added).min(self.limit.max_tokens),
+        )
+    }
+
+    /// CAS loop: `change` maps tokens to new tokens, or `None` to refuse.
+    fn update(&self, change: impl Fn(u64) -> Option<u64>) -> Result<u64, u64> {
+        let now = Instant::now();
+        let mut current = self.state.load(Ordering::Acquire);
+        loop {
+            let (epoch, tokens) = self.refilled(current, now);
+            let Some(next) = change(tokens) else {
+                return Err(tokens);
+            };
+            match self.state.compare_exchange_weak(
+                current,
+                pack(epoch, next),
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return Ok(next),
+                Err(actual) => current = actual,
+            }
+        }
+    }
+
+    /// Takes `n` tokens if all are there.
+    pub fn try_take(&self, n: u64) -> bool {
+        self.update(|t| t.checked_sub(n)).is_ok()
+    }
+
+    /// Gives back tokens taken for a request that was refused by another bucket.
+    pub fn give_back(&self, n: u64) {
+        let max = self.limit.max_tokens;
+        let _ = self.update(|t| Some((t + n).min(max)));
+    }
+
+    /// Removes `n` tokens, stopping at zero (token-type debits after a response).
+    pub fn debit(&self, n: u64) {
+        let _ = self.update(|t| Some(t.saturating_sub(n)));
+    }
+
+    /// True when at least one token is left (the token-type pre-check).
+    pub fn has_tokens(&self) -> bool {
+        self.level().remaining > 0
+    }
+
+    pub fn level(&self) -> Level {
+        let now = Instant::now();
+        let (epoch, tokens) = self.refilled(self.state.load(Ordering::Acquire), now);
+        let interval = self.limit.fill_interval;
+        let next = self.origin + interval.saturating_mul((epoch + 1) as u32);
+        let wait = next.saturating_duration_since(now);
+        Level {
+            limit: self.limit.max_tokens,
+            remaining: tokens,
+            reset_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        }
+    }
+}
+
+/// Every bucket of the gateway, by identity. Touched only by `apply` (and reads for the admin
+/// API); requests use the `Arc<Bucket>`s the compiled routes hold.
+#[derive(Default)]
+pub struct RateLimits {
+    buckets: Mutex<HashMap<BucketKey, Arc<Bucket>>>,
+}
+
+impl RateLimits {
+    /// Buckets for a new config: kept where the identity remains (level clamped to a new
+    /// maximum), full where new; buckets not returned by any call are dropped by `retain`.
+    pub fn bucket(
+        &self,
+        key: BucketKey,
+        limit: &RateLimit,
+        seen: &mut Vec<BucketKey>,
+    ) -> Arc<Bucket> {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        seen.push(key.clone());
+        match buckets.get(&key) {
+            Some(b) if b.limit == *limit => b.clone(),
+            Some(old) => {
+                let level = old.level().remaining;
+                let b = Arc::new(Bucket::new(key.clone(), limit.clone(), level));
+                buckets.insert(key, b.clone());
+                b
+            }
+            None => {
+                let b = Arc::new(Bucket::new(key.clone(), limit.clone(), limit.max_tokens));
+                buckets.insert(key, b.clone());
+                b
+            }
+        }
+    }
+
+    /// Drops the buckets whose identity left the config.
+    pub fn retain(&self, seen: &[BucketKey]) {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        buckets.retain(|k, _| seen.contains(k));
+    }
+
+    /// All buckets, sorted by identity.
+    pub fn all(&self) -> Vec<Arc<Bucket>> {
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut all: Vec<Arc<Bucket>> = buckets.values().cloned().collect();
+        all.sort_by(|a, b| {
+            (&a.key.listener, &a.key.route, a.key.position).cmp(&(
+                &b.key.listener,
+                &b.key.route,
+                b.key.position,
+            ))
+        });
+        all
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn limit(max: u64, per: u64, every: Duration) -> RateLimit {
+        RateLimit {
+            max_tokens: max,
+            tokens_per_fill: per,
+            fill_interval: every,
+            kind: RateLimitKind::Requests,
+        }
+    }
+
+    fn key() -> BucketKey {
+        BucketKey {
+            gateway: "g".into(),
+            listener: "l".into(),
+            route: "r".into(),
+            position: 0,
+            kind: RateLimitKind::Requests,
+        }
+    }
+
+    #[test]
+    fn starts_full_and_refills_per_whole_interval() {
+        let b = Bucket::new(key(), limit(3, 2, Duration::from_millis(200)), 3);
+        assert!(b.try_take(3));
+        assert!(!b.try_take(1));
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(!b.try_take(1), "no refill before a whole interval");
+        std::thread::sleep(Duration::from_millis(120));
+        assert!(b.try_take(2));
+        assert!(!b.try_take(1));
+        std::thread::sleep(Duration::from_millis(450));
+        assert_eq!(b.level().remaining, 3, "capped at maxTokens");
+    }
+
+    #[test]
+    fn debit_floors_at_zero_and_give_back_caps() {
+        let b = Bucket::new(key(), limit(10, 1, Duration::from_secs(60)), 10);
+        b.debit(25);
+        assert_eq!(b.level().remaining, 0);
+        b.give_back(50);
+        assert_eq!(b.level().remaining, 10);
+        assert_eq!(b.level().reset_secs, 60);
+    }
+
+    #[test]
+    fn exact_under_contention() {
+        let b = Arc::new(Bucket::new(
+            key(),
+            limit(10_000, 1, Duration::from_secs(3600)),
+            10_000,
+        ));
+        let admitted = Arc::new(AtomicU64::new(0));
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let (b, admitted) = (b.clone(), admitted.clone());
+                std::thread::spawn(move || {
+                    for _ in 0..5_000 {
+                        if b.try_take(1) {
+                            admitted.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(admitted.load(Ordering::Relaxed), 10_000);
+    }
+
+    #[test]
+    fn reload_keeps_levels_and_clamps() {
+        let store = RateLimits::default();
+        let mut seen = Vec::new();
+        let b = store.bucket(key(), &limit(5, 1, Duration::from_secs(60)), &mut seen);
+        assert!(b.try_take(4));
+        let same = store.bucket(key(), &limit(5, 1, Duration::from_secs(60)), &mut seen);
+        assert!(Arc::ptr_eq(&b, &same));
+        let raised = store.bucket(key(), &limit(50, 1, Duration::from_secs(60)), &mut seen);
+        assert_eq!(
+            raised.level().remaining,
+            1,
+            "raising the maximum does not refill"
+        );
+        assert!(raised.try_take(1));
+        let lowered = store.bucket(key(), &limit(1, 1, Duration::from_secs(60)), &mut seen);
+        assert_eq!(lowered.level().remaining, 0);
+        store.retain(&[]);
+        assert!(store.all().is_empty());
+    }
+}

@@ -1,0 +1,294 @@
+//! Local rate limits: the walkthrough's token limit, exactness under concurrency, 429
+//! details, CORS, reloads that never refill, the admin API and metrics.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tollgate_tests::proxy::ProxyOptions;
+use tollgate_tests::{
+    FakeLlm, FakeUpstream, Kind, Proxy, eventually, free_port, seed_with_overrides, with_overrides,
+    workspace_root,
+};
+
+fn limited(port: u16, upstream: &str, extra_route: &str, max: u64) -> String {
+    format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: limited\n      policies:\n        cors: {{allowOrigins: [\"http://ui.test\"], allowHeaders: [\"*\"], allowMethods: [GET, POST]}}\n        localRateLimit:\n        - {{maxTokens: {max}, tokensPerFill: 1, fillInterval: 1h, type: requests}}\n      backends: [{{host: \"{upstream}\"}}]\n{extra_route}"
+    )
+}
+
+async fn walkthrough(config: String, octet: u8, path: &str, body: Value) {
+    let proxy = Proxy::spawn(ProxyOptions {
+        config: &config,
+        ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, octet)),
+        env: vec![("OPENAI_API_KEY", "sk-o"), ("ANTHROPIC_API_KEY", "sk-a")],
+    });
+    proxy.wait_ready().await;
+    let client = reqwest::Client::new();
+    let first = client
+        .post(proxy.url(3000, path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["x-ratelimit-limit"], "1");
+    let _ = first.bytes().await;
+    let second = client
+        .post(proxy.url(3000, path))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(second.status(), 429);
+    assert_eq!(second.headers()["content-type"], "text/plain");
+    assert_eq!(second.headers()["x-ratelimit-remaining"], "0");
+    let reset: u64 = second.headers()["x-ratelimit-reset"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=100).contains(&reset), "reset {reset}");
+    assert_eq!(
+        second.headers()["retry-after"].to_str().unwrap(),
+        reset.to_string()
+    );
+    assert_eq!(second.text().await.unwrap(), "rate limit exceeded");
+    assert_eq!(
+        proxy
+            .metric(
+                "agentgateway_requests_total",
+                &["reason=\"RateLimit\"", "status=\"429\""]
+            )
+            .await,
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn walkthrough_openai_token_limit() {
+    let openai = FakeLlm::start(Kind::OpenAi, Some("sk-o")).await;
+    let config = seed_with_overrides("local-rate-limit.yaml", &openai.authority(), "unused:1");
+    let body =
+        json!({"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "Hello!"}]});
+    walkthrough(config, 31, "/v1/chat/completions", body).await;
+    assert_eq!(
+        openai.seen().len(),
+        1,
+        "the rejected request never reached the upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn walkthrough_anthropic_token_limit_fixed_copy() {
+    let anthropic = FakeLlm::start(Kind::Anthropic, Some("sk-a")).await;
+    let path = workspace_root().join("examples/local-rate-limit-anthropic.yaml");
+    let config = with_overrides(&path, "unused:1", &anthropic.authority());
+    let body = json!({"model": "x", "max_tokens": 50, "messages": [{"role": "user", "content": "Hello!"}]});
+    walkthrough(config, 32, "/v1/messages", body).await;
+    assert_eq!(anthropic.seen().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bucket_of_n_admits_exactly_n_under_concurrency() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let proxy = Arc::new(Proxy::start(&limited(port, &up.authority(), "", 50)).await);
+    let mut tasks = Vec::new();
+    for _ in 0..64 {
+        let url = proxy.url(port, "/x");
+        tasks.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let mut statuses = Vec::new();
+            for _ in 0..4 {
+                statuses.push(client.get(&url).send().await.unwrap().status().as_u16());
+            }
+            statuses
+        }));
+    }
+    let mut ok = 0;
+    let mut limited = 0;
+    for t in tasks {
+        for s in t.await.unwrap() {
+            match s {
+                200 => ok += 1,
+                429 => limited += 1,
+                other => panic!("unexpected status {other}"),
+            }
+        }
+    }
+    assert_eq!((ok, limited), (50, 206));
+    assert_eq!(up.requests().len(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn rejections_carry_cors_and_preflights_are_free() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let proxy = Proxy::start(&limited(port, &up.authority(), "", 1)).await;
+    let client = reqwest::Client::new();
+    for _ in 0..5 {
+        let pre = client
+            .request(reqwest::Method::OPTIONS, proxy.url(port, "/x"))
+            .header("origin", "http://ui.test")
+            .header("access-control-request-method", "POST")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(pre.status(), 200);
+        assert_eq!(
+            pre.headers()["access-control-allow-origin"],
+            "http://ui.test"
+        );
+    }
+    let ok = client
+        .get(proxy.url(port, "/x"))
+        .header("origin", "http://ui.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ok.status(), 200, "preflights took no tokens");
+    assert_eq!(ok.headers()["x-ratelimit-remaining"], "0");
+    let no = client
+        .get(proxy.url(port, "/x"))
+        .header("origin", "http://ui.test")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(no.status(), 429);
+    assert_eq!(
+        no.headers()["access-control-allow-origin"],
+        "http://ui.test"
+    );
+    assert!(up.requests().iter().all(|r| r.method != "OPTIONS"));
+}
+
+async fn status(proxy: &Proxy, port: u16) -> u16 {
+    reqwest::get(proxy.url(port, "/x"))
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reloads_never_refill_buckets() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let other = format!(
+        "    - name: other\n      matches: [{{path: {{pathPrefix: /other}}}}]\n      backends: [{{host: \"{}\"}}]\n",
+        up.authority()
+    );
+    let proxy = Proxy::start(&limited(port, &up.authority(), "", 2)).await;
+    assert_eq!(status(&proxy, port).await, 200);
+    assert_eq!(status(&proxy, port).await, 200);
+    assert_eq!(status(&proxy, port).await, 429);
+
+    // An unrelated edit: still limited.
+    let v = proxy.version().await;
+    proxy.write_config(&limited(port, &up.authority(), &other, 2));
+    let v = proxy.wait_version_change(&v).await;
+    assert_eq!(status(&proxy, port).await, 429);
+
+    // A larger maximum keeps the level (0): still limited, and the admin API shows it.
+    proxy.write_config(&limited(port, &up.authority(), &other, 5));
+    let v = proxy.wait_version_change(&v).await;
+    assert_eq!(status(&proxy, port).await, 429);
+    let buckets = proxy.admin_json("/api/ratelimits").await;
+    let b = &buckets["buckets"][0];
+    assert_eq!(
+        (
+            b["route"].as_str(),
+            b["maxTokens"].as_u64(),
+            b["level"].as_u64()
+        ),
+        (Some("limited"), Some(5), Some(0))
+    );
+    assert_eq!(
+        (
+            b["listener"].as_str(),
+            b["position"].as_u64(),
+            b["type"].as_str()
+        ),
+        (Some("listener0"), Some(0), Some("requests"))
+    );
+    assert_eq!(b["fillInterval"], "1h");
+    assert!(b["secondsToRefill"].as_u64().unwrap() <= 3600);
+    let gauge = proxy
+        .metric(
+            "agentgateway_ratelimit_bucket_tokens",
+            &["route=\"limited\"", "type=\"requests\""],
+        )
+        .await;
+    assert_eq!(gauge, 0.0);
+
+    // The route removed: its bucket is gone.
+    let only_other = format!("binds:\n- port: {port}\n  listeners:\n  - routes:\n{other}");
+    proxy.write_config(&only_other);
+    proxy.wait_version_change(&v).await;
+    assert_eq!(
+        proxy.admin_json("/api/ratelimits").await["buckets"],
+        json!([])
+    );
+    assert!(
+        !proxy
+            .metrics()
+            .await
+            .contains("agentgateway_ratelimit_bucket_tokens{")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn token_limits_debit_actual_usage_also_when_the_client_leaves() {
+    let anthropic = FakeLlm::start(Kind::Anthropic, None).await;
+    anthropic
+        .knobs()
+        .delay_ms
+        .store(0, std::sync::atomic::Ordering::Relaxed);
+    let port = free_port();
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: llm\n      backends:\n      - ai: {{name: a, provider: {{anthropic: {{model: m}}}}, hostOverride: \"{}\"}}\n      policies:\n        localRateLimit: [{{maxTokens: 1000, tokensPerFill: 1, fillInterval: 1h, type: tokens}}]\n",
+        anthropic.authority()
+    );
+    let proxy = Proxy::start(&config).await;
+    let url = proxy.url(port, "/v1/chat/completions");
+    let client = reqwest::Client::new();
+    let level = || async {
+        proxy.admin_json("/api/ratelimits").await["buckets"][0]["level"]
+            .as_u64()
+            .unwrap()
+    };
+
+    // "one two three": 3 input tokens; answer "anthropic says: one two three": 5 output.
+    let r = client
+        .post(&url)
+        .json(&json!({"messages": [{"role": "user", "content": "one two three"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(level().await, 1000 - 8);
+
+    // A stream the client abandons after its first chunk is still debited.
+    let words = "w ".repeat(200);
+    let r = client
+        .post(&url)
+        .json(&json!({"stream": true, "messages": [{"role": "user", "content": words}]}))
+        .send()
+        .await
+        .unwrap();
+    let mut body = r.bytes_stream();
+    let _ = body.next().await;
+    drop(body);
+    eventually(Duration::from_secs(5), || async {
+        let l = level().await;
+        if l <= 992 - 200 {
+            Ok(())
+        } else {
+            Err(format!("level {l}"))
+        }
+    })
+    .await;
+}
