@@ -7,9 +7,11 @@
 //! reload keeps the level of every bucket whose identity remains.
 
 use std::collections::HashMap;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+
+use quanta::{Clock, Instant};
 
 use serde::Serialize;
 use tollgate_shared::config::model::{RateLimit, RateLimitKind};
@@ -24,6 +26,12 @@ pub struct BucketKey {
     pub position: usize,
     #[serde(rename = "type")]
     pub kind: RateLimitKind,
+}
+
+/// A TSC-based clock: reading it costs a few nanoseconds, a fraction of `Instant::now()`.
+fn clock() -> &'static Clock {
+    static CLOCK: OnceLock<Clock> = OnceLock::new();
+    CLOCK.get_or_init(Clock::new)
 }
 
 pub struct Bucket {
@@ -108,14 +116,16 @@ impl Bucket {
         Bucket {
             key,
             limit,
-            origin: Instant::now(),
+            origin: clock().now(),
             state: AtomicU64::new(pack(0, tokens)),
         }
     }
 
     fn epoch_at(&self, now: Instant) -> u64 {
-        let interval = self.limit.fill_interval.as_nanos().max(1);
-        ((now.saturating_duration_since(self.origin).as_nanos() / interval) as u64) & 0xffff_ffff
+        // u64 nanoseconds cover 584 years: cheaper than u128 arithmetic on every check.
+        let interval = (self.limit.fill_interval.as_nanos() as u64).max(1);
+        let elapsed = now.saturating_duration_since(self.origin).as_nanos() as u64;
+        (elapsed / interval) & 0xffff_ffff
     }
 
     /// Applies refills due at `now` to a state.
@@ -134,7 +144,7 @@ impl Bucket {
 
     /// CAS loop: `change` maps tokens to new tokens, or `None` to refuse.
     fn update(&self, change: impl Fn(u64) -> Option<u64>) -> Result<u64, u64> {
-        let now = Instant::now();
+        let now = clock().now();
         let mut current = self.state.load(Ordering::Acquire);
         loop {
             let (epoch, tokens) = self.refilled(current, now);
@@ -175,7 +185,7 @@ impl Bucket {
     }
 
     pub fn level(&self) -> Level {
-        let now = Instant::now();
+        let now = clock().now();
         let (epoch, tokens) = self.refilled(self.state.load(Ordering::Acquire), now);
         let interval = self.limit.fill_interval;
         let next = self.origin + interval.saturating_mul((epoch + 1) as u32);

@@ -144,8 +144,9 @@ fn start_proxy(dir: &Path, port: u16, upstream: u16) -> anyhow::Result<Guard> {
         )
     };
     let config = format!(
-        "binds:\n- port: {port}\n  listeners:\n  - routes:\n{}{}{}",
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n{}{}{}{}",
         route("host", format!("host: 127.0.0.1:{upstream}")),
+        route("limited", format!("host: 127.0.0.1:{upstream}")),
         route("ai", ai("openAI")),
         route("translate", ai("anthropic")),
     );
@@ -258,9 +259,9 @@ fn main() -> anyhow::Result<()> {
     let direct = format!("http://127.0.0.1:{up_port}/v1/chat/completions");
     let direct_sse = format!("http://127.0.0.1:{up_port}/v1/messages");
     let via = |route: &str| format!("http://127.0.0.1:{proxy_port}/{route}/v1/chat/completions");
-    let (host, ai, translate) = (via("host"), via("ai"), via("translate"));
+    let (host, ai, translate, limited) = (via("host"), via("ai"), via("translate"), via("limited"));
     // (url, body, fixed rate?) in the order they run each round: interleaved direct/proxy.
-    let runs: [(&str, &Path, Option<u64>); 8] = [
+    let runs: [(&str, &Path, Option<u64>); 9] = [
         (&direct, &body, Some(o.rate)),
         (&host, &body, Some(o.rate)),
         (&ai, &body, Some(o.rate)),
@@ -269,6 +270,7 @@ fn main() -> anyhow::Result<()> {
         (&ai, &body, None),
         (&direct_sse, &stream_body, None),
         (&translate, &stream_body, None),
+        (&limited, &body, None),
     ];
     let mut results: Vec<Vec<Sample>> = Vec::new();
     for round in 1..=o.rounds {
@@ -299,6 +301,11 @@ fn main() -> anyhow::Result<()> {
         let (d, p) = (pick(d, rps), pick(p, rps));
         println!("{name:<44}{d:>12.0}{p:>12.0}{:>12.3}", p / d);
     }
+    let limited_vs_host = pick(8, rps) / pick(4, rps);
+    println!(
+        "{:<44}{:>36.3}",
+        "host route with a rate limit / without", limited_vs_host
+    );
     let stream_vs_plain = pick(7, rps) / pick(5, rps);
     println!(
         "{:<44}{:>36.3}",
