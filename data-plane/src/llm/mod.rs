@@ -366,31 +366,52 @@ async fn respond(
         authority: provider.to_string(),
         reason,
     };
-    let value: Value =
-        serde_json::from_slice(&bytes).map_err(|e| bad(format!("the answer is not JSON ({e})")))?;
-    let out = match (client, upstream_format) {
-        (Format::OpenAi, Format::Anthropic) => {
-            translate::messages_response_to_completion(&value, unix_now())
+    let mut usage = Usage::default();
+    let out = if client == upstream_format {
+        // Same format: checked and measured, then the upstream's bytes go back unchanged.
+        let shape: Shape = serde_json::from_slice(&bytes)
+            .map_err(|e| bad(format!("the answer is not JSON ({e})")))?;
+        match client {
+            Format::OpenAi if shape.choices.is_none() => {
+                return Err(bad(
+                    "not a valid answer: an OpenAI completion without `choices`".into(),
+                ));
+            }
+            Format::Anthropic if shape.content.is_none() => {
+                return Err(bad(
+                    "not a valid answer: an Anthropic message without `content`".into(),
+                ));
+            }
+            _ => {}
         }
-        (Format::Anthropic, Format::OpenAi) => translate::completion_to_messages_response(&value),
-        (Format::OpenAi, Format::OpenAi) if value.get("choices").is_none() => Err(
-            translate::BadResponse("an OpenAI completion without `choices`".into()),
-        ),
-        (Format::Anthropic, Format::Anthropic) if value.get("content").is_none() => Err(
-            translate::BadResponse("an Anthropic message without `content`".into()),
-        ),
-        // Same format: the upstream's bytes go back unchanged.
-        _ => Ok(Value::Null),
-    }
-    .map_err(|e| bad(format!("not a valid answer: {e}")))?;
+        None
+    } else {
+        let value: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| bad(format!("the answer is not JSON ({e})")))?;
+        let translated = match client {
+            Format::OpenAi => translate::messages_response_to_completion(&value, unix_now()),
+            Format::Anthropic => translate::completion_to_messages_response(&value),
+        };
+        Some(translated.map_err(|e| bad(format!("not a valid answer: {e}")))?)
+    };
+    usage::probe(std::str::from_utf8(&bytes).unwrap_or_default(), &mut usage);
     if let Some(ex) = exchange {
-        ex.finish(&Usage::from_response(&value));
+        ex.finish(&usage);
     }
-    if out.is_null() {
-        parts.headers.remove(header::CONTENT_LENGTH);
-        return Ok(Response::from_parts(parts, full(bytes)));
+    match out {
+        Some(v) => Ok(json_response(status, &v)),
+        None => {
+            parts.headers.remove(header::CONTENT_LENGTH);
+            Ok(Response::from_parts(parts, full(bytes)))
+        }
     }
-    Ok(json_response(status, &out))
+}
+
+/// Just enough of an answer to tell a completion or message from something else.
+#[derive(serde::Deserialize)]
+struct Shape {
+    choices: Option<serde::de::IgnoredAny>,
+    content: Option<serde::de::IgnoredAny>,
 }
 
 /// What the stream body owns; reports usage exactly once, on end or drop.

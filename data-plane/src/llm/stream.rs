@@ -7,11 +7,14 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
+use std::borrow::Cow;
+
 use eventsource_stream::Event;
+use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::translate::{anthropic_error, finish_reason, openai_error, stop_reason};
-use super::usage::Usage;
+use super::usage::{Usage, probe};
 
 /// One direction of stream handling.
 pub trait Translate: Send {
@@ -33,54 +36,6 @@ fn named_frame(name: &str, v: &Value) -> Bytes {
 
 const DONE: &str = "data: [DONE]\n\n";
 
-/// Reads usage from an OpenAI chunk.
-fn openai_usage(chunk: &Value, usage: &mut Usage) {
-    if let Some(m) = chunk.get("model").and_then(Value::as_str) {
-        usage.response_model.get_or_insert_with(|| m.to_string());
-    }
-    if let Some(u) = chunk.get("usage").filter(|u| u.is_object()) {
-        usage.input = u
-            .get("prompt_tokens")
-            .and_then(Value::as_u64)
-            .or(usage.input);
-        usage.output = u
-            .get("completion_tokens")
-            .and_then(Value::as_u64)
-            .or(usage.output);
-    }
-}
-
-/// Reads usage from an Anthropic event.
-fn anthropic_usage(ev: &Value, usage: &mut Usage) {
-    if let Some(msg) = ev.get("message") {
-        if let Some(m) = msg.get("model").and_then(Value::as_str) {
-            usage.response_model = Some(m.to_string());
-        }
-        if let Some(u) = msg.get("usage") {
-            usage.input = u
-                .get("input_tokens")
-                .and_then(Value::as_u64)
-                .or(usage.input);
-            usage.output = u
-                .get("output_tokens")
-                .and_then(Value::as_u64)
-                .or(usage.output);
-        }
-    }
-    if ev["type"] == "message_delta"
-        && let Some(u) = ev.get("usage")
-    {
-        usage.input = u
-            .get("input_tokens")
-            .and_then(Value::as_u64)
-            .or(usage.input);
-        usage.output = u
-            .get("output_tokens")
-            .and_then(Value::as_u64)
-            .or(usage.output);
-    }
-}
-
 /// OpenAI upstream, OpenAI client: forwarded as is, usage observed.
 #[derive(Default)]
 pub struct OpenAiPassthrough {
@@ -95,9 +50,7 @@ impl Translate for OpenAiPassthrough {
             out.push_back(Bytes::from_static(DONE.as_bytes()));
             return;
         }
-        if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
-            openai_usage(&v, &mut self.usage);
-        }
+        probe(&ev.data, &mut self.usage);
         out.push_back(Bytes::from(format!("data: {}\n\n", ev.data)));
     }
 
@@ -123,11 +76,10 @@ pub struct AnthropicPassthrough {
 
 impl Translate for AnthropicPassthrough {
     fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>) {
-        if let Ok(v) = serde_json::from_str::<Value>(&ev.data) {
-            anthropic_usage(&v, &mut self.usage);
-            if v["type"] == "message_stop" {
-                self.done = true;
-            }
+        match ev.event.as_str() {
+            "message_start" | "message_delta" => probe(&ev.data, &mut self.usage),
+            "message_stop" => self.done = true,
+            _ => {}
         }
         out.push_back(Bytes::from(format!(
             "event: {}\ndata: {}\n\n",
@@ -157,6 +109,8 @@ pub struct AnthropicToOpenAi {
     /// Anthropic block index -> OpenAI tool call index.
     tools: Vec<(u64, usize)>,
     args_streamed: Vec<bool>,
+    /// The JSON every text chunk starts with, built once per stream.
+    prefix: Option<String>,
     done: bool,
 }
 
@@ -169,6 +123,7 @@ impl AnthropicToOpenAi {
             role_sent: false,
             tools: Vec::new(),
             args_streamed: Vec::new(),
+            prefix: None,
             done: false,
         }
     }
@@ -199,12 +154,68 @@ impl AnthropicToOpenAi {
     }
 }
 
+/// A `content_block_delta` event, parsed without building a JSON tree.
+#[derive(Deserialize)]
+struct BlockDelta<'a> {
+    #[serde(borrow)]
+    delta: DeltaBody<'a>,
+}
+
+#[derive(Deserialize)]
+struct DeltaBody<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+}
+
+impl AnthropicToOpenAi {
+    /// The hot path: one text delta straight to one chunk, no JSON tree either way.
+    fn text_chunk(&mut self, text: &str) -> Bytes {
+        let role = if self.role_sent {
+            ""
+        } else {
+            r#","role":"assistant""#
+        };
+        self.role_sent = true;
+        let (id, created) = (&self.id, self.created);
+        let model = self.usage.response_model.as_deref().unwrap_or_default();
+        let prefix = self.prefix.get_or_insert_with(|| {
+            let (id, model) = (Value::from(id.as_str()), Value::from(model));
+            format!(r#"data: {{"id":{id},"object":"chat.completion.chunk","created":{created},"model":{model},"choices":[{{"index":0,"delta":{{"content":"#)
+        });
+        let text = Value::from(text);
+        Bytes::from(format!(
+            "{prefix}{text}{role}}},\"finish_reason\":null}}]}}\n\n"
+        ))
+    }
+}
+
 impl Translate for AnthropicToOpenAi {
     fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>) {
+        match ev.event.as_str() {
+            "ping" => return,
+            "content_block_delta" => {
+                if let Ok(BlockDelta {
+                    delta:
+                        DeltaBody {
+                            kind,
+                            text: Some(text),
+                        },
+                }) = serde_json::from_str(&ev.data)
+                    && kind == "text_delta"
+                {
+                    let chunk = self.text_chunk(&text);
+                    out.push_back(chunk);
+                    return;
+                }
+            }
+            _ => {}
+        }
         let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
             return;
         };
-        anthropic_usage(&v, &mut self.usage);
+        probe(&ev.data, &mut self.usage);
         let block = v.get("index").and_then(Value::as_u64).unwrap_or(0);
         match v["type"].as_str().unwrap_or(&ev.event) {
             "message_start" => {
@@ -359,7 +370,7 @@ impl Translate for OpenAiToAnthropic {
             self.done = true;
             return;
         }
-        openai_usage(&v, &mut self.usage);
+        probe(&ev.data, &mut self.usage);
         if !self.started {
             self.started = true;
             out.push_back(named_frame("message_start", &json!({"type": "message_start", "message": {
