@@ -1,18 +1,42 @@
-//! `tollgate-cp`: validates gateway configs. Streaming them to proxies comes with the config
-//! stream (DESIGN §8); today only `check` exists.
-#![forbid(unsafe_code)]
+//! `tollgate-cp`: watches gateway configs, validates them, streams snapshots to proxies.
 
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use tollgate_shared::{ProcessEnv, Snapshot, load_file};
+use tollgate_control_plane::admin::{self, AdminState};
+use tollgate_control_plane::metrics::Metrics;
+use tollgate_control_plane::registry::Registry;
+use tollgate_control_plane::store::Store;
+use tollgate_control_plane::stream::StreamService;
+use tollgate_control_plane::watch::{self, Source};
+use tollgate_shared::proto::v1::config_stream_server::ConfigStreamServer;
+use tollgate_shared::{LoadMode, ProcessEnv, Snapshot, load_file_with};
 
 #[derive(Parser)]
 #[command(name = "tollgate-cp", version, about = "Tollgate control plane")]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Every `*.yaml` in DIR is a gateway named by its file stem.
+    #[arg(long, conflicts_with = "file")]
+    config_dir: Option<PathBuf>,
+    /// One config file, served as gateway `default`.
+    #[arg(short = 'f', long = "file")]
+    file: Option<PathBuf>,
+    /// Move the stream and admin addresses to this IP.
+    #[arg(long)]
+    listen_ip: Option<IpAddr>,
+    /// Config stream (gRPC) address.
+    #[arg(long)]
+    listen: Option<SocketAddr>,
+    /// Admin API and metrics address.
+    #[arg(long)]
+    admin_addr: Option<SocketAddr>,
 }
 
 #[derive(Subcommand)]
@@ -25,28 +49,57 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let Command::Check { path } = Cli::parse().command;
-    let files = match gateway_files(&path) {
-        Ok(files) => files,
+    let cli = Cli::parse();
+    if let Some(Command::Check { path }) = &cli.command {
+        return check(path);
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build();
+    match runtime
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(run(cli)))
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tollgate-cp: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(path: &Path) -> ExitCode {
+    let source = if path.is_file() {
+        Source::File(path.to_path_buf())
+    } else {
+        Source::Dir(path.to_path_buf())
+    };
+    let files = match source.gateways() {
+        Ok(files) if !files.is_empty() => files,
+        Ok(_) => {
+            eprintln!("tollgate-cp: no *.yaml files in {}", path.display());
+            return ExitCode::FAILURE;
+        }
         Err(e) => {
             eprintln!("tollgate-cp: cannot read {}: {e}", path.display());
             return ExitCode::FAILURE;
         }
     };
-    if files.is_empty() {
-        eprintln!("tollgate-cp: no *.yaml files in {}", path.display());
-        return ExitCode::FAILURE;
-    }
     let mut failed = 0;
-    for file in &files {
-        match load_file(file, &ProcessEnv) {
-            Ok(config) => {
-                println!(
-                    "{}: valid (version {})",
-                    file.display(),
-                    Snapshot::new(config).version
-                )
-            }
+    for (name, file) in &files {
+        match load_file_with(file, &ProcessEnv, LoadMode::DeferSecrets) {
+            Ok(config) => println!(
+                "{} (gateway {name}): valid (version {})",
+                file.display(),
+                Snapshot::new(config).version
+            ),
             Err(errors) => {
                 failed += 1;
                 for e in errors.iter() {
@@ -63,15 +116,73 @@ fn main() -> ExitCode {
     }
 }
 
-/// One file, or every `*.yaml` directly inside a directory, sorted.
-fn gateway_files(path: &Path) -> std::io::Result<Vec<PathBuf>> {
-    if path.is_file() {
-        return Ok(vec![path.to_path_buf()]);
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let source = match (cli.config_dir, cli.file) {
+        (Some(d), None) => Source::Dir(d),
+        (None, Some(f)) => Source::File(f),
+        _ => anyhow::bail!("pass --config-dir DIR or -f FILE (see --help)"),
+    };
+    let any = cli.listen_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    let local = cli.listen_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let listen = cli.listen.unwrap_or(SocketAddr::new(any, 15010));
+    let admin_addr = cli.admin_addr.unwrap_or(SocketAddr::new(local, 15011));
+
+    let metrics = Arc::new(Metrics::new());
+    let store = Arc::new(Store::new(metrics.clone()));
+    let registry = Arc::new(Registry::default());
+    let mut seen = HashMap::new();
+    watch::sync(&source, &store, &mut seen);
+
+    let admin_listener = tokio::net::TcpListener::bind(admin_addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {admin_addr} for the admin API: {e}"))?;
+    let state = AdminState {
+        store: store.clone(),
+        registry: registry.clone(),
+        metrics: metrics.clone(),
+    };
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(admin_listener, admin::router(state)).await {
+            tracing::error!(error = %e, "admin server stopped");
+        }
+    });
+    tracing::info!(%admin_addr, "admin API listening");
+
+    let watch_store = store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = watch::run(source, watch_store, seen).await {
+            tracing::error!(error = %e, "cannot watch the config files; edits will not be picked up");
+        }
+    });
+
+    let service = StreamService {
+        store,
+        registry,
+        metrics,
+        keepalive: Duration::from_secs(5),
+        send_timeout: Duration::from_secs(10),
+    };
+    let incoming = tokio::net::TcpListener::bind(listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {listen} for the config stream: {e}"))?;
+    tracing::info!(%listen, "config stream listening");
+    tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(Duration::from_secs(10)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(5)))
+        .add_service(ConfigStreamServer::new(service))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(incoming),
+            shutdown(),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("installing a SIGTERM handler cannot fail on Unix");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml") && p.is_file())
-        .collect();
-    files.sort();
-    Ok(files)
 }

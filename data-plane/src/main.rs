@@ -9,8 +9,9 @@ use clap::{Parser, Subcommand};
 use tollgate_data_plane::admin;
 use tollgate_data_plane::gateway::Gateway;
 use tollgate_data_plane::metrics::Metrics;
+use tollgate_data_plane::source::control_plane::ControlPlaneSource;
 use tollgate_data_plane::source::file::FileSource;
-use tollgate_shared::config::model::ListenAddr;
+use tollgate_shared::config::model::{ListenAddr, Settings};
 use tollgate_shared::{ProcessEnv, Snapshot, load_file};
 
 #[derive(Parser)]
@@ -23,8 +24,14 @@ struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
     /// Config file to serve and watch.
-    #[arg(short = 'f', long = "file")]
+    #[arg(short = 'f', long = "file", conflicts_with = "control_plane")]
     file: Option<PathBuf>,
+    /// Take snapshots from a control plane instead, e.g. http://127.0.0.1:15010.
+    #[arg(long)]
+    control_plane: Option<String>,
+    /// This proxy's id on the control plane (default: hostname-pid).
+    #[arg(long)]
+    node_id: Option<String>,
     /// Gateway name (the `gateway` metric label).
     #[arg(long, default_value = "default")]
     gateway: String,
@@ -99,49 +106,77 @@ fn check(file: &std::path::Path) -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let Some(file) = cli.file.clone() else {
-        anyhow::bail!("no config: pass -f FILE (see --help)");
-    };
     let listen_ip = cli.listen_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let loopback = cli.listen_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
     let metrics = Arc::new(Metrics::new());
     let gw = Gateway::new(&cli.gateway, listen_ip, metrics.clone());
 
-    let mut source = FileSource::new(file);
-    let snapshot = match source.load() {
-        Ok(Some(s)) => s,
-        Ok(None) => unreachable!("the first load always reads the file"),
-        Err(errors) => anyhow::bail!("invalid config:\n{errors}"),
+    // Process addresses come from the first config file, or from flags and defaults when
+    // snapshots come from a control plane (they are not known before the first one).
+    let (addrs, source): (Settings, tokio::task::JoinHandle<()>) = match (
+        &cli.file,
+        &cli.control_plane,
+    ) {
+        (Some(file), None) => {
+            let mut source = FileSource::new(file.clone());
+            let snapshot = match source.load() {
+                Ok(Some(s)) => s,
+                Ok(None) => anyhow::bail!(
+                    "{}: the file did not change since it was read",
+                    file.display()
+                ),
+                Err(errors) => anyhow::bail!("invalid config:\n{errors}"),
+            };
+            let settings = snapshot.config.settings.clone();
+            let version = snapshot.version.clone();
+            gw.apply(snapshot, source.source())?;
+            metrics.config_synchronized.set(1);
+            metrics
+                .reloads
+                .with_label_values(&["file", "success"])
+                .inc();
+            tracing::info!(%version, "config applied");
+            let watch_gw = gw.clone();
+            let task = tokio::spawn(async move {
+                if let Err(e) = source.watch(watch_gw).await {
+                    tracing::error!(error = %e, "cannot watch the config file; live reload is off");
+                }
+            });
+            (settings, task)
+        }
+        (None, Some(url)) => {
+            let node_id = cli.node_id.clone().unwrap_or_else(default_node_id);
+            tracing::info!(%url, gateway = %cli.gateway, %node_id, "taking snapshots from the control plane");
+            let cp = ControlPlaneSource {
+                url: url.clone(),
+                gateway: cli.gateway.clone(),
+                node_id,
+            };
+            let task = tokio::spawn(cp.run(gw.clone()));
+            (Settings::defaults(), task)
+        }
+        _ => anyhow::bail!("no config: pass -f FILE or --control-plane URL (see --help)"),
     };
-    let settings = snapshot.config.settings.clone();
-    let version = snapshot.version.clone();
-    gw.apply(snapshot, source.source())?;
-    metrics.config_synchronized.set(1);
-    metrics
-        .reloads
-        .with_label_values(&["file", "success"])
-        .inc();
-    tracing::info!(%version, "config applied");
 
     let servers = [
         (
             "admin",
             &cli.admin_addr,
-            settings.admin_addr,
+            addrs.admin_addr,
             SocketAddr::new(loopback, 15000),
             admin::admin_router(gw.clone()),
         ),
         (
             "metrics",
             &cli.stats_addr,
-            settings.stats_addr,
+            addrs.stats_addr,
             SocketAddr::new(listen_ip, 15020),
             admin::stats_router(gw.clone()),
         ),
         (
             "readiness",
             &cli.readiness_addr,
-            settings.readiness_addr,
+            addrs.readiness_addr,
             SocketAddr::new(listen_ip, 15021),
             admin::readiness_router(gw.clone()),
         ),
@@ -152,17 +187,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
     }
 
-    let watch_gw = gw.clone();
-    let watcher = tokio::spawn(async move {
-        if let Err(e) = source.watch(watch_gw).await {
-            tracing::error!(error = %e, "cannot watch the config file; live reload is off");
-        }
-    });
     shutdown_signal().await;
     tracing::info!("shutting down: draining connections");
-    watcher.abort();
+    source.abort();
     gw.shutdown().await;
     Ok(())
+}
+
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    format!("{}-{}", host.trim(), std::process::id())
 }
 
 /// CLI flag, else the config's value, else the default.

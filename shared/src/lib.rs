@@ -2,7 +2,10 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod convert;
+pub mod proto;
 
 pub use config::{
-    ConfigError, ConfigErrors, Env, ProcessEnv, Snapshot, SnapshotSource, load_file, load_str,
+    ConfigError, ConfigErrors, Env, LoadMode, ProcessEnv, Snapshot, SnapshotSource, load_file,
+    load_file_with, load_str, load_str_with,
 };

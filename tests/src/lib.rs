@@ -1,6 +1,7 @@
 //! End-to-end harness: real `tollgate` processes on free loopback ports, fake upstreams,
 //! config files edited on disk, and a bounded `eventually`.
 
+pub mod control_plane;
 pub mod llm;
 pub mod proxy;
 pub mod upstream;
@@ -9,6 +10,7 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use control_plane::ControlPlane;
 pub use llm::{FakeLlm, Kind};
 pub use proxy::Proxy;
 pub use upstream::FakeUpstream;

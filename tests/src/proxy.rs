@@ -23,9 +23,12 @@ pub struct Proxy {
 
 /// How to start a proxy; `Proxy::start` covers the common case.
 pub struct ProxyOptions<'a> {
+    /// Config file text (ignored with `control_plane`).
     pub config: &'a str,
     pub ip: IpAddr,
     pub env: Vec<(&'a str, &'a str)>,
+    /// Take snapshots from this control plane (`http://ip:port`) for a gateway.
+    pub control_plane: Option<(&'a str, &'a str)>,
 }
 
 impl Default for ProxyOptions<'_> {
@@ -34,6 +37,7 @@ impl Default for ProxyOptions<'_> {
             config: "",
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             env: Vec::new(),
+            control_plane: None,
         }
     }
 }
@@ -59,9 +63,11 @@ impl Proxy {
         let addr = |port| SocketAddr::new(opts.ip, port);
         let (admin, stats, readiness) = (addr(free_port()), addr(free_port()), addr(free_port()));
         let mut cmd = Command::new(binary("tollgate"));
-        cmd.arg("-f")
-            .arg(&config_path)
-            .arg("--listen-ip")
+        match opts.control_plane {
+            Some((url, gateway)) => cmd.args(["--control-plane", url, "--gateway", gateway]),
+            None => cmd.arg("-f").arg(&config_path),
+        };
+        cmd.arg("--listen-ip")
             .arg(opts.ip.to_string())
             .arg("--admin-addr")
             .arg(admin.to_string())

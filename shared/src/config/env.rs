@@ -99,15 +99,20 @@ fn is_name(s: &str) -> bool {
 pub type Templates = HashMap<YamlPath, String>;
 
 /// Expands every string value in the tree; unset variables are reported with their path.
+/// With `defer_secrets`, secret fields keep their references (recorded as templates).
 pub fn expand_tree(
     value: &mut yaml_serde::Value,
     path: &mut YamlPath,
     env: &dyn Env,
+    defer_secrets: bool,
     templates: &mut Templates,
     missing: &mut Vec<(YamlPath, String)>,
 ) {
     use super::path::Segment;
     match value {
+        yaml_serde::Value::String(s) if s.contains('$') && defer_secrets && is_secret(path) => {
+            templates.insert(path.clone(), s.clone());
+        }
         yaml_serde::Value::String(s) if s.contains('$') => match expand(s, env) {
             Ok(expanded) => {
                 if expanded != *s {
@@ -121,7 +126,7 @@ pub fn expand_tree(
         yaml_serde::Value::Sequence(items) => {
             for (i, item) in items.iter_mut().enumerate() {
                 path.push(Segment::Index(i));
-                expand_tree(item, path, env, templates, missing);
+                expand_tree(item, path, env, defer_secrets, templates, missing);
                 path.pop();
             }
         }
@@ -135,12 +140,24 @@ pub fn expand_tree(
                         .to_string(),
                 };
                 path.push(Segment::Key(key));
-                expand_tree(v, path, env, templates, missing);
+                expand_tree(v, path, env, defer_secrets, templates, missing);
                 path.pop();
             }
         }
-        yaml_serde::Value::Tagged(t) => expand_tree(&mut t.value, path, env, templates, missing),
+        yaml_serde::Value::Tagged(t) => {
+            expand_tree(&mut t.value, path, env, defer_secrets, templates, missing)
+        }
         _ => {}
+    }
+}
+
+/// `…backendAuth.key` and `…stdio.env.NAME`: the fields that hold credentials.
+fn is_secret(path: &YamlPath) -> bool {
+    use super::path::Segment::Key;
+    match path.segments() {
+        [.., Key(a), Key(b)] if a == "backendAuth" && b == "key" => true,
+        [.., Key(a), Key(b), Key(_)] => a == "stdio" && b == "env",
+        _ => false,
     }
 }
 

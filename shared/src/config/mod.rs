@@ -11,7 +11,7 @@ mod yaml;
 
 use std::path::Path;
 
-pub use env::{Env, ProcessEnv};
+pub use env::{Env, ProcessEnv, expand};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::Config;
 pub use snapshot::{Snapshot, SnapshotSource};
@@ -21,11 +21,26 @@ use raw::RawConfig;
 use validate::Validator;
 use yaml::Document;
 
+/// How environment references are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoadMode {
+    /// Expand every reference (a standalone proxy, `tollgate check`).
+    ExpandAll,
+    /// Keep references in secret fields (`backendAuth.key`, stdio `env` values) as written,
+    /// for each proxy to resolve: the control plane never holds or sends a key.
+    DeferSecrets,
+}
+
 /// Reads and validates a config file. `file` names it in errors.
 pub fn load_file(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    load_file_with(path, env, LoadMode::ExpandAll)
+}
+
+/// [`load_file`] with a [`LoadMode`].
+pub fn load_file_with(path: &Path, env: &dyn Env, mode: LoadMode) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
     match std::fs::read_to_string(path) {
-        Ok(text) => load_str(&text, &name, env),
+        Ok(text) => load_str_with(&text, &name, env, mode),
         Err(e) => Err(ConfigErrors(vec![ConfigError {
             file: name,
             line: 0,
@@ -38,6 +53,16 @@ pub fn load_file(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
 
 /// Validates config text, reporting every error at once.
 pub fn load_str(text: &str, file: &str, env: &dyn Env) -> Result<Config, ConfigErrors> {
+    load_str_with(text, file, env, LoadMode::ExpandAll)
+}
+
+/// [`load_str`] with a [`LoadMode`].
+pub fn load_str_with(
+    text: &str,
+    file: &str,
+    env: &dyn Env,
+    mode: LoadMode,
+) -> Result<Config, ConfigErrors> {
     let mut doc = match Document::parse(text) {
         Ok(doc) => doc,
         Err(e) => {
@@ -53,10 +78,12 @@ pub fn load_str(text: &str, file: &str, env: &dyn Env) -> Result<Config, ConfigE
     let mut templates = env::Templates::new();
     let mut missing = Vec::new();
     let mut value = std::mem::take(&mut doc.value);
+    let defer = mode == LoadMode::DeferSecrets;
     env::expand_tree(
         &mut value,
         &mut YamlPath::root(),
         env,
+        defer,
         &mut templates,
         &mut missing,
     );

@@ -45,6 +45,22 @@ pub struct Settings {
     pub logging: Logging,
 }
 
+impl Settings {
+    /// What a config without a `config:` section gets.
+    pub fn defaults() -> Settings {
+        Settings {
+            admin_addr: ListenAddr::Default,
+            stats_addr: ListenAddr::Default,
+            readiness_addr: ListenAddr::Default,
+            max_body_size: DEFAULT_MAX_BODY_SIZE,
+            drain_timeout: DEFAULT_DRAIN_TIMEOUT,
+            tracing: None,
+            metrics: Metrics::default(),
+            logging: Logging::default(),
+        }
+    }
+}
+
 pub const DEFAULT_MAX_BODY_SIZE: u64 = 10 * 1024 * 1024;
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -244,8 +260,29 @@ impl Secret {
         Secret { value, reference }
     }
 
+    /// A secret known only by its reference, until [`Secret::resolve`].
+    pub fn unresolved(reference: String) -> Secret {
+        Secret {
+            value: String::new(),
+            reference: Some(reference),
+        }
+    }
+
     pub fn expose(&self) -> &str {
         &self.value
+    }
+
+    /// The reference as written (`$OPENAI_API_KEY`), when the value came from the environment.
+    pub fn reference(&self) -> Option<&str> {
+        self.reference.as_deref()
+    }
+
+    /// Expands the reference from `env`; `Err` names the unset variables.
+    pub fn resolve(&mut self, env: &dyn crate::config::Env) -> Result<(), Vec<String>> {
+        if let Some(r) = &self.reference {
+            self.value = crate::config::expand(r, env)?;
+        }
+        Ok(())
     }
 
     pub fn shown(&self) -> &str {
@@ -443,6 +480,54 @@ pub enum McpTargetKind {
     Sse { url: String },
     /// Streamable HTTP server at this URL.
     Mcp { url: String },
+}
+
+impl Config {
+    /// Calls `f` on every secret of the config.
+    pub fn visit_secrets(&mut self, f: &mut dyn FnMut(&mut Secret)) {
+        let routes = self
+            .binds
+            .iter_mut()
+            .flat_map(|b| &mut b.listeners)
+            .flat_map(|l| &mut l.routes);
+        for route in routes {
+            if let Some(a) = &mut route.policies.backend_auth {
+                f(&mut a.key);
+            }
+            for backend in &mut route.backends {
+                match &mut backend.kind {
+                    BackendKind::Host(_) => {}
+                    BackendKind::Ai(ai) => {
+                        for p in ai.groups.iter_mut().flatten() {
+                            if let Some(a) = &mut p.backend_auth {
+                                f(&mut a.key);
+                            }
+                        }
+                    }
+                    BackendKind::Mcp(m) => {
+                        for t in &mut m.targets {
+                            if let McpTargetKind::Stdio { env, .. } = &mut t.kind {
+                                env.values_mut().for_each(&mut *f);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Resolves every secret reference from `env` (a proxy receiving a control-plane
+    /// snapshot); `Err` names each unset variable once.
+    pub fn resolve_secrets(&mut self, env: &dyn crate::config::Env) -> Result<(), Vec<String>> {
+        let mut unset = Vec::new();
+        self.visit_secrets(&mut |s| {
+            if let Err(names) = s.resolve(env) {
+                unset.extend(names);
+            }
+        });
+        unset.dedup();
+        if unset.is_empty() { Ok(()) } else { Err(unset) }
+    }
 }
 
 fn as_humantime<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {

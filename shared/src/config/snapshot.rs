@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::model::{BackendKind, Config, McpTargetKind, Secret};
+use super::model::Config;
 
 /// Where a snapshot came from, for the admin API and logs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,14 @@ impl Snapshot {
             config: Arc::new(config),
         }
     }
+
+    /// A snapshot whose version was decided elsewhere (the control plane's push).
+    pub fn with_version(config: Config, version: String) -> Snapshot {
+        Snapshot {
+            version,
+            config: Arc::new(config),
+        }
+    }
 }
 
 /// First 16 hex digits of the SHA-256 of the canonical JSON form plus the secret values (which
@@ -44,43 +52,12 @@ impl Snapshot {
 pub fn version_of(config: &Config) -> String {
     let mut hasher = Sha256::new();
     hasher.update(serde_json::to_vec(config).expect("the model always serializes"));
-    for secret in secrets(config) {
+    config.clone().visit_secrets(&mut |secret| {
         hasher.update([0]);
         hasher.update(secret.expose());
-    }
+    });
     hasher.finalize()[..8]
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-fn secrets(config: &Config) -> impl Iterator<Item = &Secret> {
-    let routes = config
-        .binds
-        .iter()
-        .flat_map(|b| &b.listeners)
-        .flat_map(|l| &l.routes);
-    routes.flat_map(|r| {
-        let route_auth = r.policies.backend_auth.iter().map(|a| &a.key);
-        let backends = r
-            .backends
-            .iter()
-            .flat_map(|b| -> Box<dyn Iterator<Item = &Secret> + '_> {
-                match &b.kind {
-                    BackendKind::Host(_) => Box::new(std::iter::empty()),
-                    BackendKind::Ai(ai) => Box::new(
-                        ai.groups
-                            .iter()
-                            .flatten()
-                            .filter_map(|p| p.backend_auth.as_ref())
-                            .map(|a| &a.key),
-                    ),
-                    BackendKind::Mcp(m) => Box::new(m.targets.iter().flat_map(|t| match &t.kind {
-                        McpTargetKind::Stdio { env, .. } => env.values().collect::<Vec<_>>(),
-                        _ => Vec::new(),
-                    })),
-                }
-            });
-        route_auth.chain(backends)
-    })
 }

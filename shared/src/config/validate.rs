@@ -66,8 +66,12 @@ impl<'a> Validator<'a> {
         value.value.as_ref()
     }
 
+    /// A secret as loaded: expanded, or (when its reference was kept) still unresolved.
     fn secret(&self, value: &str, path: &YamlPath) -> Secret {
-        Secret::new(value.to_string(), self.templates.get(path).cloned())
+        match self.templates.get(path) {
+            Some(t) if t == value => Secret::unresolved(t.clone()),
+            t => Secret::new(value.to_string(), t.cloned()),
+        }
     }
 
     fn duration(&mut self, text: &str, path: &YamlPath) -> Option<Duration> {

@@ -31,6 +31,7 @@ impl Setup {
                 ("OPENAI_API_KEY", OPENAI_KEY),
                 ("ANTHROPIC_API_KEY", anthropic_key_in_env),
             ],
+            ..Default::default()
         });
         proxy.wait_ready().await;
         Setup {

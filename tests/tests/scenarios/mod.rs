@@ -1,6 +1,7 @@
 //! Scenario tests, one module per capability.
 
 mod check;
+mod control_plane;
 mod errors;
 mod lifecycle;
 mod llm;

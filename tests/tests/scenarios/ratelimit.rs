@@ -24,6 +24,7 @@ async fn walkthrough(config: String, octet: u8, path: &str, body: Value) {
         config: &config,
         ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, octet)),
         env: vec![("OPENAI_API_KEY", "sk-o"), ("ANTHROPIC_API_KEY", "sk-a")],
+        ..Default::default()
     });
     proxy.wait_ready().await;
     let client = reqwest::Client::new();

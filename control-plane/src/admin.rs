@@ -1,0 +1,106 @@
+//! The control plane's admin API (`127.0.0.1:15011`): gateways, their configs, proxies.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AdminState {
+    pub store: Arc<Store>,
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+}
+
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route("/api/gateways", get(gateways))
+        .route("/api/gateways/{name}/config", get(gateway_config))
+        .route("/api/proxies", get(proxies))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .with_state(state)
+}
+
+fn time(t: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+async fn gateways(State(s): State<AdminState>) -> impl IntoResponse {
+    let list: Vec<_> = s
+        .store
+        .gateways()
+        .into_iter()
+        .map(|g| {
+            json!({
+                "name": g.name,
+                "file": g.file.map(|f| f.display().to_string()),
+                "version": g.published.as_ref().map(|p| p.version.clone()),
+                "publishedAt": g.published.as_ref().map(|p| time(p.published_at)),
+                "lastError": if g.errors.is_empty() { serde_json::Value::Null } else { json!(g.errors) },
+            })
+        })
+        .collect();
+    Json(json!({ "gateways": list }))
+}
+
+/// The gateway's published config; secrets appear as their `$VAR` reference or `<redacted>`.
+async fn gateway_config(
+    State(s): State<AdminState>,
+    Path(name): Path<String>,
+) -> impl IntoResponse {
+    match s.store.current(&name) {
+        Some(p) => Json(json!({
+            "name": name,
+            "version": p.version,
+            "file": p.file.display().to_string(),
+            "config": &*p.config,
+        }))
+        .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            format!("no published snapshot for gateway `{name}`\n"),
+        )
+            .into_response(),
+    }
+}
+
+async fn proxies(State(s): State<AdminState>) -> impl IntoResponse {
+    let list: Vec<_> = s
+        .registry
+        .all()
+        .into_iter()
+        .map(|r| {
+            let current = s.store.current(&r.gateway).map(|p| p.version.clone());
+            json!({
+                "nodeId": r.node_id,
+                "gateway": r.gateway,
+                "build": r.build,
+                "address": r.address,
+                "connectedSince": time(r.connected_since),
+                "versionSent": r.version_sent,
+                "versionAcked": r.version_acked,
+                "status": r.status(current.as_deref()),
+                "lastNack": r.last_nack,
+                "buckets": r.buckets,
+                "mcpSessions": r.mcp_sessions,
+            })
+        })
+        .collect();
+    Json(json!({ "proxies": list }))
+}
+
+async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        s.metrics.render(),
+    )
+}

@@ -1,0 +1,9 @@
+//! Tollgate's control plane: files -> validated snapshots -> one gRPC stream per proxy.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod metrics;
+pub mod registry;
+pub mod store;
+pub mod stream;
+pub mod watch;

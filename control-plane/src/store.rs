@@ -1,0 +1,159 @@
+//! Gateways and their last valid snapshot. An invalid edit is never published: the last good
+//! snapshot stays, and the errors are kept for the admin API.
+//!
+//! Each gateway has a `watch` channel, so every proxy stream sees only the newest snapshot
+//! (latest wins) and an unchanged version is never re-pushed.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use tokio::sync::watch;
+use tollgate_shared::config::model::Config;
+use tollgate_shared::proto::v1 as pb;
+use tollgate_shared::{ConfigError, LoadMode, ProcessEnv, Snapshot, load_file_with};
+
+use crate::metrics::Metrics;
+
+/// A snapshot as published: the proto to send and the model for the admin API.
+pub struct Published {
+    pub version: String,
+    pub proto: pb::Config,
+    pub config: Arc<Config>,
+    pub file: PathBuf,
+    pub published_at: SystemTime,
+}
+
+struct Gateway {
+    current: watch::Sender<Option<Arc<Published>>>,
+    file: Option<PathBuf>,
+    errors: Vec<ConfigError>,
+}
+
+impl Gateway {
+    fn new() -> Gateway {
+        Gateway {
+            current: watch::channel(None).0,
+            file: None,
+            errors: Vec::new(),
+        }
+    }
+}
+
+/// What the admin API shows of a gateway.
+pub struct GatewayView {
+    pub name: String,
+    pub file: Option<PathBuf>,
+    pub published: Option<Arc<Published>>,
+    pub errors: Vec<ConfigError>,
+}
+
+pub struct Store {
+    gateways: Mutex<BTreeMap<String, Gateway>>,
+    metrics: Arc<Metrics>,
+}
+
+impl Store {
+    pub fn new(metrics: Arc<Metrics>) -> Store {
+        Store {
+            gateways: Mutex::new(BTreeMap::new()),
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Gateway>> {
+        self.gateways.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The gateway's snapshots; a proxy may subscribe before its gateway's file exists.
+    pub fn subscribe(&self, gateway: &str) -> watch::Receiver<Option<Arc<Published>>> {
+        self.lock()
+            .entry(gateway.to_string())
+            .or_insert_with(Gateway::new)
+            .current
+            .subscribe()
+    }
+
+    /// Validates `path` as gateway `name` (the same code as `tollgate check`) and publishes
+    /// it when valid and new. Returns the errors, if any.
+    pub fn load(&self, name: &str, path: &Path) -> Result<(), Vec<ConfigError>> {
+        let result = load_file_with(path, &ProcessEnv, LoadMode::DeferSecrets);
+        let mut gateways = self.lock();
+        let gw = gateways
+            .entry(name.to_string())
+            .or_insert_with(Gateway::new);
+        gw.file = Some(path.to_path_buf());
+        match result {
+            Ok(config) => {
+                gw.errors.clear();
+                let snapshot = Snapshot::new(config);
+                let unchanged = gw
+                    .current
+                    .borrow()
+                    .as_ref()
+                    .is_some_and(|p| p.version == snapshot.version);
+                if !unchanged {
+                    tracing::info!(gateway = name, version = %snapshot.version, "snapshot published");
+                    let published = Published {
+                        proto: pb::Config::from(&*snapshot.config),
+                        version: snapshot.version,
+                        config: snapshot.config,
+                        file: path.to_path_buf(),
+                        published_at: SystemTime::now(),
+                    };
+                    gw.current.send_replace(Some(Arc::new(published)));
+                }
+                Ok(())
+            }
+            Err(errors) => {
+                tracing::error!(
+                    gateway = name,
+                    "config rejected, the last good snapshot stays published:\n{errors}"
+                );
+                self.metrics
+                    .validation_failures
+                    .with_label_values(&[name])
+                    .inc();
+                gw.errors = errors.0.clone();
+                Err(errors.0)
+            }
+        }
+    }
+
+    /// A gateway whose file disappeared keeps its last snapshot; the admin API says why.
+    pub fn file_removed(&self, name: &str) {
+        if let Some(gw) = self.lock().get_mut(name) {
+            gw.errors = vec![ConfigError {
+                file: gw
+                    .file
+                    .as_ref()
+                    .map(|f| f.display().to_string())
+                    .unwrap_or_default(),
+                line: 0,
+                column: 0,
+                path: String::new(),
+                message: "the file was removed; the last snapshot stays published".into(),
+            }];
+        }
+    }
+
+    pub fn current(&self, name: &str) -> Option<Arc<Published>> {
+        self.lock()
+            .get(name)
+            .and_then(|g| g.current.borrow().clone())
+    }
+
+    pub fn gateways(&self) -> Vec<GatewayView> {
+        self.lock()
+            .iter()
+            .filter(|(_, g)| g.file.is_some())
+            .map(|(name, g)| GatewayView {
+                name: name.clone(),
+                file: g.file.clone(),
+                published: g.current.borrow().clone(),
+                errors: g.errors.clone(),
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,173 @@
+//! The config stream (DESIGN §8): one task per proxy, xDS-style ACK/NACK.
+//!
+//! Each push carries the gateway's newest version and a fresh nonce. An ACK or NACK counts
+//! only when its nonce is the last one sent (stale ones are ignored); a NACKed version is not
+//! resent on that stream. Keepalives let both sides notice dead streams, and every send has a
+//! timeout, so a proxy that stops reading loses its stream instead of holding anything up.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+use tokio_stream::Stream;
+use tokio_stream::wrappers::ReceiverStream;
+use tollgate_shared::proto::v1 as pb;
+use tollgate_shared::proto::v1::config_stream_server::ConfigStream;
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::metrics::Metrics;
+use crate::registry::Registry;
+use crate::store::Store;
+
+pub struct StreamService {
+    pub store: Arc<Store>,
+    pub registry: Arc<Registry>,
+    pub metrics: Arc<Metrics>,
+    pub keepalive: Duration,
+    pub send_timeout: Duration,
+}
+
+type Outbound = Pin<Box<dyn Stream<Item = Result<pb::ServerMessage, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl ConfigStream for StreamService {
+    type StreamStream = Outbound;
+
+    async fn stream(
+        &self,
+        req: Request<Streaming<pb::ProxyMessage>>,
+    ) -> Result<Response<Outbound>, Status> {
+        let address = req
+            .remote_addr()
+            .map_or_else(|| "unknown".to_string(), |a: SocketAddr| a.to_string());
+        let mut inbound = req.into_inner();
+        let hello = match inbound.message().await? {
+            Some(pb::ProxyMessage {
+                kind: Some(pb::proxy_message::Kind::Hello(h)),
+            }) => h,
+            _ => {
+                return Err(Status::invalid_argument(
+                    "the first message must be a hello",
+                ));
+            }
+        };
+        if hello.gateway.is_empty() {
+            return Err(Status::invalid_argument("hello.gateway is empty"));
+        }
+        let (tx, rx) = mpsc::channel(1);
+        let id = self.registry.register(&hello, address);
+        tracing::info!(node = %hello.node_id, gateway = %hello.gateway, "proxy connected");
+        let session = Session {
+            id,
+            gateway: hello.gateway,
+            store: self.store.clone(),
+            registry: self.registry.clone(),
+            metrics: self.metrics.clone(),
+            keepalive: self.keepalive,
+            send_timeout: self.send_timeout,
+            tx,
+        };
+        tokio::spawn(session.run(inbound));
+        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+    }
+}
+
+struct Session {
+    id: u64,
+    gateway: String,
+    store: Arc<Store>,
+    registry: Arc<Registry>,
+    metrics: Arc<Metrics>,
+    keepalive: Duration,
+    send_timeout: Duration,
+    tx: mpsc::Sender<Result<pb::ServerMessage, Status>>,
+}
+
+/// The last push on a stream.
+struct Sent {
+    version: String,
+    nonce: String,
+    at: Instant,
+}
+
+impl Session {
+    async fn send(&self, kind: pb::server_message::Kind) -> bool {
+        let msg = pb::ServerMessage { kind: Some(kind) };
+        tokio::time::timeout(self.send_timeout, self.tx.send(Ok(msg)))
+            .await
+            .is_ok_and(|r| r.is_ok())
+    }
+
+    async fn run(self, mut inbound: Streaming<pb::ProxyMessage>) {
+        self.metrics.connected_proxies.inc();
+        let mut updates = self.store.subscribe(&self.gateway);
+        let mut sent: Option<Sent> = None;
+        let mut nacked: Option<String> = None;
+        let mut nonce = 0u64;
+        let mut keepalive = tokio::time::interval(self.keepalive);
+        keepalive.tick().await;
+        loop {
+            let current = updates.borrow_and_update().clone();
+            if let Some(p) = current
+                && sent.as_ref().is_none_or(|s| s.version != p.version)
+                && nacked.as_deref() != Some(p.version.as_str())
+            {
+                nonce += 1;
+                let push = pb::Push {
+                    version: p.version.clone(),
+                    nonce: nonce.to_string(),
+                    config: Some(p.proto.clone()),
+                };
+                if !self.send(pb::server_message::Kind::Push(push)).await {
+                    tracing::warn!(gateway = %self.gateway, "proxy is not reading its stream; closing it");
+                    break;
+                }
+                self.metrics.pushes.inc();
+                self.registry.sent(self.id, &p.version);
+                sent = Some(Sent {
+                    version: p.version.clone(),
+                    nonce: nonce.to_string(),
+                    at: Instant::now(),
+                });
+            }
+            tokio::select! {
+                changed = updates.changed() => if changed.is_err() { break },
+                msg = inbound.message() => match msg {
+                    Ok(Some(m)) => self.handle(m, &sent, &mut nacked),
+                    Ok(None) | Err(_) => break,
+                },
+                _ = keepalive.tick() => if !self.send(pb::server_message::Kind::Keepalive(pb::Keepalive {})).await { break },
+            }
+        }
+        self.registry.unregister(self.id);
+        self.metrics.connected_proxies.dec();
+    }
+
+    fn handle(&self, msg: pb::ProxyMessage, sent: &Option<Sent>, nacked: &mut Option<String>) {
+        use pb::proxy_message::Kind;
+        let current = |nonce: &str| sent.as_ref().filter(|s| s.nonce == nonce);
+        match msg.kind {
+            Some(Kind::Ack(a)) => {
+                if let Some(s) = current(&a.nonce) {
+                    self.registry.acked(self.id, &s.version);
+                    self.metrics.acks.inc();
+                    self.metrics
+                        .push_to_ack
+                        .observe(s.at.elapsed().as_secs_f64());
+                }
+            }
+            Some(Kind::Nack(n)) => {
+                if let Some(s) = current(&n.nonce) {
+                    tracing::warn!(gateway = %self.gateway, version = %s.version, error = %n.error_detail, "proxy rejected a snapshot");
+                    self.registry.nacked(self.id, &s.version, &n.error_detail);
+                    self.metrics.nacks.inc();
+                    *nacked = Some(s.version.clone());
+                }
+            }
+            Some(Kind::Status(st)) => self.registry.status_report(self.id, &st),
+            Some(Kind::Hello(_)) | None => {}
+        }
+    }
+}

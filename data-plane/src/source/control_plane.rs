@@ -1,0 +1,163 @@
+//! Snapshots from `tollgate-cp` over the config stream (DESIGN §8).
+//!
+//! One background task owns the stream: it says hello, applies every push through the same
+//! `Gateway::apply` as a file reload (so buckets and connections survive exactly as there),
+//! answers ACK or NACK, and reports bucket levels every few seconds. When the stream breaks it
+//! reconnects with jittered exponential backoff, reset only after a message arrives; the last
+//! good config keeps serving meanwhile.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tollgate_shared::config::model::{Config, RateLimitKind};
+use tollgate_shared::proto::v1 as pb;
+use tollgate_shared::proto::v1::config_stream_client::ConfigStreamClient;
+use tollgate_shared::{ProcessEnv, Snapshot, SnapshotSource};
+
+use crate::gateway::Gateway;
+
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(15);
+const STATUS_EVERY: Duration = Duration::from_secs(3);
+
+pub struct ControlPlaneSource {
+    pub url: String,
+    pub gateway: String,
+    pub node_id: String,
+}
+
+impl ControlPlaneSource {
+    /// Runs until the process ends.
+    pub async fn run(self, gw: Arc<Gateway>) {
+        let mut backoff = MIN_BACKOFF;
+        loop {
+            let mut got_message = false;
+            if let Err(e) = self.session(&gw, &mut got_message).await {
+                tracing::warn!(url = %self.url, error = %e, "config stream lost; the last good config keeps serving");
+            }
+            if got_message {
+                backoff = MIN_BACKOFF;
+            }
+            let jitter = rand::rng().random_range(0.5..1.5);
+            tokio::time::sleep(backoff.mul_f64(jitter)).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    async fn session(&self, gw: &Arc<Gateway>, got_message: &mut bool) -> anyhow::Result<()> {
+        let channel = tonic::transport::Endpoint::from_shared(self.url.clone())?
+            .connect_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5))
+            .connect()
+            .await?;
+        let mut client = ConfigStreamClient::new(channel);
+        let (tx, rx) = mpsc::channel(8);
+        let hello = pb::Hello {
+            node_id: self.node_id.clone(),
+            gateway: self.gateway.clone(),
+            build: env!("CARGO_PKG_VERSION").to_string(),
+        };
+        tx.send(message(pb::proxy_message::Kind::Hello(hello)))
+            .await?;
+        let mut inbound = client.stream(ReceiverStream::new(rx)).await?.into_inner();
+        let mut status = tokio::time::interval(STATUS_EVERY);
+        loop {
+            tokio::select! {
+                msg = inbound.message() => {
+                    let Some(msg) = msg? else { return Ok(()) };
+                    *got_message = true;
+                    if let Some(pb::server_message::Kind::Push(push)) = msg.kind {
+                        let reply = self.apply(gw, push);
+                        tx.send(message(reply)).await?;
+                    }
+                }
+                _ = status.tick() => {
+                    tx.send(message(pb::proxy_message::Kind::Status(status_report(gw)))).await?;
+                }
+            }
+        }
+    }
+
+    fn apply(&self, gw: &Arc<Gateway>, push: pb::Push) -> pb::proxy_message::Kind {
+        let previous = gw
+            .runtime()
+            .map(|r| r.snapshot.version.clone())
+            .unwrap_or_default();
+        let version = push.version.clone();
+        let result = (|| -> Result<(), String> {
+            let wire = push.config.ok_or("the push carries no config")?;
+            let mut config =
+                Config::try_from(wire).map_err(|e| format!("malformed snapshot: {e}"))?;
+            config.resolve_secrets(&ProcessEnv).map_err(|names| {
+                format!(
+                    "environment variable(s) not set on this proxy: {}",
+                    names.join(", ")
+                )
+            })?;
+            let source = SnapshotSource::ControlPlane(self.url.clone());
+            gw.apply(Snapshot::with_version(config, version.clone()), source)
+                .map_err(|e| e.to_string())
+        })();
+        let m = &gw.metrics;
+        match result {
+            Ok(()) => {
+                tracing::info!(%version, "snapshot applied");
+                m.reloads
+                    .with_label_values(&["control-plane", "success"])
+                    .inc();
+                m.config_synchronized.set(1);
+                pb::proxy_message::Kind::Ack(pb::Ack {
+                    version,
+                    nonce: push.nonce,
+                })
+            }
+            Err(error) => {
+                tracing::error!(%version, %error, "snapshot rejected; the last good config keeps serving");
+                m.reloads
+                    .with_label_values(&["control-plane", "failure"])
+                    .inc();
+                m.config_synchronized.set(0);
+                pb::proxy_message::Kind::Nack(pb::Nack {
+                    version: previous,
+                    nonce: push.nonce,
+                    error_detail: error,
+                })
+            }
+        }
+    }
+}
+
+fn message(kind: pb::proxy_message::Kind) -> pb::ProxyMessage {
+    pb::ProxyMessage { kind: Some(kind) }
+}
+
+fn status_report(gw: &Gateway) -> pb::Status {
+    let buckets = gw
+        .rate_limits
+        .all()
+        .iter()
+        .map(|b| {
+            let level = b.level();
+            pb::BucketLevel {
+                listener: b.key.listener.clone(),
+                route: b.key.route.clone(),
+                position: b.key.position as u32,
+                kind: match b.key.kind {
+                    RateLimitKind::Requests => pb::RateLimitKind::Requests,
+                    RateLimitKind::Tokens => pb::RateLimitKind::Tokens,
+                } as i32,
+                max_tokens: level.limit,
+                level: level.remaining,
+                seconds_to_refill: level.reset_secs,
+            }
+        })
+        .collect();
+    pb::Status {
+        buckets,
+        mcp_sessions: 0,
+    }
+}

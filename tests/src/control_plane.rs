@@ -1,0 +1,96 @@
+//! A real `tollgate-cp` process serving the gateway files of a temp dir.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use tempfile::TempDir;
+use tokio::process::{Child, Command};
+
+use crate::{binary, free_port};
+
+pub struct ControlPlane {
+    child: Option<Child>,
+    pub dir: TempDir,
+    pub grpc: SocketAddr,
+    pub admin: SocketAddr,
+    log_path: PathBuf,
+}
+
+impl ControlPlane {
+    /// Starts on free ports with `files` (name, text) written into its config dir.
+    pub async fn start(files: &[(&str, &str)]) -> ControlPlane {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log_path = dir.path().join("cp.log.txt");
+        let mut cp = ControlPlane {
+            child: None,
+            dir,
+            grpc,
+            admin,
+            log_path,
+        };
+        cp.restart().await;
+        cp
+    }
+
+    /// (Re)starts the process on the same ports and directory.
+    pub async fn restart(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        let child = Command::new(binary("tollgate-cp"))
+            .arg("--config-dir")
+            .arg(self.dir.path())
+            .arg("--listen")
+            .arg(self.grpc.to_string())
+            .arg("--admin-addr")
+            .arg(self.admin.to_string())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn tollgate-cp");
+        self.child = Some(child);
+        crate::eventually(std::time::Duration::from_secs(10), || async {
+            match reqwest::get(format!("http://{}/healthz", self.admin)).await {
+                Ok(r) if r.status() == 200 => Ok(()),
+                other => Err(format!("control plane not up: {other:?}")),
+            }
+        })
+        .await;
+    }
+
+    pub async fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().await.unwrap();
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    pub fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.dir.path().join(name), text).unwrap();
+    }
+
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        reqwest::get(format!("http://{}{path}", self.admin))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
+    }
+}
