@@ -1,9 +1,6 @@
 //! The control plane's own metrics: proxies, pushes, ACK/NACK and validation failures.
 
-use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
-};
+use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
 
 pub struct Metrics {
     registry: Registry,
@@ -17,7 +14,6 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let registry = Registry::new();
         let connected_proxies = IntGauge::new(
             "tollgate_cp_connected_proxies",
             "Proxies with an open config stream.",
@@ -47,16 +43,14 @@ impl Metrics {
             &["gateway"],
         )
         .expect("valid");
-        for c in [
+        let registry = tollgate_shared::process::registry(vec![
             Box::new(connected_proxies.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(pushes.clone()),
             Box::new(acks.clone()),
             Box::new(nacks.clone()),
             Box::new(push_to_ack.clone()),
             Box::new(validation_failures.clone()),
-        ] {
-            registry.register(c).expect("metric names are unique");
-        }
+        ]);
         Metrics {
             registry,
             connected_proxies,
@@ -68,12 +62,9 @@ impl Metrics {
         }
     }
 
+    /// The text exposition format.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding cannot fail");
-        String::from_utf8(buf).expect("exposition text is UTF-8")
+        tollgate_shared::process::render(&self.registry)
     }
 }
 

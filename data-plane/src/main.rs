@@ -63,26 +63,7 @@ fn main() -> ExitCode {
     if let Some(Command::Check { file }) = &cli.command {
         return check(file);
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build();
-    match runtime
-        .map_err(anyhow::Error::from)
-        .and_then(|rt| rt.block_on(run(cli)))
-    {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("tollgate: {e:#}");
-            ExitCode::FAILURE
-        }
-    }
+    tollgate_shared::process::run("tollgate", run(cli))
 }
 
 fn check(file: &std::path::Path) -> ExitCode {

@@ -1,8 +1,7 @@
 //! Prometheus metrics with agentgateway's names, so its dashboards and alerts work unchanged.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
 /// Labels of every per-request metric, in order.
@@ -25,7 +24,6 @@ pub struct Metrics {
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let registry = Registry::new();
         let requests = IntCounterVec::new(
             Opts::new(
                 "agentgateway_requests_total",
@@ -107,7 +105,7 @@ impl Metrics {
             &["gateway", "listener", "route", "position", "type"],
         )
         .expect("valid metric");
-        for c in [
+        let registry = tollgate_shared::process::registry(vec![
             Box::new(bucket_tokens.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(requests.clone()),
             Box::new(request_duration.clone()),
@@ -116,9 +114,7 @@ impl Metrics {
             Box::new(config_synchronized.clone()),
             Box::new(gen_ai_token_usage.clone()),
             Box::new(gen_ai_request_duration.clone()),
-        ] {
-            registry.register(c).expect("metric names are unique");
-        }
+        ]);
         Metrics {
             registry,
             requests,
@@ -151,11 +147,7 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("text encoding cannot fail");
-        String::from_utf8(buf).expect("exposition text is UTF-8")
+        tollgate_shared::process::render(&self.registry)
     }
 }
 

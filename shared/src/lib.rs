@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod convert;
+pub mod process;
 pub mod proto;
 
 pub use config::{

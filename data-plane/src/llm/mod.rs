@@ -358,7 +358,7 @@ async fn respond(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         return Ok(Response::from_parts(
             parts,
-            translated_stream(body, translator, exchange),
+            translated_stream(body, translator, client, exchange),
         ));
     }
     let bytes = read_all(body, provider).await?;
@@ -418,6 +418,7 @@ struct Shape {
 struct StreamState {
     events: futures_util::stream::BoxStream<'static, Result<eventsource_stream::Event, String>>,
     translator: Box<dyn Translate>,
+    client: Format,
     queue: VecDeque<Bytes>,
     finished: bool,
     exchange: Option<Exchange>,
@@ -426,7 +427,7 @@ struct StreamState {
 impl Drop for StreamState {
     fn drop(&mut self) {
         if let Some(ex) = self.exchange.take() {
-            ex.finish(self.translator.usage());
+            ex.finish(&self.translator.core().usage);
         }
     }
 }
@@ -436,18 +437,18 @@ impl StreamState {
         match next {
             Some(Ok(ev)) => {
                 self.translator.event(&ev, &mut self.queue);
-                self.finished = self.translator.done();
+                self.finished = self.translator.core().done;
             }
             Some(Err(e)) => {
-                self.translator
-                    .fail(&format!("the upstream stream broke: {e}"), &mut self.queue);
+                let message = format!("the upstream stream broke: {e}");
+                self.queue
+                    .push_back(stream::error_frame(self.client, &message));
                 self.finished = true;
             }
             None => {
-                self.translator.fail(
-                    "the upstream stream ended before its last event",
-                    &mut self.queue,
-                );
+                let message = "the upstream stream ended before its last event";
+                self.queue
+                    .push_back(stream::error_frame(self.client, message));
                 self.finished = true;
             }
         }
@@ -469,6 +470,7 @@ impl StreamState {
 fn translated_stream(
     body: Incoming,
     translator: Box<dyn Translate>,
+    client: Format,
     exchange: Option<Exchange>,
 ) -> BoxBody {
     use eventsource_stream::Eventsource;
@@ -480,6 +482,7 @@ fn translated_stream(
     let state = StreamState {
         events,
         translator,
+        client,
         queue: VecDeque::new(),
         finished: false,
         exchange,

@@ -13,17 +13,29 @@ use eventsource_stream::Event;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use super::provider::Format;
 use super::translate::{anthropic_error, finish_reason, openai_error, stop_reason};
 use super::usage::{Usage, probe};
 
 /// One direction of stream handling.
 pub trait Translate: Send {
     fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>);
-    /// True once the upstream sent its terminal event.
-    fn done(&self) -> bool;
-    /// The upstream broke or ended early: tell the client in its own format.
-    fn fail(&mut self, message: &str, out: &mut VecDeque<Bytes>);
-    fn usage(&self) -> &Usage;
+    fn core(&self) -> &Core;
+}
+
+/// What every direction tracks: usage so far, and whether the terminal event came.
+#[derive(Default)]
+pub struct Core {
+    pub usage: Usage,
+    pub done: bool,
+}
+
+/// The final frame of a stream that broke or ended early, in the client's format.
+pub fn error_frame(client: Format, message: &str) -> Bytes {
+    match client {
+        Format::OpenAi => data_frame(&openai_error(message, "api_error")),
+        Format::Anthropic => named_frame("error", &anthropic_error(message, "api_error")),
+    }
 }
 
 fn data_frame(v: &Value) -> Bytes {
@@ -39,46 +51,36 @@ const DONE: &str = "data: [DONE]\n\n";
 /// OpenAI upstream, OpenAI client: forwarded as is, usage observed.
 #[derive(Default)]
 pub struct OpenAiPassthrough {
-    usage: Usage,
-    done: bool,
+    core: Core,
 }
 
 impl Translate for OpenAiPassthrough {
     fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>) {
         if ev.data.trim() == "[DONE]" {
-            self.done = true;
+            self.core.done = true;
             out.push_back(Bytes::from_static(DONE.as_bytes()));
             return;
         }
-        probe(&ev.data, &mut self.usage);
+        probe(&ev.data, &mut self.core.usage);
         out.push_back(Bytes::from(format!("data: {}\n\n", ev.data)));
     }
 
-    fn done(&self) -> bool {
-        self.done
-    }
-
-    fn fail(&mut self, message: &str, out: &mut VecDeque<Bytes>) {
-        out.push_back(data_frame(&openai_error(message, "api_error")));
-    }
-
-    fn usage(&self) -> &Usage {
-        &self.usage
+    fn core(&self) -> &Core {
+        &self.core
     }
 }
 
 /// Anthropic upstream, Anthropic client: forwarded as is, usage observed.
 #[derive(Default)]
 pub struct AnthropicPassthrough {
-    usage: Usage,
-    done: bool,
+    core: Core,
 }
 
 impl Translate for AnthropicPassthrough {
     fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>) {
         match ev.event.as_str() {
-            "message_start" | "message_delta" => probe(&ev.data, &mut self.usage),
-            "message_stop" => self.done = true,
+            "message_start" | "message_delta" => probe(&ev.data, &mut self.core.usage),
+            "message_stop" => self.core.done = true,
             _ => {}
         }
         out.push_back(Bytes::from(format!(
@@ -87,22 +89,14 @@ impl Translate for AnthropicPassthrough {
         )));
     }
 
-    fn done(&self) -> bool {
-        self.done
-    }
-
-    fn fail(&mut self, message: &str, out: &mut VecDeque<Bytes>) {
-        out.push_back(named_frame("error", &anthropic_error(message, "api_error")));
-    }
-
-    fn usage(&self) -> &Usage {
-        &self.usage
+    fn core(&self) -> &Core {
+        &self.core
     }
 }
 
 /// Anthropic upstream, OpenAI client: `chat.completion.chunk`s, then `[DONE]`.
 pub struct AnthropicToOpenAi {
-    usage: Usage,
+    core: Core,
     id: String,
     created: u64,
     role_sent: bool,
@@ -111,20 +105,18 @@ pub struct AnthropicToOpenAi {
     args_streamed: Vec<bool>,
     /// The JSON every text chunk starts with, built once per stream.
     prefix: Option<String>,
-    done: bool,
 }
 
 impl AnthropicToOpenAi {
     pub fn new(created: u64) -> Self {
         AnthropicToOpenAi {
-            usage: Usage::default(),
+            core: Core::default(),
             id: String::new(),
             created,
             role_sent: false,
             tools: Vec::new(),
             args_streamed: Vec::new(),
             prefix: None,
-            done: false,
         }
     }
 
@@ -137,7 +129,7 @@ impl AnthropicToOpenAi {
             "id": self.id,
             "object": "chat.completion.chunk",
             "created": self.created,
-            "model": self.usage.response_model.clone().unwrap_or_default(),
+            "model": self.core.usage.response_model.clone().unwrap_or_default(),
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish}],
         });
         if let Some(u) = usage {
@@ -179,7 +171,12 @@ impl AnthropicToOpenAi {
         };
         self.role_sent = true;
         let (id, created) = (&self.id, self.created);
-        let model = self.usage.response_model.as_deref().unwrap_or_default();
+        let model = self
+            .core
+            .usage
+            .response_model
+            .as_deref()
+            .unwrap_or_default();
         let prefix = self.prefix.get_or_insert_with(|| {
             let (id, model) = (Value::from(id.as_str()), Value::from(model));
             format!(r#"data: {{"id":{id},"object":"chat.completion.chunk","created":{created},"model":{model},"choices":[{{"index":0,"delta":{{"content":"#)
@@ -215,7 +212,7 @@ impl Translate for AnthropicToOpenAi {
         let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
             return;
         };
-        probe(&ev.data, &mut self.usage);
+        probe(&ev.data, &mut self.core.usage);
         let block = v.get("index").and_then(Value::as_u64).unwrap_or(0);
         match v["type"].as_str().unwrap_or(&ev.event) {
             "message_start" => {
@@ -263,8 +260,8 @@ impl Translate for AnthropicToOpenAi {
                 let reason =
                     finish_reason(v["delta"]["stop_reason"].as_str().unwrap_or("end_turn"));
                 let (i, o) = (
-                    self.usage.input.unwrap_or(0),
-                    self.usage.output.unwrap_or(0),
+                    self.core.usage.input.unwrap_or(0),
+                    self.core.usage.output.unwrap_or(0),
                 );
                 let usage =
                     json!({"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o});
@@ -272,36 +269,28 @@ impl Translate for AnthropicToOpenAi {
                 out.push_back(data_frame(&c));
             }
             "message_stop" => {
-                self.done = true;
+                self.core.done = true;
                 out.push_back(Bytes::from_static(DONE.as_bytes()));
             }
             "error" => {
                 let message = v["error"]["message"].as_str().unwrap_or("upstream error");
                 let kind = v["error"]["type"].as_str().unwrap_or("api_error");
                 out.push_back(data_frame(&openai_error(message, kind)));
-                self.done = true;
+                self.core.done = true;
             }
             _ => {}
         }
     }
 
-    fn done(&self) -> bool {
-        self.done
-    }
-
-    fn fail(&mut self, message: &str, out: &mut VecDeque<Bytes>) {
-        out.push_back(data_frame(&openai_error(message, "api_error")));
-    }
-
-    fn usage(&self) -> &Usage {
-        &self.usage
+    fn core(&self) -> &Core {
+        &self.core
     }
 }
 
 /// OpenAI upstream, Anthropic client: Messages stream events.
 #[derive(Default)]
 pub struct OpenAiToAnthropic {
-    usage: Usage,
+    core: Core,
     started: bool,
     /// Index and kind of the open content block.
     open: Option<(usize, Open)>,
@@ -309,7 +298,6 @@ pub struct OpenAiToAnthropic {
     /// OpenAI tool call index -> Anthropic block index.
     tool_blocks: Vec<(u64, usize)>,
     stop: Option<&'static str>,
-    done: bool,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -342,7 +330,7 @@ impl OpenAiToAnthropic {
 
     fn finish(&mut self, out: &mut VecDeque<Bytes>) {
         self.close(out);
-        let usage = json!({"input_tokens": self.usage.input.unwrap_or(0), "output_tokens": self.usage.output.unwrap_or(0)});
+        let usage = json!({"input_tokens": self.core.usage.input.unwrap_or(0), "output_tokens": self.core.usage.output.unwrap_or(0)});
         out.push_back(named_frame(
             "message_delta",
             &json!({"type": "message_delta", "delta": {"stop_reason": self.stop.unwrap_or("end_turn"), "stop_sequence": Value::Null}, "usage": usage}),
@@ -351,7 +339,7 @@ impl OpenAiToAnthropic {
             "message_stop",
             &json!({"type": "message_stop"}),
         ));
-        self.done = true;
+        self.core.done = true;
     }
 }
 
@@ -367,10 +355,10 @@ impl Translate for OpenAiToAnthropic {
         if let Some(e) = v.get("error") {
             let message = e["message"].as_str().unwrap_or("upstream error");
             out.push_back(named_frame("error", &anthropic_error(message, "api_error")));
-            self.done = true;
+            self.core.done = true;
             return;
         }
-        probe(&ev.data, &mut self.usage);
+        probe(&ev.data, &mut self.core.usage);
         if !self.started {
             self.started = true;
             out.push_back(named_frame("message_start", &json!({"type": "message_start", "message": {
@@ -430,15 +418,7 @@ impl Translate for OpenAiToAnthropic {
         }
     }
 
-    fn done(&self) -> bool {
-        self.done
-    }
-
-    fn fail(&mut self, message: &str, out: &mut VecDeque<Bytes>) {
-        out.push_back(named_frame("error", &anthropic_error(message, "api_error")));
-    }
-
-    fn usage(&self) -> &Usage {
-        &self.usage
+    fn core(&self) -> &Core {
+        &self.core
     }
 }

@@ -224,4 +224,43 @@ async fn snapshots_stream_to_three_proxies() {
     println!("requests during the control-plane scenario: {ok} ok, {failed} failed");
     assert!(ok > 0);
     assert_eq!(failed, 0);
+
+    // A proxy (re)started now gets the current snapshot; readiness waits for it.
+    let late = Proxy::spawn(ProxyOptions {
+        ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5)),
+        env: vec![("TOLLGATE_TEST_ONLY_SOME", "secret-on-some")],
+        control_plane: Some((&url, "edge")),
+        ..Default::default()
+    });
+    late.wait_ready().await;
+    assert_eq!(tag(&late, port).await.unwrap(), "v3");
+    assert_eq!(late.version().await, v3);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_proxy_before_its_gateway_exists_is_not_ready() {
+    let cp = ControlPlane::start(&[]).await;
+    let url = cp.url();
+    let proxy = Proxy::spawn(ProxyOptions {
+        ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 6)),
+        control_plane: Some((&url, "later")),
+        ..Default::default()
+    });
+    let ready = format!("http://{}/healthz/ready", proxy.readiness);
+    eventually(Duration::from_secs(10), || async {
+        match reqwest::get(&ready).await {
+            Ok(r) if r.status() == 503 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let statuses = proxy_statuses(&cp).await;
+    assert_eq!(statuses.len(), 1);
+    assert_eq!(statuses[0].1, "NOT_SENT");
+
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    cp.write("later.yaml", &edge(port, &up.authority(), "first", false));
+    proxy.wait_ready().await;
+    assert_eq!(tag(&proxy, port).await.unwrap(), "first");
 }

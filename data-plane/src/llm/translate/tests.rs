@@ -75,7 +75,7 @@ fn run(tr: &mut dyn Translate, events: &Value) -> Vec<String> {
         };
         tr.event(&ev, &mut out);
     }
-    assert!(tr.done(), "the stream reached its terminal event");
+    assert!(tr.core().done, "the stream reached its terminal event");
     out.into_iter()
         .map(|b| String::from_utf8(b.to_vec()).unwrap())
         .collect()
@@ -103,7 +103,10 @@ fn anthropic_stream_to_openai_chunks() {
         "{frames:#?}"
     );
     assert_eq!(frames.last(), expected.last());
-    assert_eq!((tr.usage().input, tr.usage().output), (Some(25), Some(15)));
+    assert_eq!(
+        (tr.core().usage.input, tr.core().usage.output),
+        (Some(25), Some(15))
+    );
 }
 
 #[test]
@@ -128,7 +131,10 @@ fn openai_stream_to_anthropic_events() {
         .map(|e| (e[0].as_str().unwrap().to_string(), e[1].clone()))
         .collect();
     assert_eq!(got, expected, "{got:#?}");
-    assert_eq!((tr.usage().input, tr.usage().output), (Some(9), Some(6)));
+    assert_eq!(
+        (tr.core().usage.input, tr.core().usage.output),
+        (Some(9), Some(6))
+    );
 }
 
 #[test]
