@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
+use tollgate_shared::proto::v1 as pb;
+use tollgate_shared::proto::v1::config_stream_client::ConfigStreamClient;
 use tollgate_tests::proxy::ProxyOptions;
 use tollgate_tests::{ControlPlane, FakeUpstream, Proxy, eventually, free_port};
 
@@ -263,4 +265,87 @@ async fn a_proxy_before_its_gateway_exists_is_not_ready() {
     cp.write("later.yaml", &edge(port, &up.authority(), "first", false));
     proxy.wait_ready().await;
     assert_eq!(tag(&proxy, port).await.unwrap(), "first");
+}
+
+/// A stream client that says hello and then never reads.
+async fn stuck_client(
+    url: &str,
+    gateway: &str,
+) -> (
+    tokio::sync::mpsc::Sender<pb::ProxyMessage>,
+    tonic::Streaming<pb::ServerMessage>,
+) {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut client = ConfigStreamClient::new(channel);
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
+    let hello = pb::Hello {
+        node_id: "stuck".into(),
+        gateway: gateway.into(),
+        build: "test".into(),
+    };
+    tx.send(pb::ProxyMessage {
+        kind: Some(pb::proxy_message::Kind::Hello(hello)),
+    })
+    .await
+    .unwrap();
+    let inbound = client
+        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    (tx, inbound)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stuck_proxy_delays_nobody_and_a_port_conflict_is_a_nack() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let cp = ControlPlane::start(&[("g.yaml", &edge(port, &up.authority(), "t0", false))]).await;
+    let url = cp.url();
+    let _stuck = stuck_client(&url, "g").await;
+    let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 7));
+    let proxy = Proxy::spawn(ProxyOptions {
+        ip,
+        control_plane: Some((&url, "g")),
+        ..Default::default()
+    });
+    proxy.wait_ready().await;
+    for i in 1..=5 {
+        let want = format!("t{i}");
+        cp.write("g.yaml", &edge(port, &up.authority(), &want, false));
+        all_serve(std::slice::from_ref(&proxy), port, &want).await;
+    }
+
+    // A port this proxy cannot bind: NACKed with the reason, the old config keeps serving.
+    let busy = std::net::TcpListener::bind((ip, 0)).unwrap();
+    let busy_port = busy.local_addr().unwrap().port();
+    let two_ports = format!(
+        "{}- port: {busy_port}\n  listeners:\n  - routes:\n    - backends: [{{host: \"{}\"}}]\n",
+        edge(port, &up.authority(), "t6", false),
+        up.authority()
+    );
+    cp.write("g.yaml", &two_ports);
+    eventually(Duration::from_secs(10), || async {
+        let v = cp.json("/api/proxies").await;
+        let nack = v["proxies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["nodeId"] != "stuck")
+            .map(|p| p["lastNack"].clone());
+        match nack {
+            Some(Value::String(m))
+                if m.contains("cannot listen on") && m.contains(&busy_port.to_string()) =>
+            {
+                Ok(())
+            }
+            _ => Err(format!("{v}")),
+        }
+    })
+    .await;
+    assert_eq!(tag(&proxy, port).await.unwrap(), "t5");
 }
