@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
+use prost::Message;
 use tokio::sync::watch;
 use tollgate_shared::config::model::Config;
 use tollgate_shared::proto::v1 as pb;
@@ -16,10 +17,11 @@ use tollgate_shared::{ConfigError, LoadMode, ProcessEnv, Snapshot, load_file_wit
 
 use crate::metrics::Metrics;
 
-/// A snapshot as published: the proto to send and the model for the admin API.
+/// A snapshot as published: the encoded proto every stream sends, and the model for the
+/// admin API.
 pub struct Published {
     pub version: String,
-    pub proto: pb::Config,
+    pub encoded: Vec<u8>,
     pub config: Arc<Config>,
     pub file: PathBuf,
     pub published_at: SystemTime,
@@ -96,7 +98,7 @@ impl Store {
                 if !unchanged {
                     tracing::info!(gateway = name, version = %snapshot.version, "snapshot published");
                     let published = Published {
-                        proto: pb::Config::from(&*snapshot.config),
+                        encoded: pb::Config::from(&*snapshot.config).encode_to_vec(),
                         version: snapshot.version,
                         config: snapshot.config,
                         file: path.to_path_buf(),

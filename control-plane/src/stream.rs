@@ -118,7 +118,7 @@ impl Session {
                 let push = pb::Push {
                     version: p.version.clone(),
                     nonce: nonce.to_string(),
-                    config: Some(p.proto.clone()),
+                    config: p.encoded.clone(),
                 };
                 if !self.send(pb::server_message::Kind::Push(push)).await {
                     tracing::warn!(gateway = %self.gateway, "proxy is not reading its stream; closing it");

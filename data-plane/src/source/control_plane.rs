@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use prost::Message;
 use rand::Rng;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -89,7 +90,8 @@ impl ControlPlaneSource {
             .unwrap_or_default();
         let version = push.version.clone();
         let result = (|| -> Result<(), String> {
-            let wire = push.config.ok_or("the push carries no config")?;
+            let wire = pb::Config::decode(push.config.as_slice())
+                .map_err(|e| format!("malformed snapshot: {e}"))?;
             let mut config =
                 Config::try_from(wire).map_err(|e| format!("malformed snapshot: {e}"))?;
             config.resolve_secrets(&ProcessEnv).map_err(|names| {
