@@ -349,3 +349,84 @@ async fn a_stuck_proxy_delays_nobody_and_a_port_conflict_is_a_nack() {
     .await;
     assert_eq!(tag(&proxy, port).await.unwrap(), "t5");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn acks_count_only_with_the_current_nonce() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let cp = ControlPlane::start(&[("n.yaml", &edge(port, &up.authority(), "a", false))]).await;
+    let (tx, mut inbound) = stuck_client(&cp.url(), "n").await;
+    let push = match inbound.message().await.unwrap().unwrap().kind {
+        Some(pb::server_message::Kind::Push(p)) => p,
+        other => panic!("expected a push, got {other:?}"),
+    };
+    let status = || async { proxy_statuses(&cp).await[0].1.clone() };
+    assert_eq!(status().await, "STALE", "sent, not yet acknowledged");
+    let reply = |kind| pb::ProxyMessage { kind: Some(kind) };
+    let stale = pb::Ack {
+        version: push.version.clone(),
+        nonce: format!("{}-old", push.nonce),
+    };
+    tx.send(reply(pb::proxy_message::Kind::Ack(stale)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(status().await, "STALE", "a stale nonce is ignored");
+    let ack = pb::Ack {
+        version: push.version.clone(),
+        nonce: push.nonce.clone(),
+    };
+    tx.send(reply(pb::proxy_message::Kind::Ack(ack)))
+        .await
+        .unwrap();
+    eventually(Duration::from_secs(5), || async {
+        match status().await {
+            s if s == "SYNCED" => Ok(()),
+            s => Err(s),
+        }
+    })
+    .await;
+    let v = cp.json("/api/proxies").await;
+    assert_eq!(v["proxies"][0]["versionAcked"], Value::String(push.version));
+    let metrics = reqwest::get(format!("http://{}/metrics", cp.admin))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("tollgate_cp_acks_total 1"), "{metrics}");
+    assert!(
+        metrics.contains("tollgate_cp_push_to_ack_seconds_count 1"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_file_is_gateway_default() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("whatever.yaml");
+    std::fs::write(&file, edge(free_port(), "127.0.0.1:9", "x", false)).unwrap();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let grpc = format!("127.0.0.1:{}", free_port());
+    let _cp = tokio::process::Command::new(tollgate_tests::binary("tollgate-cp"))
+        .arg("-f")
+        .arg(&file)
+        .args(["--listen", &grpc, "--admin-addr", &admin])
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    eventually(Duration::from_secs(10), || async {
+        let v: Value = reqwest::get(format!("http://{admin}/api/gateways"))
+            .await
+            .map_err(|e| e.to_string())?
+            .json()
+            .await
+            .map_err(|e| e.to_string())?;
+        match v["gateways"][0]["name"].as_str() {
+            Some("default") if v["gateways"][0]["version"].is_string() => Ok(()),
+            _ => Err(v.to_string()),
+        }
+    })
+    .await;
+}
