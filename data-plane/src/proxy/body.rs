@@ -22,22 +22,14 @@ pub fn empty() -> BoxBody {
         .boxed_unsync()
 }
 
-/// How a response body ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BodyEnd {
-    Complete,
-    Failed,
-    /// Dropped before its end: the client went away.
-    Abandoned,
-}
-
-/// Streams `inner` unchanged and calls `on_end` exactly once when it ends, fails or is dropped.
-pub struct ObservedBody<B: Body, F: FnOnce(BodyEnd)> {
+/// Streams `inner` unchanged and calls `on_end` exactly once when it ends, fails or is dropped
+/// (the client went away).
+pub struct ObservedBody<B: Body, F: FnOnce()> {
     inner: B,
     on_end: Option<F>,
 }
 
-impl<B: Body, F: FnOnce(BodyEnd)> ObservedBody<B, F> {
+impl<B: Body, F: FnOnce()> ObservedBody<B, F> {
     pub fn new(inner: B, on_end: F) -> Self {
         ObservedBody {
             inner,
@@ -45,9 +37,9 @@ impl<B: Body, F: FnOnce(BodyEnd)> ObservedBody<B, F> {
         }
     }
 
-    fn finish(&mut self, end: BodyEnd) {
+    fn finish(&mut self) {
         if let Some(f) = self.on_end.take() {
-            f(end);
+            f();
         }
     }
 }
@@ -55,7 +47,7 @@ impl<B: Body, F: FnOnce(BodyEnd)> ObservedBody<B, F> {
 impl<B, F> Body for ObservedBody<B, F>
 where
     B: Body + Unpin,
-    F: FnOnce(BodyEnd) + Unpin,
+    F: FnOnce() + Unpin,
 {
     type Data = B::Data;
     type Error = B::Error;
@@ -66,11 +58,8 @@ where
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         match &polled {
-            Poll::Ready(None) => self.finish(BodyEnd::Complete),
-            Poll::Ready(Some(Err(_))) => self.finish(BodyEnd::Failed),
-            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => {
-                self.finish(BodyEnd::Complete)
-            }
+            Poll::Ready(None) | Poll::Ready(Some(Err(_))) => self.finish(),
+            Poll::Ready(Some(Ok(_))) if self.inner.is_end_stream() => self.finish(),
             _ => {}
         }
         polled
@@ -85,14 +74,8 @@ where
     }
 }
 
-impl<B: Body, F: FnOnce(BodyEnd)> Drop for ObservedBody<B, F> {
+impl<B: Body, F: FnOnce()> Drop for ObservedBody<B, F> {
     fn drop(&mut self) {
-        // An empty body may never be polled; it still completed.
-        let end = if self.inner.is_end_stream() {
-            BodyEnd::Complete
-        } else {
-            BodyEnd::Abandoned
-        };
-        self.finish(end);
+        self.finish();
     }
 }

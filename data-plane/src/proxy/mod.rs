@@ -19,9 +19,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use tollgate_shared::config::model::Cors;
 
-use self::body::{BodyEnd, BoxBody, ObservedBody};
+use self::body::{BoxBody, ObservedBody};
 use self::error::ProxyError;
 use self::upstream::{Limits, OutBody};
 use crate::gateway::Gateway;
@@ -41,7 +40,8 @@ struct Labels {
 #[derive(Default)]
 struct Outcome {
     labels: Labels,
-    cors: Option<(Cors, HeaderValue)>,
+    /// The request's `Origin`, when the route's CORS policy allows it.
+    cors_origin: Option<HeaderValue>,
     route: Option<Arc<CompiledRoute>>,
     local: bool,
 }
@@ -75,8 +75,10 @@ pub async fn serve(
         ),
         Err(e) => (e.into_response(), e.reason()),
     };
-    if let Some((cors, origin)) = out.cors {
-        cors::decorate(&cors, origin, resp.headers_mut());
+    if let Some(origin) = out.cors_origin
+        && let Some(cors) = out.route.as_ref().and_then(|r| r.policies.cors.as_ref())
+    {
+        cors::decorate(cors, origin, resp.headers_mut());
     }
     if reason != "RateLimit"
         && let Some(level) = out
@@ -99,7 +101,7 @@ pub async fn serve(
     let gateway = gw.name.clone();
     let labels = out.labels;
     resp.map(move |b| {
-        BoxBody::new(ObservedBody::new(b, move |_end: BodyEnd| {
+        BoxBody::new(ObservedBody::new(b, move || {
             let status = status.as_str();
             let values = [
                 labels.bind.as_deref().unwrap_or("unknown"),
@@ -144,9 +146,7 @@ async fn handle(
             out.local = true;
             return Ok(resp);
         }
-        if let Some(origin) = cors::allowed_origin(cors, &req) {
-            out.cors = Some((cors.clone(), origin));
-        }
+        out.cors_origin = cors::allowed_origin(cors, &req);
     }
 
     // Phase: localRateLimit (requests); token limits are checked with the LLM request.
