@@ -25,6 +25,18 @@ fn text_of(content: &Value) -> String {
     }
 }
 
+fn unknown_role(index: usize, role: &str) -> InvalidRequest {
+    InvalidRequest(format!("messages[{index}]: unknown role `{role}`"))
+}
+
+/// A translated request's start: the model and the messages.
+fn base_body(model: &str, messages: Vec<Value>) -> Map<String, Value> {
+    let mut body = Map::new();
+    body.insert("model".into(), Value::String(model.into()));
+    body.insert("messages".into(), Value::Array(messages));
+    body
+}
+
 // === OpenAI request -> Anthropic request ===
 
 pub fn completions_to_messages(req: &Value, model: &str) -> Result<Value, InvalidRequest> {
@@ -78,16 +90,10 @@ pub fn completions_to_messages(req: &Value, model: &str) -> Result<Value, Invali
                 "tool_use_id": m.get("tool_call_id").cloned().unwrap_or(Value::Null),
                 "content": text_of(content),
             }]})),
-            other => {
-                return Err(InvalidRequest(format!(
-                    "messages[{i}]: unknown role `{other}`"
-                )));
-            }
+            other => return Err(unknown_role(i, other)),
         }
     }
-    let mut body = Map::new();
-    body.insert("model".into(), Value::String(model.into()));
-    body.insert("messages".into(), Value::Array(out));
+    let mut body = base_body(model, out);
     if !system.is_empty() {
         body.insert("system".into(), Value::String(system.join("\n")));
     }
@@ -251,16 +257,10 @@ pub fn messages_to_completions(req: &Value, model: &str) -> Result<Value, Invali
                 }
                 out.push(msg);
             }
-            other => {
-                return Err(InvalidRequest(format!(
-                    "messages[{i}]: unknown role `{other}`"
-                )));
-            }
+            other => return Err(unknown_role(i, other)),
         }
     }
-    let mut body = Map::new();
-    body.insert("model".into(), Value::String(model.into()));
-    body.insert("messages".into(), Value::Array(out));
+    let mut body = base_body(model, out);
     if let Some(max) = req.get("max_tokens").and_then(Value::as_u64) {
         body.insert("max_completion_tokens".into(), max.into());
     }

@@ -13,52 +13,32 @@ fn golden(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
-#[test]
-fn completions_request_to_anthropic() {
-    let g = golden("completions-request-to-anthropic");
-    let out = completions_to_messages(&g["input"], g["model"].as_str().unwrap()).unwrap();
+/// Runs `translate` on a golden file's `input` (and `model`) and compares with `expected`.
+fn check(name: &str, translate: impl Fn(&Value, &str) -> Value) {
+    let g = golden(name);
+    let out = translate(&g["input"], g["model"].as_str().unwrap_or_default());
     assert_eq!(
         out,
         g["expected"],
-        "{}",
+        "{name}: {}",
         serde_json::to_string_pretty(&out).unwrap()
     );
 }
 
 #[test]
-fn messages_request_to_openai() {
-    let g = golden("messages-request-to-openai");
-    let out = messages_to_completions(&g["input"], g["model"].as_str().unwrap()).unwrap();
-    assert_eq!(
-        out,
-        g["expected"],
-        "{}",
-        serde_json::to_string_pretty(&out).unwrap()
-    );
-}
-
-#[test]
-fn anthropic_response_to_completion() {
-    let g = golden("anthropic-response-to-completion");
-    let out = messages_response_to_completion(&g["input"], 1_700_000_000).unwrap();
-    assert_eq!(
-        out,
-        g["expected"],
-        "{}",
-        serde_json::to_string_pretty(&out).unwrap()
-    );
-}
-
-#[test]
-fn completion_response_to_anthropic() {
-    let g = golden("completion-response-to-anthropic");
-    let out = completion_to_messages_response(&g["input"]).unwrap();
-    assert_eq!(
-        out,
-        g["expected"],
-        "{}",
-        serde_json::to_string_pretty(&out).unwrap()
-    );
+fn requests_and_responses_translate_like_the_goldens() {
+    check("completions-request-to-anthropic", |v, m| {
+        completions_to_messages(v, m).unwrap()
+    });
+    check("messages-request-to-openai", |v, m| {
+        messages_to_completions(v, m).unwrap()
+    });
+    check("anthropic-response-to-completion", |v, _| {
+        messages_response_to_completion(v, 1_700_000_000).unwrap()
+    });
+    check("completion-response-to-anthropic", |v, _| {
+        completion_to_messages_response(v).unwrap()
+    });
 }
 
 fn run(tr: &mut dyn Translate, events: &Value) -> Vec<String> {
