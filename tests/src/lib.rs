@@ -15,13 +15,22 @@ pub use llm::{FakeLlm, Kind};
 pub use proxy::Proxy;
 pub use upstream::FakeUpstream;
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// A port that was free a moment ago on 127.0.0.1, never handed out twice by this process.
+///
+/// Ports come from 10000-29999, below Linux's ephemeral range (32768+), so a socket bound to
+/// port 0 elsewhere in the tests (fake upstreams, clients) can never take a port that a
+/// proxy was told to use but has not bound yet.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
+    let start = (std::process::id() % 100) as u16 * 200;
+    loop {
+        let offset = NEXT.fetch_add(1, Ordering::Relaxed) % 20_000;
+        let port = 10_000 + (start + offset) % 20_000;
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
 }
 
 /// Built binaries live next to the test executable's `deps/` folder.
