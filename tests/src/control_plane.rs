@@ -82,12 +82,7 @@ impl ControlPlane {
     }
 
     pub async fn json(&self, path: &str) -> serde_json::Value {
-        reqwest::get(format!("http://{}{path}", self.admin))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        crate::get_json(&format!("http://{}{path}", self.admin)).await
     }
 
     pub fn log(&self) -> String {

@@ -33,6 +33,11 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// GETs `url` and parses the JSON answer.
+pub async fn get_json(url: &str) -> serde_json::Value {
+    reqwest::get(url).await.unwrap().json().await.unwrap()
+}
+
 /// Built binaries live next to the test executable's `deps/` folder.
 pub fn binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");

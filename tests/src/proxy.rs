@@ -128,12 +128,7 @@ impl Proxy {
     }
 
     pub async fn admin_json(&self, path: &str) -> serde_json::Value {
-        reqwest::get(format!("http://{}{path}", self.admin))
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
+        crate::get_json(&format!("http://{}{path}", self.admin)).await
     }
 
     /// The applied config's version.

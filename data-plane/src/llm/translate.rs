@@ -241,17 +241,8 @@ pub fn messages_to_completions(req: &Value, model: &str) -> Result<Value, Invali
                 }
             }
             "assistant" => {
-                let text: Vec<&str> = blocks
-                    .iter()
-                    .filter(|b| b["type"] == "text")
-                    .filter_map(|b| b["text"].as_str())
-                    .collect();
-                let calls: Vec<Value> = blocks
-                    .iter()
-                    .filter(|b| b["type"] == "tool_use")
-                    .map(|b| json!({"id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": b["input"].to_string()}}))
-                    .collect();
-                let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text.join("")) }});
+                let (text, calls) = assistant_parts(&blocks);
+                let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Value::Null } else { Value::String(text) }});
                 if !calls.is_empty() {
                     msg["tool_calls"] = Value::Array(calls);
                 }
@@ -314,6 +305,21 @@ pub fn messages_to_completions(req: &Value, model: &str) -> Result<Value, Invali
     Ok(Value::Object(body))
 }
 
+/// Anthropic assistant content blocks as OpenAI's text and `tool_calls`.
+fn assistant_parts(blocks: &[Value]) -> (String, Vec<Value>) {
+    let text = blocks
+        .iter()
+        .filter(|b| b["type"] == "text")
+        .filter_map(|b| b["text"].as_str())
+        .collect();
+    let calls = blocks
+        .iter()
+        .filter(|b| b["type"] == "tool_use")
+        .map(|b| json!({"id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": b["input"].to_string()}}))
+        .collect();
+    (text, calls)
+}
+
 // === Responses ===
 
 /// Anthropic `stop_reason` -> OpenAI `finish_reason`.
@@ -346,16 +352,7 @@ pub fn messages_response_to_completion(resp: &Value, created: u64) -> Result<Val
         .get("content")
         .and_then(Value::as_array)
         .ok_or_else(|| BadResponse("an Anthropic message without a `content` array".into()))?;
-    let text: String = blocks
-        .iter()
-        .filter(|b| b["type"] == "text")
-        .filter_map(|b| b["text"].as_str())
-        .collect();
-    let calls: Vec<Value> = blocks
-        .iter()
-        .filter(|b| b["type"] == "tool_use")
-        .map(|b| json!({"id": b["id"], "type": "function", "function": {"name": b["name"], "arguments": b["input"].to_string()}}))
-        .collect();
+    let (text, calls) = assistant_parts(blocks);
     let mut message = json!({"role": "assistant", "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { Value::String(text) }});
     if !calls.is_empty() {
         message["tool_calls"] = Value::Array(calls);
