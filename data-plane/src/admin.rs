@@ -31,7 +31,9 @@ pub fn admin_router(gw: Arc<Gateway>) -> Router {
     Router::new()
         .route("/api/config", get(config))
         .route("/api/ratelimits", get(rate_limits))
+        .route("/api/mcp/sessions", get(mcp_sessions))
         .route("/healthz", get(|| async { "ok\n" }))
+        .merge(crate::ui::router())
         .with_state(gw)
 }
 
@@ -85,6 +87,11 @@ async fn rate_limits(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
         })
         .collect();
     Json(json!({ "buckets": buckets }))
+}
+
+/// Live MCP sessions: route, transport, targets with their child pids, age and idle time.
+async fn mcp_sessions(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
+    Json(gw.mcp.describe())
 }
 
 async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {

@@ -23,6 +23,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tollgate_shared::{Snapshot, SnapshotSource};
 
+use crate::mcp::Sessions;
 use crate::metrics::Metrics;
 use crate::proxy::{self, upstream::HttpClient};
 use crate::ratelimit::{BucketKey, RateLimits};
@@ -51,6 +52,8 @@ pub struct Gateway {
     pub client: HttpClient,
     /// Rate-limit buckets, kept across applies.
     pub rate_limits: RateLimits,
+    /// MCP sessions and their children, kept across applies.
+    pub mcp: Arc<Sessions>,
     listen_ip: IpAddr,
     runtime: ArcSwapOption<Runtime>,
     ports: Mutex<HashMap<u16, PortHandle>>,
@@ -61,6 +64,7 @@ impl Gateway {
     pub fn new(name: &str, listen_ip: IpAddr, metrics: Arc<Metrics>) -> Arc<Gateway> {
         Arc::new(Gateway {
             name: name.into(),
+            mcp: Arc::new(Sessions::new(metrics.clone())),
             metrics,
             client: proxy::upstream::client(),
             rate_limits: RateLimits::default(),
@@ -118,7 +122,9 @@ impl Gateway {
             .filter(|p| !wanted.contains(p))
             .copied()
             .collect();
-        self.runtime.store(Some(Arc::new(runtime)));
+        let runtime = Arc::new(runtime);
+        self.runtime.store(Some(runtime.clone()));
+        self.mcp.reconcile(&runtime);
         for (port, listener) in fresh {
             let stop = CancellationToken::new();
             let task = tokio::spawn(accept_loop(
@@ -152,6 +158,7 @@ impl Gateway {
         for h in handles {
             let _ = h.task.await;
         }
+        self.mcp.shutdown().await;
     }
 }
 

@@ -4,8 +4,10 @@
 pub mod admin;
 pub mod gateway;
 pub mod llm;
+pub mod mcp;
 pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
 pub mod runtime;
 pub mod source;
+pub mod ui;

@@ -20,7 +20,23 @@ pub struct Metrics {
     pub config_synchronized: IntGauge,
     /// Tokens left per rate-limit bucket; one series per configured bucket.
     pub bucket_tokens: IntGaugeVec,
+    pub mcp_requests: IntCounterVec,
+    /// MCP targets that failed to start or answer and were skipped (fail-open) or failed a call.
+    pub mcp_target_failures: IntCounterVec,
+    pub mcp_sessions: IntGauge,
 }
+
+/// Labels of `agentgateway_mcp_requests_total`, in order.
+pub const MCP_LABELS: [&str; 8] = [
+    "bind",
+    "gateway",
+    "listener",
+    "route",
+    "method",
+    "resource_type",
+    "server",
+    "resource",
+];
 
 impl Metrics {
     pub fn new() -> Metrics {
@@ -105,6 +121,24 @@ impl Metrics {
             &["gateway", "listener", "route", "position", "type"],
         )
         .expect("valid metric");
+        let mcp_requests = IntCounterVec::new(
+            Opts::new(
+                "agentgateway_mcp_requests_total",
+                "MCP requests from clients, by method, target server and resource.",
+            ),
+            &MCP_LABELS,
+        )
+        .expect("valid metric");
+        let mcp_target_failures = IntCounterVec::new(
+            Opts::new(
+                "tollgate_mcp_target_failures_total",
+                "MCP targets that failed to start, initialize or answer, by route and server.",
+            ),
+            &["gateway", "listener", "route", "server"],
+        )
+        .expect("valid metric");
+        let mcp_sessions = IntGauge::new("tollgate_mcp_sessions", "Live MCP client sessions.")
+            .expect("valid metric");
         let registry = tollgate_shared::process::registry(vec![
             Box::new(bucket_tokens.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(requests.clone()),
@@ -114,6 +148,9 @@ impl Metrics {
             Box::new(config_synchronized.clone()),
             Box::new(gen_ai_token_usage.clone()),
             Box::new(gen_ai_request_duration.clone()),
+            Box::new(mcp_requests.clone()),
+            Box::new(mcp_target_failures.clone()),
+            Box::new(mcp_sessions.clone()),
         ]);
         Metrics {
             registry,
@@ -125,6 +162,9 @@ impl Metrics {
             gen_ai_request_duration,
             config_synchronized,
             bucket_tokens,
+            mcp_requests,
+            mcp_target_failures,
+            mcp_sessions,
         }
     }
 

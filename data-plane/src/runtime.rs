@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use tollgate_shared::config::model::{
-    BackendKind, Listener, McpBackend, PathMatch, Policies, RateLimit, Route, RouteMatch,
+    BackendKind, Cors, Listener, McpBackend, PathMatch, Policies, RateLimit, Route, RouteMatch,
 };
 use tollgate_shared::{Snapshot, SnapshotSource};
 
@@ -23,6 +23,7 @@ pub struct Runtime {
 }
 
 pub struct PortTable {
+    pub port: u16,
     /// Metric label, `bind/<port>`.
     pub bind_label: Arc<str>,
     pub listeners: Vec<ListenerTable>,
@@ -109,6 +110,7 @@ impl Runtime {
             .iter()
             .map(|b| {
                 let table = PortTable {
+                    port: b.port,
                     bind_label: format!("bind/{}", b.port).into(),
                     listeners: b
                         .listeners
@@ -165,11 +167,19 @@ fn compile_listener(l: &Listener, buckets: &mut BucketSource<'_>) -> ListenerTab
 }
 
 fn compile_route(r: &Route, limits: Vec<Arc<Bucket>>) -> CompiledRoute {
+    let mut policies = r.policies.clone();
+    let serves_mcp = r
+        .backends
+        .iter()
+        .any(|b| matches!(b.kind, BackendKind::Mcp(_)));
+    if serves_mcp && let Some(cors) = &mut policies.cors {
+        mcp_cors(cors);
+    }
     CompiledRoute {
         name: r.name.as_str().into(),
         limits,
         hostnames: r.hostnames.iter().map(|h| HostPattern::new(h)).collect(),
-        policies: r.policies.clone(),
+        policies,
         backends: r
             .backends
             .iter()
@@ -184,6 +194,28 @@ fn compile_route(r: &Route, limits: Vec<Arc<Bucket>>) -> CompiledRoute {
             })
             .collect(),
         total_weight: r.backends.iter().map(|b| b.weight).sum(),
+    }
+}
+
+/// Browser MCP clients must send and read the session and protocol headers (and end their
+/// session with DELETE), whatever the route's CORS lists say.
+fn mcp_cors(cors: &mut Cors) {
+    const SEND: [&str; 3] = ["mcp-session-id", "mcp-protocol-version", "last-event-id"];
+    const READ: [&str; 2] = ["mcp-session-id", "mcp-protocol-version"];
+    let add = |list: &mut Vec<String>, names: &[&str]| {
+        if list.iter().any(|h| h == "*") {
+            return;
+        }
+        for name in names {
+            if !list.iter().any(|h| h.eq_ignore_ascii_case(name)) {
+                list.push(name.to_string());
+            }
+        }
+    };
+    add(&mut cors.allow_headers, &SEND);
+    add(&mut cors.expose_headers, &READ);
+    if !cors.allow_methods.is_empty() {
+        add(&mut cors.allow_methods, &["DELETE"]);
     }
 }
 

@@ -81,6 +81,10 @@ impl From<&Settings> for pb::Settings {
             readiness_addr: Some(listen_addr(s.readiness_addr)),
             max_body_size: s.max_body_size,
             drain_timeout_nanos: nanos(s.drain_timeout),
+            mcp: Some(pb::McpSettings {
+                session_ttl_nanos: nanos(s.mcp.session_ttl),
+                max_sessions: s.mcp.max_sessions,
+            }),
             tracing: s.tracing.as_ref().map(|t| pb::Tracing {
                 otlp_endpoint: t.otlp_endpoint.clone(),
                 otlp_protocol: match t.otlp_protocol {
@@ -462,6 +466,14 @@ impl TryFrom<pb::Config> for Config {
             readiness_addr: from_listen_addr(s.readiness_addr, "settings.readinessAddr")?,
             max_body_size: s.max_body_size,
             drain_timeout: duration(s.drain_timeout_nanos),
+            mcp: match s.mcp {
+                Some(m) if m.max_sessions > 0 => McpSettings {
+                    session_ttl: duration(m.session_ttl_nanos),
+                    max_sessions: m.max_sessions,
+                },
+                Some(_) => return invalid("settings.mcp.maxSessions", "must be at least 1"),
+                None => McpSettings::default(),
+            },
             tracing,
             metrics: Metrics {
                 fields: from_fields(metrics.fields),

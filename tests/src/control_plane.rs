@@ -59,7 +59,7 @@ impl ControlPlane {
             .expect("spawn tollgate-cp");
         self.child = Some(child);
         crate::eventually(std::time::Duration::from_secs(10), || async {
-            match reqwest::get(format!("http://{}/healthz", self.admin)).await {
+            match crate::get(format!("http://{}/healthz", self.admin)).await {
                 Ok(r) if r.status() == 200 => Ok(()),
                 other => Err(format!("control plane not up: {other:?}")),
             }

@@ -3,6 +3,7 @@
 
 pub mod control_plane;
 pub mod llm;
+pub mod mcp;
 pub mod proxy;
 pub mod upstream;
 
@@ -33,9 +34,28 @@ pub fn free_port() -> u16 {
     }
 }
 
+/// reqwest is built with rustls but no crypto provider (the proxy brings its own); tests use ring.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    static PROVIDER: std::sync::Once = std::sync::Once::new();
+    PROVIDER.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+}
+
+/// A plain HTTP client for tests.
+pub fn http() -> reqwest::Client {
+    http_builder().build().expect("HTTP client")
+}
+
+/// GETs `url`.
+pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Response> {
+    http().get(url).send().await
+}
+
 /// GETs `url` and parses the JSON answer.
 pub async fn get_json(url: &str) -> serde_json::Value {
-    reqwest::get(url).await.unwrap().json().await.unwrap()
+    crate::get(url).await.unwrap().json().await.unwrap()
 }
 
 /// Built binaries live next to the test executable's `deps/` folder.

@@ -100,7 +100,7 @@ impl Proxy {
         eventually(Duration::from_secs(10), || {
             let url = url.clone();
             async move {
-                match reqwest::get(&url).await {
+                match crate::get(&url).await {
                     Ok(r) if r.status() == 200 => Ok(()),
                     Ok(r) => Err(format!("readiness {}", r.status())),
                     Err(e) => Err(format!("readiness: {e}; log:\n{}", self.log())),
@@ -153,7 +153,7 @@ impl Proxy {
     }
 
     pub async fn metrics(&self) -> String {
-        reqwest::get(format!("http://{}/metrics", self.stats))
+        crate::get(format!("http://{}/metrics", self.stats))
             .await
             .unwrap()
             .text()

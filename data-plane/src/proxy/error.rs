@@ -29,10 +29,22 @@ pub enum ProxyError {
     RequestTimeout(Duration),
     #[error("upstream {authority} failed: {reason}")]
     UpstreamProtocol { authority: String, reason: String },
-    #[error("{0} backends are not served by this build yet")]
-    NotServed(&'static str),
     #[error("rate limit exceeded")]
     RateLimited(Level),
+    #[error("not acceptable: {0}")]
+    NotAcceptable(String),
+    #[error("unsupported media type: {0}")]
+    UnsupportedMediaType(String),
+    #[error("method not allowed; this endpoint allows {0}")]
+    MethodNotAllowed(&'static str),
+    #[error(
+        "MCP session `{0}` not found (it ended or belongs to another route); send `initialize` again"
+    )]
+    SessionNotFound(String),
+    #[error("too many MCP sessions (the limit is {0}, config.mcp.maxSessions); retry later")]
+    TooManySessions(u32),
+    #[error("this MCP session already has an open event stream")]
+    StreamConflict,
 }
 
 impl ProxyError {
@@ -48,8 +60,13 @@ impl ProxyError {
                 StatusCode::GATEWAY_TIMEOUT
             }
             ProxyError::UpstreamProtocol { .. } => StatusCode::BAD_GATEWAY,
-            ProxyError::NotServed(_) => StatusCode::NOT_IMPLEMENTED,
             ProxyError::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            ProxyError::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            ProxyError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ProxyError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ProxyError::SessionNotFound(_) => StatusCode::NOT_FOUND,
+            ProxyError::TooManySessions(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::StreamConflict => StatusCode::CONFLICT,
         }
     }
 
@@ -57,11 +74,17 @@ impl ProxyError {
     pub fn reason(&self) -> &'static str {
         match self {
             ProxyError::NoRoute => "NotFound",
-            ProxyError::BodyTooLarge(_) | ProxyError::BadRequest(_) => "InvalidRequest",
+            ProxyError::BodyTooLarge(_)
+            | ProxyError::BadRequest(_)
+            | ProxyError::NotAcceptable(_)
+            | ProxyError::UnsupportedMediaType(_)
+            | ProxyError::MethodNotAllowed(_)
+            | ProxyError::SessionNotFound(_)
+            | ProxyError::StreamConflict => "InvalidRequest",
+            ProxyError::TooManySessions(_) => "Overloaded",
             ProxyError::NoBackend(_) | ProxyError::UpstreamConnect { .. } => "NoHealthyBackend",
             ProxyError::UpstreamTimeout { .. } | ProxyError::RequestTimeout(_) => "Timeout",
             ProxyError::UpstreamProtocol { .. } => "UpstreamFailure",
-            ProxyError::NotServed(_) => "Internal",
             ProxyError::RateLimited(_) => "RateLimit",
         }
     }
@@ -79,6 +102,10 @@ impl ProxyError {
         *resp.status_mut() = self.status();
         resp.headers_mut()
             .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        if let ProxyError::MethodNotAllowed(allow) = self {
+            resp.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
         if let ProxyError::RateLimited(level) = self {
             level.write_headers(resp.headers_mut());
             resp.headers_mut()

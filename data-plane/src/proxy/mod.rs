@@ -25,7 +25,7 @@ use self::error::ProxyError;
 use self::upstream::{Limits, OutBody};
 use crate::gateway::Gateway;
 use crate::runtime::{CompiledRoute, PortTable, Runtime, Target};
-use crate::{llm, ratelimit};
+use crate::{llm, mcp, ratelimit};
 
 /// Metric labels of one request, filled in as phases learn them.
 #[derive(Default)]
@@ -237,7 +237,25 @@ async fn handle(
                     .unwrap_or_else(|| route.backends[index].label.clone());
                 Ok((label, served.response))
             }
-            Target::Mcp(_) => Err(ProxyError::NotServed("mcp")),
+            Target::Mcp(backend) => {
+                let call = mcp::McpRequest {
+                    sessions: &gw.mcp,
+                    backend,
+                    observer: mcp::Observer {
+                        metrics: gw.metrics.clone(),
+                        bind: table.bind_label.clone(),
+                        gateway: gw.name.clone(),
+                        route: mcp::RouteKey {
+                            port: table.port,
+                            listener: selected.listener.name.clone(),
+                            route: route.name.clone(),
+                        },
+                    },
+                    max_body,
+                };
+                let resp = mcp::serve(call, parts, body).await?;
+                Ok((route.backends[index].label.clone(), resp))
+            }
         }
     };
     let (backend, resp) = match timeouts.and_then(|t| t.request_timeout) {
@@ -251,7 +269,7 @@ async fn handle(
 }
 
 /// Reads a whole request body, at most `max` bytes.
-async fn read_body(body: Incoming, max: u64) -> Result<Bytes, ProxyError> {
+pub(crate) async fn read_body(body: Incoming, max: u64) -> Result<Bytes, ProxyError> {
     Limited::new(body, max as usize)
         .collect()
         .await

@@ -160,6 +160,6 @@ fn status_report(gw: &Gateway) -> pb::Status {
         .collect();
     pb::Status {
         buckets,
-        mcp_sessions: 0,
+        mcp_sessions: gw.mcp.len() as u32,
     }
 }

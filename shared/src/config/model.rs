@@ -43,6 +43,27 @@ pub struct Settings {
     pub tracing: Option<Tracing>,
     pub metrics: Metrics,
     pub logging: Logging,
+    pub mcp: McpSettings,
+}
+
+/// `config.mcp`: limits of the MCP session manager.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct McpSettings {
+    /// A session unused this long is closed (its stdio children with it).
+    #[serde(serialize_with = "as_humantime")]
+    pub session_ttl: Duration,
+    /// Most live MCP sessions; past it `initialize` gets 503.
+    pub max_sessions: u32,
+}
+
+impl Default for McpSettings {
+    fn default() -> Self {
+        McpSettings {
+            session_ttl: Duration::from_secs(30 * 60),
+            max_sessions: 1000,
+        }
+    }
 }
 
 impl Settings {
@@ -57,6 +78,7 @@ impl Settings {
             tracing: None,
             metrics: Metrics::default(),
             logging: Logging::default(),
+            mcp: McpSettings::default(),
         }
     }
 }

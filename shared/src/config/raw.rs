@@ -157,6 +157,16 @@ pub struct RawSettings {
     pub tracing: Option<Lenient<RawTracing>>,
     pub metrics: Option<Lenient<RawMetrics>>,
     pub logging: Option<Lenient<RawLogging>>,
+    pub mcp: Option<Lenient<RawMcpSettings>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMcpSettings {
+    /// Idle time after which a session is closed, e.g. `30m`.
+    pub session_ttl: Option<String>,
+    /// Most live sessions (each stdio target of a session is one child process).
+    pub max_sessions: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -151,6 +151,27 @@ impl<'a> Validator<'a> {
             }
             None => Logging::default(),
         };
+        let mcp = raw
+            .mcp
+            .as_ref()
+            .and_then(|m| {
+                let p = path.key("mcp");
+                let m = self.lenient(m, &p)?;
+                let defaults = McpSettings::default();
+                let session_ttl = match m.session_ttl.as_deref() {
+                    Some(d) => self.duration(d, &p.key("sessionTtl")),
+                    None => Some(defaults.session_ttl),
+                };
+                let max_sessions = m.max_sessions.unwrap_or(defaults.max_sessions);
+                if max_sessions == 0 {
+                    self.error(&p.key("maxSessions"), "maxSessions must be at least 1");
+                }
+                Some(McpSettings {
+                    session_ttl: session_ttl?,
+                    max_sessions,
+                })
+            })
+            .unwrap_or_default();
         Settings {
             admin_addr: self.listen_addr(raw.admin_addr.as_deref(), &path.key("adminAddr")),
             stats_addr: self.listen_addr(raw.stats_addr.as_deref(), &path.key("statsAddr")),
@@ -161,6 +182,7 @@ impl<'a> Validator<'a> {
             tracing,
             metrics,
             logging,
+            mcp,
         }
     }
 

@@ -48,7 +48,7 @@ fn binary(name: &str) -> std::path::PathBuf {
 }
 
 async fn proxies_synced(admin: &str, version: &str, want: usize) -> bool {
-    let Ok(r) = reqwest::get(format!("http://{admin}/api/proxies")).await else {
+    let Ok(r) = tollgate_tests::get(format!("http://{admin}/api/proxies")).await else {
         return false;
     };
     let Ok(v) = r.json::<serde_json::Value>().await else {
@@ -66,7 +66,7 @@ async fn proxies_synced(admin: &str, version: &str, want: usize) -> bool {
 }
 
 async fn gateway_version(admin: &str) -> Option<String> {
-    let v: serde_json::Value = reqwest::get(format!("http://{admin}/api/gateways"))
+    let v: serde_json::Value = tollgate_tests::get(format!("http://{admin}/api/gateways"))
         .await
         .ok()?
         .json()

@@ -24,7 +24,7 @@ fn edge(port: u16, upstream: &str, tag: &str, auth: bool) -> String {
 }
 
 async fn tag(proxy: &Proxy, port: u16) -> Result<String, String> {
-    let r = reqwest::get(proxy.url(port, "/"))
+    let r = tollgate_tests::get(proxy.url(port, "/"))
         .await
         .map_err(|e| e.to_string())?;
     let v: Value = r.json().await.map_err(|e| e.to_string())?;
@@ -106,7 +106,7 @@ async fn snapshots_stream_to_three_proxies() {
         let (proxies, stop, ok, failed) =
             (proxies.clone(), stop.clone(), ok.clone(), failed.clone());
         tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = tollgate_tests::http();
             while !stop.load(Ordering::Relaxed) {
                 for p in proxies.iter() {
                     match client.get(p.url(port, "/")).send().await {
@@ -189,7 +189,7 @@ async fn snapshots_stream_to_three_proxies() {
     let level = |p: &Proxy| {
         let p = p.admin;
         async move {
-            let v: Value = reqwest::get(format!("http://{p}/api/ratelimits"))
+            let v: Value = tollgate_tests::get(format!("http://{p}/api/ratelimits"))
                 .await
                 .unwrap()
                 .json()
@@ -250,7 +250,7 @@ async fn a_proxy_before_its_gateway_exists_is_not_ready() {
     });
     let ready = format!("http://{}/healthz/ready", proxy.readiness);
     eventually(Duration::from_secs(10), || async {
-        match reqwest::get(&ready).await {
+        match tollgate_tests::get(&ready).await {
             Ok(r) if r.status() == 503 => Ok(()),
             other => Err(format!("{other:?}")),
         }
@@ -388,7 +388,7 @@ async fn acks_count_only_with_the_current_nonce() {
     .await;
     let v = cp.json("/api/proxies").await;
     assert_eq!(v["proxies"][0]["versionAcked"], Value::String(push.version));
-    let metrics = reqwest::get(format!("http://{}/metrics", cp.admin))
+    let metrics = tollgate_tests::get(format!("http://{}/metrics", cp.admin))
         .await
         .unwrap()
         .text()
@@ -417,7 +417,7 @@ async fn one_file_is_gateway_default() {
         .spawn()
         .unwrap();
     eventually(Duration::from_secs(10), || async {
-        let v: Value = reqwest::get(format!("http://{admin}/api/gateways"))
+        let v: Value = tollgate_tests::get(format!("http://{admin}/api/gateways"))
             .await
             .map_err(|e| e.to_string())?
             .json()

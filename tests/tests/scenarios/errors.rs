@@ -10,7 +10,7 @@ async fn refused_upstream_is_503() {
     let dead = format!("127.0.0.1:{}", free_port());
     let port = free_port();
     let proxy = Proxy::start(&super::simple_config(port, &dead)).await;
-    let r = reqwest::get(proxy.url(port, "/")).await.unwrap();
+    let r = tollgate_tests::get(proxy.url(port, "/")).await.unwrap();
     assert_eq!(r.status(), 503);
     let body = r.text().await.unwrap();
     assert!(
@@ -33,7 +33,7 @@ async fn slow_upstream_is_504() {
         ("/try", "did not answer within 200ms"),
         ("/", "request did not complete within 300ms"),
     ] {
-        let r = reqwest::Client::new()
+        let r = tollgate_tests::http()
             .get(proxy.url(port, path))
             .header("x-fake-delay-ms", "3000")
             .send()
@@ -60,7 +60,7 @@ async fn bodies_over_the_limit_are_413() {
         super::simple_config(port, &up.authority())
     );
     let proxy = Proxy::start(&config).await;
-    let client = reqwest::Client::new();
+    let client = tollgate_tests::http();
     let r = client
         .post(proxy.url(port, "/"))
         .body(vec![b'x'; 2048])
@@ -122,7 +122,10 @@ async fn malformed_http_and_huge_headers_are_refused() {
     assert!(up.requests().is_empty());
     // The proxy is still fine.
     assert_eq!(
-        reqwest::get(proxy.url(port, "/")).await.unwrap().status(),
+        tollgate_tests::get(proxy.url(port, "/"))
+            .await
+            .unwrap()
+            .status(),
         200
     );
 }

@@ -26,7 +26,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_0() {
     let mut proxy = Proxy::start(&super::simple_config(port, &up.authority())).await;
     let url = proxy.url(port, "/slow");
     let slow = tokio::spawn(async move {
-        reqwest::Client::new()
+        tollgate_tests::http()
             .get(url)
             .header("x-fake-delay-ms", "1000")
             .send()
@@ -62,7 +62,7 @@ async fn listen_ip_lets_replicas_share_ports() {
         replicas.push(p);
     }
     for p in &replicas {
-        let r = reqwest::get(p.url(port, "/")).await.unwrap();
+        let r = tollgate_tests::get(p.url(port, "/")).await.unwrap();
         assert_eq!(r.status(), 200);
         assert!(p.admin.ip().to_string().starts_with("127.0.0."));
     }

@@ -47,7 +47,7 @@ impl Setup {
 }
 
 async fn post(url: &str, body: Value, headers: &[(&str, &str)]) -> reqwest::Response {
-    let mut req = reqwest::Client::new().post(url).json(&body);
+    let mut req = tollgate_tests::http().post(url).json(&body);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -232,7 +232,7 @@ async fn openai_provider_completions_and_passthrough() {
     assert_eq!(seen[0].body["model"], "gpt-3.5-turbo");
 
     // `/v1/models` and `*` are passthrough in this file: forwarded as is, key added.
-    let models: Value = reqwest::get(s.url("/v1/models"))
+    let models: Value = tollgate_tests::get(s.url("/v1/models"))
         .await
         .unwrap()
         .json()
@@ -321,7 +321,7 @@ async fn messages_clients_reach_openai_providers() {
     assert_eq!(delta["delta"]["stop_reason"], "tool_use");
 
     // The `models` route type is answered by the gateway.
-    let models: Value = reqwest::get(proxy.url(port, "/v1/models"))
+    let models: Value = tollgate_tests::get(proxy.url(port, "/v1/models"))
         .await
         .unwrap()
         .json()
@@ -380,7 +380,7 @@ async fn failover_skips_the_provider_with_a_wrong_key() {
 async fn errors_are_clear() {
     let s = Setup::seed("metrics-testing.yaml", 26, ANTHROPIC_KEY).await;
     let url = s.url("/v1/chat/completions");
-    let client = reqwest::Client::new();
+    let client = tollgate_tests::http();
     let r = client.post(&url).body("{not json").send().await.unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("not JSON"));

@@ -5,6 +5,7 @@ mod control_plane;
 mod errors;
 mod lifecycle;
 mod llm;
+mod mcp;
 mod ratelimit;
 mod reload;
 mod routing;

@@ -27,7 +27,7 @@ async fn walkthrough(config: String, octet: u8, path: &str, body: Value) {
         ..Default::default()
     });
     proxy.wait_ready().await;
-    let client = reqwest::Client::new();
+    let client = tollgate_tests::http();
     let first = client
         .post(proxy.url(3000, path))
         .json(&body)
@@ -101,7 +101,7 @@ async fn a_bucket_of_n_admits_exactly_n_under_concurrency() {
     for _ in 0..64 {
         let url = proxy.url(port, "/x");
         tasks.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = tollgate_tests::http();
             let mut statuses = Vec::new();
             for _ in 0..4 {
                 statuses.push(client.get(&url).send().await.unwrap().status().as_u16());
@@ -129,7 +129,7 @@ async fn rejections_carry_cors_and_preflights_are_free() {
     let up = FakeUpstream::start("u").await;
     let port = free_port();
     let proxy = Proxy::start(&limited(port, &up.authority(), "", 1)).await;
-    let client = reqwest::Client::new();
+    let client = tollgate_tests::http();
     for _ in 0..5 {
         let pre = client
             .request(reqwest::Method::OPTIONS, proxy.url(port, "/x"))
@@ -167,7 +167,7 @@ async fn rejections_carry_cors_and_preflights_are_free() {
 }
 
 async fn status(proxy: &Proxy, port: u16) -> u16 {
-    reqwest::get(proxy.url(port, "/x"))
+    tollgate_tests::get(proxy.url(port, "/x"))
         .await
         .unwrap()
         .status()
@@ -255,7 +255,7 @@ async fn token_limits_debit_actual_usage_also_when_the_client_leaves() {
     );
     let proxy = Proxy::start(&config).await;
     let url = proxy.url(port, "/v1/chat/completions");
-    let client = reqwest::Client::new();
+    let client = tollgate_tests::http();
     let level = || async {
         proxy.admin_json("/api/ratelimits").await["buckets"][0]["level"]
             .as_u64()

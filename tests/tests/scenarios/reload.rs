@@ -14,7 +14,7 @@ fn two_routes(port: u16, a: &str, b: &str, b_path: &str) -> String {
 }
 
 async fn upstream_of(url: &str) -> Result<String, String> {
-    let r = reqwest::get(url).await.map_err(|e| e.to_string())?;
+    let r = tollgate_tests::get(url).await.map_err(|e| e.to_string())?;
     let v: serde_json::Value = r.json().await.map_err(|e| e.to_string())?;
     Ok(v["upstream"].as_str().unwrap_or("").to_string())
 }
@@ -175,7 +175,10 @@ async fn ports_added_and_removed_while_kept_connections_survive() {
     proxy.write_config(&both);
     proxy.wait_version_change(&v1).await;
     assert_eq!(
-        reqwest::get(proxy.url(added, "/")).await.unwrap().status(),
+        tollgate_tests::get(proxy.url(added, "/"))
+            .await
+            .unwrap()
+            .status(),
         200
     );
     assert_eq!(
@@ -196,7 +199,10 @@ async fn ports_added_and_removed_while_kept_connections_survive() {
     })
     .await;
     assert_eq!(
-        reqwest::get(proxy.url(added, "/")).await.unwrap().status(),
+        tollgate_tests::get(proxy.url(added, "/"))
+            .await
+            .unwrap()
+            .status(),
         200
     );
 }
@@ -234,7 +240,7 @@ async fn in_flight_requests_finish_on_their_config_and_none_fail_during_reloads(
 
     let url = proxy.url(port, "/slow");
     let slow = tokio::spawn(async move {
-        let r = reqwest::Client::new()
+        let r = tollgate_tests::http()
             .get(url)
             .header("x-fake-delay-ms", "1500")
             .send()
@@ -252,7 +258,7 @@ async fn in_flight_requests_finish_on_their_config_and_none_fail_during_reloads(
         let (ok, failed, stop) = (ok.clone(), failed.clone(), stop.clone());
         let url = proxy.url(port, "/x");
         load.push(tokio::spawn(async move {
-            let client = reqwest::Client::new();
+            let client = tollgate_tests::http();
             while !stop.load(Ordering::Relaxed) {
                 match client.get(&url).send().await {
                     Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),

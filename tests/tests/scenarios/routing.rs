@@ -48,7 +48,7 @@ binds:
         b = b.authority()
     );
     let proxy = Proxy::start(&config).await;
-    let client = reqwest::Client::new();
+    let client = tollgate_tests::http();
 
     let r = client
         .get(proxy.url(port, "/api/items?x=1"))
@@ -126,7 +126,9 @@ async fn unmatched_path_is_404_route_not_found() {
         up.authority()
     );
     let proxy = Proxy::start(&config).await;
-    let r = reqwest::get(proxy.url(port, "/other")).await.unwrap();
+    let r = tollgate_tests::get(proxy.url(port, "/other"))
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
     assert_eq!(r.text().await.unwrap(), "route not found");
     assert!(up.requests().is_empty());
@@ -145,7 +147,7 @@ async fn sse_flows_event_by_event() {
     let port = free_port();
     let proxy = Proxy::start(&super::simple_config(port, &up.authority())).await;
     let started = Instant::now();
-    let resp = reqwest::get(proxy.url(port, "/sse?events=3&gap_ms=700"))
+    let resp = tollgate_tests::get(proxy.url(port, "/sse?events=3&gap_ms=700"))
         .await
         .unwrap();
     let mut stream = resp.bytes_stream();
@@ -174,7 +176,7 @@ async fn large_bodies_stream_through() {
     let port = free_port();
     let proxy = Proxy::start(&super::simple_config(port, &up.authority())).await;
     let body = vec![b'x'; 5 * 1024 * 1024];
-    let r = reqwest::Client::new()
+    let r = tollgate_tests::http()
         .post(proxy.url(port, "/upload"))
         .body(body)
         .send()
@@ -193,7 +195,7 @@ async fn retries_listed_codes_with_attempt_header() {
         up.authority()
     );
     let proxy = Proxy::start(&config).await;
-    let r = reqwest::Client::new()
+    let r = tollgate_tests::http()
         .post(proxy.url(port, "/x"))
         .header("x-fake-status", "503")
         .body("payload")
@@ -229,13 +231,13 @@ async fn admin_shows_config_without_secrets() {
         ..Default::default()
     });
     proxy.wait_ready().await;
-    let body = json(reqwest::get(proxy.url(port, "/")).await.unwrap()).await;
+    let body = json(tollgate_tests::get(proxy.url(port, "/")).await.unwrap()).await;
     assert_eq!(
         body["headers"]["authorization"],
         "Bearer super-secret-value"
     );
 
-    let text = reqwest::get(format!("http://{}/api/config", proxy.admin))
+    let text = tollgate_tests::get(format!("http://{}/api/config", proxy.admin))
         .await
         .unwrap()
         .text()
@@ -252,7 +254,7 @@ async fn admin_shows_config_without_secrets() {
     assert!(cfg["appliedAt"].as_str().unwrap().ends_with('Z'));
     assert!(!proxy.log().contains("super-secret-value"));
 
-    let ok = reqwest::get(format!("http://{}/healthz", proxy.admin))
+    let ok = tollgate_tests::get(format!("http://{}/healthz", proxy.admin))
         .await
         .unwrap();
     assert_eq!(ok.status(), 200);

@@ -1,0 +1,119 @@
+//! The legacy HTTP+SSE transport served to clients (MCP 2024-11-05): GET opens a session whose
+//! first event names the POST endpoint (`?sessionId=`); every answer arrives on that stream, and
+//! the session ends when the stream closes.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use http::{Method, Response, StatusCode, request};
+use hyper::body::Incoming;
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage, ServerResult};
+use sse_stream::Sse;
+
+use super::session::TransportKind;
+use super::{McpRequest, Sessions, events};
+use crate::proxy::body::{BoxBody, empty};
+use crate::proxy::error::ProxyError;
+
+pub async fn serve(
+    call: McpRequest<'_>,
+    parts: request::Parts,
+    body: Incoming,
+) -> Result<Response<BoxBody>, ProxyError> {
+    match parts.method {
+        Method::GET => open(call, &parts),
+        Method::POST => post(call, &parts, body).await,
+        _ => Err(ProxyError::MethodNotAllowed("GET, POST")),
+    }
+}
+
+fn open(call: McpRequest<'_>, parts: &request::Parts) -> Result<Response<BoxBody>, ProxyError> {
+    let session = call.sessions.create(
+        call.observer.route.clone(),
+        TransportKind::Sse,
+        call.backend,
+    )?;
+    let stream = session
+        .outbound
+        .open_stream()
+        .ok_or(ProxyError::StreamConflict)?;
+    let endpoint = Sse::default().event("endpoint").data(format!(
+        "{}?sessionId={}",
+        parts.uri.path(),
+        session.id
+    ));
+    let guard = EndOnDrop {
+        sessions: call.sessions.clone(),
+        id: session.id.clone(),
+    };
+    let closed = session.closed.clone().cancelled_owned();
+    let messages = stream
+        .map(move |m| {
+            let _ = &guard;
+            events::message(&m)
+        })
+        .take_until(closed);
+    Ok(events::response(
+        futures_util::stream::iter([endpoint]).chain(messages),
+    ))
+}
+
+/// A legacy SSE session lives as long as its event stream.
+struct EndOnDrop {
+    sessions: Arc<Sessions>,
+    id: Arc<str>,
+}
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.sessions.retire(&self.id, "its SSE stream closed");
+    }
+}
+
+async fn post(
+    call: McpRequest<'_>,
+    parts: &request::Parts,
+    body: Incoming,
+) -> Result<Response<BoxBody>, ProxyError> {
+    let id = parts
+        .uri
+        .query()
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "sessionId")
+                .map(|(_, v)| v.into_owned())
+        })
+        .ok_or_else(|| ProxyError::BadRequest("missing sessionId query parameter".into()))?;
+    let session = call.sessions.get(&id, &call.observer.route)?;
+    let bytes = crate::proxy::read_body(body, call.max_body).await?;
+    let message: ClientJsonRpcMessage = serde_json::from_slice(&bytes)
+        .map_err(|e| ProxyError::BadRequest(format!("invalid JSON-RPC message: {e}")))?;
+    let observer = call.observer;
+    match message {
+        JsonRpcMessage::Request(req) => {
+            tokio::spawn(async move {
+                let id = req.id.clone();
+                let answer = match req.request {
+                    ClientRequest::InitializeRequest(init) => {
+                        observer.request("initialize", "", None, None);
+                        session
+                            .initialize(init.params, &observer)
+                            .await
+                            .map(ServerResult::InitializeResult)
+                    }
+                    _ => session.answer(req, &observer).await,
+                };
+                let message = match answer {
+                    Ok(result) => JsonRpcMessage::response(result, id),
+                    Err(error) => JsonRpcMessage::error(error, Some(id)),
+                };
+                session.outbound.send(message).await;
+            });
+        }
+        JsonRpcMessage::Notification(n) => session.notify(n.notification).await,
+        JsonRpcMessage::Response(_) | JsonRpcMessage::Error(_) => {}
+    }
+    let mut resp = Response::new(empty());
+    *resp.status_mut() = StatusCode::ACCEPTED;
+    Ok(resp)
+}

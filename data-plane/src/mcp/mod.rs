@@ -1,0 +1,313 @@
+//! The MCP gateway (DESIGN §7): many MCP servers behind one route, one set of upstream
+//! connections (one stdio child per target) per client session.
+//!
+//! Sessions live in [`Sessions`], outside the swapped config tables, so they survive reloads
+//! and control-plane pushes; after each apply, [`Sessions::reconcile`] closes the sessions
+//! whose route or targets changed.
+
+mod events;
+mod legacy_sse;
+mod names;
+mod outbound;
+mod session;
+mod sse_client;
+mod streamable;
+mod upstream;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use dashmap::DashMap;
+use http::{Response, request};
+use hyper::body::Incoming;
+use serde_json::json;
+use tollgate_shared::config::model::{McpBackend, McpSettings};
+
+use self::session::{Session, TransportKind};
+use crate::metrics::Metrics;
+use crate::proxy::body::BoxBody;
+use crate::proxy::error::ProxyError;
+use crate::runtime::{Runtime, Target};
+
+/// Which route a session belongs to; a session id is only valid on its own route.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteKey {
+    pub port: u16,
+    pub listener: Arc<str>,
+    pub route: Arc<str>,
+}
+
+/// Counts and logs what happens on one route.
+pub struct Observer {
+    pub metrics: Arc<Metrics>,
+    pub bind: Arc<str>,
+    pub gateway: Arc<str>,
+    pub route: RouteKey,
+}
+
+impl Observer {
+    fn request(
+        &self,
+        method: &str,
+        resource_type: &str,
+        server: Option<&str>,
+        resource: Option<&str>,
+    ) {
+        self.metrics
+            .mcp_requests
+            .with_label_values(&[
+                self.bind.as_ref(),
+                &self.gateway,
+                &self.route.listener,
+                &self.route.route,
+                method,
+                resource_type,
+                server.unwrap_or(""),
+                resource.unwrap_or(""),
+            ])
+            .inc();
+    }
+
+    fn target_failed(&self, server: &str, reason: &str) {
+        tracing::warn!(route = %self.route.route, mcp_target = server, reason, "MCP target failed");
+        self.metrics
+            .mcp_target_failures
+            .with_label_values(&[
+                &self.gateway,
+                &self.route.listener,
+                &self.route.route,
+                server,
+            ])
+            .inc();
+    }
+}
+
+/// Every live MCP session of the proxy.
+pub struct Sessions {
+    map: DashMap<Arc<str>, Arc<Session>>,
+    http: reqwest::Client,
+    settings: ArcSwap<McpSettings>,
+    reaper_started: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+impl Sessions {
+    pub fn new(metrics: Arc<Metrics>) -> Sessions {
+        Sessions {
+            map: DashMap::new(),
+            http: remote_client(),
+            settings: ArcSwap::from_pointee(McpSettings::default()),
+            reaper_started: AtomicBool::new(false),
+            metrics,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn create(
+        self: &Arc<Self>,
+        route: RouteKey,
+        transport: TransportKind,
+        backend: &McpBackend,
+    ) -> Result<Arc<Session>, ProxyError> {
+        let max = self.settings.load().max_sessions;
+        if self.map.len() >= max as usize {
+            return Err(ProxyError::TooManySessions(max));
+        }
+        if !self.reaper_started.swap(true, Ordering::AcqRel) {
+            tokio::spawn(reap(Arc::downgrade(self)));
+        }
+        let id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
+        let session = Arc::new(Session::new(
+            id.clone(),
+            route,
+            transport,
+            backend.clone(),
+            &self.http,
+        ));
+        self.map.insert(id, session.clone());
+        self.metrics.mcp_sessions.set(self.map.len() as i64);
+        Ok(session)
+    }
+
+    /// The session `id` of `route`; sessions of other routes are not found.
+    fn get(&self, id: &str, route: &RouteKey) -> Result<Arc<Session>, ProxyError> {
+        self.map
+            .get(id)
+            .map(|s| s.value().clone())
+            .filter(|s| s.route == *route)
+            .ok_or_else(|| ProxyError::SessionNotFound(id.to_string()))
+    }
+
+    /// Ends a session now: its children are killed and its stream closes.
+    async fn remove(&self, id: &str) {
+        if let Some((_, session)) = self.map.remove(id) {
+            self.metrics.mcp_sessions.set(self.map.len() as i64);
+            session.close().await;
+        }
+    }
+
+    /// Ends a session once its in-flight calls have finished.
+    fn retire(&self, id: &str, why: &'static str) {
+        if let Some((_, session)) = self.map.remove(id) {
+            self.metrics.mcp_sessions.set(self.map.len() as i64);
+            tracing::info!(session = %session.id, route = %session.route.route, why, "closing MCP session");
+            tokio::spawn(async move {
+                while session.in_flight() > 0 {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                session.close().await;
+            });
+        }
+    }
+
+    /// After an apply: new limits, and sessions whose route or targets changed are retired.
+    pub fn reconcile(&self, rt: &Runtime) {
+        self.settings
+            .store(Arc::new(rt.snapshot.config.settings.mcp));
+        let doomed: Vec<Arc<str>> = self
+            .map
+            .iter()
+            .filter(|s| !survives(s.value(), rt))
+            .map(|s| s.key().clone())
+            .collect();
+        for id in doomed {
+            self.retire(&id, "its route or MCP target changed");
+        }
+    }
+
+    /// Closes every session and waits for the children to be killed.
+    pub async fn shutdown(&self) {
+        let ids: Vec<Arc<str>> = self.map.iter().map(|s| s.key().clone()).collect();
+        futures_util::future::join_all(ids.iter().map(|id| self.remove(id))).await;
+    }
+
+    /// `GET /api/mcp/sessions`.
+    pub fn describe(&self) -> serde_json::Value {
+        let sessions: Vec<serde_json::Value> = self
+            .map
+            .iter()
+            .map(|s| {
+                let s = s.value();
+                json!({
+                    "session": s.id,
+                    "route": s.route.route,
+                    "listener": s.route.listener,
+                    "port": s.route.port,
+                    "transport": s.transport.as_str(),
+                    "targets": s.targets.iter().map(|t| {
+                        let conn = t.connection();
+                        json!({
+                            "name": t.name,
+                            "kind": match &t.target.kind {
+                                tollgate_shared::config::model::McpTargetKind::Stdio { .. } => "stdio",
+                                tollgate_shared::config::model::McpTargetKind::Sse { .. } => "sse",
+                                tollgate_shared::config::model::McpTargetKind::Mcp { .. } => "mcp",
+                            },
+                            "pid": conn.as_ref().and_then(|c| c.pid),
+                            "connected": conn.is_some(),
+                            "restarts": t.restarts.load(Ordering::Relaxed),
+                        })
+                    }).collect::<Vec<_>>(),
+                    "inFlight": s.in_flight(),
+                    "ageSeconds": s.age().as_secs_f64(),
+                    "idleSeconds": s.idle().as_secs_f64(),
+                })
+            })
+            .collect();
+        json!({ "sessions": sessions })
+    }
+}
+
+fn survives(session: &Session, rt: &Runtime) -> bool {
+    let key = &session.route;
+    let Some(route) = rt.ports.get(&key.port).and_then(|t| {
+        t.listeners
+            .iter()
+            .find(|l| l.name == key.listener)?
+            .routes
+            .iter()
+            .find(|r| r.name == key.route)
+            .cloned()
+    }) else {
+        return false;
+    };
+    route.backends.iter().any(|b| match &b.target {
+        Target::Mcp(now) => {
+            now.prefix_mode == session.backend.prefix_mode
+                && session
+                    .backend
+                    .targets
+                    .iter()
+                    .all(|t| now.targets.contains(t))
+        }
+        _ => false,
+    })
+}
+
+/// Closes idle sessions, checking a few times per TTL.
+async fn reap(sessions: Weak<Sessions>) {
+    loop {
+        let Some(s) = sessions.upgrade() else { return };
+        let ttl = s.settings.load().session_ttl;
+        let idle: Vec<Arc<str>> = s
+            .map
+            .iter()
+            .filter(|e| e.value().idle() >= ttl)
+            .map(|e| e.key().clone())
+            .collect();
+        for id in idle {
+            tracing::info!(session = %id, ttl = %humantime::format_duration(ttl), "MCP session idle past its TTL");
+            s.remove(&id).await;
+        }
+        let every = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        drop(s);
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// The client for remote (`sse` / `mcp`) targets: rustls with ring and webpki roots, like the
+/// proxy's own upstream client.
+fn remote_client() -> reqwest::Client {
+    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions();
+    let mut client = reqwest::Client::builder();
+    if let Ok(b) = builder {
+        client =
+            client.tls_backend_preconfigured(b.with_root_certificates(roots).with_no_client_auth());
+    }
+    client.build().unwrap_or_default()
+}
+
+/// What the proxy hands over for a request routed to an MCP backend.
+pub struct McpRequest<'a> {
+    pub sessions: &'a Arc<Sessions>,
+    pub backend: &'a McpBackend,
+    pub observer: Observer,
+    pub max_body: u64,
+}
+
+/// Serves one client request: legacy SSE when the path's last segment is `sse`, Streamable
+/// HTTP otherwise.
+pub async fn serve(
+    call: McpRequest<'_>,
+    parts: request::Parts,
+    body: Incoming,
+) -> Result<Response<BoxBody>, ProxyError> {
+    if parts.uri.path().rsplit('/').next() == Some("sse") {
+        legacy_sse::serve(call, parts, body).await
+    } else {
+        streamable::serve(call, parts, body).await
+    }
+}

@@ -1,0 +1,540 @@
+//! One client session: its targets, its `initialize` (kept to replay on respawn), and how each
+//! client message is answered: lists fan out and merge, calls go to the target their name names.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use futures_util::future::join_all;
+use rmcp::model::{
+    ClientNotification, ClientRequest, ErrorCode, ErrorData, Implementation,
+    InitializeRequestParams, InitializeResult, JsonRpcRequest, ListPromptsResult,
+    ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, ProtocolVersion, Reference,
+    ServerCapabilities, ServerResult,
+};
+use rmcp::service::ServiceError;
+use tokio_util::sync::CancellationToken;
+use tollgate_shared::config::model::{FailureMode, McpBackend};
+
+use super::names::Naming;
+use super::outbound::Outbound;
+use super::upstream::{TargetError, Upstream};
+use super::{Observer, RouteKey};
+
+/// The client's transport, which decides where answers go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    StreamableHttp,
+    Sse,
+}
+
+impl TransportKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransportKind::StreamableHttp => "streamableHttp",
+            TransportKind::Sse => "sse",
+        }
+    }
+}
+
+pub struct Session {
+    pub id: Arc<str>,
+    pub route: RouteKey,
+    pub transport: TransportKind,
+    pub backend: McpBackend,
+    pub targets: Vec<Upstream>,
+    naming: Naming,
+    init: OnceLock<InitializeRequestParams>,
+    pub outbound: Outbound,
+    created: Instant,
+    /// Milliseconds after `created` of the last client message.
+    last_used: AtomicU64,
+    in_flight: AtomicUsize,
+    /// Cancelled when the session ends: its event stream closes.
+    pub closed: CancellationToken,
+}
+
+/// Protocol revisions with the `initialize` handshake, which the gateway serves.
+const HANDSHAKE_VERSIONS: [ProtocolVersion; 4] = [
+    ProtocolVersion::V_2024_11_05,
+    ProtocolVersion::V_2025_03_26,
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_11_25,
+];
+
+impl Session {
+    pub fn new(
+        id: Arc<str>,
+        route: RouteKey,
+        transport: TransportKind,
+        backend: McpBackend,
+        http: &reqwest::Client,
+    ) -> Session {
+        let naming = Naming::new(backend.targets.len(), backend.prefix_mode);
+        let outbound = Outbound::new();
+        let targets = backend
+            .targets
+            .iter()
+            .map(|t| Upstream::new(t.clone(), http.clone(), outbound.clone(), naming))
+            .collect();
+        Session {
+            id,
+            route,
+            transport,
+            backend,
+            targets,
+            naming,
+            init: OnceLock::new(),
+            outbound,
+            created: Instant::now(),
+            last_used: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            closed: CancellationToken::new(),
+        }
+    }
+
+    pub fn age(&self) -> Duration {
+        self.created.elapsed()
+    }
+
+    pub fn idle(&self) -> Duration {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Duration::ZERO;
+        }
+        let last = Duration::from_millis(self.last_used.load(Ordering::Relaxed));
+        self.created.elapsed().saturating_sub(last)
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    fn touch(&self) {
+        self.last_used
+            .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Kills the children and ends the event stream.
+    pub async fn close(&self) {
+        self.closed.cancel();
+        join_all(self.targets.iter().map(|t| t.close())).await;
+    }
+
+    /// Connects every target with the client's `initialize` and merges their answers.
+    pub async fn initialize(
+        &self,
+        params: InitializeRequestParams,
+        obs: &Observer,
+    ) -> Result<InitializeResult, ErrorData> {
+        let params = self.init.get_or_init(|| params);
+        let results = join_all(self.targets.iter().map(|t| t.connect(params))).await;
+        let mut ok = Vec::new();
+        let mut failures = Vec::new();
+        for (target, result) in self.targets.iter().zip(results) {
+            match result {
+                Ok(conn) => ok.push((target.name.clone(), conn)),
+                Err(e) => {
+                    obs.target_failed(&target.name, &e.to_string());
+                    failures.push(e.to_string());
+                }
+            }
+        }
+        if ok.is_empty() || (!failures.is_empty() && self.fail_closed()) {
+            return Err(ErrorData::internal_error(failures.join("; "), None));
+        }
+        let version = if HANDSHAKE_VERSIONS.contains(&params.protocol_version) {
+            params.protocol_version.clone()
+        } else {
+            ProtocolVersion::V_2025_11_25
+        };
+        let mut capabilities = ServerCapabilities::default();
+        let mut instructions = Vec::new();
+        for (name, conn) in &ok {
+            let c = &conn.info.capabilities;
+            capabilities.tools = capabilities.tools.or(c.tools.clone());
+            capabilities.prompts = capabilities.prompts.or(c.prompts.clone());
+            capabilities.resources = capabilities.resources.or(c.resources.clone());
+            capabilities.logging = capabilities.logging.or(c.logging.clone());
+            capabilities.completions = capabilities.completions.or(c.completions.clone());
+            if let Some(text) = &conn.info.instructions {
+                instructions.push(if ok.len() > 1 {
+                    format!("{name}: {text}")
+                } else {
+                    text.clone()
+                });
+            }
+        }
+        let server_info = match ok.as_slice() {
+            [(name, only)] if self.targets.len() == 1 => only
+                .info
+                .server_info
+                .clone()
+                .unwrap_or_else(|| Implementation::new(name.to_string(), "")),
+            _ => Implementation::new("tollgate", env!("CARGO_PKG_VERSION")),
+        };
+        let mut result = InitializeResult::new(capabilities)
+            .with_protocol_version(version)
+            .with_server_info(server_info);
+        if !instructions.is_empty() {
+            result = result.with_instructions(instructions.join("\n"));
+        }
+        Ok(result)
+    }
+
+    fn fail_closed(&self) -> bool {
+        self.backend.failure_mode == FailureMode::FailClosed
+    }
+
+    fn target_names(&self) -> Vec<&str> {
+        self.targets.iter().map(|t| t.name.as_ref()).collect()
+    }
+
+    /// Answers one client request (not `initialize`).
+    pub async fn answer(
+        &self,
+        request: JsonRpcRequest<ClientRequest>,
+        obs: &Observer,
+    ) -> Result<ServerResult, ErrorData> {
+        self.touch();
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let result = self.dispatch(request.request, obs).await;
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+        self.touch();
+        result.map(|mut r| {
+            r.strip_result_type_for_legacy_peer();
+            r.strip_non_object_output_for_legacy_peer();
+            r
+        })
+    }
+
+    async fn dispatch(
+        &self,
+        request: ClientRequest,
+        obs: &Observer,
+    ) -> Result<ServerResult, ErrorData> {
+        let names = self.target_names();
+        match request {
+            ClientRequest::PingRequest(_) => Ok(ServerResult::empty(())),
+            ClientRequest::InitializeRequest(_) => Err(ErrorData::invalid_request(
+                "this session is already initialized",
+                None,
+            )),
+            ClientRequest::ListToolsRequest(_) => {
+                obs.request("tools/list", "tool", None, None);
+                let lists = self
+                    .fan_out(obs, |peer| async move { peer.list_all_tools().await })
+                    .await?;
+                let tools = lists
+                    .into_iter()
+                    .flat_map(|(target, tools)| {
+                        tools.into_iter().map(move |mut t| {
+                            t.name = self.naming.name(target, &t.name).into();
+                            t
+                        })
+                    })
+                    .collect();
+                Ok(ServerResult::ListToolsResult(
+                    ListToolsResult::with_all_items(tools),
+                ))
+            }
+            ClientRequest::ListPromptsRequest(_) => {
+                obs.request("prompts/list", "prompt", None, None);
+                let lists = self
+                    .fan_out(obs, |peer| async move { peer.list_all_prompts().await })
+                    .await?;
+                let prompts = lists
+                    .into_iter()
+                    .flat_map(|(target, prompts)| {
+                        prompts.into_iter().map(move |mut p| {
+                            p.name = self.naming.name(target, &p.name);
+                            p
+                        })
+                    })
+                    .collect();
+                Ok(ServerResult::ListPromptsResult(
+                    ListPromptsResult::with_all_items(prompts),
+                ))
+            }
+            ClientRequest::ListResourcesRequest(_) => {
+                obs.request("resources/list", "resource", None, None);
+                let lists = self
+                    .fan_out(obs, |peer| async move { peer.list_all_resources().await })
+                    .await?;
+                let resources = lists
+                    .into_iter()
+                    .flat_map(|(target, resources)| {
+                        resources.into_iter().map(move |mut r| {
+                            r.uri = self.naming.uri(target, &r.uri);
+                            r
+                        })
+                    })
+                    .collect();
+                Ok(ServerResult::ListResourcesResult(
+                    ListResourcesResult::with_all_items(resources),
+                ))
+            }
+            ClientRequest::ListResourceTemplatesRequest(_) => {
+                obs.request("resources/templates/list", "templates", None, None);
+                let lists = self
+                    .fan_out(obs, |peer| async move {
+                        peer.list_all_resource_templates().await
+                    })
+                    .await?;
+                let templates = lists
+                    .into_iter()
+                    .flat_map(|(target, templates)| {
+                        templates.into_iter().map(move |mut t| {
+                            t.uri_template = self.naming.uri(target, &t.uri_template);
+                            t
+                        })
+                    })
+                    .collect();
+                Ok(ServerResult::ListResourceTemplatesResult(
+                    ListResourceTemplatesResult::with_all_items(templates),
+                ))
+            }
+            ClientRequest::SetLevelRequest(r) => {
+                obs.request("logging/setLevel", "", None, None);
+                let req = ClientRequest::SetLevelRequest(r);
+                self.fan_out(obs, |peer| {
+                    let req = req.clone();
+                    async move { peer.send_request(req).await }
+                })
+                .await?;
+                Ok(ServerResult::empty(()))
+            }
+            ClientRequest::CallToolRequest(mut r) => {
+                let (index, name) = self.resolve(&names, &r.params.name, false, "tool")?;
+                obs.request(
+                    "tools/call",
+                    "tool",
+                    Some(&self.targets[index].name),
+                    Some(&name),
+                );
+                r.params.name = name.into();
+                self.forward(index, ClientRequest::CallToolRequest(r), obs)
+                    .await
+            }
+            ClientRequest::GetPromptRequest(mut r) => {
+                let (index, name) = self.resolve(&names, &r.params.name, false, "prompt")?;
+                obs.request(
+                    "prompts/get",
+                    "prompt",
+                    Some(&self.targets[index].name),
+                    Some(&name),
+                );
+                r.params.name = name;
+                self.forward(index, ClientRequest::GetPromptRequest(r), obs)
+                    .await
+            }
+            ClientRequest::ReadResourceRequest(mut r) => {
+                let (index, uri) = self.resolve(&names, &r.params.uri, true, "resource")?;
+                obs.request(
+                    "resources/read",
+                    "resource",
+                    Some(&self.targets[index].name),
+                    Some(&uri),
+                );
+                r.params.uri = uri;
+                self.forward(index, ClientRequest::ReadResourceRequest(r), obs)
+                    .await
+            }
+            ClientRequest::SubscribeRequest(mut r) => {
+                let (index, uri) = self.resolve(&names, &r.params.uri, true, "resource")?;
+                obs.request(
+                    "resources/subscribe",
+                    "resource",
+                    Some(&self.targets[index].name),
+                    Some(&uri),
+                );
+                r.params.uri = uri;
+                self.forward(index, ClientRequest::SubscribeRequest(r), obs)
+                    .await
+            }
+            ClientRequest::UnsubscribeRequest(mut r) => {
+                let (index, uri) = self.resolve(&names, &r.params.uri, true, "resource")?;
+                obs.request(
+                    "resources/unsubscribe",
+                    "resource",
+                    Some(&self.targets[index].name),
+                    Some(&uri),
+                );
+                r.params.uri = uri;
+                self.forward(index, ClientRequest::UnsubscribeRequest(r), obs)
+                    .await
+            }
+            ClientRequest::CompleteRequest(mut r) => {
+                let index = match &mut r.params.r#ref {
+                    Reference::Prompt(p) => {
+                        let (index, name) = self.resolve(&names, &p.name, false, "prompt")?;
+                        p.name = name;
+                        index
+                    }
+                    Reference::Resource(t) => {
+                        let (index, uri) = self.resolve(&names, &t.uri, true, "resource")?;
+                        t.uri = uri;
+                        index
+                    }
+                    _ => {
+                        return Err(ErrorData::invalid_params(
+                            "unknown completion reference",
+                            None,
+                        ));
+                    }
+                };
+                obs.request(
+                    "completion/complete",
+                    "",
+                    Some(&self.targets[index].name),
+                    None,
+                );
+                self.forward(index, ClientRequest::CompleteRequest(r), obs)
+                    .await
+            }
+            other => {
+                obs.request(other.method(), "", None, None);
+                Err(ErrorData::new(
+                    ErrorCode::METHOD_NOT_FOUND,
+                    format!(
+                        "method `{}` is not supported by this gateway",
+                        other.method()
+                    ),
+                    None,
+                ))
+            }
+        }
+    }
+
+    /// Passes a client notification on: cancellations and roots changes go to every target.
+    pub async fn notify(&self, notification: ClientNotification) {
+        self.touch();
+        if matches!(notification, ClientNotification::InitializedNotification(_)) {
+            return; // each target got its own during connect
+        }
+        for target in &self.targets {
+            if let Some(conn) = target.connection() {
+                let _ = conn.peer().send_notification(notification.clone()).await;
+            }
+        }
+    }
+
+    fn resolve(
+        &self,
+        names: &[&str],
+        text: &str,
+        uri: bool,
+        kind: &str,
+    ) -> Result<(usize, String), ErrorData> {
+        let split = if uri {
+            self.naming.split_uri(names, text)
+        } else {
+            self.naming.split_name(names, text)
+        };
+        split
+            .map(|(i, rest)| (i, rest.to_string()))
+            .ok_or_else(|| ErrorData::invalid_params(format!("unknown {kind} `{text}`"), None))
+    }
+
+    /// Sends one request to one target, reconnecting it first if it died.
+    async fn forward(
+        &self,
+        index: usize,
+        request: ClientRequest,
+        obs: &Observer,
+    ) -> Result<ServerResult, ErrorData> {
+        let target = &self.targets[index];
+        let init = self
+            .init
+            .get()
+            .ok_or_else(|| not_initialized(&target.name))?;
+        let conn = target.connect(init).await.map_err(|e| {
+            obs.target_failed(&target.name, &e.to_string());
+            ErrorData::internal_error(e.to_string(), None)
+        })?;
+        conn.peer()
+            .send_request(request)
+            .await
+            .map_err(|e| target_error(&target.name, e, obs))
+    }
+
+    /// Runs `call` on every target; failed targets are skipped (fail-open) or fail the call.
+    async fn fan_out<'a, T, F, Fut>(
+        &'a self,
+        obs: &Observer,
+        call: F,
+    ) -> Result<Vec<(&'a str, T)>, ErrorData>
+    where
+        F: Fn(rmcp::Peer<rmcp::RoleClient>) -> Fut,
+        Fut: std::future::Future<Output = Result<T, ServiceError>>,
+    {
+        let init = self
+            .init
+            .get()
+            .ok_or_else(|| ErrorData::invalid_request("the session is not initialized", None))?;
+        let calls = self.targets.iter().map(|target| {
+            let call = &call;
+            async move {
+                let conn = target
+                    .connect(init)
+                    .await
+                    .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+                call(conn.peer())
+                    .await
+                    .map_err(|e| service_error(&target.name, e))
+            }
+        });
+        let results = join_all(calls).await;
+        let mut ok = Vec::new();
+        let mut last_error = None;
+        for (target, result) in self.targets.iter().zip(results) {
+            match result {
+                Ok(value) => ok.push((target.name.as_ref(), value)),
+                Err(e) => {
+                    obs.target_failed(&target.name, &e.message);
+                    if self.fail_closed() {
+                        return Err(e);
+                    }
+                    last_error = Some(e);
+                }
+            }
+        }
+        match (ok.is_empty(), last_error) {
+            (true, Some(e)) => Err(e),
+            _ => Ok(ok),
+        }
+    }
+}
+
+fn not_initialized(target: &Arc<str>) -> ErrorData {
+    ErrorData::invalid_request(
+        TargetError::NotInitialized {
+            target: target.clone(),
+        }
+        .to_string(),
+        None,
+    )
+}
+
+fn target_error(target: &str, e: ServiceError, obs: &Observer) -> ErrorData {
+    let data = service_error(target, e);
+    if data.code == ErrorCode::INTERNAL_ERROR {
+        obs.target_failed(target, &data.message);
+    }
+    data
+}
+
+/// A target's own JSON-RPC errors pass through; transport failures become internal errors.
+fn service_error(target: &str, e: ServiceError) -> ErrorData {
+    match e {
+        ServiceError::McpError(data) => data,
+        ServiceError::TransportClosed | ServiceError::TransportSend(_) => {
+            ErrorData::internal_error(
+                format!(
+                    "MCP target `{target}` closed its connection (the server exited?); the next call restarts it"
+                ),
+                None,
+            )
+        }
+        other => ErrorData::internal_error(format!("MCP target `{target}` failed: {other}"), None),
+    }
+}

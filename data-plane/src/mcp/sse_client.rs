@@ -1,0 +1,85 @@
+//! Client side of the legacy HTTP+SSE transport (MCP 2024-11-05), which rmcp no longer ships:
+//! GET opens the event stream, whose first `endpoint` event names where to POST messages.
+
+use futures_util::{Stream, StreamExt};
+use rmcp::model::{ClientJsonRpcMessage, ServerJsonRpcMessage};
+use sse_stream::SseStream;
+use tokio::sync::mpsc;
+use tokio_util::sync::PollSender;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SseClientError {
+    #[error("GET {url} failed: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("{url} closed its event stream before sending the `endpoint` event")]
+    NoEndpoint { url: String },
+    #[error("{url} sent an invalid endpoint `{endpoint}`")]
+    BadEndpoint { url: String, endpoint: String },
+}
+
+type Transport = (
+    PollSender<ClientJsonRpcMessage>,
+    std::pin::Pin<Box<dyn Stream<Item = ServerJsonRpcMessage> + Send>>,
+);
+
+/// Opens the event stream at `url` and returns rmcp's (sink, stream) transport pair.
+pub async fn connect(http: &reqwest::Client, url: &str) -> Result<Transport, SseClientError> {
+    let connect_err = |reason: String| SseClientError::Connect {
+        url: url.to_string(),
+        reason,
+    };
+    let resp = http
+        .get(url)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| connect_err(e.to_string()))?;
+    let mut events = SseStream::from_bytes_stream(resp.bytes_stream());
+    let endpoint = loop {
+        match events.next().await {
+            Some(Ok(e)) if e.event.as_deref() == Some("endpoint") => {
+                break e.data.unwrap_or_default();
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => return Err(connect_err(e.to_string())),
+            None => {
+                return Err(SseClientError::NoEndpoint {
+                    url: url.to_string(),
+                });
+            }
+        }
+    };
+    let post_url = reqwest::Url::parse(url)
+        .and_then(|base| base.join(endpoint.trim()))
+        .map_err(|_| SseClientError::BadEndpoint {
+            url: url.to_string(),
+            endpoint: endpoint.clone(),
+        })?;
+
+    let (tx, mut rx) = mpsc::channel::<ClientJsonRpcMessage>(64);
+    let http = http.clone();
+    tokio::spawn(async move {
+        while let Some(message) = rx.recv().await {
+            let sent = http
+                .post(post_url.clone())
+                .header("content-type", "application/json")
+                .body(serde_json::to_vec(&message).unwrap_or_default())
+                .send()
+                .await
+                .and_then(|r| r.error_for_status());
+            if let Err(e) = sent {
+                tracing::warn!(url = %post_url, error = %e, "posting to a legacy SSE MCP server failed");
+                break;
+            }
+        }
+    });
+    let messages = events.filter_map(|e| async move {
+        let e = e.ok()?;
+        if e.event.as_deref().is_some_and(|name| name != "message") {
+            return None;
+        }
+        serde_json::from_str::<ServerJsonRpcMessage>(e.data.as_deref()?).ok()
+    });
+    Ok((PollSender::new(tx), Box::pin(messages)))
+}

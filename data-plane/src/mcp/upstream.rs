@@ -1,0 +1,249 @@
+//! One session's connection to one MCP target: a stdio child, a Streamable HTTP server or a
+//! legacy SSE server, driven by rmcp's client.
+//!
+//! A connection that closes (a child that exited) is re-opened on the next call, replaying the
+//! session's `initialize`, so the client's session keeps working.
+
+use std::process::Stdio;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use arc_swap::ArcSwapOption;
+use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
+use rmcp::model::{
+    ErrorData, InitializeRequestParams, ServerNotification, ServerPeerInfo, ServerRequest,
+};
+use rmcp::service::{NotificationContext, RequestContext, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{Peer, RoleClient, Service, ServiceExt};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tollgate_shared::config::model::{McpTarget, McpTargetKind};
+
+use super::names::Naming;
+use super::outbound::Outbound;
+use super::sse_client;
+
+/// Why a target could not be reached.
+#[derive(Debug, thiserror::Error)]
+pub enum TargetError {
+    #[error("MCP target `{target}` could not be started: {reason}")]
+    Start { target: Arc<str>, reason: String },
+    #[error("MCP target `{target}` is not initialized")]
+    NotInitialized { target: Arc<str> },
+}
+
+/// The live connection of one target.
+pub struct Connection {
+    service: RunningService<RoleClient, Forwarder>,
+    pub pid: Option<u32>,
+    pub info: ServerPeerInfo,
+}
+
+impl Connection {
+    pub fn peer(&self) -> Peer<RoleClient> {
+        self.service.peer().clone()
+    }
+
+    fn is_closed(&self) -> bool {
+        self.service.is_closed() || self.service.peer().is_transport_closed()
+    }
+}
+
+pub struct Upstream {
+    pub target: McpTarget,
+    pub name: Arc<str>,
+    live: ArcSwapOption<Connection>,
+    /// Serializes (re)connects so one death respawns one child.
+    connecting: tokio::sync::Mutex<()>,
+    pub restarts: AtomicU32,
+    http: reqwest::Client,
+    outbound: Outbound,
+    naming: Naming,
+}
+
+impl Upstream {
+    pub fn new(
+        target: McpTarget,
+        http: reqwest::Client,
+        outbound: Outbound,
+        naming: Naming,
+    ) -> Upstream {
+        Upstream {
+            name: target.name.as_str().into(),
+            target,
+            live: ArcSwapOption::empty(),
+            connecting: tokio::sync::Mutex::new(()),
+            restarts: AtomicU32::new(0),
+            http,
+            outbound,
+            naming,
+        }
+    }
+
+    pub fn connection(&self) -> Option<Arc<Connection>> {
+        self.live.load_full()
+    }
+
+    /// The live connection, opened (or re-opened after it closed) with `init`.
+    pub async fn connect(
+        &self,
+        init: &InitializeRequestParams,
+    ) -> Result<Arc<Connection>, TargetError> {
+        if let Some(c) = self.live.load_full().filter(|c| !c.is_closed()) {
+            return Ok(c);
+        }
+        let _guard = self.connecting.lock().await;
+        let previous = self.live.load_full();
+        if let Some(c) = previous.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        if previous.is_some() {
+            self.restarts.fetch_add(1, Ordering::Relaxed);
+            tracing::warn!(target_name = %self.name, "MCP target connection closed; reconnecting and replaying initialize");
+        }
+        let conn = Arc::new(self.open(init).await?);
+        self.live.store(Some(conn.clone()));
+        Ok(conn)
+    }
+
+    /// Closes the connection (a stdio child is killed, its process group with it).
+    pub async fn close(&self) {
+        if let Some(conn) = self.live.swap(None) {
+            match Arc::try_unwrap(conn) {
+                Ok(mut conn) => {
+                    let _ = conn.service.close().await;
+                }
+                // Calls still hold it: the child goes when the last one finishes.
+                Err(conn) => conn.service.cancellation_token().cancel(),
+            }
+        }
+    }
+
+    async fn open(&self, init: &InitializeRequestParams) -> Result<Connection, TargetError> {
+        let forwarder = Forwarder {
+            target: self.name.clone(),
+            init: upstream_init(init),
+            outbound: self.outbound.clone(),
+            naming: self.naming,
+        };
+        let fail = |reason: String| TargetError::Start {
+            target: self.name.clone(),
+            reason,
+        };
+        let (service, pid) = match &self.target.kind {
+            McpTargetKind::Stdio { cmd, args, env } => {
+                let mut command = tokio::process::Command::new(cmd);
+                command.args(args);
+                for (k, v) in env {
+                    command.env(k, v.expose());
+                }
+                let mut wrapped = CommandWrap::from(command);
+                wrapped.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
+                let (child, stderr) = TokioChildProcess::builder(wrapped)
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .map_err(|e| fail(format!("cannot run `{cmd}`: {e}")))?;
+                let pid = child.id();
+                if let Some(stderr) = stderr {
+                    let name = self.name.clone();
+                    tokio::spawn(async move {
+                        let mut lines = BufReader::new(stderr).lines();
+                        while let Ok(Some(line)) = lines.next_line().await {
+                            tracing::info!(mcp_target = %name, pid, "{line}");
+                        }
+                    });
+                }
+                let service = forwarder
+                    .serve(child)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                (service, pid)
+            }
+            McpTargetKind::Mcp { url } => {
+                let transport = StreamableHttpClientTransport::with_client(
+                    self.http.clone(),
+                    StreamableHttpClientTransportConfig::with_uri(url.as_str()),
+                );
+                let service = forwarder
+                    .serve(transport)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                (service, None)
+            }
+            McpTargetKind::Sse { url } => {
+                let transport = sse_client::connect(&self.http, url)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                let service = forwarder
+                    .serve(transport)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                (service, None)
+            }
+        };
+        let info = service
+            .peer()
+            .peer_info()
+            .map(|i| (*i).clone())
+            .ok_or_else(|| fail("the server sent no initialize result".into()))?;
+        let server = info
+            .server_info
+            .as_ref()
+            .map(|i| i.name.as_str())
+            .unwrap_or("");
+        tracing::info!(target_name = %self.name, ?pid, server, "MCP target connected");
+        Ok(Connection { service, pid, info })
+    }
+}
+
+/// What the gateway tells a target about the client: the client's own identity and protocol
+/// version, without the capabilities whose server-to-client requests the gateway answers itself.
+fn upstream_init(init: &InitializeRequestParams) -> InitializeRequestParams {
+    let mut params = init.clone();
+    params.capabilities.roots = None;
+    params.capabilities.sampling = None;
+    params.capabilities.elicitation = None;
+    params
+}
+
+/// rmcp's client side of one target: forwards the target's notifications to the session.
+struct Forwarder {
+    target: Arc<str>,
+    init: InitializeRequestParams,
+    outbound: Outbound,
+    naming: Naming,
+}
+
+impl Service<RoleClient> for Forwarder {
+    async fn handle_request(
+        &self,
+        request: ServerRequest,
+        _context: RequestContext<RoleClient>,
+    ) -> Result<rmcp::model::ClientResult, ErrorData> {
+        match request {
+            ServerRequest::PingRequest(_) => Ok(rmcp::model::ClientResult::empty(())),
+            _ => Err(ErrorData::new(
+                rmcp::model::ErrorCode::METHOD_NOT_FOUND,
+                "the gateway does not forward server-to-client requests",
+                None,
+            )),
+        }
+    }
+
+    async fn handle_notification(
+        &self,
+        mut notification: ServerNotification,
+        _context: NotificationContext<RoleClient>,
+    ) -> Result<(), ErrorData> {
+        if let ServerNotification::ResourceUpdatedNotification(n) = &mut notification {
+            n.params.uri = self.naming.uri(&self.target, &n.params.uri);
+        }
+        self.outbound.notify(notification);
+        Ok(())
+    }
+
+    fn get_info(&self) -> InitializeRequestParams {
+        self.init.clone()
+    }
+}

@@ -1,0 +1,123 @@
+//! `tollgate-fake-mcp`: a stdio MCP server built on rmcp, for the end-to-end tests.
+//!
+//! `tollgate-fake-mcp NAME` serves tools `add`, `echo`, `pid`, `sleep` and `crash` (exits the
+//! process), and one resource `memo://NAME`, so tests can tell targets and children apart.
+#![forbid(unsafe_code)]
+
+use std::time::Duration;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{
+    ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
+    ReadResourceResult, Resource, ResourceContents, ServerCapabilities, ServerConfig,
+};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
+
+#[derive(Clone)]
+struct Fake {
+    name: String,
+    #[expect(dead_code, reason = "read by the tool_handler macro")]
+    tool_router: ToolRouter<Fake>,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct AddArgs {
+    a: i64,
+    b: i64,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct EchoArgs {
+    text: String,
+}
+
+#[derive(serde::Deserialize, schemars::JsonSchema)]
+struct SleepArgs {
+    ms: u64,
+}
+
+#[tool_router]
+impl Fake {
+    #[tool(description = "Adds two integers")]
+    async fn add(&self, Parameters(AddArgs { a, b }): Parameters<AddArgs>) -> String {
+        (a + b).to_string()
+    }
+
+    #[tool(description = "Returns its text, prefixed with the server name")]
+    async fn echo(&self, Parameters(EchoArgs { text }): Parameters<EchoArgs>) -> String {
+        format!("{}: {text}", self.name)
+    }
+
+    #[tool(description = "The server's process id")]
+    async fn pid(&self) -> String {
+        std::process::id().to_string()
+    }
+
+    #[tool(description = "Sleeps, then answers")]
+    async fn sleep(&self, Parameters(SleepArgs { ms }): Parameters<SleepArgs>) -> String {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+        format!("slept {ms} ms")
+    }
+
+    #[tool(description = "Exits the server process at once")]
+    async fn crash(&self) -> String {
+        eprintln!("{} crashing on request", self.name);
+        std::process::exit(3)
+    }
+}
+
+#[tool_handler]
+impl ServerHandler for Fake {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(
+            ServerCapabilities::builder()
+                .enable_tools()
+                .enable_resources()
+                .build(),
+        )
+    }
+
+    async fn list_resources(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListResourcesResult, ErrorData> {
+        Ok(ListResourcesResult::with_all_items(vec![Resource::new(
+            format!("memo://{}", self.name),
+            "memo",
+        )]))
+    }
+
+    async fn read_resource(
+        &self,
+        request: ReadResourceRequestParams,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ReadResourceResponse, ErrorData> {
+        if request.uri != format!("memo://{}", self.name) {
+            return Err(ErrorData::resource_not_found(
+                format!("no resource {}", request.uri),
+                None,
+            ));
+        }
+        Ok(ReadResourceResult::new(vec![ResourceContents::text(
+            format!("memo of {}", self.name),
+            request.uri,
+        )])
+        .into())
+    }
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> anyhow::Result<()> {
+    let name = std::env::args().nth(1).unwrap_or_else(|| "fake".into());
+    eprintln!("{name} starting as pid {}", std::process::id());
+    let server = Fake {
+        name,
+        tool_router: Fake::tool_router(),
+    };
+    let running = server.serve(rmcp::transport::stdio()).await?;
+    running.waiting().await?;
+    Ok(())
+}
