@@ -18,7 +18,11 @@ cargo build --workspace --bins --locked
 echo "== tests"
 cargo test --workspace --locked
 
-echo "== interop: the official OpenAI and Anthropic Python SDKs through the gateway"
+echo "== interop: the official OpenAI, Anthropic and MCP Python SDKs, and the UI in Chromium"
+if [ ! -x /usr/bin/chromium ]; then
+    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
 VENV="${TOLLGATE_VENV:-$HOME/.cache/tollgate-venv}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt

@@ -84,6 +84,7 @@ impl From<&Settings> for pb::Settings {
             mcp: Some(pb::McpSettings {
                 session_ttl_nanos: nanos(s.mcp.session_ttl),
                 max_sessions: s.mcp.max_sessions,
+                max_children: s.mcp.max_children,
             }),
             tracing: s.tracing.as_ref().map(|t| pb::Tracing {
                 otlp_endpoint: t.otlp_endpoint.clone(),
@@ -467,11 +468,17 @@ impl TryFrom<pb::Config> for Config {
             max_body_size: s.max_body_size,
             drain_timeout: duration(s.drain_timeout_nanos),
             mcp: match s.mcp {
-                Some(m) if m.max_sessions > 0 => McpSettings {
+                Some(m) if m.max_sessions > 0 && m.max_children > 0 => McpSettings {
                     session_ttl: duration(m.session_ttl_nanos),
                     max_sessions: m.max_sessions,
+                    max_children: m.max_children,
                 },
-                Some(_) => return invalid("settings.mcp.maxSessions", "must be at least 1"),
+                Some(_) => {
+                    return invalid(
+                        "settings.mcp",
+                        "maxSessions and maxChildren must be at least 1",
+                    );
+                }
                 None => McpSettings::default(),
             },
             tracing,

@@ -1,5 +1,6 @@
 """Fixtures: the fake LLM APIs and a real tollgate process in front of them."""
 
+import contextlib
 import json
 import os
 import socket
@@ -35,6 +36,47 @@ def fakes():
     proc.wait(timeout=10)
 
 
+PATIENCE = float(os.environ.get("TOLLGATE_TEST_PATIENCE", "1"))
+
+
+def wait_for(url, log, proc=None):
+    """Polls `url` until it answers 2xx; fails with the process log after 15 s (x patience)."""
+    deadline = time.time() + 15 * PATIENCE
+    while True:
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except Exception:
+            if time.time() > deadline or (proc is not None and proc.poll() is not None):
+                raise RuntimeError(f"{url} did not answer: " + open(log).read())
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def run_tollgate(config, env=None, admin="off"):
+    """A real tollgate on `config` (YAML text), ready; yields the path of its log."""
+    tmp = tempfile.mkdtemp()
+    path = os.path.join(tmp, "gateway.yaml")
+    with open(path, "w") as f:
+        f.write(config)
+    ready = free_port()
+    log = open(os.path.join(tmp, "proxy.log"), "w")
+    proc = subprocess.Popen(
+        [
+            os.path.join(BIN_DIR, "tollgate"), "-f", path, "--listen-ip", "127.0.0.1",
+            "--admin-addr", admin, "--stats-addr", "off", "--readiness-addr", f"127.0.0.1:{ready}",
+        ],
+        env=dict(os.environ, **(env or {})),
+        stderr=log,
+    )
+    try:
+        wait_for(f"http://127.0.0.1:{ready}/healthz/ready", log.name, proc)
+        yield log.name
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
 ROUTE = """
     - name: {name}
       matches: [{{path: {{pathPrefix: /{name}}}}}]
@@ -58,30 +100,5 @@ def gateway(fakes):
     ) + ROUTE.format(
         name="anthropic", kind="anthropic", model="claude-3-5-haiku-latest", addr=fakes["anthropic"], env="ANTHROPIC_API_KEY"
     )
-    tmp = tempfile.mkdtemp()
-    path = os.path.join(tmp, "gateway.yaml")
-    with open(path, "w") as f:
-        f.write(config)
-    ready = free_port()
-    env = dict(os.environ, OPENAI_API_KEY=OPENAI_KEY, ANTHROPIC_API_KEY=ANTHROPIC_KEY)
-    log = open(os.path.join(tmp, "proxy.log"), "w")
-    proc = subprocess.Popen(
-        [
-            os.path.join(BIN_DIR, "tollgate"), "-f", path, "--listen-ip", "127.0.0.1",
-            "--admin-addr", "off", "--stats-addr", "off", "--readiness-addr", f"127.0.0.1:{ready}",
-        ],
-        env=env,
-        stderr=log,
-    )
-    deadline = time.time() + 15
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{ready}/healthz/ready", timeout=1)
-            break
-        except Exception:
-            if time.time() > deadline or proc.poll() is not None:
-                raise RuntimeError("tollgate did not become ready: " + open(log.name).read())
-            time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(timeout=20)
+    with run_tollgate(config, env={"OPENAI_API_KEY": OPENAI_KEY, "ANTHROPIC_API_KEY": ANTHROPIC_KEY}):
+        yield f"http://127.0.0.1:{port}"

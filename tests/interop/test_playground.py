@@ -4,17 +4,14 @@ Python SDK's server, and a chat through the fake OpenAI."""
 
 import json
 import os
-import subprocess
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from conftest import BIN_DIR, OPENAI_KEY, ROUTE, free_port
+from conftest import OPENAI_KEY, PATIENCE, ROUTE, free_port, run_tollgate, wait_for
 
 CHROMIUM = os.environ.get("TOLLGATE_CHROMIUM", "/usr/bin/chromium")
 # Playwright's own browser download needs the network: use the distribution's Chromium.
@@ -23,7 +20,6 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 MCP_SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mcp_server.py")
-PATIENCE = float(os.environ.get("TOLLGATE_TEST_PATIENCE", "1"))
 SLOW_MS = int(30_000 * PATIENCE)
 CORS = (
     "cors: {allowOrigins: ['*'], allowHeaders: [mcp-protocol-version, content-type, cache-control, accept], "
@@ -46,7 +42,7 @@ MCP_ROUTE = """
 @pytest.fixture(scope="module")
 def playground(fakes):
     """A tollgate serving an MCP route and an AI route (both with CORS) and the admin UI."""
-    mcp_port, ai_port, admin, ready = free_port(), free_port(), free_port(), free_port()
+    mcp_port, ai_port, admin = free_port(), free_port(), free_port()
     mcp = MCP_ROUTE.format(cors=CORS, cmd=json.dumps(sys.executable), script=json.dumps(MCP_SERVER))
     ai = ROUTE.format(
         name="openai", kind="openAI", model="gpt-4o-mini", addr=fakes["openai"], env="OPENAI_API_KEY"
@@ -59,45 +55,20 @@ def playground(fakes):
         f"binds:\n- port: {mcp_port}\n  listeners:\n  - routes:{mcp}"
         f"- port: {ai_port}\n  listeners:\n  - routes:{ai}"
     )
-    tmp = tempfile.mkdtemp()
-    path = os.path.join(tmp, "playground.yaml")
-    with open(path, "w") as f:
-        f.write(config)
-    log = open(os.path.join(tmp, "proxy.log"), "w")
-    proc = subprocess.Popen(
-        [
-            os.path.join(BIN_DIR, "tollgate"), "-f", path, "--listen-ip", "127.0.0.1",
-            "--admin-addr", f"127.0.0.1:{admin}", "--stats-addr", "off",
-            "--readiness-addr", f"127.0.0.1:{ready}",
-        ],
-        env=dict(os.environ, OPENAI_API_KEY=OPENAI_KEY),
-        stderr=log,
-    )
-    deadline = time.time() + 15 * PATIENCE
-    while True:
-        try:
-            urllib.request.urlopen(f"http://127.0.0.1:{ready}/healthz/ready", timeout=1)
-            urllib.request.urlopen(f"http://127.0.0.1:{admin}/healthz", timeout=1)
-            break
-        except Exception:
-            if time.time() > deadline or proc.poll() is not None:
-                raise RuntimeError("tollgate did not become ready: " + open(log.name).read())
-            time.sleep(0.05)
-    yield {
-        "ui": f"http://127.0.0.1:{admin}/ui",
-        "admin": f"http://127.0.0.1:{admin}",
-        "mcp": f"http://127.0.0.1:{mcp_port}",
-        "ai": f"http://127.0.0.1:{ai_port}",
-        "log": log.name,
-    }
-    proc.terminate()
-    proc.wait(timeout=20)
+    with run_tollgate(config, env={"OPENAI_API_KEY": OPENAI_KEY}, admin=f"127.0.0.1:{admin}") as log:
+        wait_for(f"http://127.0.0.1:{admin}/healthz", log)
+        yield {
+            "ui": f"http://127.0.0.1:{admin}/ui",
+            "admin": f"http://127.0.0.1:{admin}",
+            "mcp": f"http://127.0.0.1:{mcp_port}",
+            "ai": f"http://127.0.0.1:{ai_port}",
+            "log": log,
+        }
 
 
 @pytest.fixture(scope="module")
 def browser():
-    if not os.path.exists(CHROMIUM):
-        pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set TOLLGATE_CHROMIUM)")
+    assert os.path.exists(CHROMIUM), f"no Chromium at {CHROMIUM}: tests/run.sh installs Debian's chromium"
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield browser

@@ -58,14 +58,18 @@ pub async fn get_json(url: &str) -> serde_json::Value {
     crate::get(url).await.unwrap().json().await.unwrap()
 }
 
-/// Built binaries live next to the test executable's `deps/` folder.
+/// A built binary of the workspace: next to the running executable, or next to its `deps/`
+/// folder when that is a test executable.
 pub fn binary(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe.parent().and_then(|d| d.parent()).expect("target dir");
+    let exe = std::env::current_exe().expect("executable path");
+    let mut dir = exe.parent().expect("target dir");
+    if dir.ends_with("deps") {
+        dir = dir.parent().expect("target dir");
+    }
     let path = dir.join(name);
     assert!(
         path.exists(),
-        "{} is missing: run `cargo build --workspace --bins` before the e2e tests",
+        "{} is missing: run `cargo build --workspace --bins` first",
         path.display()
     );
     path

@@ -24,6 +24,13 @@ pub fn config(port: u16, targets: &[&str], extra_backend: &str, settings: &str) 
     )
 }
 
+/// An `initialize` request (protocol 2025-06-18).
+pub fn initialize_request() -> Value {
+    json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {},
+        "clientInfo": {"name": "tollgate-tests", "version": "1"}}})
+}
+
 pub struct McpClient {
     http: reqwest::Client,
     pub url: String,

@@ -23,7 +23,7 @@ use dashmap::DashMap;
 use http::{Response, request};
 use hyper::body::Incoming;
 use serde_json::json;
-use tollgate_shared::config::model::{McpBackend, McpSettings};
+use tollgate_shared::config::model::{McpBackend, McpSettings, McpTargetKind};
 
 use self::session::{Session, TransportKind};
 use crate::metrics::Metrics;
@@ -118,9 +118,21 @@ impl Sessions {
         transport: TransportKind,
         backend: &McpBackend,
     ) -> Result<Arc<Session>, ProxyError> {
-        let max = self.settings.load().max_sessions;
-        if self.map.len() >= max as usize {
-            return Err(ProxyError::TooManySessions(max));
+        let limits = self.settings.load();
+        if self.map.len() >= limits.max_sessions as usize {
+            return Err(ProxyError::McpCapacity {
+                what: "sessions",
+                setting: "maxSessions",
+                limit: limits.max_sessions,
+            });
+        }
+        let children: usize = self.map.iter().map(|s| stdio_targets(&s.backend)).sum();
+        if children + stdio_targets(backend) > limits.max_children as usize {
+            return Err(ProxyError::McpCapacity {
+                what: "stdio child processes",
+                setting: "maxChildren",
+                limit: limits.max_children,
+            });
         }
         if !self.reaper_started.swap(true, Ordering::AcqRel) {
             tokio::spawn(reap(Arc::downgrade(self)));
@@ -208,9 +220,9 @@ impl Sessions {
                         json!({
                             "name": t.name,
                             "kind": match &t.target.kind {
-                                tollgate_shared::config::model::McpTargetKind::Stdio { .. } => "stdio",
-                                tollgate_shared::config::model::McpTargetKind::Sse { .. } => "sse",
-                                tollgate_shared::config::model::McpTargetKind::Mcp { .. } => "mcp",
+                                McpTargetKind::Stdio { .. } => "stdio",
+                                McpTargetKind::Sse { .. } => "sse",
+                                McpTargetKind::Mcp { .. } => "mcp",
                             },
                             "pid": conn.as_ref().and_then(|c| c.pid),
                             "connected": conn.is_some(),
@@ -225,6 +237,15 @@ impl Sessions {
             .collect();
         json!({ "sessions": sessions })
     }
+}
+
+/// Child processes a session of `backend` runs.
+fn stdio_targets(backend: &McpBackend) -> usize {
+    backend
+        .targets
+        .iter()
+        .filter(|t| matches!(t.kind, McpTargetKind::Stdio { .. }))
+        .count()
 }
 
 fn survives(session: &Session, rt: &Runtime) -> bool {

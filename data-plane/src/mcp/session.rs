@@ -54,6 +54,24 @@ pub struct Session {
     pub closed: CancellationToken,
 }
 
+/// What a client-facing name refers to (the `resource_type` metric label).
+#[derive(Clone, Copy)]
+enum Kind {
+    Tool,
+    Prompt,
+    Resource,
+}
+
+impl Kind {
+    fn as_str(self) -> &'static str {
+        match self {
+            Kind::Tool => "tool",
+            Kind::Prompt => "prompt",
+            Kind::Resource => "resource",
+        }
+    }
+}
+
 /// Protocol revisions with the `initialize` handshake, which the gateway serves.
 const HANDSHAKE_VERSIONS: [ProtocolVersion; 4] = [
     ProtocolVersion::V_2024_11_05,
@@ -212,7 +230,6 @@ impl Session {
         request: ClientRequest,
         obs: &Observer,
     ) -> Result<ServerResult, ErrorData> {
-        let names = self.target_names();
         match request {
             ClientRequest::PingRequest(_) => Ok(ServerResult::empty(())),
             ClientRequest::InitializeRequest(_) => Err(ErrorData::invalid_request(
@@ -304,76 +321,47 @@ impl Session {
                 Ok(ServerResult::empty(()))
             }
             ClientRequest::CallToolRequest(mut r) => {
-                let (index, name) = self.resolve(&names, &r.params.name, false, "tool")?;
-                obs.request(
-                    "tools/call",
-                    "tool",
-                    Some(&self.targets[index].name),
-                    Some(&name),
-                );
+                let mut name = r.params.name.to_string();
+                let index = self.route_to(&mut name, Kind::Tool, "tools/call", obs)?;
                 r.params.name = name.into();
                 self.forward(index, ClientRequest::CallToolRequest(r), obs)
                     .await
             }
             ClientRequest::GetPromptRequest(mut r) => {
-                let (index, name) = self.resolve(&names, &r.params.name, false, "prompt")?;
-                obs.request(
-                    "prompts/get",
-                    "prompt",
-                    Some(&self.targets[index].name),
-                    Some(&name),
-                );
-                r.params.name = name;
+                let index = self.route_to(&mut r.params.name, Kind::Prompt, "prompts/get", obs)?;
                 self.forward(index, ClientRequest::GetPromptRequest(r), obs)
                     .await
             }
             ClientRequest::ReadResourceRequest(mut r) => {
-                let (index, uri) = self.resolve(&names, &r.params.uri, true, "resource")?;
-                obs.request(
-                    "resources/read",
-                    "resource",
-                    Some(&self.targets[index].name),
-                    Some(&uri),
-                );
-                r.params.uri = uri;
+                let index =
+                    self.route_to(&mut r.params.uri, Kind::Resource, "resources/read", obs)?;
                 self.forward(index, ClientRequest::ReadResourceRequest(r), obs)
                     .await
             }
             ClientRequest::SubscribeRequest(mut r) => {
-                let (index, uri) = self.resolve(&names, &r.params.uri, true, "resource")?;
-                obs.request(
+                let index = self.route_to(
+                    &mut r.params.uri,
+                    Kind::Resource,
                     "resources/subscribe",
-                    "resource",
-                    Some(&self.targets[index].name),
-                    Some(&uri),
-                );
-                r.params.uri = uri;
+                    obs,
+                )?;
                 self.forward(index, ClientRequest::SubscribeRequest(r), obs)
                     .await
             }
             ClientRequest::UnsubscribeRequest(mut r) => {
-                let (index, uri) = self.resolve(&names, &r.params.uri, true, "resource")?;
-                obs.request(
-                    "resources/unsubscribe",
-                    "resource",
-                    Some(&self.targets[index].name),
-                    Some(&uri),
-                );
-                r.params.uri = uri;
+                let method = "resources/unsubscribe";
+                let index = self.route_to(&mut r.params.uri, Kind::Resource, method, obs)?;
                 self.forward(index, ClientRequest::UnsubscribeRequest(r), obs)
                     .await
             }
             ClientRequest::CompleteRequest(mut r) => {
+                let method = "completion/complete";
                 let index = match &mut r.params.r#ref {
                     Reference::Prompt(p) => {
-                        let (index, name) = self.resolve(&names, &p.name, false, "prompt")?;
-                        p.name = name;
-                        index
+                        self.route_to(&mut p.name, Kind::Prompt, method, obs)?
                     }
                     Reference::Resource(t) => {
-                        let (index, uri) = self.resolve(&names, &t.uri, true, "resource")?;
-                        t.uri = uri;
-                        index
+                        self.route_to(&mut t.uri, Kind::Resource, method, obs)?
                     }
                     _ => {
                         return Err(ErrorData::invalid_params(
@@ -382,12 +370,6 @@ impl Session {
                         ));
                     }
                 };
-                obs.request(
-                    "completion/complete",
-                    "",
-                    Some(&self.targets[index].name),
-                    None,
-                );
                 self.forward(index, ClientRequest::CompleteRequest(r), obs)
                     .await
             }
@@ -418,21 +400,32 @@ impl Session {
         }
     }
 
-    fn resolve(
+    /// The target that `text` (a client-facing name or URI) names; `text` becomes the
+    /// target's own name and the request is counted.
+    fn route_to(
         &self,
-        names: &[&str],
-        text: &str,
-        uri: bool,
-        kind: &str,
-    ) -> Result<(usize, String), ErrorData> {
-        let split = if uri {
-            self.naming.split_uri(names, text)
-        } else {
-            self.naming.split_name(names, text)
+        text: &mut String,
+        kind: Kind,
+        method: &str,
+        obs: &Observer,
+    ) -> Result<usize, ErrorData> {
+        let names = self.target_names();
+        let split = match kind {
+            Kind::Resource => self.naming.split_uri(&names, text),
+            Kind::Tool | Kind::Prompt => self.naming.split_name(&names, text),
         };
-        split
-            .map(|(i, rest)| (i, rest.to_string()))
-            .ok_or_else(|| ErrorData::invalid_params(format!("unknown {kind} `{text}`"), None))
+        let (index, own) = split.ok_or_else(|| {
+            ErrorData::invalid_params(format!("unknown {} `{text}`", kind.as_str()), None)
+        })?;
+        let own = own.to_string();
+        obs.request(
+            method,
+            kind.as_str(),
+            Some(&self.targets[index].name),
+            Some(&own),
+        );
+        *text = own;
+        Ok(index)
     }
 
     /// Sends one request to one target, reconnecting it first if it died.

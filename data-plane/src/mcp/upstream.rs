@@ -154,32 +154,20 @@ impl Upstream {
                         }
                     });
                 }
-                let service = forwarder
-                    .serve(child)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                (service, pid)
+                (start(forwarder, child, fail).await?, pid)
             }
             McpTargetKind::Mcp { url } => {
                 let transport = StreamableHttpClientTransport::with_client(
                     self.http.clone(),
                     StreamableHttpClientTransportConfig::with_uri(url.as_str()),
                 );
-                let service = forwarder
-                    .serve(transport)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                (service, None)
+                (start(forwarder, transport, fail).await?, None)
             }
             McpTargetKind::Sse { url } => {
                 let transport = sse_client::connect(&self.http, url)
                     .await
                     .map_err(|e| fail(e.to_string()))?;
-                let service = forwarder
-                    .serve(transport)
-                    .await
-                    .map_err(|e| fail(e.to_string()))?;
-                (service, None)
+                (start(forwarder, transport, fail).await?, None)
             }
         };
         let info = service
@@ -195,6 +183,22 @@ impl Upstream {
         tracing::info!(target_name = %self.name, ?pid, server, "MCP target connected");
         Ok(Connection { service, pid, info })
     }
+}
+
+/// Runs rmcp's client handshake (`initialize`, then `initialized`) over `transport`.
+async fn start<T, E, A>(
+    forwarder: Forwarder,
+    transport: T,
+    fail: impl Fn(String) -> TargetError,
+) -> Result<RunningService<RoleClient, Forwarder>, TargetError>
+where
+    T: rmcp::transport::IntoTransport<RoleClient, E, A>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    forwarder
+        .serve(transport)
+        .await
+        .map_err(|e| fail(e.to_string()))
 }
 
 /// What the gateway tells a target about the client: the client's own identity and protocol

@@ -41,8 +41,12 @@ pub enum ProxyError {
         "MCP session `{0}` not found (it ended or belongs to another route); send `initialize` again"
     )]
     SessionNotFound(String),
-    #[error("too many MCP sessions (the limit is {0}, config.mcp.maxSessions); retry later")]
-    TooManySessions(u32),
+    #[error("too many MCP {what}: the limit is {limit} (config.mcp.{setting}); retry later")]
+    McpCapacity {
+        what: &'static str,
+        setting: &'static str,
+        limit: u32,
+    },
     #[error("this MCP session already has an open event stream")]
     StreamConflict,
 }
@@ -65,7 +69,7 @@ impl ProxyError {
             ProxyError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ProxyError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ProxyError::SessionNotFound(_) => StatusCode::NOT_FOUND,
-            ProxyError::TooManySessions(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::McpCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::StreamConflict => StatusCode::CONFLICT,
         }
     }
@@ -81,7 +85,7 @@ impl ProxyError {
             | ProxyError::MethodNotAllowed(_)
             | ProxyError::SessionNotFound(_)
             | ProxyError::StreamConflict => "InvalidRequest",
-            ProxyError::TooManySessions(_) => "Overloaded",
+            ProxyError::McpCapacity { .. } => "Overloaded",
             ProxyError::NoBackend(_) | ProxyError::UpstreamConnect { .. } => "NoHealthyBackend",
             ProxyError::UpstreamTimeout { .. } | ProxyError::RequestTimeout(_) => "Timeout",
             ProxyError::UpstreamProtocol { .. } => "UpstreamFailure",

@@ -55,6 +55,8 @@ pub struct McpSettings {
     pub session_ttl: Duration,
     /// Most live MCP sessions; past it `initialize` gets 503.
     pub max_sessions: u32,
+    /// Most stdio child processes across sessions (one per stdio target per session).
+    pub max_children: u32,
 }
 
 impl Default for McpSettings {
@@ -62,6 +64,7 @@ impl Default for McpSettings {
         McpSettings {
             session_ttl: Duration::from_secs(30 * 60),
             max_sessions: 1000,
+            max_children: 500,
         }
     }
 }

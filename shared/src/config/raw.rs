@@ -167,6 +167,8 @@ pub struct RawMcpSettings {
     pub session_ttl: Option<String>,
     /// Most live sessions (each stdio target of a session is one child process).
     pub max_sessions: Option<u32>,
+    /// Most stdio child processes across all sessions.
+    pub max_children: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -163,12 +163,16 @@ impl<'a> Validator<'a> {
                     None => Some(defaults.session_ttl),
                 };
                 let max_sessions = m.max_sessions.unwrap_or(defaults.max_sessions);
-                if max_sessions == 0 {
-                    self.error(&p.key("maxSessions"), "maxSessions must be at least 1");
+                let max_children = m.max_children.unwrap_or(defaults.max_children);
+                for (key, value) in [("maxSessions", max_sessions), ("maxChildren", max_children)] {
+                    if value == 0 {
+                        self.error(&p.key(key), format!("{key} must be at least 1"));
+                    }
                 }
                 Some(McpSettings {
                     session_ttl: session_ttl?,
                     max_sessions,
+                    max_children,
                 })
             })
             .unwrap_or_default();

@@ -18,7 +18,7 @@ use tollgate_data_plane::metrics::Metrics;
 use tollgate_shared::proto::v1 as pb;
 use tollgate_shared::proto::v1::config_stream_client::ConfigStreamClient;
 use tollgate_shared::{Snapshot, SnapshotSource, load_str};
-use tollgate_tests::free_port;
+use tollgate_tests::{binary, free_port};
 
 struct Guard(Child);
 
@@ -37,14 +37,6 @@ fn config(port: u16, routes: usize, tag: &str) -> String {
         ));
     }
     out
-}
-
-fn binary(name: &str) -> std::path::PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join(name)
 }
 
 async fn proxies_synced(admin: &str, version: &str, want: usize) -> bool {

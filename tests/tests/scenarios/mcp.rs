@@ -116,8 +116,7 @@ async fn bad_requests_get_clear_statuses() {
     let proxy = Proxy::start(&mcp::config(port, &["one"], "", "")).await;
     let url = proxy.url(port, "/mcp");
     let http = tollgate_tests::http();
-    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}});
+    let init = mcp::initialize_request();
 
     let resp = http
         .post(&url)
@@ -300,20 +299,27 @@ async fn deleted_and_idle_sessions_take_their_children_with_them() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn sessions_past_the_limit_get_503() {
+async fn sessions_and_children_past_their_limits_get_503() {
     let port = free_port();
     let settings = "config:\n  mcp: {maxSessions: 1}\n";
     let proxy = Proxy::start(&mcp::config(port, &["one"], "", settings)).await;
     let url = proxy.url(port, "/mcp");
     let first = McpClient::connect(&url).await;
-    let resp = McpClient::new(&url)
-        .post(&json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}))
-        .await;
+    let resp = McpClient::new(&url).post(&mcp::initialize_request()).await;
     assert_eq!(resp.status(), 503);
     assert!(resp.text().await.unwrap().contains("maxSessions"));
     first.delete().await;
     McpClient::connect(&url).await;
+
+    // Two targets per session, three children allowed: the second session does not fit.
+    let port = free_port();
+    let settings = "config:\n  mcp: {maxChildren: 3}\n";
+    let proxy = Proxy::start(&mcp::config(port, &["one", "two"], "", settings)).await;
+    let url = proxy.url(port, "/mcp");
+    let _first = McpClient::connect(&url).await;
+    let resp = McpClient::new(&url).post(&mcp::initialize_request()).await;
+    assert_eq!(resp.status(), 503);
+    assert!(resp.text().await.unwrap().contains("maxChildren"));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -450,7 +456,7 @@ async fn browsers_may_send_and_read_the_session_header() {
         .header("origin", "http://127.0.0.1:15000")
         .header("content-type", "application/json")
         .header("accept", mcp::ACCEPT)
-        .body(r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"b","version":"1"}}}"#)
+        .json(&mcp::initialize_request())
         .send()
         .await
         .unwrap();
@@ -501,4 +507,41 @@ async fn a_bad_mcp_settings_value_is_rejected_with_its_location() {
         "{err}"
     );
     assert!(err.contains("maxSessions"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sessions_survive_control_plane_pushes_and_are_reported() {
+    use std::net::{IpAddr, Ipv4Addr};
+    use tollgate_tests::ControlPlane;
+    use tollgate_tests::proxy::ProxyOptions;
+
+    let port = free_port();
+    let config = mcp::config(port, &["one", "two"], "", "");
+    let cp = ControlPlane::start(&[("mcp.yaml", &config)]).await;
+    let url = cp.url();
+    let proxy = Proxy::spawn(ProxyOptions {
+        ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 7)),
+        control_plane: Some((&url, "mcp")),
+        ..Default::default()
+    });
+    proxy.wait_ready().await;
+    let mut c = McpClient::connect(&proxy.url(port, "/mcp")).await;
+    let pid = c.call_text("one_pid", json!({})).await;
+    eventually(Duration::from_secs(10), || async {
+        let proxies = cp.json("/api/proxies").await;
+        match proxies["proxies"][0]["mcpSessions"].as_u64() {
+            Some(1) => Ok(()),
+            other => Err(format!("mcpSessions {other:?}")),
+        }
+    })
+    .await;
+
+    let v1 = proxy.version().await;
+    let other = free_port();
+    cp.write(
+        "mcp.yaml",
+        &format!("{config}- port: {other}\n  listeners:\n  - routes:\n    - backends: [{{host: \"127.0.0.1:9\"}}]\n"),
+    );
+    proxy.wait_version_change(&v1).await;
+    assert_eq!(c.call_text("one_pid", json!({})).await, pid);
 }

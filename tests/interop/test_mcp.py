@@ -1,0 +1,99 @@
+"""The official MCP Python SDK (client and server) through the gateway: Streamable HTTP with the
+initialize handshake and with the 2026 auto negotiation, legacy SSE, two multiplexed targets,
+and the walkthrough's seed `mcp-endpoint.yaml` with only its stdio command replaced."""
+
+import asyncio
+import json
+import os
+import re
+import sys
+
+import pytest
+from mcp.client import Client
+from mcp.client.sse import sse_client
+
+from conftest import free_port, run_tollgate
+
+SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mcp_server.py")
+SEED = os.path.join(os.path.dirname(__file__), "../../../shared/seed/configs/mcp-endpoint.yaml")
+
+
+def target(name):
+    return f"          - name: {name}\n            stdio: {{cmd: {json.dumps(sys.executable)}, args: [{json.dumps(SERVER)}]}}\n"
+
+
+@pytest.fixture(scope="module")
+def mcp_gateway():
+    port = free_port()
+    config = (
+        f"binds:\n- port: {port}\n  listeners:\n  - routes:\n"
+        "    - name: single\n      matches: [{path: {pathPrefix: /single}}]\n"
+        f"      backends:\n      - mcp:\n          targets:\n{target('demo')}"
+        "    - name: multi\n      matches: [{path: {pathPrefix: /multi}}]\n"
+        f"      backends:\n      - mcp:\n          targets:\n{target('demo')}{target('other')}"
+    )
+    with run_tollgate(config):
+        yield f"http://127.0.0.1:{port}"
+
+
+def text_of(result):
+    return result.content[0].text
+
+
+async def add_and_echo(client, prefix=""):
+    tools = sorted(t.name for t in (await client.list_tools()).tools)
+    result = await client.call_tool(prefix + "add", {"a": 2, "b": 3})
+    echoed = await client.call_tool(prefix + "echo", {"text": "through the gateway"})
+    return tools, text_of(result), text_of(echoed)
+
+
+def test_streamable_http_with_the_initialize_handshake(mcp_gateway):
+    async def run():
+        async with Client(mcp_gateway + "/single/mcp", mode="legacy") as c:
+            return await add_and_echo(c)
+
+    assert asyncio.run(run()) == (["add", "echo"], "5", "through the gateway")
+
+
+def test_streamable_http_with_auto_negotiation_falls_back_cleanly(mcp_gateway):
+    async def run():
+        async with Client(mcp_gateway + "/single/mcp") as c:
+            return c.protocol_version, await add_and_echo(c)
+
+    version, answers = asyncio.run(run())
+    assert version in ("2025-11-25", "2025-06-18"), version
+    assert answers == (["add", "echo"], "5", "through the gateway")
+
+
+def test_legacy_sse(mcp_gateway):
+    async def run():
+        async with Client(sse_client(mcp_gateway + "/single/sse")) as c:
+            return await add_and_echo(c)
+
+    assert asyncio.run(run()) == (["add", "echo"], "5", "through the gateway")
+
+
+def test_two_targets_are_multiplexed(mcp_gateway):
+    async def run():
+        async with Client(mcp_gateway + "/multi/mcp") as c:
+            tools, added, echoed = await add_and_echo(c, prefix="other_")
+            demo = await c.call_tool("demo_add", {"a": 40, "b": 2})
+            return tools, added, echoed, text_of(demo)
+
+    tools, added, echoed, demo = asyncio.run(run())
+    assert tools == ["demo_add", "demo_echo", "other_add", "other_echo"]
+    assert (added, echoed, demo) == ("5", "through the gateway", "42")
+
+
+def test_the_seed_mcp_endpoint_config(tmp_path):
+    seed = open(SEED).read()
+    config = re.sub(r"cmd: uvx\n(\s+)args: .*", lambda m: f"cmd: {json.dumps(sys.executable)}\n{m.group(1)}args: [{json.dumps(SERVER)}]", seed)
+    assert config != seed and "uvx" not in config
+    port = int(re.search(r"port: (\d+)", config).group(1))
+
+    async def run():
+        async with Client(f"http://127.0.0.1:{port}/mcp") as c:
+            return await add_and_echo(c)
+
+    with run_tollgate(config):
+        assert asyncio.run(run()) == (["add", "echo"], "5", "through the gateway")

@@ -1,0 +1,171 @@
+//! `tollgate-bench-mcp [SECONDS]`: `tools/call` round trips through the gateway against the
+//! same stdio server called directly, both driven by rmcp's client (the official Rust SDK).
+//!
+//! For 1 and 8 concurrent sessions, three interleaved rounds of SECONDS (default 10) each;
+//! prints calls/s and p50/p99 per path (medians of the rounds), the throughput ratio and the
+//! latency the gateway adds.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rmcp::model::CallToolRequestParams;
+use rmcp::service::RunningService;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
+use rmcp::{RoleClient, ServiceExt};
+use serde_json::json;
+use tollgate_tests::{binary, free_port};
+
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Path {
+    Direct,
+    Gateway(u16),
+}
+
+async fn session(path: Path) -> anyhow::Result<RunningService<RoleClient, ()>> {
+    Ok(match path {
+        Path::Direct => {
+            let mut cmd = tokio::process::Command::new(binary("tollgate-fake-mcp"));
+            cmd.arg("bench");
+            let (child, _) = TokioChildProcess::builder(cmd)
+                .stderr(Stdio::null())
+                .spawn()?;
+            ().serve(child).await?
+        }
+        Path::Gateway(port) => {
+            let transport = StreamableHttpClientTransport::with_client(
+                tollgate_tests::http(),
+                StreamableHttpClientTransportConfig::with_uri(format!(
+                    "http://127.0.0.1:{port}/mcp"
+                )),
+            );
+            ().serve(transport).await?
+        }
+    })
+}
+
+struct Run {
+    calls_per_sec: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+async fn measure(path: Path, sessions: usize, secs: u64) -> anyhow::Result<Run> {
+    let mut clients = Vec::new();
+    for _ in 0..sessions {
+        clients.push(session(path).await?);
+    }
+    let args = json!({"a": 2, "b": 3}).as_object().unwrap().clone();
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let tasks: Vec<_> = clients
+        .iter()
+        .map(|c| {
+            let peer = c.peer().clone();
+            let args = args.clone();
+            tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                while Instant::now() < deadline {
+                    let start = Instant::now();
+                    let r = peer
+                        .call_tool(CallToolRequestParams::new("add").with_arguments(args.clone()))
+                        .await
+                        .expect("tools/call");
+                    assert_eq!(r.content[0].as_text().map(|t| t.text.as_str()), Some("5"));
+                    latencies.push(start.elapsed());
+                }
+                latencies
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await?);
+    }
+    for c in clients {
+        c.cancel().await?;
+    }
+    all.sort();
+    let pct = |p: f64| all[((all.len() as f64 * p) as usize).min(all.len() - 1)];
+    Ok(Run {
+        calls_per_sec: all.len() as f64 / secs as f64,
+        p50: pct(0.50),
+        p99: pct(0.99),
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    v[v.len() / 2]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let secs: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let port = free_port();
+    let dir = tempfile::tempdir()?;
+    let config = dir.path().join("bench-mcp.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - mcp:\n          targets:\n          - name: bench\n            stdio: {{cmd: \"{}\", args: [bench]}}\n",
+            binary("tollgate-fake-mcp").display()
+        ),
+    )?;
+    let ready = free_port();
+    let _proxy = Guard(
+        Command::new(binary("tollgate"))
+            .arg("-f")
+            .arg(&config)
+            .args(["--admin-addr", "off", "--stats-addr", "off"])
+            .args(["--readiness-addr", &format!("127.0.0.1:{ready}")])
+            .env("RUST_LOG", "warn")
+            .stderr(Stdio::null())
+            .spawn()?,
+    );
+    while tollgate_tests::get(format!("http://127.0.0.1:{ready}/healthz/ready"))
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("tools/call round trips, rmcp client, {secs} s x 3 interleaved rounds, medians");
+    println!(
+        "| sessions | direct calls/s | gateway calls/s | ratio | direct p50 / p99 | gateway p50 / p99 | added p50 / p99 |"
+    );
+    println!("| --- | --- | --- | --- | --- | --- | --- |");
+    for sessions in [1, 8] {
+        let (mut direct, mut gateway) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            direct.push(measure(Path::Direct, sessions, secs).await?);
+            gateway.push(measure(Path::Gateway(port), sessions, secs).await?);
+        }
+        let ms = |runs: &[Run], f: fn(&Run) -> Duration| {
+            median(runs.iter().map(|r| f(r).as_secs_f64() * 1e3).collect())
+        };
+        let rate = |runs: &[Run]| median(runs.iter().map(|r| r.calls_per_sec).collect());
+        let (d50, d99) = (ms(&direct, |r| r.p50), ms(&direct, |r| r.p99));
+        let (g50, g99) = (ms(&gateway, |r| r.p50), ms(&gateway, |r| r.p99));
+        println!(
+            "| {sessions} | {:.0} | {:.0} | {:.3} | {d50:.3} / {d99:.3} ms | {g50:.3} / {g99:.3} ms | +{:.3} / +{:.3} ms |",
+            rate(&direct),
+            rate(&gateway),
+            rate(&gateway) / rate(&direct),
+            g50 - d50,
+            g99 - d99,
+        );
+    }
+    Ok(())
+}
