@@ -1,18 +1,24 @@
 """The official MCP Python SDK (client and server) through the gateway: Streamable HTTP with the
 initialize handshake and with the 2026 auto negotiation, legacy SSE, two multiplexed targets,
-and the walkthrough's seed `mcp-endpoint.yaml` with only its stdio command replaced."""
+the SDK's HTTP servers as remote targets, and the walkthrough's seed `mcp-endpoint.yaml` with
+only its stdio command replaced."""
 
 import asyncio
+import contextlib
 import json
 import os
 import re
+import subprocess
 import sys
+import time
+import urllib.error
+import urllib.request
 
 import pytest
 from mcp.client import Client
 from mcp.client.sse import sse_client
 
-from conftest import free_port, run_tollgate
+from conftest import PATIENCE, free_port, run_tollgate
 
 SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mcp_server.py")
 SEED = os.path.join(os.path.dirname(__file__), "../../../shared/seed/configs/mcp-endpoint.yaml")
@@ -97,3 +103,48 @@ def test_the_seed_mcp_endpoint_config(tmp_path):
 
     with run_tollgate(config):
         assert asyncio.run(run()) == (["add", "echo"], "5", "through the gateway")
+
+
+@contextlib.contextmanager
+def http_server(transport):
+    """The SDK server serving `transport` over HTTP; yields its port."""
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, SERVER, transport, str(port)], stderr=subprocess.DEVNULL)
+    deadline = time.time() + 15 * PATIENCE
+    while True:
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=1)
+            break
+        except urllib.error.HTTPError:
+            break  # it answers
+        except Exception:
+            assert time.time() < deadline and proc.poll() is None, f"{transport} server did not start"
+            time.sleep(0.05)
+    try:
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_the_sdk_http_servers_as_remote_targets():
+    with http_server("streamable-http") as http_port, http_server("sse") as sse_port:
+        port = free_port()
+        config = (
+            f"binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - mcp:\n"
+            f"          targets:\n"
+            f"          - name: http\n            mcp: {{host: \"127.0.0.1:{http_port}\"}}\n"
+            f"          - name: legacy\n            sse: {{host: \"127.0.0.1:{sse_port}\"}}\n"
+        )
+
+        async def run():
+            async with Client(f"http://127.0.0.1:{port}/mcp") as c:
+                tools = sorted(t.name for t in (await c.list_tools()).tools)
+                added = await c.call_tool("http_add", {"a": 20, "b": 22})
+                echoed = await c.call_tool("legacy_echo", {"text": "over legacy SSE"})
+                return tools, text_of(added), text_of(echoed)
+
+        with run_tollgate(config):
+            tools, added, echoed = asyncio.run(run())
+    assert tools == ["http_add", "http_echo", "legacy_add", "legacy_echo"]
+    assert (added, echoed) == ("42", "over legacy SSE")

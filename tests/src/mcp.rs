@@ -129,6 +129,17 @@ impl McpClient {
             .collect()
     }
 
+    /// Opens the session's event stream (GET).
+    pub async fn open_stream(&self) -> reqwest::Response {
+        self.http
+            .get(&self.url)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", self.session.as_deref().unwrap_or(""))
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn delete(&self) -> reqwest::Response {
         self.http
             .delete(&self.url)
@@ -167,11 +178,58 @@ async fn single_message(resp: reqwest::Response) -> Value {
     }
 }
 
+/// An open `text/event-stream` response, read event by event.
+pub struct EventStream {
+    body: std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
+    buffer: String,
+}
+
+impl EventStream {
+    pub fn new(resp: reqwest::Response) -> EventStream {
+        EventStream {
+            body: Box::pin(resp.bytes_stream()),
+            buffer: String::new(),
+        }
+    }
+
+    /// The next event's name and data (keep-alive comments skipped).
+    pub async fn next_event(&mut self) -> (String, String) {
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let raw: String = self.buffer.drain(..end + 2).collect();
+                let mut event = "message".to_string();
+                let mut data = Vec::new();
+                for line in raw.lines() {
+                    if let Some(e) = line.strip_prefix("event:") {
+                        event = e.trim().to_string();
+                    } else if let Some(d) = line.strip_prefix("data:") {
+                        data.push(d.trim_start().to_string());
+                    }
+                }
+                if data.is_empty() {
+                    continue;
+                }
+                return (event, data.join("\n"));
+            }
+            let chunk = tokio::time::timeout(Duration::from_secs(30), self.body.next())
+                .await
+                .expect("an SSE event within 30 s")
+                .expect("the SSE stream is open")
+                .unwrap();
+            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    }
+
+    /// The next JSON-RPC message.
+    pub async fn next_message(&mut self) -> Value {
+        let (_, data) = self.next_event().await;
+        serde_json::from_str(&data).unwrap()
+    }
+}
+
 /// A legacy SSE session: the open event stream and the POST endpoint it announced.
 pub struct SseSession {
-    events:
-        std::pin::Pin<Box<dyn futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-    buffer: String,
+    events: EventStream,
     pub endpoint: String,
     http: reqwest::Client,
     next_id: u64,
@@ -186,43 +244,14 @@ impl SseSession {
             .await
             .unwrap();
         assert_eq!(resp.status(), 200);
-        let mut s = SseSession {
-            events: Box::pin(resp.bytes_stream()),
-            buffer: String::new(),
-            endpoint: String::new(),
+        let mut events = EventStream::new(resp);
+        let (event, data) = events.next_event().await;
+        assert_eq!(event, "endpoint");
+        SseSession {
+            events,
+            endpoint: format!("{base}{data}"),
             http: crate::http(),
             next_id: 0,
-        };
-        let (event, data) = s.next_event().await;
-        assert_eq!(event, "endpoint");
-        s.endpoint = format!("{base}{data}");
-        s
-    }
-
-    async fn next_event(&mut self) -> (String, String) {
-        loop {
-            if let Some(end) = self.buffer.find("\n\n") {
-                let raw: String = self.buffer.drain(..end + 2).collect();
-                let mut event = "message".to_string();
-                let mut data = Vec::new();
-                for line in raw.lines() {
-                    if let Some(e) = line.strip_prefix("event:") {
-                        event = e.trim().to_string();
-                    } else if let Some(d) = line.strip_prefix("data:") {
-                        data.push(d.trim_start().to_string());
-                    }
-                }
-                if data.is_empty() {
-                    continue; // keep-alive comment
-                }
-                return (event, data.join("\n"));
-            }
-            let chunk = tokio::time::timeout(Duration::from_secs(30), self.events.next())
-                .await
-                .expect("an SSE event within 30 s")
-                .expect("the SSE stream is open")
-                .unwrap();
-            self.buffer.push_str(&String::from_utf8_lossy(&chunk));
         }
     }
 
@@ -250,8 +279,7 @@ impl SseSession {
             return None;
         }
         loop {
-            let (_, data) = self.next_event().await;
-            let msg: Value = serde_json::from_str(&data).unwrap();
+            let msg = self.events.next_message().await;
             if msg["id"] == json!(self.next_id) {
                 return Some(msg);
             }

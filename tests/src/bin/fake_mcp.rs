@@ -1,7 +1,8 @@
 //! `tollgate-fake-mcp`: a stdio MCP server built on rmcp, for the end-to-end tests.
 //!
-//! `tollgate-fake-mcp NAME` serves tools `add`, `echo`, `pid`, `sleep` and `crash` (exits the
-//! process), and one resource `memo://NAME`, so tests can tell targets and children apart.
+//! `tollgate-fake-mcp NAME` serves tools `add`, `echo`, `pid`, `sleep`, `announce` (sends a
+//! notification) and `crash` (exits the process), and one resource `memo://NAME`, so tests can
+//! tell targets and children apart.
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
@@ -11,6 +12,7 @@ use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{
     ListResourcesResult, PaginatedRequestParams, ReadResourceRequestParams, ReadResourceResponse,
     ReadResourceResult, Resource, ResourceContents, ServerCapabilities, ServerConfig,
+    ServerNotification,
 };
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler, ServiceExt, tool, tool_handler, tool_router};
@@ -59,6 +61,18 @@ impl Fake {
     async fn sleep(&self, Parameters(SleepArgs { ms }): Parameters<SleepArgs>) -> String {
         tokio::time::sleep(Duration::from_millis(ms)).await;
         format!("slept {ms} ms")
+    }
+
+    #[tool(description = "Sends notifications/tools/list_changed, then answers")]
+    async fn announce(&self, context: RequestContext<RoleServer>) -> Result<String, ErrorData> {
+        context
+            .peer
+            .send_notification(ServerNotification::ToolListChangedNotification(
+                Default::default(),
+            ))
+            .await
+            .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
+        Ok("announced".into())
     }
 
     #[tool(description = "Exits the server process at once")]

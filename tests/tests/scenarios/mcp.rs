@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tollgate_tests::mcp::{self, McpClient, SseSession, alive};
+use tollgate_tests::mcp::{self, EventStream, McpClient, SseSession, alive};
 use tollgate_tests::{Proxy, eventually, free_port};
 
 /// The child pids of every target of the proxy's sessions.
@@ -39,7 +39,9 @@ async fn two_stdio_targets_are_multiplexed_over_streamable_http() {
     tools.sort();
     let expected: Vec<String> = ["one", "two"]
         .iter()
-        .flat_map(|t| ["add", "crash", "echo", "pid", "sleep"].map(|n| format!("{t}_{n}")))
+        .flat_map(|t| {
+            ["add", "announce", "crash", "echo", "pid", "sleep"].map(|n| format!("{t}_{n}"))
+        })
         .collect();
     assert_eq!(tools, expected);
     assert_eq!(
@@ -544,4 +546,61 @@ async fn sessions_survive_control_plane_pushes_and_are_reported() {
     );
     proxy.wait_version_change(&v1).await;
     assert_eq!(c.call_text("one_pid", json!({})).await, pid);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn target_notifications_arrive_on_the_session_event_stream() {
+    let port = free_port();
+    let proxy = Proxy::start(&mcp::config(port, &["one", "two"], "", "")).await;
+    let mut c = McpClient::connect(&proxy.url(port, "/mcp")).await;
+    let resp = c.open_stream().await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut stream = EventStream::new(resp);
+    assert_eq!(
+        c.open_stream().await.status(),
+        409,
+        "one stream per session"
+    );
+
+    assert_eq!(c.call_text("two_announce", json!({})).await, "announced");
+    let note = stream.next_message().await;
+    assert_eq!(note["method"], "notifications/tools/list_changed", "{note}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_targets_over_streamable_http_and_legacy_sse() {
+    // Gateway A serves a stdio server; gateway B reaches it as two remote targets.
+    let a_port = free_port();
+    let a = Proxy::start(&mcp::config(a_port, &["one"], "", "")).await;
+    let b_port = free_port();
+    let b = Proxy::start(&format!(
+        "binds:\n- port: {b_port}\n  listeners:\n  - routes:\n    - backends:\n      - mcp:\n          targets:\n          - name: streamable\n            mcp: {{host: \"127.0.0.1:{a_port}\"}}\n          - name: legacy\n            sse: {{host: \"http://127.0.0.1:{a_port}/sse\"}}\n"
+    ))
+    .await;
+    let mut c = McpClient::connect(&b.url(b_port, "/mcp")).await;
+    let tools = c.tool_names().await;
+    assert!(tools.contains(&"streamable_add".to_string()), "{tools:?}");
+    assert!(tools.contains(&"legacy_add".to_string()), "{tools:?}");
+    assert_eq!(
+        c.call_text("streamable_add", json!({"a": 1, "b": 2})).await,
+        "3"
+    );
+    assert_eq!(
+        c.call_text("legacy_echo", json!({"text": "old"})).await,
+        "one: old"
+    );
+
+    let sessions = a.admin_json("/api/mcp/sessions").await;
+    let mut transports: Vec<&str> = sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["transport"].as_str().unwrap())
+        .collect();
+    transports.sort();
+    assert_eq!(transports, ["sse", "streamableHttp"]);
+    let b_sessions = b.admin_json("/api/mcp/sessions").await;
+    assert_eq!(b_sessions["sessions"][0]["targets"][0]["kind"], "mcp");
+    assert_eq!(b_sessions["sessions"][0]["targets"][1]["kind"], "sse");
 }
