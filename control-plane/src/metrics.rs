@@ -64,7 +64,7 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
-        tollgate_shared::process::render(&self.registry)
+        tollgate_shared::process::render(&[&self.registry], &[])
     }
 }
 

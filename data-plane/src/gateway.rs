@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::proxy::{self, upstream::HttpClient};
 use crate::ratelimit::{BucketKey, RateLimits};
 use crate::runtime::Runtime;
+use crate::telemetry::{Sinks, Telemetry};
 
 /// Largest request head (request line and headers) accepted; larger ones get 431.
 const MAX_HEAD_SIZE: usize = 64 * 1024;
@@ -54,6 +55,8 @@ pub struct Gateway {
     pub rate_limits: RateLimits,
     /// MCP sessions and their children, kept across applies.
     pub mcp: Arc<Sessions>,
+    /// The access-log writer and the trace exporter, kept across applies.
+    pub sinks: Sinks,
     listen_ip: IpAddr,
     runtime: ArcSwapOption<Runtime>,
     ports: Mutex<HashMap<u16, PortHandle>>,
@@ -65,6 +68,7 @@ impl Gateway {
         Arc::new(Gateway {
             name: name.into(),
             mcp: Arc::new(Sessions::new(metrics.clone())),
+            sinks: Sinks::new(),
             metrics,
             client: proxy::upstream::client(),
             rate_limits: RateLimits::default(),
@@ -105,8 +109,14 @@ impl Gateway {
             ));
         }
         let mut seen = Vec::new();
-        let runtime =
-            Runtime::compile(snapshot, source, &mut |listener, route, position, limit| {
+        let settings = &snapshot.config.settings;
+        tollgate_shared::process::set_log_level(settings.logging.level.as_deref());
+        let telemetry = Telemetry::compile(settings, &self.sinks, &self.metrics);
+        let runtime = Runtime::compile(
+            snapshot,
+            source,
+            telemetry,
+            &mut |listener, route, position, limit| {
                 let key = BucketKey {
                     gateway: self.name.to_string(),
                     listener: listener.to_string(),
@@ -115,7 +125,8 @@ impl Gateway {
                     kind: limit.kind,
                 };
                 self.rate_limits.bucket(key, limit, &mut seen)
-            });
+            },
+        );
         self.rate_limits.retain(&seen);
         let removed: Vec<u16> = ports
             .keys()
@@ -159,6 +170,7 @@ impl Gateway {
             let _ = h.task.await;
         }
         self.mcp.shutdown().await;
+        self.sinks.shutdown();
     }
 }
 

@@ -10,4 +10,5 @@ pub mod proxy;
 pub mod ratelimit;
 pub mod runtime;
 pub mod source;
+pub mod telemetry;
 pub mod ui;

@@ -1,18 +1,20 @@
 //! Prometheus metrics with agentgateway's names, so its dashboards and alerts work unchanged.
 
+use std::sync::{Arc, Mutex};
+
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
 
-/// Labels of every per-request metric, in order.
-pub const REQUEST_LABELS: [&str; 8] = [
-    "bind", "gateway", "listener", "route", "backend", "method", "status", "reason",
-];
+use tollgate_shared::config::model::REQUEST_LABELS;
 
 pub struct Metrics {
     registry: Registry,
-    pub requests: IntCounterVec,
-    pub request_duration: HistogramVec,
+    /// The per-request vectors, re-registered when `config.metrics.fields` changes their labels.
+    request_vecs: Mutex<Arc<RequestVecs>>,
+    removed: Mutex<Vec<String>>,
+    /// Time the gateway itself adds: time to the response head minus upstream time.
+    pub overhead: HistogramVec,
     pub retries: IntCounterVec,
     pub reloads: IntCounterVec,
     pub gen_ai_token_usage: HistogramVec,
@@ -40,26 +42,6 @@ pub const MCP_LABELS: [&str; 8] = [
 
 impl Metrics {
     pub fn new() -> Metrics {
-        let requests = IntCounterVec::new(
-            Opts::new(
-                "agentgateway_requests_total",
-                "Requests handled, by route and outcome.",
-            ),
-            &REQUEST_LABELS,
-        )
-        .expect("valid metric");
-        let request_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "agentgateway_request_duration_seconds",
-                "Time from request received to response completed.",
-            )
-            .buckets(vec![
-                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
-                60.0,
-            ]),
-            &REQUEST_LABELS,
-        )
-        .expect("valid metric");
         let retries = IntCounterVec::new(
             Opts::new(
                 "agentgateway_retries_total",
@@ -139,10 +121,20 @@ impl Metrics {
         .expect("valid metric");
         let mcp_sessions = IntGauge::new("tollgate_mcp_sessions", "Live MCP client sessions.")
             .expect("valid metric");
+        let overhead = HistogramVec::new(
+            HistogramOpts::new(
+                "tollgate_gateway_overhead_seconds",
+                "Time the gateway adds to a request: time to the response head minus the upstream's.",
+            )
+            .buckets(vec![
+                0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+            ]),
+            &["bind", "gateway", "listener", "route"],
+        )
+        .expect("valid metric");
         let registry = tollgate_shared::process::registry(vec![
             Box::new(bucket_tokens.clone()) as Box<dyn prometheus::core::Collector>,
-            Box::new(requests.clone()),
-            Box::new(request_duration.clone()),
+            Box::new(overhead.clone()),
             Box::new(retries.clone()),
             Box::new(reloads.clone()),
             Box::new(config_synchronized.clone()),
@@ -152,10 +144,12 @@ impl Metrics {
             Box::new(mcp_target_failures.clone()),
             Box::new(mcp_sessions.clone()),
         ]);
+        let request_vecs = RequestVecs::new(Vec::new());
         Metrics {
             registry,
-            requests,
-            request_duration,
+            request_vecs: Mutex::new(Arc::new(request_vecs)),
+            removed: Mutex::new(Vec::new()),
+            overhead,
             retries,
             reloads,
             gen_ai_token_usage,
@@ -185,14 +179,89 @@ impl Metrics {
         }
     }
 
+    /// Metric families left out of `/metrics` (`config.metrics.remove`).
+    pub fn set_removed(&self, names: Vec<String>) {
+        *self.removed.lock().unwrap_or_else(|p| p.into_inner()) = names;
+    }
+
+    /// The request vectors with `extra` labels after the standard ones: the current ones when
+    /// their labels match, else new ones (their series restart: a registry cannot change a
+    /// metric's labels, so these live in a registry of their own).
+    pub fn request_vecs(&self, extra: Vec<String>) -> Arc<RequestVecs> {
+        let mut current = self.request_vecs.lock().unwrap_or_else(|p| p.into_inner());
+        if current.extra != extra {
+            *current = Arc::new(RequestVecs::new(extra));
+        }
+        current.clone()
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
-        tollgate_shared::process::render(&self.registry)
+        let skip = self
+            .removed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let requests = self
+            .request_vecs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        tollgate_shared::process::render(&[&self.registry, &requests.registry], &skip)
     }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// `agentgateway_requests_total` and `agentgateway_request_duration_seconds`, whose label set
+/// is the standard one plus the config's `metrics.fields.add` names.
+pub struct RequestVecs {
+    registry: Registry,
+    pub extra: Vec<String>,
+    pub requests: IntCounterVec,
+    pub duration: HistogramVec,
+}
+
+impl RequestVecs {
+    fn new(extra: Vec<String>) -> RequestVecs {
+        let labels: Vec<&str> = REQUEST_LABELS
+            .iter()
+            .copied()
+            .chain(extra.iter().map(String::as_str))
+            .collect();
+        let requests = IntCounterVec::new(
+            Opts::new(
+                "agentgateway_requests_total",
+                "Requests handled, by route and outcome.",
+            ),
+            &labels,
+        )
+        .expect("valid metric");
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "agentgateway_request_duration_seconds",
+                "Time from request received to response completed.",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+                60.0,
+            ]),
+            &labels,
+        )
+        .expect("valid metric");
+        let registry = tollgate_shared::process::registry(vec![
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(duration.clone()),
+        ]);
+        RequestVecs {
+            registry,
+            extra,
+            requests,
+            duration,
+        }
     }
 }

@@ -13,6 +13,7 @@ use tollgate_shared::{Snapshot, SnapshotSource};
 
 use crate::llm::failover::ProviderPool;
 use crate::ratelimit::Bucket;
+use crate::telemetry::Telemetry;
 
 /// Everything a request needs from the config, swapped as one unit.
 pub struct Runtime {
@@ -20,6 +21,7 @@ pub struct Runtime {
     pub source: SnapshotSource,
     pub applied_at: SystemTime,
     pub ports: HashMap<u16, Arc<PortTable>>,
+    pub telemetry: Telemetry,
 }
 
 pub struct PortTable {
@@ -102,6 +104,7 @@ impl Runtime {
     pub fn compile(
         snapshot: Snapshot,
         source: SnapshotSource,
+        telemetry: Telemetry,
         buckets: &mut BucketSource<'_>,
     ) -> Runtime {
         let ports = snapshot
@@ -126,6 +129,7 @@ impl Runtime {
             source,
             applied_at: SystemTime::now(),
             ports,
+            telemetry,
         }
     }
 }

@@ -88,10 +88,6 @@ impl From<&Settings> for pb::Settings {
             }),
             tracing: s.tracing.as_ref().map(|t| pb::Tracing {
                 otlp_endpoint: t.otlp_endpoint.clone(),
-                otlp_protocol: match t.otlp_protocol {
-                    OtlpProtocol::Grpc => pb::OtlpProtocol::Grpc,
-                    OtlpProtocol::Http => pb::OtlpProtocol::Http,
-                } as i32,
                 random_sampling: t.random_sampling,
                 client_sampling: t.client_sampling,
                 fields: Some(fields(&t.fields)),
@@ -449,10 +445,6 @@ impl TryFrom<pb::Config> for Config {
         let tracing = match s.tracing {
             Some(t) => Some(Tracing {
                 otlp_endpoint: t.otlp_endpoint,
-                otlp_protocol: match enum_value(t.otlp_protocol, "settings.tracing.otlpProtocol")? {
-                    pb::OtlpProtocol::Grpc => OtlpProtocol::Grpc,
-                    pb::OtlpProtocol::Http => OtlpProtocol::Http,
-                },
                 random_sampling: t.random_sampling,
                 client_sampling: t.client_sampling,
                 fields: from_fields(t.fields),

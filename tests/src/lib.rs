@@ -4,6 +4,7 @@
 pub mod control_plane;
 pub mod llm;
 pub mod mcp;
+pub mod otlp;
 pub mod proxy;
 pub mod upstream;
 

@@ -2,7 +2,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::time::Duration;
 
 use tempfile::TempDir;
@@ -60,6 +60,7 @@ impl Proxy {
         std::fs::write(&config_path, opts.config).unwrap();
         let log_path = dir.path().join("proxy.log");
         let log = std::fs::File::create(&log_path).unwrap();
+        let access_log = std::fs::File::create(dir.path().join("access.log")).unwrap();
         let addr = |port| SocketAddr::new(opts.ip, port);
         let (admin, stats, readiness) = (addr(free_port()), addr(free_port()), addr(free_port()));
         let mut cmd = Command::new(binary("tollgate"));
@@ -76,7 +77,7 @@ impl Proxy {
             .arg("--readiness-addr")
             .arg(readiness.to_string())
             .env("RUST_LOG", "info")
-            .stdout(Stdio::null())
+            .stdout(access_log)
             .stderr(log)
             .kill_on_drop(true);
         for (k, v) in opts.env {
@@ -170,6 +171,11 @@ impl Proxy {
             .filter(|l| labels.iter().all(|want| l.contains(want)))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum()
+    }
+
+    /// What the proxy wrote to stdout: its access log.
+    pub fn access_log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
 
     pub fn log(&self) -> String {

@@ -30,6 +30,7 @@ use crate::proxy::error::ProxyError;
 use crate::proxy::upstream::{self, HttpClient, Limits};
 use crate::ratelimit::{self, Bucket};
 use crate::runtime::CompiledRoute;
+use crate::telemetry::record::{LlmFacts, RequestRecord};
 
 /// Largest upstream answer the gateway reads whole (non-streamed LLM responses, errors).
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
@@ -41,6 +42,7 @@ pub struct AiCall<'a> {
     pub route: &'a CompiledRoute,
     pub pool: &'a ProviderPool,
     pub limits: Limits,
+    pub record: &'a Arc<RequestRecord>,
     /// Called with the provider's name before each retry.
     pub on_retry: &'a (dyn Fn(&str) + Sync),
 }
@@ -138,8 +140,24 @@ pub async fn serve(
                             .cloned()
                             .collect(),
                         metrics: call.metrics.clone(),
-                        system: provider::system(provider.provider),
-                        request_model: model,
+                        facts: LlmFacts {
+                            provider: provider::system(provider.provider),
+                            request_model: model,
+                            streaming: request.get("stream").and_then(Value::as_bool) == Some(true),
+                            prompt: call
+                                .record
+                                .headers
+                                .is_some()
+                                .then(|| request.get("messages").cloned())
+                                .flatten(),
+                            temperature: request.get("temperature").and_then(Value::as_f64),
+                            max_tokens: request
+                                .get("max_completion_tokens")
+                                .or_else(|| request.get("max_tokens"))
+                                .and_then(Value::as_u64),
+                            ..LlmFacts::default()
+                        },
+                        record: call.record.clone(),
                         started: Instant::now(),
                     }),
                 }
@@ -151,7 +169,15 @@ pub async fn serve(
             .or(call.route.policies.backend_auth.as_ref());
         let request = upstream_request(&parts, provider, auth, &plan, attempt)?;
         let started = Instant::now();
-        match upstream::send_to(call.client, &provider.name, request, call.limits).await {
+        match upstream::send_to(
+            call.client,
+            &provider.name,
+            request,
+            call.limits,
+            call.record,
+        )
+        .await
+        {
             Err(e) if e.is_retryable() => {
                 call.pool.record_failure(id);
                 last_error = Some(e);
@@ -514,8 +540,9 @@ fn translated_stream(
 pub struct Exchange {
     buckets: Vec<Arc<Bucket>>,
     metrics: Arc<Metrics>,
-    system: &'static str,
-    request_model: String,
+    /// What is known before the answer; completed with its usage at the end.
+    facts: LlmFacts,
+    record: Arc<RequestRecord>,
     started: Instant,
 }
 
@@ -524,10 +551,18 @@ impl Exchange {
         for b in &self.buckets {
             b.debit(usage.total());
         }
-        let response_model = usage
-            .response_model
-            .as_deref()
-            .unwrap_or(&self.request_model);
+        let facts = LlmFacts {
+            response_model: Some(
+                usage
+                    .response_model
+                    .clone()
+                    .unwrap_or_else(|| self.facts.request_model.clone()),
+            ),
+            input_tokens: usage.input,
+            output_tokens: usage.output,
+            ..self.facts
+        };
+        let response_model = facts.response_model.as_deref().unwrap_or_default();
         let m = &self.metrics;
         for (kind, tokens) in [("input", usage.input), ("output", usage.output)] {
             if let Some(t) = tokens {
@@ -535,15 +570,16 @@ impl Exchange {
                     .with_label_values(&[
                         kind,
                         "chat",
-                        self.system,
-                        &self.request_model,
+                        facts.provider,
+                        &facts.request_model,
                         response_model,
                     ])
                     .observe(t as f64);
             }
         }
         m.gen_ai_request_duration
-            .with_label_values(&["chat", self.system, &self.request_model, response_model])
+            .with_label_values(&["chat", facts.provider, &facts.request_model, response_model])
             .observe(self.started.elapsed().as_secs_f64());
+        let _ = self.record.llm.set(facts);
     }
 }

@@ -85,6 +85,7 @@ async fn post(
         })
         .ok_or_else(|| ProxyError::BadRequest("missing sessionId query parameter".into()))?;
     let session = call.sessions.get(&id, &call.observer.route)?;
+    let _ = call.observer.session.set(session.id.clone());
     let bytes = crate::proxy::read_body(body, call.max_body).await?;
     let message: ClientJsonRpcMessage = serde_json::from_slice(&bytes)
         .map_err(|e| ProxyError::BadRequest(format!("invalid JSON-RPC message: {e}")))?;

@@ -15,7 +15,7 @@ mod streamable;
 mod upstream;
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -30,6 +30,7 @@ use crate::metrics::Metrics;
 use crate::proxy::body::BoxBody;
 use crate::proxy::error::ProxyError;
 use crate::runtime::{Runtime, Target};
+use crate::telemetry::record::{McpFacts, RequestRecord};
 
 /// Which route a session belongs to; a session id is only valid on its own route.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,22 +40,33 @@ pub struct RouteKey {
     pub route: Arc<str>,
 }
 
-/// Counts and logs what happens on one route.
+/// Counts, logs and traces what happens on one route.
 pub struct Observer {
     pub metrics: Arc<Metrics>,
     pub bind: Arc<str>,
     pub gateway: Arc<str>,
     pub route: RouteKey,
+    /// The HTTP request carrying the MCP message.
+    pub record: Arc<RequestRecord>,
+    /// The session the message belongs to, once known.
+    pub session: OnceLock<Arc<str>>,
 }
 
 impl Observer {
     fn request(
         &self,
         method: &str,
-        resource_type: &str,
+        resource_type: &'static str,
         server: Option<&str>,
         resource: Option<&str>,
     ) {
+        let _ = self.record.mcp.set(McpFacts {
+            method: method.to_string(),
+            resource_type,
+            target: server.map(str::to_string),
+            resource: resource.map(str::to_string),
+            session: self.session.get().map(|s| s.to_string()),
+        });
         self.metrics
             .mcp_requests
             .with_label_values(&[

@@ -444,10 +444,31 @@ impl Session {
             obs.target_failed(&target.name, &e.to_string());
             ErrorData::internal_error(e.to_string(), None)
         })?;
-        conn.peer()
+        let span = obs.record.trace.as_ref().map(|t| {
+            t.call(
+                format!("{} {}", request.method(), target.name),
+                vec![
+                    opentelemetry::KeyValue::new("mcp.method.name", request.method().to_string()),
+                    opentelemetry::KeyValue::new("mcp.target", target.name.to_string()),
+                ],
+            )
+        });
+        let started = std::time::Instant::now();
+        let result = conn
+            .peer()
             .send_request(request)
             .await
-            .map_err(|e| target_error(&target.name, e, obs))
+            .map_err(|e| target_error(&target.name, e, obs));
+        obs.record.add_upstream(started.elapsed());
+        if let Some(span) = span {
+            span.end(
+                result
+                    .as_ref()
+                    .map(|_| None)
+                    .map_err(|e| e.message.to_string()),
+            );
+        }
+        result
     }
 
     /// Runs `call` on every target; failed targets are skipped (fail-open) or fail the call.

@@ -73,6 +73,7 @@ async fn post(
                     TransportKind::StreamableHttp,
                     call.backend,
                 )?;
+                let _ = call.observer.session.set(session.id.clone());
                 call.observer.request("initialize", "", None, None);
                 let answer = session.initialize(init.params, &call.observer).await;
                 let started = answer.is_ok();
@@ -132,7 +133,9 @@ fn session_of(
         })?
         .to_str()
         .map_err(|_| ProxyError::BadRequest("invalid Mcp-Session-Id header".into()))?;
-    call.sessions.get(id, &call.observer.route)
+    let session = call.sessions.get(id, &call.observer.route)?;
+    let _ = call.observer.session.set(session.id.clone());
+    Ok(session)
 }
 
 /// 406 unless `Accept` allows every one of `types` (or says `*/*`).

@@ -25,6 +25,7 @@ use self::error::ProxyError;
 use self::upstream::{Limits, OutBody};
 use crate::gateway::Gateway;
 use crate::runtime::{CompiledRoute, PortTable, Runtime, Target};
+use crate::telemetry::{self, record::RequestRecord};
 use crate::{llm, mcp, ratelimit};
 
 /// Metric labels of one request, filled in as phases learn them.
@@ -54,14 +55,15 @@ pub async fn serve(
     peer: SocketAddr,
 ) -> Response<BoxBody> {
     let start = Instant::now();
-    let method = req.method().clone();
-    let runtime = gw.runtime();
+    let Some(runtime) = gw.runtime() else {
+        return ProxyError::NoRoute.into_response();
+    };
+    let telemetry = &runtime.telemetry;
+    let traced = telemetry.tracer.as_ref().and_then(|t| t.start(&req));
+    let record = Arc::new(RequestRecord::new(&req, peer, telemetry.uses_cel(), traced));
     let mut out = Outcome::default();
-    let result = match runtime
-        .as_deref()
-        .and_then(|rt| rt.ports.get(&port).map(|t| (rt, t)))
-    {
-        Some((rt, table)) => handle(&gw, rt, table, req, peer, &mut out).await,
+    let result = match runtime.ports.get(&port) {
+        Some(table) => handle(&gw, &runtime, table, req, peer, &mut out, &record).await,
         None => Err(ProxyError::NoRoute),
     };
     let (mut resp, reason) = match result {
@@ -96,28 +98,35 @@ pub async fn serve(
     {
         rewrite::modify_headers(m, resp.headers_mut());
     }
-    let status = resp.status();
-    let metrics = gw.metrics.clone();
-    let gateway = gw.name.clone();
     let labels = out.labels;
-    resp.map(move |b| {
-        BoxBody::new(ObservedBody::new(b, move || {
-            let status = status.as_str();
-            let values = [
+    if record.attempts() > 0 {
+        let overhead = start.elapsed().saturating_sub(record.upstream_time());
+        gw.metrics
+            .overhead
+            .with_label_values(&[
                 labels.bind.as_deref().unwrap_or("unknown"),
-                &gateway,
+                &gw.name,
                 labels.listener.as_deref().unwrap_or("unknown"),
                 labels.route.as_deref().unwrap_or("unknown"),
-                labels.backend.as_deref().unwrap_or("unknown"),
-                method.as_str(),
-                status,
-                reason,
-            ];
-            metrics.requests.with_label_values(&values).inc();
-            metrics
-                .request_duration
-                .with_label_values(&values)
-                .observe(start.elapsed().as_secs_f64());
+            ])
+            .observe(overhead.as_secs_f64());
+    }
+    let status = resp.status().as_u16();
+    let gateway = gw.name.clone();
+    resp.map(move |b| {
+        BoxBody::new(ObservedBody::new(b, move || {
+            runtime.telemetry.finish(
+                &record,
+                &telemetry::Outcome {
+                    status,
+                    reason,
+                    gateway: &gateway,
+                    bind: labels.bind.as_deref(),
+                    listener: labels.listener.as_deref(),
+                    route: labels.route.as_deref(),
+                    backend: labels.backend.as_deref(),
+                },
+            );
         }))
     })
 }
@@ -129,6 +138,7 @@ async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
     out: &mut Outcome,
+    record: &Arc<RequestRecord>,
 ) -> Result<Response<BoxBody>, ProxyError> {
     out.labels.bind = Some(table.bind_label.clone());
 
@@ -208,11 +218,16 @@ async fn handle(
                 }
                 // Phase: upstream call.
                 let body = out_body(body, declared, max_body, policies.retry.is_some()).await?;
-                let (index, resp) =
-                    upstream::call_with_retries(&gw.client, route, &parts, body, limits, |i| {
-                        retry_labels(&route.backends[i].label)
-                    })
-                    .await?;
+                let (index, resp) = upstream::call_with_retries(
+                    &gw.client,
+                    route,
+                    &parts,
+                    body,
+                    limits,
+                    record,
+                    |i| retry_labels(&route.backends[i].label),
+                )
+                .await?;
                 // Phase: response.
                 let (mut rparts, rbody) = resp.into_parts();
                 upstream::strip_hop_by_hop(&mut rparts.headers);
@@ -229,6 +244,7 @@ async fn handle(
                     route,
                     pool,
                     limits,
+                    record,
                     on_retry: &retry_labels,
                 };
                 let served = llm::serve(call, parts, body).await?;
@@ -250,6 +266,8 @@ async fn handle(
                             listener: selected.listener.name.clone(),
                             route: route.name.clone(),
                         },
+                        record: record.clone(),
+                        session: std::sync::OnceLock::new(),
                     },
                     max_body,
                 };

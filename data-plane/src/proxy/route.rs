@@ -124,9 +124,15 @@ mod tests {
 
     fn runtime(yaml: &str) -> Runtime {
         let config: Config = load_str(yaml, "t", &std::collections::HashMap::new()).unwrap();
+        let telemetry = crate::telemetry::Telemetry::compile(
+            &config.settings,
+            &crate::telemetry::Sinks::new(),
+            &crate::metrics::Metrics::new(),
+        );
         Runtime::compile(
             Snapshot::new(config),
             SnapshotSource::File("t".into()),
+            telemetry,
             &mut |_, _, _, _| unreachable!("these configs have no rate limits"),
         )
     }

@@ -17,6 +17,7 @@ use rand::Rng;
 use super::body::{BoxBody, full};
 use super::error::ProxyError;
 use crate::runtime::{CompiledBackend, CompiledRoute, Target};
+use crate::telemetry::record::RequestRecord;
 
 /// Bodies up to this size are buffered so a retry can send them again.
 pub const MAX_RETRY_BODY: u64 = 64 * 1024;
@@ -104,26 +105,41 @@ pub struct Limits {
 }
 
 /// One upstream attempt with its timeout; errors are classified for status and retries.
+/// Each attempt is timed (for the overhead metric) and traced as a client span.
 pub async fn send_to(
     client: &HttpClient,
     upstream: &str,
-    req: Request<BoxBody>,
+    mut req: Request<BoxBody>,
     limits: Limits,
+    record: &RequestRecord,
 ) -> Result<Response<Incoming>, ProxyError> {
+    let method = req.method().clone();
+    let span = record
+        .trace
+        .as_ref()
+        .map(|t| t.attempt(&method, upstream, req.headers_mut()));
+    let started = std::time::Instant::now();
     let call = client.request(req);
     let result = match limits.backend_timeout {
         Some(t) => match tokio::time::timeout(t, call).await {
-            Ok(r) => r,
-            Err(_) => {
-                return Err(ProxyError::UpstreamTimeout {
-                    authority: upstream.to_string(),
-                    timeout: t,
-                });
-            }
+            Ok(r) => r.map_err(|e| classify(upstream, e, limits.max_body_size)),
+            Err(_) => Err(ProxyError::UpstreamTimeout {
+                authority: upstream.to_string(),
+                timeout: t,
+            }),
         },
-        None => call.await,
+        None => call
+            .await
+            .map_err(|e| classify(upstream, e, limits.max_body_size)),
     };
-    result.map_err(|e| classify(upstream, e, limits.max_body_size))
+    record.add_upstream(started.elapsed());
+    if let Some(span) = span {
+        span.end(match &result {
+            Ok(resp) => Ok(Some(resp.status().as_u16())),
+            Err(e) => Err(e.to_string()),
+        });
+    }
+    result
 }
 
 fn classify(authority: &str, e: hyper_util::client::legacy::Error, max_body: u64) -> ProxyError {
@@ -164,6 +180,7 @@ pub async fn call_with_retries(
     parts: &http::request::Parts,
     body: OutBody,
     limits: Limits,
+    record: &RequestRecord,
     on_retry: impl Fn(usize),
 ) -> Result<(usize, Response<Incoming>), ProxyError> {
     let retry = match &body {
@@ -200,7 +217,7 @@ pub async fn call_with_retries(
                 .insert("x-retry-attempt", HeaderValue::from(attempt));
         }
         let last = attempt + 1 >= attempts;
-        match send_to(client, authority, req, limits).await {
+        match send_to(client, authority, req, limits, record).await {
             Ok(resp)
                 if !last && retry.is_some_and(|r| r.codes.contains(&resp.status().as_u16())) => {}
             Err(e) if !last && e.is_retryable() => {}

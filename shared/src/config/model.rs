@@ -93,7 +93,6 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[serde(rename_all = "camelCase")]
 pub struct Tracing {
     pub otlp_endpoint: String,
-    pub otlp_protocol: OtlpProtocol,
     /// Share of requests without a sampled parent that are traced (0.0..=1.0).
     pub random_sampling: f64,
     /// Whether a client's sampled `traceparent` is honoured.
@@ -101,12 +100,10 @@ pub struct Tracing {
     pub fields: Fields,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum OtlpProtocol {
-    Grpc,
-    Http,
-}
+/// Labels of every per-request metric, in order; `metrics.fields.add` appends its own.
+pub const REQUEST_LABELS: [&str; 8] = [
+    "bind", "gateway", "listener", "route", "backend", "method", "status", "reason",
+];
 
 /// Extra fields computed by CEL expressions (`name -> expression`), and fields to drop.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]

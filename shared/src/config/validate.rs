@@ -134,10 +134,7 @@ impl<'a> Validator<'a> {
             Some(m) => {
                 let p = path.key("metrics");
                 self.lenient(m, &p)
-                    .map(|m| Metrics {
-                        fields: fields(m.fields.as_ref()),
-                        remove: m.remove.clone(),
-                    })
+                    .map(|m| self.metrics(m, &p))
                     .unwrap_or_default()
             }
             None => Metrics::default(),
@@ -244,17 +241,17 @@ impl<'a> Validator<'a> {
     }
 
     fn tracing(&mut self, raw: &RawTracing, path: &YamlPath) -> Option<Tracing> {
-        let otlp_protocol = match raw.otlp_protocol.as_deref() {
-            None | Some("grpc") => OtlpProtocol::Grpc,
-            Some("http") => OtlpProtocol::Http,
-            Some(other) => {
-                self.error(
-                    &path.key("otlpProtocol"),
-                    format!("unknown protocol `{other}`; expected grpc or http"),
-                );
-                OtlpProtocol::Grpc
-            }
-        };
+        match raw.otlp_protocol.as_deref() {
+            None | Some("grpc") => {}
+            Some("http") => self.error(
+                &path.key("otlpProtocol"),
+                "OTLP over HTTP is not supported; use grpc (the default)",
+            ),
+            Some(other) => self.error(
+                &path.key("otlpProtocol"),
+                format!("unknown protocol `{other}`; expected grpc"),
+            ),
+        }
         if !(raw.otlp_endpoint.starts_with("http://") || raw.otlp_endpoint.starts_with("https://"))
         {
             self.error(
@@ -272,10 +269,9 @@ impl<'a> Validator<'a> {
         };
         Some(Tracing {
             otlp_endpoint: raw.otlp_endpoint.clone(),
-            otlp_protocol,
             random_sampling,
             client_sampling,
-            fields: fields(raw.fields.as_ref()),
+            fields: self.fields(raw.fields.as_ref(), &path.key("fields")),
         })
     }
 
@@ -300,6 +296,56 @@ impl<'a> Validator<'a> {
         }
     }
 
+    fn fields(&mut self, raw: Option<&RawFields>, path: &YamlPath) -> Fields {
+        let Some(f) = raw else {
+            return Fields::default();
+        };
+        for (name, expr) in &f.add {
+            self.cel(expr, &path.key("add").key(name.clone()));
+        }
+        Fields {
+            add: f.add.clone(),
+            remove: f.remove.clone(),
+        }
+    }
+
+    fn metrics(&mut self, raw: &RawMetrics, path: &YamlPath) -> Metrics {
+        let fields = self.fields(raw.fields.as_ref(), &path.key("fields"));
+        for name in fields.add.keys() {
+            let valid = name
+                .chars()
+                .enumerate()
+                .all(|(i, c)| c == '_' || c.is_ascii_alphabetic() || (i > 0 && c.is_ascii_digit()));
+            if name.is_empty() || !valid {
+                self.error(
+                    &path.key("fields").key("add").key(name.clone()),
+                    format!("`{name}` is not a Prometheus label name (letters, digits and `_`)"),
+                );
+            } else if REQUEST_LABELS.contains(&name.as_str()) {
+                self.error(
+                    &path.key("fields").key("add").key(name.clone()),
+                    format!("`{name}` is a standard label of the request metrics"),
+                );
+            }
+        }
+        if !fields.remove.is_empty() {
+            self.error(
+                &path.key("fields").key("remove"),
+                "labels cannot be removed from metrics; drop whole metrics with `metrics.remove`",
+            );
+        }
+        Metrics {
+            fields,
+            remove: raw.remove.clone(),
+        }
+    }
+
+    fn cel(&mut self, expr: &str, path: &YamlPath) {
+        if let Err(e) = check_cel(expr) {
+            self.error(path, format!("invalid CEL expression `{expr}`: {e}"));
+        }
+    }
+
     fn logging(&mut self, raw: &RawLogging, path: &YamlPath) -> Logging {
         let format = match raw.format.as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -312,9 +358,23 @@ impl<'a> Validator<'a> {
                 LogFormat::Text
             }
         };
+        if let Some(filter) = &raw.filter {
+            self.cel(filter, &path.key("filter"));
+        }
+        if let Some(level) = &raw.level
+            && !LOG_LEVELS.contains(&level.as_str())
+        {
+            self.error(
+                &path.key("level"),
+                format!(
+                    "unknown level `{level}`; expected one of {}",
+                    LOG_LEVELS.join(", ")
+                ),
+            );
+        }
         Logging {
             filter: raw.filter.clone(),
-            fields: fields(raw.fields.as_ref()),
+            fields: self.fields(raw.fields.as_ref(), &path.key("fields")),
             level: raw.level.clone(),
             format,
         }
@@ -1058,10 +1118,16 @@ impl<'a> Validator<'a> {
     }
 }
 
-fn fields(raw: Option<&RawFields>) -> Fields {
-    raw.map(|f| Fields {
-        add: f.add.clone(),
-        remove: f.remove.clone(),
+/// Values of `config.logging.level`.
+pub const LOG_LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// Whether `expr` compiles as CEL; the parser's message when it does not.
+pub fn check_cel(expr: &str) -> Result<(), String> {
+    cel::Program::compile(expr).map(drop).map_err(|e| {
+        e.to_string()
+            .lines()
+            .next()
+            .unwrap_or("syntax error")
+            .to_string()
     })
-    .unwrap_or_default()
 }

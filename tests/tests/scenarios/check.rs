@@ -104,6 +104,34 @@ fn all_errors_are_printed_with_locations() {
 }
 
 #[test]
+fn telemetry_settings_are_checked_with_locations() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("obs.yaml");
+    std::fs::write(
+        &file,
+        "config:\n  tracing:\n    otlpEndpoint: http://127.0.0.1:4317\n    otlpProtocol: http\n    fields:\n      add: {model: 'llm.request_model +'}\n  metrics:\n    fields:\n      add: {gen_ai.system: llm.provider, route: '\"x\"'}\n      remove: [route]\n  logging:\n    filter: 'response.code >='\n    level: loud\nbinds: []\n",
+    )
+    .unwrap();
+    let out = check(&file);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let f = file.display();
+    for want in [
+        format!("{f}:4:19: config.tracing.otlpProtocol: OTLP over HTTP is not supported"),
+        format!("{f}:6:"),
+        "config.tracing.fields.add.model: invalid CEL expression `llm.request_model +`".to_string(),
+        "`gen_ai.system` is not a Prometheus label name".to_string(),
+        "`route` is a standard label of the request metrics".to_string(),
+        "config.metrics.fields.remove: labels cannot be removed".to_string(),
+        "config.logging.filter: invalid CEL expression".to_string(),
+        "config.logging.level: unknown level `loud`".to_string(),
+        "7 error(s)".to_string(),
+    ] {
+        assert!(stderr.contains(&want), "{want}\n{stderr}");
+    }
+}
+
+#[test]
 fn unset_variable_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("env.yaml");

@@ -6,6 +6,7 @@ mod errors;
 mod lifecycle;
 mod llm;
 mod mcp;
+mod observability;
 mod ratelimit;
 mod reload;
 mod routing;

@@ -1,0 +1,160 @@
+//! CEL fields: the config's expressions, compiled once per apply, evaluated per request over
+//! the variables of DESIGN §10 (camelCase, plus the snake_case aliases the seed configs use).
+
+use indexmap::IndexMap;
+use serde_json::{Map, Value, json};
+
+use super::Outcome;
+use super::record::RequestRecord;
+
+/// The variables of one request.
+pub type Ctx = cel::Context<'static, 'static>;
+
+/// `name: expression` pairs, compiled.
+#[derive(Default)]
+pub struct Expressions {
+    items: Vec<(String, cel::Program)>,
+}
+
+impl Expressions {
+    /// The config was validated, so every expression compiles; one that does not is skipped.
+    pub fn compile(fields: &IndexMap<String, String>) -> Expressions {
+        Expressions {
+            items: fields
+                .iter()
+                .filter_map(|(name, expr)| Some((name.clone(), cel::Program::compile(expr).ok()?)))
+                .collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.items.iter().map(|(n, _)| n.as_str())
+    }
+
+    /// Each field's value; `None` when it failed at run time or is null (the field is omitted).
+    pub fn eval<'a>(
+        &'a self,
+        ctx: &'a cel::Context<'_, '_>,
+    ) -> impl Iterator<Item = (&'a str, Option<Value>)> + 'a {
+        self.items.iter().map(move |(name, program)| {
+            let value = program
+                .execute(ctx)
+                .ok()
+                .and_then(|v| v.json().ok())
+                .filter(|v| !v.is_null());
+            (name.as_str(), value)
+        })
+    }
+}
+
+/// A `filter` expression: `true` keeps the record.
+pub struct Filter(cel::Program);
+
+impl Filter {
+    pub fn compile(expr: &str) -> Option<Filter> {
+        cel::Program::compile(expr).ok().map(Filter)
+    }
+
+    /// A filter that fails at run time keeps the record: better a line too many than a lost one.
+    pub fn keeps(&self, ctx: &cel::Context<'_, '_>) -> bool {
+        !matches!(self.0.execute(ctx), Ok(cel::Value::Bool(false)))
+    }
+}
+
+/// The variables of one finished request.
+pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
+    let mut ctx = cel::Context::default();
+    let uri = &record.uri;
+    let headers: Map<String, Value> = record
+        .headers
+        .iter()
+        .flat_map(|h| h.iter())
+        .filter_map(|(k, v)| Some((k.as_str().to_string(), json!(v.to_str().ok()?))))
+        .collect();
+    let request = json!({
+        "method": record.method.as_str(),
+        "uri": uri.to_string(),
+        "host": record.host,
+        "scheme": uri.scheme_str().unwrap_or("http"),
+        "path": uri.path(),
+        "pathAndQuery": uri.path_and_query().map(|p| p.as_str()),
+        "version": format!("{:?}", record.version),
+        "headers": headers,
+        "startTime": humantime::format_rfc3339_millis(record.start).to_string(),
+    });
+    let _ = ctx.add_variable("request", request);
+    let _ = ctx.add_variable(
+        "response",
+        json!({"code": outcome.status, "reason": outcome.reason}),
+    );
+    let _ = ctx.add_variable(
+        "source",
+        json!({"address": record.peer.ip().to_string(), "port": record.peer.port()}),
+    );
+    // No authentication policy exists yet, so there are no claims: `jwt.sub` fails and its
+    // field is omitted, as agentgateway does for unauthenticated requests.
+    let _ = ctx.add_variable("jwt", Value::Null);
+    let _ = ctx.add_variable(
+        "backend",
+        json!({"name": outcome.backend, "route": outcome.route, "listener": outcome.listener}),
+    );
+    if let Some(llm) = record.llm.get() {
+        let total = match (llm.input_tokens, llm.output_tokens) {
+            (None, None) => None,
+            (i, o) => Some(i.unwrap_or(0) + o.unwrap_or(0)),
+        };
+        let mut vars = Map::new();
+        let mut put = |camel: &str, snake: &str, v: Value| {
+            vars.insert(camel.to_string(), v.clone());
+            if snake != camel {
+                vars.insert(snake.to_string(), v);
+            }
+        };
+        put("provider", "provider", json!(llm.provider));
+        put("requestModel", "request_model", json!(llm.request_model));
+        put("responseModel", "response_model", json!(llm.response_model));
+        put("inputTokens", "input_tokens", json!(llm.input_tokens));
+        put("outputTokens", "output_tokens", json!(llm.output_tokens));
+        put("totalTokens", "total_tokens", json!(total));
+        put("streaming", "streaming", json!(llm.streaming));
+        put(
+            "prompt",
+            "prompt",
+            llm.prompt.clone().unwrap_or(Value::Null),
+        );
+        let _ = ctx.add_variable("llm", Value::Object(vars));
+    }
+    if let Some(mcp) = record.mcp.get() {
+        let _ = ctx.add_variable(
+            "mcp",
+            json!({
+                "methodName": mcp.method, "method_name": mcp.method,
+                "sessionId": mcp.session, "session_id": mcp.session,
+                "target": mcp.target,
+                "resourceType": mcp.resource_type, "resource_type": mcp.resource_type,
+                "tool": if mcp.resource_type == "tool" {
+                    json!({"target": mcp.target, "name": mcp.resource})
+                } else { Value::Null },
+                "prompt": if mcp.resource_type == "prompt" {
+                    json!({"target": mcp.target, "name": mcp.resource})
+                } else { Value::Null },
+                "resource": if mcp.resource_type == "resource" {
+                    json!({"target": mcp.target, "uri": mcp.resource})
+                } else { Value::Null },
+            }),
+        );
+    }
+    ctx
+}
+
+/// A JSON value as a log field or label: strings bare, everything else as JSON text.
+pub fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,161 @@
+//! What the gateway reports about each request (DESIGN §10): one record per request, read when
+//! its response ends by the metrics, the access log and the trace, with CEL fields.
+//!
+//! [`Telemetry`] is compiled from each applied config and swapped with it, so a request reads
+//! its settings from the same `Runtime` load as its routes.
+
+pub mod fields;
+pub mod log;
+pub mod record;
+pub mod trace;
+
+use std::sync::{Arc, Mutex};
+
+use tollgate_shared::config::model::Settings;
+
+use self::fields::Expressions;
+use self::log::AccessLog;
+use self::record::RequestRecord;
+use self::trace::{Exporter, Tracer};
+use crate::metrics::{Metrics, RequestVecs};
+
+/// How a request ended, as the response phase knows it.
+pub struct Outcome<'a> {
+    pub status: u16,
+    pub reason: &'a str,
+    pub gateway: &'a str,
+    pub bind: Option<&'a str>,
+    pub listener: Option<&'a str>,
+    pub route: Option<&'a str>,
+    pub backend: Option<&'a str>,
+}
+
+/// The process-wide pieces that outlive one config: the access-log writer and the exporter.
+pub struct Sinks {
+    writer: tracing_appender::non_blocking::NonBlocking,
+    guard: Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>,
+    exporter: Mutex<Option<Arc<Exporter>>>,
+}
+
+impl Sinks {
+    pub fn new() -> Sinks {
+        let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+        Sinks {
+            writer,
+            guard: Mutex::new(Some(guard)),
+            exporter: Mutex::new(None),
+        }
+    }
+
+    /// An exporter for `config`: the current one when it matches, else a new one (the old one
+    /// is flushed and stopped on a side thread).
+    fn exporter(&self, config: &tollgate_shared::config::model::Tracing) -> Option<Arc<Exporter>> {
+        let mut current = self.exporter.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = current.as_ref().filter(|e| e.serves(config)) {
+            return Some(e.clone());
+        }
+        let fresh = match Exporter::new(config) {
+            Ok(e) => Arc::new(e),
+            Err(e) => {
+                tracing::error!(endpoint = %config.otlp_endpoint, error = %e, "cannot set up OTLP tracing");
+                return None;
+            }
+        };
+        if let Some(old) = current.replace(fresh.clone()) {
+            std::thread::spawn(move || old.shutdown());
+        }
+        Some(fresh)
+    }
+
+    /// Flushes spans and log lines; called once on shutdown.
+    pub fn shutdown(&self) {
+        if let Some(e) = self
+            .exporter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            e.shutdown();
+        }
+        drop(self.guard.lock().unwrap_or_else(|p| p.into_inner()).take());
+    }
+}
+
+impl Default for Sinks {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The telemetry of one applied config.
+pub struct Telemetry {
+    pub log: Option<AccessLog>,
+    pub tracer: Option<Tracer>,
+    metric_fields: Expressions,
+    pub request_vecs: Arc<RequestVecs>,
+}
+
+impl Telemetry {
+    pub fn compile(settings: &Settings, sinks: &Sinks, metrics: &Metrics) -> Telemetry {
+        metrics.set_removed(settings.metrics.remove.clone());
+        let metric_fields = Expressions::compile(&settings.metrics.fields.add);
+        let request_vecs =
+            metrics.request_vecs(metric_fields.names().map(str::to_string).collect());
+        Telemetry {
+            log: AccessLog::new(&settings.logging, sinks.writer.clone()),
+            tracer: settings.tracing.as_ref().and_then(|t| {
+                Some(Tracer {
+                    exporter: sinks.exporter(t)?,
+                    fields: Expressions::compile(&t.fields.add),
+                    remove: t.fields.remove.clone(),
+                })
+            }),
+            metric_fields,
+            request_vecs,
+        }
+    }
+
+    /// Whether any CEL expression runs per request (then headers are kept for it).
+    pub fn uses_cel(&self) -> bool {
+        !self.metric_fields.is_empty()
+            || self.log.as_ref().is_some_and(AccessLog::uses_cel)
+            || self.tracer.as_ref().is_some_and(|t| !t.fields.is_empty())
+    }
+
+    /// Everything reported when a request ends: metrics, the access-log line, the span.
+    pub fn finish(&self, record: &RequestRecord, o: &Outcome<'_>) {
+        let ctx = self.uses_cel().then(|| fields::context(record, o));
+        let status = o.status.to_string();
+        let mut values: Vec<String> = Vec::new();
+        if let Some(ctx) = &ctx {
+            values.extend(
+                self.metric_fields
+                    .eval(ctx)
+                    .map(|(_, v)| v.as_ref().map(fields::text).unwrap_or_default()),
+            );
+        }
+        let mut labels: Vec<&str> = vec![
+            o.bind.unwrap_or("unknown"),
+            o.gateway,
+            o.listener.unwrap_or("unknown"),
+            o.route.unwrap_or("unknown"),
+            o.backend.unwrap_or("unknown"),
+            record.method.as_str(),
+            &status,
+            o.reason,
+        ];
+        labels.extend(values.iter().map(String::as_str));
+        labels.resize(8 + self.request_vecs.extra.len(), "");
+        let vecs = &self.request_vecs;
+        vecs.requests.with_label_values(&labels).inc();
+        vecs.duration
+            .with_label_values(&labels)
+            .observe(record.started.elapsed().as_secs_f64());
+        if let Some(log) = &self.log {
+            log.write(record, o, ctx.as_ref());
+        }
+        if let (Some(tracer), Some(traced)) = (&self.tracer, &record.trace) {
+            tracer.finish(traced, record, o, ctx.as_ref());
+        }
+    }
+}

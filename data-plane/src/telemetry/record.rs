@@ -1,0 +1,106 @@
+//! One request as the telemetry sees it: filled in phase by phase (route, LLM usage, MCP
+//! method, upstream time), read once when the response ends.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use http::{HeaderMap, Method, Uri, Version};
+use serde_json::Value;
+
+use super::trace::Traced;
+
+/// What an LLM exchange learned, set when its response ends.
+#[derive(Debug, Clone, Default)]
+pub struct LlmFacts {
+    pub provider: &'static str,
+    pub request_model: String,
+    pub response_model: Option<String>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    pub streaming: bool,
+    /// The request's messages, kept only when a CEL field may read `llm.prompt`.
+    pub prompt: Option<Value>,
+    /// Request parameters for the `gen_ai.request.*` span attributes.
+    pub temperature: Option<f64>,
+    pub max_tokens: Option<u64>,
+}
+
+/// What an MCP request was, set when the gateway routes it.
+#[derive(Debug, Clone, Default)]
+pub struct McpFacts {
+    pub method: String,
+    pub resource_type: &'static str,
+    pub target: Option<String>,
+    pub resource: Option<String>,
+    pub session: Option<String>,
+}
+
+pub struct RequestRecord {
+    pub start: SystemTime,
+    pub started: Instant,
+    pub method: Method,
+    pub uri: Uri,
+    pub version: Version,
+    pub host: Option<String>,
+    /// Copied only when a CEL expression of the config may read them.
+    pub headers: Option<HeaderMap>,
+    pub peer: SocketAddr,
+    pub llm: OnceLock<LlmFacts>,
+    pub mcp: OnceLock<McpFacts>,
+    upstream_nanos: AtomicU64,
+    attempts: AtomicU32,
+    /// The server span, when this request is traced.
+    pub trace: Option<Traced>,
+}
+
+impl RequestRecord {
+    pub fn new<B>(
+        req: &http::Request<B>,
+        peer: SocketAddr,
+        keep_headers: bool,
+        trace: Option<Traced>,
+    ) -> RequestRecord {
+        let host = req
+            .uri()
+            .authority()
+            .map(|a| a.as_str().to_string())
+            .or_else(|| {
+                req.headers()
+                    .get(http::header::HOST)
+                    .and_then(|h| h.to_str().ok())
+                    .map(str::to_string)
+            });
+        RequestRecord {
+            start: SystemTime::now(),
+            started: Instant::now(),
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            host,
+            headers: keep_headers.then(|| req.headers().clone()),
+            peer,
+            llm: OnceLock::new(),
+            mcp: OnceLock::new(),
+            upstream_nanos: AtomicU64::new(0),
+            attempts: AtomicU32::new(0),
+            trace,
+        }
+    }
+
+    /// Counts one upstream attempt that took `took` to answer.
+    pub fn add_upstream(&self, took: Duration) {
+        self.upstream_nanos
+            .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
+        self.attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn upstream_time(&self) -> Duration {
+        Duration::from_nanos(self.upstream_nanos.load(Ordering::Relaxed))
+    }
+
+    pub fn attempts(&self) -> u32 {
+        self.attempts.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,93 @@
+//! An OTLP trace receiver (the collector's gRPC service, from the official proto) that keeps
+//! every span it is sent, so tests can check names, parent links and attributes.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::trace::v1::Span;
+
+use crate::eventually;
+
+#[derive(Clone, Default)]
+struct Sink(Arc<Mutex<Vec<Span>>>);
+
+#[tonic::async_trait]
+impl TraceService for Sink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let spans = request
+            .into_inner()
+            .resource_spans
+            .into_iter()
+            .flat_map(|r| r.scope_spans)
+            .flat_map(|s| s.spans);
+        self.0.lock().unwrap().extend(spans);
+        Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+    }
+}
+
+pub struct OtlpSink {
+    pub addr: SocketAddr,
+    spans: Arc<Mutex<Vec<Span>>>,
+}
+
+impl OtlpSink {
+    /// Listens on `addr` (use port 0 for any).
+    pub async fn start(addr: &str) -> OtlpSink {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind the OTLP sink");
+        let addr = listener.local_addr().unwrap();
+        let sink = Sink::default();
+        let spans = sink.0.clone();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(sink))
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        OtlpSink { addr, spans }
+    }
+
+    pub fn spans(&self) -> Vec<Span> {
+        self.spans.lock().unwrap().clone()
+    }
+
+    /// Waits until a span satisfies `pred`, and returns it.
+    pub async fn wait_for(&self, what: &str, pred: impl Fn(&Span) -> bool) -> Span {
+        eventually(Duration::from_secs(15), || async {
+            let spans = self.spans();
+            spans.iter().find(|s| pred(s)).cloned().ok_or_else(|| {
+                let names: Vec<&str> = spans.iter().map(|s| s.name.as_str()).collect();
+                format!("no span {what}; got {names:?}")
+            })
+        })
+        .await
+    }
+}
+
+/// A span attribute as text (numbers and booleans formatted), if present.
+pub fn attr(span: &Span, key: &str) -> Option<String> {
+    let v = span
+        .attributes
+        .iter()
+        .find(|kv| kv.key == key)?
+        .value
+        .as_ref()?;
+    Some(match v.value.as_ref()? {
+        AnyValue::StringValue(s) => s.clone(),
+        AnyValue::IntValue(i) => i.to_string(),
+        AnyValue::DoubleValue(d) => d.to_string(),
+        AnyValue::BoolValue(b) => b.to_string(),
+        other => format!("{other:?}"),
+    })
+}
