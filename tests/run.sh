@@ -18,10 +18,14 @@ cargo build --workspace --bins --locked
 echo "== tests"
 cargo test --workspace --locked
 
-echo "== interop: the official OpenAI, Anthropic and MCP Python SDKs, and the UI in Chromium"
-if [ ! -x /usr/bin/chromium ]; then
-    SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
-    $SUDO apt-get update -qq && $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+echo "== interop: the official OpenAI, Anthropic and MCP Python SDKs, the UI in Chromium, Prometheus"
+SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+missing=""
+[ -x /usr/bin/chromium ] || missing="$missing chromium"
+[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || missing="$missing prometheus"
+if [ -n "$missing" ]; then
+    $SUDO apt-get update -qq
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
 VENV="${TOLLGATE_VENV:-$HOME/.cache/tollgate-venv}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"

@@ -99,6 +99,23 @@ async fn proxies(State(s): State<AdminState>) -> impl IntoResponse {
 }
 
 async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
+    s.metrics.proxy_status.reset();
+    for r in s.registry.all() {
+        let current = s.store.current(&r.gateway).map(|p| p.version.clone());
+        let status = serde_json::to_value(r.status(current.as_deref()))
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        s.metrics
+            .proxy_status
+            .with_label_values(&[
+                r.node_id.as_str(),
+                &r.gateway,
+                &status,
+                r.version_acked.as_deref().unwrap_or(""),
+            ])
+            .set(1);
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         s.metrics.render(),

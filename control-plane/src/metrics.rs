@@ -1,6 +1,8 @@
 //! The control plane's own metrics: proxies, pushes, ACK/NACK and validation failures.
 
-use prometheus::{Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+};
 
 pub struct Metrics {
     registry: Registry,
@@ -10,6 +12,8 @@ pub struct Metrics {
     pub nacks: IntCounter,
     pub push_to_ack: Histogram,
     pub validation_failures: IntCounterVec,
+    /// 1 per connected proxy, labelled with its sync status; refreshed at scrape time.
+    pub proxy_status: IntGaugeVec,
 }
 
 impl Metrics {
@@ -43,8 +47,17 @@ impl Metrics {
             &["gateway"],
         )
         .expect("valid");
+        let proxy_status = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_cp_proxy_status",
+                "1 per connected proxy, by node, gateway, sync status and acked version.",
+            ),
+            &["node_id", "gateway", "status", "version"],
+        )
+        .expect("valid");
         let registry = tollgate_shared::process::registry(vec![
-            Box::new(connected_proxies.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(proxy_status.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(connected_proxies.clone()),
             Box::new(pushes.clone()),
             Box::new(acks.clone()),
             Box::new(nacks.clone()),
@@ -59,6 +72,7 @@ impl Metrics {
             nacks,
             push_to_ack,
             validation_failures,
+            proxy_status,
         }
     }
 

@@ -135,6 +135,11 @@ impl Gateway {
             .collect();
         let runtime = Arc::new(runtime);
         self.runtime.store(Some(runtime.clone()));
+        self.metrics.config_info.reset();
+        self.metrics
+            .config_info
+            .with_label_values(&[&runtime.snapshot.version, &runtime.source.to_string()])
+            .set(1);
         self.mcp.reconcile(&runtime);
         for (port, listener) in fresh {
             let stop = CancellationToken::new();

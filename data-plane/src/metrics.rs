@@ -26,6 +26,8 @@ pub struct Metrics {
     /// MCP targets that failed to start or answer and were skipped (fail-open) or failed a call.
     pub mcp_target_failures: IntCounterVec,
     pub mcp_sessions: IntGauge,
+    /// 1, labelled with the applied config's version and source.
+    pub config_info: IntGaugeVec,
 }
 
 /// Labels of `agentgateway_mcp_requests_total`, in order.
@@ -132,8 +134,17 @@ impl Metrics {
             &["bind", "gateway", "listener", "route"],
         )
         .expect("valid metric");
+        let config_info = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_config_info",
+                "The applied config: 1, labelled with its version and source.",
+            ),
+            &["version", "source"],
+        )
+        .expect("valid metric");
         let registry = tollgate_shared::process::registry(vec![
-            Box::new(bucket_tokens.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(config_info.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(bucket_tokens.clone()),
             Box::new(overhead.clone()),
             Box::new(retries.clone()),
             Box::new(reloads.clone()),
@@ -159,6 +170,7 @@ impl Metrics {
             mcp_requests,
             mcp_target_failures,
             mcp_sessions,
+            config_info,
         }
     }
 

@@ -1,5 +1,6 @@
 """deploy/docker-compose.yml against the Compose specification (no Docker daemon here)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -20,3 +21,60 @@ def test_compose_mounts_the_validated_configs():
     text = open(os.path.join(ROOT, "deploy/docker-compose.yml")).read()
     assert "./configs:/etc/tollgate/gateways" in text
     assert text.count("--control-plane") == 2
+
+
+def _compose():
+    import yaml
+
+    with open(os.path.join(ROOT, "deploy/docker-compose.yml")) as f:
+        return yaml.safe_load(f)
+
+
+def test_compose_runs_the_observability_stack():
+    services = _compose()["services"]
+    for name in ("control-plane", "proxy-a", "proxy-b", "prometheus", "grafana", "jaeger"):
+        assert name in services, name
+    assert "--config.file=/etc/prometheus/prometheus.yml" in services["prometheus"]["command"]
+    assert "prometheus" in services["grafana"]["depends_on"]
+    assert "COLLECTOR_OTLP_ENABLED=true" in services["jaeger"]["environment"]
+    # OTLP stays inside the compose network; only the Jaeger UI is published (on localhost).
+    assert not any("4317" in str(p) for p in services["jaeger"].get("ports", []))
+    for name in ("prometheus", "grafana", "jaeger"):
+        for port in services[name].get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), (name, port)
+
+
+def test_every_mounted_observability_file_exists():
+    import yaml
+
+    deploy = os.path.join(ROOT, "deploy")
+    for name, service in _compose()["services"].items():
+        for volume in service.get("volumes", []):
+            source = volume.split(":")[0]
+            if source.startswith("."):
+                assert os.path.exists(os.path.join(deploy, source)), (name, volume)
+    prometheus = yaml.safe_load(open(os.path.join(deploy, "prometheus/prometheus.yml")))
+    for rule_file in prometheus["rule_files"]:
+        assert os.path.isfile(os.path.join(deploy, "prometheus", rule_file)), rule_file
+    targets = {
+        job["job_name"]: [t for sc in job["static_configs"] for t in sc["targets"]]
+        for job in prometheus["scrape_configs"]
+    }
+    assert targets == {
+        "tollgate": ["proxy-a:15020", "proxy-b:15020"],
+        "tollgate-cp": ["control-plane:15011"],
+    }
+    provider = yaml.safe_load(open(os.path.join(deploy, "grafana/provisioning/dashboards/tollgate.yml")))
+    assert provider["providers"][0]["options"]["path"] == "/var/lib/grafana/dashboards"
+    datasource = yaml.safe_load(open(os.path.join(deploy, "grafana/provisioning/datasources/prometheus.yml")))
+    assert datasource["datasources"][0]["uid"] == "prometheus"
+    with open(os.path.join(deploy, "grafana/dashboards/tollgate.json")) as f:
+        dashboard = json.load(f)
+    assert dashboard["uid"] == "tollgate"
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    for panel in dashboard["panels"]:
+        assert panel["gridPos"] and panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["expr"].strip() and "$" not in target["expr"], (panel["title"], target)
+            assert target["datasource"] == {"type": "prometheus", "uid": "prometheus"}

@@ -2,6 +2,7 @@
 //! every span it is sent, so tests can check names, parent links and attributes.
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,7 +18,12 @@ use opentelemetry_proto::tonic::trace::v1::Span;
 use crate::eventually;
 
 #[derive(Clone, Default)]
-struct Sink(Arc<Mutex<Vec<Span>>>);
+struct Sink {
+    spans: Arc<Mutex<Vec<Span>>>,
+    /// Keep the spans (tests) or only count them (benchmarks).
+    keep: bool,
+    count: Arc<AtomicU64>,
+}
 
 #[tonic::async_trait]
 impl TraceService for Sink {
@@ -25,13 +31,17 @@ impl TraceService for Sink {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let spans = request
+        let spans: Vec<Span> = request
             .into_inner()
             .resource_spans
             .into_iter()
             .flat_map(|r| r.scope_spans)
-            .flat_map(|s| s.spans);
-        self.0.lock().unwrap().extend(spans);
+            .flat_map(|s| s.spans)
+            .collect();
+        self.count.fetch_add(spans.len() as u64, Ordering::Relaxed);
+        if self.keep {
+            self.spans.lock().unwrap().extend(spans);
+        }
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
 }
@@ -39,23 +49,41 @@ impl TraceService for Sink {
 pub struct OtlpSink {
     pub addr: SocketAddr,
     spans: Arc<Mutex<Vec<Span>>>,
+    count: Arc<AtomicU64>,
 }
 
 impl OtlpSink {
-    /// Listens on `addr` (use port 0 for any).
+    /// Listens on `addr` (use port 0 for any) and keeps every span.
     pub async fn start(addr: &str) -> OtlpSink {
+        OtlpSink::listen(addr, true).await
+    }
+
+    /// Listens on `addr` and only counts spans.
+    pub async fn counting(addr: &str) -> OtlpSink {
+        OtlpSink::listen(addr, false).await
+    }
+
+    async fn listen(addr: &str, keep: bool) -> OtlpSink {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .expect("bind the OTLP sink");
         let addr = listener.local_addr().unwrap();
-        let sink = Sink::default();
-        let spans = sink.0.clone();
+        let sink = Sink {
+            keep,
+            ..Sink::default()
+        };
+        let (spans, count) = (sink.spans.clone(), sink.count.clone());
         tokio::spawn(
             tonic::transport::Server::builder()
                 .add_service(TraceServiceServer::new(sink))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
-        OtlpSink { addr, spans }
+        OtlpSink { addr, spans, count }
+    }
+
+    /// Spans received so far.
+    pub fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
     }
 
     pub fn spans(&self) -> Vec<Span> {

@@ -1,0 +1,162 @@
+//! Shared pieces of the load benchmarks: an nginx upstream answering like OpenAI and Anthropic,
+//! `oha` runs, medians and RSS.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use serde_json::{Value, json};
+
+/// Stops the child when dropped: SIGQUIT (nginx stops its workers too), then waits.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-QUIT", &self.0.id().to_string()])
+            .status();
+        let _ = self.0.wait();
+    }
+}
+
+pub fn completion_body() -> String {
+    let mut content = String::from("Tollgate benchmark answer. ");
+    let mut answer = json!({});
+    while answer.to_string().len() < 1024 {
+        content.push_str("lorem ipsum ");
+        answer = json!({
+            "id": "chatcmpl-bench", "object": "chat.completion", "created": 1_700_000_000,
+            "model": "gpt-4o-mini",
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 25, "completion_tokens": 180, "total_tokens": 205}
+        });
+    }
+    answer.to_string()
+}
+
+pub fn request_body() -> String {
+    let mut text = String::from("Benchmark request. ");
+    while text.len() < 900 {
+        text.push_str("please answer briefly ");
+    }
+    json!({"model": "gpt-4o-mini", "messages": [{"role": "user", "content": text}]}).to_string()
+}
+
+/// An Anthropic Messages SSE stream with about as much text as `completion_body`.
+pub fn anthropic_stream_body() -> String {
+    let ev = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+    let mut out = ev(
+        "message_start",
+        json!({"type": "message_start", "message": {"id": "msg_bench", "type": "message", "role": "assistant", "model": "claude-bench", "content": [], "stop_reason": null, "stop_sequence": null, "usage": {"input_tokens": 25, "output_tokens": 1}}}),
+    );
+    out += &ev(
+        "content_block_start",
+        json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+    );
+    for i in 0..16 {
+        out += &ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": format!("lorem ipsum dolor {i} ")}}),
+        );
+    }
+    out += &ev(
+        "content_block_stop",
+        json!({"type": "content_block_stop", "index": 0}),
+    );
+    out += &ev(
+        "message_delta",
+        json!({"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": null}, "usage": {"output_tokens": 64}}),
+    );
+    out += &ev("message_stop", json!({"type": "message_stop"}));
+    out
+}
+
+pub fn start_nginx(dir: &Path, port: u16) -> anyhow::Result<Guard> {
+    let body = completion_body().replace('\'', "\\'");
+    let stream = anthropic_stream_body().replace('\'', "\\'");
+    let conf = format!(
+        "worker_processes 1;\ndaemon off;\npid {dir}/nginx.pid;\nerror_log stderr warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {dir};\n  proxy_temp_path {dir};\n  fastcgi_temp_path {dir};\n  uwsgi_temp_path {dir};\n  scgi_temp_path {dir};\n  server {{\n    listen 127.0.0.1:{port};\n    location = /v1/messages {{\n      default_type text/event-stream;\n      return 200 '{stream}';\n    }}\n    location / {{\n      default_type application/json;\n      return 200 '{body}';\n    }}\n  }}\n}}\n",
+        dir = dir.display()
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf)?;
+    let child = Command::new("nginx")
+        .arg("-c")
+        .arg(&path)
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting nginx (apt-get install nginx-light)")?;
+    wait_port(port)?;
+    Ok(Guard(child))
+}
+
+pub fn wait_port(port: u16) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    bail!("nothing listens on port {port}")
+}
+
+#[derive(Clone, Copy, Default)]
+pub struct Sample {
+    pub rps: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub errors: f64,
+}
+
+/// One oha run; `rate` None = saturation over 32 connections, else fixed QPS over 16.
+pub fn oha(url: &str, body: &Path, seconds: u64, rate: Option<u64>) -> anyhow::Result<Sample> {
+    let mut cmd = Command::new("oha");
+    cmd.args([
+        "--no-tui",
+        "--output-format",
+        "json",
+        "-m",
+        "POST",
+        "-H",
+        "content-type: application/json",
+    ])
+    .arg("-D")
+    .arg(body)
+    .arg("-z")
+    .arg(format!("{seconds}s"));
+    match rate {
+        Some(q) => cmd.args(["-c", "16", "-q", &q.to_string(), "--latency-correction"]),
+        None => cmd.args(["-c", "32"]),
+    };
+    let out = cmd
+        .arg(url)
+        .output()
+        .context("running oha (cargo install oha --locked)")?;
+    if !out.status.success() {
+        bail!("oha failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let v: Value = serde_json::from_slice(&out.stdout).context("oha JSON")?;
+    let ms = |key: &str| v["latencyPercentiles"][key].as_f64().unwrap_or(f64::NAN) * 1000.0;
+    let total = v["summary"]["successRate"].as_f64().unwrap_or(0.0);
+    Ok(Sample {
+        rps: v["summary"]["requestsPerSec"].as_f64().unwrap_or(0.0),
+        p50_ms: ms("p50"),
+        p99_ms: ms("p99"),
+        errors: 1.0 - total,
+    })
+}
+
+pub fn median(mut xs: Vec<f64>) -> f64 {
+    xs.sort_by(f64::total_cmp);
+    xs[xs.len() / 2]
+}
+
+pub fn rss_kib(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .unwrap_or(0)
+}
