@@ -160,3 +160,31 @@ pub fn rss_kib(pid: u32, field: &str) -> u64 {
         .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
         .unwrap_or(0)
 }
+
+/// A release `tollgate` serving `config` (written to `dir/name.yaml`) on `port`, with its
+/// access log in `dir/name.access.log` and no admin or readiness server.
+pub fn start_tollgate(dir: &Path, name: &str, config: &str, port: u16) -> anyhow::Result<Guard> {
+    let path = dir.join(format!("{name}.yaml"));
+    std::fs::write(&path, config)?;
+    let bin = crate::binary("tollgate");
+    let log = std::fs::File::create(dir.join(format!("{name}.access.log")))?;
+    let child = Command::new(&bin)
+        .arg("-f")
+        .arg(&path)
+        .args([
+            "--listen-ip",
+            "127.0.0.1",
+            "--admin-addr",
+            "off",
+            "--readiness-addr",
+            "off",
+        ])
+        .arg("--stats-addr")
+        .arg(format!("127.0.0.1:{}", crate::free_port()))
+        .stdout(log)
+        .stderr(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {} (build it with --release first)", bin.display()))?;
+    wait_port(port)?;
+    Ok(Guard(child))
+}

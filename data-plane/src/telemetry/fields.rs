@@ -65,6 +65,16 @@ impl Filter {
     }
 }
 
+/// Headers that carry credentials: CEL sees them as `<redacted>`, so no field, label or log
+/// line can leak a key.
+const SECRET_HEADERS: [&str; 5] = [
+    "authorization",
+    "proxy-authorization",
+    "x-api-key",
+    "api-key",
+    "cookie",
+];
+
 /// The variables of one finished request.
 pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
     let mut ctx = cel::Context::default();
@@ -73,7 +83,14 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
         .headers
         .iter()
         .flat_map(|h| h.iter())
-        .filter_map(|(k, v)| Some((k.as_str().to_string(), json!(v.to_str().ok()?))))
+        .filter_map(|(k, v)| {
+            let value = if SECRET_HEADERS.contains(&k.as_str()) {
+                "<redacted>"
+            } else {
+                v.to_str().ok()?
+            };
+            Some((k.as_str().to_string(), json!(value)))
+        })
         .collect();
     let request = json!({
         "method": record.method.as_str(),

@@ -1,12 +1,15 @@
 //! Access logs: one line per request on stdout, as text or JSON, with agentgateway's field
 //! names and order, the config's CEL fields, and its CEL filter.
 //!
-//! Lines go through a non-blocking writer (a channel to a writer thread), so a slow stdout never
-//! stalls a request; if it falls far behind, lines are dropped rather than requests.
+//! A line is written straight into one buffer (no intermediate map) and handed to a
+//! non-blocking writer (a channel to a writer thread that batches lines into few writes), so
+//! a slow stdout never stalls a request; if it falls far behind, lines are dropped, never
+//! requests.
 
-use std::io::Write;
+use std::fmt::Write as _;
+use std::io::Write as _;
 
-use serde_json::{Map, Value, json};
+use serde_json::Value;
 use tollgate_shared::config::model::{LogFormat, Logging};
 
 use super::Outcome;
@@ -17,7 +20,8 @@ pub struct AccessLog {
     format: LogFormat,
     filter: Option<Filter>,
     fields: Expressions,
-    remove: Vec<String>,
+    /// Standard fields left out: `fields.remove`, and those a CEL field replaces.
+    skip: Vec<String>,
     writer: tracing_appender::non_blocking::NonBlocking,
 }
 
@@ -30,11 +34,19 @@ impl AccessLog {
         if matches!(config.level.as_deref(), Some("warn" | "error" | "off")) {
             return None;
         }
+        let fields = Expressions::compile(&config.fields.add);
+        let skip = config
+            .fields
+            .remove
+            .iter()
+            .cloned()
+            .chain(fields.names().map(str::to_string))
+            .collect();
         Some(AccessLog {
             format: config.format,
             filter: config.filter.as_deref().and_then(Filter::compile),
-            fields: Expressions::compile(&config.fields.add),
-            remove: config.fields.remove.clone(),
+            fields,
+            skip,
             writer,
         })
     }
@@ -50,76 +62,143 @@ impl AccessLog {
         {
             return;
         }
-        let mut fields = standard_fields(record, outcome);
+        let mut line = Line::start(self.format, &self.skip);
+        standard_fields(&mut line, record, outcome);
         if let Some(ctx) = ctx {
             for (name, value) in self.fields.eval(ctx) {
                 if let Some(v) = value {
-                    fields.insert(name.to_string(), v);
+                    line.value(name, &v);
                 }
             }
         }
-        for name in &self.remove {
-            fields.remove(name);
-        }
+        let _ = self.writer.clone().write_all(line.finish().as_bytes());
+    }
+}
+
+/// One log line being built.
+struct Line<'a> {
+    buf: String,
+    json: bool,
+    skip: &'a [String],
+}
+
+impl<'a> Line<'a> {
+    fn start(format: LogFormat, skip: &'a [String]) -> Line<'a> {
+        let json = format == LogFormat::Json;
         let time = humantime::format_rfc3339_millis(std::time::SystemTime::now());
-        let mut line = match self.format {
-            LogFormat::Json => {
-                let mut obj = Map::new();
-                obj.insert("level".into(), json!("info"));
-                obj.insert("time".into(), json!(time.to_string()));
-                obj.insert("scope".into(), json!("request"));
-                obj.extend(fields);
-                Value::Object(obj).to_string()
-            }
-            LogFormat::Text => {
-                let mut out = format!("{time}\tinfo\trequest");
-                for (k, v) in &fields {
-                    out.push(' ');
-                    out.push_str(k);
-                    out.push('=');
-                    out.push_str(&quoted(&fields::text(v)));
-                }
-                out
-            }
-        };
-        line.push('\n');
-        let _ = self.writer.clone().write_all(line.as_bytes());
-    }
-}
-
-/// `k=v` values with spaces, quotes or `=` are quoted.
-fn quoted(v: &str) -> String {
-    if v.is_empty() || v.contains([' ', '"', '=', '\t', '\n']) {
-        format!("{v:?}")
-    } else {
-        v.to_string()
-    }
-}
-
-/// agentgateway's access-log fields, in its order; empty ones omitted.
-pub fn standard_fields(record: &RequestRecord, o: &Outcome<'_>) -> Map<String, Value> {
-    let mut f = Map::new();
-    let mut put = |k: &str, v: Option<Value>| {
-        if let Some(v) = v.filter(|v| !v.is_null() && v.as_str() != Some("")) {
-            f.insert(k.to_string(), v);
+        let mut buf = String::with_capacity(512);
+        if json {
+            let _ = write!(buf, r#"{{"level":"info","time":"{time}","scope":"request""#);
+        } else {
+            let _ = write!(buf, "{time}\tinfo\trequest");
         }
-    };
-    put("gateway", Some(json!(o.gateway)));
-    put("listener", o.listener.map(|v| json!(v)));
-    put("route", o.route.map(|v| json!(v)));
-    put("endpoint", o.backend.map(|v| json!(v)));
-    put("src.addr", Some(json!(record.peer.to_string())));
-    put("http.method", Some(json!(record.method.as_str())));
-    put("http.host", record.host.as_ref().map(|h| json!(h)));
-    put("http.path", Some(json!(record.uri.path())));
-    put("http.version", Some(json!(format!("{:?}", record.version))));
-    put("http.status", Some(json!(o.status)));
+        Line { buf, json, skip }
+    }
+
+    fn skipped(&self, key: &str) -> bool {
+        self.skip.iter().any(|s| s == key)
+    }
+
+    fn key(&mut self, key: &str) {
+        if self.json {
+            self.buf.push(',');
+            push_json_str(&mut self.buf, key);
+            self.buf.push(':');
+        } else {
+            self.buf.push(' ');
+            self.buf.push_str(key);
+            self.buf.push('=');
+        }
+    }
+
+    /// A text field; empty values are omitted.
+    fn str(&mut self, key: &str, value: &str) {
+        if value.is_empty() || self.skipped(key) {
+            return;
+        }
+        self.key(key);
+        if self.json {
+            push_json_str(&mut self.buf, value);
+        } else if value.contains([' ', '"', '=', '\t', '\n']) {
+            let _ = write!(self.buf, "{value:?}");
+        } else {
+            self.buf.push_str(value);
+        }
+    }
+
+    /// A field whose `Display` needs no escaping (addresses, ids, versions): quoted in JSON.
+    fn display(&mut self, key: &str, value: impl std::fmt::Display) {
+        if self.skipped(key) {
+            return;
+        }
+        self.key(key);
+        if self.json {
+            let _ = write!(self.buf, "\"{value}\"");
+        } else {
+            let _ = write!(self.buf, "{value}");
+        }
+    }
+
+    /// A number, unquoted in both formats.
+    fn num(&mut self, key: &str, value: u64) {
+        if self.skipped(key) {
+            return;
+        }
+        self.key(key);
+        let _ = write!(self.buf, "{value}");
+    }
+
+    /// A CEL result: strings as strings, everything else as JSON.
+    fn value(&mut self, key: &str, value: &Value) {
+        match value {
+            Value::String(s) => {
+                self.key(key);
+                if self.json {
+                    push_json_str(&mut self.buf, s);
+                } else {
+                    let _ = write!(self.buf, "{}", fields::text(value));
+                }
+            }
+            other => {
+                self.key(key);
+                let _ = write!(self.buf, "{other}");
+            }
+        }
+    }
+
+    fn finish(mut self) -> String {
+        if self.json {
+            self.buf.push('}');
+        }
+        self.buf.push('\n');
+        self.buf
+    }
+}
+
+fn push_json_str(buf: &mut String, s: &str) {
+    // serde_json's escaping, written into the line's buffer.
+    let _ = write!(buf, "{}", Value::from(s));
+}
+
+/// agentgateway's access-log fields, in its order.
+fn standard_fields(l: &mut Line<'_>, record: &RequestRecord, o: &Outcome<'_>) {
+    l.str("gateway", o.gateway);
+    l.str("listener", o.listener.unwrap_or(""));
+    l.str("route", o.route.unwrap_or(""));
+    l.str("endpoint", o.backend.unwrap_or(""));
+    l.display("src.addr", record.peer);
+    l.str("http.method", record.method.as_str());
+    l.str("http.host", record.host.as_deref().unwrap_or(""));
+    l.str("http.path", record.uri.path());
+    l.display("http.version", format_args!("{:?}", record.version));
+    l.num("http.status", u64::from(o.status));
     if let Some(traced) = &record.trace {
         use opentelemetry::trace::TraceContextExt;
-        let sc = traced.cx.span().span_context().clone();
+        let span = traced.cx.span();
+        let sc = span.span_context();
         if sc.is_valid() {
-            put("trace.id", Some(json!(sc.trace_id().to_string())));
-            put("span.id", Some(json!(sc.span_id().to_string())));
+            l.display("trace.id", sc.trace_id());
+            l.display("span.id", sc.span_id());
         }
     }
     let protocol = if record.mcp.get().is_some() {
@@ -129,41 +208,45 @@ pub fn standard_fields(record: &RequestRecord, o: &Outcome<'_>) -> Map<String, V
     } else {
         "http"
     };
-    put("protocol", Some(json!(protocol)));
+    l.str("protocol", protocol);
     if let Some(m) = record.mcp.get() {
-        put("mcp.method.name", Some(json!(m.method)));
-        put("mcp.target", m.target.as_ref().map(|v| json!(v)));
-        put("mcp.resource.type", Some(json!(m.resource_type)));
-        put("mcp.resource.name", m.resource.as_ref().map(|v| json!(v)));
-        put("mcp.session.id", m.session.as_ref().map(|v| json!(v)));
+        l.str("mcp.method.name", &m.method);
+        l.str("mcp.target", m.target.as_deref().unwrap_or(""));
+        l.str("mcp.resource.type", m.resource_type);
+        l.str("mcp.resource.name", m.resource.as_deref().unwrap_or(""));
+        l.str("mcp.session.id", m.session.as_deref().unwrap_or(""));
     }
-    if let Some(l) = record.llm.get() {
-        put("gen_ai.operation.name", Some(json!("chat")));
-        put("gen_ai.provider.name", Some(json!(l.provider)));
-        put("gen_ai.request.model", Some(json!(l.request_model)));
-        put(
+    if let Some(g) = record.llm.get() {
+        l.str("gen_ai.operation.name", "chat");
+        l.str("gen_ai.provider.name", g.provider);
+        l.str("gen_ai.request.model", &g.request_model);
+        l.str(
             "gen_ai.response.model",
-            l.response_model.as_ref().map(|v| json!(v)),
+            g.response_model.as_deref().unwrap_or(""),
         );
-        put(
-            "gen_ai.usage.input_tokens",
-            l.input_tokens.map(|v| json!(v)),
-        );
-        put(
-            "gen_ai.usage.output_tokens",
-            l.output_tokens.map(|v| json!(v)),
-        );
+        if let Some(t) = g.input_tokens {
+            l.num("gen_ai.usage.input_tokens", t);
+        }
+        if let Some(t) = g.output_tokens {
+            l.num("gen_ai.usage.output_tokens", t);
+        }
     }
     let attempts = record.attempts();
     if attempts > 1 {
-        put("retry.attempt", Some(json!(attempts - 1)));
+        l.num("retry.attempt", u64::from(attempts - 1));
     }
     if o.reason != "Upstream" && o.reason != "DirectResponse" {
-        put("reason", Some(json!(o.reason)));
+        l.str("reason", o.reason);
     }
-    put(
-        "duration",
-        Some(json!(format!("{}ms", record.started.elapsed().as_millis()))),
-    );
-    f
+    if l.json {
+        l.str(
+            "duration",
+            &format!("{}ms", record.started.elapsed().as_millis()),
+        );
+    } else {
+        l.display(
+            "duration",
+            format_args!("{}ms", record.started.elapsed().as_millis()),
+        );
+    }
 }

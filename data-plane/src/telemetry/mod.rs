@@ -39,7 +39,9 @@ pub struct Sinks {
 
 impl Sinks {
     pub fn new() -> Sinks {
-        let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+        // Batches lines into few writes; the worker flushes whenever its queue runs empty.
+        let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+        let (writer, guard) = tracing_appender::non_blocking(stdout);
         Sinks {
             writer,
             guard: Mutex::new(Some(guard)),
@@ -87,6 +89,16 @@ impl Default for Sinks {
     }
 }
 
+/// An HTTP status as three ASCII digits, without allocating.
+fn itoa_status(code: u16) -> [u8; 3] {
+    let c = code.min(999);
+    [
+        b'0' + (c / 100) as u8,
+        b'0' + (c / 10 % 10) as u8,
+        b'0' + (c % 10) as u8,
+    ]
+}
+
 /// The telemetry of one applied config.
 pub struct Telemetry {
     pub log: Option<AccessLog>,
@@ -125,32 +137,37 @@ impl Telemetry {
     /// Everything reported when a request ends: metrics, the access-log line, the span.
     pub fn finish(&self, record: &RequestRecord, o: &Outcome<'_>) {
         let ctx = self.uses_cel().then(|| fields::context(record, o));
-        let status = o.status.to_string();
-        let mut values: Vec<String> = Vec::new();
-        if let Some(ctx) = &ctx {
-            values.extend(
-                self.metric_fields
-                    .eval(ctx)
-                    .map(|(_, v)| v.as_ref().map(fields::text).unwrap_or_default()),
-            );
-        }
-        let mut labels: Vec<&str> = vec![
+        let status = itoa_status(o.status);
+        let standard = [
             o.bind.unwrap_or("unknown"),
             o.gateway,
             o.listener.unwrap_or("unknown"),
             o.route.unwrap_or("unknown"),
             o.backend.unwrap_or("unknown"),
             record.method.as_str(),
-            &status,
+            std::str::from_utf8(&status).unwrap_or(""),
             o.reason,
         ];
-        labels.extend(values.iter().map(String::as_str));
-        labels.resize(8 + self.request_vecs.extra.len(), "");
         let vecs = &self.request_vecs;
-        vecs.requests.with_label_values(&labels).inc();
-        vecs.duration
-            .with_label_values(&labels)
-            .observe(record.started.elapsed().as_secs_f64());
+        let elapsed = record.started.elapsed().as_secs_f64();
+        if vecs.extra.is_empty() {
+            vecs.requests.with_label_values(&standard).inc();
+            vecs.duration.with_label_values(&standard).observe(elapsed);
+        } else {
+            let values: Vec<String> = match &ctx {
+                Some(ctx) => self
+                    .metric_fields
+                    .eval(ctx)
+                    .map(|(_, v)| v.as_ref().map(fields::text).unwrap_or_default())
+                    .collect(),
+                None => Vec::new(),
+            };
+            let mut labels: Vec<&str> = standard.to_vec();
+            labels.extend(values.iter().map(String::as_str));
+            labels.resize(standard.len() + vecs.extra.len(), "");
+            vecs.requests.with_label_values(&labels).inc();
+            vecs.duration.with_label_values(&labels).observe(elapsed);
+        }
         if let Some(log) = &self.log {
             log.write(record, o, ctx.as_ref());
         }

@@ -6,13 +6,12 @@
 //! and a streaming OpenAI -> Anthropic translation, interleaved over several rounds; medians
 //! are reported with the proxy's RSS.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
 use tollgate_tests::bench::{
-    Guard, Sample, median, oha, request_body, rss_kib, start_nginx, wait_port,
+    Guard, Sample, median, oha, request_body, rss_kib, start_nginx, start_tollgate,
 };
 use tollgate_tests::free_port;
 
@@ -69,29 +68,7 @@ fn start_proxy(dir: &Path, port: u16, upstream: u16) -> anyhow::Result<Guard> {
         route("ai", ai("openAI")),
         route("translate", ai("anthropic")),
     );
-    let path = dir.join("tollgate.yaml");
-    std::fs::write(&path, config)?;
-    let exe = std::env::current_exe()?;
-    let bin: PathBuf = exe.parent().context("exe dir")?.join("tollgate");
-    let child = Command::new(&bin)
-        .arg("-f")
-        .arg(&path)
-        .args([
-            "--listen-ip",
-            "127.0.0.1",
-            "--admin-addr",
-            "off",
-            "--readiness-addr",
-            "off",
-        ])
-        .arg("--stats-addr")
-        .arg(format!("127.0.0.1:{}", free_port()))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {} (build it with --release first)", bin.display()))?;
-    wait_port(port)?;
-    Ok(Guard(child))
+    start_tollgate(dir, "tollgate", &config, port)
 }
 
 fn main() -> anyhow::Result<()> {

@@ -7,10 +7,9 @@
 //! Needs `nginx` and `oha` on PATH, and a release build.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
-
-use anyhow::Context;
-use tollgate_tests::bench::{Guard, Sample, median, oha, request_body, start_nginx, wait_port};
+use tollgate_tests::bench::{
+    Guard, Sample, median, oha, request_body, start_nginx, start_tollgate,
+};
 use tollgate_tests::free_port;
 use tollgate_tests::otlp::OtlpSink;
 
@@ -28,28 +27,7 @@ fn start_proxy(
     let config = format!(
         "config:\n{settings}binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: ai\n      backends:\n      - ai: {{name: openai, provider: {{openAI: {{model: bench-model}}}}, hostOverride: \"127.0.0.1:{upstream}\"}}\n"
     );
-    let path = dir.join(format!("{name}.yaml"));
-    std::fs::write(&path, config)?;
-    let bin = tollgate_tests::binary("tollgate");
-    let log = std::fs::File::create(dir.join(format!("{name}.access.log")))?;
-    let child = Command::new(&bin)
-        .arg("-f")
-        .arg(&path)
-        .args([
-            "--listen-ip",
-            "127.0.0.1",
-            "--admin-addr",
-            "off",
-            "--readiness-addr",
-            "off",
-        ])
-        .args(["--stats-addr", "off"])
-        .stdout(log)
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    wait_port(port)?;
-    Ok((port, Guard(child)))
+    Ok((port, start_tollgate(dir, name, &config, port)?))
 }
 
 #[tokio::main]

@@ -236,13 +236,14 @@ async fn retries_are_client_spans_and_sampling_follows_the_config() {
 async fn access_logs_in_json_with_fields_filter_and_level() {
     let up = FakeUpstream::start("u").await;
     let port = free_port();
-    let logging = "  logging:\n    format: json\n    filter: 'response.code >= 400'\n    fields:\n      add: {agent: 'request.headers[\"user-agent\"]', path: request.path}\n      remove: [src.addr]\n";
+    let logging = "  logging:\n    format: json\n    filter: 'response.code >= 400'\n    fields:\n      add: {agent: 'request.headers[\"user-agent\"]', path: request.path, key: 'request.headers[\"x-api-key\"]'}\n      remove: [src.addr]\n";
     let proxy = Proxy::start(&host_config(port, &up.authority(), logging)).await;
     let http = tollgate_tests::http();
     for (path, status) in [("/ok", "200"), ("/missing", "404")] {
         let resp = http
             .get(proxy.url(port, path))
             .header("user-agent", "obs-test/1")
+            .header("x-api-key", "sk-client-secret")
             .header("x-fake-status", status)
             .send()
             .await
@@ -262,6 +263,8 @@ async fn access_logs_in_json_with_fields_filter_and_level() {
     assert_eq!(line["http.status"], 404);
     assert_eq!(line["path"], "/missing");
     assert_eq!(line["agent"], "obs-test/1");
+    assert_eq!(line["key"], "<redacted>");
+    assert!(!proxy.access_log().contains("sk-client-secret"));
     assert_eq!(line["route"], "api");
     assert!(line.get("src.addr").is_none(), "removed by fields.remove");
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
