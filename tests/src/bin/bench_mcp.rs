@@ -131,6 +131,7 @@ async fn main() -> anyhow::Result<()> {
             .args(["--admin-addr", "off", "--stats-addr", "off"])
             .args(["--readiness-addr", &format!("127.0.0.1:{ready}")])
             .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()?,
     );
