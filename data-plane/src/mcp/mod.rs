@@ -99,7 +99,8 @@ impl Observer {
 /// Every live MCP session of the proxy.
 pub struct Sessions {
     map: DashMap<Arc<str>, Arc<Session>>,
-    http: reqwest::Client,
+    /// Built on first use: only remote targets need it.
+    http: OnceLock<reqwest::Client>,
     settings: ArcSwap<McpSettings>,
     reaper_started: AtomicBool,
     metrics: Arc<Metrics>,
@@ -109,7 +110,7 @@ impl Sessions {
     pub fn new(metrics: Arc<Metrics>) -> Sessions {
         Sessions {
             map: DashMap::new(),
-            http: remote_client(),
+            http: OnceLock::new(),
             settings: ArcSwap::from_pointee(McpSettings::default()),
             reaper_started: AtomicBool::new(false),
             metrics,
@@ -155,7 +156,7 @@ impl Sessions {
             route,
             transport,
             backend.clone(),
-            &self.http,
+            || self.http.get_or_init(remote_client).clone(),
         ));
         self.map.insert(id, session.clone());
         self.metrics.mcp_sessions.set(self.map.len() as i64);

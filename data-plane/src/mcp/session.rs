@@ -14,7 +14,7 @@ use rmcp::model::{
 };
 use rmcp::service::ServiceError;
 use tokio_util::sync::CancellationToken;
-use tollgate_shared::config::model::{FailureMode, McpBackend};
+use tollgate_shared::config::model::{FailureMode, McpBackend, McpTargetKind};
 
 use super::names::Naming;
 use super::outbound::Outbound;
@@ -86,14 +86,17 @@ impl Session {
         route: RouteKey,
         transport: TransportKind,
         backend: McpBackend,
-        http: &reqwest::Client,
+        http: impl Fn() -> reqwest::Client,
     ) -> Session {
         let naming = Naming::new(backend.targets.len(), backend.prefix_mode);
         let outbound = Outbound::new();
         let targets = backend
             .targets
             .iter()
-            .map(|t| Upstream::new(t.clone(), http.clone(), outbound.clone(), naming))
+            .map(|t| {
+                let remote = !matches!(t.kind, McpTargetKind::Stdio { .. });
+                Upstream::new(t.clone(), remote.then(&http), outbound.clone(), naming)
+            })
             .collect();
         Session {
             id,

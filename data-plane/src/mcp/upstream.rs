@@ -57,7 +57,8 @@ pub struct Upstream {
     /// Serializes (re)connects so one death respawns one child.
     connecting: tokio::sync::Mutex<()>,
     pub restarts: AtomicU32,
-    http: reqwest::Client,
+    /// The HTTP client of remote targets (`None` for stdio ones).
+    http: Option<reqwest::Client>,
     outbound: Outbound,
     naming: Naming,
 }
@@ -65,7 +66,7 @@ pub struct Upstream {
 impl Upstream {
     pub fn new(
         target: McpTarget,
-        http: reqwest::Client,
+        http: Option<reqwest::Client>,
         outbound: Outbound,
         naming: Naming,
     ) -> Upstream {
@@ -157,14 +158,22 @@ impl Upstream {
                 (start(forwarder, child, fail).await?, pid)
             }
             McpTargetKind::Mcp { url } => {
+                let http = self
+                    .http
+                    .clone()
+                    .ok_or_else(|| fail("no HTTP client".into()))?;
                 let transport = StreamableHttpClientTransport::with_client(
-                    self.http.clone(),
+                    http,
                     StreamableHttpClientTransportConfig::with_uri(url.as_str()),
                 );
                 (start(forwarder, transport, fail).await?, None)
             }
             McpTargetKind::Sse { url } => {
-                let transport = sse_client::connect(&self.http, url)
+                let http = self
+                    .http
+                    .as_ref()
+                    .ok_or_else(|| fail("no HTTP client".into()))?;
+                let transport = sse_client::connect(http, url)
                     .await
                     .map_err(|e| fail(e.to_string()))?;
                 (start(forwarder, transport, fail).await?, None)

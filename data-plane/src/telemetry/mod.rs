@@ -41,7 +41,10 @@ impl Sinks {
     pub fn new() -> Sinks {
         // Batches lines into few writes; the worker flushes whenever its queue runs empty.
         let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
-        let (writer, guard) = tracing_appender::non_blocking(stdout);
+        // 16k queued lines is a long stall at any rate this proxy serves, in a few hundred KiB.
+        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+            .buffered_lines_limit(16 * 1024)
+            .finish(stdout);
         Sinks {
             writer,
             guard: Mutex::new(Some(guard)),
