@@ -8,13 +8,14 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
 
-/// Stops the child when dropped: SIGQUIT (nginx stops its workers too), then waits.
+/// Stops the child when dropped: SIGTERM (nginx stops its workers too; SIGQUIT would be
+/// ignored by children of a background shell job), then waits.
 pub struct Guard(pub Child);
 
 impl Drop for Guard {
     fn drop(&mut self) {
         let _ = Command::new("kill")
-            .args(["-QUIT", &self.0.id().to_string()])
+            .args(["-TERM", &self.0.id().to_string()])
             .status();
         let _ = self.0.wait();
     }
