@@ -13,7 +13,7 @@ use serde_json::Value;
 use tollgate_shared::config::model::{LogFormat, Logging};
 
 use super::Outcome;
-use super::fields::{self, Ctx, Expressions, Filter};
+use super::fields::{Ctx, Expressions, Filter};
 use super::record::RequestRecord;
 
 pub struct AccessLog {
@@ -117,9 +117,17 @@ impl<'a> Line<'a> {
             return;
         }
         self.key(key);
+        self.text(value);
+    }
+
+    /// A string value: JSON-escaped, or in text bare unless it has spaces, quotes, `=` or
+    /// control characters (then quoted and escaped, so a value can never start a new line).
+    fn text(&mut self, value: &str) {
         if self.json {
             push_json_str(&mut self.buf, value);
-        } else if value.contains([' ', '"', '=', '\t', '\n']) {
+        } else if value.is_empty()
+            || value.contains(|c: char| c == ' ' || c == '"' || c == '=' || c.is_control())
+        {
             let _ = write!(self.buf, "{value:?}");
         } else {
             self.buf.push_str(value);
@@ -148,21 +156,15 @@ impl<'a> Line<'a> {
         let _ = write!(self.buf, "{value}");
     }
 
-    /// A CEL result: strings as strings, everything else as JSON.
+    /// A CEL result: strings as strings, everything else as JSON (quoted as text when needed).
     fn value(&mut self, key: &str, value: &Value) {
+        self.key(key);
         match value {
-            Value::String(s) => {
-                self.key(key);
-                if self.json {
-                    push_json_str(&mut self.buf, s);
-                } else {
-                    let _ = write!(self.buf, "{}", fields::text(value));
-                }
-            }
-            other => {
-                self.key(key);
+            Value::String(s) => self.text(s),
+            other if self.json => {
                 let _ = write!(self.buf, "{other}");
             }
+            other => self.text(&other.to_string()),
         }
     }
 
@@ -248,5 +250,54 @@ fn standard_fields(l: &mut Line<'_>, record: &RequestRecord, o: &Outcome<'_>) {
             "duration",
             format_args!("{}ms", record.started.elapsed().as_millis()),
         );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn line(format: LogFormat, build: impl FnOnce(&mut Line<'_>)) -> String {
+        let skip = vec!["dropped".to_string()];
+        let mut l = Line::start(format, &skip);
+        build(&mut l);
+        l.finish()
+    }
+
+    #[test]
+    fn text_values_cannot_break_the_line() {
+        let out = line(LogFormat::Text, |l| {
+            l.str("plain", "v1");
+            l.str("spaced", "a b");
+            l.str("evil", "x\nfake=line");
+            l.value("cel", &serde_json::json!(["a b"]));
+            l.str("dropped", "gone");
+            l.str("empty", "");
+        });
+        assert_eq!(out.matches('\n').count(), 1, "{out}");
+        assert!(
+            out.ends_with(
+                " plain=v1 spaced=\"a b\" evil=\"x\\nfake=line\" cel=\"[\\\"a b\\\"]\"\n"
+            )
+        );
+        assert!(out.contains("\tinfo\trequest "));
+    }
+
+    #[test]
+    fn json_lines_parse_with_typed_values() {
+        let out = line(LogFormat::Json, |l| {
+            l.str("s", "x\"y");
+            l.num("n", 200);
+            l.display("addr", "127.0.0.1:1");
+            l.value("cel", &serde_json::json!({"k": 1}));
+            l.str("dropped", "gone");
+        });
+        let v: Value = serde_json::from_str(out.trim_end()).unwrap();
+        assert_eq!(v["scope"], "request");
+        assert_eq!(v["s"], "x\"y");
+        assert_eq!(v["n"], 200);
+        assert_eq!(v["addr"], "127.0.0.1:1");
+        assert_eq!(v["cel"]["k"], 1);
+        assert!(v.get("dropped").is_none());
     }
 }
