@@ -171,6 +171,7 @@ impl Gateway {
         for h in &handles {
             h.stop.cancel();
         }
+        self.mcp.end_streams();
         for h in handles {
             let _ = h.task.await;
         }

@@ -47,12 +47,14 @@ fn open(call: McpRequest<'_>, parts: &request::Parts) -> Result<Response<BoxBody
         id: session.id.clone(),
     };
     let closed = session.closed.clone().cancelled_owned();
+    let stopping = call.sessions.stopping.clone().cancelled_owned();
     let messages = stream
         .map(move |m| {
             let _ = &guard;
             events::message(&m)
         })
-        .take_until(closed);
+        .take_until(closed)
+        .take_until(stopping);
     Ok(events::response(
         futures_util::stream::iter([endpoint]).chain(messages),
     ))
@@ -108,7 +110,11 @@ async fn post(
                     Ok(result) => JsonRpcMessage::response(result, id),
                     Err(error) => JsonRpcMessage::error(error, Some(id)),
                 };
-                session.outbound.send(message).await;
+                // A client that stopped reading must not hold this task (and the session) forever.
+                tokio::select! {
+                    _ = session.outbound.send(message) => {}
+                    _ = session.closed.cancelled() => {}
+                }
             });
         }
         JsonRpcMessage::Notification(n) => session.notify(n.notification).await,

@@ -53,7 +53,25 @@ pub struct Observer {
 }
 
 impl Observer {
+    /// Records (for logs and spans) and counts one request.
     fn request(
+        &self,
+        method: &str,
+        resource_type: &'static str,
+        server: Option<&str>,
+        resource: Option<&str>,
+    ) {
+        self.note(method, resource_type, server, resource);
+        self.count(
+            method,
+            resource_type,
+            server.unwrap_or(""),
+            resource.unwrap_or(""),
+        );
+    }
+
+    /// Records what the request is, for its log line and span.
+    fn note(
         &self,
         method: &str,
         resource_type: &'static str,
@@ -67,6 +85,28 @@ impl Observer {
             resource: resource.map(str::to_string),
             session: self.session.get().map(|s| s.to_string()),
         });
+    }
+
+    /// Counts a call routed to one target once it is answered. Label values come from the
+    /// client, so the tool or prompt name is a label only when the target knew it, and
+    /// resource URIs never are (each would be a new series).
+    fn count_routed(&self, answered: bool) {
+        let Some(facts) = self.record.mcp.get() else {
+            return;
+        };
+        let resource = match (answered, facts.resource_type) {
+            (true, "tool" | "prompt") => facts.resource.as_deref().unwrap_or(""),
+            _ => "",
+        };
+        self.count(
+            &facts.method,
+            facts.resource_type,
+            facts.target.as_deref().unwrap_or(""),
+            resource,
+        );
+    }
+
+    fn count(&self, method: &str, resource_type: &str, server: &str, resource: &str) {
         self.metrics
             .mcp_requests
             .with_label_values(&[
@@ -76,8 +116,8 @@ impl Observer {
                 &self.route.route,
                 method,
                 resource_type,
-                server.unwrap_or(""),
-                resource.unwrap_or(""),
+                server,
+                resource,
             ])
             .inc();
     }
@@ -96,9 +136,18 @@ impl Observer {
     }
 }
 
+/// How long a retired session's in-flight calls may run before its children are killed.
+const RETIRE_WAIT: Duration = Duration::from_secs(300);
+
 /// Every live MCP session of the proxy.
 pub struct Sessions {
     map: DashMap<Arc<str>, Arc<Session>>,
+    /// Sessions out of the map that still finish in-flight calls; shutdown closes them too.
+    retiring: DashMap<Arc<str>, Arc<Session>>,
+    /// Makes the limit check and the insert one step.
+    admit: std::sync::Mutex<()>,
+    /// Cancelled when the proxy shuts down: event streams end, so connections can drain.
+    stopping: tokio_util::sync::CancellationToken,
     /// Built on first use: only remote targets need it.
     http: OnceLock<reqwest::Client>,
     settings: ArcSwap<McpSettings>,
@@ -110,6 +159,9 @@ impl Sessions {
     pub fn new(metrics: Arc<Metrics>) -> Sessions {
         Sessions {
             map: DashMap::new(),
+            retiring: DashMap::new(),
+            admit: std::sync::Mutex::new(()),
+            stopping: tokio_util::sync::CancellationToken::new(),
             http: OnceLock::new(),
             settings: ArcSwap::from_pointee(McpSettings::default()),
             reaper_started: AtomicBool::new(false),
@@ -132,6 +184,7 @@ impl Sessions {
         backend: &McpBackend,
     ) -> Result<Arc<Session>, ProxyError> {
         let limits = self.settings.load();
+        let _admit = self.admit.lock().unwrap_or_else(|p| p.into_inner());
         if self.map.len() >= limits.max_sessions as usize {
             return Err(ProxyError::McpCapacity {
                 what: "sessions",
@@ -159,7 +212,7 @@ impl Sessions {
             || self.http.get_or_init(remote_client).clone(),
         ));
         self.map.insert(id, session.clone());
-        self.metrics.mcp_sessions.set(self.map.len() as i64);
+        self.metrics.mcp_sessions.inc();
         Ok(session)
     }
 
@@ -175,27 +228,30 @@ impl Sessions {
     /// Ends a session now: its children are killed and its stream closes.
     async fn remove(&self, id: &str) {
         if let Some((_, session)) = self.map.remove(id) {
-            self.metrics.mcp_sessions.set(self.map.len() as i64);
+            self.metrics.mcp_sessions.dec();
             session.close().await;
         }
     }
 
-    /// Ends a session once its in-flight calls have finished.
-    fn retire(&self, id: &str, why: &'static str) {
-        if let Some((_, session)) = self.map.remove(id) {
-            self.metrics.mcp_sessions.set(self.map.len() as i64);
+    /// Ends a session once its in-flight calls have finished (at most `RETIRE_WAIT`).
+    fn retire(self: &Arc<Self>, id: &str, why: &'static str) {
+        if let Some((id, session)) = self.map.remove(id) {
+            self.metrics.mcp_sessions.dec();
             tracing::info!(session = %session.id, route = %session.route.route, why, "closing MCP session");
+            self.retiring.insert(id.clone(), session.clone());
+            let sessions = Arc::downgrade(self);
             tokio::spawn(async move {
-                while session.in_flight() > 0 {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
+                let _ = tokio::time::timeout(RETIRE_WAIT, session.calls_done()).await;
                 session.close().await;
+                if let Some(s) = sessions.upgrade() {
+                    s.retiring.remove(&id);
+                }
             });
         }
     }
 
     /// After an apply: new limits, and sessions whose route or targets changed are retired.
-    pub fn reconcile(&self, rt: &Runtime) {
+    pub fn reconcile(self: &Arc<Self>, rt: &Runtime) {
         self.settings
             .store(Arc::new(rt.snapshot.config.settings.mcp));
         let doomed: Vec<Arc<str>> = self
@@ -209,10 +265,17 @@ impl Sessions {
         }
     }
 
-    /// Closes every session and waits for the children to be killed.
+    /// Ends every open event stream (first step of a shutdown: they would hold the drain).
+    pub fn end_streams(&self) {
+        self.stopping.cancel();
+    }
+
+    /// Closes every session, retiring ones included, and waits for the children to be killed.
     pub async fn shutdown(&self) {
         let ids: Vec<Arc<str>> = self.map.iter().map(|s| s.key().clone()).collect();
         futures_util::future::join_all(ids.iter().map(|id| self.remove(id))).await;
+        let retiring: Vec<Arc<Session>> = self.retiring.iter().map(|s| s.value().clone()).collect();
+        futures_util::future::join_all(retiring.iter().map(|s| s.close())).await;
     }
 
     /// `GET /api/mcp/sessions`.
@@ -299,8 +362,12 @@ async fn reap(sessions: Weak<Sessions>) {
             .map(|e| e.key().clone())
             .collect();
         for id in idle {
-            tracing::info!(session = %id, ttl = %humantime::format_duration(ttl), "MCP session idle past its TTL");
-            s.remove(&id).await;
+            // Still idle now? A call may have started since the scan.
+            if let Some((_, session)) = s.map.remove_if(&id, |_, s| s.idle() >= ttl) {
+                s.metrics.mcp_sessions.dec();
+                tracing::info!(session = %id, ttl = %humantime::format_duration(ttl), "MCP session idle past its TTL");
+                tokio::spawn(async move { session.close().await });
+            }
         }
         let every = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         drop(s);
@@ -316,7 +383,7 @@ fn remote_client() -> reqwest::Client {
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions();
-    let mut client = reqwest::Client::builder();
+    let mut client = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
     if let Ok(b) = builder {
         client =
             client.tls_backend_preconfigured(b.with_root_certificates(roots).with_no_client_auth());

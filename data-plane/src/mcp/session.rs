@@ -50,8 +50,22 @@ pub struct Session {
     /// Milliseconds after `created` of the last client message.
     last_used: AtomicU64,
     in_flight: AtomicUsize,
+    /// Woken when the last call in flight ends.
+    idle_calls: tokio::sync::Notify,
     /// Cancelled when the session ends: its event stream closes.
     pub closed: CancellationToken,
+}
+
+/// One call in flight; dropping it (normally or because the request was abandoned) ends it.
+struct InFlight<'a>(&'a Session);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.touch();
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.idle_calls.notify_waiters();
+        }
+    }
 }
 
 /// What a client-facing name refers to (the `resource_type` metric label).
@@ -72,8 +86,11 @@ impl Kind {
     }
 }
 
+/// How long a list call may wait for one target before fail-open skips it.
+const FAN_OUT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Protocol revisions with the `initialize` handshake, which the gateway serves.
-const HANDSHAKE_VERSIONS: [ProtocolVersion; 4] = [
+pub(super) const HANDSHAKE_VERSIONS: [ProtocolVersion; 4] = [
     ProtocolVersion::V_2024_11_05,
     ProtocolVersion::V_2025_03_26,
     ProtocolVersion::V_2025_06_18,
@@ -110,6 +127,7 @@ impl Session {
             created: Instant::now(),
             last_used: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            idle_calls: tokio::sync::Notify::new(),
             closed: CancellationToken::new(),
         }
     }
@@ -135,6 +153,25 @@ impl Session {
             .store(self.created.elapsed().as_millis() as u64, Ordering::Relaxed);
     }
 
+    /// Marks a call in flight until the guard drops, also when the client goes away and the
+    /// call's future is dropped.
+    fn call(&self) -> InFlight<'_> {
+        self.touch();
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(self)
+    }
+
+    /// Resolves once no call is in flight.
+    pub async fn calls_done(&self) {
+        loop {
+            let idle = self.idle_calls.notified();
+            if self.in_flight() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+
     /// Kills the children and ends the event stream.
     pub async fn close(&self) {
         self.closed.cancel();
@@ -147,6 +184,7 @@ impl Session {
         params: InitializeRequestParams,
         obs: &Observer,
     ) -> Result<InitializeResult, ErrorData> {
+        let _call = self.call();
         let params = self.init.get_or_init(|| params);
         let results = join_all(self.targets.iter().map(|t| t.connect(params))).await;
         let mut ok = Vec::new();
@@ -216,11 +254,8 @@ impl Session {
         request: JsonRpcRequest<ClientRequest>,
         obs: &Observer,
     ) -> Result<ServerResult, ErrorData> {
-        self.touch();
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        let _call = self.call();
         let result = self.dispatch(request.request, obs).await;
-        self.in_flight.fetch_sub(1, Ordering::AcqRel);
-        self.touch();
         result.map(|mut r| {
             r.strip_result_type_for_legacy_peer();
             r.strip_non_object_output_for_legacy_peer();
@@ -377,7 +412,8 @@ impl Session {
                     .await
             }
             other => {
-                obs.request(other.method(), "", None, None);
+                obs.note(other.method(), "", None, None);
+                obs.count("other", "", "", "");
                 Err(ErrorData::new(
                     ErrorCode::METHOD_NOT_FOUND,
                     format!(
@@ -393,8 +429,15 @@ impl Session {
     /// Passes a client notification on: cancellations and roots changes go to every target.
     pub async fn notify(&self, notification: ClientNotification) {
         self.touch();
-        if matches!(notification, ClientNotification::InitializedNotification(_)) {
-            return; // each target got its own during connect
+        // Each target got its own `initialized` during connect; a cancellation names the
+        // client's request id, which no target knows (rmcp numbers upstream requests itself),
+        // so forwarding it could cancel another call: the call runs to its end instead.
+        if matches!(
+            notification,
+            ClientNotification::InitializedNotification(_)
+                | ClientNotification::CancelledNotification(_)
+        ) {
+            return;
         }
         for target in &self.targets {
             if let Some(conn) = target.connection() {
@@ -404,7 +447,7 @@ impl Session {
     }
 
     /// The target that `text` (a client-facing name or URI) names; `text` becomes the
-    /// target's own name and the request is counted.
+    /// target's own name and the request is noted (it is counted once answered).
     fn route_to(
         &self,
         text: &mut String,
@@ -421,7 +464,7 @@ impl Session {
             ErrorData::invalid_params(format!("unknown {} `{text}`", kind.as_str()), None)
         })?;
         let own = own.to_string();
-        obs.request(
+        obs.note(
             method,
             kind.as_str(),
             Some(&self.targets[index].name),
@@ -443,8 +486,10 @@ impl Session {
             .init
             .get()
             .ok_or_else(|| not_initialized(&target.name))?;
+        let started = std::time::Instant::now();
         let conn = target.connect(init).await.map_err(|e| {
             obs.target_failed(&target.name, &e.to_string());
+            obs.count_routed(false);
             ErrorData::internal_error(e.to_string(), None)
         })?;
         let span = obs.record.trace.as_ref().map(|t| {
@@ -456,13 +501,17 @@ impl Session {
                 ],
             )
         });
-        let started = std::time::Instant::now();
         let result = conn
             .peer()
             .send_request(request)
             .await
             .map_err(|e| target_error(&target.name, e, obs));
         obs.record.add_upstream(started.elapsed());
+        // A tool error result may just mean "unknown tool": not a name to make a label of.
+        obs.count_routed(matches!(
+            &result,
+            Ok(r) if !matches!(r, ServerResult::CallToolResult(c) if c.is_error == Some(true))
+        ));
         if let Some(span) = span {
             span.end(
                 result
@@ -490,7 +539,7 @@ impl Session {
             .ok_or_else(|| ErrorData::invalid_request("the session is not initialized", None))?;
         let calls = self.targets.iter().map(|target| {
             let call = &call;
-            async move {
+            let attempt = async move {
                 let conn = target
                     .connect(init)
                     .await
@@ -498,9 +547,26 @@ impl Session {
                 call(conn.peer())
                     .await
                     .map_err(|e| service_error(&target.name, e))
+            };
+            // A target that hangs is a failing target: fail-open skips it.
+            async move {
+                tokio::time::timeout(FAN_OUT_TIMEOUT, attempt)
+                    .await
+                    .unwrap_or_else(|_| {
+                        Err(ErrorData::internal_error(
+                            format!(
+                                "MCP target `{}` did not answer within {}",
+                                target.name,
+                                humantime::format_duration(FAN_OUT_TIMEOUT)
+                            ),
+                            None,
+                        ))
+                    })
             }
         });
+        let started = std::time::Instant::now();
         let results = join_all(calls).await;
+        obs.record.add_upstream(started.elapsed());
         let mut ok = Vec::new();
         let mut last_error = None;
         for (target, result) in self.targets.iter().zip(results) {

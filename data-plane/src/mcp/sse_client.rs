@@ -13,7 +13,7 @@ pub enum SseClientError {
     Connect { url: String, reason: String },
     #[error("{url} closed its event stream before sending the `endpoint` event")]
     NoEndpoint { url: String },
-    #[error("{url} sent an invalid endpoint `{endpoint}`")]
+    #[error("{url} sent an invalid endpoint `{endpoint}` (it must be on the same origin)")]
     BadEndpoint { url: String, endpoint: String },
 }
 
@@ -50,12 +50,16 @@ pub async fn connect(http: &reqwest::Client, url: &str) -> Result<Transport, Sse
             }
         }
     };
-    let post_url = reqwest::Url::parse(url)
-        .and_then(|base| base.join(endpoint.trim()))
-        .map_err(|_| SseClientError::BadEndpoint {
-            url: url.to_string(),
-            endpoint: endpoint.clone(),
-        })?;
+    let bad_endpoint = || SseClientError::BadEndpoint {
+        url: url.to_string(),
+        endpoint: endpoint.clone(),
+    };
+    let base = reqwest::Url::parse(url).map_err(|_| bad_endpoint())?;
+    let post_url = base.join(endpoint.trim()).map_err(|_| bad_endpoint())?;
+    // Messages go only where the stream came from: a server cannot send them elsewhere.
+    if post_url.origin() != base.origin() {
+        return Err(bad_endpoint());
+    }
 
     let (tx, mut rx) = mpsc::channel::<ClientJsonRpcMessage>(64);
     let http = http.clone();

@@ -10,7 +10,7 @@ use rmcp::model::{
     ServerJsonRpcMessage, ServerResult,
 };
 
-use super::session::{Session, TransportKind};
+use super::session::{HANDSHAKE_VERSIONS, Session, TransportKind};
 use super::{McpRequest, events};
 use crate::proxy::body::{BoxBody, empty};
 use crate::proxy::error::ProxyError;
@@ -32,8 +32,12 @@ pub async fn serve(
                 .open_stream()
                 .ok_or(ProxyError::StreamConflict)?;
             let closed = session.closed.clone().cancelled_owned();
+            let stopping = call.sessions.stopping.clone().cancelled_owned();
             Ok(events::response(
-                stream.map(|m| events::message(&m)).take_until(closed),
+                stream
+                    .map(|m| events::message(&m))
+                    .take_until(closed)
+                    .take_until(stopping),
             ))
         }
         Method::DELETE => {
@@ -133,6 +137,16 @@ fn session_of(
         })?
         .to_str()
         .map_err(|_| ProxyError::BadRequest("invalid Mcp-Session-Id header".into()))?;
+    if let Some(version) = headers.get("mcp-protocol-version") {
+        let version = version.to_str().unwrap_or("");
+        if !HANDSHAKE_VERSIONS.iter().any(|v| v.as_str() == version) {
+            let served: Vec<&str> = HANDSHAKE_VERSIONS.iter().map(|v| v.as_str()).collect();
+            return Err(ProxyError::BadRequest(format!(
+                "unsupported MCP-Protocol-Version `{version}`; this gateway serves {}",
+                served.join(", ")
+            )));
+        }
+    }
     let session = call.sessions.get(id, &call.observer.route)?;
     let _ = call.observer.session.set(session.id.clone());
     Ok(session)

@@ -6,7 +6,8 @@
 
 use std::process::Stdio;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
@@ -24,6 +25,11 @@ use super::names::Naming;
 use super::outbound::Outbound;
 use super::sse_client;
 
+/// How long a target may take to start and answer `initialize`.
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long a closing connection may take to stop before its process group is killed.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 /// Why a target could not be reached.
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
@@ -31,6 +37,8 @@ pub enum TargetError {
     Start { target: Arc<str>, reason: String },
     #[error("MCP target `{target}` is not initialized")]
     NotInitialized { target: Arc<str> },
+    #[error("MCP target `{target}` belongs to a session that has ended")]
+    Closed { target: Arc<str> },
 }
 
 /// The live connection of one target.
@@ -57,6 +65,8 @@ pub struct Upstream {
     /// Serializes (re)connects so one death respawns one child.
     connecting: tokio::sync::Mutex<()>,
     pub restarts: AtomicU32,
+    /// Set by `close`: no connection opens after it.
+    closed: AtomicBool,
     /// The HTTP client of remote targets (`None` for stdio ones).
     http: Option<reqwest::Client>,
     outbound: Outbound,
@@ -76,6 +86,7 @@ impl Upstream {
             live: ArcSwapOption::empty(),
             connecting: tokio::sync::Mutex::new(()),
             restarts: AtomicU32::new(0),
+            closed: AtomicBool::new(false),
             http,
             outbound,
             naming,
@@ -95,6 +106,11 @@ impl Upstream {
             return Ok(c);
         }
         let _guard = self.connecting.lock().await;
+        if self.closed.load(Ordering::Acquire) {
+            return Err(TargetError::Closed {
+                target: self.name.clone(),
+            });
+        }
         let previous = self.live.load_full();
         if let Some(c) = previous.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
@@ -103,20 +119,39 @@ impl Upstream {
             self.restarts.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(target_name = %self.name, "MCP target connection closed; reconnecting and replaying initialize");
         }
-        let conn = Arc::new(self.open(init).await?);
+        let opened = tokio::time::timeout(START_TIMEOUT, self.open(init))
+            .await
+            .map_err(|_| TargetError::Start {
+                target: self.name.clone(),
+                reason: format!(
+                    "no answer to initialize within {}",
+                    humantime::format_duration(START_TIMEOUT)
+                ),
+            })??;
+        let conn = Arc::new(opened);
         self.live.store(Some(conn.clone()));
         Ok(conn)
     }
 
-    /// Closes the connection (a stdio child is killed, its process group with it).
+    /// Closes the connection for good: the service stops and a stdio child's whole process
+    /// group is killed (servers started through `uvx` or `npx` leave no grandchildren).
     pub async fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        // A connect in progress finishes (or times out) first, so nothing starts after this.
+        let _guard = self.connecting.lock().await;
         if let Some(conn) = self.live.swap(None) {
+            let pid = conn.pid;
             match Arc::try_unwrap(conn) {
                 Ok(mut conn) => {
-                    let _ = conn.service.close().await;
+                    let _ = tokio::time::timeout(CLOSE_WAIT, conn.service.close()).await;
                 }
-                // Calls still hold it: the child goes when the last one finishes.
                 Err(conn) => conn.service.cancellation_token().cancel(),
+            }
+            if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
+                let _ = nix::sys::signal::killpg(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
             }
         }
     }

@@ -175,6 +175,8 @@ async fn handle(
 
     // Phase: rewrites.
     let (mut parts, body) = req.into_parts();
+    // MCP backends answer on the client's own path (legacy SSE names it back to the client).
+    let client_uri = policies.url_rewrite.as_ref().map(|_| parts.uri.clone());
     if let Some(rule) = &policies.url_rewrite
         && let Some(pq) = rewrite::rewrite_path(rule, &selected.matcher.path, &parts.uri)
     {
@@ -271,6 +273,9 @@ async fn handle(
                     },
                     max_body,
                 };
+                if let Some(uri) = client_uri {
+                    parts.uri = uri;
+                }
                 let resp = mcp::serve(call, parts, body).await?;
                 Ok((route.backends[index].label.clone(), resp))
             }

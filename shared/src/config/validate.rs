@@ -159,6 +159,9 @@ impl<'a> Validator<'a> {
                     Some(d) => self.duration(d, &p.key("sessionTtl")),
                     None => Some(defaults.session_ttl),
                 };
+                if session_ttl.is_some_and(|t| t.is_zero()) {
+                    self.error(&p.key("sessionTtl"), "sessionTtl must be longer than 0s");
+                }
                 let max_sessions = m.max_sessions.unwrap_or(defaults.max_sessions);
                 let max_children = m.max_children.unwrap_or(defaults.max_children);
                 for (key, value) in [("maxSessions", max_sessions), ("maxChildren", max_children)] {

@@ -65,6 +65,13 @@ async fn two_stdio_targets_are_multiplexed_over_streamable_http() {
     assert_eq!(read["result"]["contents"][0]["text"], "memo of two");
     assert_eq!(read["result"]["contents"][0]["uri"], "memo://two");
 
+    // A name the target does not know is no label: clients cannot mint series.
+    let made_up = c.call("one_no-such-tool", json!({})).await;
+    assert!(
+        made_up.get("error").is_some() || made_up["result"]["isError"] == true,
+        "{made_up}"
+    );
+    assert!(!proxy.metrics().await.contains("no-such-tool"));
     let unknown = c.call("three_add", json!({"a": 1, "b": 1})).await;
     assert_eq!(unknown["error"]["code"], -32602, "{unknown}");
     assert!(
@@ -166,6 +173,23 @@ async fn bad_requests_get_clear_statuses() {
         .unwrap();
     assert_eq!(resp.status(), 400);
     assert!(resp.text().await.unwrap().contains("invalid JSON-RPC"));
+
+    let mut client = McpClient::connect(&url).await;
+    let ok = client.request("ping", json!({})).await;
+    assert!(ok.get("result").is_some(), "{ok}");
+    let resp = http
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("accept", mcp::ACCEPT)
+        .header("mcp-session-id", client.session.clone().unwrap())
+        .header("mcp-protocol-version", "1999-01-01")
+        .body(r#"{"jsonrpc":"2.0","id":5,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("MCP-Protocol-Version"));
+    assert_eq!(client.delete().await.status(), 200);
 
     let resp = http.put(&url).send().await.unwrap();
     assert_eq!(resp.status(), 405);
@@ -491,7 +515,7 @@ async fn a_bad_mcp_settings_value_is_rejected_with_its_location() {
         port,
         &["one"],
         "",
-        "config:\n  mcp: {sessionTtl: soon, maxSessions: 0}\n",
+        "config:\n  mcp: {sessionTtl: soon, maxSessions: 0, maxChildren: 0}\n",
     );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("mcp.yaml");
@@ -508,7 +532,10 @@ async fn a_bad_mcp_settings_value_is_rejected_with_its_location() {
         err.contains("mcp.yaml:2:") && err.contains("sessionTtl"),
         "{err}"
     );
-    assert!(err.contains("maxSessions"), "{err}");
+    assert!(
+        err.contains("maxSessions") && err.contains("maxChildren"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -603,4 +630,38 @@ async fn remote_targets_over_streamable_http_and_legacy_sse() {
     let b_sessions = b.admin_json("/api/mcp/sessions").await;
     assert_eq!(b_sessions["sessions"][0]["targets"][0]["kind"], "mcp");
     assert_eq!(b_sessions["sessions"][0]["targets"][1]["kind"], "sse");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_call_does_not_keep_its_session_busy() {
+    let port = free_port();
+    let proxy = Proxy::start(&mcp::config(port, &["one"], "", "")).await;
+    let mut c = McpClient::connect(&proxy.url(port, "/mcp")).await;
+    let mut slow = McpClient::new(&proxy.url(port, "/mcp"));
+    slow.session = c.session.clone();
+    let call = tokio::spawn(async move { slow.call("sleep", json!({"ms": 20_000})).await });
+    let in_flight = || async {
+        proxy.admin_json("/api/mcp/sessions").await["sessions"][0]["inFlight"]
+            .as_u64()
+            .unwrap_or(99)
+    };
+    eventually(Duration::from_secs(5), || async {
+        match in_flight().await {
+            1 => Ok(()),
+            n => Err(format!("inFlight {n}")),
+        }
+    })
+    .await;
+    call.abort(); // the client gives up: its connection closes
+    eventually(Duration::from_secs(5), || async {
+        match in_flight().await {
+            0 => Ok(()),
+            n => Err(format!("inFlight {n} after the client left")),
+        }
+    })
+    .await;
+    assert_eq!(
+        c.call_text("echo", json!({"text": "still"})).await,
+        "one: still"
+    );
 }
