@@ -276,74 +276,52 @@ impl Session {
             )),
             ClientRequest::ListToolsRequest(_) => {
                 obs.request("tools/list", "tool", None, None);
-                let lists = self
-                    .fan_out(obs, |peer| async move { peer.list_all_tools().await })
+                let tools = self
+                    .merged(
+                        obs,
+                        |p| async move { p.list_all_tools().await },
+                        |t, x| x.name = self.naming.name(t, &x.name).into(),
+                    )
                     .await?;
-                let tools = lists
-                    .into_iter()
-                    .flat_map(|(target, tools)| {
-                        tools.into_iter().map(move |mut t| {
-                            t.name = self.naming.name(target, &t.name).into();
-                            t
-                        })
-                    })
-                    .collect();
                 Ok(ServerResult::ListToolsResult(
                     ListToolsResult::with_all_items(tools),
                 ))
             }
             ClientRequest::ListPromptsRequest(_) => {
                 obs.request("prompts/list", "prompt", None, None);
-                let lists = self
-                    .fan_out(obs, |peer| async move { peer.list_all_prompts().await })
+                let prompts = self
+                    .merged(
+                        obs,
+                        |p| async move { p.list_all_prompts().await },
+                        |t, x| x.name = self.naming.name(t, &x.name),
+                    )
                     .await?;
-                let prompts = lists
-                    .into_iter()
-                    .flat_map(|(target, prompts)| {
-                        prompts.into_iter().map(move |mut p| {
-                            p.name = self.naming.name(target, &p.name);
-                            p
-                        })
-                    })
-                    .collect();
                 Ok(ServerResult::ListPromptsResult(
                     ListPromptsResult::with_all_items(prompts),
                 ))
             }
             ClientRequest::ListResourcesRequest(_) => {
                 obs.request("resources/list", "resource", None, None);
-                let lists = self
-                    .fan_out(obs, |peer| async move { peer.list_all_resources().await })
+                let resources = self
+                    .merged(
+                        obs,
+                        |p| async move { p.list_all_resources().await },
+                        |t, x| x.uri = self.naming.uri(t, &x.uri),
+                    )
                     .await?;
-                let resources = lists
-                    .into_iter()
-                    .flat_map(|(target, resources)| {
-                        resources.into_iter().map(move |mut r| {
-                            r.uri = self.naming.uri(target, &r.uri);
-                            r
-                        })
-                    })
-                    .collect();
                 Ok(ServerResult::ListResourcesResult(
                     ListResourcesResult::with_all_items(resources),
                 ))
             }
             ClientRequest::ListResourceTemplatesRequest(_) => {
                 obs.request("resources/templates/list", "templates", None, None);
-                let lists = self
-                    .fan_out(obs, |peer| async move {
-                        peer.list_all_resource_templates().await
-                    })
+                let templates = self
+                    .merged(
+                        obs,
+                        |p| async move { p.list_all_resource_templates().await },
+                        |t, x| x.uri_template = self.naming.uri(t, &x.uri_template),
+                    )
                     .await?;
-                let templates = lists
-                    .into_iter()
-                    .flat_map(|(target, templates)| {
-                        templates.into_iter().map(move |mut t| {
-                            t.uri_template = self.naming.uri(target, &t.uri_template);
-                            t
-                        })
-                    })
-                    .collect();
                 Ok(ServerResult::ListResourceTemplatesResult(
                     ListResourceTemplatesResult::with_all_items(templates),
                 ))
@@ -521,6 +499,28 @@ impl Session {
             );
         }
         result
+    }
+
+    /// Every target's whole list, each item renamed for its target by `rename`.
+    async fn merged<T, F, Fut>(
+        &self,
+        obs: &Observer,
+        list: F,
+        rename: impl Fn(&str, &mut T),
+    ) -> Result<Vec<T>, ErrorData>
+    where
+        F: Fn(rmcp::Peer<rmcp::RoleClient>) -> Fut,
+        Fut: std::future::Future<Output = Result<Vec<T>, ServiceError>>,
+    {
+        let lists = self.fan_out(obs, list).await?;
+        let mut all = Vec::new();
+        for (target, items) in lists {
+            all.extend(items.into_iter().map(|mut item| {
+                rename(target, &mut item);
+                item
+            }));
+        }
+        Ok(all)
     }
 
     /// Runs `call` on every target; failed targets are skipped (fail-open) or fail the call.
