@@ -47,6 +47,37 @@ struct Outcome {
     local: bool,
 }
 
+/// Reports a request whose client left before its response head (the request's future is
+/// dropped): status 499, reason `ClientClosed`, with the labels the phases had found.
+struct Pending<'a> {
+    runtime: &'a Runtime,
+    record: &'a RequestRecord,
+    gateway: &'a str,
+    out: Outcome,
+    answered: bool,
+}
+
+impl Drop for Pending<'_> {
+    fn drop(&mut self) {
+        if self.answered {
+            return;
+        }
+        let labels = &self.out.labels;
+        self.runtime.telemetry.finish(
+            self.record,
+            &telemetry::Outcome {
+                status: 499,
+                reason: "ClientClosed",
+                gateway: self.gateway,
+                bind: labels.bind.as_deref(),
+                listener: labels.listener.as_deref(),
+                route: labels.route.as_deref(),
+                backend: labels.backend.as_deref(),
+            },
+        );
+    }
+}
+
 /// Serves one downstream request on `port`.
 pub async fn serve(
     gw: Arc<Gateway>,
@@ -61,11 +92,20 @@ pub async fn serve(
     let telemetry = &runtime.telemetry;
     let traced = telemetry.tracer.as_ref().and_then(|t| t.start(&req));
     let record = Arc::new(RequestRecord::new(&req, peer, telemetry.uses_cel(), traced));
-    let mut out = Outcome::default();
+    let mut pending = Pending {
+        runtime: &runtime,
+        record: &record,
+        gateway: &gw.name,
+        out: Outcome::default(),
+        answered: false,
+    };
     let result = match runtime.ports.get(&port) {
-        Some(table) => handle(&gw, &runtime, table, req, peer, &mut out, &record).await,
+        Some(table) => handle(&gw, &runtime, table, req, peer, &mut pending.out, &record).await,
         None => Err(ProxyError::NoRoute),
     };
+    pending.answered = true;
+    let out = std::mem::take(&mut pending.out);
+    drop(pending);
     let (mut resp, reason) = match result {
         Ok(resp) => (
             resp,

@@ -375,3 +375,43 @@ async fn mcp_calls_are_traced_with_mcp_attributes() {
         "{line}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_leaves_early_is_logged_and_counted_as_499() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let proxy = Proxy::start(&host_config(port, &up.authority(), "")).await;
+    let gave_up = tollgate_tests::http()
+        .get(proxy.url(port, "/slow"))
+        .header("x-fake-delay-ms", "3000")
+        .timeout(std::time::Duration::from_millis(300))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "the client timed out");
+    let line = eventually(std::time::Duration::from_secs(5), || async {
+        proxy
+            .access_log()
+            .lines()
+            .find(|l| l.contains("http.path=/slow"))
+            .map(str::to_string)
+            .ok_or_else(|| "no line for the abandoned request".to_string())
+    })
+    .await;
+    assert!(
+        line.contains("http.status=499")
+            && line.contains("reason=ClientClosed")
+            && line.contains("route=api"),
+        "{line}"
+    );
+    let counted = proxy
+        .metric(
+            "agentgateway_requests_total",
+            &[
+                r#"status="499""#,
+                r#"reason="ClientClosed""#,
+                r#"route="api""#,
+            ],
+        )
+        .await;
+    assert_eq!(counted, 1.0);
+}
