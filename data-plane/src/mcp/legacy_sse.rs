@@ -15,6 +15,9 @@ use super::{McpRequest, Sessions, events};
 use crate::proxy::body::{BoxBody, empty};
 use crate::proxy::error::ProxyError;
 
+/// Requests one legacy SSE session may have in progress (each runs as its own task).
+pub const SSE_CALLS: usize = 64;
+
 pub async fn serve(
     call: McpRequest<'_>,
     parts: request::Parts,
@@ -94,7 +97,13 @@ async fn post(
     let observer = call.observer;
     match message {
         JsonRpcMessage::Request(req) => {
+            let permit = session
+                .sse_calls
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| ProxyError::SessionBusy(SSE_CALLS))?;
             tokio::spawn(async move {
+                let _permit = permit;
                 let id = req.id.clone();
                 let answer = match req.request {
                     ClientRequest::InitializeRequest(init) => {

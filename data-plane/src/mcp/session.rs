@@ -46,6 +46,8 @@ pub struct Session {
     naming: Naming,
     init: OnceLock<InitializeRequestParams>,
     pub outbound: Outbound,
+    /// Bounds the requests a legacy SSE client may have in progress.
+    pub sse_calls: Arc<tokio::sync::Semaphore>,
     created: Instant,
     /// Milliseconds after `created` of the last client message.
     last_used: AtomicU64,
@@ -124,6 +126,7 @@ impl Session {
             naming,
             init: OnceLock::new(),
             outbound,
+            sse_calls: Arc::new(tokio::sync::Semaphore::new(super::legacy_sse::SSE_CALLS)),
             created: Instant::now(),
             last_used: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),

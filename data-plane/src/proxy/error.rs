@@ -49,6 +49,8 @@ pub enum ProxyError {
     },
     #[error("this MCP session already has an open event stream")]
     StreamConflict,
+    #[error("this MCP session already has {0} requests in progress; retry later")]
+    SessionBusy(usize),
 }
 
 impl ProxyError {
@@ -71,6 +73,7 @@ impl ProxyError {
             ProxyError::SessionNotFound(_) => StatusCode::NOT_FOUND,
             ProxyError::McpCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::StreamConflict => StatusCode::CONFLICT,
+            ProxyError::SessionBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -85,7 +88,7 @@ impl ProxyError {
             | ProxyError::MethodNotAllowed(_)
             | ProxyError::SessionNotFound(_)
             | ProxyError::StreamConflict => "InvalidRequest",
-            ProxyError::McpCapacity { .. } => "Overloaded",
+            ProxyError::McpCapacity { .. } | ProxyError::SessionBusy(_) => "Overloaded",
             ProxyError::NoBackend(_) | ProxyError::UpstreamConnect { .. } => "NoHealthyBackend",
             ProxyError::UpstreamTimeout { .. } | ProxyError::RequestTimeout(_) => "Timeout",
             ProxyError::UpstreamProtocol { .. } => "UpstreamFailure",

@@ -665,3 +665,42 @@ async fn an_abandoned_call_does_not_keep_its_session_busy() {
         "one: still"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_legacy_sse_session_has_a_bound_on_requests_in_progress() {
+    let port = free_port();
+    let _proxy = Proxy::start(&mcp::config(port, &["one"], "", "")).await;
+    let mut s = SseSession::open(&format!("http://127.0.0.1:{port}"), "/sse").await;
+    s.send(
+        "initialize",
+        Some(json!({"protocolVersion": "2024-11-05", "capabilities": {},
+            "clientInfo": {"name": "busy", "version": "1"}})),
+    )
+    .await
+    .unwrap();
+    let http = tollgate_tests::http();
+    let mut statuses = Vec::new();
+    for id in 0..70 {
+        let resp = http
+            .post(&s.endpoint)
+            .header("content-type", "application/json")
+            .json(
+                &json!({"jsonrpc": "2.0", "id": 1000 + id, "method": "tools/call",
+                "params": {"name": "sleep", "arguments": {"ms": 3000}}}),
+            )
+            .send()
+            .await
+            .unwrap();
+        statuses.push(resp.status().as_u16());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 202).count(),
+        64,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 503).count(),
+        6,
+        "{statuses:?}"
+    );
+}
