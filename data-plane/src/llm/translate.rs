@@ -25,6 +25,33 @@ fn text_of(content: &Value) -> String {
     }
 }
 
+/// Anthropic content of an OpenAI assistant message: its text, then one `tool_use` per tool
+/// call. Blank arguments become `{}`; `unparsed` says what arguments that are not JSON become.
+fn assistant_blocks(msg: &Value, unparsed: fn(&str) -> Value) -> Vec<Value> {
+    let mut blocks = Vec::new();
+    let text = text_of(msg.get("content").unwrap_or(&Value::Null));
+    if !text.is_empty() {
+        blocks.push(json!({"type": "text", "text": text}));
+    }
+    for call in msg
+        .get("tool_calls")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        let f = &call["function"];
+        let args = f.get("arguments").and_then(Value::as_str).unwrap_or("");
+        let input = if args.trim().is_empty() {
+            json!({})
+        } else {
+            serde_json::from_str(args).unwrap_or_else(|_| unparsed(args))
+        };
+        blocks
+            .push(json!({"type": "tool_use", "id": call["id"], "name": f["name"], "input": input}));
+    }
+    blocks
+}
+
 fn unknown_role(index: usize, role: &str) -> InvalidRequest {
     InvalidRequest(format!("messages[{index}]: unknown role `{role}`"))
 }
@@ -61,26 +88,8 @@ pub fn completions_to_messages(req: &Value, model: &str) -> Result<Value, Invali
                 }
             }
             "assistant" => {
-                let mut blocks = Vec::new();
-                let text = text_of(content);
-                if !text.is_empty() {
-                    blocks.push(json!({"type": "text", "text": text}));
-                }
-                for call in m
-                    .get("tool_calls")
-                    .and_then(Value::as_array)
-                    .into_iter()
-                    .flatten()
-                {
-                    let f = &call["function"];
-                    let args = f.get("arguments").and_then(Value::as_str).unwrap_or("");
-                    let input = if args.trim().is_empty() {
-                        json!({})
-                    } else {
-                        serde_json::from_str(args).unwrap_or_else(|_| Value::String(args.into()))
-                    };
-                    blocks.push(json!({"type": "tool_use", "id": call["id"], "name": f["name"], "input": input}));
-                }
+                // Like agentgateway, arguments that are not JSON travel as a string.
+                let blocks = assistant_blocks(m, |args| Value::String(args.into()));
                 if !blocks.is_empty() {
                     out.push(json!({"role": "assistant", "content": blocks}));
                 }
@@ -383,25 +392,8 @@ pub fn completion_to_messages_response(resp: &Value) -> Result<Value, BadRespons
     let choice = resp
         .pointer("/choices/0")
         .ok_or_else(|| BadResponse("an OpenAI completion without `choices`".into()))?;
-    let msg = &choice["message"];
-    let mut content = Vec::new();
-    if let Some(text) = msg
-        .get("content")
-        .and_then(Value::as_str)
-        .filter(|t| !t.is_empty())
-    {
-        content.push(json!({"type": "text", "text": text}));
-    }
-    for call in msg
-        .get("tool_calls")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-    {
-        let args = call["function"]["arguments"].as_str().unwrap_or("{}");
-        let input = serde_json::from_str(args).unwrap_or_else(|_| json!({}));
-        content.push(json!({"type": "tool_use", "id": call["id"], "name": call["function"]["name"], "input": input}));
-    }
+    // An Anthropic client expects an object: arguments that are not JSON become `{}`.
+    let content = assistant_blocks(&choice["message"], |_| json!({}));
     Ok(json!({
         "id": resp.get("id").cloned().unwrap_or(Value::Null),
         "type": "message",
