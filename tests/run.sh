@@ -9,6 +9,22 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/tollgate-target}"
 # Shared 2-core machines are slow and noisy: give convergence checks more time.
 export TOLLGATE_TEST_PATIENCE="${TOLLGATE_TEST_PATIENCE:-3}"
 
+# The walkthrough's seed configs live in the read-only `shared/` folder beside the project's
+# repository: beside this checkout, or beside the repository it was cloned from.
+if [ -z "${TOLLGATE_SEED_DIR:-}" ]; then
+    for base in .. "$(git config --get remote.origin.url 2>/dev/null)/.."; do
+        if [ -d "$base/shared/seed/configs" ]; then
+            TOLLGATE_SEED_DIR="$(cd "$base/shared/seed/configs" && pwd)"
+            break
+        fi
+    done
+fi
+if [ -z "${TOLLGATE_SEED_DIR:-}" ]; then
+    echo "cannot find the walkthrough's seed configs (../shared/seed/configs); set TOLLGATE_SEED_DIR" >&2
+    exit 1
+fi
+export TOLLGATE_SEED_DIR
+
 echo "== format"
 cargo fmt --all -- --check
 echo "== lint"

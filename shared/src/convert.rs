@@ -741,12 +741,8 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::config::tests::seed;
     use crate::config::{LoadMode, load_str_with};
-
-    fn seed(name: &str) -> String {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/seed/configs/");
-        std::fs::read_to_string(format!("{dir}{name}")).unwrap()
-    }
 
     #[test]
     fn every_seed_config_round_trips_and_secrets_travel_as_references() {

@@ -21,7 +21,8 @@ from mcp.client.sse import sse_client
 from conftest import PATIENCE, free_port, run_tollgate
 
 SERVER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mcp_server.py")
-SEED = os.path.join(os.path.dirname(__file__), "../../../shared/seed/configs/mcp-endpoint.yaml")
+SEED_DIR = os.environ.get("TOLLGATE_SEED_DIR", os.path.join(os.path.dirname(__file__), "../../../shared/seed/configs"))
+SEED = os.path.join(SEED_DIR, "mcp-endpoint.yaml")
 
 
 def target(name):

@@ -112,12 +112,16 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// The read-only `shared/` folder handed to the project, beside the checkout.
+/// The walkthrough's seed configs: `TOLLGATE_SEED_DIR` (which `tests/run.sh` sets), else the
+/// read-only `shared/` folder beside the checkout.
 pub fn seed_configs() -> PathBuf {
-    workspace_root()
-        .parent()
-        .unwrap()
-        .join("shared/seed/configs")
+    match std::env::var_os("TOLLGATE_SEED_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace_root()
+            .parent()
+            .unwrap()
+            .join("shared/seed/configs"),
+    }
 }
 
 /// A seed config with only `hostOverride` added to each `ai` provider, pointing OpenAI

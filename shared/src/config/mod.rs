@@ -111,4 +111,4 @@ pub fn load_str_with(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

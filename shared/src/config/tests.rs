@@ -10,9 +10,19 @@ fn env() -> HashMap<String, String> {
     ])
 }
 
-fn seed(name: &str) -> String {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/seed/configs/");
-    std::fs::read_to_string(format!("{dir}{name}")).unwrap()
+/// A walkthrough seed config: from `TOLLGATE_SEED_DIR` (which `tests/run.sh` sets), else from
+/// the `shared/` folder beside the checkout.
+pub(crate) fn seed(name: &str) -> String {
+    let dir = std::env::var("TOLLGATE_SEED_DIR").unwrap_or_else(|_| {
+        concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/seed/configs").to_string()
+    });
+    let path = std::path::Path::new(&dir).join(name);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "seed config {}: {e} (set TOLLGATE_SEED_DIR)",
+            path.display()
+        )
+    })
 }
 
 fn errors(text: &str) -> Vec<ConfigError> {

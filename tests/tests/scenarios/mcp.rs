@@ -549,7 +549,7 @@ async fn sessions_survive_control_plane_pushes_and_are_reported() {
     let cp = ControlPlane::start(&[("mcp.yaml", &config)]).await;
     let url = cp.url();
     let proxy = Proxy::spawn(ProxyOptions {
-        ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 7)),
+        ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 31)),
         control_plane: Some((&url, "mcp")),
         ..Default::default()
     });

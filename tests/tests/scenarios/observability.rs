@@ -32,7 +32,7 @@ async fn the_walkthrough_observability_config_traces_logs_and_labels() {
     );
     let proxy = Proxy::spawn(ProxyOptions {
         config: &config,
-        ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 22)),
+        ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 30)),
         env: vec![("ANTHROPIC_API_KEY", "sk-ant-obs")],
         ..Default::default()
     });
