@@ -7,14 +7,13 @@
 //! reload keeps the level of every bucket whose identity remains.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use quanta::{Clock, Instant};
-
 use serde::Serialize;
 use tollgate_shared::config::model::{RateLimit, RateLimitKind};
+
+use crate::clock::{self, Clock, Instant};
 
 /// Who a bucket belongs to: stable across reloads while the config keeps it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
@@ -28,15 +27,10 @@ pub struct BucketKey {
     pub kind: RateLimitKind,
 }
 
-/// A TSC-based clock: reading it costs a few nanoseconds, a fraction of `Instant::now()`.
-fn clock() -> &'static Clock {
-    static CLOCK: OnceLock<Clock> = OnceLock::new();
-    CLOCK.get_or_init(Clock::new)
-}
-
 pub struct Bucket {
     pub key: BucketKey,
     pub limit: RateLimit,
+    clock: Clock,
     origin: Instant,
     /// High 32 bits: refills applied so far; low 32 bits: tokens left.
     state: AtomicU64,
@@ -112,11 +106,17 @@ pub fn admit_tokens(buckets: &[Arc<Bucket>]) -> Result<(), Level> {
 impl Bucket {
     /// A bucket that starts with `tokens` (clamped to its maximum).
     pub fn new(key: BucketKey, limit: RateLimit, tokens: u64) -> Bucket {
+        Bucket::with_clock(key, limit, tokens, clock::system())
+    }
+
+    /// [`Bucket::new`] on a given clock (a mock one in tests).
+    pub fn with_clock(key: BucketKey, limit: RateLimit, tokens: u64, clock: Clock) -> Bucket {
         let tokens = tokens.min(limit.max_tokens);
         Bucket {
             key,
             limit,
-            origin: clock().now(),
+            origin: clock.now(),
+            clock,
             state: AtomicU64::new(pack(0, tokens)),
         }
     }
@@ -144,7 +144,7 @@ impl Bucket {
 
     /// CAS loop: `change` maps tokens to new tokens, or `None` to refuse.
     fn update(&self, change: impl Fn(u64) -> Option<u64>) -> Result<u64, u64> {
-        let now = clock().now();
+        let now = self.clock.now();
         let mut current = self.state.load(Ordering::Acquire);
         loop {
             let (epoch, tokens) = self.refilled(current, now);
@@ -185,7 +185,7 @@ impl Bucket {
     }
 
     pub fn level(&self) -> Level {
-        let now = clock().now();
+        let now = self.clock.now();
         let (epoch, tokens) = self.refilled(self.state.load(Ordering::Acquire), now);
         let interval = self.limit.fill_interval;
         let next = self.origin + interval.saturating_mul((epoch + 1) as u32);
@@ -279,21 +279,42 @@ mod tests {
 
     #[test]
     fn starts_full_and_refills_per_whole_interval() {
-        let b = Bucket::new(key(), limit(3, 2, Duration::from_millis(200)), 3);
+        let (clock, time) = Clock::mock();
+        let b = Bucket::with_clock(key(), limit(3, 2, Duration::from_millis(200)), 3, clock);
         assert!(b.try_take(3));
         assert!(!b.try_take(1));
-        std::thread::sleep(Duration::from_millis(120));
+        time.increment(Duration::from_millis(199));
         assert!(!b.try_take(1), "no refill before a whole interval");
-        std::thread::sleep(Duration::from_millis(120));
+        assert_eq!(b.level().reset_secs, 1, "a part of a second rounds up");
+        time.increment(Duration::from_millis(1));
         assert!(b.try_take(2));
         assert!(!b.try_take(1));
-        std::thread::sleep(Duration::from_millis(450));
+        time.increment(Duration::from_millis(450));
         assert_eq!(b.level().remaining, 3, "capped at maxTokens");
     }
 
     #[test]
+    fn refills_count_from_creation_not_from_the_last_take() {
+        let (clock, time) = Clock::mock();
+        let b = Bucket::with_clock(key(), limit(2, 1, Duration::from_secs(10)), 2, clock);
+        time.increment(Duration::from_secs(9));
+        assert!(b.try_take(2));
+        assert_eq!(b.level().reset_secs, 1);
+        time.increment(Duration::from_secs(1));
+        assert_eq!(
+            b.level().remaining,
+            1,
+            "the interval that began at creation ended"
+        );
+        time.increment(Duration::from_secs(25));
+        assert_eq!(b.level().remaining, 2);
+        assert_eq!(b.level().reset_secs, 5);
+    }
+
+    #[test]
     fn debit_floors_at_zero_and_give_back_caps() {
-        let b = Bucket::new(key(), limit(10, 1, Duration::from_secs(60)), 10);
+        let (clock, _time) = Clock::mock();
+        let b = Bucket::with_clock(key(), limit(10, 1, Duration::from_secs(60)), 10, clock);
         b.debit(25);
         assert_eq!(b.level().remaining, 0);
         b.give_back(50);

@@ -5,20 +5,15 @@
 //! ejected for 10 s, doubling on each repeat up to 5 min, so later requests skip it even
 //! without a health policy (DESIGN §5, beyond agentgateway).
 
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tollgate_shared::config::model::{AiBackend, AiProvider};
 
+use crate::clock::{self, Clock, Instant};
+
 pub const BASE_EJECTION: Duration = Duration::from_secs(10);
 pub const MAX_EJECTION: Duration = Duration::from_secs(300);
-
-/// Milliseconds since the process started: a cheap monotonic clock for atomics.
-fn now_ms() -> u64 {
-    static START: OnceLock<Instant> = OnceLock::new();
-    START.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
 
 pub struct ProviderState {
     pub provider: AiProvider,
@@ -39,10 +34,18 @@ pub type ProviderId = (usize, usize);
 
 pub struct ProviderPool {
     pub tiers: Vec<Vec<ProviderState>>,
+    clock: Clock,
+    /// Ejection deadlines are milliseconds since this instant, so that they fit in atomics.
+    origin: Instant,
 }
 
 impl ProviderPool {
     pub fn new(backend: &AiBackend) -> ProviderPool {
+        ProviderPool::with_clock(backend, clock::system())
+    }
+
+    /// [`ProviderPool::new`] on a given clock (a mock one in tests).
+    pub fn with_clock(backend: &AiBackend, clock: Clock) -> ProviderPool {
         let tiers = backend
             .groups
             .iter()
@@ -57,7 +60,18 @@ impl ProviderPool {
                     .collect()
             })
             .collect();
-        ProviderPool { tiers }
+        ProviderPool {
+            tiers,
+            origin: clock.now(),
+            clock,
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock
+            .now()
+            .saturating_duration_since(self.origin)
+            .as_millis() as u64
     }
 
     pub fn get(&self, id: ProviderId) -> &ProviderState {
@@ -70,7 +84,7 @@ impl ProviderPool {
 
     /// The next provider for a request that already tried `tried`; `None` when all were tried.
     pub fn choose(&self, tried: &[ProviderId]) -> Option<ProviderId> {
-        let now = now_ms();
+        let now = self.now_ms();
         let untried = |t: usize, i: usize| !tried.contains(&(t, i));
         for (t, tier) in self.tiers.iter().enumerate() {
             let best = tier
@@ -98,7 +112,7 @@ impl ProviderPool {
         let n = s.ejections.fetch_add(1, Ordering::Relaxed).min(16);
         let out = BASE_EJECTION.saturating_mul(1 << n).min(MAX_EJECTION);
         s.ejected_until_ms
-            .store(now_ms() + out.as_millis() as u64, Ordering::Relaxed);
+            .store(self.now_ms() + out.as_millis() as u64, Ordering::Relaxed);
         out
     }
 
@@ -134,18 +148,17 @@ mod tests {
         }
     }
 
-    fn pool(tiers: &[&[&str]]) -> ProviderPool {
-        ProviderPool::new(&AiBackend {
-            groups: tiers
-                .iter()
-                .map(|t| t.iter().map(|n| provider(n)).collect())
-                .collect(),
-        })
+    fn pool(tiers: &[&[&str]], clock: Clock) -> ProviderPool {
+        let groups = tiers
+            .iter()
+            .map(|t| t.iter().map(|n| provider(n)).collect())
+            .collect();
+        ProviderPool::with_clock(&AiBackend { groups }, clock)
     }
 
     #[test]
     fn first_tier_first_and_no_repeats() {
-        let p = pool(&[&["a", "b"], &["c"]]);
+        let p = pool(&[&["a", "b"], &["c"]], Clock::mock().0);
         assert_eq!(p.choose(&[]), Some((0, 0)));
         assert_eq!(p.choose(&[(0, 0)]), Some((0, 1)));
         assert_eq!(p.choose(&[(0, 0), (0, 1)]), Some((1, 0)));
@@ -154,7 +167,7 @@ mod tests {
 
     #[test]
     fn ejected_providers_are_skipped_and_backoff_doubles() {
-        let p = pool(&[&["a", "b"]]);
+        let p = pool(&[&["a", "b"]], Clock::mock().0);
         assert_eq!(p.record_failure((0, 0)), Duration::from_secs(10));
         assert_eq!(p.choose(&[]), Some((0, 1)));
         assert_eq!(p.record_failure((0, 0)), Duration::from_secs(20));
@@ -167,8 +180,41 @@ mod tests {
     }
 
     #[test]
+    fn an_ejection_expires_and_a_success_resets_the_backoff() {
+        let (clock, time) = Clock::mock();
+        let p = pool(&[&["a", "b"]], clock);
+        p.record_failure((0, 0));
+        time.increment(BASE_EJECTION - Duration::from_millis(1));
+        assert_eq!(p.choose(&[]), Some((0, 1)), "still ejected");
+        time.increment(Duration::from_millis(1));
+        p.record_success((0, 1), Duration::from_millis(5));
+        p.record_success((0, 0), Duration::from_millis(1));
+        assert_eq!(p.choose(&[]), Some((0, 0)), "back, and the faster one");
+        assert_eq!(
+            p.record_failure((0, 0)),
+            BASE_EJECTION,
+            "success reset the backoff"
+        );
+        time.increment(BASE_EJECTION);
+        assert_eq!(p.record_failure((0, 0)), BASE_EJECTION * 2);
+    }
+
+    #[test]
+    fn among_ejected_providers_the_soonest_back_is_tried() {
+        let (clock, time) = Clock::mock();
+        let p = pool(&[&["a"], &["b"]], clock);
+        p.record_failure((0, 0));
+        p.record_failure((0, 0));
+        time.increment(Duration::from_secs(1));
+        p.record_failure((1, 0));
+        assert_eq!(p.choose(&[]), Some((1, 0)), "b is back in 10 s, a in 19 s");
+        time.increment(BASE_EJECTION);
+        assert_eq!(p.choose(&[]), Some((1, 0)), "b is healthy again");
+    }
+
+    #[test]
     fn lower_latency_wins_inside_a_tier() {
-        let p = pool(&[&["a", "b"]]);
+        let p = pool(&[&["a", "b"]], Clock::mock().0);
         p.record_success((0, 0), Duration::from_millis(50));
         p.record_success((0, 1), Duration::from_millis(5));
         assert_eq!(p.choose(&[]), Some((0, 1)));
