@@ -1,20 +1,13 @@
-//! Watches the gateway files and feeds changes to the store.
-//!
-//! Like the proxy's file source, the directory is watched (editors replace files, Kubernetes
-//! swaps ConfigMap symlinks), events are debounced, and a file is validated again only when
-//! its bytes changed.
+//! Watches the gateway files ([`DirWatch`], as the proxy does) and feeds changes to the
+//! store; a file is validated again only when its bytes changed.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use tollgate_shared::watch::{DirWatch, is_configmap_swap, parent_dir};
 
 use crate::store::Store;
-
-const DEBOUNCE: Duration = Duration::from_millis(250);
-const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 
 /// Where gateways come from.
 #[derive(Debug, Clone)]
@@ -29,11 +22,18 @@ impl Source {
     fn dir(&self) -> &Path {
         match self {
             Source::Dir(d) => d,
-            Source::File(f) => f
-                .parent()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or(Path::new(".")),
+            Source::File(f) => parent_dir(f),
         }
+    }
+
+    /// True for a path whose change may change a gateway: its file, a `*.yaml` in the
+    /// directory, or a ConfigMap swap.
+    fn concerns(&self, path: &Path) -> bool {
+        is_configmap_swap(path)
+            || match self {
+                Source::Dir(_) => path.extension().is_some_and(|x| x == "yaml"),
+                Source::File(f) => path.file_name() == f.file_name(),
+            }
     }
 
     /// (gateway name, file) for every gateway present now.
@@ -89,24 +89,10 @@ pub async fn run(
     store: Arc<Store>,
     mut seen: HashMap<String, Vec<u8>>,
 ) -> anyhow::Result<()> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let mut watcher =
-        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-            Ok(e) if !matches!(e.kind, notify::EventKind::Access(_)) => {
-                let _ = tx.send(());
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!(error = %e, "file watch error"),
-        })?;
-    watcher.watch(source.dir(), RecursiveMode::NonRecursive)?;
-    while rx.recv().await.is_some() {
-        let deadline = tokio::time::Instant::now() + MAX_DEBOUNCE;
-        while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-            if tokio::time::Instant::now() >= deadline {
-                break;
-            }
-        }
+    let filter = source.clone();
+    let mut changes = DirWatch::new(source.dir(), move |p| filter.concerns(p))?;
+    loop {
+        changes.changed().await;
         sync(&source, &store, &mut seen);
     }
-    Ok(())
 }

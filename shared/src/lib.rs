@@ -5,6 +5,7 @@ pub mod config;
 pub mod convert;
 pub mod process;
 pub mod proto;
+pub mod watch;
 
 pub use config::{
     ConfigError, ConfigErrors, Env, LoadMode, ProcessEnv, Snapshot, SnapshotSource, load_file,

@@ -1,21 +1,12 @@
-//! A local config file, watched and reloaded live.
-//!
-//! The parent directory is watched rather than the file, because editors replace files (new
-//! inode) and Kubernetes swaps ConfigMap symlinks; both show up as directory events. Events
-//! are debounced, and a reload happens only when the file's bytes changed.
+//! A local config file, watched ([`DirWatch`]) and reloaded live when its bytes change.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use notify::{RecursiveMode, Watcher};
+use tollgate_shared::watch::{DirWatch, is_configmap_swap, parent_dir};
 use tollgate_shared::{ConfigErrors, ProcessEnv, Snapshot, SnapshotSource, load_str};
 
 use crate::gateway::Gateway;
-
-/// Quiet time after the last file event before reloading.
-const DEBOUNCE: Duration = Duration::from_millis(250);
-const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 
 pub struct FileSource {
     path: PathBuf,
@@ -56,32 +47,14 @@ impl FileSource {
 
     /// Watches the file and applies every valid change until the process ends.
     pub async fn watch(mut self, gw: Arc<Gateway>) -> anyhow::Result<()> {
-        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-        let name = self
-            .path
-            .file_name()
-            .map(|n| n.to_os_string())
-            .unwrap_or_default();
-        let mut watcher =
-            notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-                Ok(event) if concerns(&event, &name) => {
-                    let _ = tx.send(());
-                }
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "file watch error"),
-            })?;
-        watcher.watch(watch_dir(&self.path), RecursiveMode::NonRecursive)?;
-        while rx.recv().await.is_some() {
-            // Quiet for DEBOUNCE, but never wait longer than MAX_DEBOUNCE for a busy writer.
-            let deadline = tokio::time::Instant::now() + MAX_DEBOUNCE;
-            while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, rx.recv()).await {
-                if tokio::time::Instant::now() >= deadline {
-                    break;
-                }
-            }
+        let name = self.path.file_name().map(|n| n.to_os_string());
+        let mut changes = DirWatch::new(parent_dir(&self.path), move |p| {
+            p.file_name() == name.as_deref() || is_configmap_swap(p)
+        })?;
+        loop {
+            changes.changed().await;
             self.reload(&gw);
         }
-        Ok(())
     }
 
     fn reload(&mut self, gw: &Arc<Gateway>) {
@@ -108,22 +81,5 @@ impl FileSource {
                 m.config_synchronized.set(0);
             }
         }
-    }
-}
-
-/// A change to the config file itself, or to a Kubernetes `..data` symlink generation.
-/// Reads (our own included) and other files in the directory are ignored.
-fn concerns(event: &notify::Event, name: &std::ffi::OsStr) -> bool {
-    !matches!(event.kind, notify::EventKind::Access(_))
-        && event.paths.iter().any(|p| {
-            p.file_name()
-                .is_some_and(|f| f == name || f.to_string_lossy().starts_with(".."))
-        })
-}
-
-fn watch_dir(path: &Path) -> &Path {
-    match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
     }
 }
