@@ -11,6 +11,7 @@ use tollgate_data_plane::gateway::Gateway;
 use tollgate_data_plane::metrics::Metrics;
 use tollgate_data_plane::source::control_plane::ControlPlaneSource;
 use tollgate_data_plane::source::file::FileSource;
+use tollgate_data_plane::source::{Outcome, report};
 use tollgate_shared::config::model::{ListenAddr, Settings};
 use tollgate_shared::{ProcessEnv, Snapshot, load_file};
 
@@ -116,12 +117,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let settings = snapshot.config.settings.clone();
             let version = snapshot.version.clone();
             gw.apply(snapshot, source.source())?;
-            metrics.config_synchronized.set(1);
-            metrics
-                .reloads
-                .with_label_values(&["file", "success"])
-                .inc();
-            tracing::info!(%version, "config applied");
+            let outcome = Outcome::Applied { version: &version };
+            report(&metrics, &source.source(), outcome);
             let watch_gw = gw.clone();
             let task = tokio::spawn(async move {
                 if let Err(e) = source.watch(watch_gw).await {

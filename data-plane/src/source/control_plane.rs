@@ -19,6 +19,7 @@ use tollgate_shared::proto::v1::config_stream_client::ConfigStreamClient;
 use tollgate_shared::{ProcessEnv, Snapshot, SnapshotSource};
 
 use crate::gateway::Gateway;
+use crate::source::{Outcome, report};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
@@ -89,6 +90,7 @@ impl ControlPlaneSource {
             .map(|r| r.snapshot.version.clone())
             .unwrap_or_default();
         let version = push.version.clone();
+        let source = SnapshotSource::ControlPlane(self.url.clone());
         let result = (|| -> Result<(), String> {
             let wire = pb::Config::decode(push.config.as_slice())
                 .map_err(|e| format!("malformed snapshot: {e}"))?;
@@ -100,29 +102,26 @@ impl ControlPlaneSource {
                     names.join(", ")
                 )
             })?;
-            let source = SnapshotSource::ControlPlane(self.url.clone());
-            gw.apply(Snapshot::with_version(config, version.clone()), source)
-                .map_err(|e| e.to_string())
+            gw.apply(
+                Snapshot::with_version(config, version.clone()),
+                source.clone(),
+            )
+            .map_err(|e| e.to_string())
         })();
-        let m = &gw.metrics;
         match result {
             Ok(()) => {
-                tracing::info!(%version, "snapshot applied");
-                m.reloads
-                    .with_label_values(&["control-plane", "success"])
-                    .inc();
-                m.config_synchronized.set(1);
+                report(&gw.metrics, &source, Outcome::Applied { version: &version });
                 pb::proxy_message::Kind::Ack(pb::Ack {
                     version,
                     nonce: push.nonce,
                 })
             }
             Err(error) => {
-                tracing::error!(%version, %error, "snapshot rejected; the last good config keeps serving");
-                m.reloads
-                    .with_label_values(&["control-plane", "failure"])
-                    .inc();
-                m.config_synchronized.set(0);
+                let outcome = Outcome::Rejected {
+                    version: Some(&version),
+                    error: &error,
+                };
+                report(&gw.metrics, &source, outcome);
                 pb::proxy_message::Kind::Nack(pb::Nack {
                     version: previous,
                     nonce: push.nonce,

@@ -7,6 +7,7 @@ use tollgate_shared::watch::{DirWatch, is_configmap_swap, parent_dir};
 use tollgate_shared::{ConfigErrors, ProcessEnv, Snapshot, SnapshotSource, load_str};
 
 use crate::gateway::Gateway;
+use crate::source::{Outcome, report};
 
 pub struct FileSource {
     path: PathBuf,
@@ -58,28 +59,24 @@ impl FileSource {
     }
 
     fn reload(&mut self, gw: &Arc<Gateway>) {
-        let result = match self.load() {
+        let source = self.source();
+        let outcome = match self.load() {
             Ok(None) => return,
             Ok(Some(snapshot)) => {
                 let version = snapshot.version.clone();
-                gw.apply(snapshot, self.source())
+                gw.apply(snapshot, source.clone())
                     .map(|()| version)
                     .map_err(|e| e.to_string())
             }
             Err(errors) => Err(errors.to_string()),
         };
-        let m = &gw.metrics;
-        match result {
-            Ok(version) => {
-                tracing::info!(%version, file = %self.path.display(), "config reloaded");
-                m.reloads.with_label_values(&["file", "success"]).inc();
-                m.config_synchronized.set(1);
-            }
-            Err(error) => {
-                tracing::error!(file = %self.path.display(), "config rejected, keeping the last good one:\n{error}");
-                m.reloads.with_label_values(&["file", "failure"]).inc();
-                m.config_synchronized.set(0);
-            }
-        }
+        let outcome = match &outcome {
+            Ok(version) => Outcome::Applied { version },
+            Err(error) => Outcome::Rejected {
+                version: None,
+                error,
+            },
+        };
+        report(&gw.metrics, &source, outcome);
     }
 }
