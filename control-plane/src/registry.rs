@@ -1,10 +1,10 @@
 //! Connected proxies and what each was sent, acknowledged or rejected.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
+use parking_lot::Mutex;
 use serde::Serialize;
 use tollgate_shared::proto::v1 as pb;
 
@@ -70,11 +70,7 @@ pub struct Registry {
 
 impl Registry {
     fn with<R>(&self, id: u64, f: impl FnOnce(&mut ProxyRecord) -> R) -> Option<R> {
-        self.proxies
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get_mut(&id)
-            .map(f)
+        self.proxies.lock().get_mut(&id).map(f)
     }
 
     pub fn register(&self, hello: &pb::Hello, address: String) -> u64 {
@@ -92,18 +88,12 @@ impl Registry {
             buckets: Vec::new(),
             mcp_sessions: 0,
         };
-        self.proxies
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, record);
+        self.proxies.lock().insert(id, record);
         id
     }
 
     pub fn unregister(&self, id: u64) {
-        self.proxies
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id);
+        self.proxies.lock().remove(&id);
     }
 
     pub fn sent(&self, id: u64, version: &str) {
@@ -149,11 +139,6 @@ impl Registry {
     }
 
     pub fn all(&self) -> Vec<ProxyRecord> {
-        self.proxies
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.proxies.lock().values().cloned().collect()
     }
 }

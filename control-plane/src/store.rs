@@ -6,9 +6,10 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::watch;
 use tollgate_shared::config::model::Config;
@@ -64,8 +65,8 @@ impl Store {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Gateway>> {
-        self.gateways.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, BTreeMap<String, Gateway>> {
+        self.gateways.lock()
     }
 
     /// The gateway's snapshots; a proxy may subscribe before its gateway's file exists.

@@ -126,10 +126,15 @@ impl Session {
                 }
                 self.metrics.pushes.inc();
                 self.registry.sent(self.id, &p.version);
+                #[expect(
+                    clippy::disallowed_methods,
+                    reason = "push-to-ack latency is a wall-time metric"
+                )]
+                let at = Instant::now();
                 sent = Some(Sent {
                     version: p.version.clone(),
                     nonce: nonce.to_string(),
-                    at: Instant::now(),
+                    at,
                 });
             }
             tokio::select! {

@@ -10,14 +10,15 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -97,7 +98,7 @@ impl Gateway {
     ) -> Result<(), ApplyError> {
         let drain = snapshot.config.settings.drain_timeout;
         let wanted: Vec<u16> = snapshot.config.binds.iter().map(|b| b.port).collect();
-        let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ports = self.ports.lock();
         // Bind first: the only step that can fail, so a failure leaves everything as it was.
         let mut fresh = Vec::new();
         for port in wanted.iter().filter(|p| !ports.contains_key(p)) {
@@ -165,7 +166,7 @@ impl Gateway {
     /// Stops accepting everywhere and waits (bounded by the drain timeout) for requests to end.
     pub async fn shutdown(&self) {
         let handles: Vec<PortHandle> = {
-            let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+            let mut ports = self.ports.lock();
             ports.drain().map(|(_, h)| h).collect()
         };
         for h in &handles {

@@ -1,7 +1,8 @@
 //! Prometheus metrics with agentgateway's names, so its dashboards and alerts work unchanged.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
+use parking_lot::Mutex;
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -193,14 +194,14 @@ impl Metrics {
 
     /// Metric families left out of `/metrics` (`config.metrics.remove`).
     pub fn set_removed(&self, names: Vec<String>) {
-        *self.removed.lock().unwrap_or_else(|p| p.into_inner()) = names;
+        *self.removed.lock() = names;
     }
 
     /// The request vectors with `extra` labels after the standard ones: the current ones when
     /// their labels match, else new ones (their series restart: a registry cannot change a
     /// metric's labels, so these live in a registry of their own).
     pub fn request_vecs(&self, extra: Vec<String>) -> Arc<RequestVecs> {
-        let mut current = self.request_vecs.lock().unwrap_or_else(|p| p.into_inner());
+        let mut current = self.request_vecs.lock();
         if current.extra != extra {
             *current = Arc::new(RequestVecs::new(extra));
         }
@@ -209,16 +210,8 @@ impl Metrics {
 
     /// The text exposition format.
     pub fn render(&self) -> String {
-        let skip = self
-            .removed
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let requests = self
-            .request_vecs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
+        let skip = self.removed.lock().clone();
+        let requests = self.request_vecs.lock().clone();
         tollgate_shared::process::render(&[&self.registry, &requests.registry], &skip)
     }
 }

@@ -7,9 +7,10 @@
 //! reload keeps the level of every bucket whose identity remains.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 
+use parking_lot::Mutex;
 use serde::Serialize;
 use tollgate_shared::config::model::{RateLimit, RateLimitKind};
 
@@ -214,7 +215,7 @@ impl RateLimits {
         limit: &RateLimit,
         seen: &mut Vec<BucketKey>,
     ) -> Arc<Bucket> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = self.buckets.lock();
         seen.push(key.clone());
         match buckets.get(&key) {
             Some(b) if b.limit == *limit => b.clone(),
@@ -234,13 +235,13 @@ impl RateLimits {
 
     /// Drops the buckets whose identity left the config.
     pub fn retain(&self, seen: &[BucketKey]) {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let mut buckets = self.buckets.lock();
         buckets.retain(|k, _| seen.contains(k));
     }
 
     /// All buckets, sorted by identity.
     pub fn all(&self) -> Vec<Arc<Bucket>> {
-        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let buckets = self.buckets.lock();
         let mut all: Vec<Arc<Bucket>> = buckets.values().cloned().collect();
         all.sort_by(|a, b| {
             (&a.key.listener, &a.key.route, a.key.position).cmp(&(

@@ -3,8 +3,8 @@
 //! and can be told to fail, to be slow, to answer garbage or to break a stream.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -12,6 +12,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +83,7 @@ impl FakeLlm {
     }
 
     pub fn seen(&self) -> Vec<Seen> {
-        self.inner.seen.lock().unwrap().clone()
+        self.inner.seen.lock().clone()
     }
 
     pub fn knobs(&self) -> &Knobs {
@@ -158,7 +159,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         .uri
         .path_and_query()
         .map_or("/".into(), |p| p.to_string());
-    inner.seen.lock().unwrap().push(Seen {
+    inner.seen.lock().push(Seen {
         path: path.clone(),
         headers: parts.headers.clone(),
         body: body.clone(),

@@ -2,8 +2,8 @@
 //! every span it is sent, so tests can check names, parent links and attributes.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
@@ -14,6 +14,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
+use parking_lot::Mutex;
 
 use crate::eventually;
 
@@ -40,7 +41,7 @@ impl TraceService for Sink {
             .collect();
         self.count.fetch_add(spans.len() as u64, Ordering::Relaxed);
         if self.keep {
-            self.spans.lock().unwrap().extend(spans);
+            self.spans.lock().extend(spans);
         }
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
@@ -87,7 +88,7 @@ impl OtlpSink {
     }
 
     pub fn spans(&self) -> Vec<Span> {
-        self.spans.lock().unwrap().clone()
+        self.spans.lock().clone()
     }
 
     /// Waits until a span satisfies `pred`, and returns it.

@@ -6,7 +6,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -14,6 +14,7 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use parking_lot::Mutex;
 use serde_json::{Value, json};
 
 /// One request as the upstream saw it.
@@ -61,7 +62,7 @@ impl FakeUpstream {
     }
 
     pub fn requests(&self) -> Vec<Recorded> {
-        self.shared.seen.lock().unwrap().clone()
+        self.shared.seen.lock().clone()
     }
 }
 
@@ -80,7 +81,7 @@ async fn handle(State(shared): State<Shared>, req: Request) -> Response {
         .uri
         .path_and_query()
         .map_or("/".to_string(), |p| p.to_string());
-    shared.seen.lock().unwrap().push(Recorded {
+    shared.seen.lock().push(Recorded {
         method: parts.method.to_string(),
         path: path.clone(),
         headers: parts.headers.clone(),

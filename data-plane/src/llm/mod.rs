@@ -62,6 +62,10 @@ struct Plan {
     exchange: Option<Exchange>,
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "attempt latencies (metrics, provider choice) are wall time"
+)]
 pub async fn serve(
     call: AiCall<'_>,
     parts: http::request::Parts,

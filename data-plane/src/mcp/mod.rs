@@ -145,7 +145,7 @@ pub struct Sessions {
     /// Sessions out of the map that still finish in-flight calls; shutdown closes them too.
     retiring: DashMap<Arc<str>, Arc<Session>>,
     /// Makes the limit check and the insert one step.
-    admit: std::sync::Mutex<()>,
+    admit: parking_lot::Mutex<()>,
     /// Cancelled when the proxy shuts down: event streams end, so connections can drain.
     stopping: tokio_util::sync::CancellationToken,
     /// Built on first use: only remote targets need it.
@@ -160,7 +160,7 @@ impl Sessions {
         Sessions {
             map: DashMap::new(),
             retiring: DashMap::new(),
-            admit: std::sync::Mutex::new(()),
+            admit: parking_lot::Mutex::new(()),
             stopping: tokio_util::sync::CancellationToken::new(),
             http: OnceLock::new(),
             settings: ArcSwap::from_pointee(McpSettings::default()),
@@ -184,7 +184,7 @@ impl Sessions {
         backend: &McpBackend,
     ) -> Result<Arc<Session>, ProxyError> {
         let limits = self.settings.load();
-        let _admit = self.admit.lock().unwrap_or_else(|p| p.into_inner());
+        let _admit = self.admit.lock();
         if self.map.len() >= limits.max_sessions as usize {
             return Err(ProxyError::McpCapacity {
                 what: "sessions",

@@ -2,10 +2,11 @@
 //! legacy SSE every answer. They wait here until the client's event stream takes them.
 
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures_util::Stream;
+use parking_lot::Mutex;
 use rmcp::model::{JsonRpcMessage, ServerJsonRpcMessage, ServerNotification};
 use tokio::sync::mpsc;
 
@@ -39,7 +40,7 @@ impl Outbound {
 
     /// The client's event stream, or `None` while another one is open.
     pub fn open_stream(&self) -> Option<OutboundStream> {
-        let rx = self.slot.lock().unwrap_or_else(|p| p.into_inner()).take()?;
+        let rx = self.slot.lock().take()?;
         Some(OutboundStream {
             rx: Some(rx),
             slot: self.slot.clone(),
@@ -67,7 +68,7 @@ impl Stream for OutboundStream {
 impl Drop for OutboundStream {
     fn drop(&mut self) {
         if let Some(rx) = self.rx.take() {
-            *self.slot.lock().unwrap_or_else(|p| p.into_inner()) = Some(rx);
+            *self.slot.lock() = Some(rx);
         }
     }
 }

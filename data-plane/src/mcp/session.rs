@@ -3,7 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use rmcp::model::{
@@ -48,7 +48,7 @@ pub struct Session {
     pub outbound: Outbound,
     /// Bounds the requests a legacy SSE client may have in progress.
     pub sse_calls: Arc<tokio::sync::Semaphore>,
-    created: Instant,
+    created: tokio::time::Instant,
     /// Milliseconds after `created` of the last client message.
     last_used: AtomicU64,
     in_flight: AtomicUsize,
@@ -127,7 +127,7 @@ impl Session {
             init: OnceLock::new(),
             outbound,
             sse_calls: Arc::new(tokio::sync::Semaphore::new(super::legacy_sse::SSE_CALLS)),
-            created: Instant::now(),
+            created: tokio::time::Instant::now(),
             last_used: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
             idle_calls: tokio::sync::Notify::new(),
@@ -467,6 +467,10 @@ impl Session {
             .init
             .get()
             .ok_or_else(|| not_initialized(&target.name))?;
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "a connect's duration is wall time"
+        )]
         let started = std::time::Instant::now();
         let conn = target.connect(init).await.map_err(|e| {
             obs.target_failed(&target.name, &e.to_string());
@@ -567,6 +571,10 @@ impl Session {
                     })
             }
         });
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "a fan-out's duration is wall time"
+        )]
         let started = std::time::Instant::now();
         let results = join_all(calls).await;
         obs.record.add_upstream(started.elapsed());

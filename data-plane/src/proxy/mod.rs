@@ -85,6 +85,10 @@ pub async fn serve(
     port: u16,
     peer: SocketAddr,
 ) -> Response<BoxBody> {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a request's duration is wall time"
+    )]
     let start = Instant::now();
     let Some(runtime) = gw.runtime() else {
         return ProxyError::NoRoute.into_response();

@@ -118,6 +118,10 @@ pub async fn send_to(
         .trace
         .as_ref()
         .map(|t| t.attempt(&method, upstream, req.headers_mut()));
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "an upstream call's duration is wall time"
+    )]
     let started = std::time::Instant::now();
     let call = client.request(req);
     let result = match limits.backend_timeout {

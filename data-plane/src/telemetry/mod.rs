@@ -9,7 +9,7 @@ pub mod log;
 pub mod record;
 pub mod trace;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tollgate_shared::config::model::Settings;
 
@@ -18,6 +18,7 @@ use self::log::AccessLog;
 use self::record::RequestRecord;
 use self::trace::{Exporter, Tracer};
 use crate::metrics::{Metrics, RequestVecs};
+use parking_lot::Mutex;
 
 /// How a request ended, as the response phase knows it.
 pub struct Outcome<'a> {
@@ -55,7 +56,7 @@ impl Sinks {
     /// An exporter for `config`: the current one when it matches, else a new one (the old one
     /// is flushed and stopped on a side thread).
     fn exporter(&self, config: &tollgate_shared::config::model::Tracing) -> Option<Arc<Exporter>> {
-        let mut current = self.exporter.lock().unwrap_or_else(|p| p.into_inner());
+        let mut current = self.exporter.lock();
         if let Some(e) = current.as_ref().filter(|e| e.serves(config)) {
             return Some(e.clone());
         }
@@ -74,15 +75,10 @@ impl Sinks {
 
     /// Flushes spans and log lines; called once on shutdown.
     pub fn shutdown(&self) {
-        if let Some(e) = self
-            .exporter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .take()
-        {
+        if let Some(e) = self.exporter.lock().take() {
             e.shutdown();
         }
-        drop(self.guard.lock().unwrap_or_else(|p| p.into_inner()).take());
+        drop(self.guard.lock().take());
     }
 }
 

@@ -56,6 +56,10 @@ pub struct RequestRecord {
 }
 
 impl RequestRecord {
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "a request's duration is wall time"
+    )]
     pub fn new<B>(
         req: &http::Request<B>,
         peer: SocketAddr,

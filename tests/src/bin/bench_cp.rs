@@ -4,6 +4,7 @@
 //! stream clients (they say hello and ACK every push); after a file write, the time until the
 //! three proxies are SYNCED and until every light client has ACKed the new version. Then the
 //! time `Gateway::apply` takes to swap in a 10,000-route snapshot in process.
+#![expect(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::process::{Child, Command, Stdio};
@@ -72,7 +73,7 @@ async fn light_client(
     channel: tonic::transport::Channel,
     id: usize,
     acked: Arc<AtomicUsize>,
-    target: Arc<std::sync::Mutex<String>>,
+    target: Arc<parking_lot::Mutex<String>>,
 ) {
     let mut client = ConfigStreamClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
     let (tx, rx) = mpsc::channel(4);
@@ -101,7 +102,7 @@ async fn light_client(
                     kind: Some(pb::proxy_message::Kind::Ack(ack)),
                 })
                 .await;
-            if *target.lock().unwrap() == p.version {
+            if *target.lock() == p.version {
                 acked.fetch_add(1, Ordering::Relaxed);
             }
         }
@@ -160,7 +161,7 @@ async fn converge(routes: usize, clients: usize) -> anyhow::Result<(Duration, Du
     }
     let first = first.ok_or_else(|| anyhow::anyhow!("the control plane published nothing"))?;
     let acked = Arc::new(AtomicUsize::new(0));
-    let target = Arc::new(std::sync::Mutex::new(first.clone()));
+    let target = Arc::new(parking_lot::Mutex::new(first.clone()));
     // A hundred streams per connection, like a fleet behind a few load balancers.
     let mut channels = Vec::new();
     for _ in 0..clients.div_ceil(100) {
@@ -188,7 +189,7 @@ async fn converge(routes: usize, clients: usize) -> anyhow::Result<(Duration, Du
         tollgate_shared::Snapshot::new(load_str(&edited, "g.yaml", &tollgate_shared::ProcessEnv)?)
             .version;
     acked.store(0, Ordering::Relaxed);
-    *target.lock().unwrap() = next.clone();
+    *target.lock() = next.clone();
     let start = Instant::now();
     std::fs::write(dir.path().join("g.yaml"), edited)?;
     let (mut real, mut light) = (None, None);

@@ -4,6 +4,7 @@
 //! For 1 and 8 concurrent sessions, three interleaved rounds of SECONDS (default 10) each;
 //! prints calls/s and p50/p99 per path (medians of the rounds), the throughput ratio and the
 //! latency the gateway adds.
+#![expect(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

@@ -1,5 +1,6 @@
 //! `tollgate-bench-ratelimit`: admission checks per second under contention from every core,
 //! Tollgate's lock-free bucket against the `governor` crate (GCRA) as the baseline.
+#![expect(clippy::disallowed_methods, reason = "a benchmark measures wall time")]
 
 use std::num::NonZeroU32;
 use std::sync::Arc;

@@ -31,6 +31,10 @@ async fn edits_in_place_and_by_rename_apply() {
     assert_eq!(upstream_of(&url).await.unwrap(), "a");
     let v1 = proxy.version().await;
 
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the test measures reload latency in wall time"
+    )]
     let written = Instant::now();
     proxy.write_config(&two_routes(port, &a.authority(), &b.authority(), "/new"));
     eventually(Duration::from_secs(5), || async {

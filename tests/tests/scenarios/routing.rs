@@ -146,6 +146,10 @@ async fn sse_flows_event_by_event() {
     let up = FakeUpstream::start("u").await;
     let port = free_port();
     let proxy = Proxy::start(&super::simple_config(port, &up.authority())).await;
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "the test measures a timeout in wall time"
+    )]
     let started = Instant::now();
     let resp = tollgate_tests::get(proxy.url(port, "/sse?events=3&gap_ms=700"))
         .await
