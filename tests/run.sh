@@ -29,6 +29,9 @@ echo "== format"
 cargo fmt --all -- --check
 echo "== lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== dependencies: bans, licenses, sources (deny.toml)"
+command -v cargo-deny >/dev/null || cargo install cargo-deny --locked
+cargo deny check bans licenses sources
 echo "== build (the e2e tests spawn these binaries)"
 cargo build --workspace --bins --locked
 echo "== tests"
