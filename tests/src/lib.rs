@@ -86,6 +86,12 @@ pub fn patience(base: Duration) -> Duration {
     base * factor
 }
 
+/// Waits `base` times the patience factor: only for checks that something does NOT happen,
+/// which have no state to wait on. Anything that does happen is waited on with [`eventually`].
+pub async fn settle(base: Duration) {
+    tokio::time::sleep(patience(base)).await;
+}
+
 /// Retries `check` until it returns `Ok`, for at most `within` (times the patience factor).
 pub async fn eventually<T, F, Fut>(within: Duration, mut check: F) -> T
 where

@@ -182,6 +182,39 @@ impl Proxy {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
+    /// Waits until the log holds `text` more than `before` times, e.g. a line a child wrote
+    /// to its stderr when a call reached it.
+    pub async fn wait_log(&self, text: &str, before: usize) {
+        eventually(Duration::from_secs(10), || async {
+            let log = self.log();
+            if log.matches(text).count() > before {
+                Ok(())
+            } else {
+                Err(format!("`{text}` not logged yet; log:\n{log}"))
+            }
+        })
+        .await
+    }
+
+    /// Waits until the MCP sessions have `calls` calls in flight in all (admin API).
+    pub async fn wait_mcp_in_flight(&self, calls: u64) {
+        eventually(Duration::from_secs(10), || async {
+            let sessions = self.admin_json("/api/mcp/sessions").await;
+            let now: u64 = sessions["sessions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|s| s["inFlight"].as_u64())
+                .sum();
+            if now == calls {
+                Ok(())
+            } else {
+                Err(format!("{now} MCP calls in flight, waiting for {calls}"))
+            }
+        })
+        .await
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id().expect("running")
     }

@@ -64,6 +64,19 @@ impl FakeUpstream {
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.seen.lock().clone()
     }
+
+    /// Waits until a request for `path` arrived (it is recorded before any `x-fake-delay-ms`
+    /// delay, so this means "in flight here").
+    pub async fn wait_request(&self, path: &str) {
+        crate::eventually(Duration::from_secs(10), || async {
+            if self.requests().iter().any(|r| r.path == path) {
+                Ok(())
+            } else {
+                Err(format!("no request for {path} yet"))
+            }
+        })
+        .await
+    }
 }
 
 impl Drop for FakeUpstream {

@@ -59,6 +59,7 @@ impl Fake {
 
     #[tool(description = "Sleeps, then answers")]
     async fn sleep(&self, Parameters(SleepArgs { ms }): Parameters<SleepArgs>) -> String {
+        eprintln!("{} sleeping {ms} ms", self.name);
         tokio::time::sleep(Duration::from_millis(ms)).await;
         format!("slept {ms} ms")
     }

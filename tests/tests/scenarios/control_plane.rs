@@ -200,8 +200,15 @@ async fn snapshots_stream_to_three_proxies() {
     };
     let before = level(&proxies[0]).await;
     assert!(before < 1000, "traffic used the bucket");
+    let lost = "config stream lost";
+    let seen_before: Vec<usize> = proxies
+        .iter()
+        .map(|p| p.log().matches(lost).count())
+        .collect();
     cp.kill().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (p, before) in proxies.iter().zip(seen_before) {
+        p.wait_log(lost, before).await;
+    }
     all_serve(&proxies[..2], port, "v3").await;
     cp.restart().await;
     assert_eq!(gateway_version(&cp).await, v3, "versions survive a restart");
@@ -370,7 +377,7 @@ async fn acks_count_only_with_the_current_nonce() {
     tx.send(reply(pb::proxy_message::Kind::Ack(stale)))
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    tollgate_tests::settle(Duration::from_millis(300)).await;
     assert_eq!(status().await, "STALE", "a stale nonce is ignored");
     let ack = pb::Ack {
         version: push.version.clone(),

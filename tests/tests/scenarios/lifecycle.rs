@@ -32,7 +32,7 @@ async fn sigterm_drains_in_flight_requests_then_exits_0() {
             .send()
             .await
     });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    up.wait_request("/slow").await;
     let status = proxy.terminate().await;
     assert!(status.success(), "exit status {status:?}");
     let resp = slow.await.unwrap().expect("in-flight request completed");

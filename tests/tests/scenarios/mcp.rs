@@ -267,7 +267,7 @@ async fn a_crashed_child_fails_its_calls_and_the_next_call_respawns_it() {
     slow.session = c.session.clone();
     let in_flight =
         tokio::spawn(async move { slow.call("one_sleep", json!({"ms": 20_000})).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.wait_log("one sleeping 20000 ms", 0).await;
     let crash = c.call("one_crash", json!({})).await;
     assert_eq!(crash["error"]["code"], -32603, "{crash}");
     let slow_answer = tokio::time::timeout(Duration::from_secs(10), in_flight)
@@ -392,7 +392,7 @@ async fn a_reload_lets_in_flight_calls_finish_before_closing() {
     let mut c = McpClient::connect(&url).await;
     let pids = child_pids(&proxy).await;
     let call = tokio::spawn(async move { c.call_text("sleep", json!({"ms": 1500})).await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    proxy.wait_mcp_in_flight(1).await;
     let v1 = proxy.version().await;
     proxy.replace_config(&config.replace("args: [one]", "args: [one, v2]"));
     proxy.wait_version_change(&v1).await;
@@ -640,26 +640,9 @@ async fn an_abandoned_call_does_not_keep_its_session_busy() {
     let mut slow = McpClient::new(&proxy.url(port, "/mcp"));
     slow.session = c.session.clone();
     let call = tokio::spawn(async move { slow.call("sleep", json!({"ms": 20_000})).await });
-    let in_flight = || async {
-        proxy.admin_json("/api/mcp/sessions").await["sessions"][0]["inFlight"]
-            .as_u64()
-            .unwrap_or(99)
-    };
-    eventually(Duration::from_secs(5), || async {
-        match in_flight().await {
-            1 => Ok(()),
-            n => Err(format!("inFlight {n}")),
-        }
-    })
-    .await;
+    proxy.wait_mcp_in_flight(1).await;
     call.abort(); // the client gives up: its connection closes
-    eventually(Duration::from_secs(5), || async {
-        match in_flight().await {
-            0 => Ok(()),
-            n => Err(format!("inFlight {n} after the client left")),
-        }
-    })
-    .await;
+    proxy.wait_mcp_in_flight(0).await;
     assert_eq!(
         c.call_text("echo", json!({"text": "still"})).await,
         "one: still"

@@ -267,7 +267,7 @@ async fn access_logs_in_json_with_fields_filter_and_level() {
     assert!(!proxy.access_log().contains("sk-client-secret"));
     assert_eq!(line["route"], "api");
     assert!(line.get("src.addr").is_none(), "removed by fields.remove");
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tollgate_tests::settle(std::time::Duration::from_millis(300)).await;
     assert_eq!(
         proxy.access_log().lines().count(),
         1,
@@ -290,7 +290,7 @@ async fn access_logs_in_json_with_fields_filter_and_level() {
             .status(),
         200
     );
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    tollgate_tests::settle(std::time::Duration::from_millis(300)).await;
     assert_eq!(proxy.access_log(), "");
 }
 

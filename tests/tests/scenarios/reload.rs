@@ -253,7 +253,7 @@ async fn in_flight_requests_finish_on_their_config_and_none_fail_during_reloads(
         let v: serde_json::Value = r.json().await.unwrap();
         v["upstream"].as_str().unwrap().to_string()
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.wait_request("/slow").await;
 
     let (ok, failed) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
