@@ -60,7 +60,7 @@ impl FileSource {
 
     fn reload(&mut self, gw: &Arc<Gateway>) {
         let source = self.source();
-        let outcome = match self.load() {
+        let result = match self.load() {
             Ok(None) => return,
             Ok(Some(snapshot)) => {
                 let version = snapshot.version.clone();
@@ -70,7 +70,7 @@ impl FileSource {
             }
             Err(errors) => Err(errors.to_string()),
         };
-        let outcome = match &outcome {
+        let outcome = match &result {
             Ok(version) => Outcome::Applied { version },
             Err(error) => Outcome::Rejected {
                 version: None,
