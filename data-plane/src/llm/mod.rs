@@ -17,19 +17,19 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyDataStream, BodyExt, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
-use tollgate_shared::config::model::{BackendAuth, RateLimitKind, RouteType};
+use tollgate_shared::config::model::{BackendAuth, Policies, RateLimitKind, RouteType};
 
 use self::failover::{ProviderId, ProviderPool};
 use self::provider::Format;
 use self::stream::Translate;
 use self::translate::InvalidRequest;
 use self::usage::Usage;
+use crate::http::body::{BoxBody, BoxError, full};
+use crate::http::client::{HttpClient, Limits, send_to};
+use crate::http::error::ProxyError;
+use crate::http::strip_hop_by_hop;
 use crate::metrics::Metrics;
-use crate::proxy::body::{BoxBody, full};
-use crate::proxy::error::ProxyError;
-use crate::proxy::upstream::{self, HttpClient, Limits};
 use crate::ratelimit::{self, Bucket};
-use crate::runtime::CompiledRoute;
 use crate::telemetry::record::{LlmFacts, RequestRecord};
 
 /// Largest upstream answer the gateway reads whole (non-streamed LLM responses, errors).
@@ -39,7 +39,10 @@ const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 pub struct AiCall<'a> {
     pub client: &'a HttpClient,
     pub metrics: &'a Arc<Metrics>,
-    pub route: &'a CompiledRoute,
+    /// The route's name, policies and rate-limit buckets.
+    pub route_name: &'a str,
+    pub policies: &'a Policies,
+    pub buckets: &'a [Arc<Bucket>],
     pub pool: &'a ProviderPool,
     pub limits: Limits,
     pub record: &'a Arc<RequestRecord>,
@@ -69,7 +72,7 @@ pub async fn serve(
 ) -> Result<Served, ProxyError> {
     let path = parts.uri.path();
     let pq = parts.uri.path_and_query().map_or(path, |p| p.as_str());
-    let retry = call.route.policies.retry.as_ref();
+    let retry = call.policies.retry.as_ref();
     let attempts = retry.map_or(1, |r| r.attempts);
     let mut parsed: Option<Value> = None;
     let mut tried: Vec<ProviderId> = Vec::new();
@@ -84,7 +87,7 @@ pub async fn serve(
         let kind = provider
             .routes
             .as_ref()
-            .or(call.route.policies.ai_routes.as_ref())
+            .or(call.policies.ai_routes.as_ref())
             .map_or(RouteType::Completions, |m| m.classify(path));
         let plan = match kind {
             RouteType::Models => {
@@ -100,7 +103,7 @@ pub async fn serve(
                 exchange: None,
             },
             RouteType::Completions | RouteType::Messages => {
-                ratelimit::admit_tokens(&call.route.limits).map_err(ProxyError::RateLimited)?;
+                ratelimit::admit_tokens(call.buckets).map_err(ProxyError::RateLimited)?;
                 let client = if kind == RouteType::Messages {
                     Format::Anthropic
                 } else {
@@ -133,8 +136,7 @@ pub async fn serve(
                     formats: Some((client, upstream)),
                     exchange: Some(Exchange {
                         buckets: call
-                            .route
-                            .limits
+                            .buckets
                             .iter()
                             .filter(|b| b.limit.kind == RateLimitKind::Tokens)
                             .cloned()
@@ -166,10 +168,10 @@ pub async fn serve(
         let auth = provider
             .backend_auth
             .as_ref()
-            .or(call.route.policies.backend_auth.as_ref());
+            .or(call.policies.backend_auth.as_ref());
         let request = upstream_request(&parts, provider, auth, &plan, attempt)?;
         let started = Instant::now();
-        match upstream::send_to(
+        match send_to(
             call.client,
             &provider.name,
             request,
@@ -208,7 +210,7 @@ pub async fn serve(
             }
         }
     }
-    Err(last_error.unwrap_or_else(|| ProxyError::NoBackend(call.route.name.to_string())))
+    Err(last_error.unwrap_or_else(|| ProxyError::NoBackend(call.route_name.to_string())))
 }
 
 fn parse(body: &[u8]) -> Result<Value, ProxyError> {
@@ -332,7 +334,7 @@ async fn respond(
     provider: &str,
 ) -> Result<Response<BoxBody>, ProxyError> {
     let (mut parts, body) = resp.into_parts();
-    upstream::strip_hop_by_hop(&mut parts.headers);
+    strip_hop_by_hop(&mut parts.headers);
     parts.version = http::Version::default();
     let Some((client, upstream_format)) = plan.formats else {
         return Ok(Response::from_parts(
@@ -529,7 +531,7 @@ fn translated_stream(
             return None;
         }
         let chunk = s.flush();
-        Some((Ok::<_, crate::proxy::body::BoxError>(Frame::data(chunk)), s))
+        Some((Ok::<_, BoxError>(Frame::data(chunk)), s))
     });
     BoxBody::new(StreamBody::new(frames))
 }

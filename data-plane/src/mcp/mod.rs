@@ -21,14 +21,14 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use http::{Response, request};
-use hyper::body::Incoming;
 use serde_json::json;
 use tollgate_shared::config::model::{McpBackend, McpSettings, McpTargetKind};
 
 use self::session::{Session, TransportKind};
+use crate::http::RequestBody;
+use crate::http::body::BoxBody;
+use crate::http::error::ProxyError;
 use crate::metrics::Metrics;
-use crate::proxy::body::BoxBody;
-use crate::proxy::error::ProxyError;
 use crate::runtime::{Runtime, Target};
 use crate::telemetry::record::{McpFacts, RequestRecord};
 
@@ -404,7 +404,7 @@ pub struct McpRequest<'a> {
 pub async fn serve(
     call: McpRequest<'_>,
     parts: request::Parts,
-    body: Incoming,
+    body: impl RequestBody,
 ) -> Result<Response<BoxBody>, ProxyError> {
     if parts.uri.path().rsplit('/').next() == Some("sse") {
         legacy_sse::serve(call, parts, body).await

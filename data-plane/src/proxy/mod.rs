@@ -4,9 +4,7 @@
 //! backendAuth -> LLM processing -> upstream call (timeouts, retries) -> response headers ->
 //! metrics (and token debits) when the body ends.
 
-pub mod body;
 pub mod cors;
-pub mod error;
 pub mod rewrite;
 pub mod route;
 pub mod upstream;
@@ -15,16 +13,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
-use self::body::{BoxBody, ObservedBody};
-use self::error::ProxyError;
-use self::upstream::{Limits, OutBody};
-use crate::gateway::Gateway;
+use self::upstream::OutBody;
+use crate::http::body::{BoxBody, ObservedBody};
+use crate::http::client::Limits;
+use crate::http::error::ProxyError;
+use crate::http::{RequestBody, read_body, strip_hop_by_hop};
 use crate::runtime::{CompiledRoute, PortTable, Runtime, Target};
+use crate::services::Services;
 use crate::telemetry::{self, record::RequestRecord};
 use crate::{llm, mcp, ratelimit};
 
@@ -80,13 +78,13 @@ impl Drop for Pending<'_> {
 
 /// Serves one downstream request on `port`.
 pub async fn serve(
-    gw: Arc<Gateway>,
-    req: Request<Incoming>,
+    services: &Services,
+    req: Request<impl RequestBody>,
     port: u16,
     peer: SocketAddr,
 ) -> Response<BoxBody> {
     let start = Instant::now();
-    let Some(runtime) = gw.runtime() else {
+    let Some(runtime) = services.runtime() else {
         return ProxyError::NoRoute.into_response();
     };
     let telemetry = &runtime.telemetry;
@@ -95,12 +93,23 @@ pub async fn serve(
     let mut pending = Pending {
         runtime: &runtime,
         record: &record,
-        gateway: &gw.name,
+        gateway: &services.name,
         out: Outcome::default(),
         answered: false,
     };
     let result = match runtime.ports.get(&port) {
-        Some(table) => handle(&gw, &runtime, table, req, peer, &mut pending.out, &record).await,
+        Some(table) => {
+            handle(
+                services,
+                &runtime,
+                table,
+                req,
+                peer,
+                &mut pending.out,
+                &record,
+            )
+            .await
+        }
         None => Err(ProxyError::NoRoute),
     };
     pending.answered = true;
@@ -141,18 +150,19 @@ pub async fn serve(
     let labels = out.labels;
     if record.attempts() > 0 {
         let overhead = start.elapsed().saturating_sub(record.upstream_time());
-        gw.metrics
+        services
+            .metrics
             .overhead
             .with_label_values(&[
                 labels.bind.as_deref().unwrap_or("unknown"),
-                &gw.name,
+                &services.name,
                 labels.listener.as_deref().unwrap_or("unknown"),
                 labels.route.as_deref().unwrap_or("unknown"),
             ])
             .observe(overhead.as_secs_f64());
     }
     let status = resp.status().as_u16();
-    let gateway = gw.name.clone();
+    let gateway = services.name.clone();
     resp.map(move |b| {
         BoxBody::new(ObservedBody::new(b, move || {
             runtime.telemetry.finish(
@@ -172,10 +182,10 @@ pub async fn serve(
 }
 
 async fn handle(
-    gw: &Gateway,
+    services: &Services,
     rt: &Runtime,
     table: &PortTable,
-    req: Request<Incoming>,
+    req: Request<impl RequestBody>,
     peer: SocketAddr,
     out: &mut Outcome,
     record: &Arc<RequestRecord>,
@@ -228,7 +238,7 @@ async fn handle(
     if let Some(m) = &policies.request_header_modifier {
         rewrite::modify_headers(m, &mut parts.headers);
     }
-    upstream::strip_hop_by_hop(&mut parts.headers);
+    strip_hop_by_hop(&mut parts.headers);
     append_forwarded_for(&mut parts.headers, peer);
 
     // Phase: backend selection.
@@ -242,12 +252,12 @@ async fn handle(
     let retry_labels = |backend: &str| {
         let values = [
             table.bind_label.as_ref(),
-            gw.name.as_ref(),
+            services.name.as_ref(),
             selected.listener.name.as_ref(),
             route.name.as_ref(),
             backend,
         ];
-        gw.metrics.retries.with_label_values(&values).inc();
+        services.metrics.retries.with_label_values(&values).inc();
     };
     let call = async {
         match &route.backends[index].target {
@@ -261,7 +271,7 @@ async fn handle(
                 // Phase: upstream call.
                 let body = out_body(body, declared, max_body, policies.retry.is_some()).await?;
                 let (index, resp) = upstream::call_with_retries(
-                    &gw.client,
+                    &services.client,
                     route,
                     &parts,
                     body,
@@ -272,7 +282,7 @@ async fn handle(
                 .await?;
                 // Phase: response.
                 let (mut rparts, rbody) = resp.into_parts();
-                upstream::strip_hop_by_hop(&mut rparts.headers);
+                strip_hop_by_hop(&mut rparts.headers);
                 // The downstream connection has its own HTTP version.
                 rparts.version = http::Version::default();
                 let resp = Response::from_parts(rparts, rbody.map_err(Into::into).boxed_unsync());
@@ -281,9 +291,11 @@ async fn handle(
             Target::Ai(pool) => {
                 let body = read_body(body, max_body).await?;
                 let call = llm::AiCall {
-                    client: &gw.client,
-                    metrics: &gw.metrics,
-                    route,
+                    client: &services.client,
+                    metrics: &services.metrics,
+                    route_name: &route.name,
+                    policies,
+                    buckets: &route.limits,
                     pool,
                     limits,
                     record,
@@ -297,12 +309,12 @@ async fn handle(
             }
             Target::Mcp(backend) => {
                 let call = mcp::McpRequest {
-                    sessions: &gw.mcp,
+                    sessions: &services.mcp,
                     backend,
                     observer: mcp::Observer {
-                        metrics: gw.metrics.clone(),
+                        metrics: services.metrics.clone(),
                         bind: table.bind_label.clone(),
-                        gateway: gw.name.clone(),
+                        gateway: services.name.clone(),
                         route: mcp::RouteKey {
                             port: table.port,
                             listener: selected.listener.name.clone(),
@@ -331,24 +343,9 @@ async fn handle(
     Ok(resp)
 }
 
-/// Reads a whole request body, at most `max` bytes.
-pub(crate) async fn read_body(body: Incoming, max: u64) -> Result<Bytes, ProxyError> {
-    Limited::new(body, max as usize)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                ProxyError::BodyTooLarge(max)
-            } else {
-                ProxyError::BadRequest(format!("reading the request body failed: {e}"))
-            }
-        })
-}
-
 /// Streams the body through a size limit, or buffers it when a retry may need it again.
 async fn out_body(
-    body: Incoming,
+    body: impl RequestBody,
     declared: Option<u64>,
     max: u64,
     retries: bool,

@@ -126,7 +126,7 @@ mod tests {
         let config: Config = load_str(yaml, "t", &std::collections::HashMap::new()).unwrap();
         let telemetry = crate::telemetry::Telemetry::compile(
             &config.settings,
-            &crate::telemetry::Sinks::new(),
+            &crate::telemetry::Sinks::without_access_log(),
             &crate::metrics::Metrics::new(),
         );
         Runtime::compile(

@@ -104,7 +104,7 @@ impl ControlPlaneSource {
             gw.apply(Snapshot::with_version(config, version.clone()), source)
                 .map_err(|e| e.to_string())
         })();
-        let m = &gw.metrics;
+        let m = &gw.services.metrics;
         match result {
             Ok(()) => {
                 tracing::info!(%version, "snapshot applied");
@@ -139,6 +139,7 @@ fn message(kind: pb::proxy_message::Kind) -> pb::ProxyMessage {
 
 fn status_report(gw: &Gateway) -> pb::Status {
     let buckets = gw
+        .services
         .rate_limits
         .all()
         .iter()
@@ -160,6 +161,6 @@ fn status_report(gw: &Gateway) -> pb::Status {
         .collect();
     pb::Status {
         buckets,
-        mcp_sessions: gw.mcp.len() as u32,
+        mcp_sessions: gw.services.mcp.len() as u32,
     }
 }

@@ -95,7 +95,7 @@ impl FileSource {
             }
             Err(errors) => Err(errors.to_string()),
         };
-        let m = &gw.metrics;
+        let m = &gw.services.metrics;
         match result {
             Ok(version) => {
                 tracing::info!(%version, file = %self.path.display(), "config reloaded");

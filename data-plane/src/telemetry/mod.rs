@@ -32,13 +32,15 @@ pub struct Outcome<'a> {
 
 /// The process-wide pieces that outlive one config: the access-log writer and the exporter.
 pub struct Sinks {
-    writer: tracing_appender::non_blocking::NonBlocking,
+    /// `None`: access logs are not written anywhere (a pipeline embedded in tests).
+    writer: Option<tracing_appender::non_blocking::NonBlocking>,
     guard: Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>,
     exporter: Mutex<Option<Arc<Exporter>>>,
 }
 
 impl Sinks {
-    pub fn new() -> Sinks {
+    /// Access logs go to stdout through a writer thread.
+    pub fn stdout() -> Sinks {
         // Batches lines into few writes; the worker flushes whenever its queue runs empty.
         let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
         // 16k queued lines is a long stall at any rate this proxy serves, in a few hundred KiB.
@@ -46,8 +48,17 @@ impl Sinks {
             .buffered_lines_limit(16 * 1024)
             .finish(stdout);
         Sinks {
-            writer,
+            writer: Some(writer),
             guard: Mutex::new(Some(guard)),
+            exporter: Mutex::new(None),
+        }
+    }
+
+    /// No access-log output and no writer thread; traces are still exported when configured.
+    pub fn without_access_log() -> Sinks {
+        Sinks {
+            writer: None,
+            guard: Mutex::new(None),
             exporter: Mutex::new(None),
         }
     }
@@ -86,12 +97,6 @@ impl Sinks {
     }
 }
 
-impl Default for Sinks {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// An HTTP status as three ASCII digits, without allocating.
 fn itoa_status(code: u16) -> [u8; 3] {
     let c = code.min(999);
@@ -117,7 +122,10 @@ impl Telemetry {
         let request_vecs =
             metrics.request_vecs(metric_fields.names().map(str::to_string).collect());
         Telemetry {
-            log: AccessLog::new(&settings.logging, sinks.writer.clone()),
+            log: sinks
+                .writer
+                .clone()
+                .and_then(|writer| AccessLog::new(&settings.logging, writer)),
             tracer: settings.tracing.as_ref().and_then(|t| {
                 Some(Tracer {
                     exporter: sinks.exporter(t)?,
