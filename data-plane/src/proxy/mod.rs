@@ -7,6 +7,8 @@
 pub mod cors;
 pub mod rewrite;
 pub mod route;
+#[cfg(test)]
+mod tests;
 pub mod upstream;
 
 use std::net::SocketAddr;
