@@ -25,7 +25,7 @@ use crate::http::error::ProxyError;
 use crate::http::{RequestBody, read_body, strip_hop_by_hop};
 use crate::runtime::{CompiledRoute, PortTable, Runtime, Target};
 use crate::services::Services;
-use crate::telemetry::{self, record::RequestRecord};
+use crate::telemetry::{self, Reason, record::RequestRecord};
 use crate::{llm, mcp, ratelimit};
 
 /// Metric labels of one request, filled in as phases learn them.
@@ -67,7 +67,7 @@ impl Drop for Pending<'_> {
             self.record,
             &telemetry::Outcome {
                 status: 499,
-                reason: "ClientClosed",
+                reason: Reason::ClientClosed,
                 gateway: self.gateway,
                 bind: labels.bind.as_deref(),
                 listener: labels.listener.as_deref(),
@@ -121,9 +121,9 @@ pub async fn serve(
         Ok(resp) => (
             resp,
             if out.local {
-                "DirectResponse"
+                Reason::DirectResponse
             } else {
-                "Upstream"
+                Reason::Upstream
             },
         ),
         Err(e) => (e.into_response(), e.reason()),
@@ -133,7 +133,7 @@ pub async fn serve(
     {
         cors::decorate(cors, origin, resp.headers_mut());
     }
-    if reason != "RateLimit"
+    if reason != Reason::RateLimit
         && let Some(level) = out
             .route
             .as_ref()
@@ -141,7 +141,7 @@ pub async fn serve(
     {
         level.write_headers(resp.headers_mut());
     }
-    if reason == "Upstream"
+    if reason == Reason::Upstream
         && let Some(m) = out
             .route
             .as_ref()

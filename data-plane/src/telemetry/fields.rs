@@ -106,7 +106,7 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
     let _ = ctx.add_variable("request", request);
     let _ = ctx.add_variable(
         "response",
-        json!({"code": outcome.status, "reason": outcome.reason}),
+        json!({"code": outcome.status, "reason": outcome.reason.as_str()}),
     );
     let _ = ctx.add_variable(
         "source",

@@ -237,8 +237,8 @@ fn standard_fields(l: &mut Line<'_>, record: &RequestRecord, o: &Outcome<'_>) {
     if attempts > 1 {
         l.num("retry.attempt", u64::from(attempts - 1));
     }
-    if o.reason != "Upstream" && o.reason != "DirectResponse" {
-        l.str("reason", o.reason);
+    if !o.reason.is_answer() {
+        l.str("reason", o.reason.as_str());
     }
     if l.json {
         l.str(

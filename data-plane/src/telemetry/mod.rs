@@ -19,10 +19,48 @@ use self::record::RequestRecord;
 use self::trace::{Exporter, Tracer};
 use crate::metrics::{Metrics, RequestVecs};
 
+/// Why a request ended as it did: the `reason` label of request metrics (agentgateway's
+/// values), the access log's `reason` field and the span's error status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Upstream,
+    DirectResponse,
+    ClientClosed,
+    NotFound,
+    InvalidRequest,
+    Overloaded,
+    NoHealthyBackend,
+    Timeout,
+    UpstreamFailure,
+    RateLimit,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Upstream => "Upstream",
+            Reason::DirectResponse => "DirectResponse",
+            Reason::ClientClosed => "ClientClosed",
+            Reason::NotFound => "NotFound",
+            Reason::InvalidRequest => "InvalidRequest",
+            Reason::Overloaded => "Overloaded",
+            Reason::NoHealthyBackend => "NoHealthyBackend",
+            Reason::Timeout => "Timeout",
+            Reason::UpstreamFailure => "UpstreamFailure",
+            Reason::RateLimit => "RateLimit",
+        }
+    }
+
+    /// Answered as configured, by the upstream or the gateway itself (not a failure).
+    pub fn is_answer(self) -> bool {
+        matches!(self, Reason::Upstream | Reason::DirectResponse)
+    }
+}
+
 /// How a request ended, as the response phase knows it.
 pub struct Outcome<'a> {
     pub status: u16,
-    pub reason: &'a str,
+    pub reason: Reason,
     pub gateway: &'a str,
     pub bind: Option<&'a str>,
     pub listener: Option<&'a str>,
@@ -157,7 +195,7 @@ impl Telemetry {
             o.backend.unwrap_or("unknown"),
             record.method.as_str(),
             std::str::from_utf8(&status).unwrap_or(""),
-            o.reason,
+            o.reason.as_str(),
         ];
         let vecs = &self.request_vecs;
         let elapsed = record.started.elapsed().as_secs_f64();

@@ -187,7 +187,7 @@ impl Tracer {
         attrs.retain(|kv| !self.remove.iter().any(|r| r.as_str() == kv.key.as_str()));
         span.set_attributes(attrs);
         if o.status >= 500 {
-            span.set_status(Status::error(o.reason.to_string()));
+            span.set_status(Status::error(o.reason.as_str()));
         }
         span.end();
     }
