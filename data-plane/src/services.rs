@@ -54,6 +54,7 @@ impl Services {
             snapshot,
             source,
             telemetry,
+            &self.name,
             &mut |listener, route, position, limit| {
                 let key = BucketKey {
                     gateway: self.name.to_string(),

@@ -25,22 +25,14 @@ use crate::http::error::ProxyError;
 use crate::http::{RequestBody, read_body, strip_hop_by_hop};
 use crate::runtime::{CompiledRoute, PortTable, Runtime, Target};
 use crate::services::Services;
-use crate::telemetry::{self, Reason, record::RequestRecord};
+use crate::telemetry::{self, Reason, RequestLabels, record::RequestRecord};
 use crate::{llm, mcp, ratelimit};
 
-/// Metric labels of one request, filled in as phases learn them.
-#[derive(Default)]
-struct Labels {
-    bind: Option<Arc<str>>,
-    listener: Option<Arc<str>>,
-    route: Option<Arc<str>>,
-    backend: Option<Arc<str>>,
-}
-
 /// What the response phase needs from earlier phases.
-#[derive(Default)]
 struct Outcome {
-    labels: Labels,
+    /// The compiled labels of the most specific level reached: runtime, port, then route.
+    labels: Arc<RequestLabels>,
+    backend: Option<Arc<str>>,
     /// The request's `Origin`, when the route's CORS policy allows it.
     cors_origin: Option<HeaderValue>,
     route: Option<Arc<CompiledRoute>>,
@@ -52,27 +44,22 @@ struct Outcome {
 struct Pending<'a> {
     runtime: &'a Runtime,
     record: &'a RequestRecord,
-    gateway: &'a str,
-    out: Outcome,
-    answered: bool,
+    /// Taken once the request is answered.
+    out: Option<Outcome>,
 }
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        if self.answered {
+        let Some(out) = self.out.take() else {
             return;
-        }
-        let labels = &self.out.labels;
+        };
         self.runtime.telemetry.finish(
             self.record,
             &telemetry::Outcome {
                 status: 499,
                 reason: Reason::ClientClosed,
-                gateway: self.gateway,
-                bind: labels.bind.as_deref(),
-                listener: labels.listener.as_deref(),
-                route: labels.route.as_deref(),
-                backend: labels.backend.as_deref(),
+                labels: &out.labels,
+                backend: out.backend.as_deref(),
             },
         );
     }
@@ -95,27 +82,20 @@ pub async fn serve(
     let mut pending = Pending {
         runtime: &runtime,
         record: &record,
-        gateway: &services.name,
-        out: Outcome::default(),
-        answered: false,
+        out: Some(Outcome {
+            labels: runtime.labels.clone(),
+            backend: None,
+            cors_origin: None,
+            route: None,
+            local: false,
+        }),
     };
+    let out = pending.out.as_mut().expect("taken only below");
     let result = match runtime.ports.get(&port) {
-        Some(table) => {
-            handle(
-                services,
-                &runtime,
-                table,
-                req,
-                peer,
-                &mut pending.out,
-                &record,
-            )
-            .await
-        }
+        Some(table) => handle(services, &runtime, table, req, peer, out, &record).await,
         None => Err(ProxyError::NoRoute),
     };
-    pending.answered = true;
-    let out = std::mem::take(&mut pending.out);
+    let out = pending.out.take().expect("taken only here");
     drop(pending);
     let (mut resp, reason) = match result {
         Ok(resp) => (
@@ -149,22 +129,16 @@ pub async fn serve(
     {
         rewrite::modify_headers(m, resp.headers_mut());
     }
-    let labels = out.labels;
+    let (labels, backend) = (out.labels, out.backend);
     if record.attempts() > 0 {
         let overhead = start.elapsed().saturating_sub(record.upstream_time());
         services
             .metrics
             .overhead
-            .with_label_values(&[
-                labels.bind.as_deref().unwrap_or("unknown"),
-                &services.name,
-                labels.listener.as_deref().unwrap_or("unknown"),
-                labels.route.as_deref().unwrap_or("unknown"),
-            ])
+            .with_label_values(&labels.values())
             .observe(overhead.as_secs_f64());
     }
     let status = resp.status().as_u16();
-    let gateway = services.name.clone();
     resp.map(move |b| {
         BoxBody::new(ObservedBody::new(b, move || {
             runtime.telemetry.finish(
@@ -172,11 +146,8 @@ pub async fn serve(
                 &telemetry::Outcome {
                     status,
                     reason,
-                    gateway: &gateway,
-                    bind: labels.bind.as_deref(),
-                    listener: labels.listener.as_deref(),
-                    route: labels.route.as_deref(),
-                    backend: labels.backend.as_deref(),
+                    labels: &labels,
+                    backend: backend.as_deref(),
                 },
             );
         }))
@@ -192,12 +163,11 @@ async fn handle(
     out: &mut Outcome,
     record: &Arc<RequestRecord>,
 ) -> Result<Response<BoxBody>, ProxyError> {
-    out.labels.bind = Some(table.bind_label.clone());
+    out.labels = table.labels.clone();
 
     // Phase: route match.
     let selected = route::select(table, &req).ok_or(ProxyError::NoRoute)?;
-    out.labels.listener = Some(selected.listener.name.clone());
-    out.labels.route = Some(selected.route.name.clone());
+    out.labels = selected.route.labels.clone();
     out.route = Some(selected.route.clone());
     let route = selected.route.as_ref();
     let policies = &route.policies;
@@ -252,13 +222,8 @@ async fn handle(
         max_body_size: max_body,
     };
     let retry_labels = |backend: &str| {
-        let values = [
-            table.bind_label.as_ref(),
-            services.name.as_ref(),
-            selected.listener.name.as_ref(),
-            route.name.as_ref(),
-            backend,
-        ];
+        let [bind, gateway, listener, route] = route.labels.values();
+        let values = [bind, gateway, listener, route, backend];
         services.metrics.retries.with_label_values(&values).inc();
     };
     let call = async {
@@ -315,8 +280,7 @@ async fn handle(
                     backend,
                     observer: mcp::Observer {
                         metrics: services.metrics.clone(),
-                        bind: table.bind_label.clone(),
-                        gateway: services.name.clone(),
+                        labels: route.labels.clone(),
                         route: mcp::RouteKey {
                             port: table.port,
                             listener: selected.listener.name.clone(),
@@ -341,7 +305,7 @@ async fn handle(
             .map_err(|_| ProxyError::RequestTimeout(limit))??,
         None => call.await?,
     };
-    out.labels.backend = Some(backend);
+    out.backend = Some(backend);
     Ok(resp)
 }
 

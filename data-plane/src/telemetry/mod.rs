@@ -57,14 +57,37 @@ impl Reason {
     }
 }
 
+/// The request-metric labels known before the backend, built when a config is compiled:
+/// one set per runtime and per port (for requests no route matched) and one per route, so
+/// requests never assemble them.
+#[derive(Debug)]
+pub struct RequestLabels {
+    pub bind: Option<Arc<str>>,
+    pub gateway: Arc<str>,
+    pub listener: Option<Arc<str>>,
+    pub route: Option<Arc<str>>,
+}
+
+impl RequestLabels {
+    /// bind, gateway, listener and route, `unknown` where the request got no further.
+    pub fn values(&self) -> [&str; 4] {
+        fn known(v: &Option<Arc<str>>) -> &str {
+            v.as_deref().unwrap_or("unknown")
+        }
+        [
+            known(&self.bind),
+            &self.gateway,
+            known(&self.listener),
+            known(&self.route),
+        ]
+    }
+}
+
 /// How a request ended, as the response phase knows it.
 pub struct Outcome<'a> {
     pub status: u16,
     pub reason: Reason,
-    pub gateway: &'a str,
-    pub bind: Option<&'a str>,
-    pub listener: Option<&'a str>,
-    pub route: Option<&'a str>,
+    pub labels: &'a RequestLabels,
     pub backend: Option<&'a str>,
 }
 
@@ -187,11 +210,12 @@ impl Telemetry {
     pub fn finish(&self, record: &RequestRecord, o: &Outcome<'_>) {
         let ctx = self.uses_cel().then(|| fields::context(record, o));
         let status = itoa_status(o.status);
+        let [bind, gateway, listener, route] = o.labels.values();
         let standard = [
-            o.bind.unwrap_or("unknown"),
-            o.gateway,
-            o.listener.unwrap_or("unknown"),
-            o.route.unwrap_or("unknown"),
+            bind,
+            gateway,
+            listener,
+            route,
             o.backend.unwrap_or("unknown"),
             record.method.as_str(),
             std::str::from_utf8(&status).unwrap_or(""),
