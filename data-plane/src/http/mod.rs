@@ -4,6 +4,7 @@
 pub mod body;
 pub mod client;
 pub mod error;
+pub mod retry;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};

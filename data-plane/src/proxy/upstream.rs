@@ -10,6 +10,7 @@ use rand::Rng;
 use crate::http::body::{BoxBody, full};
 use crate::http::client::{HttpClient, Limits, send_to};
 use crate::http::error::ProxyError;
+use crate::http::retry::{self, Attempt};
 use crate::runtime::{CompiledBackend, CompiledRoute, Target};
 use crate::telemetry::record::RequestRecord;
 
@@ -58,51 +59,53 @@ pub async fn call_with_retries(
     record: &RequestRecord,
     on_retry: impl Fn(usize),
 ) -> Result<(usize, Response<Incoming>), ProxyError> {
-    let retry = match &body {
-        OutBody::Replayable(_) => route.policies.retry.as_ref(),
-        OutBody::Stream(_) => None,
+    let (bytes, mut stream, retry) = match body {
+        OutBody::Replayable(b) => (Some(b), None, route.policies.retry.as_ref()),
+        OutBody::Stream(s) => (None, Some(s), None),
     };
-    let attempts = retry.map_or(1, |r| r.attempts);
-    let (bytes, mut stream) = match body {
-        OutBody::Replayable(b) => (Some(b), None),
-        OutBody::Stream(s) => (None, Some(s)),
+    let policy = retry::Policy {
+        retry,
+        route: &route.name,
+        next: || pick_backend(route, |b| matches!(b.target, Target::Host(_))),
+        before_retry: on_retry,
     };
-    let mut attempt = 0;
-    loop {
-        let index = pick_backend(route, |b| matches!(b.target, Target::Host(_)))
-            .ok_or_else(|| ProxyError::NoBackend(route.name.to_string()))?;
-        let Target::Host(authority) = &route.backends[index].target else {
-            return Err(ProxyError::NoBackend(route.name.to_string()));
+    retry::run(policy, |index, attempt| {
+        let req = match (&route.backends[index].target, &bytes, stream.take()) {
+            (Target::Host(authority), Some(b), _) => {
+                upstream_request(authority, parts, full(b.clone()), attempt)
+            }
+            (Target::Host(authority), None, Some(s)) => {
+                upstream_request(authority, parts, s, attempt)
+            }
+            _ => Err(ProxyError::NoBackend(route.name.to_string())),
         };
-        let body = match (&bytes, stream.take()) {
-            (Some(b), _) => full(b.clone()),
-            (None, Some(s)) => s,
-            (None, None) => return Err(ProxyError::NoBackend(route.name.to_string())),
-        };
-        let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-        let uri: Uri = format!("http://{authority}{pq}")
-            .parse()
-            .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream URI: {e}")))?;
-        let mut req = Request::new(body);
-        *req.method_mut() = parts.method.clone();
-        *req.uri_mut() = uri;
-        *req.headers_mut() = parts.headers.clone();
-        if attempt > 0 {
-            req.headers_mut()
-                .insert("x-retry-attempt", HeaderValue::from(attempt));
+        async move {
+            let (authority, req) = req?;
+            let resp = send_to(client, authority, req, limits, record).await?;
+            Ok(Attempt::Answered(resp.status(), (index, resp)))
         }
-        let last = attempt + 1 >= attempts;
-        match send_to(client, authority, req, limits, record).await {
-            Ok(resp)
-                if !last && retry.is_some_and(|r| r.codes.contains(&resp.status().as_u16())) => {}
-            Err(e) if !last && e.is_retryable() => {}
-            Ok(resp) => return Ok((index, resp)),
-            Err(e) => return Err(e),
-        }
-        on_retry(index);
-        if let Some(backoff) = retry.and_then(|r| r.backoff) {
-            tokio::time::sleep(backoff).await;
-        }
-        attempt += 1;
+    })
+    .await
+}
+
+/// The request of one attempt to `authority`; retries are marked with `x-retry-attempt`.
+fn upstream_request<'a>(
+    authority: &'a str,
+    parts: &http::request::Parts,
+    body: BoxBody,
+    attempt: u32,
+) -> Result<(&'a str, Request<BoxBody>), ProxyError> {
+    let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    let uri: Uri = format!("http://{authority}{pq}")
+        .parse()
+        .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream URI: {e}")))?;
+    let mut req = Request::new(body);
+    *req.method_mut() = parts.method.clone();
+    *req.uri_mut() = uri;
+    *req.headers_mut() = parts.headers.clone();
+    if attempt > 0 {
+        req.headers_mut()
+            .insert("x-retry-attempt", HeaderValue::from(attempt));
     }
+    Ok((authority, req))
 }
