@@ -4,7 +4,7 @@
 
 use std::future::Future;
 
-use http::StatusCode;
+use http::{HeaderMap, HeaderValue, StatusCode};
 use tollgate_shared::config::model::Retry;
 
 use super::error::ProxyError;
@@ -27,6 +27,13 @@ pub struct Policy<'a, N, B> {
     pub next: N,
     /// Called with the target just tried before each retry (the retry counter).
     pub before_retry: B,
+}
+
+/// Tells the upstream that a request is a retry: `x-retry-attempt: <attempt>` after the first.
+pub fn mark_attempt(headers: &mut HeaderMap, attempt: u32) {
+    if attempt > 0 {
+        headers.insert("x-retry-attempt", HeaderValue::from(attempt));
+    }
 }
 
 /// Runs `send(target, attempt)` (attempt 0 first) until an answer is final: not listed in the

@@ -298,9 +298,7 @@ fn upstream_request(
         );
     }
     provider::apply_auth(p.provider, auth, headers);
-    if attempt > 0 {
-        headers.insert("x-retry-attempt", HeaderValue::from(attempt));
-    }
+    retry::mark_attempt(headers, attempt);
     Ok(req)
 }
 

@@ -2,7 +2,6 @@
 //! retries. Each attempt goes through the shared client (`http::client::send_to`).
 
 use bytes::Bytes;
-use http::header::HeaderValue;
 use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use rand::Rng;
@@ -70,12 +69,13 @@ pub async fn call_with_retries(
         before_retry: on_retry,
     };
     retry::run(policy, |index, attempt| {
-        let req = match (&route.backends[index].target, &bytes, stream.take()) {
-            (Target::Host(authority), Some(b), _) => {
-                upstream_request(authority, parts, full(b.clone()), attempt)
-            }
-            (Target::Host(authority), None, Some(s)) => {
-                upstream_request(authority, parts, s, attempt)
+        let body = match (&bytes, stream.take()) {
+            (Some(b), _) => Some(full(b.clone())),
+            (None, s) => s,
+        };
+        let req = match (&route.backends[index].target, body) {
+            (Target::Host(authority), Some(body)) => {
+                upstream_request(authority, parts, body, attempt)
             }
             _ => Err(ProxyError::NoBackend(route.name.to_string())),
         };
@@ -88,7 +88,7 @@ pub async fn call_with_retries(
     .await
 }
 
-/// The request of one attempt to `authority`; retries are marked with `x-retry-attempt`.
+/// The request of one attempt to `authority`.
 fn upstream_request<'a>(
     authority: &'a str,
     parts: &http::request::Parts,
@@ -103,9 +103,6 @@ fn upstream_request<'a>(
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = uri;
     *req.headers_mut() = parts.headers.clone();
-    if attempt > 0 {
-        req.headers_mut()
-            .insert("x-retry-attempt", HeaderValue::from(attempt));
-    }
+    retry::mark_attempt(req.headers_mut(), attempt);
     Ok((authority, req))
 }
