@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::net::TcpListener;
 
 use crate::gateway::Gateway;
+use crate::services::Services;
 
 /// Binds `addr` and serves `router` until the process ends.
 pub async fn spawn(name: &'static str, addr: SocketAddr, router: Router) -> anyhow::Result<()> {
@@ -27,21 +28,21 @@ pub async fn spawn(name: &'static str, addr: SocketAddr, router: Router) -> anyh
     Ok(())
 }
 
-pub fn admin_router(gw: Arc<Gateway>) -> Router {
+pub fn admin_router(services: Arc<Services>) -> Router {
     Router::new()
         .route("/api/config", get(config))
         .route("/api/ratelimits", get(rate_limits))
         .route("/api/mcp/sessions", get(mcp_sessions))
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(crate::ui::router())
-        .with_state(gw)
+        .with_state(services)
 }
 
-pub fn stats_router(gw: Arc<Gateway>) -> Router {
+pub fn stats_router(services: Arc<Services>) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
         .route("/stats/prometheus", get(metrics))
-        .with_state(gw)
+        .with_state(services)
 }
 
 pub fn readiness_router(gw: Arc<Gateway>) -> Router {
@@ -51,8 +52,8 @@ pub fn readiness_router(gw: Arc<Gateway>) -> Router {
 }
 
 /// The applied config; secrets appear as their `$VAR` reference or `<redacted>`.
-async fn config(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
-    match gw.runtime() {
+async fn config(State(services): State<Arc<Services>>) -> impl IntoResponse {
+    match services.runtime() {
         Some(rt) => Json(json!({
             "version": rt.snapshot.version,
             "source": rt.source.to_string(),
@@ -65,8 +66,8 @@ async fn config(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
 }
 
 /// Every bucket: identity, settings, current level and time to the next refill.
-async fn rate_limits(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
-    let buckets: Vec<serde_json::Value> = gw
+async fn rate_limits(State(services): State<Arc<Services>>) -> impl IntoResponse {
+    let buckets: Vec<serde_json::Value> = services
         .rate_limits
         .all()
         .iter()
@@ -90,15 +91,17 @@ async fn rate_limits(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
 }
 
 /// Live MCP sessions: route, transport, targets with their child pids, age and idle time.
-async fn mcp_sessions(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
-    Json(gw.mcp.describe())
+async fn mcp_sessions(State(services): State<Arc<Services>>) -> impl IntoResponse {
+    Json(services.mcp.describe())
 }
 
-async fn metrics(State(gw): State<Arc<Gateway>>) -> impl IntoResponse {
-    gw.metrics.set_bucket_levels(&gw.rate_limits.all());
+async fn metrics(State(services): State<Arc<Services>>) -> impl IntoResponse {
+    services
+        .metrics
+        .set_bucket_levels(&services.rate_limits.all());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        gw.metrics.render(),
+        services.metrics.render(),
     )
 }
 

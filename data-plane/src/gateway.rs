@@ -1,10 +1,11 @@
-//! The running proxy: the one `ArcSwap` of compiled config, the bound ports, and `apply`.
+//! The running proxy's lifecycle: the bound ports, their accept loops, drain, readiness and
+//! `apply`. What requests need lives in [`Services`], which the gateway holds.
 //!
-//! `apply` is the only way config changes: file reloads and (later) control-plane snapshots
-//! both call it. It binds new ports first, so a port that cannot be bound rejects the whole
-//! snapshot and nothing is half-applied; then it compiles the routes (taking rate-limit
-//! buckets from the store that outlives configs), swaps the runtime in one store, and lets
-//! removed ports stop accepting and drain. In-flight requests keep the runtime they loaded.
+//! `apply` is the only way config changes: file reloads and control-plane snapshots both call
+//! it. It binds new ports first, so a port that cannot be bound rejects the whole snapshot and
+//! nothing is half-applied; then [`Services::install`] compiles the routes and swaps the
+//! runtime in one store, and removed ports stop accepting and drain. In-flight requests keep
+//! the runtime they loaded.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -14,7 +15,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use arc_swap::ArcSwapOption;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
@@ -24,12 +24,11 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tollgate_shared::{Snapshot, SnapshotSource};
 
-use crate::mcp::Sessions;
 use crate::metrics::Metrics;
-use crate::proxy::{self, upstream::HttpClient};
-use crate::ratelimit::{BucketKey, RateLimits};
+use crate::proxy;
 use crate::runtime::Runtime;
-use crate::telemetry::{Sinks, Telemetry};
+use crate::services::Services;
+use crate::telemetry::Sinks;
 
 /// Largest request head (request line and headers) accepted; larger ones get 431.
 const MAX_HEAD_SIZE: usize = 64 * 1024;
@@ -48,18 +47,8 @@ struct PortHandle {
 }
 
 pub struct Gateway {
-    /// Gateway name, the `gateway` metric label.
-    pub name: Arc<str>,
-    pub metrics: Arc<Metrics>,
-    pub client: HttpClient,
-    /// Rate-limit buckets, kept across applies.
-    pub rate_limits: RateLimits,
-    /// MCP sessions and their children, kept across applies.
-    pub mcp: Arc<Sessions>,
-    /// The access-log writer and the trace exporter, kept across applies.
-    pub sinks: Sinks,
+    pub services: Arc<Services>,
     listen_ip: IpAddr,
-    runtime: ArcSwapOption<Runtime>,
     ports: Mutex<HashMap<u16, PortHandle>>,
     ready: AtomicBool,
 }
@@ -67,14 +56,8 @@ pub struct Gateway {
 impl Gateway {
     pub fn new(name: &str, listen_ip: IpAddr, metrics: Arc<Metrics>) -> Arc<Gateway> {
         Arc::new(Gateway {
-            name: name.into(),
-            mcp: Arc::new(Sessions::new(metrics.clone())),
-            sinks: Sinks::new(),
-            metrics,
-            client: proxy::upstream::client(),
-            rate_limits: RateLimits::default(),
+            services: Arc::new(Services::new(name, metrics, Sinks::stdout())),
             listen_ip,
-            runtime: ArcSwapOption::empty(),
             ports: Mutex::new(HashMap::new()),
             ready: AtomicBool::new(false),
         })
@@ -82,7 +65,7 @@ impl Gateway {
 
     /// The config in force; requests call this once.
     pub fn runtime(&self) -> Option<Arc<Runtime>> {
-        self.runtime.load_full()
+        self.services.runtime()
     }
 
     /// True once a first config has been applied.
@@ -109,43 +92,17 @@ impl Gateway {
                 bind(addr).map_err(|source| ApplyError::Bind { addr, source })?,
             ));
         }
-        let mut seen = Vec::new();
-        let settings = &snapshot.config.settings;
-        tollgate_shared::process::set_log_level(settings.logging.level.as_deref());
-        let telemetry = Telemetry::compile(settings, &self.sinks, &self.metrics);
-        let runtime = Runtime::compile(
-            snapshot,
-            source,
-            telemetry,
-            &mut |listener, route, position, limit| {
-                let key = BucketKey {
-                    gateway: self.name.to_string(),
-                    listener: listener.to_string(),
-                    route: route.to_string(),
-                    position,
-                    kind: limit.kind,
-                };
-                self.rate_limits.bucket(key, limit, &mut seen)
-            },
-        );
-        self.rate_limits.retain(&seen);
+        tollgate_shared::process::set_log_level(snapshot.config.settings.logging.level.as_deref());
         let removed: Vec<u16> = ports
             .keys()
             .filter(|p| !wanted.contains(p))
             .copied()
             .collect();
-        let runtime = Arc::new(runtime);
-        self.runtime.store(Some(runtime.clone()));
-        self.metrics.config_info.reset();
-        self.metrics
-            .config_info
-            .with_label_values(&[&runtime.snapshot.version, &runtime.source.to_string()])
-            .set(1);
-        self.mcp.reconcile(&runtime);
+        self.services.install(snapshot, source);
         for (port, listener) in fresh {
             let stop = CancellationToken::new();
             let task = tokio::spawn(accept_loop(
-                self.clone(),
+                self.services.clone(),
                 listener,
                 port,
                 stop.clone(),
@@ -172,12 +129,12 @@ impl Gateway {
         for h in &handles {
             h.stop.cancel();
         }
-        self.mcp.end_streams();
+        self.services.mcp.end_streams();
         for h in handles {
             let _ = h.task.await;
         }
-        self.mcp.shutdown().await;
-        self.sinks.shutdown();
+        self.services.mcp.shutdown().await;
+        self.services.sinks.shutdown();
     }
 }
 
@@ -194,7 +151,7 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 async fn accept_loop(
-    gw: Arc<Gateway>,
+    services: Arc<Services>,
     listener: TcpListener,
     port: u16,
     stop: CancellationToken,
@@ -210,11 +167,11 @@ async fn accept_loop(
                     let _ = stream.set_nodelay(true);
                     let watcher = graceful.watcher();
                     let force_close = force_close.clone();
-                    let gw = gw.clone();
+                    let services = services.clone();
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(move |req| {
-                            let gw = gw.clone();
-                            async move { Ok::<_, Infallible>(proxy::serve(gw, req, port, peer).await) }
+                            let services = services.clone();
+                            async move { Ok::<_, Infallible>(proxy::serve(&services, req, port, peer).await) }
                         });
                         let mut builder = auto::Builder::new(TokioExecutor::new());
                         builder

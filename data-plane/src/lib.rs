@@ -1,15 +1,21 @@
 //! Tollgate's data plane: config sources feed `Gateway::apply`; listeners run the pipeline.
+//!
+//! Layers, each importing only those below it: `gateway` (ports, apply) -> `proxy` (the
+//! pipeline) -> backends (`llm`, `mcp`) -> `http` (bodies, client, errors); `services` is
+//! what requests share, `runtime` the compiled config.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod clock;
 pub mod gateway;
+pub mod http;
 pub mod llm;
 pub mod mcp;
 pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
 pub mod runtime;
+pub mod services;
 pub mod source;
 pub mod telemetry;
 pub mod ui;

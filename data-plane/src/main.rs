@@ -147,14 +147,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             &cli.admin_addr,
             addrs.admin_addr,
             SocketAddr::new(loopback, 15000),
-            admin::admin_router(gw.clone()),
+            admin::admin_router(gw.services.clone()),
         ),
         (
             "metrics",
             &cli.stats_addr,
             addrs.stats_addr,
             SocketAddr::new(listen_ip, 15020),
-            admin::stats_router(gw.clone()),
+            admin::stats_router(gw.services.clone()),
         ),
         (
             "readiness",

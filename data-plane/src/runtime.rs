@@ -13,7 +13,7 @@ use tollgate_shared::{Snapshot, SnapshotSource};
 
 use crate::llm::failover::ProviderPool;
 use crate::ratelimit::Bucket;
-use crate::telemetry::Telemetry;
+use crate::telemetry::{RequestLabels, Telemetry};
 
 /// Everything a request needs from the config, swapped as one unit.
 pub struct Runtime {
@@ -22,12 +22,14 @@ pub struct Runtime {
     pub applied_at: SystemTime,
     pub ports: HashMap<u16, Arc<PortTable>>,
     pub telemetry: Telemetry,
+    /// Labels of a request on no known port: the gateway only.
+    pub labels: Arc<RequestLabels>,
 }
 
 pub struct PortTable {
     pub port: u16,
-    /// Metric label, `bind/<port>`.
-    pub bind_label: Arc<str>,
+    /// Labels of a request no route matched: bind (`bind/<port>`) and gateway.
+    pub labels: Arc<RequestLabels>,
     pub listeners: Vec<ListenerTable>,
 }
 
@@ -46,6 +48,8 @@ pub struct Entry {
 
 pub struct CompiledRoute {
     pub name: Arc<str>,
+    /// Bind, gateway, listener and route: the labels of every request metric of this route.
+    pub labels: Arc<RequestLabels>,
     /// One bucket per `localRateLimit` entry, shared with the gateway's bucket store.
     pub limits: Vec<Arc<Bucket>>,
     pub hostnames: Vec<HostPattern>,
@@ -101,10 +105,12 @@ impl HostPattern {
 pub type BucketSource<'a> = dyn FnMut(&str, &str, usize, &RateLimit) -> Arc<Bucket> + 'a;
 
 impl Runtime {
+    /// Compiles `snapshot` for the gateway named `gateway`.
     pub fn compile(
         snapshot: Snapshot,
         source: SnapshotSource,
         telemetry: Telemetry,
+        gateway: &Arc<str>,
         buckets: &mut BucketSource<'_>,
     ) -> Runtime {
         let ports = snapshot
@@ -112,14 +118,20 @@ impl Runtime {
             .binds
             .iter()
             .map(|b| {
+                let labels = RequestLabels {
+                    bind: Some(format!("bind/{}", b.port).into()),
+                    gateway: gateway.clone(),
+                    listener: None,
+                    route: None,
+                };
                 let table = PortTable {
                     port: b.port,
-                    bind_label: format!("bind/{}", b.port).into(),
                     listeners: b
                         .listeners
                         .iter()
-                        .map(|l| compile_listener(l, buckets))
+                        .map(|l| compile_listener(l, &labels, buckets))
                         .collect(),
+                    labels: Arc::new(labels),
                 };
                 (b.port, Arc::new(table))
             })
@@ -130,11 +142,22 @@ impl Runtime {
             applied_at: SystemTime::now(),
             ports,
             telemetry,
+            labels: Arc::new(RequestLabels {
+                bind: None,
+                gateway: gateway.clone(),
+                listener: None,
+                route: None,
+            }),
         }
     }
 }
 
-fn compile_listener(l: &Listener, buckets: &mut BucketSource<'_>) -> ListenerTable {
+fn compile_listener(
+    l: &Listener,
+    port: &RequestLabels,
+    buckets: &mut BucketSource<'_>,
+) -> ListenerTable {
+    let listener: Arc<str> = l.name.as_str().into();
     let routes: Vec<Arc<CompiledRoute>> = l
         .routes
         .iter()
@@ -146,7 +169,13 @@ fn compile_listener(l: &Listener, buckets: &mut BucketSource<'_>) -> ListenerTab
                 .enumerate()
                 .map(|(i, limit)| buckets(&l.name, &r.name, i, limit))
                 .collect();
-            Arc::new(compile_route(r, limits))
+            let labels = RequestLabels {
+                bind: port.bind.clone(),
+                gateway: port.gateway.clone(),
+                listener: Some(listener.clone()),
+                route: Some(r.name.as_str().into()),
+            };
+            Arc::new(compile_route(r, labels, limits))
         })
         .collect();
     let mut entries: Vec<Entry> = l
@@ -163,14 +192,14 @@ fn compile_listener(l: &Listener, buckets: &mut BucketSource<'_>) -> ListenerTab
     // Gateway API precedence; the sort is stable, so file order breaks the remaining ties.
     entries.sort_by_key(|e| precedence(&e.matcher));
     ListenerTable {
-        name: l.name.as_str().into(),
+        name: listener,
         hostname: l.hostname.as_deref().map(HostPattern::new),
         routes,
         entries,
     }
 }
 
-fn compile_route(r: &Route, limits: Vec<Arc<Bucket>>) -> CompiledRoute {
+fn compile_route(r: &Route, labels: RequestLabels, limits: Vec<Arc<Bucket>>) -> CompiledRoute {
     let mut policies = r.policies.clone();
     let serves_mcp = r
         .backends
@@ -181,6 +210,7 @@ fn compile_route(r: &Route, limits: Vec<Arc<Bucket>>) -> CompiledRoute {
     }
     CompiledRoute {
         name: r.name.as_str().into(),
+        labels: Arc::new(labels),
         limits,
         hostnames: r.hostnames.iter().map(|h| HostPattern::new(h)).collect(),
         policies,

@@ -7,10 +7,10 @@ use axum::http::header;
 use axum::response::{IntoResponse, Redirect};
 use axum::routing::get;
 
-use crate::gateway::Gateway;
+use crate::services::Services;
 
 /// `/ui` (and `/ui/`), its two assets, and `/` redirecting to `/ui`.
-pub fn router() -> Router<Arc<Gateway>> {
+pub fn router() -> Router<Arc<Services>> {
     Router::new()
         .route("/", get(|| async { Redirect::temporary("/ui") }))
         .route("/ui", get(index))

@@ -17,19 +17,20 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyDataStream, BodyExt, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
-use tollgate_shared::config::model::{BackendAuth, RateLimitKind, RouteType};
+use tollgate_shared::config::model::{BackendAuth, Policies, RateLimitKind, RouteType};
 
 use self::failover::{ProviderId, ProviderPool};
 use self::provider::Format;
 use self::stream::Translate;
 use self::translate::InvalidRequest;
 use self::usage::Usage;
+use crate::http::body::{BoxBody, BoxError, full};
+use crate::http::client::{HttpClient, Limits, send_to};
+use crate::http::error::ProxyError;
+use crate::http::retry::{self, Attempt};
+use crate::http::strip_hop_by_hop;
 use crate::metrics::Metrics;
-use crate::proxy::body::{BoxBody, full};
-use crate::proxy::error::ProxyError;
-use crate::proxy::upstream::{self, HttpClient, Limits};
 use crate::ratelimit::{self, Bucket};
-use crate::runtime::CompiledRoute;
 use crate::telemetry::record::{LlmFacts, RequestRecord};
 
 /// Largest upstream answer the gateway reads whole (non-streamed LLM responses, errors).
@@ -39,7 +40,10 @@ const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
 pub struct AiCall<'a> {
     pub client: &'a HttpClient,
     pub metrics: &'a Arc<Metrics>,
-    pub route: &'a CompiledRoute,
+    /// The route's name, policies and rate-limit buckets.
+    pub route_name: &'a str,
+    pub policies: &'a Policies,
+    pub buckets: &'a [Arc<Bucket>],
     pub pool: &'a ProviderPool,
     pub limits: Limits,
     pub record: &'a Arc<RequestRecord>,
@@ -71,148 +75,167 @@ pub async fn serve(
     parts: http::request::Parts,
     body: Bytes,
 ) -> Result<Served, ProxyError> {
-    let path = parts.uri.path();
-    let pq = parts.uri.path_and_query().map_or(path, |p| p.as_str());
-    let retry = call.route.policies.retry.as_ref();
-    let attempts = retry.map_or(1, |r| r.attempts);
+    let call = &call;
+    let retry = call.policies.retry.as_ref();
     let mut parsed: Option<Value> = None;
     let mut tried: Vec<ProviderId> = Vec::new();
-    let mut last_error = None;
-    for attempt in 0..attempts {
-        let Some(id) = call.pool.choose(&tried).or_else(|| call.pool.choose(&[])) else {
-            break;
-        };
-        tried.push(id);
-        let provider = &call.pool.get(id).provider;
-        let name: Arc<str> = provider.name.as_str().into();
-        let kind = provider
-            .routes
-            .as_ref()
-            .or(call.route.policies.ai_routes.as_ref())
-            .map_or(RouteType::Completions, |m| m.classify(path));
-        let plan = match kind {
-            RouteType::Models => {
-                return Ok(Served {
-                    response: models(call.pool),
-                    provider: None,
-                });
-            }
-            RouteType::Passthrough => Plan {
-                path: provider::passthrough_path(provider, pq),
-                body: body.clone(),
-                formats: None,
-                exchange: None,
-            },
-            RouteType::Completions | RouteType::Messages => {
-                ratelimit::admit_tokens(&call.route.limits).map_err(ProxyError::RateLimited)?;
-                let client = if kind == RouteType::Messages {
-                    Format::Anthropic
-                } else {
-                    Format::OpenAi
-                };
-                if parsed.is_none() {
-                    parsed = Some(parse(&body)?);
+    // Failover is the retry loop's policy: each attempt goes to a provider not tried yet.
+    let policy = retry::Policy {
+        retry,
+        route: call.route_name,
+        next: || {
+            let id = call.pool.choose(&tried).or_else(|| call.pool.choose(&[]))?;
+            tried.push(id);
+            Some(id)
+        },
+        before_retry: |id| (call.on_retry)(&call.pool.get(id).provider.name),
+    };
+    let answer = retry::run(policy, |id, attempt| {
+        let prepared = prepare(call, &parts, &body, &mut parsed, id, attempt);
+        async move {
+            let Some((plan, request)) = prepared? else {
+                return Ok(Attempt::Local(None));
+            };
+            let provider = &call.pool.get(id).provider;
+            let started = Instant::now();
+            let resp = send_to(
+                call.client,
+                &provider.name,
+                request,
+                call.limits,
+                call.record,
+            )
+            .await
+            .inspect_err(|e| {
+                if e.is_retryable() {
+                    call.pool.record_failure(id);
                 }
-                let request = parsed.as_ref().expect("parsed above");
-                let upstream = Format::of(provider.provider);
-                let model = provider
-                    .model
-                    .clone()
-                    .or_else(|| {
-                        request
-                            .get("model")
-                            .and_then(Value::as_str)
-                            .map(str::to_string)
-                    })
-                    .ok_or_else(|| {
-                        ProxyError::BadRequest(
-                            "invalid LLM request: missing field: model not specified".into(),
-                        )
-                    })?;
-                let out = build_body(request, client, upstream, &model)
-                    .map_err(|e| ProxyError::BadRequest(format!("invalid LLM request: {e}")))?;
-                Plan {
-                    path: provider::operation_path(provider),
-                    body: Bytes::from(out.to_string()),
-                    formats: Some((client, upstream)),
-                    exchange: Some(Exchange {
-                        buckets: call
-                            .route
-                            .limits
-                            .iter()
-                            .filter(|b| b.limit.kind == RateLimitKind::Tokens)
-                            .cloned()
-                            .collect(),
-                        metrics: call.metrics.clone(),
-                        facts: LlmFacts {
-                            provider: provider::system(provider.provider),
-                            request_model: model,
-                            streaming: request.get("stream").and_then(Value::as_bool) == Some(true),
-                            prompt: call
-                                .record
-                                .headers
-                                .is_some()
-                                .then(|| request.get("messages").cloned())
-                                .flatten(),
-                            temperature: request.get("temperature").and_then(Value::as_f64),
-                            max_tokens: request
-                                .get("max_completion_tokens")
-                                .or_else(|| request.get("max_tokens"))
-                                .and_then(Value::as_u64),
-                            ..LlmFacts::default()
-                        },
-                        record: call.record.clone(),
-                        started: Instant::now(),
-                    }),
-                }
+            })?;
+            let status = resp.status();
+            let listed = retry.is_some_and(|r| r.codes.contains(&status.as_u16()));
+            if listed || status.as_u16() >= 500 || status == StatusCode::TOO_MANY_REQUESTS {
+                let out = call.pool.record_failure(id);
+                tracing::warn!(provider = %provider.name, status = status.as_u16(), ejected_for = ?out, "provider failed");
+            } else {
+                call.pool.record_success(id, started.elapsed());
             }
-        };
-        let auth = provider
-            .backend_auth
-            .as_ref()
-            .or(call.route.policies.backend_auth.as_ref());
-        let request = upstream_request(&parts, provider, auth, &plan, attempt)?;
-        let started = Instant::now();
-        match upstream::send_to(
-            call.client,
-            &provider.name,
-            request,
-            call.limits,
-            call.record,
-        )
-        .await
-        {
-            Err(e) if e.is_retryable() => {
-                call.pool.record_failure(id);
-                last_error = Some(e);
-            }
-            Err(e) => return Err(e),
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                let listed = retry.is_some_and(|r| r.codes.contains(&status));
-                if listed || status >= 500 || status == 429 {
-                    let out = call.pool.record_failure(id);
-                    tracing::warn!(provider = %name, status, ejected_for = ?out, "provider failed");
-                } else {
-                    call.pool.record_success(id, started.elapsed());
-                }
-                if !(listed && attempt + 1 < attempts) {
-                    let response = respond(resp, &plan, &name).await?;
-                    return Ok(Served {
-                        response,
-                        provider: Some(name),
-                    });
-                }
-            }
+            let name: Arc<str> = provider.name.as_str().into();
+            Ok(Attempt::Answered(status, Some((resp, plan, name))))
         }
-        if attempt + 1 < attempts {
-            (call.on_retry)(&name);
-            if let Some(backoff) = retry.and_then(|r| r.backoff) {
-                tokio::time::sleep(backoff).await;
-            }
-        }
+    })
+    .await?;
+    // The final answer is read (and translated) only now; `None` is `/v1/models`.
+    match answer {
+        Some((resp, plan, name)) => Ok(Served {
+            response: respond(resp, &plan, &name).await?,
+            provider: Some(name),
+        }),
+        None => Ok(Served {
+            response: models(call.pool),
+            provider: None,
+        }),
     }
-    Err(last_error.unwrap_or_else(|| ProxyError::NoBackend(call.route.name.to_string())))
+}
+
+/// The plan and request of attempt `attempt` on provider `id`, or `None` for `/v1/models`,
+/// which the gateway answers itself. The client's body is parsed once, when first needed.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a streamed answer's duration is wall time"
+)]
+fn prepare(
+    call: &AiCall<'_>,
+    parts: &http::request::Parts,
+    body: &Bytes,
+    parsed: &mut Option<Value>,
+    id: ProviderId,
+    attempt: u32,
+) -> Result<Option<(Plan, Request<BoxBody>)>, ProxyError> {
+    let path = parts.uri.path();
+    let pq = parts.uri.path_and_query().map_or(path, |p| p.as_str());
+    let provider = &call.pool.get(id).provider;
+    let kind = provider
+        .routes
+        .as_ref()
+        .or(call.policies.ai_routes.as_ref())
+        .map_or(RouteType::Completions, |m| m.classify(path));
+    let plan = match kind {
+        RouteType::Models => return Ok(None),
+        RouteType::Passthrough => Plan {
+            path: provider::passthrough_path(provider, pq),
+            body: body.clone(),
+            formats: None,
+            exchange: None,
+        },
+        RouteType::Completions | RouteType::Messages => {
+            ratelimit::admit_tokens(call.buckets).map_err(ProxyError::RateLimited)?;
+            let client = if kind == RouteType::Messages {
+                Format::Anthropic
+            } else {
+                Format::OpenAi
+            };
+            if parsed.is_none() {
+                *parsed = Some(parse(body)?);
+            }
+            let request = parsed.as_ref().expect("parsed above");
+            let upstream = Format::of(provider.provider);
+            let model = provider
+                .model
+                .clone()
+                .or_else(|| {
+                    request
+                        .get("model")
+                        .and_then(Value::as_str)
+                        .map(str::to_string)
+                })
+                .ok_or_else(|| {
+                    ProxyError::BadRequest(
+                        "invalid LLM request: missing field: model not specified".into(),
+                    )
+                })?;
+            let out = build_body(request, client, upstream, &model)
+                .map_err(|e| ProxyError::BadRequest(format!("invalid LLM request: {e}")))?;
+            Plan {
+                path: provider::operation_path(provider),
+                body: Bytes::from(out.to_string()),
+                formats: Some((client, upstream)),
+                exchange: Some(Exchange {
+                    buckets: call
+                        .buckets
+                        .iter()
+                        .filter(|b| b.limit.kind == RateLimitKind::Tokens)
+                        .cloned()
+                        .collect(),
+                    metrics: call.metrics.clone(),
+                    facts: LlmFacts {
+                        provider: provider::system(provider.provider),
+                        request_model: model,
+                        streaming: request.get("stream").and_then(Value::as_bool) == Some(true),
+                        prompt: call
+                            .record
+                            .headers
+                            .is_some()
+                            .then(|| request.get("messages").cloned())
+                            .flatten(),
+                        temperature: request.get("temperature").and_then(Value::as_f64),
+                        max_tokens: request
+                            .get("max_completion_tokens")
+                            .or_else(|| request.get("max_tokens"))
+                            .and_then(Value::as_u64),
+                        ..LlmFacts::default()
+                    },
+                    record: call.record.clone(),
+                    started: Instant::now(),
+                }),
+            }
+        }
+    };
+    let auth = provider
+        .backend_auth
+        .as_ref()
+        .or(call.policies.backend_auth.as_ref());
+    let request = upstream_request(parts, provider, auth, &plan, attempt)?;
+    Ok(Some((plan, request)))
 }
 
 fn parse(body: &[u8]) -> Result<Value, ProxyError> {
@@ -283,9 +306,7 @@ fn upstream_request(
         );
     }
     provider::apply_auth(p.provider, auth, headers);
-    if attempt > 0 {
-        headers.insert("x-retry-attempt", HeaderValue::from(attempt));
-    }
+    retry::mark_attempt(headers, attempt);
     Ok(req)
 }
 
@@ -336,7 +357,7 @@ async fn respond(
     provider: &str,
 ) -> Result<Response<BoxBody>, ProxyError> {
     let (mut parts, body) = resp.into_parts();
-    upstream::strip_hop_by_hop(&mut parts.headers);
+    strip_hop_by_hop(&mut parts.headers);
     parts.version = http::Version::default();
     let Some((client, upstream_format)) = plan.formats else {
         return Ok(Response::from_parts(
@@ -533,7 +554,7 @@ fn translated_stream(
             return None;
         }
         let chunk = s.flush();
-        Some((Ok::<_, crate::proxy::body::BoxError>(Frame::data(chunk)), s))
+        Some((Ok::<_, BoxError>(Frame::data(chunk)), s))
     });
     BoxBody::new(StreamBody::new(frames))
 }

@@ -13,7 +13,7 @@ use http_body_util::BodyExt;
 use rmcp::model::ServerJsonRpcMessage;
 use sse_stream::{KeepAlive, Sse, SseBody, Timer};
 
-use crate::proxy::body::BoxBody;
+use crate::http::body::BoxBody;
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 

@@ -6,14 +6,14 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use http::{Method, Response, StatusCode, request};
-use hyper::body::Incoming;
 use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage, ServerResult};
 use sse_stream::Sse;
 
 use super::session::TransportKind;
 use super::{McpRequest, Sessions, events};
-use crate::proxy::body::{BoxBody, empty};
-use crate::proxy::error::ProxyError;
+use crate::http::RequestBody;
+use crate::http::body::{BoxBody, empty};
+use crate::http::error::ProxyError;
 
 /// Requests one legacy SSE session may have in progress (each runs as its own task).
 pub const SSE_CALLS: usize = 64;
@@ -21,7 +21,7 @@ pub const SSE_CALLS: usize = 64;
 pub async fn serve(
     call: McpRequest<'_>,
     parts: request::Parts,
-    body: Incoming,
+    body: impl RequestBody,
 ) -> Result<Response<BoxBody>, ProxyError> {
     match parts.method {
         Method::GET => open(call, &parts),
@@ -78,7 +78,7 @@ impl Drop for EndOnDrop {
 async fn post(
     call: McpRequest<'_>,
     parts: &request::Parts,
-    body: Incoming,
+    body: impl RequestBody,
 ) -> Result<Response<BoxBody>, ProxyError> {
     let id = parts
         .uri
@@ -91,7 +91,7 @@ async fn post(
         .ok_or_else(|| ProxyError::BadRequest("missing sessionId query parameter".into()))?;
     let session = call.sessions.get(&id, &call.observer.route)?;
     let _ = call.observer.session.set(session.id.clone());
-    let bytes = crate::proxy::read_body(body, call.max_body).await?;
+    let bytes = crate::http::read_body(body, call.max_body).await?;
     let message: ClientJsonRpcMessage = serde_json::from_slice(&bytes)
         .map_err(|e| ProxyError::BadRequest(format!("invalid JSON-RPC message: {e}")))?;
     let observer = call.observer;

@@ -21,15 +21,16 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use dashmap::DashMap;
 use http::{Response, request};
-use hyper::body::Incoming;
 use serde_json::json;
 use tollgate_shared::config::model::{McpBackend, McpSettings, McpTargetKind};
 
 use self::session::{Session, TransportKind};
+use crate::http::RequestBody;
+use crate::http::body::BoxBody;
+use crate::http::error::ProxyError;
 use crate::metrics::Metrics;
-use crate::proxy::body::BoxBody;
-use crate::proxy::error::ProxyError;
 use crate::runtime::{Runtime, Target};
+use crate::telemetry::RequestLabels;
 use crate::telemetry::record::{McpFacts, RequestRecord};
 
 /// Which route a session belongs to; a session id is only valid on its own route.
@@ -43,8 +44,8 @@ pub struct RouteKey {
 /// Counts, logs and traces what happens on one route.
 pub struct Observer {
     pub metrics: Arc<Metrics>,
-    pub bind: Arc<str>,
-    pub gateway: Arc<str>,
+    /// The route's request labels: bind, gateway, listener, route.
+    pub labels: Arc<RequestLabels>,
     pub route: RouteKey,
     /// The HTTP request carrying the MCP message.
     pub record: Arc<RequestRecord>,
@@ -107,13 +108,14 @@ impl Observer {
     }
 
     fn count(&self, method: &str, resource_type: &str, server: &str, resource: &str) {
+        let [bind, gateway, listener, route] = self.labels.values();
         self.metrics
             .mcp_requests
             .with_label_values(&[
-                self.bind.as_ref(),
-                &self.gateway,
-                &self.route.listener,
-                &self.route.route,
+                bind,
+                gateway,
+                listener,
+                route,
                 method,
                 resource_type,
                 server,
@@ -127,7 +129,7 @@ impl Observer {
         self.metrics
             .mcp_target_failures
             .with_label_values(&[
-                &self.gateway,
+                &self.labels.gateway,
                 &self.route.listener,
                 &self.route.route,
                 server,
@@ -404,7 +406,7 @@ pub struct McpRequest<'a> {
 pub async fn serve(
     call: McpRequest<'_>,
     parts: request::Parts,
-    body: Incoming,
+    body: impl RequestBody,
 ) -> Result<Response<BoxBody>, ProxyError> {
     if parts.uri.path().rsplit('/').next() == Some("sse") {
         legacy_sse::serve(call, parts, body).await

@@ -4,7 +4,6 @@
 
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header, request};
-use hyper::body::Incoming;
 use rmcp::model::{
     ClientJsonRpcMessage, ClientRequest, ErrorCode, ErrorData, JsonRpcMessage, RequestId,
     ServerJsonRpcMessage, ServerResult,
@@ -12,15 +11,16 @@ use rmcp::model::{
 
 use super::session::{HANDSHAKE_VERSIONS, Session, TransportKind};
 use super::{McpRequest, events};
-use crate::proxy::body::{BoxBody, empty};
-use crate::proxy::error::ProxyError;
+use crate::http::RequestBody;
+use crate::http::body::{BoxBody, empty};
+use crate::http::error::ProxyError;
 
 const SESSION_HEADER: &str = "mcp-session-id";
 
 pub async fn serve(
     call: McpRequest<'_>,
     parts: request::Parts,
-    body: Incoming,
+    body: impl RequestBody,
 ) -> Result<Response<BoxBody>, ProxyError> {
     match parts.method {
         Method::POST => post(call, parts, body).await,
@@ -52,7 +52,7 @@ pub async fn serve(
 async fn post(
     call: McpRequest<'_>,
     parts: request::Parts,
-    body: Incoming,
+    body: impl RequestBody,
 ) -> Result<Response<BoxBody>, ProxyError> {
     require_accept(&parts.headers, &["application/json", "text/event-stream"])?;
     let json = parts
@@ -65,7 +65,7 @@ async fn post(
             "Content-Type must be application/json".into(),
         ));
     }
-    let bytes = crate::proxy::read_body(body, call.max_body).await?;
+    let bytes = crate::http::read_body(body, call.max_body).await?;
     let message: ClientJsonRpcMessage = serde_json::from_slice(&bytes)
         .map_err(|e| ProxyError::BadRequest(format!("invalid JSON-RPC message: {e}")))?;
     let has_session = parts.headers.contains_key(SESSION_HEADER);

@@ -6,7 +6,7 @@
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode, header};
 use tollgate_shared::config::model::Cors;
 
-use super::body::{BoxBody, empty};
+use crate::http::body::{BoxBody, empty};
 
 /// The request's `Origin` when the policy allows it.
 pub fn allowed_origin<B>(cors: &Cors, req: &Request<B>) -> Option<HeaderValue> {

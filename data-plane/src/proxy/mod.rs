@@ -4,43 +4,35 @@
 //! backendAuth -> LLM processing -> upstream call (timeouts, retries) -> response headers ->
 //! metrics (and token debits) when the body ends.
 
-pub mod body;
 pub mod cors;
-pub mod error;
 pub mod rewrite;
 pub mod route;
+#[cfg(test)]
+mod tests;
 pub mod upstream;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
-use self::body::{BoxBody, ObservedBody};
-use self::error::ProxyError;
-use self::upstream::{Limits, OutBody};
-use crate::gateway::Gateway;
+use self::upstream::OutBody;
+use crate::http::body::{BoxBody, ObservedBody};
+use crate::http::client::Limits;
+use crate::http::error::ProxyError;
+use crate::http::{RequestBody, read_body, strip_hop_by_hop};
 use crate::runtime::{CompiledRoute, PortTable, Runtime, Target};
-use crate::telemetry::{self, record::RequestRecord};
+use crate::services::Services;
+use crate::telemetry::{self, Reason, RequestLabels, record::RequestRecord};
 use crate::{llm, mcp, ratelimit};
 
-/// Metric labels of one request, filled in as phases learn them.
-#[derive(Default)]
-struct Labels {
-    bind: Option<Arc<str>>,
-    listener: Option<Arc<str>>,
-    route: Option<Arc<str>>,
-    backend: Option<Arc<str>>,
-}
-
 /// What the response phase needs from earlier phases.
-#[derive(Default)]
 struct Outcome {
-    labels: Labels,
+    /// The compiled labels of the most specific level reached: runtime, port, then route.
+    labels: Arc<RequestLabels>,
+    backend: Option<Arc<str>>,
     /// The request's `Origin`, when the route's CORS policy allows it.
     cors_origin: Option<HeaderValue>,
     route: Option<Arc<CompiledRoute>>,
@@ -52,27 +44,22 @@ struct Outcome {
 struct Pending<'a> {
     runtime: &'a Runtime,
     record: &'a RequestRecord,
-    gateway: &'a str,
-    out: Outcome,
-    answered: bool,
+    /// Taken once the request is answered.
+    out: Option<Outcome>,
 }
 
 impl Drop for Pending<'_> {
     fn drop(&mut self) {
-        if self.answered {
+        let Some(out) = self.out.take() else {
             return;
-        }
-        let labels = &self.out.labels;
+        };
         self.runtime.telemetry.finish(
             self.record,
             &telemetry::Outcome {
                 status: 499,
-                reason: "ClientClosed",
-                gateway: self.gateway,
-                bind: labels.bind.as_deref(),
-                listener: labels.listener.as_deref(),
-                route: labels.route.as_deref(),
-                backend: labels.backend.as_deref(),
+                reason: Reason::ClientClosed,
+                labels: &out.labels,
+                backend: out.backend.as_deref(),
             },
         );
     }
@@ -80,8 +67,8 @@ impl Drop for Pending<'_> {
 
 /// Serves one downstream request on `port`.
 pub async fn serve(
-    gw: Arc<Gateway>,
-    req: Request<Incoming>,
+    services: &Services,
+    req: Request<impl RequestBody>,
     port: u16,
     peer: SocketAddr,
 ) -> Response<BoxBody> {
@@ -90,7 +77,7 @@ pub async fn serve(
         reason = "a request's duration is wall time"
     )]
     let start = Instant::now();
-    let Some(runtime) = gw.runtime() else {
+    let Some(runtime) = services.runtime() else {
         return ProxyError::NoRoute.into_response();
     };
     let telemetry = &runtime.telemetry;
@@ -99,24 +86,28 @@ pub async fn serve(
     let mut pending = Pending {
         runtime: &runtime,
         record: &record,
-        gateway: &gw.name,
-        out: Outcome::default(),
-        answered: false,
+        out: Some(Outcome {
+            labels: runtime.labels.clone(),
+            backend: None,
+            cors_origin: None,
+            route: None,
+            local: false,
+        }),
     };
+    let out = pending.out.as_mut().expect("taken only below");
     let result = match runtime.ports.get(&port) {
-        Some(table) => handle(&gw, &runtime, table, req, peer, &mut pending.out, &record).await,
+        Some(table) => handle(services, &runtime, table, req, peer, out, &record).await,
         None => Err(ProxyError::NoRoute),
     };
-    pending.answered = true;
-    let out = std::mem::take(&mut pending.out);
+    let out = pending.out.take().expect("taken only here");
     drop(pending);
     let (mut resp, reason) = match result {
         Ok(resp) => (
             resp,
             if out.local {
-                "DirectResponse"
+                Reason::DirectResponse
             } else {
-                "Upstream"
+                Reason::Upstream
             },
         ),
         Err(e) => (e.into_response(), e.reason()),
@@ -126,7 +117,7 @@ pub async fn serve(
     {
         cors::decorate(cors, origin, resp.headers_mut());
     }
-    if reason != "RateLimit"
+    if reason != Reason::RateLimit
         && let Some(level) = out
             .route
             .as_ref()
@@ -134,7 +125,7 @@ pub async fn serve(
     {
         level.write_headers(resp.headers_mut());
     }
-    if reason == "Upstream"
+    if reason == Reason::Upstream
         && let Some(m) = out
             .route
             .as_ref()
@@ -142,21 +133,16 @@ pub async fn serve(
     {
         rewrite::modify_headers(m, resp.headers_mut());
     }
-    let labels = out.labels;
+    let (labels, backend) = (out.labels, out.backend);
     if record.attempts() > 0 {
         let overhead = start.elapsed().saturating_sub(record.upstream_time());
-        gw.metrics
+        services
+            .metrics
             .overhead
-            .with_label_values(&[
-                labels.bind.as_deref().unwrap_or("unknown"),
-                &gw.name,
-                labels.listener.as_deref().unwrap_or("unknown"),
-                labels.route.as_deref().unwrap_or("unknown"),
-            ])
+            .with_label_values(&labels.values())
             .observe(overhead.as_secs_f64());
     }
     let status = resp.status().as_u16();
-    let gateway = gw.name.clone();
     resp.map(move |b| {
         BoxBody::new(ObservedBody::new(b, move || {
             runtime.telemetry.finish(
@@ -164,11 +150,8 @@ pub async fn serve(
                 &telemetry::Outcome {
                     status,
                     reason,
-                    gateway: &gateway,
-                    bind: labels.bind.as_deref(),
-                    listener: labels.listener.as_deref(),
-                    route: labels.route.as_deref(),
-                    backend: labels.backend.as_deref(),
+                    labels: &labels,
+                    backend: backend.as_deref(),
                 },
             );
         }))
@@ -176,20 +159,19 @@ pub async fn serve(
 }
 
 async fn handle(
-    gw: &Gateway,
+    services: &Services,
     rt: &Runtime,
     table: &PortTable,
-    req: Request<Incoming>,
+    req: Request<impl RequestBody>,
     peer: SocketAddr,
     out: &mut Outcome,
     record: &Arc<RequestRecord>,
 ) -> Result<Response<BoxBody>, ProxyError> {
-    out.labels.bind = Some(table.bind_label.clone());
+    out.labels = table.labels.clone();
 
     // Phase: route match.
     let selected = route::select(table, &req).ok_or(ProxyError::NoRoute)?;
-    out.labels.listener = Some(selected.listener.name.clone());
-    out.labels.route = Some(selected.route.name.clone());
+    out.labels = selected.route.labels.clone();
     out.route = Some(selected.route.clone());
     let route = selected.route.as_ref();
     let policies = &route.policies;
@@ -232,7 +214,7 @@ async fn handle(
     if let Some(m) = &policies.request_header_modifier {
         rewrite::modify_headers(m, &mut parts.headers);
     }
-    upstream::strip_hop_by_hop(&mut parts.headers);
+    strip_hop_by_hop(&mut parts.headers);
     append_forwarded_for(&mut parts.headers, peer);
 
     // Phase: backend selection.
@@ -244,14 +226,9 @@ async fn handle(
         max_body_size: max_body,
     };
     let retry_labels = |backend: &str| {
-        let values = [
-            table.bind_label.as_ref(),
-            gw.name.as_ref(),
-            selected.listener.name.as_ref(),
-            route.name.as_ref(),
-            backend,
-        ];
-        gw.metrics.retries.with_label_values(&values).inc();
+        let [bind, gateway, listener, route] = route.labels.values();
+        let values = [bind, gateway, listener, route, backend];
+        services.metrics.retries.with_label_values(&values).inc();
     };
     let call = async {
         match &route.backends[index].target {
@@ -265,7 +242,7 @@ async fn handle(
                 // Phase: upstream call.
                 let body = out_body(body, declared, max_body, policies.retry.is_some()).await?;
                 let (index, resp) = upstream::call_with_retries(
-                    &gw.client,
+                    &services.client,
                     route,
                     &parts,
                     body,
@@ -276,7 +253,7 @@ async fn handle(
                 .await?;
                 // Phase: response.
                 let (mut rparts, rbody) = resp.into_parts();
-                upstream::strip_hop_by_hop(&mut rparts.headers);
+                strip_hop_by_hop(&mut rparts.headers);
                 // The downstream connection has its own HTTP version.
                 rparts.version = http::Version::default();
                 let resp = Response::from_parts(rparts, rbody.map_err(Into::into).boxed_unsync());
@@ -285,9 +262,11 @@ async fn handle(
             Target::Ai(pool) => {
                 let body = read_body(body, max_body).await?;
                 let call = llm::AiCall {
-                    client: &gw.client,
-                    metrics: &gw.metrics,
-                    route,
+                    client: &services.client,
+                    metrics: &services.metrics,
+                    route_name: &route.name,
+                    policies,
+                    buckets: &route.limits,
                     pool,
                     limits,
                     record,
@@ -301,12 +280,11 @@ async fn handle(
             }
             Target::Mcp(backend) => {
                 let call = mcp::McpRequest {
-                    sessions: &gw.mcp,
+                    sessions: &services.mcp,
                     backend,
                     observer: mcp::Observer {
-                        metrics: gw.metrics.clone(),
-                        bind: table.bind_label.clone(),
-                        gateway: gw.name.clone(),
+                        metrics: services.metrics.clone(),
+                        labels: route.labels.clone(),
                         route: mcp::RouteKey {
                             port: table.port,
                             listener: selected.listener.name.clone(),
@@ -331,28 +309,13 @@ async fn handle(
             .map_err(|_| ProxyError::RequestTimeout(limit))??,
         None => call.await?,
     };
-    out.labels.backend = Some(backend);
+    out.backend = Some(backend);
     Ok(resp)
-}
-
-/// Reads a whole request body, at most `max` bytes.
-pub(crate) async fn read_body(body: Incoming, max: u64) -> Result<Bytes, ProxyError> {
-    Limited::new(body, max as usize)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                ProxyError::BodyTooLarge(max)
-            } else {
-                ProxyError::BadRequest(format!("reading the request body failed: {e}"))
-            }
-        })
 }
 
 /// Streams the body through a size limit, or buffers it when a retry may need it again.
 async fn out_body(
-    body: Incoming,
+    body: impl RequestBody,
     declared: Option<u64>,
     max: u64,
     retries: bool,

@@ -117,24 +117,11 @@ fn query_matches(conditions: &[NamedMatch], query: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tollgate_shared::config::model::Config;
-    use tollgate_shared::{Snapshot, SnapshotSource, load_str};
-
+    use crate::proxy::tests::harness::Harness;
     use crate::runtime::Runtime;
 
-    fn runtime(yaml: &str) -> Runtime {
-        let config: Config = load_str(yaml, "t", &std::collections::HashMap::new()).unwrap();
-        let telemetry = crate::telemetry::Telemetry::compile(
-            &config.settings,
-            &crate::telemetry::Sinks::new(),
-            &crate::metrics::Metrics::new(),
-        );
-        Runtime::compile(
-            Snapshot::new(config),
-            SnapshotSource::File("t".into()),
-            telemetry,
-            &mut |_, _, _, _| unreachable!("these configs have no rate limits"),
-        )
+    fn runtime(yaml: &str) -> Arc<Runtime> {
+        Harness::new(yaml).runtime()
     }
 
     fn pick(rt: &Runtime, method: &str, uri: &str, headers: &[(&str, &str)]) -> Option<String> {

@@ -110,7 +110,11 @@ impl ControlPlaneSource {
         })();
         match result {
             Ok(()) => {
-                report(&gw.metrics, &source, Outcome::Applied { version: &version });
+                report(
+                    &gw.services.metrics,
+                    &source,
+                    Outcome::Applied { version: &version },
+                );
                 pb::proxy_message::Kind::Ack(pb::Ack {
                     version,
                     nonce: push.nonce,
@@ -121,7 +125,7 @@ impl ControlPlaneSource {
                     version: Some(&version),
                     error: &error,
                 };
-                report(&gw.metrics, &source, outcome);
+                report(&gw.services.metrics, &source, outcome);
                 pb::proxy_message::Kind::Nack(pb::Nack {
                     version: previous,
                     nonce: push.nonce,
@@ -138,6 +142,7 @@ fn message(kind: pb::proxy_message::Kind) -> pb::ProxyMessage {
 
 fn status_report(gw: &Gateway) -> pb::Status {
     let buckets = gw
+        .services
         .rate_limits
         .all()
         .iter()
@@ -159,6 +164,6 @@ fn status_report(gw: &Gateway) -> pb::Status {
         .collect();
     pb::Status {
         buckets,
-        mcp_sessions: gw.mcp.len() as u32,
+        mcp_sessions: gw.services.mcp.len() as u32,
     }
 }

@@ -77,6 +77,6 @@ impl FileSource {
                 error,
             },
         };
-        report(&gw.metrics, &source, outcome);
+        report(&gw.services.metrics, &source, outcome);
     }
 }

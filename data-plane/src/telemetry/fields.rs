@@ -106,7 +106,7 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
     let _ = ctx.add_variable("request", request);
     let _ = ctx.add_variable(
         "response",
-        json!({"code": outcome.status, "reason": outcome.reason}),
+        json!({"code": outcome.status, "reason": outcome.reason.as_str()}),
     );
     let _ = ctx.add_variable(
         "source",
@@ -117,7 +117,7 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
     let _ = ctx.add_variable("jwt", Value::Null);
     let _ = ctx.add_variable(
         "backend",
-        json!({"name": outcome.backend, "route": outcome.route, "listener": outcome.listener}),
+        json!({"name": outcome.backend, "route": outcome.labels.route.as_deref(), "listener": outcome.labels.listener.as_deref()}),
     );
     if let Some(llm) = record.llm.get() {
         let total = match (llm.input_tokens, llm.output_tokens) {

@@ -184,9 +184,9 @@ fn push_json_str(buf: &mut String, s: &str) {
 
 /// agentgateway's access-log fields, in its order.
 fn standard_fields(l: &mut Line<'_>, record: &RequestRecord, o: &Outcome<'_>) {
-    l.str("gateway", o.gateway);
-    l.str("listener", o.listener.unwrap_or(""));
-    l.str("route", o.route.unwrap_or(""));
+    l.str("gateway", &o.labels.gateway);
+    l.str("listener", o.labels.listener.as_deref().unwrap_or(""));
+    l.str("route", o.labels.route.as_deref().unwrap_or(""));
     l.str("endpoint", o.backend.unwrap_or(""));
     l.display("src.addr", record.peer);
     l.str("http.method", record.method.as_str());
@@ -237,8 +237,8 @@ fn standard_fields(l: &mut Line<'_>, record: &RequestRecord, o: &Outcome<'_>) {
     if attempts > 1 {
         l.num("retry.attempt", u64::from(attempts - 1));
     }
-    if o.reason != "Upstream" && o.reason != "DirectResponse" {
-        l.str("reason", o.reason);
+    if !o.reason.is_answer() {
+        l.str("reason", o.reason.as_str());
     }
     if l.json {
         l.str(

@@ -20,26 +20,89 @@ use self::trace::{Exporter, Tracer};
 use crate::metrics::{Metrics, RequestVecs};
 use parking_lot::Mutex;
 
+/// Why a request ended as it did: the `reason` label of request metrics (agentgateway's
+/// values), the access log's `reason` field and the span's error status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    Upstream,
+    DirectResponse,
+    ClientClosed,
+    NotFound,
+    InvalidRequest,
+    Overloaded,
+    NoHealthyBackend,
+    Timeout,
+    UpstreamFailure,
+    RateLimit,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Upstream => "Upstream",
+            Reason::DirectResponse => "DirectResponse",
+            Reason::ClientClosed => "ClientClosed",
+            Reason::NotFound => "NotFound",
+            Reason::InvalidRequest => "InvalidRequest",
+            Reason::Overloaded => "Overloaded",
+            Reason::NoHealthyBackend => "NoHealthyBackend",
+            Reason::Timeout => "Timeout",
+            Reason::UpstreamFailure => "UpstreamFailure",
+            Reason::RateLimit => "RateLimit",
+        }
+    }
+
+    /// Answered as configured, by the upstream or the gateway itself (not a failure).
+    pub fn is_answer(self) -> bool {
+        matches!(self, Reason::Upstream | Reason::DirectResponse)
+    }
+}
+
+/// The request-metric labels known before the backend, built when a config is compiled:
+/// one set per runtime and per port (for requests no route matched) and one per route, so
+/// requests never assemble them.
+#[derive(Debug)]
+pub struct RequestLabels {
+    pub bind: Option<Arc<str>>,
+    pub gateway: Arc<str>,
+    pub listener: Option<Arc<str>>,
+    pub route: Option<Arc<str>>,
+}
+
+impl RequestLabels {
+    /// bind, gateway, listener and route, `unknown` where the request got no further.
+    pub fn values(&self) -> [&str; 4] {
+        fn known(v: &Option<Arc<str>>) -> &str {
+            v.as_deref().unwrap_or("unknown")
+        }
+        [
+            known(&self.bind),
+            &self.gateway,
+            known(&self.listener),
+            known(&self.route),
+        ]
+    }
+}
+
 /// How a request ended, as the response phase knows it.
 pub struct Outcome<'a> {
     pub status: u16,
-    pub reason: &'a str,
-    pub gateway: &'a str,
-    pub bind: Option<&'a str>,
-    pub listener: Option<&'a str>,
-    pub route: Option<&'a str>,
+    pub reason: Reason,
+    pub labels: &'a RequestLabels,
     pub backend: Option<&'a str>,
 }
 
 /// The process-wide pieces that outlive one config: the access-log writer and the exporter.
 pub struct Sinks {
-    writer: tracing_appender::non_blocking::NonBlocking,
+    /// `None`: access logs are not written anywhere (a pipeline embedded in tests).
+    writer: Option<tracing_appender::non_blocking::NonBlocking>,
     guard: Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>,
     exporter: Mutex<Option<Arc<Exporter>>>,
 }
 
 impl Sinks {
-    pub fn new() -> Sinks {
+    /// Access logs go to stdout through a writer thread.
+    pub fn stdout() -> Sinks {
         // Batches lines into few writes; the worker flushes whenever its queue runs empty.
         let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
         // 16k queued lines is a long stall at any rate this proxy serves, in a few hundred KiB.
@@ -47,8 +110,17 @@ impl Sinks {
             .buffered_lines_limit(16 * 1024)
             .finish(stdout);
         Sinks {
-            writer,
+            writer: Some(writer),
             guard: Mutex::new(Some(guard)),
+            exporter: Mutex::new(None),
+        }
+    }
+
+    /// No access-log output and no writer thread; traces are still exported when configured.
+    pub fn without_access_log() -> Sinks {
+        Sinks {
+            writer: None,
+            guard: Mutex::new(None),
             exporter: Mutex::new(None),
         }
     }
@@ -82,12 +154,6 @@ impl Sinks {
     }
 }
 
-impl Default for Sinks {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 /// An HTTP status as three ASCII digits, without allocating.
 fn itoa_status(code: u16) -> [u8; 3] {
     let c = code.min(999);
@@ -113,7 +179,10 @@ impl Telemetry {
         let request_vecs =
             metrics.request_vecs(metric_fields.names().map(str::to_string).collect());
         Telemetry {
-            log: AccessLog::new(&settings.logging, sinks.writer.clone()),
+            log: sinks
+                .writer
+                .clone()
+                .and_then(|writer| AccessLog::new(&settings.logging, writer)),
             tracer: settings.tracing.as_ref().and_then(|t| {
                 Some(Tracer {
                     exporter: sinks.exporter(t)?,
@@ -137,15 +206,16 @@ impl Telemetry {
     pub fn finish(&self, record: &RequestRecord, o: &Outcome<'_>) {
         let ctx = self.uses_cel().then(|| fields::context(record, o));
         let status = itoa_status(o.status);
+        let [bind, gateway, listener, route] = o.labels.values();
         let standard = [
-            o.bind.unwrap_or("unknown"),
-            o.gateway,
-            o.listener.unwrap_or("unknown"),
-            o.route.unwrap_or("unknown"),
+            bind,
+            gateway,
+            listener,
+            route,
             o.backend.unwrap_or("unknown"),
             record.method.as_str(),
             std::str::from_utf8(&status).unwrap_or(""),
-            o.reason,
+            o.reason.as_str(),
         ];
         let vecs = &self.request_vecs;
         let elapsed = record.started.elapsed().as_secs_f64();

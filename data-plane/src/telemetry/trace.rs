@@ -113,7 +113,7 @@ impl Tracer {
         let span = traced.cx.span();
         if let Some(m) = record.mcp.get() {
             span.update_name(Cow::Owned(m.method.clone()));
-        } else if let Some(route) = o.route {
+        } else if let Some(route) = &o.labels.route {
             span.update_name(Cow::Owned(format!("{} {route}", record.method)));
         }
         let mut attrs = vec![
@@ -126,15 +126,15 @@ impl Tracer {
             KeyValue::new("http.response.status_code", i64::from(o.status)),
             KeyValue::new("network.protocol.version", format!("{:?}", record.version)),
             KeyValue::new("client.address", record.peer.ip().to_string()),
-            KeyValue::new("gateway", o.gateway.to_string()),
+            KeyValue::new("gateway", o.labels.gateway.to_string()),
         ];
         let mut opt = |k: &'static str, v: Option<String>| {
             if let Some(v) = v {
                 attrs.push(KeyValue::new(k, v));
             }
         };
-        opt("listener", o.listener.map(str::to_string));
-        opt("route", o.route.map(str::to_string));
+        opt("listener", o.labels.listener.as_deref().map(str::to_string));
+        opt("route", o.labels.route.as_deref().map(str::to_string));
         opt("endpoint", o.backend.map(str::to_string));
         if let Some(l) = record.llm.get() {
             attrs.push(KeyValue::new("gen_ai.operation.name", "chat"));
@@ -187,7 +187,7 @@ impl Tracer {
         attrs.retain(|kv| !self.remove.iter().any(|r| r.as_str() == kv.key.as_str()));
         span.set_attributes(attrs);
         if o.status >= 500 {
-            span.set_status(Status::error(o.reason.to_string()));
+            span.set_status(Status::error(o.reason.as_str()));
         }
         span.end();
     }

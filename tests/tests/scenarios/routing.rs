@@ -1,4 +1,5 @@
-//! Requests through a real proxy: matching, rewrites, headers, streaming, retries, admin.
+//! Requests through a real proxy process: streaming, large bodies, the admin API.
+//! (Matching, rewrites and retries are tested in-process: data-plane `proxy::tests`.)
 
 use std::time::{Duration, Instant};
 
@@ -8,137 +9,6 @@ use tollgate_tests::{FakeUpstream, Proxy, free_port, proxy::ProxyOptions};
 
 async fn json(resp: reqwest::Response) -> Value {
     resp.json().await.unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn routes_by_precedence_and_rewrites() {
-    let a = FakeUpstream::start("a").await;
-    let b = FakeUpstream::start("b").await;
-    let port = free_port();
-    let config = format!(
-        r#"
-binds:
-- port: {port}
-  listeners:
-  - routes:
-    - name: fallback
-      matches: [{{path: {{pathPrefix: /}}, method: GET}}]
-      backends: [{{host: "{a}"}}]
-    - name: api
-      matches: [{{path: {{pathPrefix: /api}}}}]
-      policies:
-        urlRewrite: {{path: {{prefix: /v2}}}}
-        requestHeaderModifier:
-          set: [{{name: x-set, value: s}}]
-          add: [{{name: x-added, value: a}}]
-          remove: [x-drop]
-        responseHeaderModifier:
-          set: [{{name: x-from-gateway, value: "yes"}}]
-      backends: [{{host: "{b}"}}]
-    - name: exact
-      matches: [{{path: {{exact: /api/exact}}, method: GET}}]
-      policies:
-        urlRewrite: {{path: {{full: /replaced}}}}
-      backends: [{{host: "{b}"}}]
-    - name: by-header
-      matches: [{{path: {{regex: "/r/[0-9]+"}}, headers: [{{name: x-tier, value: {{exact: gold}}}}]}}]
-      backends: [{{host: "{b}"}}]
-"#,
-        a = a.authority(),
-        b = b.authority()
-    );
-    let proxy = Proxy::start(&config).await;
-    let client = tollgate_tests::http();
-
-    let r = client
-        .get(proxy.url(port, "/api/items?x=1"))
-        .header("x-drop", "1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.headers()["x-from-gateway"], "yes");
-    let body = json(r).await;
-    assert_eq!(body["upstream"], "b");
-    assert_eq!(body["path"], "/v2/items?x=1");
-    assert_eq!(body["headers"]["x-set"], "s");
-    assert_eq!(body["headers"]["x-added"], "a");
-    assert!(body["headers"].get("x-drop").is_none());
-    assert!(
-        body["headers"]["x-forwarded-for"]
-            .as_str()
-            .unwrap()
-            .contains("127.0.0.1")
-    );
-
-    let body = json(
-        client
-            .get(proxy.url(port, "/api/exact"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(body["path"], "/replaced");
-    // The exact route is GET-only; a POST falls back to the prefix route.
-    let body = json(
-        client
-            .post(proxy.url(port, "/api/exact"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(body["path"], "/v2/exact");
-    // Segment-aware prefix: /apix is not under /api.
-    let body = json(client.get(proxy.url(port, "/apix")).send().await.unwrap()).await;
-    assert_eq!(body["upstream"], "a");
-    // Any prefix outranks a regex (Gateway API), so only a POST reaches the regex route.
-    let body = json(
-        client
-            .get(proxy.url(port, "/r/42"))
-            .header("x-tier", "gold")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(body["upstream"], "a");
-    let body = json(
-        client
-            .post(proxy.url(port, "/r/42"))
-            .header("x-tier", "gold")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(body["upstream"], "b");
-    let r = client.post(proxy.url(port, "/r/42")).send().await.unwrap();
-    assert_eq!(r.status(), 404);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn unmatched_path_is_404_route_not_found() {
-    let up = FakeUpstream::start("u").await;
-    let port = free_port();
-    let config = format!(
-        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - matches: [{{path: {{exact: /only}}}}]\n      backends: [{{host: \"{}\"}}]\n",
-        up.authority()
-    );
-    let proxy = Proxy::start(&config).await;
-    let r = tollgate_tests::get(proxy.url(port, "/other"))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 404);
-    assert_eq!(r.text().await.unwrap(), "route not found");
-    assert!(up.requests().is_empty());
-    let reason = proxy
-        .metric(
-            "agentgateway_requests_total",
-            &["reason=\"NotFound\"", "status=\"404\""],
-        )
-        .await;
-    assert_eq!(reason, 1.0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -188,37 +58,6 @@ async fn large_bodies_stream_through() {
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(json(r).await["bodyLength"], 5 * 1024 * 1024);
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn retries_listed_codes_with_attempt_header() {
-    let up = FakeUpstream::start("u").await;
-    let port = free_port();
-    let config = format!(
-        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: r\n      policies: {{retry: {{attempts: 3, codes: [503]}}}}\n      backends: [{{host: \"{}\"}}]\n",
-        up.authority()
-    );
-    let proxy = Proxy::start(&config).await;
-    let r = tollgate_tests::http()
-        .post(proxy.url(port, "/x"))
-        .header("x-fake-status", "503")
-        .body("payload")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 503);
-    let seen = up.requests();
-    assert_eq!(seen.len(), 3, "3 total attempts");
-    assert!(seen[0].headers.get("x-retry-attempt").is_none());
-    assert_eq!(seen[1].headers["x-retry-attempt"], "1");
-    assert_eq!(seen[2].headers["x-retry-attempt"], "2");
-    assert!(seen.iter().all(|r| &r.body[..] == b"payload"));
-    assert_eq!(
-        proxy
-            .metric("agentgateway_retries_total", &["route=\"r\""])
-            .await,
-        2.0
-    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -7,6 +7,7 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::{BoxBody, full};
 use crate::ratelimit::Level;
+use crate::telemetry::Reason;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProxyError {
@@ -77,22 +78,24 @@ impl ProxyError {
         }
     }
 
-    /// The `reason` label of request metrics (agentgateway's values).
-    pub fn reason(&self) -> &'static str {
+    /// Why the request failed, for metrics, logs and spans.
+    pub fn reason(&self) -> Reason {
         match self {
-            ProxyError::NoRoute => "NotFound",
+            ProxyError::NoRoute => Reason::NotFound,
             ProxyError::BodyTooLarge(_)
             | ProxyError::BadRequest(_)
             | ProxyError::NotAcceptable(_)
             | ProxyError::UnsupportedMediaType(_)
             | ProxyError::MethodNotAllowed(_)
             | ProxyError::SessionNotFound(_)
-            | ProxyError::StreamConflict => "InvalidRequest",
-            ProxyError::McpCapacity { .. } | ProxyError::SessionBusy(_) => "Overloaded",
-            ProxyError::NoBackend(_) | ProxyError::UpstreamConnect { .. } => "NoHealthyBackend",
-            ProxyError::UpstreamTimeout { .. } | ProxyError::RequestTimeout(_) => "Timeout",
-            ProxyError::UpstreamProtocol { .. } => "UpstreamFailure",
-            ProxyError::RateLimited(_) => "RateLimit",
+            | ProxyError::StreamConflict => Reason::InvalidRequest,
+            ProxyError::McpCapacity { .. } | ProxyError::SessionBusy(_) => Reason::Overloaded,
+            ProxyError::NoBackend(_) | ProxyError::UpstreamConnect { .. } => {
+                Reason::NoHealthyBackend
+            }
+            ProxyError::UpstreamTimeout { .. } | ProxyError::RequestTimeout(_) => Reason::Timeout,
+            ProxyError::UpstreamProtocol { .. } => Reason::UpstreamFailure,
+            ProxyError::RateLimited(_) => Reason::RateLimit,
         }
     }
 

@@ -1,0 +1,114 @@
+//! The pooled upstream client and one attempt through it (timeout, classification, span).
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::body::BoxBody;
+use super::error::ProxyError;
+use crate::telemetry::record::RequestRecord;
+
+pub type HttpClient = Client<HttpsConnector<HttpConnector>, BoxBody>;
+
+/// A pooled HTTP/1.1 client shared by all routes: plain HTTP, or TLS (rustls, webpki roots)
+/// for `https` URIs such as the default LLM provider endpoints.
+pub fn client() -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    let https = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .expect("ring supports the default TLS versions")
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build(https)
+}
+
+/// Per-attempt limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub backend_timeout: Option<Duration>,
+    pub max_body_size: u64,
+}
+
+/// One upstream attempt with its timeout; errors are classified for status and retries.
+/// Each attempt is timed (for the overhead metric) and traced as a client span.
+pub async fn send_to(
+    client: &HttpClient,
+    upstream: &str,
+    mut req: Request<BoxBody>,
+    limits: Limits,
+    record: &RequestRecord,
+) -> Result<Response<Incoming>, ProxyError> {
+    let method = req.method().clone();
+    let span = record
+        .trace
+        .as_ref()
+        .map(|t| t.attempt(&method, upstream, req.headers_mut()));
+    #[expect(
+        clippy::disallowed_methods,
+        reason = "an upstream call's duration is wall time"
+    )]
+    let started = std::time::Instant::now();
+    let call = client.request(req);
+    let result = match limits.backend_timeout {
+        Some(t) => match tokio::time::timeout(t, call).await {
+            Ok(r) => r.map_err(|e| classify(upstream, e, limits.max_body_size)),
+            Err(_) => Err(ProxyError::UpstreamTimeout {
+                authority: upstream.to_string(),
+                timeout: t,
+            }),
+        },
+        None => call
+            .await
+            .map_err(|e| classify(upstream, e, limits.max_body_size)),
+    };
+    record.add_upstream(started.elapsed());
+    if let Some(span) = span {
+        span.end(match &result {
+            Ok(resp) => Ok(Some(resp.status().as_u16())),
+            Err(e) => Err(e.to_string()),
+        });
+    }
+    result
+}
+
+fn classify(authority: &str, e: hyper_util::client::legacy::Error, max_body: u64) -> ProxyError {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if s.is::<http_body_util::LengthLimitError>() {
+            return ProxyError::BodyTooLarge(max_body);
+        }
+        source = s.source();
+    }
+    let reason = root_cause(&e);
+    if e.is_connect() {
+        ProxyError::UpstreamConnect {
+            authority: authority.to_string(),
+            reason,
+        }
+    } else {
+        ProxyError::UpstreamProtocol {
+            authority: authority.to_string(),
+            reason,
+        }
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

@@ -1,0 +1,80 @@
+//! What every request needs, apart from the gateway's lifecycle: the pipeline and the backends
+//! take this (or parts of it), never the `Gateway`, so they can run without ports.
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
+use tollgate_shared::{Snapshot, SnapshotSource};
+
+use crate::http::client::{self, HttpClient};
+use crate::mcp::Sessions;
+use crate::metrics::Metrics;
+use crate::ratelimit::{BucketKey, RateLimits};
+use crate::runtime::Runtime;
+use crate::telemetry::{Sinks, Telemetry};
+
+pub struct Services {
+    /// Gateway name, the `gateway` metric label.
+    pub name: Arc<str>,
+    pub metrics: Arc<Metrics>,
+    pub client: HttpClient,
+    /// Rate-limit buckets, kept across applies.
+    pub rate_limits: RateLimits,
+    /// MCP sessions and their children, kept across applies.
+    pub mcp: Arc<Sessions>,
+    /// The access-log writer and the trace exporter, kept across applies.
+    pub sinks: Sinks,
+    runtime: ArcSwapOption<Runtime>,
+}
+
+impl Services {
+    pub fn new(name: &str, metrics: Arc<Metrics>, sinks: Sinks) -> Services {
+        Services {
+            name: name.into(),
+            mcp: Arc::new(Sessions::new(metrics.clone())),
+            sinks,
+            metrics,
+            client: client::client(),
+            rate_limits: RateLimits::default(),
+            runtime: ArcSwapOption::empty(),
+        }
+    }
+
+    /// The config in force; requests call this once.
+    pub fn runtime(&self) -> Option<Arc<Runtime>> {
+        self.runtime.load_full()
+    }
+
+    /// Compiles `snapshot` (taking rate-limit buckets from the store that outlives configs)
+    /// and makes it the config requests load; MCP sessions whose route changed are retired.
+    pub fn install(&self, snapshot: Snapshot, source: SnapshotSource) -> Arc<Runtime> {
+        let mut seen = Vec::new();
+        let telemetry = Telemetry::compile(&snapshot.config.settings, &self.sinks, &self.metrics);
+        let runtime = Runtime::compile(
+            snapshot,
+            source,
+            telemetry,
+            &self.name,
+            &mut |listener, route, position, limit| {
+                let key = BucketKey {
+                    gateway: self.name.to_string(),
+                    listener: listener.to_string(),
+                    route: route.to_string(),
+                    position,
+                    kind: limit.kind,
+                };
+                self.rate_limits.bucket(key, limit, &mut seen)
+            },
+        );
+        self.rate_limits.retain(&seen);
+        let runtime = Arc::new(runtime);
+        self.runtime.store(Some(runtime.clone()));
+        self.metrics.config_info.reset();
+        self.metrics
+            .config_info
+            .with_label_values(&[&runtime.snapshot.version, &runtime.source.to_string()])
+            .set(1);
+        self.mcp.reconcile(&runtime);
+        runtime
+    }
+}
