@@ -111,4 +111,6 @@ pub fn load_str_with(
 }
 
 #[cfg(test)]
+mod kitchen_sink;
+#[cfg(test)]
 pub(crate) mod tests;
