@@ -17,7 +17,7 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyDataStream, BodyExt, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
-use tollgate_shared::config::model::{BackendAuth, RateLimitKind, RouteType};
+use tollgate_shared::config::model::{BackendAuth, Policies, RateLimitKind, RouteType};
 
 use self::failover::{ProviderId, ProviderPool};
 use self::provider::Format;
@@ -81,10 +81,11 @@ pub async fn serve(
         tried.push(id);
         let provider = &call.pool.get(id).provider;
         let name: Arc<str> = provider.name.as_str().into();
-        let kind = provider
-            .routes
+        // The provider's own policies (the backend level) over the route's.
+        let policies = Policies::effective(&[&call.route.policies, &provider.policies()]);
+        let kind = policies
+            .ai_routes
             .as_ref()
-            .or(call.route.policies.ai_routes.as_ref())
             .map_or(RouteType::Completions, |m| m.classify(path));
         let plan = match kind {
             RouteType::Models => {
@@ -163,10 +164,7 @@ pub async fn serve(
                 }
             }
         };
-        let auth = provider
-            .backend_auth
-            .as_ref()
-            .or(call.route.policies.backend_auth.as_ref());
+        let auth = policies.backend_auth.as_ref();
         let request = upstream_request(&parts, provider, auth, &plan, attempt)?;
         let started = Instant::now();
         match upstream::send_to(

@@ -249,6 +249,7 @@ impl Pattern {
         }
     }
 
+    /// Whether the whole of `text` matches.
     pub fn is_match(&self, text: &str) -> bool {
         self.regex.is_match(text)
     }

@@ -32,6 +32,7 @@ pub struct Secret {
 }
 
 impl Secret {
+    /// A value, with the reference it was expanded from (if any).
     pub fn new(value: String, reference: Option<String>) -> Secret {
         Secret { value, reference }
     }
@@ -44,6 +45,7 @@ impl Secret {
         }
     }
 
+    /// The value itself: only for sending it upstream.
     pub fn expose(&self) -> &str {
         &self.value
     }
