@@ -77,13 +77,21 @@ pub(crate) fn invalid<T>(path: &str, message: impl Into<String>) -> Result<T> {
     })
 }
 
+/// A sub-message, converted; errors are named under `field`.
+pub(crate) fn nested<P, M>(value: P, field: &str) -> Result<M>
+where
+    M: TryFrom<P, Error = InvalidSnapshot>,
+{
+    M::try_from(value).map_err(|e| e.within(field))
+}
+
 /// A required sub-message, converted; errors are named under `field`.
 pub(crate) fn required<P, M>(value: Option<P>, field: &str) -> Result<M>
 where
     M: TryFrom<P, Error = InvalidSnapshot>,
 {
     match value {
-        Some(v) => M::try_from(v).map_err(|e| e.within(field)),
+        Some(v) => nested(v, field),
         None => missing(field),
     }
 }
@@ -93,7 +101,7 @@ pub(crate) fn optional<P, M>(value: Option<P>, field: &str) -> Result<Option<M>>
 where
     M: TryFrom<P, Error = InvalidSnapshot>,
 {
-    value.map(|v| required(Some(v), field)).transpose()
+    value.map(|v| nested(v, field)).transpose()
 }
 
 /// A repeated sub-message, converted element by element; errors are named `field[i]`.
@@ -103,7 +111,7 @@ where
 {
     list.into_iter()
         .enumerate()
-        .map(|(i, v)| M::try_from(v).map_err(|e| e.within(&format!("{field}[{i}]"))))
+        .map(|(i, v)| nested(v, &format!("{field}[{i}]")))
         .collect()
 }
 
@@ -187,6 +195,28 @@ mod tests {
         assert_eq!(
             Config::try_from(wire).unwrap_err(),
             InvalidSnapshot::Missing("binds[0].listeners[0].routes[0].matches[0].path".into())
+        );
+    }
+
+    #[test]
+    fn broken_invariants_are_refused_with_the_validator_wording() {
+        let mut wire = pb::Config::from(
+            &load_str_with(
+                &seed("local-rate-limit.yaml"),
+                "f",
+                &HashMap::new(),
+                LoadMode::DeferSecrets,
+            )
+            .unwrap(),
+        );
+        let route = &mut wire.binds[0].listeners[0].routes[0];
+        route.policies.as_mut().unwrap().local_rate_limit[0].max_tokens = 0;
+        assert_eq!(
+            Config::try_from(wire).unwrap_err(),
+            InvalidSnapshot::Invalid {
+                path: "binds[0].listeners[0].routes[0].policies.localRateLimit[0].maxTokens".into(),
+                message: "maxTokens must be at least 1".into(),
+            }
         );
     }
 

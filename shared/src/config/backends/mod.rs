@@ -105,8 +105,8 @@ impl TryFrom<pb::Backend> for Backend {
         use pb::backend::Kind;
         let kind = match b.kind {
             Some(Kind::Host(h)) => BackendKind::Host(h),
-            Some(Kind::Ai(ai)) => BackendKind::Ai(convert::required(Some(ai), "ai")?),
-            Some(Kind::Mcp(m)) => BackendKind::Mcp(convert::required(Some(m), "mcp")?),
+            Some(Kind::Ai(ai)) => BackendKind::Ai(convert::nested(ai, "ai")?),
+            Some(Kind::Mcp(m)) => BackendKind::Mcp(convert::nested(m, "mcp")?),
             None => return missing(""),
         };
         Ok(Backend {
