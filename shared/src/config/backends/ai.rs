@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::model::Invalid;
 use crate::config::path::YamlPath;
 use crate::config::policies::{
-    BackendAuth, Policies, RawAiPolicy, RawBackendAuth, RawRouteType, RouteTypes,
+    BackendAuth, Policies, RawAiPolicy, RawBackendAuth, RouteType, RouteTypes,
 };
 use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, enum_value};
@@ -26,7 +26,7 @@ pub struct RawAi {
     pub path_override: Option<String>,
     pub path_prefix: Option<String>,
     /// The seed's spelling of the route-type map (agentgateway v0.10).
-    pub routes: Option<IndexMap<String, RawRouteType>>,
+    pub routes: Option<IndexMap<String, RouteType>>,
     pub backend_auth: Option<RawBackendAuth>,
     pub policies: Option<RawBackendPolicies>,
 }

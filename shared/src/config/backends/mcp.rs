@@ -18,22 +18,8 @@ use crate::proto::v1 as pb;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawMcp {
     pub targets: Vec<Lenient<RawMcpTarget>>,
-    pub prefix_mode: Option<RawPrefixMode>,
-    pub failure_mode: Option<RawFailureMode>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum RawPrefixMode {
-    Conditional,
-    Always,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum RawFailureMode {
-    FailOpen,
-    FailClosed,
+    pub prefix_mode: Option<PrefixMode>,
+    pub failure_mode: Option<FailureMode>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -107,7 +93,7 @@ impl McpBackend {
 }
 
 /// `prefixMode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum PrefixMode {
     /// Only when the backend has more than one target.
@@ -117,7 +103,7 @@ pub enum PrefixMode {
 }
 
 /// `failureMode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum FailureMode {
     /// A failed target is left out; the others serve.
@@ -195,14 +181,8 @@ impl Validator<'_> {
                 kind,
             })
         });
-        let prefix_mode = match raw.prefix_mode {
-            None | Some(RawPrefixMode::Conditional) => PrefixMode::Conditional,
-            Some(RawPrefixMode::Always) => PrefixMode::Always,
-        };
-        let failure_mode = match raw.failure_mode {
-            None | Some(RawFailureMode::FailOpen) => FailureMode::FailOpen,
-            Some(RawFailureMode::FailClosed) => FailureMode::FailClosed,
-        };
+        let prefix_mode = raw.prefix_mode.unwrap_or(PrefixMode::Conditional);
+        let failure_mode = raw.failure_mode.unwrap_or(FailureMode::FailOpen);
         let written = !raw.targets.is_empty();
         let built = McpBackend::new(targets, prefix_mode, failure_mode).map_err(|problems| {
             // Names were reported above where written; so were targets that failed.

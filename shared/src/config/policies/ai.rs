@@ -13,16 +13,7 @@ use crate::proto::v1 as pb;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawAiPolicy {
     #[serde(default)]
-    pub routes: IndexMap<String, RawRouteType>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum RawRouteType {
-    Completions,
-    Messages,
-    Models,
-    Passthrough,
+    pub routes: IndexMap<String, RouteType>,
 }
 
 /// Path-suffix -> route type, longest suffix first and `*` last.
@@ -50,7 +41,7 @@ impl RouteTypes {
 }
 
 /// How an `ai` backend treats a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RouteType {
     /// OpenAI chat completions, translated for the provider.
@@ -70,7 +61,7 @@ impl Validator<'_> {
 
     pub fn route_types(
         &mut self,
-        raw: &IndexMap<String, RawRouteType>,
+        raw: &IndexMap<String, RouteType>,
         path: &YamlPath,
     ) -> RouteTypes {
         let mut entries = Vec::new();
@@ -82,13 +73,7 @@ impl Validator<'_> {
                 );
                 continue;
             }
-            let t = match t {
-                RawRouteType::Completions => RouteType::Completions,
-                RawRouteType::Messages => RouteType::Messages,
-                RawRouteType::Models => RouteType::Models,
-                RawRouteType::Passthrough => RouteType::Passthrough,
-            };
-            entries.push((suffix.clone(), t));
+            entries.push((suffix.clone(), *t));
         }
         RouteTypes::new(entries)
     }

@@ -31,7 +31,7 @@ mod url_rewrite;
 
 use serde::{Deserialize, Serialize};
 
-pub use ai::{RawAiPolicy, RawRouteType, RouteType, RouteTypes};
+pub use ai::{RawAiPolicy, RouteType, RouteTypes};
 pub use backend_auth::{BackendAuth, RawBackendAuth, Secret};
 pub use cors::{Cors, RawCors};
 pub use header_modifier::{HeaderModifier, RawHeaderModifier};

@@ -17,14 +17,7 @@ pub struct RawRateLimit {
     pub tokens_per_fill: u64,
     pub fill_interval: String,
     #[serde(rename = "type")]
-    pub kind: Option<RawRateLimitType>,
-}
-
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum RawRateLimitType {
-    Requests,
-    Tokens,
+    pub kind: Option<RateLimitKind>,
 }
 
 /// `localRateLimit[]`: a token bucket, full at start.
@@ -86,7 +79,7 @@ impl RateLimit {
 }
 
 /// `type`: what one token of the bucket pays for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RateLimitKind {
     /// One request.
@@ -98,10 +91,7 @@ pub enum RateLimitKind {
 impl Validator<'_> {
     pub fn rate_limit(&mut self, raw: &RawRateLimit, path: &YamlPath) -> Option<RateLimit> {
         let fill_interval = self.duration(&raw.fill_interval, &path.key("fillInterval"))?;
-        let kind = match raw.kind {
-            None | Some(RawRateLimitType::Requests) => RateLimitKind::Requests,
-            Some(RawRateLimitType::Tokens) => RateLimitKind::Tokens,
-        };
+        let kind = raw.kind.unwrap_or(RateLimitKind::Requests);
         let built = RateLimit::new(raw.max_tokens, raw.tokens_per_fill, fill_interval, kind);
         self.checked(built, path)
     }
