@@ -93,6 +93,26 @@ pub struct Bind {
     pub listeners: Vec<Listener>,
 }
 
+impl Bind {
+    /// A bind on a real port with at least one listener.
+    pub(crate) fn new(port: u16, listeners: Vec<Listener>) -> Result<Bind, Vec<Invalid>> {
+        let mut problems = Vec::new();
+        if port == 0 {
+            problems.push(Invalid::at("port", "port must be between 1 and 65535"));
+        }
+        if listeners.is_empty() {
+            problems.push(Invalid::at(
+                "listeners",
+                "a bind needs at least one listener",
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Bind { port, listeners })
+    }
+}
+
 /// `listeners[]`: routes served for one hostname on a bind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Listener {
@@ -281,10 +301,7 @@ impl Serialize for Pattern {
 // === validation ===
 
 impl Validator<'_> {
-    pub fn bind(&mut self, raw: &RawBind, path: &YamlPath) -> Bind {
-        if raw.port == 0 {
-            self.error(&path.key("port"), "port must be between 1 and 65535");
-        }
+    pub fn bind(&mut self, raw: &RawBind, path: &YamlPath) -> Option<Bind> {
         let mut names = HashSet::new();
         let listeners = self.list(&raw.listeners, path, "listeners", |v, l, i, lp| {
             let listener = v.listener(l, i, lp);
@@ -299,13 +316,15 @@ impl Validator<'_> {
             }
             Some(listener)
         });
-        if raw.listeners.is_empty() {
-            self.error(&path.key("listeners"), "a bind needs at least one listener");
-        }
-        Bind {
-            port: raw.port,
-            listeners,
-        }
+        let written = !raw.listeners.is_empty();
+        let built = Bind::new(raw.port, listeners).map_err(|problems| {
+            // Listeners that were written but failed are reported already.
+            problems
+                .into_iter()
+                .filter(|p| !(written && p.is_at("listeners")))
+                .collect()
+        });
+        self.checked(built, path)
     }
 
     fn listener(&mut self, raw: &RawListener, index: usize, path: &YamlPath) -> Listener {
@@ -470,10 +489,7 @@ impl TryFrom<pb::Bind> for Bind {
     fn try_from(b: pb::Bind) -> convert::Result<Bind> {
         let port = u16::try_from(b.port)
             .or_else(|_| invalid("port", format!("{} is not a port", b.port)))?;
-        Ok(Bind {
-            port,
-            listeners: convert::each(b.listeners, "listeners")?,
-        })
+        Bind::new(port, convert::each(b.listeners, "listeners")?).map_err(InvalidSnapshot::from)
     }
 }
 

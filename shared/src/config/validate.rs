@@ -67,7 +67,7 @@ impl<'a> Validator<'a> {
             if !ports.insert(b.port) {
                 v.error(&path.key("port"), format!("port {} is bound twice", b.port));
             }
-            Some(v.bind(b, path))
+            v.bind(b, path)
         });
         Config { settings, binds }
     }
