@@ -222,7 +222,7 @@ fn compile_route(r: &Route, labels: RequestLabels, limits: Vec<Arc<Bucket>>) -> 
                 label: b.kind.label().into(),
                 target: match &b.kind {
                     BackendKind::Host(h) => Target::Host(h.clone()),
-                    BackendKind::Ai(ai) => Target::Ai(ProviderPool::new(ai)),
+                    BackendKind::Ai(ai) => Target::Ai(ProviderPool::new(ai, &r.policies)),
                     BackendKind::Mcp(m) => Target::Mcp(m.clone()),
                 },
             })

@@ -8,7 +8,7 @@
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
-use tollgate_shared::config::model::{AiBackend, AiProvider};
+use tollgate_shared::config::model::{AiBackend, AiProvider, Policies};
 
 use crate::clock::{self, Clock, Instant};
 
@@ -17,6 +17,8 @@ pub const MAX_EJECTION: Duration = Duration::from_secs(300);
 
 pub struct ProviderState {
     pub provider: AiProvider,
+    /// The provider's own policies over its route's (`Policies::effective`), merged once.
+    pub policies: Policies,
     ejected_until_ms: AtomicU64,
     ejections: AtomicU32,
     /// Exponentially weighted moving average of time to response head, in microseconds.
@@ -40,12 +42,13 @@ pub struct ProviderPool {
 }
 
 impl ProviderPool {
-    pub fn new(backend: &AiBackend) -> ProviderPool {
-        ProviderPool::with_clock(backend, clock::system())
+    /// The pool of `backend`, on a route with `route` policies.
+    pub fn new(backend: &AiBackend, route: &Policies) -> ProviderPool {
+        ProviderPool::with_clock(backend, route, clock::system())
     }
 
     /// [`ProviderPool::new`] on a given clock (a mock one in tests).
-    pub fn with_clock(backend: &AiBackend, clock: Clock) -> ProviderPool {
+    pub fn with_clock(backend: &AiBackend, route: &Policies, clock: Clock) -> ProviderPool {
         let tiers = backend
             .groups
             .iter()
@@ -53,6 +56,7 @@ impl ProviderPool {
                 g.iter()
                     .map(|p| ProviderState {
                         provider: p.clone(),
+                        policies: Policies::effective(&[route, &p.policies()]),
                         ejected_until_ms: AtomicU64::new(0),
                         ejections: AtomicU32::new(0),
                         latency_us: AtomicU64::new(0),
@@ -153,7 +157,7 @@ mod tests {
             .iter()
             .map(|t| t.iter().map(|n| provider(n)).collect())
             .collect();
-        ProviderPool::with_clock(&AiBackend { groups }, clock)
+        ProviderPool::with_clock(&AiBackend { groups }, &Policies::default(), clock)
     }
 
     #[test]

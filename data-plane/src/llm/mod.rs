@@ -153,11 +153,12 @@ fn prepare(
 ) -> Result<Option<(Plan, Request<BoxBody>)>, ProxyError> {
     let path = parts.uri.path();
     let pq = parts.uri.path_and_query().map_or(path, |p| p.as_str());
-    let provider = &call.pool.get(id).provider;
-    let kind = provider
-        .routes
+    let state = call.pool.get(id);
+    let provider = &state.provider;
+    let kind = state
+        .policies
+        .ai_routes
         .as_ref()
-        .or(call.policies.ai_routes.as_ref())
         .map_or(RouteType::Completions, |m| m.classify(path));
     let plan = match kind {
         RouteType::Models => return Ok(None),
@@ -230,10 +231,7 @@ fn prepare(
             }
         }
     };
-    let auth = provider
-        .backend_auth
-        .as_ref()
-        .or(call.policies.backend_auth.as_ref());
+    let auth = state.policies.backend_auth.as_ref();
     let request = upstream_request(parts, provider, auth, &plan, attempt)?;
     Ok(Some((plan, request)))
 }

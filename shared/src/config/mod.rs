@@ -1,10 +1,14 @@
 //! Loading a config: text -> YAML -> env expansion -> raw types -> validated model -> snapshot.
 
+mod backends;
 mod env;
 mod error;
+mod listeners;
 pub mod model;
 mod path;
+mod policies;
 mod raw;
+mod settings;
 mod snapshot;
 mod validate;
 mod yaml;
@@ -110,5 +114,7 @@ pub fn load_str_with(
     Err(ConfigErrors(errors))
 }
 
+#[cfg(test)]
+mod kitchen_sink;
 #[cfg(test)]
 pub(crate) mod tests;

@@ -29,6 +29,23 @@ impl YamlPath {
         next
     }
 
+    /// A relative path written as text: `a.b[2].c`; empty for none.
+    pub fn parse(text: &str) -> Self {
+        let mut path = Self::root();
+        for part in text.split('.').filter(|p| !p.is_empty()) {
+            let (key, indexes) = part.split_once('[').unwrap_or((part, ""));
+            if !key.is_empty() {
+                path.push(Segment::Key(key.to_string()));
+            }
+            for index in indexes.split('[') {
+                if let Ok(i) = index.trim_end_matches(']').parse() {
+                    path.push(Segment::Index(i));
+                }
+            }
+        }
+        path
+    }
+
     pub fn join(&self, other: &YamlPath) -> Self {
         let mut next = self.clone();
         next.0.extend(other.0.iter().cloned());

@@ -155,3 +155,40 @@ fn version_follows_content_and_secrets() {
     let c = load_str(&seed("local-rate-limit.yaml"), "f", &other).unwrap();
     assert_ne!(Snapshot::new(a).version, Snapshot::new(c).version);
 }
+
+#[test]
+fn the_most_specific_level_sets_each_policy_whole() {
+    let config = load_str(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n    - policies:\n        backendAuth: {key: route-key}\n        retry: {attempts: 2, codes: [503], backoff: 1s}\n        ai: {routes: {'*': passthrough}}\n      backends:\n      - ai:\n          name: p\n          provider: {openAI: {}}\n          policies: {backendAuth: {key: provider-key}}\n",
+        "f",
+        &env(),
+    )
+    .unwrap();
+    let route = &config.binds[0].listeners[0].routes[0];
+    let BackendKind::Ai(ai) = &route.backends[0].kind else {
+        panic!()
+    };
+    let provider = &ai.groups[0][0];
+    let effective = Policies::effective(&[&route.policies, &provider.policies()]);
+    assert_eq!(
+        effective.backend_auth.as_ref().unwrap().key.expose(),
+        "provider-key"
+    );
+    assert_eq!(effective.retry, route.policies.retry);
+    assert_eq!(effective.ai_routes, route.policies.ai_routes);
+
+    let partial_retry = Policies {
+        retry: Some(Retry {
+            attempts: 5,
+            codes: vec![502],
+            backoff: None,
+        }),
+        ..Policies::default()
+    };
+    let effective = Policies::effective(&[&route.policies, &partial_retry]);
+    assert_eq!(
+        effective.retry.unwrap().backoff,
+        None,
+        "fields are not merged"
+    );
+}

@@ -1,0 +1,329 @@
+//! `ai` backends: LLM providers, one inline or several in priority `groups` (failover).
+
+use std::collections::HashSet;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Serialize};
+
+use crate::config::model::Invalid;
+use crate::config::path::YamlPath;
+use crate::config::policies::{
+    BackendAuth, Policies, RawAiPolicy, RawBackendAuth, RouteType, RouteTypes,
+};
+use crate::config::validate::Validator;
+use crate::convert::{self, InvalidSnapshot, enum_value};
+use crate::proto::v1 as pb;
+
+/// An `ai` backend: one provider (fields inline) or priority `groups` of providers.
+/// Group members use the same shape; validation rejects `groups` nested inside them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAi {
+    pub groups: Option<Vec<RawAiGroup>>,
+    pub name: Option<String>,
+    pub provider: Option<RawProviderKind>,
+    pub host_override: Option<String>,
+    pub path_override: Option<String>,
+    pub path_prefix: Option<String>,
+    /// The seed's spelling of the route-type map (agentgateway v0.10).
+    pub routes: Option<IndexMap<String, RouteType>>,
+    pub backend_auth: Option<RawBackendAuth>,
+    pub policies: Option<RawBackendPolicies>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAiGroup {
+    pub providers: Vec<RawAi>,
+}
+
+/// A provider's own `policies` (the backend level): the two it accepts today.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawBackendPolicies {
+    pub backend_auth: Option<RawBackendAuth>,
+    pub ai: Option<RawAiPolicy>,
+}
+
+/// Exactly one of the fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawProviderKind {
+    #[serde(rename = "openAI")]
+    pub open_ai: Option<RawModel>,
+    pub anthropic: Option<RawModel>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawModel {
+    pub model: Option<String>,
+}
+
+/// Providers in priority tiers: `groups[0]` first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AiBackend {
+    /// Never empty, no group empty, provider names unique across groups.
+    pub groups: Vec<Vec<AiProvider>>,
+}
+
+impl AiBackend {
+    /// Non-empty groups of uniquely named providers.
+    pub(crate) fn new(groups: Vec<Vec<AiProvider>>) -> Result<AiBackend, Vec<Invalid>> {
+        let mut problems = Vec::new();
+        if groups.is_empty() {
+            problems.push(Invalid::at("groups", "`groups` needs at least one group"));
+        }
+        for (i, group) in groups.iter().enumerate() {
+            if group.is_empty() {
+                problems.push(Invalid::at(
+                    &format!("groups[{i}].providers"),
+                    "a group needs at least one provider",
+                ));
+            }
+        }
+        let mut names = HashSet::new();
+        for p in groups.iter().flatten() {
+            if !names.insert(p.name.clone()) {
+                problems.push(Invalid::at(
+                    "",
+                    format!("provider name `{}` is used twice in this backend", p.name),
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(AiBackend { groups })
+    }
+}
+
+/// One LLM provider of an `ai` backend.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AiProvider {
+    /// Unique in the backend; the metric and log label.
+    pub name: String,
+    /// Which API it speaks.
+    pub provider: Provider,
+    /// Model sent upstream, replacing the client's; `None` keeps the client's.
+    pub model: Option<String>,
+    /// `host:port` instead of the provider's public endpoint.
+    pub host_override: Option<String>,
+    /// Path sent upstream instead of the provider's.
+    pub path_override: Option<String>,
+    /// Prefix put before the provider's path.
+    pub path_prefix: Option<String>,
+    /// Backend-level `ai.routes` (inline `routes` or `policies.ai.routes`).
+    pub routes: Option<RouteTypes>,
+    /// Backend-level `backendAuth` (inline or `policies.backendAuth`).
+    pub backend_auth: Option<BackendAuth>,
+}
+
+impl AiProvider {
+    /// The policies attached to this provider (the backend level), to be combined with the
+    /// route's by [`Policies::effective`].
+    pub fn policies(&self) -> Policies {
+        Policies {
+            backend_auth: self.backend_auth.clone(),
+            ai_routes: self.routes.clone(),
+            ..Policies::default()
+        }
+    }
+}
+
+/// `provider`: the API an `ai` provider speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Provider {
+    /// `openAI`: OpenAI's chat completions API.
+    #[serde(rename = "openAI")]
+    OpenAi,
+    /// `anthropic`: Anthropic's messages API.
+    Anthropic,
+}
+
+impl Validator<'_> {
+    pub fn ai(&mut self, raw: &RawAi, path: &YamlPath) -> Option<AiBackend> {
+        let Some(raw_groups) = &raw.groups else {
+            let provider = self.ai_provider(raw, path)?;
+            return self.checked(AiBackend::new(vec![vec![provider]]), path);
+        };
+        if raw.provider.is_some() || raw.name.is_some() {
+            self.error(
+                path,
+                "an `ai` backend has either `groups` or one inline provider, not both",
+            );
+        }
+        let mut groups = Vec::new();
+        for (gi, g) in raw_groups.iter().enumerate() {
+            let gp = path.key("groups").index(gi);
+            let mut tier = Vec::new();
+            for (pi, p) in g.providers.iter().enumerate() {
+                let pp = gp.key("providers").index(pi);
+                if p.groups.is_some() {
+                    self.key_error(
+                        &pp.key("groups"),
+                        "groups cannot be nested inside a provider",
+                    );
+                }
+                tier.extend(self.ai_provider(p, &pp));
+            }
+            groups.push(tier);
+        }
+        let built = AiBackend::new(groups).map_err(|problems| {
+            // A group whose providers were written but failed is reported already.
+            problems
+                .into_iter()
+                .filter(|p| {
+                    !raw_groups.iter().enumerate().any(|(i, g)| {
+                        !g.providers.is_empty() && p.is_at(&format!("groups[{i}].providers"))
+                    })
+                })
+                .collect()
+        });
+        self.checked(built, path)
+    }
+
+    fn ai_provider(&mut self, raw: &RawAi, path: &YamlPath) -> Option<AiProvider> {
+        let Some(name) = raw.name.clone() else {
+            self.error(path, "missing field `name`");
+            return None;
+        };
+        let Some(kind) = &raw.provider else {
+            self.error(path, "missing field `provider` (openAI or anthropic)");
+            return None;
+        };
+        let options = [
+            ("openAI", kind.open_ai.is_some()),
+            ("anthropic", kind.anthropic.is_some()),
+        ];
+        if !self.exactly_one(&path.key("provider"), "a provider", &options) {
+            return None;
+        }
+        let (provider, model) = match (&kind.open_ai, &kind.anthropic) {
+            (Some(m), _) => (Provider::OpenAi, m.model.clone()),
+            (None, m) => (Provider::Anthropic, m.as_ref()?.model.clone()),
+        };
+        let host_override = match &raw.host_override {
+            Some(h) => Some(self.authority(h, &path.key("hostOverride"))?),
+            None => None,
+        };
+        for (key, v) in [
+            ("pathOverride", &raw.path_override),
+            ("pathPrefix", &raw.path_prefix),
+        ] {
+            if let Some(v) = v {
+                self.absolute(v, &path.key(key));
+            }
+        }
+        let policies = raw.policies.as_ref();
+        let inline_routes = raw
+            .routes
+            .as_ref()
+            .map(|r| self.route_types(r, &path.key("routes")));
+        let policy_routes = policies
+            .and_then(|p| p.ai.as_ref())
+            .map(|a| self.route_types(&a.routes, &path.key("policies").key("ai").key("routes")));
+        if inline_routes.is_some() && policy_routes.is_some() {
+            self.error(
+                path,
+                "route types are set both in `routes` and `policies.ai.routes`; keep one",
+            );
+        }
+        let auth = match (
+            &raw.backend_auth,
+            policies.and_then(|p| p.backend_auth.as_ref()),
+        ) {
+            (Some(_), Some(_)) => {
+                self.error(
+                    path,
+                    "backendAuth is set both inline and under `policies`; keep one",
+                );
+                None
+            }
+            (Some(a), None) => self.backend_auth(a, &path.key("backendAuth")),
+            (None, Some(a)) => self.backend_auth(a, &path.key("policies").key("backendAuth")),
+            (None, None) => None,
+        };
+        Some(AiProvider {
+            name,
+            provider,
+            model,
+            host_override,
+            path_override: raw.path_override.clone(),
+            path_prefix: raw.path_prefix.clone(),
+            routes: inline_routes.or(policy_routes),
+            backend_auth: auth,
+        })
+    }
+}
+
+impl From<&AiBackend> for pb::AiBackend {
+    fn from(ai: &AiBackend) -> Self {
+        pb::AiBackend {
+            groups: ai
+                .groups
+                .iter()
+                .map(|g| pb::ProviderGroup {
+                    providers: g.iter().map(Into::into).collect(),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<pb::AiBackend> for AiBackend {
+    type Error = InvalidSnapshot;
+
+    fn try_from(ai: pb::AiBackend) -> convert::Result<AiBackend> {
+        let groups = ai
+            .groups
+            .into_iter()
+            .enumerate()
+            .map(|(i, g)| {
+                convert::each(g.providers, "providers")
+                    .map_err(|e| e.within(&format!("groups[{i}]")))
+            })
+            .collect::<convert::Result<Vec<_>>>()?;
+        AiBackend::new(groups).map_err(InvalidSnapshot::from)
+    }
+}
+
+impl From<&AiProvider> for pb::AiProvider {
+    fn from(p: &AiProvider) -> Self {
+        pb::AiProvider {
+            name: p.name.clone(),
+            provider: match p.provider {
+                Provider::OpenAi => pb::Provider::Openai,
+                Provider::Anthropic => pb::Provider::Anthropic,
+            } as i32,
+            model: p.model.clone(),
+            host_override: p.host_override.clone(),
+            path_override: p.path_override.clone(),
+            path_prefix: p.path_prefix.clone(),
+            routes: p.routes.as_ref().map(Into::into),
+            backend_auth: p.backend_auth.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl TryFrom<pb::AiProvider> for AiProvider {
+    type Error = InvalidSnapshot;
+
+    fn try_from(p: pb::AiProvider) -> convert::Result<AiProvider> {
+        Ok(AiProvider {
+            provider: match enum_value(p.provider, "provider")? {
+                pb::Provider::Openai => Provider::OpenAi,
+                pb::Provider::Anthropic => Provider::Anthropic,
+            },
+            name: p.name,
+            model: p.model,
+            host_override: p.host_override,
+            path_override: p.path_override,
+            path_prefix: p.path_prefix,
+            routes: convert::optional(p.routes, "routes")?,
+            backend_auth: convert::optional(p.backend_auth, "backendAuth")?,
+        })
+    }
+}

@@ -1,0 +1,631 @@
+//! `binds`, their `listeners`, `routes` and route `matches`: raw types, validation, the model
+//! and its proto form.
+
+use std::collections::HashSet;
+use std::fmt;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use super::backends::{Backend, RawBackend};
+use super::model::Invalid;
+use super::path::YamlPath;
+use super::policies::{Policies, RawPolicies, UrlRewrite};
+use super::raw::Lenient;
+use super::validate::Validator;
+use crate::convert::{self, InvalidSnapshot, invalid, missing};
+use crate::proto::v1 as pb;
+
+// === raw ===
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawBind {
+    pub port: u16,
+    pub listeners: Vec<Lenient<RawListener>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawListener {
+    pub name: Option<String>,
+    pub hostname: Option<String>,
+    pub protocol: Option<String>,
+    #[serde(default)]
+    pub routes: Vec<Lenient<RawRoute>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRoute {
+    pub name: Option<String>,
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    #[serde(default)]
+    pub matches: Vec<Lenient<RawMatch>>,
+    pub policies: Option<Lenient<RawPolicies>>,
+    #[serde(default)]
+    pub backends: Vec<Lenient<RawBackend>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawMatch {
+    pub path: Option<RawPathMatch>,
+    pub method: Option<String>,
+    #[serde(default)]
+    pub headers: Vec<RawNamedMatch>,
+    #[serde(default)]
+    pub query: Vec<RawNamedMatch>,
+}
+
+/// Exactly one of the fields (checked by validation; serde's enum form needs YAML tags).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPathMatch {
+    pub exact: Option<String>,
+    pub path_prefix: Option<String>,
+    pub regex: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawNamedMatch {
+    pub name: String,
+    pub value: RawStringMatch,
+}
+
+/// Exactly one of the fields.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawStringMatch {
+    pub exact: Option<String>,
+    pub regex: Option<String>,
+}
+
+// === model ===
+
+/// `binds[]`: one port and the listeners that share it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Bind {
+    /// TCP port, 1..=65535, unique across binds.
+    pub port: u16,
+    /// Listeners, names unique on this bind.
+    pub listeners: Vec<Listener>,
+}
+
+impl Bind {
+    /// A bind on a real port with at least one listener.
+    pub(crate) fn new(port: u16, listeners: Vec<Listener>) -> Result<Bind, Vec<Invalid>> {
+        let mut problems = Vec::new();
+        if port == 0 {
+            problems.push(Invalid::at("port", "port must be between 1 and 65535"));
+        }
+        if listeners.is_empty() {
+            problems.push(Invalid::at(
+                "listeners",
+                "a bind needs at least one listener",
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Bind { port, listeners })
+    }
+}
+
+/// `listeners[]`: routes served for one hostname on a bind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Listener {
+    /// `name`, or `listener<index>`.
+    pub name: String,
+    /// Host this listener answers for (`*.example.com` allowed); `None` = any.
+    pub hostname: Option<String>,
+    /// Routes in file order, names unique in the listener.
+    pub routes: Vec<Route>,
+}
+
+/// `routes[]`: which requests (matches) go where (backends), under which policies.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Route {
+    /// `name`, or `route<index>`.
+    pub name: String,
+    /// Hosts this route answers for; empty = any.
+    pub hostnames: Vec<String>,
+    /// Never empty: a route without `matches` matches prefix `/`.
+    pub matches: Vec<RouteMatch>,
+    /// Route-level policies (see [`Policies`] for how levels combine).
+    pub policies: Policies,
+    /// Never empty; one is picked per request by weight.
+    pub backends: Vec<Backend>,
+}
+
+impl Route {
+    /// A route with at least one match and one backend, whose prefix rewrite (if any) has a
+    /// prefix to replace in every match.
+    pub(crate) fn new(
+        name: String,
+        hostnames: Vec<String>,
+        matches: Vec<RouteMatch>,
+        policies: Policies,
+        backends: Vec<Backend>,
+    ) -> Result<Route, Vec<Invalid>> {
+        let mut problems = Vec::new();
+        if matches.is_empty() {
+            problems.push(Invalid::at("matches", "a route needs at least one match"));
+        }
+        if backends.is_empty() {
+            problems.push(Invalid::at(
+                "backends",
+                "a route needs at least one backend",
+            ));
+        }
+        if matches!(policies.url_rewrite, Some(UrlRewrite::Prefix(_)))
+            && !matches
+                .iter()
+                .all(|m| matches!(m.path, PathMatch::PathPrefix(_)))
+        {
+            problems.push(Invalid::at(
+                "policies.urlRewrite.path.prefix",
+                "a prefix rewrite needs every match of the route to be a `pathPrefix` match",
+            ));
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Route {
+            name,
+            hostnames,
+            matches,
+            policies,
+            backends,
+        })
+    }
+}
+
+/// `matches[]`: every condition must hold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteMatch {
+    /// `path`; prefix `/` when unset.
+    pub path: PathMatch,
+    /// Upper-case method; `None` = any.
+    pub method: Option<String>,
+    /// Header conditions (lower-case names).
+    pub headers: Vec<NamedMatch>,
+    /// Query parameter conditions.
+    pub query: Vec<NamedMatch>,
+}
+
+impl RouteMatch {
+    /// What a route without `matches` gets: every path.
+    pub fn any() -> RouteMatch {
+        RouteMatch {
+            path: PathMatch::PathPrefix("/".to_string()),
+            method: None,
+            headers: Vec::new(),
+            query: Vec::new(),
+        }
+    }
+}
+
+/// `matches[].path`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum PathMatch {
+    /// The whole path, as written.
+    Exact(String),
+    /// Segment-aware prefix, stored without a trailing `/` (except the root `/`).
+    PathPrefix(String),
+    /// Must match the whole path.
+    Regex(Pattern),
+}
+
+/// A header (lower-case name) or query parameter condition.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NamedMatch {
+    /// Header (lower-case) or query parameter name.
+    pub name: String,
+    /// What its value must be.
+    pub value: StringMatch,
+}
+
+/// `value`: an exact string or a whole-string regex.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum StringMatch {
+    /// Equal to this.
+    Exact(String),
+    /// Matched whole by this.
+    Regex(Pattern),
+}
+
+/// A compiled regex that matches whole strings; compares and serializes as its source.
+#[derive(Clone)]
+pub struct Pattern {
+    source: String,
+    regex: regex::Regex,
+}
+
+impl Pattern {
+    /// Compiles `source`, anchored at both ends.
+    pub fn new(source: &str) -> Result<Pattern, Invalid> {
+        // Compiled alone first so an error quotes the user's pattern, not the anchored one.
+        let anchored =
+            regex::Regex::new(source).and_then(|_| regex::Regex::new(&format!("^(?:{source})$")));
+        match anchored {
+            Ok(regex) => Ok(Pattern {
+                source: source.to_string(),
+                regex,
+            }),
+            Err(e) => {
+                let detail = e.to_string().lines().last().unwrap_or_default().to_string();
+                Err(Invalid::at(
+                    "",
+                    format!(
+                        "invalid regex `{source}`: {}",
+                        detail.trim_start_matches("error: ")
+                    ),
+                ))
+            }
+        }
+    }
+
+    /// Whether the whole of `text` matches.
+    pub fn is_match(&self, text: &str) -> bool {
+        self.regex.is_match(text)
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.source
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+    }
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "/{}/", self.source)
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.source)
+    }
+}
+
+// === validation ===
+
+impl Validator<'_> {
+    pub fn bind(&mut self, raw: &RawBind, path: &YamlPath) -> Option<Bind> {
+        let mut names = HashSet::new();
+        let listeners = self.list(&raw.listeners, path, "listeners", |v, l, i, lp| {
+            let listener = v.listener(l, i, lp);
+            if !names.insert(listener.name.clone()) {
+                v.error(
+                    lp,
+                    format!(
+                        "listener name `{}` is used twice on this bind",
+                        listener.name
+                    ),
+                );
+            }
+            Some(listener)
+        });
+        let written = !raw.listeners.is_empty();
+        let built = Bind::new(raw.port, listeners).map_err(|problems| {
+            // Listeners that were written but failed are reported already.
+            problems
+                .into_iter()
+                .filter(|p| !(written && p.is_at("listeners")))
+                .collect()
+        });
+        self.checked(built, path)
+    }
+
+    fn listener(&mut self, raw: &RawListener, index: usize, path: &YamlPath) -> Listener {
+        if let Some(p) = raw.protocol.as_deref().filter(|p| *p != "HTTP") {
+            self.error(
+                &path.key("protocol"),
+                format!("protocol `{p}` is not supported; only HTTP is"),
+            );
+        }
+        let mut names = HashSet::new();
+        let routes = self.list(&raw.routes, path, "routes", |v, r, i, rp| {
+            let name = r.name.clone().unwrap_or_else(|| format!("route{i}"));
+            if !names.insert(name.clone()) {
+                v.error(
+                    rp,
+                    format!("route name `{name}` is used twice in this listener"),
+                );
+            }
+            v.route(r, name, rp)
+        });
+        Listener {
+            name: raw
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("listener{index}")),
+            hostname: raw.hostname.clone(),
+            routes,
+        }
+    }
+
+    fn route(&mut self, raw: &RawRoute, name: String, path: &YamlPath) -> Option<Route> {
+        let mut matches = self.list(&raw.matches, path, "matches", |v, m, _, mp| {
+            Some(v.route_match(m, mp))
+        });
+        if raw.matches.is_empty() {
+            matches.push(RouteMatch::any());
+        }
+        let policies = self
+            .section(raw.policies.as_ref(), path, "policies", |v, p, pp| {
+                Some(v.policies(p, pp))
+            })
+            .unwrap_or_default();
+        let backends = self.list(&raw.backends, path, "backends", |v, b, _, bp| {
+            v.backend(b, bp)
+        });
+        let written = !raw.backends.is_empty();
+        let built = Route::new(name, raw.hostnames.clone(), matches, policies, backends).map_err(
+            |problems| {
+                // Backends that were written but failed are reported already.
+                problems
+                    .into_iter()
+                    .filter(|p| !(written && p.is_at("backends")))
+                    .collect()
+            },
+        );
+        self.checked(built, path)
+    }
+
+    fn route_match(&mut self, raw: &RawMatch, path: &YamlPath) -> RouteMatch {
+        let pp = path.key("path");
+        let path_match = match &raw.path {
+            None => PathMatch::PathPrefix("/".to_string()),
+            Some(m) => self.path_match(m, &pp),
+        };
+        let method = raw.method.as_ref().map(|m| {
+            self.method(m, &path.key("method"));
+            m.to_ascii_uppercase()
+        });
+        let headers = self.named_matches(&raw.headers, &path.key("headers"), true);
+        let query = self.named_matches(&raw.query, &path.key("query"), false);
+        RouteMatch {
+            path: path_match,
+            method,
+            headers,
+            query,
+        }
+    }
+
+    /// A path match; an invalid one (reported) becomes an exact match of nothing.
+    fn path_match(&mut self, raw: &RawPathMatch, path: &YamlPath) -> PathMatch {
+        let nothing = PathMatch::Exact(String::new());
+        let options = [
+            ("exact", raw.exact.is_some()),
+            ("pathPrefix", raw.path_prefix.is_some()),
+            ("regex", raw.regex.is_some()),
+        ];
+        if !self.exactly_one(path, "a path match", &options) {
+            return nothing;
+        }
+        if let Some(p) = &raw.exact {
+            self.absolute(p, &path.key("exact"));
+            PathMatch::Exact(p.clone())
+        } else if let Some(p) = &raw.path_prefix {
+            self.absolute(p, &path.key("pathPrefix"));
+            let trimmed = p.trim_end_matches('/');
+            PathMatch::PathPrefix(if trimmed.is_empty() {
+                "/".into()
+            } else {
+                trimmed.into()
+            })
+        } else {
+            raw.regex
+                .as_ref()
+                .and_then(|r| self.pattern(r, &path.key("regex")))
+                .map_or(nothing, PathMatch::Regex)
+        }
+    }
+
+    fn named_matches(
+        &mut self,
+        raw: &[RawNamedMatch],
+        path: &YamlPath,
+        header: bool,
+    ) -> Vec<NamedMatch> {
+        let mut out = Vec::new();
+        for (i, m) in raw.iter().enumerate() {
+            let mp = path.index(i);
+            if header {
+                self.header_name(&m.name, &mp.key("name"));
+            }
+            let vp = mp.key("value");
+            let options = [
+                ("exact", m.value.exact.is_some()),
+                ("regex", m.value.regex.is_some()),
+            ];
+            if !self.exactly_one(&vp, "a value match", &options) {
+                continue;
+            }
+            let value = match (&m.value.exact, &m.value.regex) {
+                (Some(v), _) => StringMatch::Exact(v.clone()),
+                (None, Some(r)) => match self.pattern(r, &vp.key("regex")) {
+                    Some(p) => StringMatch::Regex(p),
+                    None => continue,
+                },
+                (None, None) => continue,
+            };
+            let name = if header {
+                m.name.to_ascii_lowercase()
+            } else {
+                m.name.clone()
+            };
+            out.push(NamedMatch { name, value });
+        }
+        out
+    }
+}
+
+// === proto ===
+
+impl From<&Bind> for pb::Bind {
+    fn from(b: &Bind) -> Self {
+        pb::Bind {
+            port: u32::from(b.port),
+            listeners: b.listeners.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl TryFrom<pb::Bind> for Bind {
+    type Error = InvalidSnapshot;
+
+    fn try_from(b: pb::Bind) -> convert::Result<Bind> {
+        let port = u16::try_from(b.port)
+            .or_else(|_| invalid("port", format!("{} is not a port", b.port)))?;
+        Bind::new(port, convert::each(b.listeners, "listeners")?).map_err(InvalidSnapshot::from)
+    }
+}
+
+impl From<&Listener> for pb::Listener {
+    fn from(l: &Listener) -> Self {
+        pb::Listener {
+            name: l.name.clone(),
+            hostname: l.hostname.clone(),
+            routes: l.routes.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl TryFrom<pb::Listener> for Listener {
+    type Error = InvalidSnapshot;
+
+    fn try_from(l: pb::Listener) -> convert::Result<Listener> {
+        Ok(Listener {
+            name: l.name,
+            hostname: l.hostname,
+            routes: convert::each(l.routes, "routes")?,
+        })
+    }
+}
+
+impl From<&Route> for pb::Route {
+    fn from(r: &Route) -> Self {
+        pb::Route {
+            name: r.name.clone(),
+            hostnames: r.hostnames.clone(),
+            matches: r.matches.iter().map(Into::into).collect(),
+            policies: Some((&r.policies).into()),
+            backends: r.backends.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl TryFrom<pb::Route> for Route {
+    type Error = InvalidSnapshot;
+
+    fn try_from(r: pb::Route) -> convert::Result<Route> {
+        Route::new(
+            r.name,
+            r.hostnames,
+            convert::each(r.matches, "matches")?,
+            convert::optional(r.policies, "policies")?.unwrap_or_default(),
+            convert::each(r.backends, "backends")?,
+        )
+        .map_err(InvalidSnapshot::from)
+    }
+}
+
+impl From<&RouteMatch> for pb::RouteMatch {
+    fn from(m: &RouteMatch) -> Self {
+        use pb::path_match::Kind;
+        pb::RouteMatch {
+            path: Some(pb::PathMatch {
+                kind: Some(match &m.path {
+                    PathMatch::Exact(p) => Kind::Exact(p.clone()),
+                    PathMatch::PathPrefix(p) => Kind::PathPrefix(p.clone()),
+                    PathMatch::Regex(p) => Kind::Regex(p.as_str().to_string()),
+                }),
+            }),
+            method: m.method.clone(),
+            headers: m.headers.iter().map(Into::into).collect(),
+            query: m.query.iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl TryFrom<pb::RouteMatch> for RouteMatch {
+    type Error = InvalidSnapshot;
+
+    fn try_from(m: pb::RouteMatch) -> convert::Result<RouteMatch> {
+        Ok(RouteMatch {
+            path: convert::required(m.path, "path")?,
+            method: m.method,
+            headers: convert::each(m.headers, "headers")?,
+            query: convert::each(m.query, "query")?,
+        })
+    }
+}
+
+impl TryFrom<pb::PathMatch> for PathMatch {
+    type Error = InvalidSnapshot;
+
+    fn try_from(p: pb::PathMatch) -> convert::Result<PathMatch> {
+        use pb::path_match::Kind;
+        match p.kind {
+            Some(Kind::Exact(p)) => Ok(PathMatch::Exact(p)),
+            Some(Kind::PathPrefix(p)) => Ok(PathMatch::PathPrefix(p)),
+            Some(Kind::Regex(r)) => Ok(PathMatch::Regex(
+                Pattern::new(&r).map_err(|e| InvalidSnapshot::from(e).within("regex"))?,
+            )),
+            None => missing(""),
+        }
+    }
+}
+
+impl From<&NamedMatch> for pb::NamedMatch {
+    fn from(m: &NamedMatch) -> Self {
+        use pb::string_match::Kind;
+        pb::NamedMatch {
+            name: m.name.clone(),
+            value: Some(pb::StringMatch {
+                kind: Some(match &m.value {
+                    StringMatch::Exact(s) => Kind::Exact(s.clone()),
+                    StringMatch::Regex(p) => Kind::Regex(p.as_str().to_string()),
+                }),
+            }),
+        }
+    }
+}
+
+impl TryFrom<pb::NamedMatch> for NamedMatch {
+    type Error = InvalidSnapshot;
+
+    fn try_from(m: pb::NamedMatch) -> convert::Result<NamedMatch> {
+        Ok(NamedMatch {
+            name: m.name,
+            value: convert::required(m.value, "value")?,
+        })
+    }
+}
+
+impl TryFrom<pb::StringMatch> for StringMatch {
+    type Error = InvalidSnapshot;
+
+    fn try_from(m: pb::StringMatch) -> convert::Result<StringMatch> {
+        use pb::string_match::Kind;
+        match m.kind {
+            Some(Kind::Exact(s)) => Ok(StringMatch::Exact(s)),
+            Some(Kind::Regex(r)) => Ok(StringMatch::Regex(
+                Pattern::new(&r).map_err(|e| InvalidSnapshot::from(e).within("regex"))?,
+            )),
+            None => missing(""),
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! `policies.backendAuth`: the credential sent upstream, and [`Secret`], how every credential
+//! of the config is held.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+use crate::config::path::YamlPath;
+use crate::config::validate::Validator;
+use crate::convert::{self, InvalidSnapshot, missing};
+use crate::proto::v1 as pb;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawBackendAuth {
+    pub key: String,
+}
+
+/// `backendAuth`: sent upstream as `Authorization: Bearer <key>` (or the provider's header).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BackendAuth {
+    /// The key; shown only as its reference.
+    pub key: Secret,
+}
+
+/// A credential. Only [`Secret::expose`] reveals it; everything else prints the reference.
+#[derive(Clone, PartialEq)]
+pub struct Secret {
+    value: String,
+    /// How the config wrote it (`$OPENAI_API_KEY`), when it came from the environment.
+    reference: Option<String>,
+}
+
+impl Secret {
+    /// A value, with the reference it was expanded from (if any).
+    pub fn new(value: String, reference: Option<String>) -> Secret {
+        Secret { value, reference }
+    }
+
+    /// A secret known only by its reference, until [`Secret::resolve`].
+    pub fn unresolved(reference: String) -> Secret {
+        Secret {
+            value: String::new(),
+            reference: Some(reference),
+        }
+    }
+
+    /// The value itself: only for sending it upstream.
+    pub fn expose(&self) -> &str {
+        &self.value
+    }
+
+    /// The reference as written (`$OPENAI_API_KEY`), when the value came from the environment.
+    pub fn reference(&self) -> Option<&str> {
+        self.reference.as_deref()
+    }
+
+    /// Expands the reference from `env`; `Err` names the unset variables.
+    pub fn resolve(&mut self, env: &dyn crate::config::Env) -> Result<(), Vec<String>> {
+        if let Some(r) = &self.reference {
+            self.value = crate::config::expand(r, env)?;
+        }
+        Ok(())
+    }
+
+    /// What logs and dumps show: the reference, or `<redacted>`.
+    pub fn shown(&self) -> &str {
+        self.reference.as_deref().unwrap_or("<redacted>")
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.shown())
+    }
+}
+
+impl Serialize for Secret {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.shown())
+    }
+}
+
+impl Validator<'_> {
+    pub fn backend_auth(&mut self, raw: &RawBackendAuth, path: &YamlPath) -> Option<BackendAuth> {
+        let kp = path.key("key");
+        if raw.key.is_empty() {
+            self.error(
+                &kp,
+                "the key is empty (is its environment variable set to an empty value?)",
+            );
+        } else if http::HeaderValue::from_str(&raw.key).is_err() {
+            self.error(
+                &kp,
+                "the key contains characters that cannot be sent in a header",
+            );
+        }
+        Some(BackendAuth {
+            key: self.secret(&raw.key, &kp),
+        })
+    }
+}
+
+impl From<&Secret> for pb::Secret {
+    fn from(s: &Secret) -> Self {
+        use pb::secret::Kind;
+        pb::Secret {
+            kind: Some(match s.reference() {
+                Some(r) => Kind::Reference(r.to_string()),
+                None => Kind::Value(s.expose().to_string()),
+            }),
+        }
+    }
+}
+
+impl TryFrom<pb::Secret> for Secret {
+    type Error = InvalidSnapshot;
+
+    fn try_from(s: pb::Secret) -> convert::Result<Secret> {
+        use pb::secret::Kind;
+        match s.kind {
+            Some(Kind::Reference(r)) => Ok(Secret::unresolved(r)),
+            Some(Kind::Value(v)) => Ok(Secret::new(v, None)),
+            None => missing(""),
+        }
+    }
+}
+
+impl From<&BackendAuth> for pb::BackendAuth {
+    fn from(a: &BackendAuth) -> Self {
+        pb::BackendAuth {
+            key: Some((&a.key).into()),
+        }
+    }
+}
+
+impl TryFrom<pb::BackendAuth> for BackendAuth {
+    type Error = InvalidSnapshot;
+
+    fn try_from(a: pb::BackendAuth) -> convert::Result<BackendAuth> {
+        Ok(BackendAuth {
+            key: convert::required(a.key, "key")?,
+        })
+    }
+}

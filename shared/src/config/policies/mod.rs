@@ -1,0 +1,190 @@
+//! Route policies, one file per policy (raw type, validation, model, proto), and the one rule
+//! for how policies attached at different levels combine.
+//!
+//! # Attachment and merging
+//!
+//! A policy can be attached at three levels, as in agentgateway: the listener (agentgateway's
+//! `listeners[].policies` / `frontendPolicies`; not accepted yet), the route (`policies`) and
+//! the backend (an `ai` provider's `policies`, or its inline `backendAuth` and `routes`). A
+//! request sees, for each policy, the value of the most specific level that sets it: backend
+//! over route over listener. The winner applies whole: fields are never merged across levels
+//! (a backend's `backendAuth` replaces the route's; a backend `retry` without `backoff` does not
+//! inherit the route's backoff). [`Policies::effective`] is that rule; new policies follow it by
+//! being a field of [`Policies`].
+//!
+//! # Adding a policy
+//!
+//! One file here with the raw type, a `Validator` method, the model type (with `///` docs) and
+//! `From<&Model> for pb::X` / `TryFrom<pb::X> for Model` (invariants in the model's
+//! constructor, used by both); a message in `config.proto`; a field in [`RawPolicies`] and
+//! [`Policies`] (and their proto conversions and [`Policies::effective`] below); the field set
+//! in `examples/kitchen-sink.yaml`; one pipeline phase in the data plane.
+
+mod ai;
+mod backend_auth;
+mod cors;
+mod header_modifier;
+mod rate_limit;
+mod retry;
+mod timeout;
+mod url_rewrite;
+
+use serde::{Deserialize, Serialize};
+
+pub use ai::{RawAiPolicy, RouteType, RouteTypes};
+pub use backend_auth::{BackendAuth, RawBackendAuth, Secret};
+pub use cors::{Cors, RawCors};
+pub use header_modifier::{HeaderModifier, RawHeaderModifier};
+pub use rate_limit::{RateLimit, RateLimitKind, RawRateLimit};
+pub use retry::{RawRetry, Retry};
+pub use timeout::{RawTimeout, Timeout};
+pub use url_rewrite::{RawUrlRewrite, UrlRewrite};
+
+use super::path::YamlPath;
+use super::raw::Lenient;
+use super::validate::Validator;
+use crate::convert::{self, InvalidSnapshot};
+use crate::proto::v1 as pb;
+
+/// Route policies. Each is decoded on its own so every bad one is reported.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawPolicies {
+    pub cors: Option<Lenient<RawCors>>,
+    pub backend_auth: Option<Lenient<RawBackendAuth>>,
+    pub local_rate_limit: Option<Vec<Lenient<RawRateLimit>>>,
+    pub retry: Option<Lenient<RawRetry>>,
+    pub url_rewrite: Option<Lenient<RawUrlRewrite>>,
+    pub request_header_modifier: Option<Lenient<RawHeaderModifier>>,
+    pub response_header_modifier: Option<Lenient<RawHeaderModifier>>,
+    pub timeout: Option<Lenient<RawTimeout>>,
+    pub ai: Option<Lenient<RawAiPolicy>>,
+}
+
+/// `policies`: what applies to the requests of a route (or, for some, of a backend). `None`
+/// (or an empty list) means "not set at this level"; see the module doc for which level wins.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Policies {
+    /// `cors`: preflights answered, CORS headers added.
+    pub cors: Option<Cors>,
+    /// `backendAuth`: the credential sent upstream.
+    pub backend_auth: Option<BackendAuth>,
+    /// `localRateLimit`: every bucket must have a token (one list, replaced whole).
+    pub local_rate_limit: Vec<RateLimit>,
+    /// `retry`: attempts and the statuses that are retried.
+    pub retry: Option<Retry>,
+    /// `urlRewrite`: the path sent upstream.
+    pub url_rewrite: Option<UrlRewrite>,
+    /// `requestHeaderModifier`: headers changed on the request sent upstream.
+    pub request_header_modifier: Option<HeaderModifier>,
+    /// `responseHeaderModifier`: headers changed on the response sent back.
+    pub response_header_modifier: Option<HeaderModifier>,
+    /// `timeout`: request and per-attempt bounds.
+    pub timeout: Option<Timeout>,
+    /// `ai.routes`: the path -> route-type map for `ai` backends.
+    pub ai_routes: Option<RouteTypes>,
+}
+
+impl Policies {
+    /// The policies in force where every level of `levels` applies, least specific first
+    /// (listener, route, backend): per policy, the last level that sets it, whole.
+    pub fn effective(levels: &[&Policies]) -> Policies {
+        fn last<T: Clone>(
+            levels: &[&Policies],
+            policy: impl Fn(&Policies) -> Option<&T>,
+        ) -> Option<T> {
+            levels.iter().rev().find_map(|p| policy(p)).cloned()
+        }
+        Policies {
+            cors: last(levels, |p| p.cors.as_ref()),
+            backend_auth: last(levels, |p| p.backend_auth.as_ref()),
+            local_rate_limit: last(levels, |p| {
+                Some(&p.local_rate_limit).filter(|l| !l.is_empty())
+            })
+            .unwrap_or_default(),
+            retry: last(levels, |p| p.retry.as_ref()),
+            url_rewrite: last(levels, |p| p.url_rewrite.as_ref()),
+            request_header_modifier: last(levels, |p| p.request_header_modifier.as_ref()),
+            response_header_modifier: last(levels, |p| p.response_header_modifier.as_ref()),
+            timeout: last(levels, |p| p.timeout.as_ref()),
+            ai_routes: last(levels, |p| p.ai_routes.as_ref()),
+        }
+    }
+}
+
+impl Validator<'_> {
+    pub fn policies(&mut self, raw: &RawPolicies, path: &YamlPath) -> Policies {
+        let local_rate_limit = match &raw.local_rate_limit {
+            Some(limits) => self.list(limits, path, "localRateLimit", |v, l, _, p| {
+                v.rate_limit(l, p)
+            }),
+            None => Vec::new(),
+        };
+        Policies {
+            cors: self.section(raw.cors.as_ref(), path, "cors", Self::cors),
+            backend_auth: self.section(
+                raw.backend_auth.as_ref(),
+                path,
+                "backendAuth",
+                Self::backend_auth,
+            ),
+            local_rate_limit,
+            retry: self.section(raw.retry.as_ref(), path, "retry", Self::retry),
+            url_rewrite: self.section(
+                raw.url_rewrite.as_ref(),
+                path,
+                "urlRewrite",
+                Self::url_rewrite,
+            ),
+            request_header_modifier: self.section(
+                raw.request_header_modifier.as_ref(),
+                path,
+                "requestHeaderModifier",
+                Self::header_modifier,
+            ),
+            response_header_modifier: self.section(
+                raw.response_header_modifier.as_ref(),
+                path,
+                "responseHeaderModifier",
+                Self::header_modifier,
+            ),
+            timeout: self.section(raw.timeout.as_ref(), path, "timeout", Self::timeout),
+            ai_routes: self.section(raw.ai.as_ref(), path, "ai", Self::ai_policy),
+        }
+    }
+}
+
+impl From<&Policies> for pb::Policies {
+    fn from(p: &Policies) -> Self {
+        pb::Policies {
+            cors: p.cors.as_ref().map(Into::into),
+            backend_auth: p.backend_auth.as_ref().map(Into::into),
+            local_rate_limit: p.local_rate_limit.iter().map(Into::into).collect(),
+            retry: p.retry.as_ref().map(Into::into),
+            url_rewrite: p.url_rewrite.as_ref().map(Into::into),
+            request_header_modifier: p.request_header_modifier.as_ref().map(Into::into),
+            response_header_modifier: p.response_header_modifier.as_ref().map(Into::into),
+            timeout: p.timeout.as_ref().map(Into::into),
+            ai_routes: p.ai_routes.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl TryFrom<pb::Policies> for Policies {
+    type Error = InvalidSnapshot;
+
+    fn try_from(p: pb::Policies) -> convert::Result<Policies> {
+        Ok(Policies {
+            cors: p.cors.map(Into::into),
+            backend_auth: convert::optional(p.backend_auth, "backendAuth")?,
+            local_rate_limit: convert::each(p.local_rate_limit, "localRateLimit")?,
+            retry: convert::optional(p.retry, "retry")?,
+            url_rewrite: convert::optional(p.url_rewrite, "urlRewrite")?,
+            request_header_modifier: p.request_header_modifier.map(Into::into),
+            response_header_modifier: p.response_header_modifier.map(Into::into),
+            timeout: p.timeout.map(Into::into),
+            ai_routes: convert::optional(p.ai_routes, "ai.routes")?,
+        })
+    }
+}

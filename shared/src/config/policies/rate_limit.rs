@@ -1,0 +1,130 @@
+//! `policies.localRateLimit`: token buckets per route, counting requests or LLM tokens.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::model::{Invalid, as_humantime};
+use crate::config::path::YamlPath;
+use crate::config::validate::Validator;
+use crate::convert::{self, InvalidSnapshot, duration, enum_value, nanos};
+use crate::proto::v1 as pb;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawRateLimit {
+    pub max_tokens: u64,
+    pub tokens_per_fill: u64,
+    pub fill_interval: String,
+    #[serde(rename = "type")]
+    pub kind: Option<RateLimitKind>,
+}
+
+/// `localRateLimit[]`: a token bucket, full at start.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    /// Bucket size, 1..=u32::MAX and at least `tokens_per_fill`.
+    pub max_tokens: u64,
+    /// Tokens added every `fill_interval`.
+    pub tokens_per_fill: u64,
+    /// Positive refill period.
+    #[serde(serialize_with = "as_humantime")]
+    pub fill_interval: Duration,
+    /// What a token stands for.
+    #[serde(rename = "type")]
+    pub kind: RateLimitKind,
+}
+
+impl RateLimit {
+    /// A bucket that can hold a token and refills.
+    pub(crate) fn new(
+        max_tokens: u64,
+        tokens_per_fill: u64,
+        fill_interval: Duration,
+        kind: RateLimitKind,
+    ) -> Result<RateLimit, Vec<Invalid>> {
+        let problem = if fill_interval.is_zero() {
+            Some(Invalid::at(
+                "fillInterval",
+                "fillInterval must be greater than zero",
+            ))
+        } else if max_tokens == 0 {
+            Some(Invalid::at("maxTokens", "maxTokens must be at least 1"))
+        } else if max_tokens > u64::from(u32::MAX) {
+            Some(Invalid::at(
+                "maxTokens",
+                format!("maxTokens must be at most {}", u32::MAX),
+            ))
+        } else if max_tokens < tokens_per_fill {
+            Some(Invalid::at(
+                "maxTokens",
+                format!(
+                    "maxTokens ({max_tokens}) must be at least tokensPerFill ({tokens_per_fill})"
+                ),
+            ))
+        } else {
+            None
+        };
+        match problem {
+            Some(p) => Err(vec![p]),
+            None => Ok(RateLimit {
+                max_tokens,
+                tokens_per_fill,
+                fill_interval,
+                kind,
+            }),
+        }
+    }
+}
+
+/// `type`: what one token of the bucket pays for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum RateLimitKind {
+    /// One request.
+    Requests,
+    /// One LLM token (prompt and completion).
+    Tokens,
+}
+
+impl Validator<'_> {
+    pub fn rate_limit(&mut self, raw: &RawRateLimit, path: &YamlPath) -> Option<RateLimit> {
+        let fill_interval = self.duration(&raw.fill_interval, &path.key("fillInterval"))?;
+        let kind = raw.kind.unwrap_or(RateLimitKind::Requests);
+        let built = RateLimit::new(raw.max_tokens, raw.tokens_per_fill, fill_interval, kind);
+        self.checked(built, path)
+    }
+}
+
+impl From<&RateLimit> for pb::RateLimit {
+    fn from(l: &RateLimit) -> Self {
+        pb::RateLimit {
+            max_tokens: l.max_tokens,
+            tokens_per_fill: l.tokens_per_fill,
+            fill_interval_nanos: nanos(l.fill_interval),
+            kind: match l.kind {
+                RateLimitKind::Requests => pb::RateLimitKind::Requests,
+                RateLimitKind::Tokens => pb::RateLimitKind::Tokens,
+            } as i32,
+        }
+    }
+}
+
+impl TryFrom<pb::RateLimit> for RateLimit {
+    type Error = InvalidSnapshot;
+
+    fn try_from(l: pb::RateLimit) -> convert::Result<RateLimit> {
+        let kind = match enum_value(l.kind, "type")? {
+            pb::RateLimitKind::Requests => RateLimitKind::Requests,
+            pb::RateLimitKind::Tokens => RateLimitKind::Tokens,
+        };
+        RateLimit::new(
+            l.max_tokens,
+            l.tokens_per_fill,
+            duration(l.fill_interval_nanos),
+            kind,
+        )
+        .map_err(InvalidSnapshot::from)
+    }
+}
