@@ -1,5 +1,6 @@
 //! Scenario tests, one module per capability.
 
+mod adversarial;
 mod check;
 mod control_plane;
 mod errors;

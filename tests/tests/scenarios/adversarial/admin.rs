@@ -1,0 +1,1 @@
+//! Attacks on the admin API, the Playground, telemetry and what they reveal.

@@ -1,0 +1,1 @@
+//! Attacks on MCP routes: foreign origins, session and child exhaustion, inherited secrets.

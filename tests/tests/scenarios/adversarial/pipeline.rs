@@ -1,0 +1,1 @@
+//! Attacks on the request pipeline: paths, headers, connections.
