@@ -215,7 +215,8 @@ pub async fn serve(
     Err(last_error.unwrap_or_else(|| ProxyError::NoBackend(call.route.name.to_string())))
 }
 
-fn parse(body: &[u8]) -> Result<Value, ProxyError> {
+/// A client's LLM request body: a JSON object.
+pub fn parse(body: &[u8]) -> Result<Value, ProxyError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         ProxyError::BadRequest(format!("invalid LLM request: the body is not JSON: {e}"))
     })?;
@@ -228,7 +229,7 @@ fn parse(body: &[u8]) -> Result<Value, ProxyError> {
 }
 
 /// The upstream body for a client request: model replaced, translated when formats differ.
-fn build_body(
+pub fn build_body(
     req: &Value,
     client: Format,
     upstream: Format,
