@@ -248,6 +248,10 @@ pub fn build_body(
             out["model"] = Value::String(model.to_string());
             if same == Format::OpenAi && out.get("stream").and_then(Value::as_bool) == Some(true) {
                 // Usage only arrives in OpenAI streams when asked for.
+                let options = &out["stream_options"];
+                if !(options.is_null() || options.is_object()) {
+                    return Err(InvalidRequest("`stream_options` must be an object".into()));
+                }
                 out["stream_options"]["include_usage"] = Value::Bool(true);
             }
             if same == Format::Anthropic && out.get("max_tokens").is_none() {

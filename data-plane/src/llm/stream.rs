@@ -263,8 +263,7 @@ impl Translate for AnthropicToOpenAi {
                     self.core.usage.input.unwrap_or(0),
                     self.core.usage.output.unwrap_or(0),
                 );
-                let usage =
-                    json!({"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o});
+                let usage = json!({"prompt_tokens": i, "completion_tokens": o, "total_tokens": i.saturating_add(o)});
                 let c = self.chunk(json!({}), Some(reason), Some(usage));
                 out.push_back(data_frame(&c));
             }
