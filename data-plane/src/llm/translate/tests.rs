@@ -175,3 +175,17 @@ fn huge_upstream_token_counts_saturate() {
         "{frames:?}"
     );
 }
+
+#[test]
+fn passthrough_keeps_every_line_of_an_event() {
+    let ev = |event: &str| eventsource_stream::Event {
+        event: event.to_string(),
+        data: "{\"a\":\n1}".to_string(),
+        ..Default::default()
+    };
+    let mut out = VecDeque::new();
+    stream::OpenAiPassthrough::default().event(&ev("message"), &mut out);
+    stream::AnthropicPassthrough::default().event(&ev("message_delta"), &mut out);
+    assert_eq!(out[0], "data: {\"a\":\ndata: 1}\n\n");
+    assert_eq!(out[1], "event: message_delta\ndata: {\"a\":\ndata: 1}\n\n");
+}
