@@ -236,7 +236,8 @@ fn prepare(
     Ok(Some((plan, request)))
 }
 
-fn parse(body: &[u8]) -> Result<Value, ProxyError> {
+/// A client's LLM request body: a JSON object.
+pub fn parse(body: &[u8]) -> Result<Value, ProxyError> {
     let v: Value = serde_json::from_slice(body).map_err(|e| {
         ProxyError::BadRequest(format!("invalid LLM request: the body is not JSON: {e}"))
     })?;
@@ -249,7 +250,7 @@ fn parse(body: &[u8]) -> Result<Value, ProxyError> {
 }
 
 /// The upstream body for a client request: model replaced, translated when formats differ.
-fn build_body(
+pub fn build_body(
     req: &Value,
     client: Format,
     upstream: Format,
@@ -268,6 +269,10 @@ fn build_body(
             out["model"] = Value::String(model.to_string());
             if same == Format::OpenAi && out.get("stream").and_then(Value::as_bool) == Some(true) {
                 // Usage only arrives in OpenAI streams when asked for.
+                let options = &out["stream_options"];
+                if !(options.is_null() || options.is_object()) {
+                    return Err(InvalidRequest("`stream_options` must be an object".into()));
+                }
                 out["stream_options"]["include_usage"] = Value::Bool(true);
             }
             if same == Format::Anthropic && out.get("max_tokens").is_none() {

@@ -48,6 +48,24 @@ fn named_frame(name: &str, v: &Value) -> Bytes {
 
 const DONE: &str = "data: [DONE]\n\n";
 
+/// An upstream event written again, one `data:` line per line of its data, so that an event
+/// of several lines reaches the client whole.
+fn passthrough_frame(event: Option<&str>, data: &str) -> Bytes {
+    let mut out = String::with_capacity(data.len() + 32);
+    if let Some(name) = event {
+        out.push_str("event: ");
+        out.push_str(name);
+        out.push('\n');
+    }
+    for line in data.split('\n') {
+        out.push_str("data: ");
+        out.push_str(line);
+        out.push('\n');
+    }
+    out.push('\n');
+    Bytes::from(out)
+}
+
 /// OpenAI upstream, OpenAI client: forwarded as is, usage observed.
 #[derive(Default)]
 pub struct OpenAiPassthrough {
@@ -62,7 +80,7 @@ impl Translate for OpenAiPassthrough {
             return;
         }
         probe(&ev.data, &mut self.core.usage);
-        out.push_back(Bytes::from(format!("data: {}\n\n", ev.data)));
+        out.push_back(passthrough_frame(None, &ev.data));
     }
 
     fn core(&self) -> &Core {
@@ -83,10 +101,7 @@ impl Translate for AnthropicPassthrough {
             "message_stop" => self.core.done = true,
             _ => {}
         }
-        out.push_back(Bytes::from(format!(
-            "event: {}\ndata: {}\n\n",
-            ev.event, ev.data
-        )));
+        out.push_back(passthrough_frame(Some(&ev.event), &ev.data));
     }
 
     fn core(&self) -> &Core {
@@ -263,8 +278,7 @@ impl Translate for AnthropicToOpenAi {
                     self.core.usage.input.unwrap_or(0),
                     self.core.usage.output.unwrap_or(0),
                 );
-                let usage =
-                    json!({"prompt_tokens": i, "completion_tokens": o, "total_tokens": i + o});
+                let usage = json!({"prompt_tokens": i, "completion_tokens": o, "total_tokens": i.saturating_add(o)});
                 let c = self.chunk(json!({}), Some(reason), Some(usage));
                 out.push_back(data_frame(&c));
             }

@@ -384,7 +384,7 @@ pub fn messages_response_to_completion(resp: &Value, created: u64) -> Result<Val
             "message": message,
             "finish_reason": finish_reason(resp.get("stop_reason").and_then(Value::as_str).unwrap_or("end_turn")),
         }],
-        "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output},
+        "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input.saturating_add(output)},
     }))
 }
 

@@ -14,7 +14,10 @@ pub struct Usage {
 
 impl Usage {
     pub fn total(&self) -> u64 {
-        self.input.unwrap_or(0) + self.output.unwrap_or(0)
+        // Counts come from the upstream: a huge one must not overflow.
+        self.input
+            .unwrap_or(0)
+            .saturating_add(self.output.unwrap_or(0))
     }
 }
 

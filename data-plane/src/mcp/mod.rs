@@ -7,7 +7,7 @@
 
 mod events;
 mod legacy_sse;
-mod names;
+pub mod names;
 mod outbound;
 mod session;
 mod sse_client;

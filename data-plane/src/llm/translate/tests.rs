@@ -136,3 +136,56 @@ fn upstream_errors_keep_their_message() {
     let (m, _) = error_parts(b"upstream exploded");
     assert_eq!(m, "upstream exploded");
 }
+
+// Regressions found by fuzzing (`fuzz/regressions/`): each input once panicked.
+
+#[test]
+fn stream_options_that_are_not_an_object_are_a_bad_request() {
+    use crate::llm::{build_body, provider::Format};
+    let req = serde_json::json!({"messages": [], "stream": true, "stream_options": 1});
+    let err = build_body(&req, Format::OpenAi, Format::OpenAi, "m").unwrap_err();
+    assert_eq!(err.0, "`stream_options` must be an object");
+    let req = serde_json::json!({"messages": [], "stream": true, "stream_options": null});
+    let out = build_body(&req, Format::OpenAi, Format::OpenAi, "m").unwrap();
+    assert_eq!(out["stream_options"]["include_usage"], true);
+}
+
+#[test]
+fn huge_upstream_token_counts_saturate() {
+    let max = u64::MAX;
+    let resp =
+        serde_json::json!({"content": [], "usage": {"input_tokens": max, "output_tokens": 1}});
+    let out = messages_response_to_completion(&resp, 0).unwrap();
+    assert_eq!(out["usage"]["total_tokens"], max);
+    let mut usage = crate::llm::usage::Usage::default();
+    crate::llm::usage::probe(&resp.to_string(), &mut usage);
+    assert_eq!(usage.total(), max);
+
+    let mut tr = stream::AnthropicToOpenAi::new(0);
+    let frames = run(
+        &mut tr,
+        &serde_json::json!([
+            ["message_start", {"type": "message_start", "message": {"usage": {"input_tokens": max}}}],
+            ["message_delta", {"type": "message_delta", "delta": {}, "usage": {"output_tokens": 1}}],
+            ["message_stop", {"type": "message_stop"}],
+        ]),
+    );
+    assert!(
+        frames[0].contains(&format!("\"total_tokens\":{max}")),
+        "{frames:?}"
+    );
+}
+
+#[test]
+fn passthrough_keeps_every_line_of_an_event() {
+    let ev = |event: &str| eventsource_stream::Event {
+        event: event.to_string(),
+        data: "{\"a\":\n1}".to_string(),
+        ..Default::default()
+    };
+    let mut out = VecDeque::new();
+    stream::OpenAiPassthrough::default().event(&ev("message"), &mut out);
+    stream::AnthropicPassthrough::default().event(&ev("message_delta"), &mut out);
+    assert_eq!(out[0], "data: {\"a\":\ndata: 1}\n\n");
+    assert_eq!(out[1], "event: message_delta\ndata: {\"a\":\ndata: 1}\n\n");
+}
