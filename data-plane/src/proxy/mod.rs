@@ -211,10 +211,12 @@ async fn handle(
         parts.uri =
             http::Uri::from_parts(uri).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
     }
+    // The client's hop-by-hop headers go first: `Connection: x-name` must not remove a
+    // header the gateway sets.
+    strip_hop_by_hop(&mut parts.headers);
     if let Some(m) = &policies.request_header_modifier {
         rewrite::modify_headers(m, &mut parts.headers);
     }
-    strip_hop_by_hop(&mut parts.headers);
     append_forwarded_for(&mut parts.headers, peer);
 
     // Phase: backend selection.
