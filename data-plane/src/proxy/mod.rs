@@ -1,10 +1,11 @@
 //! The request pipeline: named phases in a fixed order (DESIGN §4), one config load per request.
 //!
-//! route match -> cors -> localRateLimit -> body limit -> rewrites -> backend selection ->
+//! path normalisation -> route match -> cors -> localRateLimit -> body limit -> rewrites -> backend selection ->
 //! backendAuth -> LLM processing -> upstream call (timeouts, retries) -> response headers ->
 //! metrics (and token debits) when the body ends.
 
 pub mod cors;
+pub mod normalize;
 pub mod rewrite;
 pub mod route;
 #[cfg(test)]
@@ -168,6 +169,12 @@ async fn handle(
     record: &Arc<RequestRecord>,
 ) -> Result<Response<BoxBody>, ProxyError> {
     out.labels = table.labels.clone();
+
+    // Phase: path normalisation.
+    let mut req = req;
+    if let Some(uri) = normalize::normalize(req.uri())? {
+        *req.uri_mut() = uri;
+    }
 
     // Phase: route match.
     let selected = route::select(table, &req).ok_or(ProxyError::NoRoute)?;

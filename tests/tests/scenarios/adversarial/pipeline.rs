@@ -107,3 +107,33 @@ async fn error_bodies_do_not_reveal_upstream_addresses() {
     assert!(body.contains("route hidden"), "{body}");
     assert!(!body.contains(&closed), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn paths_are_normalised_before_route_match() {
+    let public = FakeUpstream::start("public").await;
+    let admin = FakeUpstream::start("admin").await;
+    let port = free_port();
+    let routes = format!(
+        "    - name: public\n      matches: [{{path: {{pathPrefix: /public}}}}]\n      backends: [{{host: \"{}\"}}]\n    - name: admin\n      matches: [{{path: {{pathPrefix: /admin}}}}]\n      backends: [{{host: \"{}\"}}]\n",
+        public.authority(),
+        admin.authority()
+    );
+    let _proxy = Proxy::start(&config(port, &routes)).await;
+    // Dot segments, plain or escaped, resolve before the match: the `admin` route (and its
+    // policies) gets them, with the normalised path.
+    for path in ["/public/../admin/x", "/public/%2e%2E/admin/x"] {
+        let (status, body) = raw(port, &format!("GET {path} HTTP/1.1\r\nHost: a")).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let seen: Vec<String> = admin.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(seen, ["/admin/x", "/admin/x"]);
+    // An escaped slash may be a separator to the upstream: refused, naming the problem.
+    let (status, body) = raw(port, "GET /public/..%2fadmin/x HTTP/1.1\r\nHost: a").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("escaped slash"), "{body}");
+    // Unreserved characters are decoded for the upstream too.
+    let (status, _) = raw(port, "GET /public/%61bc HTTP/1.1\r\nHost: a").await;
+    assert_eq!(status, 200);
+    let seen: Vec<String> = public.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(seen, ["/public/abc"]);
+}
