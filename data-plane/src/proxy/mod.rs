@@ -224,7 +224,13 @@ async fn handle(
     if let Some(m) = &policies.request_header_modifier {
         rewrite::modify_headers(m, &mut parts.headers);
     }
-    append_forwarded_for(&mut parts.headers, peer);
+    let trusted_hops = rt
+        .snapshot
+        .config
+        .frontend_policies
+        .http
+        .xff_num_trusted_hops;
+    forwarded_for(&mut parts.headers, peer, trusted_hops);
 
     // Phase: backend selection.
     let index = upstream::pick_backend(route, |_| true)
@@ -338,13 +344,51 @@ async fn out_body(
     ))
 }
 
-fn append_forwarded_for(headers: &mut http::HeaderMap, peer: SocketAddr) {
+/// Sets `x-forwarded-for` to the client's address, after the last `trusted_hops` entries of
+/// the header it sent (those the trusted proxies in front of the gateway appended); anything
+/// else a client sends is dropped, so it cannot pose as another address.
+fn forwarded_for(headers: &mut http::HeaderMap, peer: SocketAddr, trusted_hops: u32) {
     let ip = peer.ip().to_string();
-    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip,
-    };
+    let mut sent: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .collect();
+    let keep = sent.len().min(trusted_hops as usize);
+    sent.drain(..sent.len() - keep);
+    sent.push(&ip);
+    let value = sent.join(", ");
+    headers.remove("x-forwarded-for");
     if let Ok(v) = HeaderValue::from_str(&value) {
         headers.insert("x-forwarded-for", v);
+    }
+}
+
+#[cfg(test)]
+mod forwarded_for_tests {
+    use super::*;
+
+    fn xff(sent: &[&str], trusted_hops: u32) -> String {
+        let mut headers = http::HeaderMap::new();
+        for v in sent {
+            headers.append("x-forwarded-for", v.parse().unwrap());
+        }
+        forwarded_for(&mut headers, "10.0.0.9:1234".parse().unwrap(), trusted_hops);
+        headers["x-forwarded-for"].to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn only_trusted_hops_are_kept() {
+        assert_eq!(xff(&[], 0), "10.0.0.9");
+        assert_eq!(xff(&["6.6.6.6"], 0), "10.0.0.9");
+        assert_eq!(xff(&["6.6.6.6, 1.2.3.4"], 1), "1.2.3.4, 10.0.0.9");
+        assert_eq!(
+            xff(&["6.6.6.6", "1.2.3.4, 5.6.7.8"], 2),
+            "1.2.3.4, 5.6.7.8, 10.0.0.9"
+        );
+        assert_eq!(xff(&["1.2.3.4"], 3), "1.2.3.4, 10.0.0.9");
     }
 }
