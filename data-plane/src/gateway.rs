@@ -8,32 +8,24 @@
 //! the runtime they loaded.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tollgate_shared::{Snapshot, SnapshotSource};
 
+use crate::connection;
 use crate::metrics::Metrics;
-use crate::proxy;
 use crate::runtime::Runtime;
 use crate::services::Services;
 use crate::telemetry::Sinks;
-
-/// Largest request head (request line and headers) accepted; larger ones get 431.
-const MAX_HEAD_SIZE: usize = 64 * 1024;
-/// A client must send its request head within this time.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -150,6 +142,8 @@ fn bind(addr: SocketAddr) -> io::Result<TcpListener> {
     socket.listen(1024)
 }
 
+/// Accepts connections on one port until `stop`, at most `frontendPolicies.tcp.maxConnections`
+/// open at once (past it a new one is closed at once), then drains them.
 async fn accept_loop(
     services: Arc<Services>,
     listener: TcpListener,
@@ -157,34 +151,36 @@ async fn accept_loop(
     stop: CancellationToken,
     drain: Duration,
 ) {
-    let graceful = GracefulShutdown::new();
+    let connections = TaskTracker::new();
     let force_close = CancellationToken::new();
+    let mut refusing = false;
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    let watcher = graceful.watcher();
-                    let force_close = force_close.clone();
-                    let services = services.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            let services = services.clone();
-                            async move { Ok::<_, Infallible>(proxy::serve(&services, req, port, peer).await) }
-                        });
-                        let mut builder = auto::Builder::new(TokioExecutor::new());
-                        builder
-                            .http1()
-                            .timer(TokioTimer::new())
-                            .header_read_timeout(HEAD_TIMEOUT)
-                            .max_buf_size(MAX_HEAD_SIZE);
-                        let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
-                        tokio::select! {
-                            _ = watcher.watch(conn) => {}
-                            _ = force_close.cancelled() => {}
+                    let frontend = services
+                        .runtime()
+                        .map(|rt| rt.snapshot.config.frontend_policies)
+                        .unwrap_or_default();
+                    let limit = frontend.tcp.max_connections as usize;
+                    if connections.len() >= limit {
+                        if !refusing {
+                            tracing::warn!(port, limit, "connection limit reached (frontendPolicies.tcp.maxConnections); closing new connections");
+                            refusing = true;
                         }
-                    });
+                        drop(stream);
+                        continue;
+                    }
+                    refusing = false;
+                    let accepted = connection::Accepted {
+                        stream,
+                        peer,
+                        port,
+                        drain: stop.clone(),
+                        force_close: force_close.clone(),
+                    };
+                    connections.spawn(connection::serve(services.clone(), accepted, frontend.http));
                 }
                 Err(e) => {
                     // Usually out of file descriptors: back off instead of spinning.
@@ -195,7 +191,8 @@ async fn accept_loop(
         }
     }
     drop(listener);
-    if tokio::time::timeout(drain, graceful.shutdown())
+    connections.close();
+    if tokio::time::timeout(drain, connections.wait())
         .await
         .is_err()
     {
@@ -204,5 +201,6 @@ async fn accept_loop(
             "connections still open after the drain timeout; closing them"
         );
         force_close.cancel();
+        connections.wait().await;
     }
 }

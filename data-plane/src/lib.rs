@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod clock;
+pub mod connection;
 pub mod gateway;
 pub mod http;
 pub mod llm;

@@ -133,6 +133,7 @@ impl From<&Config> for pb::Config {
         pb::Config {
             settings: Some((&c.settings).into()),
             binds: c.binds.iter().map(Into::into).collect(),
+            frontend_policies: Some((&c.frontend_policies).into()),
         }
     }
 }
@@ -144,6 +145,8 @@ impl TryFrom<pb::Config> for Config {
         Ok(Config {
             settings: required(c.settings, "settings")?,
             binds: each(c.binds, "binds")?,
+            frontend_policies: optional(c.frontend_policies, "frontendPolicies")?
+                .unwrap_or_default(),
         })
     }
 }

@@ -41,11 +41,13 @@ pub struct Limits {
     pub max_body_size: u64,
 }
 
-/// One upstream attempt with its timeout; errors are classified for status and retries.
-/// Each attempt is timed (for the overhead metric) and traced as a client span.
+/// One upstream attempt to `upstream` (its address, for spans and logs) with its timeout;
+/// errors are classified for status and retries, and name `backend`, not the address. Each
+/// attempt is timed (for the overhead metric) and traced as a client span.
 pub async fn send_to(
     client: &HttpClient,
     upstream: &str,
+    backend: &str,
     mut req: Request<BoxBody>,
     limits: Limits,
     record: &RequestRecord,
@@ -63,16 +65,19 @@ pub async fn send_to(
     let call = client.request(req);
     let result = match limits.backend_timeout {
         Some(t) => match tokio::time::timeout(t, call).await {
-            Ok(r) => r.map_err(|e| classify(upstream, e, limits.max_body_size)),
+            Ok(r) => r.map_err(|e| classify(backend, e, limits.max_body_size)),
             Err(_) => Err(ProxyError::UpstreamTimeout {
-                authority: upstream.to_string(),
+                backend: backend.to_string(),
                 timeout: t,
             }),
         },
         None => call
             .await
-            .map_err(|e| classify(upstream, e, limits.max_body_size)),
+            .map_err(|e| classify(backend, e, limits.max_body_size)),
     };
+    if let Err(e) = &result {
+        tracing::warn!(upstream, error = %e, "upstream attempt failed");
+    }
     record.add_upstream(started.elapsed());
     if let Some(span) = span {
         span.end(match &result {
@@ -83,7 +88,7 @@ pub async fn send_to(
     result
 }
 
-fn classify(authority: &str, e: hyper_util::client::legacy::Error, max_body: u64) -> ProxyError {
+fn classify(backend: &str, e: hyper_util::client::legacy::Error, max_body: u64) -> ProxyError {
     let mut source = e.source();
     while let Some(s) = source {
         if s.is::<http_body_util::LengthLimitError>() {
@@ -94,12 +99,12 @@ fn classify(authority: &str, e: hyper_util::client::legacy::Error, max_body: u64
     let reason = root_cause(&e);
     if e.is_connect() {
         ProxyError::UpstreamConnect {
-            authority: authority.to_string(),
+            backend: backend.to_string(),
             reason,
         }
     } else {
         ProxyError::UpstreamProtocol {
-            authority: authority.to_string(),
+            backend: backend.to_string(),
             reason,
         }
     }

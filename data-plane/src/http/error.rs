@@ -19,17 +19,16 @@ pub enum ProxyError {
     BadRequest(String),
     #[error("no backend is available for route {0}")]
     NoBackend(String),
-    #[error("upstream {authority} is unreachable: {reason}")]
-    UpstreamConnect { authority: String, reason: String },
-    #[error("upstream {authority} did not answer within {}", humantime::format_duration(*.timeout))]
-    UpstreamTimeout {
-        authority: String,
-        timeout: Duration,
-    },
+    /// `backend` names the backend (a provider, or the route of a `host` backend), never its
+    /// address: error bodies go to anonymous clients.
+    #[error("upstream {backend} is unreachable: {reason}")]
+    UpstreamConnect { backend: String, reason: String },
+    #[error("upstream {backend} did not answer within {}", humantime::format_duration(*.timeout))]
+    UpstreamTimeout { backend: String, timeout: Duration },
     #[error("request did not complete within {}", humantime::format_duration(*.0))]
     RequestTimeout(Duration),
-    #[error("upstream {authority} failed: {reason}")]
-    UpstreamProtocol { authority: String, reason: String },
+    #[error("upstream {backend} failed: {reason}")]
+    UpstreamProtocol { backend: String, reason: String },
     #[error("rate limit exceeded")]
     RateLimited(Level),
     #[error("not acceptable: {0}")]

@@ -39,10 +39,13 @@ pub async fn read_body(body: impl RequestBody, max: u64) -> Result<Bytes, ProxyE
         })
 }
 
-/// Headers that describe one connection and must not be forwarded.
-const HOP_BY_HOP: [HeaderName; 7] = [
+/// Headers that describe one connection (or authenticate to this proxy) and must not be
+/// forwarded.
+const HOP_BY_HOP: [HeaderName; 9] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
     HeaderName::from_static("proxy-connection"),
     header::TE,
     header::TRAILER,
@@ -50,6 +53,8 @@ const HOP_BY_HOP: [HeaderName; 7] = [
     header::UPGRADE,
 ];
 
+/// Removes the hop-by-hop headers, and those the `Connection` header names. Run it before
+/// the gateway adds its own headers, so a client cannot name them away.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)

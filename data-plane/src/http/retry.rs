@@ -118,7 +118,7 @@ mod tests {
                 let outcome = match outcomes[attempt as usize] {
                     Some(code) => Ok(Attempt::Answered(StatusCode::from_u16(code).unwrap(), code)),
                     None => Err(ProxyError::UpstreamTimeout {
-                        authority: "a".into(),
+                        backend: "a".into(),
                         timeout: Duration::from_secs(1),
                     }),
                 };

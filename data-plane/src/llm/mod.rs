@@ -101,6 +101,7 @@ pub async fn serve(
             let resp = send_to(
                 call.client,
                 &provider.name,
+                &provider.name,
                 request,
                 call.limits,
                 call.record,
@@ -348,7 +349,7 @@ async fn read_all(body: Incoming, provider: &str) -> Result<Bytes, ProxyError> {
         .await
         .map(|c| c.to_bytes())
         .map_err(|e| ProxyError::UpstreamProtocol {
-            authority: provider.to_string(),
+            backend: provider.to_string(),
             reason: format!("reading the answer failed: {e}"),
         })
 }
@@ -417,7 +418,7 @@ async fn respond(
     }
     let bytes = read_all(body, provider).await?;
     let bad = |reason: String| ProxyError::UpstreamProtocol {
-        authority: provider.to_string(),
+        backend: provider.to_string(),
         reason,
     };
     let mut usage = Usage::default();

@@ -1,10 +1,11 @@
 //! The request pipeline: named phases in a fixed order (DESIGN §4), one config load per request.
 //!
-//! route match -> cors -> localRateLimit -> body limit -> rewrites -> backend selection ->
+//! path normalisation -> route match -> cors -> localRateLimit -> body limit -> rewrites -> backend selection ->
 //! backendAuth -> LLM processing -> upstream call (timeouts, retries) -> response headers ->
 //! metrics (and token debits) when the body ends.
 
 pub mod cors;
+pub mod normalize;
 pub mod rewrite;
 pub mod route;
 #[cfg(test)]
@@ -169,6 +170,12 @@ async fn handle(
 ) -> Result<Response<BoxBody>, ProxyError> {
     out.labels = table.labels.clone();
 
+    // Phase: path normalisation.
+    let mut req = req;
+    if let Some(uri) = normalize::normalize(req.uri())? {
+        *req.uri_mut() = uri;
+    }
+
     // Phase: route match.
     let selected = route::select(table, &req).ok_or(ProxyError::NoRoute)?;
     out.labels = selected.route.labels.clone();
@@ -211,11 +218,19 @@ async fn handle(
         parts.uri =
             http::Uri::from_parts(uri).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
     }
+    // The client's hop-by-hop headers go first: `Connection: x-name` must not remove a
+    // header the gateway sets.
+    strip_hop_by_hop(&mut parts.headers);
     if let Some(m) = &policies.request_header_modifier {
         rewrite::modify_headers(m, &mut parts.headers);
     }
-    strip_hop_by_hop(&mut parts.headers);
-    append_forwarded_for(&mut parts.headers, peer);
+    let trusted_hops = rt
+        .snapshot
+        .config
+        .frontend_policies
+        .http
+        .xff_num_trusted_hops;
+    forwarded_for(&mut parts.headers, peer, trusted_hops);
 
     // Phase: backend selection.
     let index = upstream::pick_backend(route, |_| true)
@@ -329,13 +344,51 @@ async fn out_body(
     ))
 }
 
-fn append_forwarded_for(headers: &mut http::HeaderMap, peer: SocketAddr) {
+/// Sets `x-forwarded-for` to the client's address, after the last `trusted_hops` entries of
+/// the header it sent (those the trusted proxies in front of the gateway appended); anything
+/// else a client sends is dropped, so it cannot pose as another address.
+fn forwarded_for(headers: &mut http::HeaderMap, peer: SocketAddr, trusted_hops: u32) {
     let ip = peer.ip().to_string();
-    let value = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-        Some(prev) => format!("{prev}, {ip}"),
-        None => ip,
-    };
+    let mut sent: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|entry| !entry.is_empty())
+        .collect();
+    let keep = sent.len().min(trusted_hops as usize);
+    sent.drain(..sent.len() - keep);
+    sent.push(&ip);
+    let value = sent.join(", ");
+    headers.remove("x-forwarded-for");
     if let Ok(v) = HeaderValue::from_str(&value) {
         headers.insert("x-forwarded-for", v);
+    }
+}
+
+#[cfg(test)]
+mod forwarded_for_tests {
+    use super::*;
+
+    fn xff(sent: &[&str], trusted_hops: u32) -> String {
+        let mut headers = http::HeaderMap::new();
+        for v in sent {
+            headers.append("x-forwarded-for", v.parse().unwrap());
+        }
+        forwarded_for(&mut headers, "10.0.0.9:1234".parse().unwrap(), trusted_hops);
+        headers["x-forwarded-for"].to_str().unwrap().to_string()
+    }
+
+    #[test]
+    fn only_trusted_hops_are_kept() {
+        assert_eq!(xff(&[], 0), "10.0.0.9");
+        assert_eq!(xff(&["6.6.6.6"], 0), "10.0.0.9");
+        assert_eq!(xff(&["6.6.6.6, 1.2.3.4"], 1), "1.2.3.4, 10.0.0.9");
+        assert_eq!(
+            xff(&["6.6.6.6", "1.2.3.4, 5.6.7.8"], 2),
+            "1.2.3.4, 5.6.7.8, 10.0.0.9"
+        );
+        assert_eq!(xff(&["1.2.3.4"], 3), "1.2.3.4, 10.0.0.9");
     }
 }

@@ -14,13 +14,17 @@ pub struct Selected<'a> {
     pub matcher: &'a RouteMatch,
 }
 
-/// The request's host, lower-cased and without port.
+/// The request's host, lower-cased and without port: the absolute-form URI's or HTTP/2's
+/// `:authority` wins over `Host` (RFC 9112 §3.2.2), so the two cannot pick different routes.
 fn host_of<B>(req: &Request<B>) -> Cow<'_, str> {
     let raw = req
-        .headers()
-        .get(http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().host())
+        .uri()
+        .host()
+        .or_else(|| {
+            req.headers()
+                .get(http::header::HOST)
+                .and_then(|h| h.to_str().ok())
+        })
         .unwrap_or("");
     let host = match raw.rfind(':') {
         Some(i) if !raw.ends_with(']') => &raw[..i],
@@ -223,6 +227,16 @@ binds:
         assert_eq!(
             pick(&rt, "GET", "/v1", &[("host", "example.org")]).as_deref(),
             Some("any")
+        );
+        assert_eq!(
+            pick(
+                &rt,
+                "GET",
+                "http://api.example.com/v1",
+                &[("host", "example.org")]
+            )
+            .as_deref(),
+            Some("exact")
         );
     }
 

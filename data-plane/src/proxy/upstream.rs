@@ -79,9 +79,10 @@ pub async fn call_with_retries(
             }
             _ => Err(ProxyError::NoBackend(route.name.to_string())),
         };
+        let backend = format!("for route {}", route.name);
         async move {
             let (authority, req) = req?;
-            let resp = send_to(client, authority, req, limits, record).await?;
+            let resp = send_to(client, authority, &backend, req, limits, record).await?;
             Ok(Attempt::Answered(resp.status(), (index, resp)))
         }
     })

@@ -3,6 +3,7 @@
 mod backends;
 mod env;
 mod error;
+mod frontend;
 mod listeners;
 pub mod model;
 mod path;

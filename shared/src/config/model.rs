@@ -15,6 +15,7 @@ pub use super::backends::{
     AiBackend, AiProvider, Backend, BackendKind, FailureMode, McpBackend, McpTarget, McpTargetKind,
     PrefixMode, Provider,
 };
+pub use super::frontend::{FrontendHttp, FrontendPolicies, FrontendTcp};
 pub use super::listeners::{
     Bind, Listener, NamedMatch, PathMatch, Pattern, Route, RouteMatch, StringMatch,
 };
@@ -36,6 +37,8 @@ pub struct Config {
     pub settings: Settings,
     /// `binds:`: the ports served, unique.
     pub binds: Vec<Bind>,
+    /// `frontendPolicies:`: how every bind treats client connections.
+    pub frontend_policies: FrontendPolicies,
 }
 
 impl Config {

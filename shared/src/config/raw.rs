@@ -8,6 +8,7 @@
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::frontend::RawFrontendPolicies;
 use super::listeners::RawBind;
 use super::path::{Segment, YamlPath};
 use super::settings::RawSettings;
@@ -143,4 +144,6 @@ pub struct RawConfig {
     pub config: Option<Lenient<RawSettings>>,
     #[serde(default)]
     pub binds: Vec<Lenient<RawBind>>,
+    #[serde(default)]
+    pub frontend_policies: Option<Lenient<RawFrontendPolicies>>,
 }

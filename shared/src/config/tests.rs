@@ -192,3 +192,31 @@ fn the_most_specific_level_sets_each_policy_whole() {
         "fields are not merged"
     );
 }
+
+#[test]
+fn frontend_policies_are_checked_and_unimplemented_fields_named() {
+    let errs = errors(
+        "frontendPolicies:\n  http:\n    http1IdleTimeout: 0s\n    headerReadTimeout: soon\n    http2WindowSize: 1\n  tcp:\n    maxConnections: 0\nbinds: []\n",
+    );
+    let found: Vec<(&str, &str)> = errs
+        .iter()
+        .map(|e| (e.path.as_str(), e.message.as_str()))
+        .collect();
+    for (path, message) in [
+        ("frontendPolicies.http.http2WindowSize", "unknown field"),
+        ("frontendPolicies.http.headerReadTimeout", "soon"),
+        (
+            "frontendPolicies.http.http1IdleTimeout",
+            "http1IdleTimeout must be longer than 0s",
+        ),
+        (
+            "frontendPolicies.tcp.maxConnections",
+            "maxConnections must be at least 1",
+        ),
+    ] {
+        assert!(
+            found.iter().any(|(p, m)| *p == path && m.contains(message)),
+            "{path}: {found:?}"
+        );
+    }
+}

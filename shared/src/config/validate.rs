@@ -69,7 +69,19 @@ impl<'a> Validator<'a> {
             }
             v.bind(b, path)
         });
-        Config { settings, binds }
+        let frontend_policies = self
+            .section(
+                raw.frontend_policies.as_ref(),
+                &root,
+                "frontendPolicies",
+                |v, f, p| Some(v.frontend_policies(f, p)),
+            )
+            .unwrap_or_default();
+        Config {
+            settings,
+            binds,
+            frontend_policies,
+        }
     }
 
     /// The value a model constructor built, or its broken invariants reported under `path`.

@@ -1,0 +1,142 @@
+//! One client connection, served until it ends, the port drains, or it holds the gateway with
+//! nothing to do: no first request head within `headerReadTimeout`, or no request in progress
+//! for `http1IdleTimeout` / `http2IdleTimeout` (`frontendPolicies.http`). Idle connections
+//! are closed gracefully (HTTP/2 gets GOAWAY), then dropped if they linger.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::Version;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::net::TcpStream;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tollgate_shared::config::model::FrontendHttp;
+
+use crate::http::body::{BoxBody, ObservedBody};
+use crate::proxy;
+use crate::services::Services;
+
+/// Largest request head (request line and headers) accepted; larger ones get 431.
+const MAX_HEAD_SIZE: usize = 64 * 1024;
+/// How long a connection asked to close (idle or draining) may take before it is dropped.
+const CLOSE_GRACE: Duration = Duration::from_secs(5);
+
+/// What the idle timer needs to know about a connection's requests.
+#[derive(Default)]
+struct Activity {
+    in_flight: AtomicUsize,
+    /// 0 before the first request, then its HTTP major version (1 or 2).
+    version: AtomicU8,
+    changed: Notify,
+}
+
+/// A request in progress, from its head until its response body is done or dropped.
+struct Busy(Arc<Activity>);
+
+impl Activity {
+    fn begin(self: &Arc<Self>, version: Version) -> Busy {
+        let major = if version == Version::HTTP_2 { 2 } else { 1 };
+        let _ = self
+            .version
+            .compare_exchange(0, major, Ordering::AcqRel, Ordering::Acquire);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.changed.notify_waiters();
+        Busy(self.clone())
+    }
+
+    /// Resolves once the connection has had no request in progress for its timeout, with
+    /// the name of the setting that expired.
+    async fn idle(&self, http: &FrontendHttp) -> &'static str {
+        loop {
+            let changed = self.changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.in_flight.load(Ordering::Acquire) > 0 {
+                changed.await;
+                continue;
+            }
+            let (limit, setting) = match self.version.load(Ordering::Acquire) {
+                0 => (http.header_read_timeout, "headerReadTimeout"),
+                2 => (http.http2_idle_timeout, "http2IdleTimeout"),
+                _ => (http.http1_idle_timeout, "http1IdleTimeout"),
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(limit) => return setting,
+                _ = changed => {}
+            }
+        }
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.changed.notify_waiters();
+        }
+    }
+}
+
+/// Where a connection came in and what ends it early.
+pub struct Accepted {
+    pub stream: TcpStream,
+    pub peer: SocketAddr,
+    pub port: u16,
+    /// The port is draining: finish the requests in progress, then close.
+    pub drain: CancellationToken,
+    /// The drain timeout passed: close now.
+    pub force_close: CancellationToken,
+}
+
+/// Serves HTTP/1.1 and h2c on one connection until it ends.
+pub async fn serve(services: Arc<Services>, conn: Accepted, http: FrontendHttp) {
+    let Accepted {
+        stream,
+        peer,
+        port,
+        drain,
+        force_close,
+    } = conn;
+    let _ = stream.set_nodelay(true);
+    let activity = Arc::new(Activity::default());
+    let tracked = activity.clone();
+    let service = hyper::service::service_fn(move |req: http::Request<_>| {
+        let services = services.clone();
+        let busy = tracked.begin(req.version());
+        async move {
+            let resp = proxy::serve(&services, req, port, peer).await;
+            Ok::<_, Infallible>(
+                resp.map(|b| BoxBody::new(ObservedBody::new(b, move || drop(busy)))),
+            )
+        }
+    });
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(http.header_read_timeout)
+        .max_buf_size(MAX_HEAD_SIZE);
+    let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let draining = tokio::select! {
+        _ = conn.as_mut() => return,
+        _ = force_close.cancelled() => return,
+        _ = drain.cancelled() => true,
+        setting = activity.idle(&http) => {
+            tracing::debug!(%peer, port, "closing a connection idle past frontendPolicies.http.{setting}");
+            false
+        }
+    };
+    conn.as_mut().graceful_shutdown();
+    // A draining connection finishes its requests (the drain timeout forces it); an idle one
+    // has none and gets a short grace.
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = force_close.cancelled() => {}
+        _ = tokio::time::sleep(CLOSE_GRACE), if !draining => {}
+    }
+}
