@@ -7,6 +7,7 @@
 
 mod events;
 mod legacy_sse;
+mod message;
 mod names;
 mod outbound;
 mod session;

@@ -40,6 +40,8 @@ pub struct RawMcpSettings {
     pub max_sessions: Option<u32>,
     /// Most stdio child processes across all sessions.
     pub max_children: Option<u32>,
+    /// Largest MCP message accepted, as bytes or a size such as `1MiB`.
+    pub max_body_size: Option<yaml_serde::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +130,8 @@ pub struct McpSettings {
     pub max_sessions: u32,
     /// Most stdio child processes across sessions (one per stdio target per session).
     pub max_children: u32,
+    /// `maxBodySize` (Tollgate extension): largest MCP message; tighter than the proxy's.
+    pub max_body_size: u64,
 }
 
 impl Default for McpSettings {
@@ -136,6 +140,7 @@ impl Default for McpSettings {
             session_ttl: Duration::from_secs(30 * 60),
             max_sessions: 1000,
             max_children: 500,
+            max_body_size: DEFAULT_MCP_MAX_BODY_SIZE,
         }
     }
 }
@@ -146,6 +151,7 @@ impl McpSettings {
         session_ttl: Duration,
         max_sessions: u32,
         max_children: u32,
+        max_body_size: u64,
     ) -> Result<McpSettings, Vec<Invalid>> {
         let mut problems = Vec::new();
         if session_ttl.is_zero() {
@@ -154,7 +160,11 @@ impl McpSettings {
                 "sessionTtl must be longer than 0s",
             ));
         }
-        for (key, value) in [("maxSessions", max_sessions), ("maxChildren", max_children)] {
+        for (key, value) in [
+            ("maxSessions", u64::from(max_sessions)),
+            ("maxChildren", u64::from(max_children)),
+            ("maxBodySize", max_body_size),
+        ] {
             if value == 0 {
                 problems.push(Invalid::at(key, format!("{key} must be at least 1")));
             }
@@ -166,6 +176,7 @@ impl McpSettings {
             session_ttl,
             max_sessions,
             max_children,
+            max_body_size,
         })
     }
 }
@@ -189,6 +200,8 @@ impl Settings {
 
 /// `maxBodySize` when unset: 10 MiB.
 pub const DEFAULT_MAX_BODY_SIZE: u64 = 10 * 1024 * 1024;
+/// `mcp.maxBodySize` when unset: 1 MiB (an MCP message is parsed whole, see decisions.md).
+pub const DEFAULT_MCP_MAX_BODY_SIZE: u64 = 1024 * 1024;
 /// `drainTimeout` when unset.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -316,14 +329,19 @@ impl Validator<'_> {
             Some(d) => self.duration(d, &path.key("sessionTtl")),
             None => Some(defaults.session_ttl),
         };
-        // An unreadable TTL is already reported; the limits are still checked.
+        let max_body_size = match &raw.max_body_size {
+            Some(v) => self.size(v, &path.key("maxBodySize")),
+            None => Some(defaults.max_body_size),
+        };
+        // An unreadable TTL or size is already reported; the limits are still checked.
         let built = McpSettings::new(
             session_ttl.unwrap_or(defaults.session_ttl),
             raw.max_sessions.unwrap_or(defaults.max_sessions),
             raw.max_children.unwrap_or(defaults.max_children),
+            max_body_size.unwrap_or(defaults.max_body_size),
         );
         let settings = self.checked(built, path)?;
-        session_ttl.map(|_| settings)
+        session_ttl.and(max_body_size).map(|_| settings)
     }
 
     fn size(&mut self, v: &yaml_serde::Value, path: &YamlPath) -> Option<u64> {
@@ -653,6 +671,7 @@ impl From<&McpSettings> for pb::McpSettings {
             session_ttl_nanos: nanos(m.session_ttl),
             max_sessions: m.max_sessions,
             max_children: m.max_children,
+            max_body_size: m.max_body_size,
         }
     }
 }
@@ -665,6 +684,7 @@ impl TryFrom<pb::McpSettings> for McpSettings {
             duration(m.session_ttl_nanos),
             m.max_sessions,
             m.max_children,
+            m.max_body_size,
         )
         .map_err(InvalidSnapshot::from)
     }
