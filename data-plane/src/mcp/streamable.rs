@@ -77,6 +77,7 @@ async fn post(
                     call.observer.route.clone(),
                     TransportKind::StreamableHttp,
                     call.backend,
+                    call.observer.record.peer.ip(),
                 )?;
                 let _ = call.observer.session.set(session.id.clone());
                 call.observer.request("initialize", "", None, None);

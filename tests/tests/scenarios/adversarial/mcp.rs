@@ -124,3 +124,108 @@ async fn large_sessionless_mcp_bodies_are_refused_unread() {
         "one: x"
     );
 }
+
+/// The pids of the stdio children of the proxy's sessions, by session id.
+async fn session_children(proxy: &Proxy) -> Vec<(String, Vec<u64>)> {
+    let sessions = proxy.admin_json("/api/mcp/sessions").await;
+    sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let pids = s["targets"].as_array().unwrap().iter();
+            let pids = pids.filter_map(|t| t["pid"].as_u64()).collect();
+            (s["session"].as_str().unwrap().to_string(), pids)
+        })
+        .collect()
+}
+
+/// An `initialize` from `local` (a loopback address of the client's choosing): the status and
+/// the session id, if any.
+async fn initialize_from(url: &str, local: std::net::IpAddr) -> (u16, String, Option<String>) {
+    let resp = tollgate_tests::http_builder()
+        .local_address(local)
+        .build()
+        .unwrap()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", mcp::ACCEPT)
+        .json(&mcp::initialize_request())
+        .send()
+        .await
+        .unwrap();
+    let session = resp
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_string());
+    (resp.status().as_u16(), resp.text().await.unwrap(), session)
+}
+
+/// Finding 4: one client address cannot hold more than `maxSessionsPerClient` sessions (503
+/// naming the setting) while other addresses and established sessions keep working; sessions
+/// that make no call after `initialize` are closed after `unusedSessionTtl`, children included.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_client_cannot_exhaust_sessions_and_unused_ones_expire() {
+    let port = free_port();
+    let settings = "config:\n  mcp:\n    maxSessionsPerClient: 3\n    unusedSessionTtl: 2s\n";
+    let proxy = Proxy::start(&mcp::config(port, &["one"], "", settings)).await;
+    let url = proxy.url(port, "/mcp");
+    let here: std::net::IpAddr = [127, 0, 0, 1].into();
+
+    let mut established = McpClient::connect(&url).await;
+    assert_eq!(
+        established
+            .call_text("echo", serde_json::json!({"text": "a"}))
+            .await,
+        "one: a"
+    );
+    for _ in 0..2 {
+        let (status, text, _) = initialize_from(&url, here).await;
+        assert_eq!(status, 200, "{text}");
+    }
+    let (status, text, _) = initialize_from(&url, here).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("config.mcp.maxSessionsPerClient"), "{text}");
+    // Another address is not locked out, and the established session still works.
+    let (status, text, other) = initialize_from(&url, [127, 0, 0, 2].into()).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        established
+            .call_text("echo", serde_json::json!({"text": "b"}))
+            .await,
+        "one: b"
+    );
+
+    // The sessions that made no call are closed after unusedSessionTtl, with their children.
+    let unused: Vec<u64> = session_children(&proxy)
+        .await
+        .into_iter()
+        .filter(|(id, _)| Some(id) != established.session.as_ref())
+        .flat_map(|(_, pids)| pids)
+        .collect();
+    assert_eq!(unused.len(), 3, "two from here, one from 127.0.0.2");
+    eventually(Duration::from_secs(10), || async {
+        let left = session_children(&proxy).await;
+        match left.len() {
+            1 => Ok(()),
+            n => Err(format!("{n} sessions left")),
+        }
+    })
+    .await;
+    eventually(Duration::from_secs(5), || async {
+        match unused.iter().find(|p| mcp::alive(**p)) {
+            Some(p) => Err(format!("child {p} of an expired session still runs")),
+            None => Ok(()),
+        }
+    })
+    .await;
+    assert!(other.is_some());
+    assert_eq!(
+        established
+            .call_text("echo", serde_json::json!({"text": "c"}))
+            .await,
+        "one: c"
+    );
+    let (status, text, _) = initialize_from(&url, here).await;
+    assert_eq!(status, 200, "{text}");
+}
