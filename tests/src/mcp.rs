@@ -287,6 +287,13 @@ impl SseSession {
     }
 }
 
+/// A session id as the proxy's logs and spans show it: 8 hex digits of its SHA-256.
+pub fn session_log_id(id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Whether process `pid` is alive (and not a zombie).
 pub fn alive(pid: u64) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))

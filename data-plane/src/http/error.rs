@@ -47,6 +47,8 @@ pub enum ProxyError {
         setting: &'static str,
         limit: u32,
     },
+    #[error("MCP message is larger than the limit of {limit} bytes ({setting})")]
+    McpBodyTooLarge { limit: u64, setting: &'static str },
     #[error("this MCP session already has an open event stream")]
     StreamConflict,
     #[error("this MCP session already has {0} requests in progress; retry later")]
@@ -57,7 +59,9 @@ impl ProxyError {
     pub fn status(&self) -> StatusCode {
         match self {
             ProxyError::NoRoute => StatusCode::NOT_FOUND,
-            ProxyError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ProxyError::BodyTooLarge(_) | ProxyError::McpBodyTooLarge { .. } => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
             ProxyError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ProxyError::NoBackend(_) | ProxyError::UpstreamConnect { .. } => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -82,6 +86,7 @@ impl ProxyError {
         match self {
             ProxyError::NoRoute => Reason::NotFound,
             ProxyError::BodyTooLarge(_)
+            | ProxyError::McpBodyTooLarge { .. }
             | ProxyError::BadRequest(_)
             | ProxyError::NotAcceptable(_)
             | ProxyError::UnsupportedMediaType(_)

@@ -6,9 +6,10 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use http::{Method, Response, StatusCode, request};
-use rmcp::model::{ClientJsonRpcMessage, ClientRequest, JsonRpcMessage, ServerResult};
+use rmcp::model::{ClientRequest, JsonRpcMessage, ServerResult};
 use sse_stream::Sse;
 
+use super::message::{self, Limit};
 use super::session::TransportKind;
 use super::{McpRequest, Sessions, events};
 use crate::http::RequestBody;
@@ -35,6 +36,7 @@ fn open(call: McpRequest<'_>, parts: &request::Parts) -> Result<Response<BoxBody
         call.observer.route.clone(),
         TransportKind::Sse,
         call.backend,
+        call.observer.record.peer.ip(),
     )?;
     let stream = session
         .outbound
@@ -91,9 +93,8 @@ async fn post(
         .ok_or_else(|| ProxyError::BadRequest("missing sessionId query parameter".into()))?;
     let session = call.sessions.get(&id, &call.observer.route)?;
     let _ = call.observer.session.set(session.id.clone());
-    let bytes = crate::http::read_body(body, call.max_body).await?;
-    let message: ClientJsonRpcMessage = serde_json::from_slice(&bytes)
-        .map_err(|e| ProxyError::BadRequest(format!("invalid JSON-RPC message: {e}")))?;
+    message::require_json(&parts.headers)?;
+    let message = message::read(&parts.headers, body, Limit::session(call.max_body)).await?;
     let observer = call.observer;
     match message {
         JsonRpcMessage::Request(req) => {

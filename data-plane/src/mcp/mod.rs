@@ -7,6 +7,7 @@
 
 mod events;
 mod legacy_sse;
+mod message;
 pub mod names;
 mod outbound;
 mod session;
@@ -14,6 +15,7 @@ mod sse_client;
 mod streamable;
 mod upstream;
 
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -84,7 +86,7 @@ impl Observer {
             resource_type,
             target: server.map(str::to_string),
             resource: resource.map(str::to_string),
-            session: self.session.get().map(|s| s.to_string()),
+            session: self.session.get().map(|s| session::log_id(s)),
         });
     }
 
@@ -179,28 +181,54 @@ impl Sessions {
         self.map.is_empty()
     }
 
+    /// Opens a session for `client` unless a limit (in total or per client address) is reached.
     fn create(
         self: &Arc<Self>,
         route: RouteKey,
         transport: TransportKind,
         backend: &McpBackend,
+        client: IpAddr,
     ) -> Result<Arc<Session>, ProxyError> {
         let limits = self.settings.load();
         let _admit = self.admit.lock();
+        let full = |what, setting, limit| {
+            Err(ProxyError::McpCapacity {
+                what,
+                setting,
+                limit,
+            })
+        };
         if self.map.len() >= limits.max_sessions as usize {
-            return Err(ProxyError::McpCapacity {
-                what: "sessions",
-                setting: "maxSessions",
-                limit: limits.max_sessions,
-            });
+            return full("sessions", "maxSessions", limits.max_sessions);
         }
-        let children: usize = self.map.iter().map(|s| stdio_targets(&s.backend)).sum();
-        if children + stdio_targets(backend) > limits.max_children as usize {
-            return Err(ProxyError::McpCapacity {
-                what: "stdio child processes",
-                setting: "maxChildren",
-                limit: limits.max_children,
-            });
+        let (mut children, mut client_sessions, mut client_children) = (0, 0, 0);
+        for s in self.map.iter() {
+            let n = stdio_targets(&s.backend);
+            children += n;
+            if s.client == client {
+                client_sessions += 1;
+                client_children += n;
+            }
+        }
+        if client_sessions >= limits.max_sessions_per_client as usize {
+            let limit = limits.max_sessions_per_client;
+            return full(
+                "sessions from one client address",
+                "maxSessionsPerClient",
+                limit,
+            );
+        }
+        let wanted = stdio_targets(backend);
+        if children + wanted > limits.max_children as usize {
+            return full("stdio child processes", "maxChildren", limits.max_children);
+        }
+        if client_children + wanted > limits.max_children_per_client as usize {
+            let limit = limits.max_children_per_client;
+            return full(
+                "stdio child processes for one client address",
+                "maxChildrenPerClient",
+                limit,
+            );
         }
         if !self.reaper_started.swap(true, Ordering::AcqRel) {
             tokio::spawn(reap(Arc::downgrade(self)));
@@ -211,6 +239,7 @@ impl Sessions {
             route,
             transport,
             backend.clone(),
+            client,
             || self.http.get_or_init(remote_client).clone(),
         ));
         self.map.insert(id, session.clone());
@@ -239,7 +268,7 @@ impl Sessions {
     fn retire(self: &Arc<Self>, id: &str, why: &'static str) {
         if let Some((id, session)) = self.map.remove(id) {
             self.metrics.mcp_sessions.dec();
-            tracing::info!(session = %session.id, route = %session.route.route, why, "closing MCP session");
+            tracing::info!(session = %session.log_id(), route = %session.route.route, why, "closing MCP session");
             self.retiring.insert(id.clone(), session.clone());
             let sessions = Arc::downgrade(self);
             tokio::spawn(async move {
@@ -352,26 +381,41 @@ fn survives(session: &Session, rt: &Runtime) -> bool {
     })
 }
 
-/// Closes idle sessions, checking a few times per TTL.
+/// Closes idle sessions, and sessions that made no call soon after opening, checking a few
+/// times per TTL.
 async fn reap(sessions: Weak<Sessions>) {
     loop {
         let Some(s) = sessions.upgrade() else { return };
-        let ttl = s.settings.load().session_ttl;
-        let idle: Vec<Arc<str>> = s
+        let limits = **s.settings.load();
+        let expired = |session: &Session| {
+            if session.idle() >= limits.session_ttl {
+                Some("idle past config.mcp.sessionTtl")
+            } else if !session.used() && session.idle() >= limits.unused_session_ttl {
+                Some("no call within config.mcp.unusedSessionTtl of opening")
+            } else {
+                None
+            }
+        };
+        let doomed: Vec<Arc<str>> = s
             .map
             .iter()
-            .filter(|e| e.value().idle() >= ttl)
+            .filter(|e| expired(e.value()).is_some())
             .map(|e| e.key().clone())
             .collect();
-        for id in idle {
-            // Still idle now? A call may have started since the scan.
-            if let Some((_, session)) = s.map.remove_if(&id, |_, s| s.idle() >= ttl) {
+        for id in doomed {
+            // Still expired now? A call may have started since the scan.
+            let mut why = None;
+            if let Some((_, session)) = s.map.remove_if(&id, |_, session| {
+                why = expired(session);
+                why.is_some()
+            }) {
                 s.metrics.mcp_sessions.dec();
-                tracing::info!(session = %id, ttl = %humantime::format_duration(ttl), "MCP session idle past its TTL");
+                tracing::info!(session = %session.log_id(), why, "closing MCP session");
                 tokio::spawn(async move { session.close().await });
             }
         }
-        let every = (ttl / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
+        let shortest = limits.session_ttl.min(limits.unused_session_ttl);
+        let every = (shortest / 4).clamp(Duration::from_millis(100), Duration::from_secs(30));
         drop(s);
         tokio::time::sleep(every).await;
     }

@@ -1,7 +1,8 @@
 //! One client session: its targets, its `initialize` (kept to replay on respawn), and how each
 //! client message is answered: lists fan out and merge, calls go to the target their name names.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -38,10 +39,13 @@ impl TransportKind {
 }
 
 pub struct Session {
+    /// A bearer capability: logs show [`Session::log_id`] instead.
     pub id: Arc<str>,
     pub route: RouteKey,
     pub transport: TransportKind,
     pub backend: McpBackend,
+    /// The client address that opened it, for the per-client limits.
+    pub client: IpAddr,
     pub targets: Vec<Upstream>,
     naming: Naming,
     init: OnceLock<InitializeRequestParams>,
@@ -51,6 +55,8 @@ pub struct Session {
     created: tokio::time::Instant,
     /// Milliseconds after `created` of the last client message.
     last_used: AtomicU64,
+    /// Set by the first call after `initialize`; unused sessions expire early.
+    used: AtomicBool,
     in_flight: AtomicUsize,
     /// Woken when the last call in flight ends.
     idle_calls: tokio::sync::Notify,
@@ -105,6 +111,7 @@ impl Session {
         route: RouteKey,
         transport: TransportKind,
         backend: McpBackend,
+        client: IpAddr,
         http: impl Fn() -> reqwest::Client,
     ) -> Session {
         let naming = Naming::new(backend.targets.len(), backend.prefix_mode);
@@ -122,6 +129,7 @@ impl Session {
             route,
             transport,
             backend,
+            client,
             targets,
             naming,
             init: OnceLock::new(),
@@ -129,10 +137,21 @@ impl Session {
             sse_calls: Arc::new(tokio::sync::Semaphore::new(super::legacy_sse::SSE_CALLS)),
             created: tokio::time::Instant::now(),
             last_used: AtomicU64::new(0),
+            used: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             idle_calls: tokio::sync::Notify::new(),
             closed: CancellationToken::new(),
         }
+    }
+
+    /// What logs name the session by: a short hash, since the id itself grants access.
+    pub fn log_id(&self) -> String {
+        log_id(&self.id)
+    }
+
+    /// Whether the client made a call besides `initialize`.
+    pub fn used(&self) -> bool {
+        self.used.load(Ordering::Relaxed)
     }
 
     pub fn age(&self) -> Duration {
@@ -258,6 +277,7 @@ impl Session {
         obs: &Observer,
     ) -> Result<ServerResult, ErrorData> {
         let _call = self.call();
+        self.used.store(true, Ordering::Relaxed);
         let result = self.dispatch(request.request, obs).await;
         result.map(|mut r| {
             r.strip_result_type_for_legacy_peer();
@@ -597,6 +617,13 @@ impl Session {
             _ => Ok(ok),
         }
     }
+}
+
+/// A session id as logs show it: the first 8 hex digits of its SHA-256.
+pub fn log_id(id: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(id.as_bytes());
+    digest[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
 
 fn not_initialized(target: &Arc<str>) -> ErrorData {

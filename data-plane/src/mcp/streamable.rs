@@ -5,10 +5,11 @@
 use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header, request};
 use rmcp::model::{
-    ClientJsonRpcMessage, ClientRequest, ErrorCode, ErrorData, JsonRpcMessage, RequestId,
-    ServerJsonRpcMessage, ServerResult,
+    ClientRequest, ErrorCode, ErrorData, JsonRpcMessage, RequestId, ServerJsonRpcMessage,
+    ServerResult,
 };
 
+use super::message::{self, Limit};
 use super::session::{HANDSHAKE_VERSIONS, Session, TransportKind};
 use super::{McpRequest, events};
 use crate::http::RequestBody;
@@ -55,27 +56,28 @@ async fn post(
     body: impl RequestBody,
 ) -> Result<Response<BoxBody>, ProxyError> {
     require_accept(&parts.headers, &["application/json", "text/event-stream"])?;
-    let json = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("application/json"));
-    if !json {
-        return Err(ProxyError::UnsupportedMediaType(
-            "Content-Type must be application/json".into(),
-        ));
-    }
-    let bytes = crate::http::read_body(body, call.max_body).await?;
-    let message: ClientJsonRpcMessage = serde_json::from_slice(&bytes)
-        .map_err(|e| ProxyError::BadRequest(format!("invalid JSON-RPC message: {e}")))?;
-    let has_session = parts.headers.contains_key(SESSION_HEADER);
-    match message {
-        JsonRpcMessage::Request(req) if !has_session => match req.request {
+    message::require_json(&parts.headers)?;
+    // The session is checked before the body is read: a stranger's body costs nothing.
+    let session = match parts.headers.contains_key(SESSION_HEADER) {
+        true => Some(session_of(&call, &parts.headers)?),
+        false => None,
+    };
+    let limit = match session {
+        Some(_) => Limit::session(call.max_body),
+        None => Limit::handshake(call.max_body),
+    };
+    let message = message::read(&parts.headers, body, limit).await?;
+    let Some(session) = session else {
+        let JsonRpcMessage::Request(req) = message else {
+            return Err(missing_session());
+        };
+        return match req.request {
             ClientRequest::InitializeRequest(init) => {
                 let session = call.sessions.create(
                     call.observer.route.clone(),
                     TransportKind::StreamableHttp,
                     call.backend,
+                    call.observer.record.peer.ip(),
                 )?;
                 let _ = call.observer.session.set(session.id.clone());
                 call.observer.request("initialize", "", None, None);
@@ -105,25 +107,26 @@ async fn post(
                 "`{}` needs an Mcp-Session-Id header: send `initialize` first",
                 other.method()
             ))),
-        },
+        };
+    };
+    match message {
         JsonRpcMessage::Request(req) => {
-            let session = session_of(&call, &parts.headers)?;
             let id = req.id.clone();
             let answer = session.answer(req, &call.observer).await;
             Ok(reply(id, answer))
         }
         JsonRpcMessage::Notification(n) => {
-            let session = session_of(&call, &parts.headers)?;
             session.notify(n.notification).await;
             Ok(status(StatusCode::ACCEPTED))
         }
         // Answers to server-to-client requests: the gateway sends none, so there is nothing to
         // match them with.
-        JsonRpcMessage::Response(_) | JsonRpcMessage::Error(_) => {
-            session_of(&call, &parts.headers)?;
-            Ok(status(StatusCode::ACCEPTED))
-        }
+        JsonRpcMessage::Response(_) | JsonRpcMessage::Error(_) => Ok(status(StatusCode::ACCEPTED)),
     }
+}
+
+fn missing_session() -> ProxyError {
+    ProxyError::BadRequest("missing Mcp-Session-Id header: send `initialize` first".into())
 }
 
 fn session_of(
@@ -132,9 +135,7 @@ fn session_of(
 ) -> Result<std::sync::Arc<Session>, ProxyError> {
     let id = headers
         .get(SESSION_HEADER)
-        .ok_or_else(|| {
-            ProxyError::BadRequest("missing Mcp-Session-Id header: send `initialize` first".into())
-        })?
+        .ok_or_else(missing_session)?
         .to_str()
         .map_err(|_| ProxyError::BadRequest("invalid Mcp-Session-Id header".into()))?;
     if let Some(version) = headers.get("mcp-protocol-version") {

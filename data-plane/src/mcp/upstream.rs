@@ -168,9 +168,18 @@ impl Upstream {
             reason,
         };
         let (service, pid) = match &self.target.kind {
-            McpTargetKind::Stdio { cmd, args, env } => {
+            McpTargetKind::Stdio {
+                cmd,
+                args,
+                env,
+                inherit_env,
+            } => {
                 let mut command = tokio::process::Command::new(cmd);
-                command.args(args);
+                command.args(args).env_clear();
+                command.envs(std::env::vars_os().filter(|(name, _)| {
+                    name.to_str()
+                        .is_some_and(|n| inherited(n) || inherit_env.iter().any(|i| i == n))
+                }));
                 for (k, v) in env {
                     command.env(k, v.expose());
                 }
@@ -227,6 +236,15 @@ impl Upstream {
         tracing::info!(target_name = %self.name, ?pid, server, "MCP target connected");
         Ok(Connection { service, pid, info })
     }
+}
+
+/// Whether a stdio child sees the gateway's variable `name` without asking: enough to find
+/// programs, a home, the locale and a temp dir; never the gateway's secrets (issue 12).
+fn inherited(name: &str) -> bool {
+    matches!(
+        name,
+        "PATH" | "HOME" | "LANG" | "LANGUAGE" | "TZ" | "TMPDIR" | "TMP" | "TEMP"
+    ) || name.starts_with("LC_")
 }
 
 /// Runs rmcp's client handshake (`initialize`, then `initialized`) over `transport`.

@@ -308,7 +308,7 @@ async fn handle(
                         record: record.clone(),
                         session: std::sync::OnceLock::new(),
                     },
-                    max_body,
+                    max_body: max_body.min(rt.snapshot.config.settings.mcp.max_body_size),
                 };
                 if let Some(uri) = client_uri {
                     parts.uri = uri;

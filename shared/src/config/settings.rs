@@ -40,6 +40,14 @@ pub struct RawMcpSettings {
     pub max_sessions: Option<u32>,
     /// Most stdio child processes across all sessions.
     pub max_children: Option<u32>,
+    /// Largest MCP message accepted, as bytes or a size such as `1MiB`.
+    pub max_body_size: Option<yaml_serde::Value>,
+    /// Most live sessions opened from one client address.
+    pub max_sessions_per_client: Option<u32>,
+    /// Most stdio child processes run for one client address's sessions.
+    pub max_children_per_client: Option<u32>,
+    /// A session that makes no call this long after it opened is closed, e.g. `1m`.
+    pub unused_session_ttl: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +136,15 @@ pub struct McpSettings {
     pub max_sessions: u32,
     /// Most stdio child processes across sessions (one per stdio target per session).
     pub max_children: u32,
+    /// `maxBodySize` (Tollgate extension): largest MCP message; tighter than the proxy's.
+    pub max_body_size: u64,
+    /// Most live sessions per client address; past it that client's `initialize` gets 503.
+    pub max_sessions_per_client: u32,
+    /// Most stdio children of one client address's sessions.
+    pub max_children_per_client: u32,
+    /// A session that made no call (besides `initialize`) this long after opening is closed.
+    #[serde(serialize_with = "as_humantime")]
+    pub unused_session_ttl: Duration,
 }
 
 impl Default for McpSettings {
@@ -136,37 +153,48 @@ impl Default for McpSettings {
             session_ttl: Duration::from_secs(30 * 60),
             max_sessions: 1000,
             max_children: 500,
+            max_body_size: DEFAULT_MCP_MAX_BODY_SIZE,
+            max_sessions_per_client: 16,
+            max_children_per_client: 16,
+            unused_session_ttl: Duration::from_secs(60),
         }
     }
 }
 
 impl McpSettings {
-    /// Limits that are all positive.
-    pub(crate) fn new(
-        session_ttl: Duration,
-        max_sessions: u32,
-        max_children: u32,
-    ) -> Result<McpSettings, Vec<Invalid>> {
+    /// These settings when every limit and time is positive.
+    pub(crate) fn validated(self) -> Result<McpSettings, Vec<Invalid>> {
         let mut problems = Vec::new();
-        if session_ttl.is_zero() {
-            problems.push(Invalid::at(
-                "sessionTtl",
-                "sessionTtl must be longer than 0s",
-            ));
+        for (key, value) in [
+            ("sessionTtl", self.session_ttl),
+            ("unusedSessionTtl", self.unused_session_ttl),
+        ] {
+            if value.is_zero() {
+                problems.push(Invalid::at(key, format!("{key} must be longer than 0s")));
+            }
         }
-        for (key, value) in [("maxSessions", max_sessions), ("maxChildren", max_children)] {
+        for (key, value) in [
+            ("maxSessions", u64::from(self.max_sessions)),
+            ("maxChildren", u64::from(self.max_children)),
+            ("maxBodySize", self.max_body_size),
+            (
+                "maxSessionsPerClient",
+                u64::from(self.max_sessions_per_client),
+            ),
+            (
+                "maxChildrenPerClient",
+                u64::from(self.max_children_per_client),
+            ),
+        ] {
             if value == 0 {
                 problems.push(Invalid::at(key, format!("{key} must be at least 1")));
             }
         }
-        if !problems.is_empty() {
-            return Err(problems);
+        if problems.is_empty() {
+            Ok(self)
+        } else {
+            Err(problems)
         }
-        Ok(McpSettings {
-            session_ttl,
-            max_sessions,
-            max_children,
-        })
     }
 }
 
@@ -189,6 +217,8 @@ impl Settings {
 
 /// `maxBodySize` when unset: 10 MiB.
 pub const DEFAULT_MAX_BODY_SIZE: u64 = 10 * 1024 * 1024;
+/// `mcp.maxBodySize` when unset: 1 MiB (an MCP message is parsed whole, see decisions.md).
+pub const DEFAULT_MCP_MAX_BODY_SIZE: u64 = 1024 * 1024;
 /// `drainTimeout` when unset.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -312,18 +342,54 @@ impl Validator<'_> {
 
     fn mcp_settings(&mut self, raw: &RawMcpSettings, path: &YamlPath) -> Option<McpSettings> {
         let defaults = McpSettings::default();
-        let session_ttl = match raw.session_ttl.as_deref() {
-            Some(d) => self.duration(d, &path.key("sessionTtl")),
-            None => Some(defaults.session_ttl),
-        };
-        // An unreadable TTL is already reported; the limits are still checked.
-        let built = McpSettings::new(
-            session_ttl.unwrap_or(defaults.session_ttl),
-            raw.max_sessions.unwrap_or(defaults.max_sessions),
-            raw.max_children.unwrap_or(defaults.max_children),
+        let mut readable = true;
+        let mut duration =
+            |v: &mut Self, text: Option<&str>, key: &str, default: Duration| match text
+                .map(|d| v.duration(d, &path.key(key)))
+            {
+                Some(Some(d)) => d,
+                Some(None) => {
+                    readable = false;
+                    default
+                }
+                None => default,
+            };
+        let session_ttl = duration(
+            self,
+            raw.session_ttl.as_deref(),
+            "sessionTtl",
+            defaults.session_ttl,
         );
+        let unused_session_ttl = duration(
+            self,
+            raw.unused_session_ttl.as_deref(),
+            "unusedSessionTtl",
+            defaults.unused_session_ttl,
+        );
+        let max_body_size = match &raw.max_body_size {
+            Some(v) => self.size(v, &path.key("maxBodySize")).unwrap_or_else(|| {
+                readable = false;
+                defaults.max_body_size
+            }),
+            None => defaults.max_body_size,
+        };
+        // An unreadable time or size is already reported; the limits are still checked.
+        let built = McpSettings {
+            session_ttl,
+            max_sessions: raw.max_sessions.unwrap_or(defaults.max_sessions),
+            max_children: raw.max_children.unwrap_or(defaults.max_children),
+            max_body_size,
+            max_sessions_per_client: raw
+                .max_sessions_per_client
+                .unwrap_or(defaults.max_sessions_per_client),
+            max_children_per_client: raw
+                .max_children_per_client
+                .unwrap_or(defaults.max_children_per_client),
+            unused_session_ttl,
+        }
+        .validated();
         let settings = self.checked(built, path)?;
-        session_ttl.map(|_| settings)
+        readable.then_some(settings)
     }
 
     fn size(&mut self, v: &yaml_serde::Value, path: &YamlPath) -> Option<u64> {
@@ -653,6 +719,10 @@ impl From<&McpSettings> for pb::McpSettings {
             session_ttl_nanos: nanos(m.session_ttl),
             max_sessions: m.max_sessions,
             max_children: m.max_children,
+            max_body_size: m.max_body_size,
+            max_sessions_per_client: m.max_sessions_per_client,
+            max_children_per_client: m.max_children_per_client,
+            unused_session_ttl_nanos: nanos(m.unused_session_ttl),
         }
     }
 }
@@ -661,11 +731,16 @@ impl TryFrom<pb::McpSettings> for McpSettings {
     type Error = InvalidSnapshot;
 
     fn try_from(m: pb::McpSettings) -> convert::Result<McpSettings> {
-        McpSettings::new(
-            duration(m.session_ttl_nanos),
-            m.max_sessions,
-            m.max_children,
-        )
+        McpSettings {
+            session_ttl: duration(m.session_ttl_nanos),
+            max_sessions: m.max_sessions,
+            max_children: m.max_children,
+            max_body_size: m.max_body_size,
+            max_sessions_per_client: m.max_sessions_per_client,
+            max_children_per_client: m.max_children_per_client,
+            unused_session_ttl: duration(m.unused_session_ttl_nanos),
+        }
+        .validated()
         .map_err(InvalidSnapshot::from)
     }
 }

@@ -39,6 +39,9 @@ pub struct RawStdio {
     pub args: Vec<String>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Tollgate extension: gateway variables the child may see besides the minimal set.
+    #[serde(default)]
+    pub inherit_env: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,6 +153,9 @@ pub enum McpTargetKind {
         args: Vec<String>,
         /// Its environment; values are secrets.
         env: IndexMap<String, Secret>,
+        /// `inheritEnv` (Tollgate extension): the gateway's variables passed on by name, on top
+        /// of `PATH`, `HOME`, the locale and the temp dir; nothing else is inherited.
+        inherit_env: Vec<String>,
     },
     /// Legacy SSE server at this URL.
     Sse {
@@ -161,6 +167,14 @@ pub enum McpTargetKind {
         /// Full URL (`host:port` gets `/mcp`).
         url: String,
     },
+}
+
+impl McpTargetKind {
+    /// Why `name` cannot name an environment variable to inherit, if it cannot.
+    fn check_env_name(name: &str) -> Option<String> {
+        let valid = !name.is_empty() && !name.contains(['=', '\0']);
+        (!valid).then(|| format!("inheritEnv: `{name}` is not an environment variable name"))
+    }
 }
 
 impl Validator<'_> {
@@ -205,6 +219,11 @@ impl Validator<'_> {
         }
         if let Some(s) = &t.stdio {
             let ep = path.key("stdio").key("env");
+            for (i, name) in s.inherit_env.iter().enumerate() {
+                if let Some(problem) = McpTargetKind::check_env_name(name) {
+                    self.error(&path.key("stdio").key("inheritEnv").index(i), problem);
+                }
+            }
             Some(McpTargetKind::Stdio {
                 cmd: s.cmd.clone(),
                 args: s.args.clone(),
@@ -213,6 +232,7 @@ impl Validator<'_> {
                     .iter()
                     .map(|(k, v)| (k.clone(), self.secret(v, &ep.key(k.clone()))))
                     .collect(),
+                inherit_env: s.inherit_env.clone(),
             })
         } else if let Some(s) = &t.sse {
             Some(McpTargetKind::Sse {
@@ -286,7 +306,12 @@ impl From<&McpTarget> for pb::McpTarget {
         pb::McpTarget {
             name: t.name.clone(),
             kind: Some(match &t.kind {
-                McpTargetKind::Stdio { cmd, args, env } => Kind::Stdio(pb::Stdio {
+                McpTargetKind::Stdio {
+                    cmd,
+                    args,
+                    env,
+                    inherit_env,
+                } => Kind::Stdio(pb::Stdio {
                     cmd: cmd.clone(),
                     args: args.clone(),
                     env: env
@@ -296,6 +321,7 @@ impl From<&McpTarget> for pb::McpTarget {
                             value: Some(v.into()),
                         })
                         .collect(),
+                    inherit_env: inherit_env.clone(),
                 }),
                 McpTargetKind::Sse { url } => Kind::SseUrl(url.clone()),
                 McpTargetKind::Mcp { url } => Kind::McpUrl(url.clone()),
@@ -321,6 +347,7 @@ impl TryFrom<pb::McpTarget> for McpTarget {
                         Ok((e.name, value))
                     })
                     .collect::<convert::Result<IndexMap<_, _>>>()?,
+                inherit_env: s.inherit_env,
             },
             Some(Kind::SseUrl(url)) => McpTargetKind::Sse { url },
             Some(Kind::McpUrl(url)) => McpTargetKind::Mcp { url },

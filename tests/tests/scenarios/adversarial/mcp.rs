@@ -1,1 +1,231 @@
 //! Attacks on MCP routes: foreign origins, session and child exhaustion, inherited secrets.
+
+use std::time::Duration;
+
+use tollgate_tests::mcp::{self, McpClient};
+use tollgate_tests::proxy::ProxyOptions;
+use tollgate_tests::{Proxy, binary, eventually, free_port};
+
+/// Finding 3: a stdio child gets `PATH`, `HOME`, locale, temp dir, its `env` and the names in
+/// `inheritEnv`; the gateway's own secrets stay out of its reach.
+#[tokio::test(flavor = "multi_thread")]
+async fn stdio_children_do_not_inherit_the_gateway_environment() {
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let dump = dir.path().join("env.txt");
+    let script = format!(
+        "env > '{}'; exec '{}' one",
+        dump.display(),
+        binary("tollgate-fake-mcp").display()
+    );
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: mcp\n      backends:\n      - mcp:\n          targets:\n          - name: one\n            stdio:\n              cmd: /bin/sh\n              args: [-c, {script:?}]\n              env: {{TARGET_OWN: own-value}}\n              inheritEnv: [ASKED_FOR]\n"
+    );
+    let proxy = Proxy::spawn(ProxyOptions {
+        config: &config,
+        env: vec![
+            ("OPENAI_API_KEY", "sk-gateway-secret"),
+            ("ASKED_FOR", "asked-value"),
+            ("LC_ALL", "C.UTF-8"),
+        ],
+        ..Default::default()
+    });
+    proxy.wait_ready().await;
+    let mut c = McpClient::connect(&proxy.url(port, "/mcp")).await;
+    assert_eq!(
+        c.call_text("echo", serde_json::json!({"text": "x"})).await,
+        "one: x"
+    );
+
+    let env = eventually(Duration::from_secs(5), || async {
+        std::fs::read_to_string(&dump).map_err(|e| e.to_string())
+    })
+    .await;
+    assert!(!env.contains("sk-gateway-secret"), "{env}");
+    assert!(!env.contains("RUST_LOG="), "{env}");
+    for wanted in [
+        "TARGET_OWN=own-value",
+        "ASKED_FOR=asked-value",
+        "LC_ALL=C.UTF-8",
+        "PATH=",
+    ] {
+        assert!(
+            env.lines().any(|l| l.starts_with(wanted)),
+            "{wanted}: {env}"
+        );
+    }
+}
+
+/// The proxy's peak resident memory so far (`VmHWM`), in MiB.
+fn peak_rss_mib(proxy: &Proxy) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", proxy.pid())).unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib / 1024
+}
+
+/// Finding 1 (MCP half): eight concurrent 10 MiB `[0,0,...]` POSTs without a session are
+/// refused before they are read or parsed (413 naming the limit); a made-up session is 404
+/// unread. Peak RSS stays bounded (it was over a gigabyte).
+#[tokio::test(flavor = "multi_thread")]
+async fn large_sessionless_mcp_bodies_are_refused_unread() {
+    let port = free_port();
+    let proxy = Proxy::start(&mcp::config(port, &["one"], "", "")).await;
+    let url = proxy.url(port, "/mcp");
+    let before = peak_rss_mib(&proxy);
+    let mut body = vec![b'['];
+    while body.len() < 10 * 1024 * 1024 - 16 {
+        body.extend_from_slice(b"0,");
+    }
+    body.extend_from_slice(b"0]");
+    let body = bytes::Bytes::from(body);
+    let post = |session: Option<&'static str>| {
+        let mut req = tollgate_tests::http()
+            .post(&url)
+            .header("content-type", "application/json")
+            .header("accept", mcp::ACCEPT)
+            .body(body.clone());
+        if let Some(s) = session {
+            req = req.header("mcp-session-id", s);
+        }
+        async move {
+            match req.send().await {
+                Ok(resp) => Some((
+                    resp.status().as_u16(),
+                    resp.text().await.unwrap_or_default(),
+                )),
+                // Refused before the body was sent: the connection may close under the upload.
+                Err(_) => None,
+            }
+        }
+    };
+    let answers = futures_util::future::join_all((0..8).map(|_| post(None))).await;
+    let bogus = post(Some("0123456789abcdef")).await;
+    let after = peak_rss_mib(&proxy);
+    eprintln!("peak RSS of the proxy: {before} MiB before, {after} MiB after 8 x 10 MiB bodies");
+    for (status, text) in answers.into_iter().flatten() {
+        assert_eq!(status, 413, "{text}");
+        assert!(text.contains("Mcp-Session-Id"), "{text}");
+    }
+    if let Some((status, text)) = bogus {
+        assert_eq!(status, 404, "{text}");
+    }
+    assert!(
+        after < before + 64,
+        "peak RSS grew from {before} to {after} MiB"
+    );
+    // Established sessions are unaffected.
+    let mut c = McpClient::connect(&url).await;
+    assert_eq!(
+        c.call_text("echo", serde_json::json!({"text": "x"})).await,
+        "one: x"
+    );
+}
+
+/// The pids of the stdio children of the proxy's sessions, by session id.
+async fn session_children(proxy: &Proxy) -> Vec<(String, Vec<u64>)> {
+    let sessions = proxy.admin_json("/api/mcp/sessions").await;
+    sessions["sessions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            let pids = s["targets"].as_array().unwrap().iter();
+            let pids = pids.filter_map(|t| t["pid"].as_u64()).collect();
+            (s["session"].as_str().unwrap().to_string(), pids)
+        })
+        .collect()
+}
+
+/// An `initialize` from `local` (a loopback address of the client's choosing): the status and
+/// the session id, if any.
+async fn initialize_from(url: &str, local: std::net::IpAddr) -> (u16, String, Option<String>) {
+    let resp = tollgate_tests::http_builder()
+        .local_address(local)
+        .build()
+        .unwrap()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", mcp::ACCEPT)
+        .json(&mcp::initialize_request())
+        .send()
+        .await
+        .unwrap();
+    let session = resp
+        .headers()
+        .get("mcp-session-id")
+        .map(|v| v.to_str().unwrap().to_string());
+    (resp.status().as_u16(), resp.text().await.unwrap(), session)
+}
+
+/// Finding 4: one client address cannot hold more than `maxSessionsPerClient` sessions (503
+/// naming the setting) while other addresses and established sessions keep working; sessions
+/// that make no call after `initialize` are closed after `unusedSessionTtl`, children included.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_client_cannot_exhaust_sessions_and_unused_ones_expire() {
+    let port = free_port();
+    let settings = "config:\n  mcp:\n    maxSessionsPerClient: 3\n    unusedSessionTtl: 2s\n";
+    let proxy = Proxy::start(&mcp::config(port, &["one"], "", settings)).await;
+    let url = proxy.url(port, "/mcp");
+    let here: std::net::IpAddr = [127, 0, 0, 1].into();
+
+    let mut established = McpClient::connect(&url).await;
+    assert_eq!(
+        established
+            .call_text("echo", serde_json::json!({"text": "a"}))
+            .await,
+        "one: a"
+    );
+    for _ in 0..2 {
+        let (status, text, _) = initialize_from(&url, here).await;
+        assert_eq!(status, 200, "{text}");
+    }
+    let (status, text, _) = initialize_from(&url, here).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("config.mcp.maxSessionsPerClient"), "{text}");
+    // Another address is not locked out, and the established session still works.
+    let (status, text, other) = initialize_from(&url, [127, 0, 0, 2].into()).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        established
+            .call_text("echo", serde_json::json!({"text": "b"}))
+            .await,
+        "one: b"
+    );
+
+    // The sessions that made no call are closed after unusedSessionTtl, with their children.
+    let unused: Vec<u64> = session_children(&proxy)
+        .await
+        .into_iter()
+        .filter(|(id, _)| Some(id) != established.session.as_ref())
+        .flat_map(|(_, pids)| pids)
+        .collect();
+    assert_eq!(unused.len(), 3, "two from here, one from 127.0.0.2");
+    eventually(Duration::from_secs(10), || async {
+        let left = session_children(&proxy).await;
+        match left.len() {
+            1 => Ok(()),
+            n => Err(format!("{n} sessions left")),
+        }
+    })
+    .await;
+    eventually(Duration::from_secs(5), || async {
+        match unused.iter().find(|p| mcp::alive(**p)) {
+            Some(p) => Err(format!("child {p} of an expired session still runs")),
+            None => Ok(()),
+        }
+    })
+    .await;
+    assert!(other.is_some());
+    assert_eq!(
+        established
+            .call_text("echo", serde_json::json!({"text": "c"}))
+            .await,
+        "one: c"
+    );
+    let (status, text, _) = initialize_from(&url, here).await;
+    assert_eq!(status, 200, "{text}");
+}

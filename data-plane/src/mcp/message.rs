@@ -1,0 +1,113 @@
+//! Reading one client JSON-RPC message so that a hostile body costs little: its limit is
+//! known before a byte is read, and its shape is checked without building a tree (rmcp's parse
+//! buffers the whole message as a tree first, ~100 bytes per JSON value).
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use http::{HeaderMap, header};
+use rmcp::model::ClientJsonRpcMessage;
+use serde::de::IgnoredAny;
+
+use crate::http::RequestBody;
+use crate::http::error::ProxyError;
+
+/// The largest message a client may send without a session: only `initialize` (or a
+/// `server/discover` probe) comes without one, and neither is large.
+pub const HANDSHAKE_MAX_BODY: u64 = 64 * 1024;
+
+/// How many bytes a message may have, and the setting (or rule) that says so.
+#[derive(Clone, Copy)]
+pub struct Limit {
+    pub bytes: u64,
+    pub setting: &'static str,
+}
+
+impl Limit {
+    /// `config.mcp.maxBodySize` (never above the proxy's `config.maxBodySize`).
+    pub fn session(max_body: u64) -> Limit {
+        Limit {
+            bytes: max_body,
+            setting: "config.mcp.maxBodySize",
+        }
+    }
+
+    /// A message without `Mcp-Session-Id`.
+    pub fn handshake(max_body: u64) -> Limit {
+        Limit {
+            bytes: max_body.min(HANDSHAKE_MAX_BODY),
+            setting: "a message without Mcp-Session-Id: only `initialize` comes without one",
+        }
+    }
+
+    fn exceeded(self) -> ProxyError {
+        ProxyError::McpBodyTooLarge {
+            limit: self.bytes,
+            setting: self.setting,
+        }
+    }
+}
+
+/// 415 unless the body is declared as JSON.
+pub fn require_json(headers: &HeaderMap) -> Result<(), ProxyError> {
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().starts_with("application/json"));
+    if json {
+        Ok(())
+    } else {
+        Err(ProxyError::UnsupportedMediaType(
+            "Content-Type must be application/json".into(),
+        ))
+    }
+}
+
+/// Reads and parses one message; a declared length over `limit` is refused unread.
+pub async fn read(
+    headers: &HeaderMap,
+    body: impl RequestBody,
+    limit: Limit,
+) -> Result<ClientJsonRpcMessage, ProxyError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit.bytes) {
+        return Err(limit.exceeded());
+    }
+    let bytes = crate::http::read_body(body, limit.bytes)
+        .await
+        .map_err(|e| match e {
+            ProxyError::BodyTooLarge(_) => limit.exceeded(),
+            other => other,
+        })?;
+    parse(&bytes)
+}
+
+/// One JSON-RPC message: a JSON object (checked first, allocating only its keys), then rmcp's
+/// typed message.
+pub fn parse(bytes: &[u8]) -> Result<ClientJsonRpcMessage, ProxyError> {
+    let invalid =
+        |e: serde_json::Error| ProxyError::BadRequest(format!("invalid JSON-RPC message: {e}"));
+    serde_json::from_slice::<BTreeMap<Cow<'_, str>, IgnoredAny>>(bytes).map_err(invalid)?;
+    serde_json::from_slice(bytes).map_err(invalid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_body_that_is_not_one_object_is_refused_by_its_shape() {
+        let err = parse(b"[0,0,0]").unwrap_err().to_string();
+        assert!(err.contains("invalid JSON-RPC message"), "{err}");
+        assert!(err.contains("expected a map"), "{err}");
+    }
+
+    #[test]
+    fn a_request_parses() {
+        let msg = parse(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).unwrap();
+        assert!(matches!(msg, rmcp::model::JsonRpcMessage::Request(_)));
+    }
+}
