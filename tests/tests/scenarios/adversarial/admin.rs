@@ -100,3 +100,43 @@ async fn a_huge_fill_interval_is_refused_and_metrics_keep_working() {
     let buckets = proxy.admin_json("/api/ratelimits").await;
     assert!(buckets.to_string().contains("\"all\""), "{buckets}");
 }
+
+/// Finding 12: CEL sees credential-like headers and query values as `<redacted>`, found by
+/// pattern (`x-goog-api-key`, `mcp-session-id`, `x-amz-security-token`, `*-key`, `*-token`,
+/// `?key=`, `?sessionId=`), so a logged field cannot leak them.
+#[tokio::test(flavor = "multi_thread")]
+async fn cel_fields_do_not_reveal_credentials() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let config = format!(
+        "config:\n  logging:\n    format: json\n    fields:\n      add: {{uri: request.uri, pq: request.pathAndQuery, headers: request.headers}}\nbinds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: all\n      backends:\n      - host: {}\n",
+        up.authority()
+    );
+    let proxy = Proxy::start(&config).await;
+    let r = tollgate_tests::http()
+        .get(proxy.url(port, "/p?key=leak-q1&sessionId=leak-q2&model=kept-m"))
+        .header("x-goog-api-key", "leak-h1")
+        .header("mcp-session-id", "leak-h2")
+        .header("x-amz-security-token", "leak-h3")
+        .header("x-custom-key", "leak-h4")
+        .header("x-internal-token", "leak-h5")
+        .header("x-client", "kept-h")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let log = tollgate_tests::eventually(std::time::Duration::from_secs(5), || async {
+        let log = proxy.access_log();
+        if log.contains("kept-h") {
+            Ok(log)
+        } else {
+            Err(format!("no access log line yet: {log}"))
+        }
+    })
+    .await;
+    assert!(
+        log.contains("kept-m") && log.contains("<redacted>"),
+        "{log}"
+    );
+    assert!(!log.contains("leak-"), "a credential was logged: {log}");
+}
