@@ -1,6 +1,7 @@
 //! Attacks on the admin API, the Playground, telemetry and what they reveal.
 
 use serde_json::json;
+use tollgate_tests::proxy::ProxyOptions;
 use tollgate_tests::{FakeLlm, FakeUpstream, Kind, Proxy, free_port};
 
 use crate::scenarios::simple_config;
@@ -139,4 +140,116 @@ async fn cel_fields_do_not_reveal_credentials() {
         "{log}"
     );
     assert!(!log.contains("leak-"), "a credential was logged: {log}");
+}
+
+/// Finding 8: a rebound DNS name gets 403 from the admin server and the Playground; its own
+/// address, `localhost` and `config.adminHosts` names are served, with CSP and `nosniff`.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_admin_server_answers_only_to_its_own_names() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let config = format!(
+        "config:\n  adminHosts: [gw.internal.example]\n{}",
+        simple_config(port, &up.authority())
+    );
+    let proxy = Proxy::start(&config).await;
+    let client = tollgate_tests::http();
+    let admin = |path: &str| format!("http://{}{path}", proxy.admin);
+    for path in ["/api/config", "/ui", "/api/mcp/sessions"] {
+        let r = client
+            .get(admin(path))
+            .header(
+                "host",
+                format!("rebound.attacker.example:{}", proxy.admin.port()),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403, "{path}");
+        assert!(r.text().await.unwrap().contains("config.adminHosts"));
+    }
+    for host in ["localhost:15000", "gw.internal.example", "LOCALHOST"] {
+        let r = client
+            .get(admin("/api/config"))
+            .header("host", host)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{host}");
+    }
+    let r = client.get(admin("/ui")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let csp = r.headers()["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("frame-ancestors 'none'"), "{csp}");
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    let r = client.get(admin("/api/config")).send().await.unwrap();
+    assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+}
+
+/// Finding 8: with a token the admin API wants it as a bearer token; the Playground's page
+/// still loads (it has a field for the token).
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_token_guards_the_api() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let config = simple_config(port, &up.authority());
+    let proxy = Proxy::spawn(ProxyOptions {
+        config: &config,
+        env: vec![("TOLLGATE_ADMIN_TOKEN", "admin-secret-1")],
+        ..Default::default()
+    });
+    proxy.wait_ready().await;
+    let client = tollgate_tests::http();
+    let url = format!("http://{}/api/config", proxy.admin);
+    let r = client.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.unwrap().contains("--admin-token-file"));
+    let r = client.get(&url).bearer_auth("wrong").send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    let r = client
+        .get(&url)
+        .bearer_auth("admin-secret-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ui = client
+        .get(format!("http://{}/ui", proxy.admin))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ui.status(), 200);
+    assert!(ui.text().await.unwrap().contains("id=\"admin-token\""));
+}
+
+/// Finding 8: an admin address that is not loopback needs a token, or the proxy does not start.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_public_admin_address_without_a_token_is_refused() {
+    let up = FakeUpstream::start("u").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    std::fs::write(&file, simple_config(free_port(), &up.authority())).unwrap();
+    let out = tokio::process::Command::new(tollgate_tests::binary("tollgate"))
+        .arg("-f")
+        .arg(&file)
+        .args([
+            "--listen-ip",
+            "127.0.0.1",
+            "--stats-addr",
+            "off",
+            "--readiness-addr",
+            "off",
+        ])
+        .arg("--admin-addr")
+        .arg(format!("0.0.0.0:{}", free_port()))
+        .env_remove("TOLLGATE_ADMIN_TOKEN")
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(std::time::Duration::from_secs(20), out)
+        .await
+        .expect("the proxy started instead of refusing")
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--admin-token-file"), "{stderr}");
 }
