@@ -4,6 +4,7 @@
 use http::Uri;
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
+use tollgate_shared::config::redact;
 
 use super::Outcome;
 use super::record::RequestRecord;
@@ -66,67 +67,11 @@ impl Filter {
     }
 }
 
-/// What CEL sees instead of a credential.
-const REDACTED: &str = "<redacted>";
-
-/// Headers that carry credentials by name.
-const SECRET_HEADERS: [&str; 9] = [
-    "authorization",
-    "proxy-authorization",
-    "cookie",
-    "set-cookie",
-    "x-api-key",
-    "api-key",
-    "x-goog-api-key",
-    "x-amz-security-token",
-    "mcp-session-id",
-];
-
-/// Words that mark a header or query parameter name as a credential (`x-custom-key`,
-/// `x-auth-token`, `?sessionId=`, `?api_key=`).
-const SECRET_WORDS: [&str; 8] = [
-    "key",
-    "token",
-    "secret",
-    "password",
-    "auth",
-    "session",
-    "signature",
-    "credential",
-];
-
-/// Whether a header or query parameter name looks like it carries a credential: CEL sees its
-/// value as `<redacted>`, so no field, label or log line can leak a key.
-pub fn is_secret_name(name: &str) -> bool {
-    let name = name.to_ascii_lowercase();
-    SECRET_HEADERS.contains(&name.as_str()) || SECRET_WORDS.iter().any(|w| name.contains(w))
-}
-
 /// `pathAndQuery` with the values of credential-like query parameters redacted.
 fn redacted_path_and_query(uri: &Uri) -> String {
-    let path = uri.path();
-    let Some(query) = uri.query() else {
-        return path.to_string();
-    };
-    let query: Vec<String> = query
-        .split('&')
-        .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if is_secret_name(name) => format!("{name}={REDACTED}"),
-            _ => pair.to_string(),
-        })
-        .collect();
-    format!("{path}?{}", query.join("&"))
-}
-
-/// The request URI as CEL sees it: no user info, credential-like query values redacted.
-fn redacted_uri(uri: &Uri) -> String {
-    let path_and_query = redacted_path_and_query(uri);
-    match (uri.scheme_str(), uri.authority()) {
-        (Some(scheme), Some(authority)) => {
-            let host = authority.as_str().rsplit('@').next().unwrap_or_default();
-            format!("{scheme}://{host}{path_and_query}")
-        }
-        _ => path_and_query,
+    match uri.query() {
+        Some(query) => format!("{}?{}", uri.path(), redact::query(query)),
+        None => uri.path().to_string(),
     }
 }
 
@@ -139,8 +84,9 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
         .iter()
         .flat_map(|h| h.iter())
         .filter_map(|(k, v)| {
-            let value = if is_secret_name(k.as_str()) {
-                REDACTED
+            // CEL sees credentials as `<redacted>`, so no field, label or log line leaks a key.
+            let value = if redact::is_credential_name(k.as_str()) {
+                redact::REDACTED
             } else {
                 v.to_str().ok()?
             };
@@ -149,7 +95,7 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
         .collect();
     let request = json!({
         "method": record.method.as_str(),
-        "uri": redacted_uri(uri),
+        "uri": redact::url(&uri.to_string()),
         "host": record.host,
         "scheme": uri.scheme_str().unwrap_or("http"),
         "path": uri.path(),
@@ -236,33 +182,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn credential_headers_are_found_by_pattern() {
-        for name in [
-            "x-goog-api-key",
-            "mcp-session-id",
-            "x-amz-security-token",
-            "x-custom-key",
-            "x-internal-token",
-            "Authorization",
-        ] {
-            assert!(is_secret_name(name), "{name}");
-        }
-        for name in ["content-type", "x-client", "user-agent", "accept"] {
-            assert!(!is_secret_name(name), "{name}");
-        }
-    }
-
-    #[test]
-    fn uris_lose_user_info_and_credential_query_values() {
+    fn credential_query_values_are_redacted() {
         let uri: Uri = "http://user:pw@h:1/p?key=k1&model=m&sessionId=s1&api_key=k2"
             .parse()
             .unwrap();
-        let shown = redacted_uri(&uri);
         assert_eq!(
-            shown,
-            "http://h:1/p?key=<redacted>&model=m&sessionId=<redacted>&api_key=<redacted>"
+            redacted_path_and_query(&uri),
+            "/p?key=<redacted>&model=m&sessionId=<redacted>&api_key=<redacted>"
         );
         let origin_form: Uri = "/p?x=1".parse().unwrap();
-        assert_eq!(redacted_uri(&origin_form), "/p?x=1");
+        assert_eq!(redacted_path_and_query(&origin_form), "/p?x=1");
     }
 }

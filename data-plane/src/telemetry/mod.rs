@@ -135,7 +135,7 @@ impl Sinks {
         let fresh = match Exporter::new(config) {
             Ok(e) => Arc::new(e),
             Err(e) => {
-                tracing::error!(endpoint = %config.otlp_endpoint, error = %e, "cannot set up OTLP tracing");
+                tracing::error!(endpoint = %tollgate_shared::config::redact::url(&config.otlp_endpoint), error = %e, "cannot set up OTLP tracing");
                 return None;
             }
         };

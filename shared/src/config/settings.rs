@@ -202,7 +202,8 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tracing {
-    /// `http://` or `https://` URL of the OTLP gRPC collector.
+    /// `http://` or `https://` URL of the OTLP gRPC collector; dumps redact credentials.
+    #[serde(serialize_with = "super::redact::serialize_url")]
     pub otlp_endpoint: String,
     /// Share of requests without a sampled parent that are traced (0.0..=1.0).
     pub random_sampling: f64,

@@ -253,3 +253,55 @@ async fn a_public_admin_address_without_a_token_is_refused() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("--admin-token-file"), "{stderr}");
 }
+
+/// A config with credentials outside `backendAuth`: header values (one from `$VAR`), stdio
+/// arguments, a remote MCP URL with user info and a key in its query.
+fn config_with_credentials(port: u16) -> String {
+    format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: tools\n      policies:\n        requestHeaderModifier:\n          set:\n          - {{name: x-internal-key, value: \"${{HDR_KEY:-leak-env-1}}\"}}\n          - {{name: authorization, value: \"Bearer leak-lit-2\"}}\n          - {{name: x-team, value: kept-team}}\n      backends:\n      - mcp:\n          targets:\n          - name: local\n            stdio: {{cmd: server, args: [\"--token=leak-arg-3\", \"--api-key\", \"leak-arg-4\", kept-arg]}}\n          - name: remote\n            mcp: {{host: \"http://bob:leak-pw-5@127.0.0.1:9/mcp?key=leak-q-6&region=kept-q\"}}\n"
+    )
+}
+
+/// Finding 7: the proxy's `/api/config` and the control plane's gateway config show `$VAR`
+/// references and `<redacted>`, never the credentials.
+#[tokio::test(flavor = "multi_thread")]
+async fn config_dumps_do_not_reveal_credentials() {
+    let port = free_port();
+    let config = config_with_credentials(port);
+    let proxy = Proxy::start(&config).await;
+    let dump = proxy.admin_json("/api/config").await.to_string();
+    let cp = tollgate_tests::ControlPlane::start(&[("edge.yaml", &config)]).await;
+    let cp_dump = cp.json("/api/gateways/edge/config").await.to_string();
+    for dump in [dump, cp_dump] {
+        assert!(
+            dump.contains("${HDR_KEY:-leak-env-1}") || dump.contains("HDR_KEY"),
+            "{dump}"
+        );
+        for kept in ["kept-team", "kept-arg", "kept-q", "127.0.0.1:9/mcp"] {
+            assert!(dump.contains(kept), "{kept} missing: {dump}");
+        }
+        let without_refs = dump.replace("${HDR_KEY:-leak-env-1}", "");
+        assert!(
+            !without_refs.contains("leak-"),
+            "a credential is shown: {dump}"
+        );
+    }
+}
+
+/// Finding 7: a config error about a URL does not repeat its credentials.
+#[tokio::test(flavor = "multi_thread")]
+async fn config_errors_do_not_reveal_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("bad.yaml");
+    let config = "binds:\n- port: 1\n  listeners:\n  - routes:\n    - backends:\n      - mcp:\n          targets:\n          - name: remote\n            mcp: {host: \"http://bob:leak-pw@[::1/mcp?token=leak-q\"}\n";
+    std::fs::write(&file, config).unwrap();
+    let out = std::process::Command::new(tollgate_tests::binary("tollgate"))
+        .args(["check", "-f"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("invalid URL"), "{stderr}");
+    assert!(!stderr.contains("leak-"), "{stderr}");
+}
