@@ -53,6 +53,10 @@ struct Cli {
     /// Readiness address (ip:port or off); overrides `config.readinessAddr`.
     #[arg(long)]
     readiness_addr: Option<String>,
+    /// File holding the admin API's bearer token (or set TOLLGATE_ADMIN_TOKEN); required when
+    /// the admin address is not loopback.
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -141,14 +145,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => anyhow::bail!("no config: pass -f FILE or --control-plane URL (see --help)"),
     };
 
-    let servers = [
-        (
+    let admin_addr = resolve_addr(
+        cli.admin_addr.as_deref(),
+        addrs.admin_addr,
+        SocketAddr::new(loopback, 15000),
+    )?;
+    if let Some(addr) = admin_addr {
+        let token = admin_token(cli.admin_token_file.as_deref())?;
+        if token.is_none() && !addr.ip().is_loopback() {
+            anyhow::bail!(
+                "the admin API on {addr} is not loopback-only: give it a token with --admin-token-file FILE or TOLLGATE_ADMIN_TOKEN"
+            );
+        }
+        let access = admin::AdminAccess { addr, token };
+        admin::spawn(
             "admin",
-            &cli.admin_addr,
-            addrs.admin_addr,
-            SocketAddr::new(loopback, 15000),
-            admin::admin_router(gw.services.clone()),
-        ),
+            addr,
+            admin::admin_router(gw.services.clone(), access),
+        )
+        .await?;
+    }
+    let servers = [
         (
             "metrics",
             &cli.stats_addr,
@@ -175,6 +192,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     source.abort();
     gw.shutdown().await;
     Ok(())
+}
+
+/// The admin API's bearer token: the file's first line, else `TOLLGATE_ADMIN_TOKEN`.
+fn admin_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
+    let token = match file {
+        Some(path) => std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("--admin-token-file {}: {e}", path.display()))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string(),
+        None => match std::env::var("TOLLGATE_ADMIN_TOKEN") {
+            Ok(t) => t.trim().to_string(),
+            Err(_) => return Ok(None),
+        },
+    };
+    if token.is_empty() {
+        anyhow::bail!("the admin token (--admin-token-file or TOLLGATE_ADMIN_TOKEN) is empty");
+    }
+    Ok(Some(token))
 }
 
 fn default_node_id() -> String {

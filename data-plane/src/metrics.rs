@@ -1,8 +1,10 @@
 //! Prometheus metrics with agentgateway's names, so its dashboards and alerts work unchanged.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use http::Method;
+use parking_lot::{Mutex, RwLock};
 use prometheus::{
     HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
 };
@@ -29,6 +31,8 @@ pub struct Metrics {
     pub mcp_sessions: IntGauge,
     /// 1, labelled with the applied config's version and source.
     pub config_info: IntGaugeVec,
+    /// Label values that come from requests, bounded per route.
+    pub client_labels: Arc<ClientLabels>,
 }
 
 /// Labels of `agentgateway_mcp_requests_total`, in order.
@@ -172,6 +176,7 @@ impl Metrics {
             mcp_target_failures,
             mcp_sessions,
             config_info,
+            client_labels: Arc::default(),
         }
     }
 
@@ -268,5 +273,107 @@ impl RequestVecs {
             requests,
             duration,
         }
+    }
+}
+
+/// The `method` label of a request: the standard methods by name, any other `OTHER`, so
+/// made-up methods cannot add series.
+pub fn method_label(method: &Method) -> &str {
+    match *method {
+        Method::GET
+        | Method::HEAD
+        | Method::POST
+        | Method::PUT
+        | Method::DELETE
+        | Method::CONNECT
+        | Method::OPTIONS
+        | Method::TRACE
+        | Method::PATCH => method.as_str(),
+        _ => "OTHER",
+    }
+}
+
+/// Distinct values a route keeps per client-chosen label (models, MCP methods, CEL fields
+/// over the request); later values are counted as [`OTHER_VALUE`].
+pub const CLIENT_LABEL_LIMIT: usize = 32;
+/// Longer values are [`OTHER_VALUE`] from the start.
+const CLIENT_LABEL_MAX_LEN: usize = 128;
+/// The label value of everything past the bound.
+pub const OTHER_VALUE: &str = "other";
+
+/// Label values a client chooses, admitted as series up to [`CLIENT_LABEL_LIMIT`] per route
+/// and label, so requests cannot grow `/metrics` (and the registry) without bound.
+#[derive(Default)]
+pub struct ClientLabels {
+    /// label -> route -> values seen.
+    seen: RwLock<HashMap<String, HashMap<String, HashSet<String>>>>,
+}
+
+impl ClientLabels {
+    /// `value` when it is (or may become) one of the route's first values of `label`, else
+    /// [`OTHER_VALUE`]. Known values cost a read lock and no allocation.
+    pub fn admit<'v>(&self, label: &str, route: &str, value: &'v str) -> &'v str {
+        if value.len() > CLIENT_LABEL_MAX_LEN {
+            return OTHER_VALUE;
+        }
+        if let Some(values) = self.seen.read().get(label).and_then(|r| r.get(route)) {
+            if values.contains(value) {
+                return value;
+            }
+            if values.len() >= CLIENT_LABEL_LIMIT {
+                return OTHER_VALUE;
+            }
+        }
+        let mut seen = self.seen.write();
+        let values = seen
+            .entry(label.to_string())
+            .or_default()
+            .entry(route.to_string())
+            .or_default();
+        if values.len() < CLIENT_LABEL_LIMIT {
+            values.insert(value.to_string());
+        }
+        if values.contains(value) {
+            value
+        } else {
+            OTHER_VALUE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn made_up_methods_share_one_label() {
+        let made_up = Method::from_bytes(b"BREW").unwrap();
+        assert_eq!(method_label(&made_up), "OTHER");
+        assert_eq!(method_label(&Method::PATCH), "PATCH");
+    }
+
+    #[test]
+    fn client_labels_keep_the_first_values_per_route() {
+        let labels = ClientLabels::default();
+        let values: Vec<String> = (0..CLIENT_LABEL_LIMIT + 5)
+            .map(|i| format!("m{i}"))
+            .collect();
+        let admitted: Vec<&str> = values
+            .iter()
+            .map(|v| labels.admit("model", "r", v))
+            .collect();
+        assert_eq!(admitted[..CLIENT_LABEL_LIMIT], values[..CLIENT_LABEL_LIMIT]);
+        assert!(
+            admitted[CLIENT_LABEL_LIMIT..]
+                .iter()
+                .all(|v| *v == OTHER_VALUE)
+        );
+        assert_eq!(labels.admit("model", "r", "m0"), "m0", "known values stay");
+        assert_eq!(
+            labels.admit("model", "other-route", "new"),
+            "new",
+            "per route"
+        );
+        assert_eq!(labels.admit("model", "r", &"x".repeat(200)), OTHER_VALUE);
     }
 }

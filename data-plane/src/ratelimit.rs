@@ -1,6 +1,6 @@
 //! Local rate limits: exact, lock-free token buckets that survive reloads (DESIGN §6).
 //!
-//! A bucket's whole state (refills seen, tokens left) is one `AtomicU64` changed by
+//! A bucket's whole state (refills seen, tokens left) is one `AtomicU128` changed by
 //! compare-and-swap, so concurrent requests can never take more than the budget. Refills are
 //! lazy and discrete: `tokensPerFill` per whole `fillInterval` since the bucket was created.
 //! Buckets live in [`RateLimits`], outside the swapped config, keyed by their identity; a
@@ -8,7 +8,9 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
+
+use portable_atomic::AtomicU128;
 
 use parking_lot::Mutex;
 use serde::Serialize;
@@ -33,16 +35,16 @@ pub struct Bucket {
     pub limit: RateLimit,
     clock: Clock,
     origin: Instant,
-    /// High 32 bits: refills applied so far; low 32 bits: tokens left.
-    state: AtomicU64,
+    /// High 64 bits: refills applied so far; low 64 bits: tokens left.
+    state: AtomicU128,
 }
 
-fn pack(epoch: u64, tokens: u64) -> u64 {
-    (epoch << 32) | tokens
+fn pack(epoch: u64, tokens: u64) -> u128 {
+    (u128::from(epoch) << 64) | u128::from(tokens)
 }
 
-fn unpack(state: u64) -> (u64, u64) {
-    (state >> 32, state & 0xffff_ffff)
+fn unpack(state: u128) -> (u64, u64) {
+    ((state >> 64) as u64, state as u64)
 }
 
 /// A bucket's reading, for headers and the admin API.
@@ -118,19 +120,30 @@ impl Bucket {
             limit,
             origin: clock.now(),
             clock,
-            state: AtomicU64::new(pack(0, tokens)),
+            state: AtomicU128::new(pack(0, tokens)),
         }
     }
 
+    /// Nanoseconds since the bucket was created (u64 covers 584 years).
+    fn elapsed_nanos(&self, now: Instant) -> u64 {
+        let elapsed = now.saturating_duration_since(self.origin).as_nanos();
+        u64::try_from(elapsed).unwrap_or(u64::MAX)
+    }
+
+    /// The fill interval in nanoseconds; validation keeps it within a year.
+    fn interval_nanos(&self) -> u64 {
+        u64::try_from(self.limit.fill_interval.as_nanos())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+
+    /// Whole intervals since creation: u64 arithmetic, cheaper than u128 on every check.
     fn epoch_at(&self, now: Instant) -> u64 {
-        // u64 nanoseconds cover 584 years: cheaper than u128 arithmetic on every check.
-        let interval = (self.limit.fill_interval.as_nanos() as u64).max(1);
-        let elapsed = now.saturating_duration_since(self.origin).as_nanos() as u64;
-        (elapsed / interval) & 0xffff_ffff
+        self.elapsed_nanos(now) / self.interval_nanos()
     }
 
     /// Applies refills due at `now` to a state.
-    fn refilled(&self, state: u64, now: Instant) -> (u64, u64) {
+    fn refilled(&self, state: u128, now: Instant) -> (u64, u64) {
         let (epoch, tokens) = unpack(state);
         let current = self.epoch_at(now);
         if current <= epoch {
@@ -172,7 +185,7 @@ impl Bucket {
     /// Gives back tokens taken for a request that was refused by another bucket.
     pub fn give_back(&self, n: u64) {
         let max = self.limit.max_tokens;
-        let _ = self.update(|t| Some((t + n).min(max)));
+        let _ = self.update(|t| Some(t.saturating_add(n).min(max)));
     }
 
     /// Removes `n` tokens, stopping at zero (token-type debits after a response).
@@ -188,13 +201,14 @@ impl Bucket {
     pub fn level(&self) -> Level {
         let now = self.clock.now();
         let (epoch, tokens) = self.refilled(self.state.load(Ordering::Acquire), now);
-        let interval = self.limit.fill_interval;
-        let next = self.origin + interval.saturating_mul((epoch + 1) as u32);
-        let wait = next.saturating_duration_since(now);
+        let next = epoch
+            .saturating_add(1)
+            .saturating_mul(self.interval_nanos());
+        let wait = next.saturating_sub(self.elapsed_nanos(now));
         Level {
             limit: self.limit.max_tokens,
             remaining: tokens,
-            reset_secs: wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+            reset_secs: wait.div_ceil(1_000_000_000),
         }
     }
 }
@@ -257,6 +271,7 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::AtomicU64;
     use std::time::Duration;
 
     fn limit(max: u64, per: u64, every: Duration) -> RateLimit {
@@ -276,6 +291,28 @@ mod tests {
             position: 0,
             kind: RateLimitKind::Requests,
         }
+    }
+
+    #[test]
+    fn refills_go_on_past_two_to_the_32_intervals() {
+        let (clock, time) = Clock::mock();
+        let b = Bucket::with_clock(key(), limit(1, 1, Duration::from_nanos(1)), 1, clock);
+        time.increment(Duration::from_nanos(u64::from(u32::MAX)));
+        assert!(b.try_take(1));
+        assert!(!b.try_take(1));
+        time.increment(Duration::from_nanos(2));
+        assert!(b.try_take(1), "no refill after 2^32 intervals");
+    }
+
+    #[test]
+    fn huge_intervals_read_without_overflow() {
+        let (clock, time) = Clock::mock();
+        let b = Bucket::with_clock(key(), limit(2, 1, Duration::MAX), 2, clock);
+        assert!(b.try_take(1));
+        time.increment(Duration::from_secs(3600));
+        let level = b.level();
+        assert_eq!(level.remaining, 1);
+        assert!(level.reset_secs > 365 * 24 * 3600, "{level:?}");
     }
 
     #[test]

@@ -203,3 +203,20 @@ def test_llm_errors_are_shown(page, playground):
     page.click("#llm-send")
     expect(page.locator("#llm-error")).to_contain_text("HTTP 400")
     expect(page.locator("#llm-answer")).to_be_empty()
+
+
+def test_with_an_admin_token_the_playground_sends_the_typed_token(browser, fakes):
+    """Issue 12, finding 8: the admin API wants the token; the page's field supplies it."""
+    port, admin = free_port(), free_port()
+    config = f"binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends: [{{host: '{fakes['openai']}'}}]\n"
+    env = {"TOLLGATE_ADMIN_TOKEN": "playground-token-1"}
+    with run_tollgate(config, env=env, admin=f"127.0.0.1:{admin}") as log:
+        wait_for(f"http://127.0.0.1:{admin}/healthz", log)
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{admin}/ui#config")
+        expect(page.locator("#config-error")).to_contain_text("admin token")
+        page.fill("#admin-token", "playground-token-1")
+        page.locator("#admin-token").dispatch_event("change")
+        expect(page.locator("#config-json")).to_contain_text('"binds"')
+        context.close()

@@ -228,6 +228,7 @@ fn prepare(
                     },
                     record: call.record.clone(),
                     started: Instant::now(),
+                    route: call.route_name.into(),
                 }),
             }
         }
@@ -573,6 +574,8 @@ pub struct Exchange {
     facts: LlmFacts,
     record: Arc<RequestRecord>,
     started: Instant,
+    /// The route, whose client-chosen models are bounded as labels.
+    route: Arc<str>,
 }
 
 impl Exchange {
@@ -591,8 +594,11 @@ impl Exchange {
             output_tokens: usage.output,
             ..self.facts
         };
-        let response_model = facts.response_model.as_deref().unwrap_or_default();
         let m = &self.metrics;
+        let bounded = &m.client_labels;
+        let request_model = bounded.admit("request_model", &self.route, &facts.request_model);
+        let response_model = facts.response_model.as_deref().unwrap_or_default();
+        let response_model = bounded.admit("response_model", &self.route, response_model);
         for (kind, tokens) in [("input", usage.input), ("output", usage.output)] {
             if let Some(t) = tokens {
                 m.gen_ai_token_usage
@@ -600,14 +606,14 @@ impl Exchange {
                         kind,
                         "chat",
                         facts.provider,
-                        &facts.request_model,
+                        request_model,
                         response_model,
                     ])
                     .observe(t as f64);
             }
         }
         m.gen_ai_request_duration
-            .with_label_values(&["chat", facts.provider, &facts.request_model, response_model])
+            .with_label_values(&["chat", facts.provider, request_model, response_model])
             .observe(self.started.elapsed().as_secs_f64());
         let _ = self.record.llm.set(facts);
     }

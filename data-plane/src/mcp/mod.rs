@@ -111,6 +111,9 @@ impl Observer {
 
     fn count(&self, method: &str, resource_type: &str, server: &str, resource: &str) {
         let [bind, gateway, listener, route] = self.labels.values();
+        let bounded = &self.metrics.client_labels;
+        let method = bounded.admit("method", route, method);
+        let resource = bounded.admit("resource", route, resource);
         self.metrics
             .mcp_requests
             .with_label_values(&[

@@ -40,7 +40,7 @@ pub fn modify_headers(rule: &HeaderModifier, headers: &mut HeaderMap) {
     for (name, value) in &rule.set {
         if let (Ok(n), Ok(v)) = (
             HeaderName::try_from(name.as_str()),
-            HeaderValue::from_str(value),
+            HeaderValue::from_str(value.expose()),
         ) {
             headers.insert(n, v);
         }
@@ -48,7 +48,7 @@ pub fn modify_headers(rule: &HeaderModifier, headers: &mut HeaderMap) {
     for (name, value) in &rule.add {
         if let (Ok(n), Ok(v)) = (
             HeaderName::try_from(name.as_str()),
-            HeaderValue::from_str(value),
+            HeaderValue::from_str(value.expose()),
         ) {
             headers.append(n, v);
         }

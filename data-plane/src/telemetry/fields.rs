@@ -1,8 +1,10 @@
 //! CEL fields: the config's expressions, compiled once per apply, evaluated per request over
 //! the variables of DESIGN §10 (camelCase, plus the snake_case aliases the seed configs use).
 
+use http::Uri;
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
+use tollgate_shared::config::redact;
 
 use super::Outcome;
 use super::record::RequestRecord;
@@ -65,15 +67,13 @@ impl Filter {
     }
 }
 
-/// Headers that carry credentials: CEL sees them as `<redacted>`, so no field, label or log
-/// line can leak a key.
-const SECRET_HEADERS: [&str; 5] = [
-    "authorization",
-    "proxy-authorization",
-    "x-api-key",
-    "api-key",
-    "cookie",
-];
+/// `pathAndQuery` with the values of credential-like query parameters redacted.
+fn redacted_path_and_query(uri: &Uri) -> String {
+    match uri.query() {
+        Some(query) => format!("{}?{}", uri.path(), redact::query(query)),
+        None => uri.path().to_string(),
+    }
+}
 
 /// The variables of one finished request.
 pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
@@ -84,8 +84,9 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
         .iter()
         .flat_map(|h| h.iter())
         .filter_map(|(k, v)| {
-            let value = if SECRET_HEADERS.contains(&k.as_str()) {
-                "<redacted>"
+            // CEL sees credentials as `<redacted>`, so no field, label or log line leaks a key.
+            let value = if redact::is_credential_name(k.as_str()) {
+                redact::REDACTED
             } else {
                 v.to_str().ok()?
             };
@@ -94,11 +95,11 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
         .collect();
     let request = json!({
         "method": record.method.as_str(),
-        "uri": uri.to_string(),
+        "uri": redact::url(&uri.to_string()),
         "host": record.host,
         "scheme": uri.scheme_str().unwrap_or("http"),
         "path": uri.path(),
-        "pathAndQuery": uri.path_and_query().map(|p| p.as_str()),
+        "pathAndQuery": redacted_path_and_query(uri),
         "version": format!("{:?}", record.version),
         "headers": headers,
         "startTime": humantime::format_rfc3339_millis(record.start).to_string(),
@@ -173,5 +174,23 @@ pub fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credential_query_values_are_redacted() {
+        let uri: Uri = "http://user:pw@h:1/p?key=k1&model=m&sessionId=s1&api_key=k2"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            redacted_path_and_query(&uri),
+            "/p?key=<redacted>&model=m&sessionId=<redacted>&api_key=<redacted>"
+        );
+        let origin_form: Uri = "/p?x=1".parse().unwrap();
+        assert_eq!(redacted_path_and_query(&origin_form), "/p?x=1");
     }
 }

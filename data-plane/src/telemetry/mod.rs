@@ -17,7 +17,7 @@ use self::fields::Expressions;
 use self::log::AccessLog;
 use self::record::RequestRecord;
 use self::trace::{Exporter, Tracer};
-use crate::metrics::{Metrics, RequestVecs};
+use crate::metrics::{ClientLabels, Metrics, RequestVecs};
 use parking_lot::Mutex;
 
 /// Why a request ended as it did: the `reason` label of request metrics (agentgateway's
@@ -135,7 +135,7 @@ impl Sinks {
         let fresh = match Exporter::new(config) {
             Ok(e) => Arc::new(e),
             Err(e) => {
-                tracing::error!(endpoint = %config.otlp_endpoint, error = %e, "cannot set up OTLP tracing");
+                tracing::error!(endpoint = %tollgate_shared::config::redact::url(&config.otlp_endpoint), error = %e, "cannot set up OTLP tracing");
                 return None;
             }
         };
@@ -170,6 +170,7 @@ pub struct Telemetry {
     pub tracer: Option<Tracer>,
     metric_fields: Expressions,
     pub request_vecs: Arc<RequestVecs>,
+    client_labels: Arc<ClientLabels>,
 }
 
 impl Telemetry {
@@ -192,6 +193,7 @@ impl Telemetry {
             }),
             metric_fields,
             request_vecs,
+            client_labels: metrics.client_labels.clone(),
         }
     }
 
@@ -213,7 +215,7 @@ impl Telemetry {
             listener,
             route,
             o.backend.unwrap_or("unknown"),
-            record.method.as_str(),
+            crate::metrics::method_label(&record.method),
             std::str::from_utf8(&status).unwrap_or(""),
             o.reason.as_str(),
         ];
@@ -223,16 +225,22 @@ impl Telemetry {
             vecs.requests.with_label_values(&standard).inc();
             vecs.duration.with_label_values(&standard).observe(elapsed);
         } else {
-            let values: Vec<String> = match &ctx {
+            let values: Vec<(&str, String)> = match &ctx {
                 Some(ctx) => self
                     .metric_fields
                     .eval(ctx)
-                    .map(|(_, v)| v.as_ref().map(fields::text).unwrap_or_default())
+                    .map(|(name, v)| (name, v.as_ref().map(fields::text).unwrap_or_default()))
                     .collect(),
                 None => Vec::new(),
             };
+            // CEL fields read the request, so their values are bounded like any client input.
+            let client_labels = &self.client_labels;
             let mut labels: Vec<&str> = standard.to_vec();
-            labels.extend(values.iter().map(String::as_str));
+            labels.extend(
+                values
+                    .iter()
+                    .map(|(name, v)| client_labels.admit(name, route, v)),
+            );
             labels.resize(standard.len() + vecs.extra.len(), "");
             vecs.requests.with_label_values(&labels).inc();
             vecs.duration.with_label_values(&labels).observe(elapsed);

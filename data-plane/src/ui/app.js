@@ -55,7 +55,21 @@ async function checkOk(res) {
   return res;
 }
 
-const getJson = async (path) => (await checkOk(await fetch(path))).json();
+/** The admin token field, kept for this tab only; sent to the admin API when filled. */
+const TOKEN_KEY = "tollgate-admin-token";
+
+function adminHeaders() {
+  const token = $("admin-token")?.value.trim();
+  return token ? { Authorization: `Bearer ${token}` } : {};
+}
+
+const getJson = async (path) => {
+  const res = await fetch(path, { headers: adminHeaders() });
+  if (res.status === 401) {
+    throw new HttpError(401, "Unauthorized", "Enter the admin token (--admin-token-file) in the field at the top.");
+  }
+  return (await checkOk(res)).json();
+};
 
 function setRows(table, rows, emptyText, columns) {
   const body = $(table).tBodies[0];
@@ -754,6 +768,12 @@ $("llm-form").onsubmit = (e) => {
 $("llm-send").onclick = llmSend;
 $("llm-message").onkeydown = (e) => {
   if (e.key === "Enter" && (e.ctrlKey || e.metaKey)) llmSend();
+};
+$("admin-token").value = sessionStorage.getItem(TOKEN_KEY) ?? "";
+$("admin-token").onchange = () => {
+  sessionStorage.setItem(TOKEN_KEY, $("admin-token").value.trim());
+  configCache = null;
+  navigate();
 };
 window.addEventListener("hashchange", navigate);
 renderTools([]);

@@ -9,6 +9,7 @@ pub mod model;
 mod path;
 mod policies;
 mod raw;
+pub mod redact;
 mod settings;
 mod snapshot;
 mod validate;

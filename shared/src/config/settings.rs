@@ -19,6 +19,8 @@ use crate::proto::v1 as pb;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawSettings {
     pub admin_addr: Option<String>,
+    /// Host names the admin server answers to besides its address and `localhost`.
+    pub admin_hosts: Option<Vec<String>>,
     pub stats_addr: Option<String>,
     pub readiness_addr: Option<String>,
     /// Largest request body accepted, as bytes or a size such as `10MiB`.
@@ -106,6 +108,9 @@ pub enum ListenAddr {
 pub struct Settings {
     /// `adminAddr`: the admin API (config dump, readiness details).
     pub admin_addr: ListenAddr,
+    /// `adminHosts` (Tollgate extension): `Host` names the admin server answers to besides IP
+    /// literals of its address and `localhost`; any other gets 403 (DNS rebinding).
+    pub admin_hosts: Vec<String>,
     /// `statsAddr`: Prometheus metrics.
     pub stats_addr: ListenAddr,
     /// `readinessAddr`: the readiness probe.
@@ -203,6 +208,7 @@ impl Settings {
     pub fn defaults() -> Settings {
         Settings {
             admin_addr: ListenAddr::Default,
+            admin_hosts: Vec::new(),
             stats_addr: ListenAddr::Default,
             readiness_addr: ListenAddr::Default,
             max_body_size: DEFAULT_MAX_BODY_SIZE,
@@ -226,7 +232,8 @@ pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tracing {
-    /// `http://` or `https://` URL of the OTLP gRPC collector.
+    /// `http://` or `https://` URL of the OTLP gRPC collector; dumps redact credentials.
+    #[serde(serialize_with = "super::redact::serialize_url")]
     pub otlp_endpoint: String,
     /// Share of requests without a sampled parent that are traced (0.0..=1.0).
     pub random_sampling: f64,
@@ -328,6 +335,7 @@ impl Validator<'_> {
             .unwrap_or_default();
         Settings {
             admin_addr: self.listen_addr(raw.admin_addr.as_deref(), &path.key("adminAddr")),
+            admin_hosts: self.admin_hosts(raw.admin_hosts.as_deref(), &path.key("adminHosts")),
             stats_addr: self.listen_addr(raw.stats_addr.as_deref(), &path.key("statsAddr")),
             readiness_addr: self
                 .listen_addr(raw.readiness_addr.as_deref(), &path.key("readinessAddr")),
@@ -338,6 +346,24 @@ impl Validator<'_> {
             logging,
             mcp,
         }
+    }
+
+    /// `adminHosts`: bare host names, compared without case.
+    fn admin_hosts(&mut self, names: Option<&[String]>, path: &YamlPath) -> Vec<String> {
+        let names = names.unwrap_or_default();
+        for (i, name) in names.iter().enumerate() {
+            let bare = !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.');
+            if !bare {
+                self.error(
+                    &path.index(i),
+                    format!("`{name}` is not a host name (letters, digits, `-` and `.`, no port)"),
+                );
+            }
+        }
+        names.iter().map(|n| n.to_ascii_lowercase()).collect()
     }
 
     fn mcp_settings(&mut self, raw: &RawMcpSettings, path: &YamlPath) -> Option<McpSettings> {
@@ -749,6 +775,7 @@ impl From<&Settings> for pb::Settings {
     fn from(s: &Settings) -> Self {
         pb::Settings {
             admin_addr: Some(s.admin_addr.into()),
+            admin_hosts: s.admin_hosts.clone(),
             stats_addr: Some(s.stats_addr.into()),
             readiness_addr: Some(s.readiness_addr.into()),
             max_body_size: s.max_body_size,
@@ -767,6 +794,7 @@ impl TryFrom<pb::Settings> for Settings {
     fn try_from(s: pb::Settings) -> convert::Result<Settings> {
         Ok(Settings {
             admin_addr: convert::required(s.admin_addr, "adminAddr")?,
+            admin_hosts: s.admin_hosts,
             stats_addr: convert::required(s.stats_addr, "statsAddr")?,
             readiness_addr: convert::required(s.readiness_addr, "readinessAddr")?,
             max_body_size: s.max_body_size,

@@ -220,3 +220,14 @@ fn frontend_policies_are_checked_and_unimplemented_fields_named() {
         );
     }
 }
+
+#[test]
+fn a_huge_fill_interval_is_refused_where_it_is_written() {
+    let errs = errors(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n    - backends: [{host: 'a:1'}]\n      policies:\n        localRateLimit:\n        - {maxTokens: 1, tokensPerFill: 1, fillInterval: 100000000years}\n",
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    assert_eq!(errs[0].line, 8, "{}", errs[0]);
+    assert!(errs[0].message.contains("at most 366d"), "{}", errs[0]);
+    assert!(errs[0].to_string().starts_with("t.yaml:8:"), "{}", errs[0]);
+}

@@ -14,6 +14,10 @@ use super::raw::{Lenient, RawConfig};
 use super::settings::RawSettings;
 use super::yaml::Document;
 
+/// The longest duration a config may give: a year and a day. Longer ones are mistakes, and
+/// timers and bucket arithmetic stay far from overflow below it.
+pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
+
 /// Collects errors while walking the raw config.
 pub struct Validator<'a> {
     doc: &'a Document,
@@ -169,6 +173,13 @@ impl<'a> Validator<'a> {
 
     pub fn duration(&mut self, text: &str, path: &YamlPath) -> Option<Duration> {
         match humantime::parse_duration(text.trim()) {
+            Ok(d) if d > MAX_DURATION => {
+                self.error(
+                    path,
+                    format!("duration `{text}` is too long: durations are at most 366d"),
+                );
+                None
+            }
             Ok(d) => Some(d),
             Err(e) => {
                 self.error(

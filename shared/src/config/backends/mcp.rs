@@ -10,6 +10,7 @@ use crate::config::model::Invalid;
 use crate::config::path::YamlPath;
 use crate::config::policies::Secret;
 use crate::config::raw::Lenient;
+use crate::config::redact;
 use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, enum_value, missing};
 use crate::proto::v1 as pb;
@@ -149,7 +150,8 @@ pub enum McpTargetKind {
     Stdio {
         /// Program run.
         cmd: String,
-        /// Its arguments.
+        /// Its arguments; dumps redact credential-looking ones.
+        #[serde(serialize_with = "redact::serialize_args")]
         args: Vec<String>,
         /// Its environment; values are secrets.
         env: IndexMap<String, Secret>,
@@ -159,12 +161,14 @@ pub enum McpTargetKind {
     },
     /// Legacy SSE server at this URL.
     Sse {
-        /// Full URL (`host:port` gets `/sse`).
+        /// Full URL (`host:port` gets `/sse`); dumps redact user info and keys.
+        #[serde(serialize_with = "redact::serialize_url")]
         url: String,
     },
     /// Streamable HTTP server at this URL.
     Mcp {
-        /// Full URL (`host:port` gets `/mcp`).
+        /// Full URL (`host:port` gets `/mcp`); dumps redact user info and keys.
+        #[serde(serialize_with = "redact::serialize_url")]
         url: String,
     },
 }
@@ -252,7 +256,7 @@ impl Validator<'_> {
             match host.parse::<http::Uri>() {
                 Ok(_) => Some(host.to_string()),
                 Err(e) => {
-                    self.error(path, format!("invalid URL `{host}`: {e}"));
+                    self.error(path, format!("invalid URL `{}`: {e}", redact::url(host)));
                     None
                 }
             }

@@ -1,9 +1,12 @@
 //! `policies.requestHeaderModifier` and `policies.responseHeaderModifier`: headers added, set
 //! and removed on the way up or down.
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeSeq;
+use serde::{Deserialize, Serialize, Serializer};
 
+use super::Secret;
 use crate::config::path::YamlPath;
+use crate::config::redact;
 use crate::config::validate::Validator;
 use crate::proto::v1 as pb;
 
@@ -25,15 +28,40 @@ pub struct RawHeader {
     pub value: String,
 }
 
-/// A header modifier; names are lower-case.
+/// A header modifier; names are lower-case. Values may be keys for the upstream, so they are
+/// held as [`Secret`]s and dumps show them as written only when they are plainly not one.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct HeaderModifier {
     /// `(name, value)` appended, keeping existing values.
-    pub add: Vec<(String, String)>,
+    #[serde(serialize_with = "shown_headers")]
+    pub add: Vec<(String, Secret)>,
     /// `(name, value)` replacing existing values.
-    pub set: Vec<(String, String)>,
+    #[serde(serialize_with = "shown_headers")]
+    pub set: Vec<(String, Secret)>,
     /// Names removed.
     pub remove: Vec<String>,
+}
+
+/// A value as dumps show it: its `$VAR` reference, `<redacted>` when the header's name or the
+/// value looks like a credential, else the value.
+fn shown<'a>(name: &str, value: &'a Secret) -> &'a str {
+    match value.reference() {
+        Some(reference) => reference,
+        None if redact::is_credential_name(name)
+            || redact::looks_like_credential(value.expose()) =>
+        {
+            redact::REDACTED
+        }
+        None => value.expose(),
+    }
+}
+
+fn shown_headers<S: Serializer>(pairs: &[(String, Secret)], s: S) -> Result<S::Ok, S::Error> {
+    let mut seq = s.serialize_seq(Some(pairs.len()))?;
+    for (name, value) in pairs {
+        seq.serialize_element(&(name, shown(name, value)))?;
+    }
+    seq.end()
 }
 
 impl Validator<'_> {
@@ -42,7 +70,7 @@ impl Validator<'_> {
         raw: &RawHeaderModifier,
         path: &YamlPath,
     ) -> Option<HeaderModifier> {
-        let mut pairs = |list: &[RawHeader], key: &str| -> Vec<(String, String)> {
+        let mut pairs = |list: &[RawHeader], key: &str| -> Vec<(String, Secret)> {
             let mut out = Vec::new();
             for (i, h) in list.iter().enumerate() {
                 let hp = path.key(key).index(i);
@@ -55,7 +83,8 @@ impl Validator<'_> {
                         "the value contains characters not allowed in a header",
                     );
                 } else {
-                    out.push((h.name.to_ascii_lowercase(), h.value.clone()));
+                    let value = self.secret(&h.value, &hp.key("value"));
+                    out.push((h.name.to_ascii_lowercase(), value));
                 }
             }
             out
@@ -75,11 +104,12 @@ impl Validator<'_> {
 
 impl From<&HeaderModifier> for pb::HeaderModifier {
     fn from(h: &HeaderModifier) -> Self {
-        let pairs = |v: &[(String, String)]| {
+        let pairs = |v: &[(String, Secret)]| {
             v.iter()
                 .map(|(n, val)| pb::Header {
                     name: n.clone(),
-                    value: val.clone(),
+                    value: val.expose().to_string(),
+                    reference: val.reference().unwrap_or_default().to_string(),
                 })
                 .collect()
         };
@@ -93,7 +123,14 @@ impl From<&HeaderModifier> for pb::HeaderModifier {
 
 impl From<pb::HeaderModifier> for HeaderModifier {
     fn from(h: pb::HeaderModifier) -> Self {
-        let pairs = |v: Vec<pb::Header>| v.into_iter().map(|h| (h.name, h.value)).collect();
+        let pairs = |v: Vec<pb::Header>| {
+            v.into_iter()
+                .map(|h| {
+                    let reference = (!h.reference.is_empty()).then_some(h.reference);
+                    (h.name, Secret::new(h.value, reference))
+                })
+                .collect()
+        };
         HeaderModifier {
             add: pairs(h.add),
             set: pairs(h.set),

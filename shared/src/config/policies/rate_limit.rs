@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::model::{Invalid, as_humantime};
 use crate::config::path::YamlPath;
-use crate::config::validate::Validator;
+use crate::config::validate::{MAX_DURATION, Validator};
 use crate::convert::{self, InvalidSnapshot, duration, enum_value, nanos};
 use crate::proto::v1 as pb;
 
@@ -48,6 +48,11 @@ impl RateLimit {
             Some(Invalid::at(
                 "fillInterval",
                 "fillInterval must be greater than zero",
+            ))
+        } else if fill_interval > MAX_DURATION {
+            Some(Invalid::at(
+                "fillInterval",
+                "fillInterval is too long: durations are at most 366d",
             ))
         } else if max_tokens == 0 {
             Some(Invalid::at("maxTokens", "maxTokens must be at least 1"))
