@@ -243,6 +243,14 @@ async fn silent_half_sent_and_idle_connections_are_closed() {
         2,
         "the two complete requests were served"
     );
+    // A response in progress is not idle: a stream longer than the idle timeout completes.
+    let sse = tollgate_tests::get(format!("http://127.0.0.1:{port}/sse?events=3&gap_ms=800"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(sse.matches("data: event").count(), 3, "{sse}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
