@@ -15,7 +15,7 @@ mod sse_client;
 mod streamable;
 mod upstream;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -157,6 +157,8 @@ pub struct Sessions {
     settings: ArcSwap<McpSettings>,
     reaper_started: AtomicBool,
     metrics: Arc<Metrics>,
+    /// The admin server's address: pages it serves (the Playground) may call MCP routes.
+    admin_addr: OnceLock<SocketAddr>,
 }
 
 impl Sessions {
@@ -170,7 +172,17 @@ impl Sessions {
             settings: ArcSwap::from_pointee(McpSettings::default()),
             reaper_started: AtomicBool::new(false),
             metrics,
+            admin_addr: OnceLock::new(),
         }
+    }
+
+    /// Records where the admin server listens (once, at start).
+    pub fn set_admin_addr(&self, addr: SocketAddr) {
+        let _ = self.admin_addr.set(addr);
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr.get().copied()
     }
 
     pub fn len(&self) -> usize {

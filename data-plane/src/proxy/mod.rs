@@ -5,6 +5,7 @@
 //! metrics (and token debits) when the body ends.
 
 pub mod cors;
+mod origin;
 pub mod rewrite;
 pub mod route;
 #[cfg(test)]
@@ -279,6 +280,13 @@ async fn handle(
                 Ok((label, served.response))
             }
             Target::Mcp(backend) => {
+                origin::check_mcp(
+                    policies.cors.as_ref(),
+                    selected.listener,
+                    &parts,
+                    peer,
+                    services.mcp.admin_addr(),
+                )?;
                 let call = mcp::McpRequest {
                     sessions: &services.mcp,
                     backend,

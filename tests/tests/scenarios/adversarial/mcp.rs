@@ -229,3 +229,76 @@ async fn one_client_cannot_exhaust_sessions_and_unused_ones_expire() {
     let (status, text, _) = initialize_from(&url, here).await;
     assert_eq!(status, 200, "{text}");
 }
+
+/// An `initialize` with these extra headers: the status and body.
+async fn initialize_with(url: &str, headers: &[(&str, &str)]) -> (u16, String) {
+    let mut req = tollgate_tests::http()
+        .post(url)
+        .header("content-type", "application/json")
+        .header("accept", mcp::ACCEPT)
+        .json(&mcp::initialize_request());
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+/// Finding 2: a browser `Origin` the route's CORS does not allow gets 403 (the admin server's
+/// own origin, the Playground's, is allowed; no `Origin` is unaffected), and over loopback a
+/// `Host` that is not a loopback name gets 403 (DNS rebinding).
+#[tokio::test(flavor = "multi_thread")]
+async fn foreign_origins_and_rebound_hosts_cannot_reach_mcp_routes() {
+    let port = free_port();
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: mcp\n      policies:\n        cors: {{allowOrigins: ['http://ok.test'], allowHeaders: ['*']}}\n      backends:\n      - mcp:\n          targets:\n{}",
+        mcp::fake_target("one")
+    );
+    let proxy = Proxy::start(&config).await;
+    let url = proxy.url(port, "/mcp");
+    let admin_origin = format!("http://{}", proxy.admin);
+
+    let (status, text) = initialize_with(&url, &[("origin", "http://evil.test")]).await;
+    assert_eq!(status, 403, "{text}");
+    assert!(
+        text.contains("http://evil.test") && text.contains("cors.allowOrigins"),
+        "{text}"
+    );
+    let rebound = format!("evil.test:{port}");
+    let (status, text) = initialize_with(&url, &[("host", &rebound)]).await;
+    assert_eq!(status, 403, "{text}");
+    assert!(text.contains("DNS rebinding"), "{text}");
+
+    let localhost = format!("localhost:{port}");
+    for headers in [
+        vec![],
+        vec![("origin", "http://ok.test")],
+        vec![("origin", admin_origin.as_str())],
+        vec![("host", localhost.as_str())],
+    ] {
+        let (status, text) = initialize_with(&url, &headers).await;
+        assert_eq!(status, 200, "{headers:?}: {text}");
+    }
+}
+
+/// Finding 2: `allowOrigins: ['*']` with `allowCredentials: true` stays valid, but `check` warns.
+#[test]
+fn check_warns_about_any_origin_with_credentials() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    let config = "binds:\n- port: 3000\n  listeners:\n  - routes:\n    - name: open\n      policies:\n        cors: {allowOrigins: ['*'], allowCredentials: true}\n      backends:\n      - host: 127.0.0.1:9\n";
+    std::fs::write(&file, config).unwrap();
+    let out = std::process::Command::new(binary("tollgate"))
+        .arg("check")
+        .arg("-f")
+        .arg(&file)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("route `open`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("allowCredentials"), "{stderr}");
+}
