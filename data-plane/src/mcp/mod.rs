@@ -434,14 +434,17 @@ async fn reap(sessions: Weak<Sessions>) {
 }
 
 /// The client for remote (`sse` / `mcp`) targets: rustls with ring and webpki roots, like the
-/// proxy's own upstream client.
+/// proxy's own upstream client; redirects are not followed.
 fn remote_client() -> reqwest::Client {
     let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions();
-    let mut client = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+    // A redirect could carry the session's messages (and the URL's credentials) elsewhere.
+    let mut client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none());
     if let Ok(b) = builder {
         client =
             client.tls_backend_preconfigured(b.with_root_certificates(roots).with_no_client_auth());

@@ -302,3 +302,77 @@ fn check_warns_about_any_origin_with_credentials() {
     );
     assert!(stderr.contains("allowCredentials"), "{stderr}");
 }
+
+/// Finding 12 (and 7's MCP part): remote targets' redirects are not followed, and the JSON-RPC
+/// error a client gets names the target, never its URL or the credentials in it.
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_targets_do_not_follow_redirects_or_leak_their_urls() {
+    let elsewhere = tollgate_tests::FakeUpstream::start("elsewhere").await;
+    let location = format!("http://{}/mcp", elsewhere.authority());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let redirector = listener.local_addr().unwrap();
+    let app = axum::Router::new().fallback(move || {
+        let location = location.clone();
+        async move {
+            (
+                axum::http::StatusCode::TEMPORARY_REDIRECT,
+                [("location", location)],
+            )
+        }
+    });
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let port = free_port();
+    let secret = "s3cret-token";
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: mcp\n      backends:\n      - mcp:\n          targets:\n          - name: remote\n            mcp: {{host: 'http://user:{secret}@{redirector}/mcp?token={secret}'}}\n          - name: legacy\n            sse: {{host: 'http://{redirector}/sse?token={secret}'}}\n"
+    );
+    let proxy = Proxy::start(&config).await;
+    let (status, text) = initialize_with(&proxy.url(port, "/mcp"), &[]).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("`remote`") && text.contains("`legacy`"),
+        "{text}"
+    );
+    assert!(!text.contains(secret), "{text}");
+    assert!(!text.contains(&redirector.to_string()), "{text}");
+    assert!(elsewhere.requests().is_empty(), "a redirect was followed");
+}
+
+/// Finding 12: the legacy SSE POST takes only JSON (415 otherwise), and session ids, which grant
+/// access to a session, never appear in the proxy's logs (a short hash does).
+#[tokio::test(flavor = "multi_thread")]
+async fn legacy_posts_need_json_and_session_ids_are_not_logged() {
+    let port = free_port();
+    let proxy = Proxy::start(&mcp::config(port, &["one"], "", "")).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let mut sse = mcp::SseSession::open(&base, "/sse").await;
+    let resp = tollgate_tests::http()
+        .post(&sse.endpoint)
+        .header("content-type", "text/plain")
+        .body(r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 415);
+    assert!(sse.send("ping", None).await.is_some());
+
+    let mut c = McpClient::connect(&proxy.url(port, "/mcp")).await;
+    assert_eq!(
+        c.call_text("echo", serde_json::json!({"text": "x"})).await,
+        "one: x"
+    );
+    let id = c.session.clone().unwrap();
+    assert_eq!(c.delete().await.status(), 200);
+    let hash = mcp::session_log_id(&id);
+    eventually(Duration::from_secs(5), || async {
+        let logs = proxy.log() + &proxy.access_log();
+        match logs.contains(&hash) {
+            true => Ok(logs),
+            false => Err(format!("no line names session {hash}")),
+        }
+    })
+    .await;
+    let logs = proxy.log() + &proxy.access_log();
+    assert!(!logs.contains(&id), "the session id was logged: {logs}");
+}
