@@ -1,13 +1,15 @@
 //! Reading one client JSON-RPC message so that a hostile body costs little: its limit is
-//! known before a byte is read, and its shape is checked without building a tree (rmcp's parse
-//! buffers the whole message as a tree first, ~100 bytes per JSON value).
+//! known before a byte is read, its shape is checked without building a tree (rmcp's parse
+//! buffers the whole message as trees first), and the bytes held at once are capped.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use http::{HeaderMap, header};
 use rmcp::model::ClientJsonRpcMessage;
 use serde::de::IgnoredAny;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::http::RequestBody;
 use crate::http::error::ProxyError;
@@ -63,12 +65,29 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ProxyError> {
     }
 }
 
-/// Reads and parses one message; a declared length over `limit` is refused unread.
+/// How many bytes of client messages the process holds at once, read, parsed and in flight
+/// (rmcp's layered parse costs ~100 times a message's bytes): past it, messages wait.
+pub const IN_FLIGHT_BUDGET: u32 = 2 * 1024 * 1024;
+
+/// A process-wide budget of message bytes (in KiB), shared by every MCP route.
+pub fn budget() -> tokio::sync::Semaphore {
+    tokio::sync::Semaphore::new((IN_FLIGHT_BUDGET / 1024) as usize)
+}
+
+/// One client message, with its share of the in-flight budget: hold it until answered.
+pub struct Message {
+    pub message: ClientJsonRpcMessage,
+    pub budget: OwnedSemaphorePermit,
+}
+
+/// Reads and parses one message within `limit` and the process's `budget`; a declared length
+/// over `limit` is refused unread.
 pub async fn read(
     headers: &HeaderMap,
     body: impl RequestBody,
     limit: Limit,
-) -> Result<ClientJsonRpcMessage, ProxyError> {
+    budget: &Arc<Semaphore>,
+) -> Result<Message, ProxyError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -76,13 +95,25 @@ pub async fn read(
     if declared.is_some_and(|len| len > limit.bytes) {
         return Err(limit.exceeded());
     }
+    let kib = declared
+        .unwrap_or(limit.bytes)
+        .div_ceil(1024)
+        .clamp(1, u64::from(IN_FLIGHT_BUDGET / 1024));
+    let permit = budget
+        .clone()
+        .acquire_many_owned(kib as u32)
+        .await
+        .map_err(|_| ProxyError::BadRequest("the proxy is shutting down".into()))?;
     let bytes = crate::http::read_body(body, limit.bytes)
         .await
         .map_err(|e| match e {
             ProxyError::BodyTooLarge(_) => limit.exceeded(),
             other => other,
         })?;
-    parse(&bytes)
+    Ok(Message {
+        message: parse(&bytes)?,
+        budget: permit,
+    })
 }
 
 /// One JSON-RPC message: a JSON object (checked first, allocating only its keys), then rmcp's

@@ -159,6 +159,8 @@ pub struct Sessions {
     metrics: Arc<Metrics>,
     /// The admin server's address: pages it serves (the Playground) may call MCP routes.
     admin_addr: OnceLock<SocketAddr>,
+    /// Bytes of client messages being read, parsed and answered, in KiB.
+    message_budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl Sessions {
@@ -173,6 +175,7 @@ impl Sessions {
             reaper_started: AtomicBool::new(false),
             metrics,
             admin_addr: OnceLock::new(),
+            message_budget: Arc::new(message::budget()),
         }
     }
 

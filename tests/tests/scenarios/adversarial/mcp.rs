@@ -376,3 +376,50 @@ async fn legacy_posts_need_json_and_session_ids_are_not_logged() {
     let logs = proxy.log() + &proxy.access_log();
     assert!(!logs.contains(&id), "the session id was logged: {logs}");
 }
+
+/// Finding 1 (MCP half): a session holder's messages are bounded by `config.mcp.maxBodySize`
+/// (1 MiB; over it 413 unread), and the bytes of messages held at once across the process are
+/// capped, so sixteen concurrent 1 MiB messages (a parsed message costs ~100 times its bytes)
+/// keep peak RSS bounded whatever the concurrency.
+#[tokio::test(flavor = "multi_thread")]
+async fn session_messages_are_bounded_in_size_and_in_total() {
+    let port = free_port();
+    let proxy = Proxy::start(&mcp::config(port, &["one"], "", "")).await;
+    let c = McpClient::connect(&proxy.url(port, "/mcp")).await;
+    let before = peak_rss_mib(&proxy);
+    let body = |size: usize| {
+        let head = r#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"text":"#;
+        let mut body = head.as_bytes().to_vec();
+        body.push(b'[');
+        while body.len() < size - 16 {
+            body.extend_from_slice(b"0,");
+        }
+        body.extend_from_slice(b"0]}}}");
+        bytes::Bytes::from(body)
+    };
+    for (size, expected, count) in [(1024 * 1024 + 64, 413, 8), (1024 * 1024 - 64, 200, 16)] {
+        let body = body(size);
+        let posts = (0..count).map(|_| {
+            let req = tollgate_tests::http()
+                .post(&c.url)
+                .header("content-type", "application/json")
+                .header("accept", mcp::ACCEPT)
+                .header("mcp-session-id", c.session.as_deref().unwrap())
+                .body(body.clone());
+            async move { req.send().await.map(|r| r.status().as_u16()).ok() }
+        });
+        for status in futures_util::future::join_all(posts)
+            .await
+            .into_iter()
+            .flatten()
+        {
+            assert_eq!(status, expected, "{size} bytes");
+        }
+    }
+    let after = peak_rss_mib(&proxy);
+    eprintln!("peak RSS of the proxy: {before} MiB before, {after} MiB after 16 x 1 MiB messages");
+    assert!(
+        after < before + 384,
+        "peak RSS grew from {before} to {after} MiB"
+    );
+}
