@@ -65,19 +65,23 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ProxyError> {
     }
 }
 
-/// How many bytes of client messages the process holds at once, read, parsed and in flight
-/// (rmcp's layered parse costs ~100 times a message's bytes): past it, messages wait.
-pub const IN_FLIGHT_BUDGET: u32 = 2 * 1024 * 1024;
+/// How many bytes of large client messages the process holds at once, parsed and being
+/// answered (rmcp's layered parse and the call cost ~100 times a message's bytes): past it,
+/// large messages wait their turn.
+pub const LARGE_MESSAGES_BUDGET: u32 = 2 * 1024 * 1024;
+/// Messages up to this size (nearly all) are not counted: slow calls with large messages can
+/// only delay other large messages.
+pub const SMALL_MESSAGE: usize = 64 * 1024;
 
-/// A process-wide budget of message bytes (in KiB), shared by every MCP route.
-pub fn budget() -> tokio::sync::Semaphore {
-    tokio::sync::Semaphore::new((IN_FLIGHT_BUDGET / 1024) as usize)
+/// A process-wide budget of large message bytes (in KiB), shared by every MCP route.
+pub fn budget() -> Semaphore {
+    Semaphore::new((LARGE_MESSAGES_BUDGET / 1024) as usize)
 }
 
-/// One client message, with its share of the in-flight budget: hold it until answered.
+/// One client message, with its share of the budget when it is large: hold it until answered.
 pub struct Message {
     pub message: ClientJsonRpcMessage,
-    pub budget: OwnedSemaphorePermit,
+    pub budget: Option<OwnedSemaphorePermit>,
 }
 
 /// Reads and parses one message within `limit` and the process's `budget`; a declared length
@@ -95,24 +99,26 @@ pub async fn read(
     if declared.is_some_and(|len| len > limit.bytes) {
         return Err(limit.exceeded());
     }
-    let kib = declared
-        .unwrap_or(limit.bytes)
-        .div_ceil(1024)
-        .clamp(1, u64::from(IN_FLIGHT_BUDGET / 1024));
-    let permit = budget
-        .clone()
-        .acquire_many_owned(kib as u32)
-        .await
-        .map_err(|_| ProxyError::BadRequest("the proxy is shutting down".into()))?;
     let bytes = crate::http::read_body(body, limit.bytes)
         .await
         .map_err(|e| match e {
             ProxyError::BodyTooLarge(_) => limit.exceeded(),
             other => other,
         })?;
+    // Taken once the body is in: a slow upload holds none of the budget.
+    let budget = match bytes.len() {
+        len if len <= SMALL_MESSAGE => None,
+        len => {
+            let kib = len
+                .div_ceil(1024)
+                .min((LARGE_MESSAGES_BUDGET / 1024) as usize);
+            let permit = budget.clone().acquire_many_owned(kib as u32).await;
+            Some(permit.map_err(|_| ProxyError::BadRequest("the proxy is shutting down".into()))?)
+        }
+    };
     Ok(Message {
         message: parse(&bytes)?,
-        budget: permit,
+        budget,
     })
 }
 

@@ -159,7 +159,7 @@ pub struct Sessions {
     metrics: Arc<Metrics>,
     /// The admin server's address: pages it serves (the Playground) may call MCP routes.
     admin_addr: OnceLock<SocketAddr>,
-    /// Bytes of client messages being read, parsed and answered, in KiB.
+    /// Bytes of large client messages being parsed and answered, in KiB.
     message_budget: Arc<tokio::sync::Semaphore>,
 }
 

@@ -67,7 +67,7 @@ async fn post(
         None => Limit::handshake(call.max_body),
     };
     let budget = &call.sessions.message_budget;
-    // The budget is held until the answer is ready.
+    // A large message holds its share of the budget until it is answered.
     let Message {
         message,
         budget: _held,

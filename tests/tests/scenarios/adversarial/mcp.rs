@@ -422,4 +422,33 @@ async fn session_messages_are_bounded_in_size_and_in_total() {
         after < before + 384,
         "peak RSS grew from {before} to {after} MiB"
     );
+
+    // Two slow calls with 1 MiB messages take the whole budget; small messages do not wait.
+    let mut slow = r#"{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"sleep","arguments":{"ms":3000,"pad":"#.as_bytes().to_vec();
+    slow.push(b'"');
+    slow.resize(1_048_000 - 4, b'x');
+    slow.extend_from_slice(b"\"}}}");
+    let slow = bytes::Bytes::from(slow);
+    let calls: Vec<_> = (0..2)
+        .map(|_| {
+            let req = tollgate_tests::http()
+                .post(&c.url)
+                .header("content-type", "application/json")
+                .header("accept", mcp::ACCEPT)
+                .header("mcp-session-id", c.session.as_deref().unwrap())
+                .body(slow.clone());
+            tokio::spawn(async move { req.send().await.unwrap().text().await.unwrap() })
+        })
+        .collect();
+    proxy.wait_mcp_in_flight(2).await;
+    let mut c = c;
+    let quick = tokio::time::timeout(
+        Duration::from_secs(2),
+        c.call_text("echo", serde_json::json!({"text": "quick"})),
+    );
+    assert_eq!(quick.await.expect("a small call waited"), "one: quick");
+    for call in calls {
+        let answer = call.await.unwrap();
+        assert!(answer.contains("slept 3000 ms"), "{answer}");
+    }
 }
