@@ -452,3 +452,20 @@ async fn session_messages_are_bounded_in_size_and_in_total() {
         assert!(answer.contains("slept 3000 ms"), "{answer}");
     }
 }
+
+/// Finding 4: the stdio children one client address may run are bounded too
+/// (`maxChildrenPerClient`), independently of its session count.
+#[tokio::test(flavor = "multi_thread")]
+async fn one_client_cannot_start_unbounded_children() {
+    let port = free_port();
+    let settings = "config:\n  mcp:\n    maxChildrenPerClient: 3\n";
+    let proxy = Proxy::start(&mcp::config(port, &["one", "two"], "", settings)).await;
+    let url = proxy.url(port, "/mcp");
+    let (status, text, _) = initialize_from(&url, [127, 0, 0, 1].into()).await;
+    assert_eq!(status, 200, "{text}");
+    let (status, text, _) = initialize_from(&url, [127, 0, 0, 1].into()).await;
+    assert_eq!(status, 503, "{text}");
+    assert!(text.contains("config.mcp.maxChildrenPerClient"), "{text}");
+    let (status, text, _) = initialize_from(&url, [127, 0, 0, 2].into()).await;
+    assert_eq!(status, 200, "{text}");
+}
