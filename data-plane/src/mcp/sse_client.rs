@@ -76,7 +76,9 @@ pub async fn connect(http: &reqwest::Client, url: &str) -> Result<Transport, Sse
                 .await
                 .and_then(|r| r.error_for_status());
             if let Err(e) = sent {
-                tracing::warn!(url = %post_url, error = %e, "posting to a legacy SSE MCP server failed");
+                // The endpoint URL carries the server's session id and maybe credentials.
+                let error = super::upstream::without_urls(&e.to_string());
+                tracing::warn!(%error, "posting to a legacy SSE MCP server failed");
                 break;
             }
         }
