@@ -79,6 +79,9 @@ fn main() -> ExitCode {
 fn check(file: &std::path::Path) -> ExitCode {
     match load_file(file, &ProcessEnv) {
         Ok(config) => {
+            for warning in config.warnings() {
+                eprintln!("{}: warning: {warning}", file.display());
+            }
             println!(
                 "{}: valid (version {})",
                 file.display(),
@@ -183,6 +186,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     ];
     for (name, flag, configured, default, router) in servers {
         if let Some(addr) = resolve_addr(flag.as_deref(), configured, default)? {
+            if name == "admin" {
+                gw.services.mcp.set_admin_addr(addr);
+            }
             admin::spawn(name, addr, router).await?;
         }
     }

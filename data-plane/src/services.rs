@@ -48,6 +48,9 @@ impl Services {
     /// Compiles `snapshot` (taking rate-limit buckets from the store that outlives configs)
     /// and makes it the config requests load; MCP sessions whose route changed are retired.
     pub fn install(&self, snapshot: Snapshot, source: SnapshotSource) -> Arc<Runtime> {
+        for warning in snapshot.config.warnings() {
+            tracing::warn!(source = %source, "config warning: {warning}");
+        }
         let mut seen = Vec::new();
         let telemetry = Telemetry::compile(&snapshot.config.settings, &self.sinks, &self.metrics);
         let runtime = Runtime::compile(

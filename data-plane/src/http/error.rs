@@ -49,6 +49,8 @@ pub enum ProxyError {
     },
     #[error("MCP message is larger than the limit of {limit} bytes ({setting})")]
     McpBodyTooLarge { limit: u64, setting: &'static str },
+    #[error("forbidden on an MCP route: {0}")]
+    McpForbidden(String),
     #[error("this MCP session already has an open event stream")]
     StreamConflict,
     #[error("this MCP session already has {0} requests in progress; retry later")]
@@ -77,6 +79,7 @@ impl ProxyError {
             ProxyError::SessionNotFound(_) => StatusCode::NOT_FOUND,
             ProxyError::McpCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::StreamConflict => StatusCode::CONFLICT,
+            ProxyError::McpForbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::SessionBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
@@ -92,6 +95,7 @@ impl ProxyError {
             | ProxyError::UnsupportedMediaType(_)
             | ProxyError::MethodNotAllowed(_)
             | ProxyError::SessionNotFound(_)
+            | ProxyError::McpForbidden(_)
             | ProxyError::StreamConflict => Reason::InvalidRequest,
             ProxyError::McpCapacity { .. } | ProxyError::SessionBusy(_) => Reason::Overloaded,
             ProxyError::NoBackend(_) | ProxyError::UpstreamConnect { .. } => {

@@ -9,7 +9,7 @@ use http::{Method, Response, StatusCode, request};
 use rmcp::model::{ClientRequest, JsonRpcMessage, ServerResult};
 use sse_stream::Sse;
 
-use super::message::{self, Limit};
+use super::message::{self, Limit, Message};
 use super::session::TransportKind;
 use super::{McpRequest, Sessions, events};
 use crate::http::RequestBody;
@@ -94,7 +94,9 @@ async fn post(
     let session = call.sessions.get(&id, &call.observer.route)?;
     let _ = call.observer.session.set(session.id.clone());
     message::require_json(&parts.headers)?;
-    let message = message::read(&parts.headers, body, Limit::session(call.max_body)).await?;
+    let limit = Limit::session(call.max_body);
+    let budget = &call.sessions.message_budget;
+    let Message { message, budget } = message::read(&parts.headers, body, limit, budget).await?;
     let observer = call.observer;
     match message {
         JsonRpcMessage::Request(req) => {
@@ -105,6 +107,7 @@ async fn post(
                 .map_err(|_| ProxyError::SessionBusy(SSE_CALLS))?;
             tokio::spawn(async move {
                 let _permit = permit;
+                let _budget = budget;
                 let id = req.id.clone();
                 let answer = match req.request {
                     ClientRequest::InitializeRequest(init) => {

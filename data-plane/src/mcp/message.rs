@@ -1,13 +1,15 @@
 //! Reading one client JSON-RPC message so that a hostile body costs little: its limit is
-//! known before a byte is read, and its shape is checked without building a tree (rmcp's parse
-//! buffers the whole message as a tree first, ~100 bytes per JSON value).
+//! known before a byte is read, its shape is checked without building a tree (rmcp's parse
+//! buffers the whole message as trees first), and the bytes held at once are capped.
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use http::{HeaderMap, header};
 use rmcp::model::ClientJsonRpcMessage;
 use serde::de::IgnoredAny;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::http::RequestBody;
 use crate::http::error::ProxyError;
@@ -63,12 +65,33 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ProxyError> {
     }
 }
 
-/// Reads and parses one message; a declared length over `limit` is refused unread.
+/// How many bytes of large client messages the process holds at once, parsed and being
+/// answered (rmcp's layered parse and the call cost ~100 times a message's bytes): past it,
+/// large messages wait their turn.
+pub const LARGE_MESSAGES_BUDGET: u32 = 2 * 1024 * 1024;
+/// Messages up to this size (nearly all) are not counted: slow calls with large messages can
+/// only delay other large messages.
+pub const SMALL_MESSAGE: usize = 64 * 1024;
+
+/// A process-wide budget of large message bytes (in KiB), shared by every MCP route.
+pub fn budget() -> Semaphore {
+    Semaphore::new((LARGE_MESSAGES_BUDGET / 1024) as usize)
+}
+
+/// One client message, with its share of the budget when it is large: hold it until answered.
+pub struct Message {
+    pub message: ClientJsonRpcMessage,
+    pub budget: Option<OwnedSemaphorePermit>,
+}
+
+/// Reads and parses one message within `limit` and the process's `budget`; a declared length
+/// over `limit` is refused unread.
 pub async fn read(
     headers: &HeaderMap,
     body: impl RequestBody,
     limit: Limit,
-) -> Result<ClientJsonRpcMessage, ProxyError> {
+    budget: &Arc<Semaphore>,
+) -> Result<Message, ProxyError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -82,7 +105,21 @@ pub async fn read(
             ProxyError::BodyTooLarge(_) => limit.exceeded(),
             other => other,
         })?;
-    parse(&bytes)
+    // Taken once the body is in: a slow upload holds none of the budget.
+    let budget = match bytes.len() {
+        len if len <= SMALL_MESSAGE => None,
+        len => {
+            let kib = len
+                .div_ceil(1024)
+                .min((LARGE_MESSAGES_BUDGET / 1024) as usize);
+            let permit = budget.clone().acquire_many_owned(kib as u32).await;
+            Some(permit.map_err(|_| ProxyError::BadRequest("the proxy is shutting down".into()))?)
+        }
+    };
+    Ok(Message {
+        message: parse(&bytes)?,
+        budget,
+    })
 }
 
 /// One JSON-RPC message: a JSON object (checked first, allocating only its keys), then rmcp's

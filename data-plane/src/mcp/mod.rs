@@ -15,7 +15,7 @@ mod sse_client;
 mod streamable;
 mod upstream;
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -160,6 +160,10 @@ pub struct Sessions {
     settings: ArcSwap<McpSettings>,
     reaper_started: AtomicBool,
     metrics: Arc<Metrics>,
+    /// The admin server's address: pages it serves (the Playground) may call MCP routes.
+    admin_addr: OnceLock<SocketAddr>,
+    /// Bytes of large client messages being parsed and answered, in KiB.
+    message_budget: Arc<tokio::sync::Semaphore>,
 }
 
 impl Sessions {
@@ -173,7 +177,18 @@ impl Sessions {
             settings: ArcSwap::from_pointee(McpSettings::default()),
             reaper_started: AtomicBool::new(false),
             metrics,
+            admin_addr: OnceLock::new(),
+            message_budget: Arc::new(message::budget()),
         }
+    }
+
+    /// Records where the admin server listens (once, at start).
+    pub fn set_admin_addr(&self, addr: SocketAddr) {
+        let _ = self.admin_addr.set(addr);
+    }
+
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr.get().copied()
     }
 
     pub fn len(&self) -> usize {
@@ -425,14 +440,17 @@ async fn reap(sessions: Weak<Sessions>) {
 }
 
 /// The client for remote (`sse` / `mcp`) targets: rustls with ring and webpki roots, like the
-/// proxy's own upstream client.
+/// proxy's own upstream client; redirects are not followed.
 fn remote_client() -> reqwest::Client {
     let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
     ))
     .with_safe_default_protocol_versions();
-    let mut client = reqwest::Client::builder().connect_timeout(Duration::from_secs(10));
+    // A redirect could carry the session's messages (and the URL's credentials) elsewhere.
+    let mut client = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .redirect(reqwest::redirect::Policy::none());
     if let Ok(b) = builder {
         client =
             client.tls_backend_preconfigured(b.with_root_certificates(roots).with_no_client_auth());

@@ -656,6 +656,12 @@ fn service_error(target: &str, e: ServiceError) -> ErrorData {
                 None,
             )
         }
-        other => ErrorData::internal_error(format!("MCP target `{target}` failed: {other}"), None),
+        other => ErrorData::internal_error(
+            format!(
+                "MCP target `{target}` failed: {}",
+                super::upstream::without_urls(&other.to_string())
+            ),
+            None,
+        ),
     }
 }

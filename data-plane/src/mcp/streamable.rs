@@ -9,7 +9,7 @@ use rmcp::model::{
     ServerResult,
 };
 
-use super::message::{self, Limit};
+use super::message::{self, Limit, Message};
 use super::session::{HANDSHAKE_VERSIONS, Session, TransportKind};
 use super::{McpRequest, events};
 use crate::http::RequestBody;
@@ -66,7 +66,12 @@ async fn post(
         Some(_) => Limit::session(call.max_body),
         None => Limit::handshake(call.max_body),
     };
-    let message = message::read(&parts.headers, body, limit).await?;
+    let budget = &call.sessions.message_budget;
+    // A large message holds its share of the budget until it is answered.
+    let Message {
+        message,
+        budget: _held,
+    } = message::read(&parts.headers, body, limit, budget).await?;
     let Some(session) = session else {
         let JsonRpcMessage::Request(req) = message else {
             return Err(missing_session());

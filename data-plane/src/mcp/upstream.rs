@@ -167,6 +167,8 @@ impl Upstream {
             target: self.name.clone(),
             reason,
         };
+        // A remote target's URL may hold credentials: its errors reach clients without it.
+        let remote_fail = |reason: String| fail(without_urls(&reason));
         let (service, pid) = match &self.target.kind {
             McpTargetKind::Stdio {
                 cmd,
@@ -210,7 +212,7 @@ impl Upstream {
                     http,
                     StreamableHttpClientTransportConfig::with_uri(url.as_str()),
                 );
-                (start(forwarder, transport, fail).await?, None)
+                (start(forwarder, transport, remote_fail).await?, None)
             }
             McpTargetKind::Sse { url } => {
                 let http = self
@@ -219,8 +221,8 @@ impl Upstream {
                     .ok_or_else(|| fail("no HTTP client".into()))?;
                 let transport = sse_client::connect(http, url)
                     .await
-                    .map_err(|e| fail(e.to_string()))?;
-                (start(forwarder, transport, fail).await?, None)
+                    .map_err(|e| remote_fail(e.to_string()))?;
+                (start(forwarder, transport, remote_fail).await?, None)
             }
         };
         let info = service
@@ -236,6 +238,20 @@ impl Upstream {
         tracing::info!(target_name = %self.name, ?pid, server, "MCP target connected");
         Ok(Connection { service, pid, info })
     }
+}
+
+/// `text` with every URL replaced by `<url>`: errors name the target, never its address.
+pub fn without_urls(text: &str) -> String {
+    text.split_inclusive(char::is_whitespace)
+        .map(|word| {
+            if word.contains("://") {
+                let end = &word[word.trim_end().len()..];
+                format!("<url>{end}")
+            } else {
+                word.to_string()
+            }
+        })
+        .collect()
 }
 
 /// Whether a stdio child sees the gateway's variable `name` without asking: enough to find
@@ -311,5 +327,19 @@ impl Service<RoleClient> for Forwarder {
 
     fn get_info(&self) -> InitializeRequestParams {
         self.init.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_are_cut_out_of_errors() {
+        let text = "error sending request for url (http://u:pw@10.0.0.1:9/mcp?key=k): refused";
+        assert_eq!(
+            without_urls(text),
+            "error sending request for url <url> refused"
+        );
     }
 }

@@ -95,7 +95,8 @@ fn list_or_echo(
     HeaderValue::from_str(&list.join(",")).ok()
 }
 
-fn origin_matches(allowed: &str, origin: &str) -> bool {
+/// Whether `origin` is allowed by one `allowOrigins` entry (`*`, exact, or `*.` wildcard).
+pub(crate) fn origin_matches(allowed: &str, origin: &str) -> bool {
     if allowed == "*" {
         return true;
     }

@@ -6,6 +6,7 @@
 
 pub mod cors;
 pub mod normalize;
+mod origin;
 pub mod rewrite;
 pub mod route;
 #[cfg(test)]
@@ -294,6 +295,13 @@ async fn handle(
                 Ok((label, served.response))
             }
             Target::Mcp(backend) => {
+                origin::check_mcp(
+                    policies.cors.as_ref(),
+                    selected.listener,
+                    &parts,
+                    peer,
+                    services.mcp.admin_addr(),
+                )?;
                 let call = mcp::McpRequest {
                     sessions: &services.mcp,
                     backend,

@@ -42,6 +42,25 @@ pub struct Config {
 }
 
 impl Config {
+    /// Valid but risky settings, one line each naming where: `tollgate check` prints them and
+    /// the proxy logs them when it loads the config.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        for bind in &self.binds {
+            for listener in &bind.listeners {
+                for route in &listener.routes {
+                    if let Some(w) = route.policies.cors.as_ref().and_then(Cors::warning) {
+                        warnings.push(format!(
+                            "port {}, listener `{}`, route `{}`: {w}",
+                            bind.port, listener.name, route.name
+                        ));
+                    }
+                }
+            }
+        }
+        warnings
+    }
+
     /// Calls `f` on every secret of the config.
     pub fn visit_secrets(&mut self, f: &mut dyn FnMut(&mut Secret)) {
         let routes = self

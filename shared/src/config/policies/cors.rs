@@ -45,6 +45,16 @@ pub struct Cors {
     pub max_age: Option<Duration>,
 }
 
+impl Cors {
+    /// What a valid but risky policy deserves a warning for.
+    pub fn warning(&self) -> Option<&'static str> {
+        (self.allow_credentials && self.allow_origins.iter().any(|o| o == "*")).then_some(
+            "cors: allowOrigins `*` with allowCredentials: true lets any web page send \
+             credentialed requests (valid, as in agentgateway; list the origins instead)",
+        )
+    }
+}
+
 impl Validator<'_> {
     pub fn cors(&mut self, raw: &RawCors, path: &YamlPath) -> Option<Cors> {
         for (i, m) in raw.allow_methods.iter().enumerate() {
