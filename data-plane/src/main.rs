@@ -160,6 +160,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 "the admin API on {addr} is not loopback-only: give it a token with --admin-token-file FILE or TOLLGATE_ADMIN_TOKEN"
             );
         }
+        // The Playground's origin: MCP routes accept browser requests from it.
+        gw.services.mcp.set_admin_addr(addr);
         let access = admin::AdminAccess { addr, token };
         admin::spawn(
             "admin",
@@ -186,9 +188,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     ];
     for (name, flag, configured, default, router) in servers {
         if let Some(addr) = resolve_addr(flag.as_deref(), configured, default)? {
-            if name == "admin" {
-                gw.services.mcp.set_admin_addr(addr);
-            }
             admin::spawn(name, addr, router).await?;
         }
     }

@@ -1,8 +1,8 @@
 //! The request pipeline: named phases in a fixed order (DESIGN §4), one config load per request.
 //!
-//! path normalisation -> route match -> cors -> localRateLimit -> body limit -> rewrites -> backend selection ->
-//! backendAuth -> LLM processing -> upstream call (timeouts, retries) -> response headers ->
-//! metrics (and token debits) when the body ends.
+//! path normalisation -> route match -> cors -> MCP origin and host check -> localRateLimit ->
+//! body limit -> rewrites -> backend selection -> backendAuth -> LLM processing -> upstream call
+//! (timeouts, retries) -> response headers -> metrics (and token debits) when the body ends.
 
 pub mod cors;
 pub mod normalize;
