@@ -137,7 +137,7 @@ fn upstream_errors_keep_their_message() {
     assert_eq!(m, "upstream exploded");
 }
 
-// Regressions found by fuzzing (`fuzz/regressions/`): each input once panicked.
+// Regressions kept from fuzzing (`fuzz/regressions/`): each input once crashed a fuzz target.
 
 #[test]
 fn stream_options_that_are_not_an_object_are_a_bad_request() {
