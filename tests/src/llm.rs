@@ -219,6 +219,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
                 .into_response()
         }
         (Kind::OpenAi, "/v1/chat/completions") => openai(&body, k),
+        (Kind::OpenAi, "/v1/embeddings") => embeddings(&body),
         (Kind::Anthropic, "/v1/messages") => {
             if header("anthropic-version").is_none() {
                 return error(
@@ -321,6 +322,22 @@ fn openai(body: &Value, k: &Knobs) -> Response {
         "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000, "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
         "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output},
+    });
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        resp.to_string(),
+    )
+        .into_response()
+}
+
+/// OpenAI embeddings: one vector per call, usage counting the input's words.
+fn embeddings(body: &Value) -> Response {
+    let input = words(&body["input"]);
+    let resp = json!({
+        "object": "list", "model": body["model"],
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.0, 1.0]}],
+        "usage": {"prompt_tokens": input, "total_tokens": input},
     });
     (
         StatusCode::OK,

@@ -64,6 +64,8 @@ struct Plan {
     /// `None` for passthrough: nothing is parsed or translated.
     formats: Option<(Format, Format)>,
     exchange: Option<Exchange>,
+    /// The route's token-type buckets, debited with the answer's usage.
+    token_buckets: Vec<Arc<Bucket>>,
 }
 
 #[expect(
@@ -161,6 +163,14 @@ fn prepare(
         .ai_routes
         .as_ref()
         .map_or(RouteType::Completions, |m| m.classify(path));
+    // Every path of the route draws on the same token buckets (DESIGN §5).
+    ratelimit::admit_tokens(call.buckets).map_err(ProxyError::RateLimited)?;
+    let token_buckets: Vec<Arc<Bucket>> = call
+        .buckets
+        .iter()
+        .filter(|b| b.limit.kind == RateLimitKind::Tokens)
+        .cloned()
+        .collect();
     let plan = match kind {
         RouteType::Models => return Ok(None),
         RouteType::Passthrough => Plan {
@@ -168,9 +178,9 @@ fn prepare(
             body: body.clone(),
             formats: None,
             exchange: None,
+            token_buckets,
         },
         RouteType::Completions | RouteType::Messages => {
-            ratelimit::admit_tokens(call.buckets).map_err(ProxyError::RateLimited)?;
             let client = if kind == RouteType::Messages {
                 Format::Anthropic
             } else {
@@ -202,12 +212,7 @@ fn prepare(
                 body: Bytes::from(out.to_string()),
                 formats: Some((client, upstream)),
                 exchange: Some(Exchange {
-                    buckets: call
-                        .buckets
-                        .iter()
-                        .filter(|b| b.limit.kind == RateLimitKind::Tokens)
-                        .cloned()
-                        .collect(),
+                    buckets: token_buckets.clone(),
                     metrics: call.metrics.clone(),
                     facts: LlmFacts {
                         provider: provider::system(provider.provider),
@@ -230,6 +235,7 @@ fn prepare(
                     started: Instant::now(),
                     route: call.route_name.into(),
                 }),
+                token_buckets,
             }
         }
     };
@@ -364,13 +370,21 @@ async fn respond(
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.version = http::Version::default();
-    let Some((client, upstream_format)) = plan.formats else {
-        return Ok(Response::from_parts(
-            parts,
-            body.map_err(Into::into).boxed_unsync(),
-        ));
-    };
     let status = parts.status;
+    let is_sse = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let Some((client, upstream_format)) = plan.formats else {
+        let body = body.map_err(Into::into);
+        let body = if plan.token_buckets.is_empty() || !status.is_success() {
+            body.boxed_unsync()
+        } else {
+            usage::Metered::new(body, is_sse, plan.token_buckets.clone()).boxed_unsync()
+        };
+        return Ok(Response::from_parts(parts, body));
+    };
     if !status.is_success() {
         let bytes = read_all(body, provider).await?;
         if client == upstream_format {
@@ -388,11 +402,6 @@ async fn respond(
         return Ok(json_response(status, &shaped));
     }
     let exchange = plan.exchange.clone();
-    let is_sse = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
     if is_sse {
         let translator: Box<dyn Translate> = match (client, upstream_format) {
             (Format::OpenAi, Format::OpenAi) => Box::<stream::OpenAiPassthrough>::default(),

@@ -1,8 +1,16 @@
-//! Token usage of one LLM exchange, reported once when its response ends.
+//! Token usage of one LLM exchange, reported once when its response ends (also for
+//! passthrough answers, so that no path of a token-limited route is free).
 
 use std::borrow::Cow;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use serde::Deserialize;
+
+use crate::ratelimit::Bucket;
 
 /// What an exchange consumed, as far as the upstream said.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,5 +83,107 @@ pub fn probe(data: &str, usage: &mut Usage) {
         && let Ok(p) = serde_json::from_str::<Probe<'_>>(data)
     {
         p.record(usage);
+    }
+}
+
+/// The most of a passthrough answer kept to find its usage: a JSON body, or one SSE line.
+const MAX_METERED: usize = 1024 * 1024;
+
+/// A passthrough answer's body, forwarded unchanged, whose usage (when it is in a known
+/// format) is debited from the route's token buckets when it ends or the client leaves.
+pub struct Metered<B> {
+    inner: B,
+    /// JSON: the whole body; SSE: the line being read. Dropped past [`MAX_METERED`].
+    pending: Option<Vec<u8>>,
+    sse: bool,
+    usage: Usage,
+    buckets: Vec<Arc<Bucket>>,
+}
+
+impl<B> Metered<B> {
+    /// `sse` scans `data:` lines as they pass; otherwise the body is probed whole at its end.
+    pub fn new(inner: B, sse: bool, buckets: Vec<Arc<Bucket>>) -> Metered<B> {
+        Metered {
+            inner,
+            pending: Some(Vec::new()),
+            sse,
+            usage: Usage::default(),
+            buckets,
+        }
+    }
+
+    fn observe(&mut self, chunk: &[u8]) {
+        let Some(pending) = self.pending.as_mut() else {
+            return;
+        };
+        if !self.sse {
+            pending.extend_from_slice(chunk);
+        } else {
+            for piece in chunk.split_inclusive(|b| *b == b'\n') {
+                pending.extend_from_slice(piece);
+                if piece.ends_with(b"\n") {
+                    probe_sse_line(pending, &mut self.usage);
+                    pending.clear();
+                }
+            }
+        }
+        if pending.len() > MAX_METERED {
+            self.pending = None;
+        }
+    }
+}
+
+fn probe_sse_line(line: &[u8], usage: &mut Usage) {
+    if let Some(data) = line.strip_prefix(b"data:")
+        && let Ok(data) = std::str::from_utf8(data)
+    {
+        probe(data.trim(), usage);
+    }
+}
+
+impl<B> Drop for Metered<B> {
+    fn drop(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            if self.sse {
+                probe_sse_line(&pending, &mut self.usage);
+            } else {
+                probe(
+                    std::str::from_utf8(&pending).unwrap_or_default(),
+                    &mut self.usage,
+                );
+            }
+        }
+        for b in &self.buckets {
+            b.debit(self.usage.total());
+        }
+    }
+}
+
+impl<B> Body for Metered<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Ok(f)) = &frame
+            && let Some(data) = f.data_ref()
+        {
+            self.observe(data);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }

@@ -1,0 +1,72 @@
+//! Attacks on token-type rate limits: paths, disconnects and concurrency that used to dodge
+//! the bucket.
+
+use serde_json::{Value, json};
+use tollgate_tests::llm::{FakeLlm, Kind};
+use tollgate_tests::{Proxy, free_port};
+
+/// An OpenAI route like the walkthrough's: completions, everything else passed through, and a
+/// token bucket of `max` tokens.
+fn config(port: u16, upstream: &str, max: u64) -> String {
+    format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: llm\n      backends:\n      - ai:\n          name: openai\n          provider: {{openAI: {{model: gpt-4o}}}}\n          hostOverride: \"{upstream}\"\n          routes: {{/v1/chat/completions: completions, '*': passthrough}}\n      policies:\n        localRateLimit: [{{maxTokens: {max}, tokensPerFill: 1, fillInterval: 1h, type: tokens}}]\n"
+    )
+}
+
+/// Tokens left in the route's only bucket.
+async fn level(proxy: &Proxy) -> u64 {
+    proxy.admin_json("/api/ratelimits").await["buckets"][0]["level"]
+        .as_u64()
+        .expect("a bucket level")
+}
+
+async fn post(url: &str, body: Value) -> reqwest::Response {
+    tollgate_tests::http()
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .expect("an answer")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passthrough_paths_are_limited_and_debited_by_the_token_bucket() {
+    let openai = FakeLlm::start(Kind::OpenAi, None).await;
+    let port = free_port();
+    let proxy = Proxy::start(&config(port, &openai.authority(), 1000)).await;
+    let embeddings = proxy.url(port, "/v1/embeddings");
+
+    // Passthrough usage in a known format is debited: five words, five tokens.
+    let r = post(
+        &embeddings,
+        json!({"model": "e", "input": "one two three four five"}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let _ = r.bytes().await;
+    assert_eq!(level(&proxy).await, 1000 - 5);
+
+    // Once the bucket is empty, passthrough paths are refused like completions.
+    let words = "w ".repeat(1000);
+    let r = post(&embeddings, json!({"model": "e", "input": words})).await;
+    assert_eq!(r.status(), 200);
+    let _ = r.bytes().await;
+    assert_eq!(level(&proxy).await, 0);
+    let r = post(&embeddings, json!({"model": "e", "input": "again"})).await;
+    assert_eq!(
+        r.status(),
+        429,
+        "a passthrough path dodged the empty bucket"
+    );
+    let r = post(
+        &proxy.url(port, "/v1/chat/completions"),
+        json!({"messages": [{"role": "user", "content": "hi"}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 429);
+    assert_eq!(
+        openai.seen().len(),
+        2,
+        "refused requests never went upstream"
+    );
+}
