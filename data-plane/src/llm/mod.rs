@@ -234,6 +234,7 @@ fn prepare(
                     record: call.record.clone(),
                     started: Instant::now(),
                     route: call.route_name.into(),
+                    prompt_estimate: usage::estimate(body.len()),
                 }),
                 token_buckets,
             }
@@ -487,12 +488,19 @@ struct StreamState {
     queue: VecDeque<Bytes>,
     finished: bool,
     exchange: Option<Exchange>,
+    /// Bytes of generated text received so far, estimated if the stream is cut.
+    streamed_text: usize,
 }
 
 impl Drop for StreamState {
     fn drop(&mut self) {
         if let Some(ex) = self.exchange.take() {
-            ex.finish(&self.translator.core().usage);
+            let core = self.translator.core();
+            if core.done {
+                ex.finish(&core.usage);
+            } else {
+                ex.finish_cut(&core.usage, self.streamed_text);
+            }
         }
     }
 }
@@ -501,6 +509,9 @@ impl StreamState {
     fn handle(&mut self, next: Option<Result<eventsource_stream::Event, String>>) {
         match next {
             Some(Ok(ev)) => {
+                if self.exchange.is_some() {
+                    self.streamed_text += usage::streamed_text(&ev.data);
+                }
                 self.translator.event(&ev, &mut self.queue);
                 self.finished = self.translator.core().done;
             }
@@ -551,6 +562,7 @@ fn translated_stream(
         queue: VecDeque::new(),
         finished: false,
         exchange,
+        streamed_text: 0,
     };
     let frames = futures_util::stream::unfold(state, |mut s| async move {
         while s.queue.is_empty() && !s.finished {
@@ -585,12 +597,32 @@ pub struct Exchange {
     started: Instant,
     /// The route, whose client-chosen models are bounded as labels.
     route: Arc<str>,
+    /// The prompt's tokens by [`usage::estimate`] of the request body, for cut streams.
+    prompt_estimate: u64,
 }
 
 impl Exchange {
+    /// A complete answer: the upstream's counts are debited.
     pub fn finish(self, usage: &Usage) {
+        self.settle(usage.total(), usage);
+    }
+
+    /// A stream cut before its last event (client gone, upstream broke): what the upstream
+    /// has not counted yet is estimated, the prompt from its size, the output from the text
+    /// streamed so far.
+    fn finish_cut(self, usage: &Usage, streamed_text: usize) {
+        let input = usage.input.unwrap_or(self.prompt_estimate);
+        let output = usage
+            .output
+            .unwrap_or(0)
+            .max(usage::estimate(streamed_text));
+        self.settle(input.saturating_add(output), usage);
+    }
+
+    /// Debits `tokens` from the token buckets and records the upstream's usage.
+    fn settle(self, tokens: u64, usage: &Usage) {
         for b in &self.buckets {
-            b.debit(usage.total());
+            b.debit(tokens);
         }
         let facts = LlmFacts {
             response_model: Some(

@@ -86,6 +86,85 @@ pub fn probe(data: &str, usage: &mut Usage) {
     }
 }
 
+/// Estimated tokens of `bytes` bytes of text: a quarter, rounded up (OpenAI's rule of thumb
+/// for English). Used only where the upstream gave no count: a stream the client left or
+/// that broke before its usage, and admission reservations.
+pub fn estimate(bytes: usize) -> u64 {
+    (bytes as u64).div_ceil(4)
+}
+
+/// Just the generated text of a stream event, either format: OpenAI `choices[].delta`
+/// (`content`, tool call `arguments`) or Anthropic `delta` (`text`, `partial_json`).
+#[derive(Deserialize)]
+struct TextProbe<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<ChoiceProbe<'a>>,
+    #[serde(borrow)]
+    delta: Option<DeltaProbe<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceProbe<'a> {
+    #[serde(borrow)]
+    delta: Option<DeltaProbe<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaProbe<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    partial_json: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Vec<ToolCallProbe<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallProbe<'a> {
+    #[serde(borrow)]
+    function: Option<FunctionProbe<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionProbe<'a> {
+    #[serde(borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+impl DeltaProbe<'_> {
+    fn len(&self) -> usize {
+        let text = [&self.content, &self.text, &self.partial_json]
+            .into_iter()
+            .flatten()
+            .map(|t| t.len())
+            .sum::<usize>();
+        let arguments = self
+            .tool_calls
+            .iter()
+            .filter_map(|c| c.function.as_ref()?.arguments.as_ref())
+            .map(|a| a.len())
+            .sum::<usize>();
+        text + arguments
+    }
+}
+
+/// Bytes of generated text in one stream event (0 for events without any).
+pub fn streamed_text(data: &str) -> usize {
+    if !data.contains("delta") {
+        return 0;
+    }
+    serde_json::from_str::<TextProbe<'_>>(data).map_or(0, |p| {
+        p.choices
+            .iter()
+            .filter_map(|c| c.delta.as_ref())
+            .chain(p.delta.as_ref())
+            .map(DeltaProbe::len)
+            .sum()
+    })
+}
+
 /// The most of a passthrough answer kept to find its usage: a JSON body, or one SSE line.
 const MAX_METERED: usize = 1024 * 1024;
 
@@ -185,5 +264,24 @@ where
 
     fn size_hint(&self) -> SizeHint {
         self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamed_text_counts_both_formats() {
+        let openai = r#"{"choices":[{"index":0,"delta":{"content":"hello "}}]}"#;
+        assert_eq!(streamed_text(openai), 6);
+        let tool = r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"q\":1}"}}]}}]}"#;
+        assert_eq!(streamed_text(tool), 7);
+        let anthropic =
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}"#;
+        assert_eq!(streamed_text(anthropic), 2);
+        let stop = r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}}"#;
+        assert_eq!(streamed_text(stop), 0);
+        assert_eq!(estimate(9), 3);
     }
 }

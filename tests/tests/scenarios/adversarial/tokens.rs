@@ -1,9 +1,13 @@
 //! Attacks on token-type rate limits: paths, disconnects and concurrency that used to dodge
 //! the bucket.
 
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tollgate_tests::llm::{FakeLlm, Kind};
-use tollgate_tests::{Proxy, free_port};
+use tollgate_tests::{Proxy, eventually, free_port};
 
 /// An OpenAI route like the walkthrough's: completions, everything else passed through, and a
 /// token bucket of `max` tokens.
@@ -69,4 +73,39 @@ async fn passthrough_paths_are_limited_and_debited_by_the_token_bucket() {
         2,
         "refused requests never went upstream"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leaving_before_the_usage_chunk_still_debits_the_stream() {
+    let openai = FakeLlm::start(Kind::OpenAi, None).await;
+    openai.knobs().hold_usage_ms.store(3000, Ordering::Relaxed);
+    let port = free_port();
+    let proxy = Proxy::start(&config(port, &openai.authority(), 1000)).await;
+    let words = "w ".repeat(200);
+    let r = post(
+        &proxy.url(port, "/v1/chat/completions"),
+        json!({"stream": true, "messages": [{"role": "user", "content": words}]}),
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+
+    // Read up to the last text chunk (its finish reason), then leave before the usage chunk.
+    let mut body = r.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains("\"finish_reason\":\"stop\"") {
+        let chunk = body.next().await.expect("more chunks").expect("a chunk");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    drop(body);
+
+    // About 100 prompt tokens (its bytes / 4) and 100 streamed ones: both are debited.
+    eventually(Duration::from_secs(5), || async {
+        let l = level(&proxy).await;
+        if l <= 1000 - 200 {
+            Ok(())
+        } else {
+            Err(format!("level {l}: the stream went undebited"))
+        }
+    })
+    .await;
 }
