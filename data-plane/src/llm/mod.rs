@@ -30,7 +30,7 @@ use crate::http::error::ProxyError;
 use crate::http::retry::{self, Attempt};
 use crate::http::strip_hop_by_hop;
 use crate::metrics::Metrics;
-use crate::ratelimit::{self, Bucket};
+use crate::ratelimit::{self, Bucket, Reservation};
 use crate::telemetry::record::{LlmFacts, RequestRecord};
 
 /// Largest upstream answer the gateway reads whole (non-streamed LLM responses, errors).
@@ -64,7 +64,7 @@ struct Plan {
     /// `None` for passthrough: nothing is parsed or translated.
     formats: Option<(Format, Format)>,
     exchange: Option<Exchange>,
-    /// The route's token-type buckets, debited with the answer's usage.
+    /// The route's token-type buckets, debited with a passthrough answer's usage.
     token_buckets: Vec<Arc<Bucket>>,
 }
 
@@ -80,6 +80,7 @@ pub async fn serve(
     let call = &call;
     let retry = call.policies.retry.as_ref();
     let mut parsed: Option<Value> = None;
+    let mut reservation: Option<Arc<Reservation>> = None;
     let mut tried: Vec<ProviderId> = Vec::new();
     // Failover is the retry loop's policy: each attempt goes to a provider not tried yet.
     let policy = retry::Policy {
@@ -93,7 +94,7 @@ pub async fn serve(
         before_retry: |id| (call.on_retry)(&call.pool.get(id).provider.name),
     };
     let answer = retry::run(policy, |id, attempt| {
-        let prepared = prepare(call, &parts, &body, &mut parsed, id, attempt);
+        let prepared = prepare(call, &parts, &body, &mut parsed, &mut reservation, id, attempt);
         async move {
             let Some((plan, request)) = prepared? else {
                 return Ok(Attempt::Local(None));
@@ -141,7 +142,8 @@ pub async fn serve(
 }
 
 /// The plan and request of attempt `attempt` on provider `id`, or `None` for `/v1/models`,
-/// which the gateway answers itself. The client's body is parsed once, when first needed.
+/// which the gateway answers itself. The client's body is parsed, and its tokens reserved,
+/// once, when first needed.
 #[expect(
     clippy::disallowed_methods,
     reason = "a streamed answer's duration is wall time"
@@ -151,6 +153,7 @@ fn prepare(
     parts: &http::request::Parts,
     body: &Bytes,
     parsed: &mut Option<Value>,
+    reservation: &mut Option<Arc<Reservation>>,
     id: ProviderId,
     attempt: u32,
 ) -> Result<Option<(Plan, Request<BoxBody>)>, ProxyError> {
@@ -163,8 +166,11 @@ fn prepare(
         .ai_routes
         .as_ref()
         .map_or(RouteType::Completions, |m| m.classify(path));
-    // Every path of the route draws on the same token buckets (DESIGN §5).
-    ratelimit::admit_tokens(call.buckets).map_err(ProxyError::RateLimited)?;
+    // Every path of the route draws on the same token buckets (DESIGN §5); a retry does not
+    // pay again for what its request reserved.
+    if reservation.is_none() {
+        ratelimit::admit_tokens(call.buckets).map_err(ProxyError::RateLimited)?;
+    }
     let token_buckets: Vec<Arc<Bucket>> = call
         .buckets
         .iter()
@@ -207,12 +213,27 @@ fn prepare(
                 })?;
             let out = build_body(request, client, upstream, &model)
                 .map_err(|e| ProxyError::BadRequest(format!("invalid LLM request: {e}")))?;
+            let max_tokens = request
+                .get("max_completion_tokens")
+                .or_else(|| request.get("max_tokens"))
+                .and_then(Value::as_u64);
+            let prompt_estimate = usage::estimate(body.len());
+            let reservation = match reservation {
+                Some(r) => r.clone(),
+                None => {
+                    let estimate = prompt_estimate
+                        .saturating_add(max_tokens.unwrap_or(translate::DEFAULT_MAX_TOKENS));
+                    let taken = Reservation::take(call.buckets, estimate)
+                        .map_err(ProxyError::RateLimited)?;
+                    reservation.insert(Arc::new(taken)).clone()
+                }
+            };
             Plan {
                 path: provider::operation_path(provider),
                 body: Bytes::from(out.to_string()),
                 formats: Some((client, upstream)),
                 exchange: Some(Exchange {
-                    buckets: token_buckets.clone(),
+                    reservation,
                     metrics: call.metrics.clone(),
                     facts: LlmFacts {
                         provider: provider::system(provider.provider),
@@ -225,16 +246,13 @@ fn prepare(
                             .then(|| request.get("messages").cloned())
                             .flatten(),
                         temperature: request.get("temperature").and_then(Value::as_f64),
-                        max_tokens: request
-                            .get("max_completion_tokens")
-                            .or_else(|| request.get("max_tokens"))
-                            .and_then(Value::as_u64),
+                        max_tokens,
                         ..LlmFacts::default()
                     },
                     record: call.record.clone(),
                     started: Instant::now(),
                     route: call.route_name.into(),
-                    prompt_estimate: usage::estimate(body.len()),
+                    prompt_estimate,
                 }),
                 token_buckets,
             }
@@ -586,10 +604,10 @@ fn translated_stream(
 }
 
 /// One LLM exchange, finished with its usage when the response ends (or the client leaves):
-/// token-type rate limits are debited and gen_ai metrics recorded.
+/// its token reservation is settled and gen_ai metrics recorded.
 #[derive(Clone)]
 pub struct Exchange {
-    buckets: Vec<Arc<Bucket>>,
+    reservation: Arc<Reservation>,
     metrics: Arc<Metrics>,
     /// What is known before the answer; completed with its usage at the end.
     facts: LlmFacts,
@@ -619,11 +637,9 @@ impl Exchange {
         self.settle(input.saturating_add(output), usage);
     }
 
-    /// Debits `tokens` from the token buckets and records the upstream's usage.
+    /// Settles the reservation with `tokens` and records the upstream's usage.
     fn settle(self, tokens: u64, usage: &Usage) {
-        for b in &self.buckets {
-            b.debit(tokens);
-        }
+        self.reservation.settle(tokens);
         let facts = LlmFacts {
             response_model: Some(
                 usage

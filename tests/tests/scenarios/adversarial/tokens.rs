@@ -109,3 +109,59 @@ async fn leaving_before_the_usage_chunk_still_debits_the_stream() {
     })
     .await;
 }
+
+/// The usage a finished OpenAI stream reports: prompt plus completion tokens.
+fn streamed_usage(text: &str) -> Option<u64> {
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find_map(|v| v["usage"]["total_tokens"].as_u64())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_streams_overshoot_the_bucket_by_at_most_one_estimate() {
+    const BUCKET: u64 = 1000;
+    const CLIENTS: usize = 64;
+    let openai = FakeLlm::start(Kind::OpenAi, None).await;
+    let port = free_port();
+    let proxy = Proxy::start(&config(port, &openai.authority(), BUCKET)).await;
+    let url = proxy.url(port, "/v1/chat/completions");
+    // 20 words in, 22 out (the fake counts words); estimated as the body's bytes / 4 + 30.
+    let body = json!({"stream": true, "max_tokens": 30, "messages": [{"role": "user", "content": "word ".repeat(20)}]});
+    let estimate = body.to_string().len().div_ceil(4) as u64 + 30;
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(CLIENTS));
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let (url, body, barrier) = (url.clone(), body.clone(), barrier.clone());
+            tokio::spawn(async move {
+                barrier.wait().await;
+                let r = post(&url, body).await;
+                let status = r.status().as_u16();
+                let text = r.text().await.expect("a whole answer");
+                (status, streamed_usage(&text))
+            })
+        })
+        .collect();
+    let mut debited = 0;
+    let mut admitted = 0;
+    for c in clients {
+        let (status, usage) = c.await.expect("a client");
+        match status {
+            200 => {
+                admitted += 1;
+                debited += usage.expect("usage at the end of an admitted stream");
+            }
+            429 => {}
+            other => panic!("unexpected status {other}"),
+        }
+    }
+    eprintln!(
+        "{CLIENTS} concurrent streams on a {BUCKET}-token bucket: {admitted} admitted, \
+         {debited} tokens used (estimate per request {estimate})"
+    );
+    assert!(
+        debited <= BUCKET + estimate,
+        "{admitted} streams used {debited} tokens of a {BUCKET}-token bucket"
+    );
+    assert!(admitted > 0);
+}
