@@ -4,7 +4,8 @@
 //! compare-and-swap, so concurrent requests can never take more than the budget. Refills are
 //! lazy and discrete: `tokensPerFill` per whole `fillInterval` since the bucket was created.
 //! Buckets live in [`RateLimits`], outside the swapped config, keyed by their identity; a
-//! reload keeps the level of every bucket whose identity remains.
+//! reload keeps the level of every bucket whose identity remains. LLM requests hold a
+//! [`Reservation`] of their estimated tokens until their usage is known.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -95,7 +96,8 @@ pub fn admit_request(buckets: &[Arc<Bucket>]) -> Result<(), Level> {
     Ok(())
 }
 
-/// The token-type pre-check of an LLM request: every token bucket has at least one token.
+/// The token-type pre-check of any request on an LLM route: every token bucket has at least
+/// one token.
 pub fn admit_tokens(buckets: &[Arc<Bucket>]) -> Result<(), Level> {
     match buckets
         .iter()

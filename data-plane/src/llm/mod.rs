@@ -64,8 +64,9 @@ struct Plan {
     /// `None` for passthrough: nothing is parsed or translated.
     formats: Option<(Format, Format)>,
     exchange: Option<Exchange>,
-    /// The route's token-type buckets, debited with a passthrough answer's usage.
-    token_buckets: Vec<Arc<Bucket>>,
+    /// Passthrough only: the route's token-type buckets, debited with the answer's usage
+    /// (other exchanges settle their reservation instead).
+    passthrough_buckets: Vec<Arc<Bucket>>,
 }
 
 #[expect(
@@ -171,12 +172,6 @@ fn prepare(
     if reservation.is_none() {
         ratelimit::admit_tokens(call.buckets).map_err(ProxyError::RateLimited)?;
     }
-    let token_buckets: Vec<Arc<Bucket>> = call
-        .buckets
-        .iter()
-        .filter(|b| b.limit.kind == RateLimitKind::Tokens)
-        .cloned()
-        .collect();
     let plan = match kind {
         RouteType::Models => return Ok(None),
         RouteType::Passthrough => Plan {
@@ -184,7 +179,12 @@ fn prepare(
             body: body.clone(),
             formats: None,
             exchange: None,
-            token_buckets,
+            passthrough_buckets: call
+                .buckets
+                .iter()
+                .filter(|b| b.limit.kind == RateLimitKind::Tokens)
+                .cloned()
+                .collect(),
         },
         RouteType::Completions | RouteType::Messages => {
             let client = if kind == RouteType::Messages {
@@ -254,7 +254,7 @@ fn prepare(
                     route: call.route_name.into(),
                     prompt_estimate,
                 }),
-                token_buckets,
+                passthrough_buckets: Vec::new(),
             }
         }
     };
@@ -397,10 +397,10 @@ async fn respond(
         .is_some_and(|v| v.starts_with("text/event-stream"));
     let Some((client, upstream_format)) = plan.formats else {
         let body = body.map_err(Into::into);
-        let body = if plan.token_buckets.is_empty() || !status.is_success() {
+        let body = if plan.passthrough_buckets.is_empty() || !status.is_success() {
             body.boxed_unsync()
         } else {
-            usage::Metered::new(body, is_sse, plan.token_buckets.clone()).boxed_unsync()
+            usage::Metered::new(body, is_sse, plan.passthrough_buckets.clone()).boxed_unsync()
         };
         return Ok(Response::from_parts(parts, body));
     };
