@@ -4,11 +4,12 @@
 //! compare-and-swap, so concurrent requests can never take more than the budget. Refills are
 //! lazy and discrete: `tokensPerFill` per whole `fillInterval` since the bucket was created.
 //! Buckets live in [`RateLimits`], outside the swapped config, keyed by their identity; a
-//! reload keeps the level of every bucket whose identity remains.
+//! reload keeps the level of every bucket whose identity remains. LLM requests hold a
+//! [`Reservation`] of their estimated tokens until their usage is known.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use portable_atomic::AtomicU128;
 
@@ -95,7 +96,8 @@ pub fn admit_request(buckets: &[Arc<Bucket>]) -> Result<(), Level> {
     Ok(())
 }
 
-/// The token-type pre-check of an LLM request: every token bucket has at least one token.
+/// The token-type pre-check of any request on an LLM route: every token bucket has at least
+/// one token.
 pub fn admit_tokens(buckets: &[Arc<Bucket>]) -> Result<(), Level> {
     match buckets
         .iter()
@@ -103,6 +105,59 @@ pub fn admit_tokens(buckets: &[Arc<Bucket>]) -> Result<(), Level> {
     {
         Some(b) => Err(b.level()),
         None => Ok(()),
+    }
+}
+
+/// Tokens held in the token-type buckets for one LLM request, from admission until its usage
+/// is known: concurrent requests cannot all spend the same tokens. Given back if never settled.
+pub struct Reservation {
+    held: Vec<(Arc<Bucket>, u64)>,
+    settled: AtomicBool,
+}
+
+impl Reservation {
+    /// Takes `estimate` tokens from every token-type bucket, or what it holds when less, but
+    /// at least one; or takes none: the level of the bucket that is empty.
+    pub fn take(buckets: &[Arc<Bucket>], estimate: u64) -> Result<Reservation, Level> {
+        let mut held = Vec::new();
+        for b in buckets
+            .iter()
+            .filter(|b| b.limit.kind == RateLimitKind::Tokens)
+        {
+            match b.reserve(estimate) {
+                Some(taken) => held.push((b.clone(), taken)),
+                None => {
+                    for (taken_from, n) in &held {
+                        taken_from.give_back(*n);
+                    }
+                    return Err(b.level());
+                }
+            }
+        }
+        Ok(Reservation {
+            held,
+            settled: AtomicBool::new(false),
+        })
+    }
+
+    /// Replaces what is held with the request's actual `tokens`: the difference is debited
+    /// (floored at 0) or given back. Only the first call counts.
+    pub fn settle(&self, tokens: u64) {
+        if self.settled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        for (b, held) in &self.held {
+            match tokens.checked_sub(*held) {
+                Some(more) => b.debit(more),
+                None => b.give_back(held - tokens),
+            }
+        }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.settle(0);
     }
 }
 
@@ -156,8 +211,9 @@ impl Bucket {
         )
     }
 
-    /// CAS loop: `change` maps tokens to new tokens, or `None` to refuse.
-    fn update(&self, change: impl Fn(u64) -> Option<u64>) -> Result<u64, u64> {
+    /// CAS loop: `change` maps tokens to new tokens, or `None` to refuse; `Ok` has the tokens
+    /// before and after the change.
+    fn update(&self, change: impl Fn(u64) -> Option<u64>) -> Result<(u64, u64), u64> {
         let now = self.clock.now();
         let mut current = self.state.load(Ordering::Acquire);
         loop {
@@ -171,7 +227,7 @@ impl Bucket {
                 Ordering::AcqRel,
                 Ordering::Acquire,
             ) {
-                Ok(_) => return Ok(next),
+                Ok(_) => return Ok((tokens, next)),
                 Err(actual) => current = actual,
             }
         }
@@ -182,7 +238,15 @@ impl Bucket {
         self.update(|t| t.checked_sub(n)).is_ok()
     }
 
-    /// Gives back tokens taken for a request that was refused by another bucket.
+    /// Takes `n` tokens, or all that are left when fewer: how many were taken, `None` when the
+    /// bucket is empty.
+    fn reserve(&self, n: u64) -> Option<u64> {
+        self.update(|t| (t > 0).then(|| t.saturating_sub(n)))
+            .ok()
+            .map(|(before, after)| before - after)
+    }
+
+    /// Gives back tokens taken for a request that was refused or used fewer.
     pub fn give_back(&self, n: u64) {
         let max = self.limit.max_tokens;
         let _ = self.update(|t| Some(t.saturating_add(n).min(max)));
@@ -358,6 +422,29 @@ mod tests {
         b.give_back(50);
         assert_eq!(b.level().remaining, 10);
         assert_eq!(b.level().reset_secs, 60);
+    }
+
+    #[test]
+    fn reservations_are_capped_at_the_level_and_settle_the_difference() {
+        let (clock, _time) = Clock::mock();
+        let mut tokens = key();
+        tokens.kind = RateLimitKind::Tokens;
+        let mut l = limit(10, 1, Duration::from_secs(60));
+        l.kind = RateLimitKind::Tokens;
+        let b = Arc::new(Bucket::with_clock(tokens, l, 10, clock));
+        let first = Reservation::take(std::slice::from_ref(&b), 6).unwrap();
+        let second = Reservation::take(std::slice::from_ref(&b), 6).unwrap();
+        assert_eq!(b.level().remaining, 0, "the second holds the 4 left");
+        assert!(Reservation::take(std::slice::from_ref(&b), 6).is_err());
+        first.settle(2);
+        assert_eq!(b.level().remaining, 4);
+        second.settle(9);
+        assert_eq!(b.level().remaining, 0, "5 more than held, floored at 0");
+        let unused = Reservation::take(std::slice::from_ref(&b), 6);
+        assert!(unused.is_err());
+        b.give_back(3);
+        drop(Reservation::take(std::slice::from_ref(&b), 6).unwrap());
+        assert_eq!(b.level().remaining, 3, "dropped unsettled: all given back");
     }
 
     #[test]

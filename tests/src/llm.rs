@@ -39,6 +39,8 @@ pub struct Knobs {
     pub garbage: AtomicUsize,
     /// Close streams after this many events (0 = never).
     pub break_stream_after: AtomicUsize,
+    /// Hold an OpenAI stream's usage chunk back this long (0 = no pause).
+    pub hold_usage_ms: AtomicU64,
 }
 
 struct Inner {
@@ -219,6 +221,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
                 .into_response()
         }
         (Kind::OpenAi, "/v1/chat/completions") => openai(&body, k),
+        (Kind::OpenAi, "/v1/embeddings") => embeddings(&body),
         (Kind::Anthropic, "/v1/messages") => {
             if header("anthropic-version").is_none() {
                 return error(
@@ -233,7 +236,8 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     }
 }
 
-fn sse(frames: Vec<String>, break_after: usize) -> Response {
+/// An SSE answer of `frames`, 5 ms apart, with `pause` more before the frame at its index.
+fn sse(frames: Vec<String>, break_after: usize, pause: Option<(usize, Duration)>) -> Response {
     let limit = if break_after == 0 {
         frames.len()
     } else {
@@ -244,6 +248,11 @@ fn sse(frames: Vec<String>, break_after: usize) -> Response {
         move |(i, f)| async move {
             if i > 0 {
                 tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            if let Some((at, pause)) = pause
+                && at == i
+            {
+                tokio::time::sleep(pause).await;
             }
             Ok::<_, std::io::Error>(Bytes::from(f))
         },
@@ -307,11 +316,13 @@ fn openai(body: &Value, k: &Knobs) -> Response {
             }
         }
         frames.push(chunk(json!({}), json!(finish)));
+        let hold = k.hold_usage_ms.load(Ordering::Relaxed);
+        let pause = (hold > 0).then(|| (frames.len(), Duration::from_millis(hold)));
         if body["stream_options"]["include_usage"] == true {
             frames.push(format!("data: {}\n\n", json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model, "choices": [], "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}})));
         }
         frames.push("data: [DONE]\n\n".into());
-        return sse(frames, k.break_stream_after.load(Ordering::Relaxed));
+        return sse(frames, k.break_stream_after.load(Ordering::Relaxed), pause);
     }
     let mut message = json!({"role": "assistant", "content": answer, "refusal": null});
     if let Some(name) = &tool {
@@ -321,6 +332,22 @@ fn openai(body: &Value, k: &Knobs) -> Response {
         "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000, "model": model,
         "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
         "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output},
+    });
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        resp.to_string(),
+    )
+        .into_response()
+}
+
+/// OpenAI embeddings: one vector per call, usage counting the input's words.
+fn embeddings(body: &Value) -> Response {
+    let input = words(&body["input"]);
+    let resp = json!({
+        "object": "list", "model": body["model"],
+        "data": [{"object": "embedding", "index": 0, "embedding": [0.0, 1.0]}],
+        "usage": {"prompt_tokens": input, "total_tokens": input},
     });
     (
         StatusCode::OK,
@@ -389,7 +416,7 @@ fn anthropic(body: &Value, k: &Knobs) -> Response {
         ));
         frames.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": output}})));
         frames.push(ev("message_stop", json!({"type": "message_stop"})));
-        return sse(frames, k.break_stream_after.load(Ordering::Relaxed));
+        return sse(frames, k.break_stream_after.load(Ordering::Relaxed), None);
     }
     let content = match &tool {
         Some(name) => {

@@ -30,7 +30,7 @@ use crate::http::error::ProxyError;
 use crate::http::retry::{self, Attempt};
 use crate::http::strip_hop_by_hop;
 use crate::metrics::Metrics;
-use crate::ratelimit::{self, Bucket};
+use crate::ratelimit::{self, Bucket, Reservation};
 use crate::telemetry::record::{LlmFacts, RequestRecord};
 
 /// Largest upstream answer the gateway reads whole (non-streamed LLM responses, errors).
@@ -64,6 +64,9 @@ struct Plan {
     /// `None` for passthrough: nothing is parsed or translated.
     formats: Option<(Format, Format)>,
     exchange: Option<Exchange>,
+    /// Passthrough only: the route's token-type buckets, debited with the answer's usage
+    /// (other exchanges settle their reservation instead).
+    passthrough_buckets: Vec<Arc<Bucket>>,
 }
 
 #[expect(
@@ -78,6 +81,7 @@ pub async fn serve(
     let call = &call;
     let retry = call.policies.retry.as_ref();
     let mut parsed: Option<Value> = None;
+    let mut reservation: Option<Arc<Reservation>> = None;
     let mut tried: Vec<ProviderId> = Vec::new();
     // Failover is the retry loop's policy: each attempt goes to a provider not tried yet.
     let policy = retry::Policy {
@@ -91,7 +95,7 @@ pub async fn serve(
         before_retry: |id| (call.on_retry)(&call.pool.get(id).provider.name),
     };
     let answer = retry::run(policy, |id, attempt| {
-        let prepared = prepare(call, &parts, &body, &mut parsed, id, attempt);
+        let prepared = prepare(call, &parts, &body, &mut parsed, &mut reservation, id, attempt);
         async move {
             let Some((plan, request)) = prepared? else {
                 return Ok(Attempt::Local(None));
@@ -139,7 +143,8 @@ pub async fn serve(
 }
 
 /// The plan and request of attempt `attempt` on provider `id`, or `None` for `/v1/models`,
-/// which the gateway answers itself. The client's body is parsed once, when first needed.
+/// which the gateway answers itself. The client's body is parsed, and its tokens reserved,
+/// once, when first needed.
 #[expect(
     clippy::disallowed_methods,
     reason = "a streamed answer's duration is wall time"
@@ -149,6 +154,7 @@ fn prepare(
     parts: &http::request::Parts,
     body: &Bytes,
     parsed: &mut Option<Value>,
+    reservation: &mut Option<Arc<Reservation>>,
     id: ProviderId,
     attempt: u32,
 ) -> Result<Option<(Plan, Request<BoxBody>)>, ProxyError> {
@@ -161,6 +167,11 @@ fn prepare(
         .ai_routes
         .as_ref()
         .map_or(RouteType::Completions, |m| m.classify(path));
+    // Every path of the route draws on the same token buckets (DESIGN §5); a retry does not
+    // pay again for what its request reserved.
+    if reservation.is_none() {
+        ratelimit::admit_tokens(call.buckets).map_err(ProxyError::RateLimited)?;
+    }
     let plan = match kind {
         RouteType::Models => return Ok(None),
         RouteType::Passthrough => Plan {
@@ -168,9 +179,14 @@ fn prepare(
             body: body.clone(),
             formats: None,
             exchange: None,
+            passthrough_buckets: call
+                .buckets
+                .iter()
+                .filter(|b| b.limit.kind == RateLimitKind::Tokens)
+                .cloned()
+                .collect(),
         },
         RouteType::Completions | RouteType::Messages => {
-            ratelimit::admit_tokens(call.buckets).map_err(ProxyError::RateLimited)?;
             let client = if kind == RouteType::Messages {
                 Format::Anthropic
             } else {
@@ -197,17 +213,27 @@ fn prepare(
                 })?;
             let out = build_body(request, client, upstream, &model)
                 .map_err(|e| ProxyError::BadRequest(format!("invalid LLM request: {e}")))?;
+            let max_tokens = request
+                .get("max_completion_tokens")
+                .or_else(|| request.get("max_tokens"))
+                .and_then(Value::as_u64);
+            let prompt_estimate = usage::estimate(body.len());
+            let reservation = match reservation {
+                Some(r) => r.clone(),
+                None => {
+                    let estimate = prompt_estimate
+                        .saturating_add(max_tokens.unwrap_or(translate::DEFAULT_MAX_TOKENS));
+                    let taken = Reservation::take(call.buckets, estimate)
+                        .map_err(ProxyError::RateLimited)?;
+                    reservation.insert(Arc::new(taken)).clone()
+                }
+            };
             Plan {
                 path: provider::operation_path(provider),
                 body: Bytes::from(out.to_string()),
                 formats: Some((client, upstream)),
                 exchange: Some(Exchange {
-                    buckets: call
-                        .buckets
-                        .iter()
-                        .filter(|b| b.limit.kind == RateLimitKind::Tokens)
-                        .cloned()
-                        .collect(),
+                    reservation,
                     metrics: call.metrics.clone(),
                     facts: LlmFacts {
                         provider: provider::system(provider.provider),
@@ -220,16 +246,15 @@ fn prepare(
                             .then(|| request.get("messages").cloned())
                             .flatten(),
                         temperature: request.get("temperature").and_then(Value::as_f64),
-                        max_tokens: request
-                            .get("max_completion_tokens")
-                            .or_else(|| request.get("max_tokens"))
-                            .and_then(Value::as_u64),
+                        max_tokens,
                         ..LlmFacts::default()
                     },
                     record: call.record.clone(),
                     started: Instant::now(),
                     route: call.route_name.into(),
+                    prompt_estimate,
                 }),
+                passthrough_buckets: Vec::new(),
             }
         }
     };
@@ -364,13 +389,21 @@ async fn respond(
     let (mut parts, body) = resp.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.version = http::Version::default();
-    let Some((client, upstream_format)) = plan.formats else {
-        return Ok(Response::from_parts(
-            parts,
-            body.map_err(Into::into).boxed_unsync(),
-        ));
-    };
     let status = parts.status;
+    let is_sse = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"));
+    let Some((client, upstream_format)) = plan.formats else {
+        let body = body.map_err(Into::into);
+        let body = if plan.passthrough_buckets.is_empty() || !status.is_success() {
+            body.boxed_unsync()
+        } else {
+            usage::Metered::new(body, is_sse, plan.passthrough_buckets.clone()).boxed_unsync()
+        };
+        return Ok(Response::from_parts(parts, body));
+    };
     if !status.is_success() {
         let bytes = read_all(body, provider).await?;
         if client == upstream_format {
@@ -388,11 +421,6 @@ async fn respond(
         return Ok(json_response(status, &shaped));
     }
     let exchange = plan.exchange.clone();
-    let is_sse = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
     if is_sse {
         let translator: Box<dyn Translate> = match (client, upstream_format) {
             (Format::OpenAi, Format::OpenAi) => Box::<stream::OpenAiPassthrough>::default(),
@@ -478,12 +506,19 @@ struct StreamState {
     queue: VecDeque<Bytes>,
     finished: bool,
     exchange: Option<Exchange>,
+    /// Bytes of generated text received so far, estimated if the stream is cut.
+    streamed_text: usize,
 }
 
 impl Drop for StreamState {
     fn drop(&mut self) {
         if let Some(ex) = self.exchange.take() {
-            ex.finish(&self.translator.core().usage);
+            let core = self.translator.core();
+            if core.done {
+                ex.finish(&core.usage);
+            } else {
+                ex.finish_cut(&core.usage, self.streamed_text);
+            }
         }
     }
 }
@@ -492,6 +527,9 @@ impl StreamState {
     fn handle(&mut self, next: Option<Result<eventsource_stream::Event, String>>) {
         match next {
             Some(Ok(ev)) => {
+                if self.exchange.is_some() {
+                    self.streamed_text += usage::streamed_text(&ev.data);
+                }
                 self.translator.event(&ev, &mut self.queue);
                 self.finished = self.translator.core().done;
             }
@@ -542,6 +580,7 @@ fn translated_stream(
         queue: VecDeque::new(),
         finished: false,
         exchange,
+        streamed_text: 0,
     };
     let frames = futures_util::stream::unfold(state, |mut s| async move {
         while s.queue.is_empty() && !s.finished {
@@ -565,10 +604,10 @@ fn translated_stream(
 }
 
 /// One LLM exchange, finished with its usage when the response ends (or the client leaves):
-/// token-type rate limits are debited and gen_ai metrics recorded.
+/// its token reservation is settled and gen_ai metrics recorded.
 #[derive(Clone)]
 pub struct Exchange {
-    buckets: Vec<Arc<Bucket>>,
+    reservation: Arc<Reservation>,
     metrics: Arc<Metrics>,
     /// What is known before the answer; completed with its usage at the end.
     facts: LlmFacts,
@@ -576,13 +615,31 @@ pub struct Exchange {
     started: Instant,
     /// The route, whose client-chosen models are bounded as labels.
     route: Arc<str>,
+    /// The prompt's tokens by [`usage::estimate`] of the request body, for cut streams.
+    prompt_estimate: u64,
 }
 
 impl Exchange {
+    /// A complete answer: the upstream's counts are debited.
     pub fn finish(self, usage: &Usage) {
-        for b in &self.buckets {
-            b.debit(usage.total());
-        }
+        self.settle(usage.total(), usage);
+    }
+
+    /// A stream cut before its last event (client gone, upstream broke): what the upstream
+    /// has not counted yet is estimated, the prompt from its size, the output from the text
+    /// streamed so far.
+    fn finish_cut(self, usage: &Usage, streamed_text: usize) {
+        let input = usage.input.unwrap_or(self.prompt_estimate);
+        let output = usage
+            .output
+            .unwrap_or(0)
+            .max(usage::estimate(streamed_text));
+        self.settle(input.saturating_add(output), usage);
+    }
+
+    /// Settles the reservation with `tokens` and records the upstream's usage.
+    fn settle(self, tokens: u64, usage: &Usage) {
+        self.reservation.settle(tokens);
         let facts = LlmFacts {
             response_model: Some(
                 usage

@@ -1,8 +1,16 @@
-//! Token usage of one LLM exchange, reported once when its response ends.
+//! Token usage of one LLM exchange, reported once when its response ends (also for
+//! passthrough answers, so that no path of a token-limited route is free).
 
 use std::borrow::Cow;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use serde::Deserialize;
+
+use crate::ratelimit::Bucket;
 
 /// What an exchange consumed, as far as the upstream said.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -75,5 +83,205 @@ pub fn probe(data: &str, usage: &mut Usage) {
         && let Ok(p) = serde_json::from_str::<Probe<'_>>(data)
     {
         p.record(usage);
+    }
+}
+
+/// Estimated tokens of `bytes` bytes of text: a quarter, rounded up (OpenAI's rule of thumb
+/// for English). Used only where the upstream gave no count: a stream the client left or
+/// that broke before its usage, and admission reservations.
+pub fn estimate(bytes: usize) -> u64 {
+    (bytes as u64).div_ceil(4)
+}
+
+/// Just the generated text of a stream event, either format: OpenAI `choices[].delta`
+/// (`content`, tool call `arguments`) or Anthropic `delta` (`text`, `partial_json`).
+#[derive(Deserialize)]
+struct TextProbe<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<ChoiceProbe<'a>>,
+    #[serde(borrow)]
+    delta: Option<DeltaProbe<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChoiceProbe<'a> {
+    #[serde(borrow)]
+    delta: Option<DeltaProbe<'a>>,
+}
+
+#[derive(Deserialize)]
+struct DeltaProbe<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    partial_json: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    tool_calls: Vec<ToolCallProbe<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallProbe<'a> {
+    #[serde(borrow)]
+    function: Option<FunctionProbe<'a>>,
+}
+
+#[derive(Deserialize)]
+struct FunctionProbe<'a> {
+    #[serde(borrow)]
+    arguments: Option<Cow<'a, str>>,
+}
+
+impl DeltaProbe<'_> {
+    fn len(&self) -> usize {
+        let text = [&self.content, &self.text, &self.partial_json]
+            .into_iter()
+            .flatten()
+            .map(|t| t.len())
+            .sum::<usize>();
+        let arguments = self
+            .tool_calls
+            .iter()
+            .filter_map(|c| c.function.as_ref()?.arguments.as_ref())
+            .map(|a| a.len())
+            .sum::<usize>();
+        text + arguments
+    }
+}
+
+/// Bytes of generated text in one stream event (0 for events without any).
+pub fn streamed_text(data: &str) -> usize {
+    if !data.contains("delta") {
+        return 0;
+    }
+    serde_json::from_str::<TextProbe<'_>>(data).map_or(0, |p| {
+        p.choices
+            .iter()
+            .filter_map(|c| c.delta.as_ref())
+            .chain(p.delta.as_ref())
+            .map(DeltaProbe::len)
+            .sum()
+    })
+}
+
+/// The most of a passthrough answer kept to find its usage: a JSON body, or one SSE line.
+const MAX_METERED: usize = 1024 * 1024;
+
+/// A passthrough answer's body, forwarded unchanged, whose usage (when it is in a known
+/// format) is debited from the route's token buckets when it ends or the client leaves.
+pub struct Metered<B> {
+    inner: B,
+    /// JSON: the whole body; SSE: the line being read. Dropped past [`MAX_METERED`].
+    pending: Option<Vec<u8>>,
+    sse: bool,
+    usage: Usage,
+    buckets: Vec<Arc<Bucket>>,
+}
+
+impl<B> Metered<B> {
+    /// `sse` scans `data:` lines as they pass; otherwise the body is probed whole at its end.
+    pub fn new(inner: B, sse: bool, buckets: Vec<Arc<Bucket>>) -> Metered<B> {
+        Metered {
+            inner,
+            pending: Some(Vec::new()),
+            sse,
+            usage: Usage::default(),
+            buckets,
+        }
+    }
+
+    fn observe(&mut self, chunk: &[u8]) {
+        let Some(pending) = self.pending.as_mut() else {
+            return;
+        };
+        if !self.sse {
+            pending.extend_from_slice(chunk);
+        } else {
+            for piece in chunk.split_inclusive(|b| *b == b'\n') {
+                pending.extend_from_slice(piece);
+                if piece.ends_with(b"\n") {
+                    probe_sse_line(pending, &mut self.usage);
+                    pending.clear();
+                }
+            }
+        }
+        if pending.len() > MAX_METERED {
+            self.pending = None;
+        }
+    }
+}
+
+fn probe_sse_line(line: &[u8], usage: &mut Usage) {
+    if let Some(data) = line.strip_prefix(b"data:")
+        && let Ok(data) = std::str::from_utf8(data)
+    {
+        probe(data.trim(), usage);
+    }
+}
+
+impl<B> Drop for Metered<B> {
+    fn drop(&mut self) {
+        if let Some(pending) = self.pending.take() {
+            if self.sse {
+                probe_sse_line(&pending, &mut self.usage);
+            } else {
+                probe(
+                    std::str::from_utf8(&pending).unwrap_or_default(),
+                    &mut self.usage,
+                );
+            }
+        }
+        for b in &self.buckets {
+            b.debit(self.usage.total());
+        }
+    }
+}
+
+impl<B> Body for Metered<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
+        if let Some(Ok(f)) = &frame
+            && let Some(data) = f.data_ref()
+        {
+            self.observe(data);
+        }
+        Poll::Ready(frame)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn streamed_text_counts_both_formats() {
+        let openai = r#"{"choices":[{"index":0,"delta":{"content":"hello "}}]}"#;
+        assert_eq!(streamed_text(openai), 6);
+        let tool = r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"q\":1}"}}]}}]}"#;
+        assert_eq!(streamed_text(tool), 7);
+        let anthropic =
+            r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hi"}}"#;
+        assert_eq!(streamed_text(anthropic), 2);
+        let stop = r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}}"#;
+        assert_eq!(streamed_text(stop), 0);
+        assert_eq!(estimate(9), 3);
     }
 }

@@ -210,6 +210,21 @@ async fn streaming_completions_from_anthropic_arrive_as_openai_chunks() {
 #[tokio::test(flavor = "multi_thread")]
 async fn openai_provider_completions_and_passthrough() {
     let s = Setup::seed("local-rate-limit.yaml", 23, ANTHROPIC_KEY).await;
+    // `/v1/models` and `*` are passthrough in this file: forwarded as is, key added. Without
+    // usage in the answer, the 1-token bucket is left as it was.
+    let models: Value = tollgate_tests::get(s.url("/v1/models"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(models["data"][0]["id"], "fake-model");
+    assert_eq!(s.openai.seen()[0].path, "/v1/models");
+    assert_eq!(
+        s.openai.seen()[0].headers["authorization"],
+        format!("Bearer {OPENAI_KEY}")
+    );
+
     let resp = post(
         &s.url("/v1/chat/completions"),
         json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello!"}]}),
@@ -224,26 +239,16 @@ async fn openai_provider_completions_and_passthrough() {
         "openai says: Hello!"
     );
     let seen = s.openai.seen();
-    assert_eq!(seen[0].path, "/v1/chat/completions");
+    assert_eq!(seen[1].path, "/v1/chat/completions");
     assert_eq!(
-        seen[0].headers["authorization"],
+        seen[1].headers["authorization"],
         format!("Bearer {OPENAI_KEY}")
     );
-    assert_eq!(seen[0].body["model"], "gpt-3.5-turbo");
+    assert_eq!(seen[1].body["model"], "gpt-3.5-turbo");
 
-    // `/v1/models` and `*` are passthrough in this file: forwarded as is, key added.
-    let models: Value = tollgate_tests::get(s.url("/v1/models"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(models["data"][0]["id"], "fake-model");
-    assert_eq!(s.openai.seen()[1].path, "/v1/models");
-    assert_eq!(
-        s.openai.seen()[1].headers["authorization"],
-        format!("Bearer {OPENAI_KEY}")
-    );
+    // The bucket is empty now: the passthrough paths share it (DESIGN §5).
+    let refused = tollgate_tests::get(s.url("/v1/models")).await.unwrap();
+    assert_eq!(refused.status(), 429);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -4,3 +4,4 @@
 mod admin;
 mod mcp;
 mod pipeline;
+mod tokens;
