@@ -1,10 +1,12 @@
 //! HTTP primitives below the pipeline, shared by every backend: body types, the upstream
-//! client and its attempts, error mapping, request-body reading and hop-by-hop headers.
+//! client and its attempts, error mapping, request-body reading, hop-by-hop headers and bounded
+//! reading of upstream event streams.
 
 pub mod body;
 pub mod client;
 pub mod error;
 pub mod retry;
+pub mod sse;
 
 use bytes::Bytes;
 use http::header::{self, HeaderMap, HeaderName};

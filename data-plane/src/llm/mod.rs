@@ -569,7 +569,7 @@ fn translated_stream(
 ) -> BoxBody {
     use eventsource_stream::Eventsource;
     use futures_util::FutureExt;
-    let events = BodyDataStream::new(body)
+    let events = crate::http::sse::bounded(BodyDataStream::new(body))
         .eventsource()
         .map(|r| r.map_err(|e| e.to_string()))
         .boxed();

@@ -16,6 +16,7 @@ use tokio::sync::mpsc;
 use tollgate_shared::{Snapshot, SnapshotSource, load_str};
 
 use crate::http::RequestBody;
+use crate::http::body::BoxBody;
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::services::Services;
@@ -51,10 +52,14 @@ impl Harness {
         self.services.runtime().expect("installed in new")
     }
 
+    /// Sends `req` through the pipeline on [`PORT`]; the body is read by the caller.
+    pub async fn respond(&self, req: Request<impl RequestBody>) -> http::Response<BoxBody> {
+        crate::proxy::serve(&self.services, req, PORT, PEER).await
+    }
+
     /// Sends `req` through the pipeline on [`PORT`] and reads the whole answer.
     pub async fn send(&self, req: Request<impl RequestBody>) -> Answer {
-        let resp = crate::proxy::serve(&self.services, req, PORT, PEER).await;
-        let (parts, body) = resp.into_parts();
+        let (parts, body) = self.respond(req).await.into_parts();
         let body = body.collect().await.expect("a readable body").to_bytes();
         Answer {
             status: parts.status,
