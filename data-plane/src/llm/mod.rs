@@ -25,6 +25,7 @@ use self::stream::Translate;
 use self::translate::InvalidRequest;
 use self::usage::Usage;
 use crate::http::body::{BoxBody, BoxError, full};
+use crate::http::budget::ParseBudget;
 use crate::http::client::{HttpClient, Limits, send_to};
 use crate::http::error::ProxyError;
 use crate::http::retry::{self, Attempt};
@@ -35,6 +36,15 @@ use crate::telemetry::record::{LlmFacts, RequestRecord};
 
 /// Largest upstream answer the gateway reads whole (non-streamed LLM responses, errors).
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+/// How many bytes of large client requests the process holds parsed at once (a JSON tree
+/// costs up to ~30 times its bytes): past it, large requests wait their turn.
+pub const LARGE_REQUESTS_BUDGET: u32 = 16 * 1024 * 1024;
+
+/// The process-wide budget of large LLM request bytes, shared by every LLM route.
+pub fn budget() -> ParseBudget {
+    ParseBudget::new(LARGE_REQUESTS_BUDGET)
+}
 
 /// Everything one LLM request needs from the gateway and its route.
 pub struct AiCall<'a> {
@@ -47,6 +57,8 @@ pub struct AiCall<'a> {
     pub pool: &'a ProviderPool,
     pub limits: Limits,
     pub record: &'a Arc<RequestRecord>,
+    /// Bytes of large requests parsed at once, process-wide.
+    pub budget: &'a ParseBudget,
     /// Called with the provider's name before each retry.
     pub on_retry: &'a (dyn Fn(&str) + Sync),
 }
@@ -80,6 +92,8 @@ pub async fn serve(
 ) -> Result<Served, ProxyError> {
     let call = &call;
     let retry = call.policies.retry.as_ref();
+    // The body's share of the budget is held as long as its parsed tree lives.
+    let share = call.budget.take(body.len()).await?;
     let mut parsed: Option<Value> = None;
     let mut reservation: Option<Arc<Reservation>> = None;
     let mut tried: Vec<ProviderId> = Vec::new();
@@ -129,6 +143,8 @@ pub async fn serve(
         }
     })
     .await?;
+    drop(parsed);
+    drop(share);
     // The final answer is read (and translated) only now; `None` is `/v1/models`.
     match answer {
         Some((resp, plan, name)) => Ok(Served {
