@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use tollgate_shared::{Snapshot, SnapshotSource};
 
+use crate::http::budget::ParseBudget;
 use crate::http::client::{self, HttpClient};
 use crate::mcp::Sessions;
 use crate::metrics::Metrics;
@@ -22,6 +23,8 @@ pub struct Services {
     pub rate_limits: RateLimits,
     /// MCP sessions and their children, kept across applies.
     pub mcp: Arc<Sessions>,
+    /// Bytes of large LLM requests parsed at once.
+    pub llm_budget: ParseBudget,
     /// The access-log writer and the trace exporter, kept across applies.
     pub sinks: Sinks,
     runtime: ArcSwapOption<Runtime>,
@@ -32,6 +35,7 @@ impl Services {
         Services {
             name: name.into(),
             mcp: Arc::new(Sessions::new(metrics.clone())),
+            llm_budget: crate::llm::budget(),
             sinks,
             metrics,
             client: client::client(),

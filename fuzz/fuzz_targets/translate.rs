@@ -37,7 +37,8 @@ fuzz_target!(|data: &[u8]| {
         for client in FORMATS {
             for upstream in FORMATS {
                 if let Ok(body) = build_body(&req, client, upstream, "fuzz-model") {
-                    reparses(&body);
+                    let body: Value =
+                        serde_json::from_slice(&body).expect("the upstream body is valid JSON");
                     assert_eq!(body["model"], "fuzz-model", "the route's model is sent");
                 }
             }

@@ -1,8 +1,9 @@
 //! HTTP primitives below the pipeline, shared by every backend: body types, the upstream
-//! client and its attempts, error mapping, request-body reading, hop-by-hop headers and bounded
+//! client and its attempts, error mapping, request-body reading and its parse budget, hop-by-hop headers and bounded
 //! reading of upstream event streams.
 
 pub mod body;
+pub mod budget;
 pub mod client;
 pub mod error;
 pub mod retry;

@@ -25,6 +25,7 @@ use self::stream::Translate;
 use self::translate::InvalidRequest;
 use self::usage::Usage;
 use crate::http::body::{BoxBody, BoxError, full};
+use crate::http::budget::ParseBudget;
 use crate::http::client::{HttpClient, Limits, send_to};
 use crate::http::error::ProxyError;
 use crate::http::retry::{self, Attempt};
@@ -35,6 +36,15 @@ use crate::telemetry::record::{LlmFacts, RequestRecord};
 
 /// Largest upstream answer the gateway reads whole (non-streamed LLM responses, errors).
 const MAX_UPSTREAM_BODY: usize = 64 * 1024 * 1024;
+
+/// How many bytes of large client requests the process holds parsed at once (a JSON tree
+/// costs up to ~30 times its bytes): past it, large requests wait their turn.
+pub const LARGE_REQUESTS_BUDGET: u32 = 16 * 1024 * 1024;
+
+/// The process-wide budget of large LLM request bytes, shared by every LLM route.
+pub fn budget() -> ParseBudget {
+    ParseBudget::new(LARGE_REQUESTS_BUDGET)
+}
 
 /// Everything one LLM request needs from the gateway and its route.
 pub struct AiCall<'a> {
@@ -47,6 +57,8 @@ pub struct AiCall<'a> {
     pub pool: &'a ProviderPool,
     pub limits: Limits,
     pub record: &'a Arc<RequestRecord>,
+    /// Bytes of large requests parsed at once, process-wide.
+    pub budget: &'a ParseBudget,
     /// Called with the provider's name before each retry.
     pub on_retry: &'a (dyn Fn(&str) + Sync),
 }
@@ -80,6 +92,8 @@ pub async fn serve(
 ) -> Result<Served, ProxyError> {
     let call = &call;
     let retry = call.policies.retry.as_ref();
+    // The body's share of the budget is held as long as its parsed tree lives.
+    let share = call.budget.take(body.len()).await?;
     let mut parsed: Option<Value> = None;
     let mut reservation: Option<Arc<Reservation>> = None;
     let mut tried: Vec<ProviderId> = Vec::new();
@@ -129,6 +143,8 @@ pub async fn serve(
         }
     })
     .await?;
+    drop(parsed);
+    drop(share);
     // The final answer is read (and translated) only now; `None` is `/v1/models`.
     match answer {
         Some((resp, plan, name)) => Ok(Served {
@@ -230,7 +246,7 @@ fn prepare(
             };
             Plan {
                 path: provider::operation_path(provider),
-                body: Bytes::from(out.to_string()),
+                body: Bytes::from(out),
                 formats: Some((client, upstream)),
                 exchange: Some(Exchange {
                     reservation,
@@ -276,38 +292,59 @@ pub fn parse(body: &[u8]) -> Result<Value, ProxyError> {
     Ok(v)
 }
 
-/// The upstream body for a client request: model replaced, translated when formats differ.
+/// The upstream body for a client request, serialized: model replaced, translated when formats
+/// differ.
 pub fn build_body(
     req: &Value,
     client: Format,
     upstream: Format,
     model: &str,
-) -> Result<Value, InvalidRequest> {
-    match (client, upstream) {
-        (Format::OpenAi, Format::Anthropic) => translate::completions_to_messages(req, model),
-        (Format::Anthropic, Format::OpenAi) => translate::messages_to_completions(req, model),
-        (same, _) => {
-            if !req.get("messages").is_some_and(Value::is_array) {
-                return Err(InvalidRequest(
-                    "missing field: `messages` must be an array".into(),
-                ));
-            }
-            let mut out = req.clone();
-            out["model"] = Value::String(model.to_string());
-            if same == Format::OpenAi && out.get("stream").and_then(Value::as_bool) == Some(true) {
-                // Usage only arrives in OpenAI streams when asked for.
-                let options = &out["stream_options"];
-                if !(options.is_null() || options.is_object()) {
-                    return Err(InvalidRequest("`stream_options` must be an object".into()));
-                }
-                out["stream_options"]["include_usage"] = Value::Bool(true);
-            }
-            if same == Format::Anthropic && out.get("max_tokens").is_none() {
-                out["max_tokens"] = translate::DEFAULT_MAX_TOKENS.into();
-            }
-            Ok(out)
-        }
+) -> Result<Vec<u8>, InvalidRequest> {
+    let translated = match (client, upstream) {
+        (Format::OpenAi, Format::Anthropic) => translate::completions_to_messages(req, model)?,
+        (Format::Anthropic, Format::OpenAi) => translate::messages_to_completions(req, model)?,
+        (same, _) => return same_format_body(req, same, model),
+    };
+    Ok(translated.to_string().into_bytes())
+}
+
+/// A request already in the upstream's format, written from the client's tree with the
+/// gateway's fields set: the tree itself is never copied.
+fn same_format_body(req: &Value, format: Format, model: &str) -> Result<Vec<u8>, InvalidRequest> {
+    let Some(fields) = req
+        .as_object()
+        .filter(|f| f.get("messages").is_some_and(Value::is_array))
+    else {
+        return Err(InvalidRequest(
+            "missing field: `messages` must be an array".into(),
+        ));
+    };
+    let model = Value::String(model.to_string());
+    let stream = req.get("stream").and_then(Value::as_bool) == Some(true);
+    // Usage only arrives in OpenAI streams when asked for.
+    let options = match req.get("stream_options") {
+        _ if format != Format::OpenAi || !stream => None,
+        None | Some(Value::Null) => Some(serde_json::Map::new()),
+        Some(Value::Object(o)) => Some(o.clone()),
+        Some(_) => return Err(InvalidRequest("`stream_options` must be an object".into())),
     }
+    .map(|mut o| {
+        o.insert("include_usage".into(), Value::Bool(true));
+        Value::Object(o)
+    });
+    let max_tokens = (format == Format::Anthropic && !fields.contains_key("max_tokens"))
+        .then(|| Value::from(translate::DEFAULT_MAX_TOKENS));
+    // Sorted like the tree's own map, so the bytes are those of an edited copy.
+    let mut out: std::collections::BTreeMap<&str, &Value> =
+        fields.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    out.insert("model", &model);
+    if let Some(options) = &options {
+        out.insert("stream_options", options);
+    }
+    if let Some(max_tokens) = &max_tokens {
+        out.insert("max_tokens", max_tokens);
+    }
+    serde_json::to_vec(&out).map_err(|e| InvalidRequest(e.to_string()))
 }
 
 fn upstream_request(

@@ -2,16 +2,15 @@
 //! known before a byte is read, its shape is checked without building a tree (rmcp's parse
 //! buffers the whole message as trees first), and the bytes held at once are capped.
 
-use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use http::{HeaderMap, header};
 use rmcp::model::ClientJsonRpcMessage;
 use serde::de::IgnoredAny;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::http::RequestBody;
+use crate::http::budget::ParseBudget;
 use crate::http::error::ProxyError;
 
 /// The largest message a client may send without a session: only `initialize` (or a
@@ -69,13 +68,9 @@ pub fn require_json(headers: &HeaderMap) -> Result<(), ProxyError> {
 /// answered (rmcp's layered parse and the call cost ~100 times a message's bytes): past it,
 /// large messages wait their turn.
 pub const LARGE_MESSAGES_BUDGET: u32 = 2 * 1024 * 1024;
-/// Messages up to this size (nearly all) are not counted: slow calls with large messages can
-/// only delay other large messages.
-pub const SMALL_MESSAGE: usize = 64 * 1024;
-
-/// A process-wide budget of large message bytes (in KiB), shared by every MCP route.
-pub fn budget() -> Semaphore {
-    Semaphore::new((LARGE_MESSAGES_BUDGET / 1024) as usize)
+/// A process-wide budget of large message bytes, shared by every MCP route.
+pub fn budget() -> ParseBudget {
+    ParseBudget::new(LARGE_MESSAGES_BUDGET)
 }
 
 /// One client message, with its share of the budget when it is large: hold it until answered.
@@ -90,7 +85,7 @@ pub async fn read(
     headers: &HeaderMap,
     body: impl RequestBody,
     limit: Limit,
-    budget: &Arc<Semaphore>,
+    budget: &ParseBudget,
 ) -> Result<Message, ProxyError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -106,16 +101,7 @@ pub async fn read(
             other => other,
         })?;
     // Taken once the body is in: a slow upload holds none of the budget.
-    let budget = match bytes.len() {
-        len if len <= SMALL_MESSAGE => None,
-        len => {
-            let kib = len
-                .div_ceil(1024)
-                .min((LARGE_MESSAGES_BUDGET / 1024) as usize);
-            let permit = budget.clone().acquire_many_owned(kib as u32).await;
-            Some(permit.map_err(|_| ProxyError::BadRequest("the proxy is shutting down".into()))?)
-        }
-    };
+    let budget = budget.take(bytes.len()).await?;
     Ok(Message {
         message: parse(&bytes)?,
         budget,

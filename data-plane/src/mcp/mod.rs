@@ -163,7 +163,7 @@ pub struct Sessions {
     /// The admin server's address: pages it serves (the Playground) may call MCP routes.
     admin_addr: OnceLock<SocketAddr>,
     /// Bytes of large client messages being parsed and answered, in KiB.
-    message_budget: Arc<tokio::sync::Semaphore>,
+    message_budget: crate::http::budget::ParseBudget,
 }
 
 impl Sessions {
@@ -178,7 +178,7 @@ impl Sessions {
             reaper_started: AtomicBool::new(false),
             metrics,
             admin_addr: OnceLock::new(),
-            message_budget: Arc::new(message::budget()),
+            message_budget: message::budget(),
         }
     }
 

@@ -286,6 +286,7 @@ async fn handle(
                     pool,
                     limits,
                     record,
+                    budget: &services.llm_budget,
                     on_retry: &retry_labels,
                 };
                 let served = llm::serve(call, parts, body).await?;

@@ -147,6 +147,7 @@ fn stream_options_that_are_not_an_object_are_a_bad_request() {
     assert_eq!(err.0, "`stream_options` must be an object");
     let req = serde_json::json!({"messages": [], "stream": true, "stream_options": null});
     let out = build_body(&req, Format::OpenAi, Format::OpenAi, "m").unwrap();
+    let out: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(out["stream_options"]["include_usage"], true);
 }
 

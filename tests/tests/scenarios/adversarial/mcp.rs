@@ -57,7 +57,7 @@ async fn stdio_children_do_not_inherit_the_gateway_environment() {
 }
 
 /// The proxy's peak resident memory so far (`VmHWM`), in MiB.
-fn peak_rss_mib(proxy: &Proxy) -> u64 {
+pub(super) fn peak_rss_mib(proxy: &Proxy) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", proxy.pid())).unwrap();
     let kib: u64 = status
         .lines()

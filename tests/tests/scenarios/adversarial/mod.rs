@@ -2,6 +2,7 @@
 //! memory read from `/proc`, no leaked value) and fails on the code before its fix.
 
 mod admin;
+mod llm;
 mod mcp;
 mod pipeline;
 mod tokens;
