@@ -184,6 +184,20 @@ mod tests {
     }
 
     #[test]
+    fn header_modifier_secrets_travel_as_references() {
+        let yaml = "binds:\n- port: 1\n  listeners:\n  - routes:\n    - backends: [{host: 'a:1'}]\n      policies:\n        requestHeaderModifier:\n          set: [{name: x-upstream-key, value: 'k-$HDR_TOKEN'}]\n";
+        let env = HashMap::from([("HDR_TOKEN".to_string(), "s3cret".to_string())]);
+        let config = load_str_with(yaml, "f", &env, LoadMode::DeferSecrets).unwrap();
+        let wire = pb::Config::from(&config);
+        assert!(!format!("{wire:?}").contains("s3cret"), "{wire:?}");
+        let mut back = Config::try_from(wire).unwrap();
+        back.resolve_secrets(&env).unwrap();
+        let route = &back.binds[0].listeners[0].routes[0];
+        let set = &route.policies.request_header_modifier.as_ref().unwrap().set;
+        assert_eq!(set[0].1.expose(), "k-s3cret");
+    }
+
+    #[test]
     fn malformed_messages_name_the_field() {
         let mut wire = pb::Config::from(
             &load_str_with(

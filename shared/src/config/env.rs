@@ -151,11 +151,18 @@ pub fn expand_tree(
     }
 }
 
-/// `…backendAuth.key` and `…stdio.env.NAME`: the fields that hold credentials.
+/// `…backendAuth.key`, `…stdio.env.NAME` and header-modifier values: the fields that hold
+/// credentials.
 fn is_secret(path: &YamlPath) -> bool {
-    use super::path::Segment::Key;
+    use super::path::Segment::{Index, Key};
     match path.segments() {
         [.., Key(a), Key(b)] if a == "backendAuth" && b == "key" => true,
+        [.., Key(m), Key(op), Index(_), Key(v)] if v == "value" => {
+            matches!(
+                m.as_str(),
+                "requestHeaderModifier" | "responseHeaderModifier"
+            ) && matches!(op.as_str(), "add" | "set")
+        }
         [.., Key(a), Key(b), Key(_)] => a == "stdio" && b == "env",
         _ => false,
     }

@@ -69,8 +69,18 @@ impl Config {
             .flat_map(|b| &mut b.listeners)
             .flat_map(|l| &mut l.routes);
         for route in routes {
-            if let Some(a) = &mut route.policies.backend_auth {
+            let policies = &mut route.policies;
+            if let Some(a) = &mut policies.backend_auth {
                 f(&mut a.key);
+            }
+            let modifiers = [
+                &mut policies.request_header_modifier,
+                &mut policies.response_header_modifier,
+            ];
+            for m in modifiers.into_iter().flatten() {
+                for (_, value) in m.add.iter_mut().chain(&mut m.set) {
+                    f(value);
+                }
             }
             for backend in &mut route.backends {
                 match &mut backend.kind {
@@ -103,6 +113,7 @@ impl Config {
                 unset.extend(names);
             }
         });
+        unset.sort_unstable();
         unset.dedup();
         if unset.is_empty() { Ok(()) } else { Err(unset) }
     }

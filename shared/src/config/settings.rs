@@ -487,7 +487,10 @@ impl Validator<'_> {
         {
             self.error(
                 &path.key("otlpEndpoint"),
-                format!("`{}` is not an http:// or https:// URL", raw.otlp_endpoint),
+                format!(
+                    "`{}` is not an http:// or https:// URL",
+                    super::redact::url(&raw.otlp_endpoint)
+                ),
             );
         }
         let random_sampling = match &raw.random_sampling {

@@ -63,21 +63,41 @@ impl Secret {
         Ok(())
     }
 
-    /// What logs and dumps show: the reference, or `<redacted>`.
-    pub fn shown(&self) -> &str {
-        self.reference.as_deref().unwrap_or("<redacted>")
+    /// What logs and dumps show: the reference with any `:-default` redacted, or
+    /// `<redacted>`.
+    pub fn shown(&self) -> std::borrow::Cow<'_, str> {
+        use crate::config::redact::REDACTED;
+        match self.reference.as_deref() {
+            None => REDACTED.into(),
+            Some(r) if r.contains(":-") => redact_defaults(r).into(),
+            Some(r) => r.into(),
+        }
     }
+}
+
+/// `${VAR:-default}` -> `${VAR:-<redacted>}`: a default written in the file may be a key.
+fn redact_defaults(reference: &str) -> String {
+    let mut out = String::with_capacity(reference.len());
+    let mut rest = reference;
+    while let Some(start) = rest.find(":-") {
+        out.push_str(&rest[..start + 2]);
+        out.push_str(crate::config::redact::REDACTED);
+        rest = &rest[start + 2..];
+        rest = rest.find('}').map_or("", |end| &rest[end..]);
+    }
+    out.push_str(rest);
+    out
 }
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.shown())
+        f.write_str(&self.shown())
     }
 }
 
 impl Serialize for Secret {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.shown())
+        s.serialize_str(&self.shown())
     }
 }
 
