@@ -5,8 +5,6 @@ use std::sync::Arc;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::error::ProxyError;
-
 /// Bodies up to this size (nearly all) are not counted: large bodies can only delay other
 /// large bodies.
 pub const SMALL_BODY: usize = 64 * 1024;
@@ -28,15 +26,13 @@ impl ParseBudget {
 
     /// The share of a body of `len` bytes, waited for: none when it is small; a body larger
     /// than the whole budget takes all of it. Hold it as long as the parsed body lives.
-    pub async fn take(&self, len: usize) -> Result<Option<OwnedSemaphorePermit>, ProxyError> {
+    pub async fn take(&self, len: usize) -> Option<OwnedSemaphorePermit> {
         if len <= SMALL_BODY {
-            return Ok(None);
+            return None;
         }
         let kib =
             u32::try_from(len.div_ceil(1024)).map_or(self.total_kib, |k| k.min(self.total_kib));
         let permit = self.kib.clone().acquire_many_owned(kib).await;
-        Ok(Some(permit.map_err(|_| {
-            ProxyError::BadRequest("the proxy is shutting down".into())
-        })?))
+        Some(permit.expect("the parse budget is never closed"))
     }
 }

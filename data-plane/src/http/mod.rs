@@ -27,6 +27,14 @@ impl<B> RequestBody for B where
 {
 }
 
+/// The body length a request declares in `Content-Length`, when it is a number.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+}
+
 /// Reads a whole request body, at most `max` bytes.
 pub async fn read_body(body: impl RequestBody, max: u64) -> Result<Bytes, ProxyError> {
     Limited::new(body, max as usize)

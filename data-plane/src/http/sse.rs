@@ -22,20 +22,24 @@ pub struct TooLong {
 struct Framing {
     line: usize,
     event: usize,
+    /// The last byte was a CR: a LF right after it ends no second line.
+    after_cr: bool,
 }
 
 impl Framing {
     /// Counts `chunk`; an error once a line or an event is too long.
     fn feed(&mut self, chunk: &[u8]) -> Result<(), TooLong> {
         for &b in chunk {
+            let after_cr = std::mem::replace(&mut self.after_cr, b == b'\r');
             match b {
-                b'\n' => {
+                // CR, LF and CRLF each end a line; an empty line ends the event.
+                b'\n' if after_cr => {}
+                b'\n' | b'\r' => {
                     if self.line == 0 {
                         self.event = 0;
                     }
                     self.line = 0;
                 }
-                b'\r' => {}
                 _ => {
                     self.line += 1;
                     self.event += 1;
@@ -88,6 +92,10 @@ mod tests {
     fn long_lines_and_events_are_refused() {
         let mut f = Framing::default();
         assert!(f.feed(b"data: a\n\ndata: b\r\n\r\n").is_ok());
+        assert_eq!((f.line, f.event), (0, 0));
+        // Bare CRs end lines and events too.
+        assert!(f.feed(b"data: c\r\rdata: d\r").is_ok());
+        assert_eq!(f.line, 0);
         assert!(f.feed(&vec![b'x'; MAX_SSE_LINE + 1]).is_err());
         let mut f = Framing::default();
         let line = [vec![b'x'; 1024], vec![b'\n']].concat();

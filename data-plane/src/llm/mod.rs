@@ -93,7 +93,7 @@ pub async fn serve(
     let call = &call;
     let retry = call.policies.retry.as_ref();
     // The body's share of the budget is held as long as its parsed tree lives.
-    let share = call.budget.take(body.len()).await?;
+    let share = call.budget.take(body.len()).await;
     let mut parsed: Option<Value> = None;
     let mut reservation: Option<Arc<Reservation>> = None;
     let mut tried: Vec<ProviderId> = Vec::new();

@@ -87,11 +87,7 @@ pub async fn read(
     limit: Limit,
     budget: &ParseBudget,
 ) -> Result<Message, ProxyError> {
-    let declared = headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit.bytes) {
+    if crate::http::declared_length(headers).is_some_and(|len| len > limit.bytes) {
         return Err(limit.exceeded());
     }
     let bytes = crate::http::read_body(body, limit.bytes)
@@ -101,7 +97,7 @@ pub async fn read(
             other => other,
         })?;
     // Taken once the body is in: a slow upload holds none of the budget.
-    let budget = budget.take(bytes.len()).await?;
+    let budget = budget.take(bytes.len()).await;
     Ok(Message {
         message: parse(&bytes)?,
         budget,

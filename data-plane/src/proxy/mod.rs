@@ -198,11 +198,7 @@ async fn handle(
 
     // Phase: body limit.
     let max_body = rt.snapshot.config.settings.max_body_size;
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = crate::http::declared_length(req.headers());
     if declared.is_some_and(|len| len > max_body) {
         return Err(ProxyError::BodyTooLarge(max_body));
     }

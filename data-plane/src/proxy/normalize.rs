@@ -54,7 +54,8 @@ fn refused(what: &str) -> ProxyError {
 /// Decodes escaped unreserved characters; upper-cases the other escapes.
 fn decode(path: &str) -> Result<String, ProxyError> {
     let bytes = path.as_bytes();
-    let mut out = String::with_capacity(path.len());
+    // Bytes, not chars: a path may hold raw UTF-8, copied through unchanged.
+    let mut out = Vec::with_capacity(path.len());
     let mut i = 0;
     while i < bytes.len() {
         match bytes[i] {
@@ -68,18 +69,19 @@ fn decode(path: &str) -> Result<String, ProxyError> {
                     .ok_or_else(|| refused("a malformed percent-escape"))?;
                 match value {
                     b'/' | b'\\' => return Err(refused("an escaped slash (%2F or %5C)")),
-                    v if is_unreserved(v) => out.push(char::from(v)),
-                    v => out.push_str(&format!("%{v:02X}")),
+                    v if is_unreserved(v) => out.push(v),
+                    v => out.extend_from_slice(format!("%{v:02X}").as_bytes()),
                 }
                 i += 3;
             }
             b => {
-                out.push(char::from(b));
+                out.push(b);
                 i += 1;
             }
         }
     }
-    Ok(out)
+    // Escapes decode to ASCII only, so the raw UTF-8 around them stays valid.
+    String::from_utf8(out).map_err(|_| refused("invalid UTF-8"))
 }
 
 /// RFC 3986 §5.2.4 for an absolute path: `.` segments go, `..` removes the segment before it
@@ -137,6 +139,8 @@ mod tests {
             ("/plain/path?q=1", "/plain/path?q=1"),
             ("/.well-known/x", "/.well-known/x"),
             ("http://h.example/a/../b", "http://h.example/b"),
+            ("/caf\u{e9}/../%41", "/A"),
+            ("/caf\u{e9}/%41", "/caf\u{e9}/A"),
         ] {
             assert_eq!(norm(raw).as_deref(), Ok(want), "{raw}");
         }
