@@ -339,6 +339,13 @@ impl ClientLabels {
             OTHER_VALUE
         }
     }
+
+    /// Forgets the routes a new config no longer has, so pushes cannot grow the table.
+    pub fn retain_routes(&self, keep: &HashSet<&str>) {
+        for routes in self.seen.write().values_mut() {
+            routes.retain(|route, _| keep.contains(route.as_str()));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -375,5 +382,16 @@ mod tests {
             "per route"
         );
         assert_eq!(labels.admit("model", "r", &"x".repeat(200)), OTHER_VALUE);
+    }
+
+    #[test]
+    fn routes_a_config_drops_are_forgotten() {
+        let labels = ClientLabels::default();
+        labels.admit("model", "old", "m");
+        labels.admit("model", "kept", "m");
+        labels.retain_routes(&HashSet::from(["kept"]));
+        let seen = labels.seen.read();
+        let routes: Vec<&String> = seen["model"].keys().collect();
+        assert_eq!(routes, ["kept"]);
     }
 }

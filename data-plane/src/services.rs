@@ -81,6 +81,14 @@ impl Services {
             .config_info
             .with_label_values(&[&runtime.snapshot.version, &runtime.source.to_string()])
             .set(1);
+        let routes = runtime
+            .ports
+            .values()
+            .flat_map(|p| &p.listeners)
+            .flat_map(|l| &l.routes)
+            .map(|r| r.name.as_ref())
+            .collect();
+        self.metrics.client_labels.retain_routes(&routes);
         self.mcp.reconcile(&runtime);
         runtime
     }
