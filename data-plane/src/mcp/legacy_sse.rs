@@ -92,7 +92,7 @@ async fn post(
         })
         .ok_or_else(|| ProxyError::BadRequest("missing sessionId query parameter".into()))?;
     let session = call.sessions.get(&id, &call.observer.route)?;
-    let _ = call.observer.session.set(session.id.clone());
+    let _ = call.observer.session.set(session.log_id.clone());
     message::require_json(&parts.headers)?;
     let limit = Limit::session(call.max_body);
     let budget = &call.sessions.message_budget;

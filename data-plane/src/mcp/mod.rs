@@ -51,7 +51,7 @@ pub struct Observer {
     pub route: RouteKey,
     /// The HTTP request carrying the MCP message.
     pub record: Arc<RequestRecord>,
-    /// The session the message belongs to, once known.
+    /// The session the message belongs to, once known, as its log id (never the id itself).
     pub session: OnceLock<Arc<str>>,
 }
 
@@ -86,7 +86,7 @@ impl Observer {
             resource_type,
             target: server.map(str::to_string),
             resource: resource.map(str::to_string),
-            session: self.session.get().map(|s| session::log_id(s)),
+            session: self.session.get().map(|s| s.to_string()),
         });
     }
 
@@ -286,7 +286,7 @@ impl Sessions {
     fn retire(self: &Arc<Self>, id: &str, why: &'static str) {
         if let Some((id, session)) = self.map.remove(id) {
             self.metrics.mcp_sessions.dec();
-            tracing::info!(session = %session.log_id(), route = %session.route.route, why, "closing MCP session");
+            tracing::info!(session = %session.log_id, route = %session.route.route, why, "closing MCP session");
             self.retiring.insert(id.clone(), session.clone());
             let sessions = Arc::downgrade(self);
             tokio::spawn(async move {
@@ -428,7 +428,7 @@ async fn reap(sessions: Weak<Sessions>) {
                 why.is_some()
             }) {
                 s.metrics.mcp_sessions.dec();
-                tracing::info!(session = %session.log_id(), why, "closing MCP session");
+                tracing::info!(session = %session.log_id, why, "closing MCP session");
                 tokio::spawn(async move { session.close().await });
             }
         }

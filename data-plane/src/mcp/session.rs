@@ -41,6 +41,8 @@ impl TransportKind {
 pub struct Session {
     /// A bearer capability: logs show [`Session::log_id`] instead.
     pub id: Arc<str>,
+    /// What logs and telemetry name the session by: a short hash, since the id grants access.
+    pub log_id: Arc<str>,
     pub route: RouteKey,
     pub transport: TransportKind,
     pub backend: McpBackend,
@@ -125,6 +127,7 @@ impl Session {
             })
             .collect();
         Session {
+            log_id: log_id(&id).into(),
             id,
             route,
             transport,
@@ -142,11 +145,6 @@ impl Session {
             idle_calls: tokio::sync::Notify::new(),
             closed: CancellationToken::new(),
         }
-    }
-
-    /// What logs name the session by: a short hash, since the id itself grants access.
-    pub fn log_id(&self) -> String {
-        log_id(&self.id)
     }
 
     /// Whether the client made a call besides `initialize`.
@@ -620,7 +618,7 @@ impl Session {
 }
 
 /// A session id as logs show it: the first 8 hex digits of its SHA-256.
-pub fn log_id(id: &str) -> String {
+fn log_id(id: &str) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(id.as_bytes());
     digest[..4].iter().map(|b| format!("{b:02x}")).collect()

@@ -84,7 +84,7 @@ async fn post(
                     call.backend,
                     call.observer.record.peer.ip(),
                 )?;
-                let _ = call.observer.session.set(session.id.clone());
+                let _ = call.observer.session.set(session.log_id.clone());
                 call.observer.request("initialize", "", None, None);
                 let answer = session.initialize(init.params, &call.observer).await;
                 let started = answer.is_ok();
@@ -154,7 +154,7 @@ fn session_of(
         }
     }
     let session = call.sessions.get(id, &call.observer.route)?;
-    let _ = call.observer.session.set(session.id.clone());
+    let _ = call.observer.session.set(session.log_id.clone());
     Ok(session)
 }
 
