@@ -8,7 +8,7 @@ use serde_json::Value;
 use tollgate_data_plane::llm::provider::Format;
 use tollgate_data_plane::llm::translate;
 use tollgate_data_plane::llm::usage::{Usage, probe};
-use tollgate_data_plane::llm::{build_body, parse};
+use tollgate_data_plane::llm::request::ClientRequest;
 
 const FORMATS: [Format; 2] = [Format::OpenAi, Format::Anthropic];
 
@@ -33,10 +33,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = usage.total();
 
     // A client request, as the request path parses it, to each upstream format.
-    if let Ok(req) = parse(data) {
+    if let Ok(req) = ClientRequest::parse(data) {
         for client in FORMATS {
             for upstream in FORMATS {
-                if let Ok(body) = build_body(&req, client, upstream, "fuzz-model") {
+                if let Ok(body) = req.upstream_body(client, upstream, "fuzz-model") {
                     let body: Value =
                         serde_json::from_slice(&body).expect("the upstream body is valid JSON");
                     assert_eq!(body["model"], "fuzz-model", "the route's model is sent");

@@ -3,6 +3,7 @@
 
 pub mod failover;
 pub mod provider;
+pub mod request;
 pub mod stream;
 pub mod translate;
 pub mod usage;
@@ -21,8 +22,8 @@ use tollgate_shared::config::model::{BackendAuth, Policies, RateLimitKind, Route
 
 use self::failover::{ProviderId, ProviderPool};
 use self::provider::Format;
+use self::request::ClientRequest;
 use self::stream::Translate;
-use self::translate::InvalidRequest;
 use self::usage::Usage;
 use crate::http::body::{BoxBody, BoxError, full};
 use crate::http::budget::ParseBudget;
@@ -92,9 +93,9 @@ pub async fn serve(
 ) -> Result<Served, ProxyError> {
     let call = &call;
     let retry = call.policies.retry.as_ref();
-    // The body's share of the budget is held as long as its parsed tree lives.
+    // The body's share of the budget is held as long as it is parsed.
     let share = call.budget.take(body.len()).await;
-    let mut parsed: Option<Value> = None;
+    let mut parsed: Option<ClientRequest<'_>> = None;
     let mut reservation: Option<Arc<Reservation>> = None;
     let mut tried: Vec<ProviderId> = Vec::new();
     // Failover is the retry loop's policy: each attempt goes to a provider not tried yet.
@@ -165,11 +166,11 @@ pub async fn serve(
     clippy::disallowed_methods,
     reason = "a streamed answer's duration is wall time"
 )]
-fn prepare(
+fn prepare<'b>(
     call: &AiCall<'_>,
     parts: &http::request::Parts,
-    body: &Bytes,
-    parsed: &mut Option<Value>,
+    body: &'b Bytes,
+    parsed: &mut Option<ClientRequest<'b>>,
     reservation: &mut Option<Arc<Reservation>>,
     id: ProviderId,
     attempt: u32,
@@ -209,30 +210,23 @@ fn prepare(
                 Format::OpenAi
             };
             if parsed.is_none() {
-                *parsed = Some(parse(body)?);
+                *parsed = Some(ClientRequest::parse(body)?);
             }
             let request = parsed.as_ref().expect("parsed above");
             let upstream = Format::of(provider.provider);
             let model = provider
                 .model
                 .clone()
-                .or_else(|| {
-                    request
-                        .get("model")
-                        .and_then(Value::as_str)
-                        .map(str::to_string)
-                })
+                .or_else(|| request.string("model"))
                 .ok_or_else(|| {
                     ProxyError::BadRequest(
                         "invalid LLM request: missing field: model not specified".into(),
                     )
                 })?;
-            let out = build_body(request, client, upstream, &model)
+            let out = request
+                .upstream_body(client, upstream, &model)
                 .map_err(|e| ProxyError::BadRequest(format!("invalid LLM request: {e}")))?;
-            let max_tokens = request
-                .get("max_completion_tokens")
-                .or_else(|| request.get("max_tokens"))
-                .and_then(Value::as_u64);
+            let max_tokens = request.max_tokens();
             let prompt_estimate = usage::estimate(body.len());
             let reservation = match reservation {
                 Some(r) => r.clone(),
@@ -254,14 +248,15 @@ fn prepare(
                     facts: LlmFacts {
                         provider: provider::system(provider.provider),
                         request_model: model,
-                        streaming: request.get("stream").and_then(Value::as_bool) == Some(true),
+                        streaming: request.streaming(),
                         prompt: call
                             .record
                             .headers
                             .is_some()
-                            .then(|| request.get("messages").cloned())
-                            .flatten(),
-                        temperature: request.get("temperature").and_then(Value::as_f64),
+                            .then(|| request.raw("messages"))
+                            .flatten()
+                            .map(|raw| body.slice_ref(raw.get().as_bytes())),
+                        temperature: request.f64("temperature"),
                         max_tokens,
                         ..LlmFacts::default()
                     },
@@ -277,74 +272,6 @@ fn prepare(
     let auth = state.policies.backend_auth.as_ref();
     let request = upstream_request(parts, provider, auth, &plan, attempt)?;
     Ok(Some((plan, request)))
-}
-
-/// A client's LLM request body: a JSON object.
-pub fn parse(body: &[u8]) -> Result<Value, ProxyError> {
-    let v: Value = serde_json::from_slice(body).map_err(|e| {
-        ProxyError::BadRequest(format!("invalid LLM request: the body is not JSON: {e}"))
-    })?;
-    if !v.is_object() {
-        return Err(ProxyError::BadRequest(
-            "invalid LLM request: the body must be a JSON object".into(),
-        ));
-    }
-    Ok(v)
-}
-
-/// The upstream body for a client request, serialized: model replaced, translated when formats
-/// differ.
-pub fn build_body(
-    req: &Value,
-    client: Format,
-    upstream: Format,
-    model: &str,
-) -> Result<Vec<u8>, InvalidRequest> {
-    let translated = match (client, upstream) {
-        (Format::OpenAi, Format::Anthropic) => translate::completions_to_messages(req, model)?,
-        (Format::Anthropic, Format::OpenAi) => translate::messages_to_completions(req, model)?,
-        (same, _) => return same_format_body(req, same, model),
-    };
-    Ok(translated.to_string().into_bytes())
-}
-
-/// A request already in the upstream's format, written from the client's tree with the
-/// gateway's fields set: the tree itself is never copied.
-fn same_format_body(req: &Value, format: Format, model: &str) -> Result<Vec<u8>, InvalidRequest> {
-    let Some(fields) = req
-        .as_object()
-        .filter(|f| f.get("messages").is_some_and(Value::is_array))
-    else {
-        return Err(InvalidRequest(
-            "missing field: `messages` must be an array".into(),
-        ));
-    };
-    let model = Value::String(model.to_string());
-    let stream = req.get("stream").and_then(Value::as_bool) == Some(true);
-    // Usage only arrives in OpenAI streams when asked for.
-    let options = match req.get("stream_options") {
-        _ if format != Format::OpenAi || !stream => None,
-        None | Some(Value::Null) => Some(serde_json::Map::new()),
-        Some(Value::Object(o)) => Some(o.clone()),
-        Some(_) => return Err(InvalidRequest("`stream_options` must be an object".into())),
-    }
-    .map(|mut o| {
-        o.insert("include_usage".into(), Value::Bool(true));
-        Value::Object(o)
-    });
-    let max_tokens = (format == Format::Anthropic && !fields.contains_key("max_tokens"))
-        .then(|| Value::from(translate::DEFAULT_MAX_TOKENS));
-    // Sorted like the tree's own map, so the bytes are those of an edited copy.
-    let mut out: std::collections::BTreeMap<&str, &Value> =
-        fields.iter().map(|(k, v)| (k.as_str(), v)).collect();
-    out.insert("model", &model);
-    if let Some(options) = &options {
-        out.insert("stream_options", options);
-    }
-    if let Some(max_tokens) = &max_tokens {
-        out.insert("max_tokens", max_tokens);
-    }
-    serde_json::to_vec(&out).map_err(|e| InvalidRequest(e.to_string()))
 }
 
 fn upstream_request(

@@ -24,6 +24,7 @@ use tollgate_shared::config::model::{McpTarget, McpTargetKind};
 use super::names::Naming;
 use super::outbound::Outbound;
 use super::sse_client;
+use crate::http::sse::MAX_SSE_EVENT;
 
 /// How long a target may take to start and answer `initialize`.
 const START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -210,7 +211,10 @@ impl Upstream {
                     .ok_or_else(|| fail("no HTTP client".into()))?;
                 let transport = StreamableHttpClientTransport::with_client(
                     http,
-                    StreamableHttpClientTransportConfig::with_uri(url.as_str()),
+                    // The same bounds as the legacy SSE client's (rmcp's default is 16 MiB).
+                    StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                        .max_sse_event_size(MAX_SSE_EVENT)
+                        .max_json_response_size(MAX_SSE_EVENT),
                 );
                 (start(forwarder, transport, remote_fail).await?, None)
             }

@@ -142,7 +142,10 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
         put(
             "prompt",
             "prompt",
-            llm.prompt.clone().unwrap_or(Value::Null),
+            llm.prompt
+                .as_deref()
+                .and_then(|raw| serde_json::from_slice(raw).ok())
+                .unwrap_or(Value::Null),
         );
         let _ = ctx.add_variable("llm", Value::Object(vars));
     }

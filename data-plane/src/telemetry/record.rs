@@ -6,8 +6,8 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
 use http::{HeaderMap, Method, Uri, Version};
-use serde_json::Value;
 
 use super::trace::Traced;
 
@@ -20,8 +20,9 @@ pub struct LlmFacts {
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
     pub streaming: bool,
-    /// The request's messages, kept only when a CEL field may read `llm.prompt`.
-    pub prompt: Option<Value>,
+    /// The request's messages (raw JSON, a slice of the body), kept only when a CEL field may
+    /// read `llm.prompt`.
+    pub prompt: Option<Bytes>,
     /// Request parameters for the `gen_ai.request.*` span attributes.
     pub temperature: Option<f64>,
     pub max_tokens: Option<u64>,

@@ -420,3 +420,35 @@ async fn a_client_that_leaves_early_is_logged_and_counted_as_499() {
         .await;
     assert_eq!(counted, 1.0);
 }
+
+/// `llm.prompt` is the request's messages (kept raw, parsed only when a CEL field reads them).
+#[tokio::test(flavor = "multi_thread")]
+async fn access_log_fields_read_the_llm_prompt() {
+    let openai = FakeLlm::start(Kind::OpenAi, None).await;
+    let port = free_port();
+    let config = format!(
+        "config:\n  logging:\n    format: json\n    fields:\n      add: {{first: 'llm.prompt[0].content', turns: 'size(llm.prompt)'}}\nbinds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: llm\n      backends:\n      - ai:\n          name: openai\n          provider: {{openAI: {{model: gpt-4o}}}}\n          hostOverride: \"{}\"\n",
+        openai.authority()
+    );
+    let proxy = Proxy::start(&config).await;
+    let resp = tollgate_tests::http()
+        .post(proxy.url(port, "/v1/chat/completions"))
+        .json(&json!({"model": "m", "messages": [
+            {"role": "system", "content": "be brief"},
+            {"role": "user", "content": "hi"},
+        ]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let line: Value = eventually(std::time::Duration::from_secs(5), || async {
+        let log = proxy.access_log();
+        log.lines()
+            .next()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .ok_or_else(|| "no access log line".to_string())
+    })
+    .await;
+    assert_eq!(line["first"], "be brief", "{line}");
+    assert_eq!(line["turns"], 2, "{line}");
+}

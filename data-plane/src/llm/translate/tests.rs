@@ -141,12 +141,18 @@ fn upstream_errors_keep_their_message() {
 
 #[test]
 fn stream_options_that_are_not_an_object_are_a_bad_request() {
-    use crate::llm::{build_body, provider::Format};
-    let req = serde_json::json!({"messages": [], "stream": true, "stream_options": 1});
-    let err = build_body(&req, Format::OpenAi, Format::OpenAi, "m").unwrap_err();
+    use crate::llm::{provider::Format, request::ClientRequest};
+    let body = br#"{"messages": [], "stream": true, "stream_options": 1}"#;
+    let req = ClientRequest::parse(body).unwrap();
+    let err = req
+        .upstream_body(Format::OpenAi, Format::OpenAi, "m")
+        .unwrap_err();
     assert_eq!(err.0, "`stream_options` must be an object");
-    let req = serde_json::json!({"messages": [], "stream": true, "stream_options": null});
-    let out = build_body(&req, Format::OpenAi, Format::OpenAi, "m").unwrap();
+    let body = br#"{"messages": [], "stream": true, "stream_options": null}"#;
+    let req = ClientRequest::parse(body).unwrap();
+    let out = req
+        .upstream_body(Format::OpenAi, Format::OpenAi, "m")
+        .unwrap();
     let out: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(out["stream_options"]["include_usage"], true);
 }

@@ -339,6 +339,69 @@ async fn remote_targets_do_not_follow_redirects_or_leak_their_urls() {
     assert!(elsewhere.requests().is_empty(), "a redirect was followed");
 }
 
+/// Finding 12: remote targets whose event stream never ends a line are cut off at the SSE
+/// bounds (8 MiB an event), not buffered: the session starts without them and the proxy's
+/// memory stays flat while the servers would send 256 MiB each.
+#[tokio::test(flavor = "multi_thread")]
+async fn remote_targets_cannot_send_unbounded_events() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    use futures_util::StreamExt;
+    const ENDLESS: u64 = 256 * 1024 * 1024;
+    let sent = Arc::new(AtomicU64::new(0));
+    let endless_line = {
+        let sent = sent.clone();
+        move || {
+            let sent = sent.clone();
+            let chunk = bytes::Bytes::from(vec![b'x'; 64 * 1024]);
+            let head = futures_util::stream::iter([Ok::<_, std::io::Error>(
+                bytes::Bytes::from_static(b"data: "),
+            )]);
+            let tail = futures_util::stream::repeat_with(move || {
+                sent.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+                Ok(chunk.clone())
+            })
+            .take((ENDLESS / (64 * 1024)) as usize);
+            (
+                [("content-type", "text/event-stream")],
+                axum::body::Body::from_stream(head.chain(tail)),
+            )
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let server = listener.local_addr().unwrap();
+    let (post, get) = (endless_line.clone(), endless_line);
+    let app = axum::Router::new()
+        .route("/mcp", axum::routing::post(move || async move { post() }))
+        .route("/sse", axum::routing::get(move || async move { get() }));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let port = free_port();
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: mcp\n      backends:\n      - mcp:\n          targets:\n          - name: remote\n            mcp: {{host: 'http://{server}/mcp'}}\n          - name: legacy\n            sse: {{host: 'http://{server}/sse'}}\n"
+    );
+    let proxy = Proxy::start(&config).await;
+    let before = peak_rss_mib(&proxy);
+    let (status, text) = initialize_with(&proxy.url(port, "/mcp"), &[]).await;
+    let after = peak_rss_mib(&proxy);
+    eprintln!("peak RSS of the proxy: {before} MiB before, {after} MiB after two endless events");
+    assert_eq!(status, 200, "{text}");
+    assert!(
+        text.contains("`remote`") && text.contains("`legacy`"),
+        "{text}"
+    );
+    // Each client holds at most one event's buffers (growing by doubling) before it gives up.
+    assert!(
+        after < before + 128,
+        "peak RSS grew from {before} to {after} MiB"
+    );
+    assert!(
+        sent.load(Ordering::Relaxed) < ENDLESS,
+        "the servers' whole streams were read"
+    );
+}
+
 /// Finding 12: the legacy SSE POST takes only JSON (415 otherwise), and session ids, which grant
 /// access to a session, never appear in the proxy's logs (a short hash does).
 #[tokio::test(flavor = "multi_thread")]

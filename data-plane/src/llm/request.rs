@@ -1,0 +1,229 @@
+//! A client's LLM request read as raw top-level fields: the gateway reads a few scalars and
+//! sets a few fields, so the rest of a body (messages, images) never becomes a JSON tree.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use std::fmt;
+
+use serde::de::{self, DeserializeOwned, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::provider::Format;
+use super::translate::{self, InvalidRequest};
+use crate::http::error::ProxyError;
+
+/// The request body's top-level fields, each the raw JSON text of its value in the body.
+/// Keys are sorted (as in `serde_json::Map`); a repeated key keeps its last value.
+pub struct ClientRequest<'a> {
+    fields: Fields<'a>,
+}
+
+/// A JSON object's fields as raw JSON text, borrowed from the bytes read.
+type Fields<'a> = BTreeMap<Cow<'a, str>, &'a RawValue>;
+
+/// Most top-level fields a request may have (APIs define a few dozen): a body of millions of
+/// tiny fields would cost many times its bytes even as raw values.
+pub const MAX_FIELDS: usize = 256;
+
+/// [`Fields`] of at most [`MAX_FIELDS`] entries.
+struct BoundedFields<'a>(Fields<'a>);
+
+impl<'de> Deserialize<'de> for BoundedFields<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = BoundedFields<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object as the body")
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
+                let mut fields = Fields::new();
+                while let Some((key, value)) = map.next_entry::<Cow<'de, str>, &RawValue>()? {
+                    fields.insert(key, value);
+                    if fields.len() > MAX_FIELDS {
+                        return Err(de::Error::custom(format_args!(
+                            "more than {MAX_FIELDS} top-level fields"
+                        )));
+                    }
+                }
+                Ok(BoundedFields(fields))
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
+impl<'a> ClientRequest<'a> {
+    /// The body's fields, checked to be one JSON object (the whole body is validated).
+    pub fn parse(body: &'a [u8]) -> Result<ClientRequest<'a>, ProxyError> {
+        match serde_json::from_slice(body) {
+            Ok(BoundedFields(fields)) => Ok(ClientRequest { fields }),
+            Err(e) if e.is_data() => {
+                Err(ProxyError::BadRequest(format!("invalid LLM request: {e}")))
+            }
+            Err(e) => Err(ProxyError::BadRequest(format!(
+                "invalid LLM request: the body is not JSON: {e}"
+            ))),
+        }
+    }
+
+    /// The raw JSON text of field `key`.
+    pub fn raw(&self, key: &str) -> Option<&'a RawValue> {
+        self.fields.get(key).copied()
+    }
+
+    /// Field `key` read as a `T`, or `None` when absent or of another type.
+    fn read<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        serde_json::from_str(self.raw(key)?.get()).ok()
+    }
+
+    pub fn string(&self, key: &str) -> Option<String> {
+        self.read(key)
+    }
+
+    pub fn bool(&self, key: &str) -> Option<bool> {
+        self.read(key)
+    }
+
+    pub fn u64(&self, key: &str) -> Option<u64> {
+        self.read(key)
+    }
+
+    pub fn f64(&self, key: &str) -> Option<f64> {
+        self.read(key)
+    }
+
+    pub fn streaming(&self) -> bool {
+        self.bool("stream") == Some(true)
+    }
+
+    /// `max_completion_tokens`, else `max_tokens`.
+    pub fn max_tokens(&self) -> Option<u64> {
+        self.u64("max_completion_tokens")
+            .or_else(|| self.u64("max_tokens"))
+    }
+
+    /// The whole request as a tree, for translation into another API's format.
+    fn tree(&self) -> Result<Value, InvalidRequest> {
+        let mut out = Map::new();
+        for (key, raw) in &self.fields {
+            let value =
+                serde_json::from_str(raw.get()).map_err(|e| InvalidRequest(e.to_string()))?;
+            out.insert(key.to_string(), value);
+        }
+        Ok(Value::Object(out))
+    }
+
+    /// The upstream body, serialized: model replaced, translated when formats differ.
+    pub fn upstream_body(
+        &self,
+        client: Format,
+        upstream: Format,
+        model: &str,
+    ) -> Result<Vec<u8>, InvalidRequest> {
+        let translated = match (client, upstream) {
+            (Format::OpenAi, Format::Anthropic) => {
+                translate::completions_to_messages(&self.tree()?, model)?
+            }
+            (Format::Anthropic, Format::OpenAi) => {
+                translate::messages_to_completions(&self.tree()?, model)?
+            }
+            (same, _) => return self.same_format_body(same, model),
+        };
+        Ok(translated.to_string().into_bytes())
+    }
+
+    /// A request already in the upstream's format: the client's raw fields, written back with
+    /// the gateway's fields set, in the same (sorted) key order.
+    fn same_format_body(&self, format: Format, model: &str) -> Result<Vec<u8>, InvalidRequest> {
+        let is_array = |raw: &RawValue| raw.get().trim_start().starts_with('[');
+        if !self.raw("messages").is_some_and(is_array) {
+            return Err(InvalidRequest(
+                "missing field: `messages` must be an array".into(),
+            ));
+        }
+        let to_raw = |v: &Value| serde_json::value::to_raw_value(v).expect("a JSON value");
+        let model = to_raw(&Value::String(model.to_string()));
+        let include_usage = to_raw(&Value::Bool(true));
+        // Usage only arrives in OpenAI streams when asked for.
+        let options = match self.raw("stream_options") {
+            _ if format != Format::OpenAi || !self.streaming() => None,
+            None => Some(Fields::new()),
+            Some(raw) => Some(
+                serde_json::from_str::<Option<Fields<'_>>>(raw.get())
+                    .map_err(|_| InvalidRequest("`stream_options` must be an object".into()))?
+                    .unwrap_or_default(),
+            ),
+        }
+        .map(|mut o| {
+            o.insert("include_usage".into(), &include_usage);
+            serde_json::value::to_raw_value(&o).expect("JSON fields")
+        });
+        let max_tokens = (format == Format::Anthropic && self.raw("max_tokens").is_none())
+            .then(|| to_raw(&Value::from(translate::DEFAULT_MAX_TOKENS)));
+        let mut out: BTreeMap<&str, &RawValue> =
+            self.fields.iter().map(|(k, v)| (k.as_ref(), *v)).collect();
+        out.insert("model", &model);
+        if let Some(options) = &options {
+            out.insert("stream_options", options);
+        }
+        if let Some(max_tokens) = &max_tokens {
+            out.insert("max_tokens", max_tokens);
+        }
+        serde_json::to_vec(&out).map_err(|e| InvalidRequest(e.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_written_back_verbatim_with_the_gateways_set() {
+        let body = br#"{"stream":true,"messages":[ {"role":"user","content":"hi"} ],"model":"a","x":{"y":1}}"#;
+        let req = ClientRequest::parse(body).unwrap();
+        let out = req
+            .upstream_body(Format::OpenAi, Format::OpenAi, "m")
+            .unwrap();
+        assert_eq!(
+            std::str::from_utf8(&out).unwrap(),
+            r#"{"messages":[ {"role":"user","content":"hi"} ],"model":"m","stream":true,"stream_options":{"include_usage":true},"x":{"y":1}}"#
+        );
+        let out = req
+            .upstream_body(Format::Anthropic, Format::Anthropic, "m")
+            .unwrap();
+        assert!(
+            std::str::from_utf8(&out)
+                .unwrap()
+                .contains(r#""max_tokens":4096"#)
+        );
+    }
+
+    #[test]
+    fn a_body_of_many_fields_or_not_an_object_is_refused() {
+        let many: String = (0..=MAX_FIELDS).map(|i| format!("\"f{i}\":0,")).collect();
+        let body = format!("{{{}}}", many.trim_end_matches(','));
+        let err = ClientRequest::parse(body.as_bytes()).err().unwrap();
+        assert!(
+            err.to_string().contains("more than 256 top-level fields"),
+            "{err}"
+        );
+        let err = ClientRequest::parse(b"[0,0]").err().unwrap();
+        assert!(err.to_string().contains("expected a JSON object"), "{err}");
+        let err = ClientRequest::parse(b"{\"a\":").err().unwrap();
+        assert!(err.to_string().contains("the body is not JSON"), "{err}");
+    }
+
+    #[test]
+    fn scalars_of_another_type_read_as_absent() {
+        let req =
+            ClientRequest::parse(br#"{"max_tokens":"9","max_completion_tokens":7,"stream":1}"#)
+                .unwrap();
+        assert_eq!(req.max_tokens(), Some(7));
+        assert!(!req.streaming());
+        assert_eq!(req.string("model"), None);
+    }
+}
