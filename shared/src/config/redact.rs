@@ -98,16 +98,20 @@ pub fn url(url: &str) -> String {
     out
 }
 
-/// Command-line arguments with credentials redacted: the value of a credential-named flag
-/// (`--token=…`, `--api-key …`), credential-looking values, and URLs' user info and keys.
+/// Command-line arguments with credentials redacted: the value of a credential-named flag,
+/// variable or header (`--token=…`, `--api-key …`, `API_KEY=…`, `Authorization: …`),
+/// credential-looking values, and URLs' user info and keys.
 pub fn args(args: &[String]) -> Vec<String> {
     let mut after_credential_flag = false;
     args.iter()
         .map(|arg| {
             let shown = match arg.split_once('=') {
                 _ if after_credential_flag || looks_like_credential(arg) => REDACTED.to_string(),
-                Some((flag, _)) if flag.starts_with('-') && is_credential_name(flag) => {
-                    format!("{flag}={REDACTED}")
+                Some((name, _)) if is_credential_field(name) => format!("{name}={REDACTED}"),
+                // A header given as an argument (`--header "Authorization: Bearer …"`).
+                _ if arg.split_once(':').is_some_and(|(name, _)| is_credential_field(name)) => {
+                    let (name, _) = arg.split_once(':').expect("checked above");
+                    format!("{name}: {REDACTED}")
                 }
                 _ if arg.contains("://") => url(arg),
                 _ => arg.clone(),
@@ -117,6 +121,12 @@ pub fn args(args: &[String]) -> Vec<String> {
             shown
         })
         .collect()
+}
+
+/// A flag, variable or header name (no spaces) that names a credential: `--token`, `API_KEY`,
+/// `Authorization`.
+fn is_credential_field(name: &str) -> bool {
+    !name.is_empty() && !name.contains(char::is_whitespace) && is_credential_name(name)
 }
 
 /// Serializes a URL redacted (`#[serde(serialize_with)]`).
@@ -173,6 +183,11 @@ mod tests {
             "--port",
             "80",
             "https://u:p@h/x",
+            "--header",
+            "Authorization: Bearer t2",
+            "X-Api-Key:k2",
+            "API_KEY=k3",
+            "Accept: text/plain",
         ]
         .map(String::from)
         .to_vec();
@@ -186,7 +201,12 @@ mod tests {
                 "<redacted>",
                 "--port",
                 "80",
-                "https://<redacted>@h/x"
+                "https://<redacted>@h/x",
+                "--header",
+                "Authorization: <redacted>",
+                "X-Api-Key: <redacted>",
+                "API_KEY=<redacted>",
+                "Accept: text/plain",
             ]
         );
     }
