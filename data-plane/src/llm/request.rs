@@ -28,6 +28,50 @@ type Fields<'a> = BTreeMap<Cow<'a, str>, &'a RawValue>;
 /// tiny fields would cost many times its bytes even as raw values.
 pub const MAX_FIELDS: usize = 256;
 
+/// Any JSON value whose strings decode, checked without keeping anything: a raw value is only
+/// checked to be well formed, and one with a lone surrogate escape (`"\ud800"`) must not be
+/// passed on as JSON.
+struct Decoded;
+
+impl<'de> Deserialize<'de> for Decoded {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Decoded;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON value")
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Decoded, E> {
+                Ok(Decoded)
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Decoded, E> {
+                Ok(Decoded)
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Decoded, E> {
+                Ok(Decoded)
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Decoded, E> {
+                Ok(Decoded)
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Decoded, E> {
+                Ok(Decoded)
+            }
+            fn visit_unit<E>(self) -> Result<Decoded, E> {
+                Ok(Decoded)
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Decoded, A::Error> {
+                while seq.next_element::<Decoded>()?.is_some() {}
+                Ok(Decoded)
+            }
+            fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Decoded, M::Error> {
+                while map.next_entry::<Decoded, Decoded>()?.is_some() {}
+                Ok(Decoded)
+            }
+        }
+        d.deserialize_any(Visit)
+    }
+}
+
 /// [`Fields`] of at most [`MAX_FIELDS`] entries.
 struct BoundedFields<'a>(Fields<'a>);
 
@@ -59,8 +103,14 @@ impl<'de> Deserialize<'de> for BoundedFields<'de> {
 impl<'a> ClientRequest<'a> {
     /// The body's fields, checked to be one JSON object (the whole body is validated).
     pub fn parse(body: &'a [u8]) -> Result<ClientRequest<'a>, ProxyError> {
-        match serde_json::from_slice(body) {
-            Ok(BoundedFields(fields)) => Ok(ClientRequest { fields }),
+        let parsed = serde_json::from_slice(body).and_then(|BoundedFields(fields)| {
+            for raw in fields.values() {
+                serde_json::from_str::<Decoded>(raw.get())?;
+            }
+            Ok(fields)
+        });
+        match parsed {
+            Ok(fields) => Ok(ClientRequest { fields }),
             Err(e) if e.is_data() => {
                 Err(ProxyError::BadRequest(format!("invalid LLM request: {e}")))
             }
@@ -214,6 +264,11 @@ mod tests {
         let err = ClientRequest::parse(b"[0,0]").err().unwrap();
         assert!(err.to_string().contains("expected a JSON object"), "{err}");
         let err = ClientRequest::parse(b"{\"a\":").err().unwrap();
+        assert!(err.to_string().contains("the body is not JSON"), "{err}");
+        // Found by fuzzing: a lone surrogate is well formed but not JSON text one can decode.
+        let err = ClientRequest::parse(br#"{"messages":["\ud800"]}"#)
+            .err()
+            .unwrap();
         assert!(err.to_string().contains("the body is not JSON"), "{err}");
     }
 
