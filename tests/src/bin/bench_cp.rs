@@ -121,7 +121,7 @@ async fn converge(routes: usize, clients: usize) -> anyhow::Result<(Duration, Du
         Command::new(binary("tollgate-cp"))
             .arg("--config-dir")
             .arg(dir.path())
-            .args(["--listen", &grpc, "--admin-addr", &admin])
+            .args(["--listen", &grpc, "--admin-addr", &admin, "--insecure"])
             .stderr(Stdio::null())
             .spawn()?,
     );
@@ -138,6 +138,7 @@ async fn converge(routes: usize, clients: usize) -> anyhow::Result<(Duration, Du
                     "g",
                     "--listen-ip",
                     &ip,
+                    "--insecure-control-plane",
                 ])
                 .args([
                     "--admin-addr",
