@@ -45,7 +45,10 @@ pub fn router(
         .route("/api/proxies", get(proxies))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
-        .layer(axum::middleware::from_fn_with_state(Arc::new(access), guard))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(access),
+            guard,
+        ))
         .with_state(state)
 }
 

@@ -64,8 +64,7 @@ impl Tokens {
     pub fn load(path: &Path) -> anyhow::Result<Tokens> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("--tokens-file {}: {e}", path.display()))?;
-        Tokens::parse(&text)
-            .map_err(|e| anyhow::anyhow!("--tokens-file {}: {e}", path.display()))
+        Tokens::parse(&text).map_err(|e| anyhow::anyhow!("--tokens-file {}: {e}", path.display()))
     }
 
     /// The error names the line, never the token.
@@ -78,10 +77,7 @@ impl Tokens {
             }
             let fields: Vec<&str> = line.split_whitespace().collect();
             let [name, token, gateways] = fields[..] else {
-                anyhow::bail!(
-                    "line {}: expected `NAME TOKEN GATEWAY[,GATEWAY...]`",
-                    i + 1
-                );
+                anyhow::bail!("line {}: expected `NAME TOKEN GATEWAY[,GATEWAY...]`", i + 1);
             };
             if token.len() < 16 {
                 anyhow::bail!("line {}: the token is shorter than 16 characters", i + 1);
@@ -134,7 +130,9 @@ impl Authenticator {
         let mut parts: Vec<Identity> = Vec::new();
         if self.client_certs {
             let certs = req.peer_certs().ok_or_else(|| {
-                Status::unauthenticated("a client certificate signed by the control plane's CA is required")
+                Status::unauthenticated(
+                    "a client certificate signed by the control plane's CA is required",
+                )
             })?;
             let leaf = certs
                 .first()
@@ -217,14 +215,26 @@ mod tests {
         let edge = tokens.find("edge-token-0123456789").unwrap();
         assert_eq!(edge.name, "edge");
         assert!(edge.gateways.allows("staging") && !edge.gateways.allows("prod"));
-        assert!(tokens.find("ops-token-0123456789abc").unwrap().gateways.allows("x"));
+        assert!(
+            tokens
+                .find("ops-token-0123456789abc")
+                .unwrap()
+                .gateways
+                .allows("x")
+        );
         assert!(tokens.find("edge-token-012345678").is_none());
     }
 
     #[test]
     fn malformed_lines_are_named_without_the_token() {
-        let err = Tokens::parse("a short-tok edge\n").err().unwrap().to_string();
-        assert!(err.contains("line 1") && !err.contains("short-tok"), "{err}");
+        let err = Tokens::parse("a short-tok edge\n")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("line 1") && !err.contains("short-tok"),
+            "{err}"
+        );
         let err = Tokens::parse("a b\n").err().unwrap().to_string();
         assert!(err.contains("line 1"), "{err}");
     }

@@ -10,16 +10,16 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tollgate_control_plane::admin::{self, AdminState};
 use tollgate_control_plane::auth::{Authenticator, Tokens};
-use tollgate_control_plane::tls::{self, TlsListener};
 use tollgate_control_plane::metrics::Metrics;
 use tollgate_control_plane::registry::{Limits, Registry};
 use tollgate_control_plane::store::Store;
 use tollgate_control_plane::stream::StreamService;
+use tollgate_control_plane::tls::{self, TlsListener};
 use tollgate_control_plane::watch::{self, Source};
 use tollgate_shared::admin::{read_token, require_token_off_loopback};
 use tollgate_shared::proto::v1::config_stream_server::ConfigStreamServer;
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 use tollgate_shared::{LoadMode, ProcessEnv, Snapshot, load_file_with};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 #[derive(Parser)]
 #[command(name = "tollgate-cp", version, about = "Tollgate control plane")]
@@ -112,11 +112,16 @@ fn check(path: &Path) -> ExitCode {
     let mut failed = 0;
     for (name, file) in &files {
         match load_file_with(file, &ProcessEnv, LoadMode::DeferSecrets) {
-            Ok(config) => println!(
-                "{} (gateway {name}): valid (version {})",
-                file.display(),
-                Snapshot::new(config).version
-            ),
+            Ok(config) => {
+                for warning in config.warnings() {
+                    eprintln!("{}: warning: {warning}", file.display());
+                }
+                println!(
+                    "{} (gateway {name}): valid (version {})",
+                    file.display(),
+                    Snapshot::new(config).version
+                );
+            }
             Err(errors) => {
                 failed += 1;
                 for e in errors.iter() {

@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use parking_lot::Mutex;
-use tokio::sync::Notify;
 use serde::Serialize;
+use tokio::sync::Notify;
 use tollgate_shared::proto::v1 as pb;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

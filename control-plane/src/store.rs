@@ -75,9 +75,7 @@ impl Store {
     /// The snapshots of a gateway a file defines (valid or not yet); `None` for any other
     /// name, for which nothing is kept.
     pub fn subscribe(&self, gateway: &str) -> Option<Updates> {
-        self.lock()
-            .get(gateway)
-            .map(|g| g.current.subscribe())
+        self.lock().get(gateway).map(|g| g.current.subscribe())
     }
 
     /// Validates `path` as gateway `name` (the same code as `tollgate check`) and publishes

@@ -10,12 +10,14 @@ use tollgate_data_plane::admin;
 use tollgate_data_plane::gateway::Gateway;
 use tollgate_data_plane::metrics::Metrics;
 use tollgate_data_plane::source::allow::PushAllowList;
-use tollgate_data_plane::source::control_plane::{Connection, ConnectionOptions, ControlPlaneSource};
+use tollgate_data_plane::source::control_plane::{
+    Connection, ConnectionOptions, ControlPlaneSource,
+};
 use tollgate_data_plane::source::file::FileSource;
 use tollgate_data_plane::source::{Outcome, report};
+use tollgate_shared::admin::{read_token, require_token_off_loopback};
 use tollgate_shared::config::model::{ListenAddr, Settings};
 use tollgate_shared::config::redact;
-use tollgate_shared::admin::{read_token, require_token_off_loopback};
 use tollgate_shared::{ProcessEnv, Snapshot, load_file};
 
 /// glibc malloc spent about a tenth of the proxy's CPU under load (perf, ai route at
@@ -173,7 +175,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 url: url.clone(),
                 insecure: cli.insecure_control_plane,
                 ca: cli.control_plane_ca.clone(),
-                identity: cli.control_plane_cert.clone().zip(cli.control_plane_key.clone()),
+                identity: cli
+                    .control_plane_cert
+                    .clone()
+                    .zip(cli.control_plane_key.clone()),
                 token,
             })?;
             let cp = ControlPlaneSource {

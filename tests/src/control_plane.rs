@@ -16,17 +16,23 @@ pub struct ControlPlane {
     pub admin: SocketAddr,
     log_path: PathBuf,
     args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl ControlPlane {
     /// Starts on free ports with `files` (name, text) written into its config dir, in
     /// plaintext and without proxy credentials (`--insecure`).
     pub async fn start(files: &[(&str, &str)]) -> ControlPlane {
-        ControlPlane::start_with(files, &["--insecure".to_string()]).await
+        ControlPlane::start_with(files, &["--insecure".to_string()], &[]).await
     }
 
-    /// Starts with these flags (TLS, credentials, limits) instead of `--insecure`.
-    pub async fn start_with(files: &[(&str, &str)], args: &[String]) -> ControlPlane {
+    /// Starts with these flags (TLS, credentials, limits) instead of `--insecure`, and these
+    /// environment variables.
+    pub async fn start_with(
+        files: &[(&str, &str)],
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> ControlPlane {
         let dir = tempfile::tempdir().unwrap();
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).unwrap();
@@ -41,6 +47,10 @@ impl ControlPlane {
             admin,
             log_path,
             args: args.to_vec(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         cp.restart().await;
         cp
@@ -61,6 +71,7 @@ impl ControlPlane {
             .arg("--admin-addr")
             .arg(self.admin.to_string())
             .args(&self.args)
+            .envs(self.env.iter().cloned())
             .stdout(Stdio::null())
             .stderr(log)
             .kill_on_drop(true)
@@ -74,6 +85,10 @@ impl ControlPlane {
                 .map_err(|e| format!("control plane not up: {e}"))
         })
         .await;
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
     }
 
     pub async fn kill(&mut self) {

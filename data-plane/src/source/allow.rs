@@ -57,13 +57,17 @@ impl PushAllowList {
     }
 
     fn allows_command(&self, cmd: &str) -> bool {
-        self.commands.iter().any(|allowed| match allowed.strip_suffix('/') {
-            Some(dir) => Path::new(cmd)
-                .parent()
-                .is_some_and(|p| p == Path::new(dir) || p.starts_with(dir))
-                && !has_parent_dir(Path::new(cmd)),
-            None => cmd == allowed,
-        })
+        self.commands
+            .iter()
+            .any(|allowed| match allowed.strip_suffix('/') {
+                Some(dir) => {
+                    Path::new(cmd)
+                        .parent()
+                        .is_some_and(|p| p == Path::new(dir) || p.starts_with(dir))
+                        && !has_parent_dir(Path::new(cmd))
+                }
+                None => cmd == allowed,
+            })
     }
 }
 

@@ -71,7 +71,9 @@ impl Connection {
             Some("https") => {
                 let mut tls = ClientTlsConfig::new();
                 tls = match &opts.ca {
-                    Some(ca) => tls.ca_certificate(Certificate::from_pem(read("--control-plane-ca", ca)?)),
+                    Some(ca) => {
+                        tls.ca_certificate(Certificate::from_pem(read("--control-plane-ca", ca)?))
+                    }
                     None => tls.with_webpki_roots(),
                 };
                 if let Some((cert, key)) = &opts.identity {
@@ -101,8 +103,9 @@ impl Connection {
         let token = opts
             .token
             .map(|t| {
-                let mut value = MetadataValue::try_from(format!("Bearer {t}"))
-                    .map_err(|_| anyhow::anyhow!("the control-plane token has characters a header cannot carry"))?;
+                let mut value = MetadataValue::try_from(format!("Bearer {t}")).map_err(|_| {
+                    anyhow::anyhow!("the control-plane token has characters a header cannot carry")
+                })?;
                 value.set_sensitive(true);
                 anyhow::Ok(value)
             })
@@ -153,7 +156,9 @@ impl ControlPlaneSource {
             .await?;
         let mut request = tonic::Request::new(ReceiverStream::new(rx));
         if let Some(token) = &self.connection.token {
-            request.metadata_mut().insert("authorization", token.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
         }
         let mut inbound = client.stream(request).await?.into_inner();
         let mut status = tokio::time::interval(STATUS_EVERY);

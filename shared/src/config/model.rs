@@ -72,11 +72,18 @@ impl Config {
     /// Every route with its field path (`binds[0].listeners[1].routes[2]`).
     fn routes_mut(&mut self) -> impl Iterator<Item = (String, &mut Route)> {
         self.binds.iter_mut().enumerate().flat_map(|(b, bind)| {
-            bind.listeners.iter_mut().enumerate().flat_map(move |(l, listener)| {
-                listener.routes.iter_mut().enumerate().map(move |(r, route)| {
-                    (format!("binds[{b}].listeners[{l}].routes[{r}]"), route)
+            bind.listeners
+                .iter_mut()
+                .enumerate()
+                .flat_map(move |(l, listener)| {
+                    listener
+                        .routes
+                        .iter_mut()
+                        .enumerate()
+                        .map(move |(r, route)| {
+                            (format!("binds[{b}].listeners[{l}].routes[{r}]"), route)
+                        })
                 })
-            })
         })
     }
 
@@ -89,8 +96,14 @@ impl Config {
                 f(&SecretField::of(&path), &mut a.key);
             }
             let modifiers = [
-                ("requestHeaderModifier", &mut policies.request_header_modifier),
-                ("responseHeaderModifier", &mut policies.response_header_modifier),
+                (
+                    "requestHeaderModifier",
+                    &mut policies.request_header_modifier,
+                ),
+                (
+                    "responseHeaderModifier",
+                    &mut policies.response_header_modifier,
+                ),
             ];
             for (key, m) in modifiers {
                 let Some(m) = m else { continue };

@@ -553,7 +553,9 @@ async fn sessions_survive_control_plane_pushes_and_are_reported() {
         control_plane: Some((&url, "mcp")),
         args: vec![
             "--allow-command".into(),
-            tollgate_tests::binary("tollgate-fake-mcp").display().to_string(),
+            tollgate_tests::binary("tollgate-fake-mcp")
+                .display()
+                .to_string(),
         ],
         ..Default::default()
     });
