@@ -238,8 +238,7 @@ async fn a_client_without_credentials_gets_no_snapshot() {
         };
         let status = subscribe(&url(&by_token), &creds, "a", "n")
             .await
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
         assert!(!status.message().contains("wrong-token"), "{status:?}");
     }
@@ -305,8 +304,7 @@ async fn a_credential_for_one_gateway_cannot_subscribe_to_another() {
     ] {
         let status = subscribe(&url, &creds, gateway, "n")
             .await
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert_eq!(status.code(), tonic::Code::PermissionDenied, "{status:?}");
         assert!(status.message().contains("`b`"), "{status:?}");
     }
@@ -388,8 +386,7 @@ async fn identity_spoofing_is_recorded_apart_and_replicas_are_bounded() {
         .unwrap();
     let status = subscribe(&url, &creds(TOKEN_A), "a", "proxy-3")
         .await
-        .err()
-        .expect("over the bound");
+        .expect_err("over the bound");
     assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
     assert!(
         status.message().contains("--max-streams-per-identity"),
@@ -415,8 +412,7 @@ async fn subscriptions_to_unknown_gateways_are_refused_and_nothing_is_kept() {
     let pid = cp.pid().unwrap();
     let status = subscribe(&cp.url(), &Creds::default(), "nope", "n")
         .await
-        .err()
-        .expect("refused");
+        .expect_err("refused");
     assert_eq!(status.code(), tonic::Code::NotFound, "{status:?}");
     assert!(status.message().contains("`nope`"), "{status:?}");
     let before = rss_kib(pid);
