@@ -210,7 +210,7 @@ impl Upstream {
                     .ok_or_else(|| fail("no HTTP client".into()))?;
                 let transport = StreamableHttpClientTransport::with_client(
                     http,
-                    StreamableHttpClientTransportConfig::with_uri(url.as_str()),
+                    StreamableHttpClientTransportConfig::with_uri(url.expose()),
                 );
                 (start(forwarder, transport, remote_fail).await?, None)
             }
@@ -219,7 +219,7 @@ impl Upstream {
                     .http
                     .as_ref()
                     .ok_or_else(|| fail("no HTTP client".into()))?;
-                let transport = sse_client::connect(http, url)
+                let transport = sse_client::connect(http, url.expose())
                     .await
                     .map_err(|e| remote_fail(e.to_string()))?;
                 (start(forwarder, transport, remote_fail).await?, None)

@@ -93,7 +93,7 @@ impl Config {
             let policies = &mut route.policies;
             if let Some(a) = &mut policies.backend_auth {
                 let path = format!("{at}.policies.backendAuth.key");
-                f(&SecretField::of(&path), &mut a.key);
+                f(&SecretField::key(&path), &mut a.key);
             }
             let modifiers = [
                 (
@@ -112,7 +112,7 @@ impl Config {
                         let path = format!("{at}.policies.{key}.{op}[{i}].value");
                         let field = SecretField {
                             path: &path,
-                            header: Some(name),
+                            kind: SecretKind::Header(name),
                         };
                         f(&field, value);
                     }
@@ -129,17 +129,28 @@ impl Config {
                                     let path = format!(
                                         "{at}.ai.groups[{g}].providers[{p}].backendAuth.key"
                                     );
-                                    f(&SecretField::of(&path), &mut a.key);
+                                    f(&SecretField::key(&path), &mut a.key);
                                 }
                             }
                         }
                     }
                     BackendKind::Mcp(m) => {
                         for (t, target) in m.targets.iter_mut().enumerate() {
-                            if let McpTargetKind::Stdio { env, .. } = &mut target.kind {
-                                for (name, value) in env.iter_mut() {
-                                    let path = format!("{at}.mcp.targets[{t}].stdio.env.{name}");
-                                    f(&SecretField::of(&path), value);
+                            let at = format!("{at}.mcp.targets[{t}]");
+                            match &mut target.kind {
+                                McpTargetKind::Stdio { env, .. } => {
+                                    for (name, value) in env.iter_mut() {
+                                        let path = format!("{at}.stdio.env.{name}");
+                                        f(&SecretField::key(&path), value);
+                                    }
+                                }
+                                McpTargetKind::Sse { url } => {
+                                    let path = format!("{at}.sse.host");
+                                    f(&SecretField::url(&path), url);
+                                }
+                                McpTargetKind::Mcp { url } => {
+                                    let path = format!("{at}.mcp.host");
+                                    f(&SecretField::url(&path), url);
                                 }
                             }
                         }
@@ -193,29 +204,52 @@ impl Config {
     }
 }
 
+/// What a secret field holds.
+pub enum SecretKind<'a> {
+    /// A key or a variable's value: always a credential.
+    Key,
+    /// A header-modifier value, with the header's name.
+    Header(&'a str),
+    /// A URL, which may carry credentials.
+    Url,
+}
+
 /// Where a secret sits in the config.
 pub struct SecretField<'a> {
     /// `binds[0].listeners[0].routes[0].policies.backendAuth.key`.
     pub path: &'a str,
-    /// The header's name, for a header-modifier value.
-    pub header: Option<&'a str>,
+    pub kind: SecretKind<'a>,
 }
 
 impl SecretField<'_> {
-    fn of(path: &str) -> SecretField<'_> {
-        SecretField { path, header: None }
+    fn key(path: &str) -> SecretField<'_> {
+        SecretField {
+            path,
+            kind: SecretKind::Key,
+        }
+    }
+
+    fn url(path: &str) -> SecretField<'_> {
+        SecretField {
+            path,
+            kind: SecretKind::Url,
+        }
     }
 
     /// A value written in the file rather than referenced, that looks like a credential (a
-    /// header value only when its name or its form says so, as dumps decide).
+    /// header value or URL only when its name or its form says so, as dumps decide).
     pub fn is_literal_credential(&self, secret: &Secret) -> bool {
         use crate::config::redact;
         let value = secret.expose();
         secret.reference().is_none()
             && !value.is_empty()
-            && self.header.is_none_or(|name| {
-                redact::is_credential_name(name) || redact::looks_like_credential(value)
-            })
+            && match self.kind {
+                SecretKind::Key => true,
+                SecretKind::Header(name) => {
+                    redact::is_credential_name(name) || redact::looks_like_credential(value)
+                }
+                SecretKind::Url => redact::url(value) != value,
+            }
     }
 }
 

@@ -654,7 +654,7 @@ async fn pushed_commands_and_variables_outside_the_allow_list_are_nacked() {
 async fn secrets_travel_as_references() {
     let port = free_port();
     let config = format!(
-        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - policies:\n        backendAuth: {{key: \"$CP_SECRET\"}}\n        requestHeaderModifier: {{set: [{{name: x-api-key, value: \"${{CP_SECRET}}\"}}]}}\n      backends: [{{host: \"127.0.0.1:9\"}}]\n"
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - policies:\n        backendAuth: {{key: \"$CP_SECRET\"}}\n        requestHeaderModifier: {{set: [{{name: x-api-key, value: \"${{CP_SECRET}}\"}}]}}\n      backends: [{{host: \"127.0.0.1:9\"}}]\n    - name: tools\n      matches: [{{path: {{pathPrefix: /mcp}}}}]\n      backends:\n      - mcp:\n          targets:\n          - name: remote\n            mcp: {{host: \"http://127.0.0.1:9/mcp?token=${{CP_SECRET}}\"}}\n"
     );
     let cp = ControlPlane::start_with(
         &[("s.yaml", &config)],
@@ -669,6 +669,7 @@ async fn secrets_travel_as_references() {
     let wire = pb::Config::decode(push.config.as_slice()).unwrap();
     let text = format!("{wire:?}");
     assert!(text.contains("$CP_SECRET"), "{text}");
+    assert!(text.contains("token=${CP_SECRET}"), "{text}");
     assert!(!text.contains("sk-cp-side-value"), "{text}");
     let dump = cp.json("/api/gateways/s/config").await.to_string();
     assert!(!dump.contains("sk-cp-side-value"), "{dump}");
@@ -689,7 +690,9 @@ async fn secrets_travel_as_references() {
     let file = dir.path().join("literal.yaml");
     std::fs::write(
         &file,
-        config.replace("\"$CP_SECRET\"", "\"sk-literal-in-file\""),
+        config
+            .replace("\"$CP_SECRET\"", "\"sk-literal-in-file\"")
+            .replace("token=${CP_SECRET}", "token=literal-url-token"),
     )
     .unwrap();
     for (bin, args) in [
@@ -708,6 +711,11 @@ async fn secrets_travel_as_references() {
             stderr.contains("policies.backendAuth.key: a credential is written literally"),
             "{bin}: {stderr}"
         );
+        assert!(
+            stderr.contains("mcp.targets[0].mcp.host: a credential is written literally"),
+            "{bin}: {stderr}"
+        );
         assert!(!stderr.contains("sk-literal-in-file"), "{bin}: {stderr}");
+        assert!(!stderr.contains("literal-url-token"), "{bin}: {stderr}");
     }
 }
