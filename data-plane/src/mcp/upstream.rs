@@ -177,7 +177,7 @@ impl Upstream {
                 inherit_env,
             } => {
                 let mut command = tokio::process::Command::new(cmd);
-                command.args(args).env_clear();
+                command.args(args.iter().map(|a| a.expose())).env_clear();
                 command.envs(std::env::vars_os().filter(|(name, _)| {
                     name.to_str()
                         .is_some_and(|n| inherited(n) || inherit_env.iter().any(|i| i == n))

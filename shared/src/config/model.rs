@@ -138,10 +138,22 @@ impl Config {
                         for (t, target) in m.targets.iter_mut().enumerate() {
                             let at = format!("{at}.mcp.targets[{t}]");
                             match &mut target.kind {
-                                McpTargetKind::Stdio { env, .. } => {
+                                McpTargetKind::Stdio { env, args, .. } => {
                                     for (name, value) in env.iter_mut() {
                                         let path = format!("{at}.stdio.env.{name}");
                                         f(&SecretField::key(&path), value);
+                                    }
+                                    let values: Vec<String> =
+                                        args.iter().map(|a| a.expose().to_string()).collect();
+                                    let shown = crate::config::redact::args(&values);
+                                    for (i, arg) in args.iter_mut().enumerate() {
+                                        let field = SecretField {
+                                            path: &format!("{at}.stdio.args[{i}]"),
+                                            kind: SecretKind::Argument {
+                                                redacted: shown[i] != values[i],
+                                            },
+                                        };
+                                        f(&field, arg);
                                     }
                                 }
                                 McpTargetKind::Sse { url } => {
@@ -212,6 +224,8 @@ pub enum SecretKind<'a> {
     Header(&'a str),
     /// A URL, which may carry credentials.
     Url,
+    /// A stdio argument, and whether dumps redact it (a key, a credential flag's value).
+    Argument { redacted: bool },
 }
 
 /// Where a secret sits in the config.
@@ -249,6 +263,7 @@ impl SecretField<'_> {
                     redact::is_credential_name(name) || redact::looks_like_credential(value)
                 }
                 SecretKind::Url => redact::url(value) != value,
+                SecretKind::Argument { redacted } => redacted,
             }
     }
 }

@@ -654,7 +654,7 @@ async fn pushed_commands_and_variables_outside_the_allow_list_are_nacked() {
 async fn secrets_travel_as_references() {
     let port = free_port();
     let config = format!(
-        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - policies:\n        backendAuth: {{key: \"$CP_SECRET\"}}\n        requestHeaderModifier: {{set: [{{name: x-api-key, value: \"${{CP_SECRET}}\"}}]}}\n      backends: [{{host: \"127.0.0.1:9\"}}]\n    - name: tools\n      matches: [{{path: {{pathPrefix: /mcp}}}}]\n      backends:\n      - mcp:\n          targets:\n          - name: remote\n            mcp: {{host: \"http://127.0.0.1:9/mcp?token=${{CP_SECRET}}\"}}\n"
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - policies:\n        backendAuth: {{key: \"$CP_SECRET\"}}\n        requestHeaderModifier: {{set: [{{name: x-api-key, value: \"${{CP_SECRET}}\"}}]}}\n      backends: [{{host: \"127.0.0.1:9\"}}]\n    - name: tools\n      matches: [{{path: {{pathPrefix: /mcp}}}}]\n      backends:\n      - mcp:\n          targets:\n          - name: remote\n            mcp: {{host: \"http://127.0.0.1:9/mcp?token=${{CP_SECRET}}\"}}\n          - name: local\n            stdio: {{cmd: /usr/bin/true, args: [\"--token=${{CP_SECRET}}\"]}}\n"
     );
     let cp = ControlPlane::start_with(
         &[("s.yaml", &config)],
@@ -670,6 +670,7 @@ async fn secrets_travel_as_references() {
     let text = format!("{wire:?}");
     assert!(text.contains("$CP_SECRET"), "{text}");
     assert!(text.contains("token=${CP_SECRET}"), "{text}");
+    assert!(text.contains("--token=${CP_SECRET}"), "{text}");
     assert!(!text.contains("sk-cp-side-value"), "{text}");
     let dump = cp.json("/api/gateways/s/config").await.to_string();
     assert!(!dump.contains("sk-cp-side-value"), "{dump}");
@@ -678,7 +679,12 @@ async fn secrets_travel_as_references() {
         ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 54)),
         env: vec![("CP_SECRET", "sk-proxy-side-value")],
         control_plane: Some((&cp.url(), "s")),
-        args: vec!["--allow-env".into(), "CP_SECRET".into()],
+        args: vec![
+            "--allow-env".into(),
+            "CP_SECRET".into(),
+            "--allow-command".into(),
+            "/usr/bin/true".into(),
+        ],
         ..Default::default()
     });
     proxy.wait_ready().await;
@@ -692,7 +698,8 @@ async fn secrets_travel_as_references() {
         &file,
         config
             .replace("\"$CP_SECRET\"", "\"sk-literal-in-file\"")
-            .replace("token=${CP_SECRET}", "token=literal-url-token"),
+            .replace("?token=${CP_SECRET}", "?token=literal-url-token")
+            .replace("--token=${CP_SECRET}", "--token=literal-arg-token"),
     )
     .unwrap();
     for (bin, args) in [
@@ -716,6 +723,11 @@ async fn secrets_travel_as_references() {
             "{bin}: {stderr}"
         );
         assert!(!stderr.contains("sk-literal-in-file"), "{bin}: {stderr}");
+        assert!(
+            stderr.contains("stdio.args[0]: a credential is written literally"),
+            "{bin}: {stderr}"
+        );
         assert!(!stderr.contains("literal-url-token"), "{bin}: {stderr}");
+        assert!(!stderr.contains("literal-arg-token"), "{bin}: {stderr}");
     }
 }

@@ -150,9 +150,9 @@ pub enum McpTargetKind {
     Stdio {
         /// Program run.
         cmd: String,
-        /// Its arguments; dumps redact credential-looking ones.
-        #[serde(serialize_with = "redact::serialize_args")]
-        args: Vec<String>,
+        /// Its arguments, secrets (one may be a token); dumps redact credential-looking ones.
+        #[serde(serialize_with = "shown_args")]
+        args: Vec<Secret>,
         /// Its environment; values are secrets.
         env: IndexMap<String, Secret>,
         /// `inheritEnv` (Tollgate extension): the gateway's variables passed on by name, on top
@@ -171,6 +171,18 @@ pub enum McpTargetKind {
         #[serde(serialize_with = "shown_url")]
         url: Secret,
     },
+}
+
+/// Arguments as dumps show them: references or values, credential-looking ones redacted.
+fn shown_args<S: serde::Serializer>(args: &[Secret], s: S) -> Result<S::Ok, S::Error> {
+    let written: Vec<String> = args
+        .iter()
+        .map(|a| match a.reference() {
+            Some(_) => a.shown().into_owned(),
+            None => a.expose().to_string(),
+        })
+        .collect();
+    redact::serialize_args(&written, s)
 }
 
 /// A target URL as dumps show it: its reference or value, without user info and keys.
@@ -238,7 +250,12 @@ impl Validator<'_> {
             }
             Some(McpTargetKind::Stdio {
                 cmd: s.cmd.clone(),
-                args: s.args.clone(),
+                args: s
+                    .args
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| self.secret(a, &path.key("stdio").key("args").index(i)))
+                    .collect(),
                 env: s
                     .env
                     .iter()
@@ -329,7 +346,7 @@ impl From<&McpTarget> for pb::McpTarget {
                     inherit_env,
                 } => Kind::Stdio(pb::Stdio {
                     cmd: cmd.clone(),
-                    args: args.clone(),
+                    args: args.iter().map(Into::into).collect(),
                     env: env
                         .iter()
                         .map(|(n, v)| pb::EnvVar {
@@ -354,7 +371,11 @@ impl TryFrom<pb::McpTarget> for McpTarget {
         let kind = match t.kind {
             Some(Kind::Stdio(s)) => McpTargetKind::Stdio {
                 cmd: s.cmd,
-                args: s.args,
+                args: s
+                    .args
+                    .into_iter()
+                    .map(Secret::try_from)
+                    .collect::<convert::Result<_>>()?,
                 env: s
                     .env
                     .into_iter()
