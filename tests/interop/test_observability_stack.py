@@ -156,6 +156,7 @@ def stack(fakes):
             "--gateway", "default", "--node-id", name, "--listen-ip", ip, "--admin-addr", "off",
             "--stats-addr", f"{ip}:{stats}", "--readiness-addr", f"{ip}:{ready}",
             "--insecure-control-plane", "--allow-env", "OPENAI_API_KEY,TOLLGATE_ONLY_ON_A",
+            "--allow-command", sys.executable,
         ], env)
         wait_for(f"http://{ip}:{ready}/healthz/ready", log)
         proxies[name] = {"ip": ip, "stats": f"{ip}:{stats}", "url": f"http://{ip}:{port}"}
