@@ -246,3 +246,85 @@ impl Registry {
         proxies.values().cloned().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hello(node: &str) -> pb::Hello {
+        pb::Hello {
+            node_id: node.into(),
+            gateway: "g".into(),
+            build: "test".into(),
+        }
+    }
+
+    fn registry(forget_after: Duration) -> Registry {
+        Registry::new(Limits {
+            max_streams: 3,
+            max_streams_per_identity: 2,
+            forget_after,
+        })
+    }
+
+    #[test]
+    fn departed_proxies_are_shown_then_forgotten() {
+        let kept = registry(Duration::from_secs(60));
+        let r = kept
+            .register(&hello("a"), "token:x", "addr".into())
+            .unwrap();
+        kept.unregister(r.id);
+        let all = kept.all();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].status(None), SyncStatus::Disconnected);
+
+        let forgetful = registry(Duration::ZERO);
+        let r = forgetful
+            .register(&hello("a"), "token:x", "addr".into())
+            .unwrap();
+        forgetful.unregister(r.id);
+        assert!(forgetful.all().is_empty());
+    }
+
+    #[test]
+    fn streams_are_bounded_per_identity_and_in_total() {
+        let reg = registry(Duration::from_secs(60));
+        let _a = reg.register(&hello("a"), "token:x", String::new()).unwrap();
+        let _b = reg.register(&hello("b"), "token:x", String::new()).unwrap();
+        let err = reg
+            .register(&hello("c"), "token:x", String::new())
+            .err()
+            .unwrap();
+        assert!(err.contains("--max-streams-per-identity"), "{err}");
+        let _c = reg.register(&hello("c"), "token:y", String::new()).unwrap();
+        let err = reg
+            .register(&hello("d"), "token:z", String::new())
+            .err()
+            .unwrap();
+        assert!(err.contains("--max-streams"), "{err}");
+    }
+
+    #[test]
+    fn the_same_identity_and_node_replace_the_older_stream() {
+        let reg = registry(Duration::from_secs(60));
+        let first = reg.register(&hello("a"), "token:x", String::new()).unwrap();
+        let spoof = reg.register(&hello("a"), "token:y", String::new()).unwrap();
+        let second = reg.register(&hello("a"), "token:x", String::new()).unwrap();
+        assert_ne!(first.id, second.id);
+        let ids: Vec<String> = reg.all().into_iter().map(|r| r.identity).collect();
+        assert_eq!(ids, ["token:y", "token:x"]);
+        // The replaced stream was told to end; the other credential's was not.
+        let told = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap()
+            .block_on(async {
+                let ended =
+                    tokio::time::timeout(Duration::from_millis(50), first.replaced.notified());
+                let untouched =
+                    tokio::time::timeout(Duration::from_millis(50), spoof.replaced.notified());
+                (ended.await.is_ok(), untouched.await.is_ok())
+            });
+        assert_eq!(told, (true, false));
+    }
+}

@@ -124,7 +124,12 @@ async fn converge(routes: usize, clients: usize) -> anyhow::Result<(Duration, Du
             .arg(dir.path())
             .args(["--listen", &grpc, "--admin-addr", &admin, "--insecure"])
             // Every client is `anonymous` without credentials: room for all of them.
-            .args(["--max-streams", &streams, "--max-streams-per-identity", &streams])
+            .args([
+                "--max-streams",
+                &streams,
+                "--max-streams-per-identity",
+                &streams,
+            ])
             .stderr(Stdio::null())
             .spawn()?,
     );
