@@ -42,8 +42,7 @@ pub struct Connection {
     token: Option<MetadataValue<Ascii>>,
 }
 
-/// The proxy's control-plane flags.
-#[derive(Debug, Default)]
+/// The proxy's control-plane flags (no `Debug`: it holds the token).
 pub struct ConnectionOptions {
     pub url: String,
     /// `--insecure-control-plane`: a plaintext `http://` URL is accepted.
