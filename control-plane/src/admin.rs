@@ -1,4 +1,5 @@
-//! The control plane's admin API (`127.0.0.1:15011`): gateways, their configs, proxies.
+//! The control plane's admin API (`127.0.0.1:15011`): gateways, their configs, proxies; behind
+//! the same guard as the proxy's (its own names only, an optional bearer token).
 
 use std::sync::Arc;
 
@@ -8,6 +9,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
+use tollgate_shared::admin::{AdminAccess, guard};
 
 use crate::metrics::Metrics;
 use crate::registry::Registry;
@@ -20,13 +22,33 @@ pub struct AdminState {
     pub metrics: Arc<Metrics>,
 }
 
-pub fn router(state: AdminState) -> Router {
+/// Where the admin token is set.
+pub const TOKEN_HINT: &str = "--admin-token-file (or TOLLGATE_CP_ADMIN_TOKEN)";
+
+/// The admin API, answering to its IPs, `localhost` and the `--admin-host` names.
+pub fn router(
+    state: AdminState,
+    addr: std::net::SocketAddr,
+    token: Option<String>,
+    hosts: Vec<String>,
+) -> Router {
+    let access = AdminAccess {
+        addr,
+        token,
+        names: Arc::new(move |name: &str| hosts.iter().any(|h| h.eq_ignore_ascii_case(name))),
+        names_hint: "--admin-host",
+        token_hint: TOKEN_HINT,
+    };
     Router::new()
         .route("/api/gateways", get(gateways))
         .route("/api/gateways/{name}/config", get(gateway_config))
         .route("/api/proxies", get(proxies))
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok\n" }))
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(access),
+            guard,
+        ))
         .with_state(state)
 }
 
@@ -42,7 +64,7 @@ async fn gateways(State(s): State<AdminState>) -> impl IntoResponse {
         .map(|g| {
             json!({
                 "name": g.name,
-                "file": g.file.map(|f| f.display().to_string()),
+                "file": g.file.display().to_string(),
                 "version": g.published.as_ref().map(|p| p.version.clone()),
                 "publishedAt": g.published.as_ref().map(|p| time(p.published_at)),
                 "lastError": if g.errors.is_empty() { serde_json::Value::Null } else { json!(g.errors) },
@@ -81,6 +103,7 @@ async fn proxies(State(s): State<AdminState>) -> impl IntoResponse {
         .map(|r| {
             let current = s.store.current(&r.gateway).map(|p| p.version.clone());
             json!({
+                "identity": r.identity,
                 "nodeId": r.node_id,
                 "gateway": r.gateway,
                 "build": r.build,
@@ -100,7 +123,7 @@ async fn proxies(State(s): State<AdminState>) -> impl IntoResponse {
 
 async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
     s.metrics.proxy_status.reset();
-    for r in s.registry.all() {
+    for r in s.registry.all().into_iter().filter(|r| r.left_at.is_none()) {
         let current = s.store.current(&r.gateway).map(|p| p.version.clone());
         let status = serde_json::to_value(r.status(current.as_deref()))
             .ok()

@@ -2,8 +2,10 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod auth;
 pub mod metrics;
 pub mod registry;
 pub mod store;
 pub mod stream;
+pub mod tls;
 pub mod watch;

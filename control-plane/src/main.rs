@@ -9,13 +9,17 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use tollgate_control_plane::admin::{self, AdminState};
+use tollgate_control_plane::auth::{Authenticator, Tokens};
 use tollgate_control_plane::metrics::Metrics;
-use tollgate_control_plane::registry::Registry;
+use tollgate_control_plane::registry::{Limits, Registry};
 use tollgate_control_plane::store::Store;
 use tollgate_control_plane::stream::StreamService;
+use tollgate_control_plane::tls::{self, TlsListener};
 use tollgate_control_plane::watch::{self, Source};
+use tollgate_shared::admin::{read_token, require_token_off_loopback};
 use tollgate_shared::proto::v1::config_stream_server::ConfigStreamServer;
 use tollgate_shared::{LoadMode, ProcessEnv, Snapshot, load_file_with};
+use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 #[derive(Parser)]
 #[command(name = "tollgate-cp", version, about = "Tollgate control plane")]
@@ -28,15 +32,47 @@ struct Cli {
     /// One config file, served as gateway `default`.
     #[arg(short = 'f', long = "file")]
     file: Option<PathBuf>,
-    /// Move the stream and admin addresses to this IP.
+    /// Move the stream and admin addresses to this IP (default: loopback).
     #[arg(long)]
     listen_ip: Option<IpAddr>,
-    /// Config stream (gRPC) address.
+    /// Config stream (gRPC) address (default: 127.0.0.1:15010).
     #[arg(long)]
     listen: Option<SocketAddr>,
     /// Admin API and metrics address.
     #[arg(long)]
     admin_addr: Option<SocketAddr>,
+    /// PEM certificate chain: the config stream and the admin API speak TLS.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// PEM CA: proxies must present a certificate it signed (mutual TLS); the certificate's
+    /// DNS SANs name the gateways it may subscribe to.
+    #[arg(long, requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// Proxies must present a bearer token: lines `NAME TOKEN GATEWAY[,GATEWAY...]`.
+    #[arg(long)]
+    tokens_file: Option<PathBuf>,
+    /// Serve the config stream without TLS or without proxy credentials (tests, local demos).
+    #[arg(long)]
+    insecure: bool,
+    /// Most config streams open at once.
+    #[arg(long, default_value_t = 1024)]
+    max_streams: usize,
+    /// Most config streams one credential may hold (replicas sharing it).
+    #[arg(long, default_value_t = 32)]
+    max_streams_per_identity: usize,
+    /// How long a proxy that left stays listed (DISCONNECTED) before it is forgotten.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+    forget_after: Duration,
+    /// File holding the admin API's bearer token (or set TOLLGATE_CP_ADMIN_TOKEN); required
+    /// when the admin address is not loopback.
+    #[arg(long)]
+    admin_token_file: Option<PathBuf>,
+    /// Another name the admin API answers to as `Host` (besides its IPs and localhost).
+    #[arg(long)]
+    admin_host: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -76,11 +112,16 @@ fn check(path: &Path) -> ExitCode {
     let mut failed = 0;
     for (name, file) in &files {
         match load_file_with(file, &ProcessEnv, LoadMode::DeferSecrets) {
-            Ok(config) => println!(
-                "{} (gateway {name}): valid (version {})",
-                file.display(),
-                Snapshot::new(config).version
-            ),
+            Ok(config) => {
+                for warning in config.warnings() {
+                    eprintln!("{}: warning: {warning}", file.display());
+                }
+                println!(
+                    "{} (gateway {name}): valid (version {})",
+                    file.display(),
+                    Snapshot::new(config).version
+                );
+            }
             Err(errors) => {
                 failed += 1;
                 for e in errors.iter() {
@@ -103,14 +144,43 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         (None, Some(f)) => Source::File(f),
         _ => anyhow::bail!("pass --config-dir DIR or -f FILE (see --help)"),
     };
-    let any = cli.listen_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let local = cli.listen_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
-    let listen = cli.listen.unwrap_or(SocketAddr::new(any, 15010));
+    let listen = cli.listen.unwrap_or(SocketAddr::new(local, 15010));
     let admin_addr = cli.admin_addr.unwrap_or(SocketAddr::new(local, 15011));
+    let auth = Authenticator {
+        client_certs: cli.client_ca.is_some(),
+        tokens: cli.tokens_file.as_deref().map(Tokens::load).transpose()?,
+    };
+    if (auth.is_open() || cli.tls_cert.is_none()) && !cli.insecure {
+        anyhow::bail!(
+            "the config stream needs TLS (--tls-cert/--tls-key) and proxy credentials (--client-ca and/or --tokens-file); pass --insecure to serve it without"
+        );
+    }
+    if cli.insecure {
+        tracing::warn!(
+            tls = cli.tls_cert.is_some(),
+            credentials = !auth.is_open(),
+            "--insecure: the config stream may be read or subscribed to by others"
+        );
+    }
+    let admin_token = read_token(
+        cli.admin_token_file.as_deref(),
+        "--admin-token-file",
+        "TOLLGATE_CP_ADMIN_TOKEN",
+    )?;
+    require_token_off_loopback(admin_addr, admin_token.as_deref(), admin::TOKEN_HINT)?;
+    let tls = match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => Some((std::fs::read(cert)?, std::fs::read(key)?)),
+        _ => None,
+    };
 
     let metrics = Arc::new(Metrics::new());
     let store = Arc::new(Store::new(metrics.clone()));
-    let registry = Arc::new(Registry::default());
+    let registry = Arc::new(Registry::new(Limits {
+        max_streams: cli.max_streams,
+        max_streams_per_identity: cli.max_streams_per_identity,
+        forget_after: cli.forget_after,
+    }));
     let mut seen = HashMap::new();
     watch::sync(&source, &store, &mut seen);
 
@@ -122,11 +192,24 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         registry: registry.clone(),
         metrics: metrics.clone(),
     };
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(admin_listener, admin::router(state)).await {
-            tracing::error!(error = %e, "admin server stopped");
+    let router = admin::router(state, admin_addr, admin_token, cli.admin_host);
+    match (&cli.tls_cert, &cli.tls_key) {
+        (Some(cert), Some(key)) => {
+            let listener = TlsListener::new(admin_listener, tls::server_config(cert, key)?)?;
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, router).await {
+                    tracing::error!(error = %e, "admin server stopped");
+                }
+            });
         }
-    });
+        _ => {
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(admin_listener, router).await {
+                    tracing::error!(error = %e, "admin server stopped");
+                }
+            });
+        }
+    }
     tracing::info!(%admin_addr, "admin API listening");
 
     let watch_store = store.clone();
@@ -137,6 +220,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     });
 
     let service = StreamService {
+        auth,
         store,
         registry,
         metrics,
@@ -147,7 +231,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen} for the config stream: {e}"))?;
     tracing::info!(%listen, "config stream listening");
-    tonic::transport::Server::builder()
+    let mut server = tonic::transport::Server::builder();
+    if let Some((cert, key)) = tls {
+        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
+        if let Some(ca) = &cli.client_ca {
+            config = config.client_ca_root(Certificate::from_pem(std::fs::read(ca)?));
+        }
+        server = server
+            .tls_config(config)
+            .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key/--client-ca: {e}"))?;
+    }
+    server
         .http2_keepalive_interval(Some(Duration::from_secs(10)))
         .http2_keepalive_timeout(Some(Duration::from_secs(5)))
         .add_service(ConfigStreamServer::new(service))

@@ -28,17 +28,20 @@ pub struct Published {
     pub published_at: SystemTime,
 }
 
+/// A gateway's snapshots as a stream sees them: the newest only.
+pub type Updates = watch::Receiver<Option<Arc<Published>>>;
+
 struct Gateway {
     current: watch::Sender<Option<Arc<Published>>>,
-    file: Option<PathBuf>,
+    file: PathBuf,
     errors: Vec<ConfigError>,
 }
 
 impl Gateway {
-    fn new() -> Gateway {
+    fn new(file: &Path) -> Gateway {
         Gateway {
             current: watch::channel(None).0,
-            file: None,
+            file: file.to_path_buf(),
             errors: Vec::new(),
         }
     }
@@ -47,7 +50,7 @@ impl Gateway {
 /// What the admin API shows of a gateway.
 pub struct GatewayView {
     pub name: String,
-    pub file: Option<PathBuf>,
+    pub file: PathBuf,
     pub published: Option<Arc<Published>>,
     pub errors: Vec<ConfigError>,
 }
@@ -69,13 +72,10 @@ impl Store {
         self.gateways.lock()
     }
 
-    /// The gateway's snapshots; a proxy may subscribe before its gateway's file exists.
-    pub fn subscribe(&self, gateway: &str) -> watch::Receiver<Option<Arc<Published>>> {
-        self.lock()
-            .entry(gateway.to_string())
-            .or_insert_with(Gateway::new)
-            .current
-            .subscribe()
+    /// The snapshots of a gateway a file defines (valid or not yet); `None` for any other
+    /// name, for which nothing is kept.
+    pub fn subscribe(&self, gateway: &str) -> Option<Updates> {
+        self.lock().get(gateway).map(|g| g.current.subscribe())
     }
 
     /// Validates `path` as gateway `name` (the same code as `tollgate check`) and publishes
@@ -85,8 +85,8 @@ impl Store {
         let mut gateways = self.lock();
         let gw = gateways
             .entry(name.to_string())
-            .or_insert_with(Gateway::new);
-        gw.file = Some(path.to_path_buf());
+            .or_insert_with(|| Gateway::new(path));
+        gw.file = path.to_path_buf();
         match result {
             Ok(config) => {
                 gw.errors.clear();
@@ -128,11 +128,7 @@ impl Store {
     pub fn file_removed(&self, name: &str) {
         if let Some(gw) = self.lock().get_mut(name) {
             gw.errors = vec![ConfigError {
-                file: gw
-                    .file
-                    .as_ref()
-                    .map(|f| f.display().to_string())
-                    .unwrap_or_default(),
+                file: gw.file.display().to_string(),
                 line: 0,
                 column: 0,
                 path: String::new(),
@@ -150,7 +146,6 @@ impl Store {
     pub fn gateways(&self) -> Vec<GatewayView> {
         self.lock()
             .iter()
-            .filter(|(_, g)| g.file.is_some())
             .map(|(name, g)| GatewayView {
                 name: name.clone(),
                 file: g.file.clone(),

@@ -4,6 +4,10 @@
 //! only when its nonce is the last one sent (stale ones are ignored); a NACKed version is not
 //! resent on that stream. Keepalives let both sides notice dead streams, and every send has a
 //! timeout, so a proxy that stops reading loses its stream instead of holding anything up.
+//!
+//! Before anything is read, the caller's credential is checked ([`Authenticator`]); its hello
+//! must name a gateway the credential allows and a file defines, or the stream is refused and
+//! nothing is kept for it.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -17,11 +21,19 @@ use tollgate_shared::proto::v1 as pb;
 use tollgate_shared::proto::v1::config_stream_server::ConfigStream;
 use tonic::{Request, Response, Status, Streaming};
 
+use crate::auth::Authenticator;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::store::Store;
+use crate::store::{Store, Updates};
+
+/// Longest gateway name or node id a hello may carry.
+const MAX_NAME_LEN: usize = 253;
+
+/// How long a caller has to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub struct StreamService {
+    pub auth: Authenticator,
     pub store: Arc<Store>,
     pub registry: Arc<Registry>,
     pub metrics: Arc<Metrics>,
@@ -39,14 +51,16 @@ impl ConfigStream for StreamService {
         &self,
         req: Request<Streaming<pb::ProxyMessage>>,
     ) -> Result<Response<Outbound>, Status> {
+        let identity = self.auth.identify(&req)?;
         let address = req
             .remote_addr()
             .map_or_else(|| "unknown".to_string(), |a: SocketAddr| a.to_string());
         let mut inbound = req.into_inner();
-        let hello = match inbound.message().await? {
-            Some(pb::ProxyMessage {
+        let hello = match tokio::time::timeout(HELLO_TIMEOUT, inbound.message()).await {
+            Ok(Ok(Some(pb::ProxyMessage {
                 kind: Some(pb::proxy_message::Kind::Hello(h)),
-            }) => h,
+            }))) => h,
+            Ok(Err(e)) => return Err(e),
             _ => {
                 return Err(Status::invalid_argument(
                     "the first message must be a hello",
@@ -56,28 +70,49 @@ impl ConfigStream for StreamService {
         if hello.gateway.is_empty() {
             return Err(Status::invalid_argument("hello.gateway is empty"));
         }
+        if hello.gateway.len() > MAX_NAME_LEN || hello.node_id.len() > MAX_NAME_LEN {
+            return Err(Status::invalid_argument(format!(
+                "hello.gateway and hello.node_id are at most {MAX_NAME_LEN} bytes"
+            )));
+        }
+        if !identity.gateways.allows(&hello.gateway) {
+            tracing::warn!(identity = %identity.name, gateway = %hello.gateway, "a subscription outside the credential's gateways was refused");
+            return Err(Status::permission_denied(format!(
+                "`{}` may not subscribe to gateway `{}`",
+                identity.name, hello.gateway
+            )));
+        }
+        let Some(updates) = self.store.subscribe(&hello.gateway) else {
+            return Err(Status::not_found(format!(
+                "no file defines gateway `{}` on this control plane",
+                hello.gateway
+            )));
+        };
+        let registration = self
+            .registry
+            .register(&hello, &identity.name, address)
+            .map_err(Status::resource_exhausted)?;
         let (tx, rx) = mpsc::channel(1);
-        let id = self.registry.register(&hello, address);
-        tracing::info!(node = %hello.node_id, gateway = %hello.gateway, "proxy connected");
+        tracing::info!(node = %hello.node_id, gateway = %hello.gateway, identity = %identity.name, "proxy connected");
         let session = Session {
-            id,
+            id: registration.id,
+            replaced: registration.replaced,
             gateway: hello.gateway,
-            store: self.store.clone(),
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
             keepalive: self.keepalive,
             send_timeout: self.send_timeout,
             tx,
         };
-        tokio::spawn(session.run(inbound));
+        tokio::spawn(session.run(inbound, updates));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
     }
 }
 
 struct Session {
     id: u64,
+    replaced: Arc<tokio::sync::Notify>,
     gateway: String,
-    store: Arc<Store>,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     keepalive: Duration,
@@ -100,9 +135,8 @@ impl Session {
             .is_ok_and(|r| r.is_ok())
     }
 
-    async fn run(self, mut inbound: Streaming<pb::ProxyMessage>) {
+    async fn run(self, mut inbound: Streaming<pb::ProxyMessage>, mut updates: Updates) {
         self.metrics.connected_proxies.inc();
-        let mut updates = self.store.subscribe(&self.gateway);
         let mut sent: Option<Sent> = None;
         let mut nacked: Option<String> = None;
         let mut nonce = 0u64;
@@ -143,6 +177,10 @@ impl Session {
                     Ok(Some(m)) => self.handle(m, &sent, &mut nacked),
                     Ok(None) | Err(_) => break,
                 },
+                () = self.replaced.notified() => {
+                    tracing::info!(gateway = %self.gateway, "a newer stream of the same proxy replaced this one");
+                    break;
+                }
                 _ = keepalive.tick() => if !self.send(pb::server_message::Kind::Keepalive(pb::Keepalive {})).await { break },
             }
         }

@@ -1,20 +1,20 @@
 //! The proxy's own HTTP servers: admin API (localhost), Prometheus metrics, readiness.
 //!
-//! The admin server answers only to its own names (DNS rebinding) and, with a token, only to
-//! callers that present it: it shows the config and drives the Playground.
+//! The admin server is behind the shared admin guard (its own names only, an optional token):
+//! it shows the config and drives the Playground.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use axum::middleware::{self, Next};
-use axum::response::{IntoResponse, Response};
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::middleware;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
-use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
+use tollgate_shared::admin::{AdminAccess, KnownNames, guard};
 
 use crate::gateway::Gateway;
 use crate::services::Services;
@@ -33,114 +33,35 @@ pub async fn spawn(name: &'static str, addr: SocketAddr, router: Router) -> anyh
     Ok(())
 }
 
-/// Who may use the admin server.
-pub struct AdminAccess {
-    /// The address it listens on.
-    pub addr: SocketAddr,
-    /// `--admin-token-file` or `TOLLGATE_ADMIN_TOKEN`: when set, `/api/` needs it as a bearer
-    /// token.
-    pub token: Option<String>,
-}
-
-impl AdminAccess {
-    /// A `Host` a browser can only send for this server: an IP literal of it (any IP when it
-    /// listens on all of them), `localhost`, or a name in `config.adminHosts`. A rebound DNS
-    /// name is none of these.
-    fn allows_host(&self, host: &str, services: &Services) -> bool {
-        let name = host
-            .parse::<http::uri::Authority>()
-            .map(|a| {
-                a.host()
-                    .trim_start_matches('[')
-                    .trim_end_matches(']')
-                    .to_string()
-            })
-            .unwrap_or_default()
-            .to_ascii_lowercase();
-        if let Ok(ip) = name.parse::<IpAddr>() {
-            return ip.is_loopback() || self.addr.ip().is_unspecified() || ip == self.addr.ip();
-        }
-        name == "localhost"
-            || services.runtime().is_some_and(|rt| {
-                let names = &rt.snapshot.config.settings.admin_hosts;
-                names.iter().any(|n| n.eq_ignore_ascii_case(&name))
-            })
-    }
-
-    fn authorized(&self, headers: &HeaderMap) -> bool {
-        let Some(token) = &self.token else {
-            return true;
-        };
-        let presented = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .unwrap_or_default();
-        bool::from(presented.as_bytes().ct_eq(token.as_bytes()))
-    }
-}
-
-/// The admin API and the Playground, behind [`guard`].
-pub fn admin_router(services: Arc<Services>, access: AdminAccess) -> Router {
+/// The admin API and the Playground, behind the shared admin [`guard`]: besides its IPs and
+/// `localhost`, it answers to the names in `config.adminHosts`.
+pub fn admin_router(services: Arc<Services>, addr: SocketAddr, token: Option<String>) -> Router {
+    let current = services.clone();
+    let names: KnownNames = Arc::new(move |name: &str| {
+        current.runtime().is_some_and(|rt| {
+            let names = &rt.snapshot.config.settings.admin_hosts;
+            names.iter().any(|n| n.eq_ignore_ascii_case(name))
+        })
+    });
+    let access = AdminAccess {
+        addr,
+        token,
+        names,
+        names_hint: "config.adminHosts",
+        token_hint: TOKEN_HINT,
+    };
     Router::new()
         .route("/api/config", get(config))
         .route("/api/ratelimits", get(rate_limits))
         .route("/api/mcp/sessions", get(mcp_sessions))
         .route("/healthz", get(|| async { "ok\n" }))
         .merge(crate::ui::router())
-        .layer(middleware::from_fn_with_state(
-            (Arc::new(access), services.clone()),
-            guard,
-        ))
+        .layer(middleware::from_fn_with_state(Arc::new(access), guard))
         .with_state(services)
 }
 
-/// The Playground's policy: its own scripts and styles, calls to any route's port, never
-/// framed.
-const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; connect-src *; img-src 'self' data:; \
-     frame-ancestors 'none'; base-uri 'none'; form-action 'none'";
-
-/// Refuses foreign `Host` names (403) and, with a token, `/api/` calls without it (401); every
-/// answer carries the CSP and `nosniff`.
-async fn guard(
-    State((access, services)): State<(Arc<AdminAccess>, Arc<Services>)>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri().authority().map(|a| a.as_str()))
-        .unwrap_or_default()
-        .to_string();
-    let mut resp = if !access.allows_host(&host, &services) {
-        let msg = format!(
-            "the admin server does not answer to Host `{host}`: use its address, localhost or a name in config.adminHosts\n"
-        );
-        (StatusCode::FORBIDDEN, msg).into_response()
-    } else if req.uri().path().starts_with("/api/") && !access.authorized(req.headers()) {
-        (
-            StatusCode::UNAUTHORIZED,
-            [(header::WWW_AUTHENTICATE, "Bearer")],
-            "the admin API needs the token of --admin-token-file (or TOLLGATE_ADMIN_TOKEN) as `Authorization: Bearer <token>`\n",
-        )
-            .into_response()
-    } else {
-        next.run(req).await
-    };
-    let headers = resp.headers_mut();
-    headers.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
-    );
-    headers.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    resp
-}
+/// Where the admin token is set.
+pub const TOKEN_HINT: &str = "--admin-token-file (or TOLLGATE_ADMIN_TOKEN)";
 
 pub fn stats_router(services: Arc<Services>) -> Router {
     Router::new()

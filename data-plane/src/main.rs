@@ -9,10 +9,15 @@ use clap::{Parser, Subcommand};
 use tollgate_data_plane::admin;
 use tollgate_data_plane::gateway::Gateway;
 use tollgate_data_plane::metrics::Metrics;
-use tollgate_data_plane::source::control_plane::ControlPlaneSource;
+use tollgate_data_plane::source::allow::PushAllowList;
+use tollgate_data_plane::source::control_plane::{
+    Connection, ConnectionOptions, ControlPlaneSource,
+};
 use tollgate_data_plane::source::file::FileSource;
 use tollgate_data_plane::source::{Outcome, report};
+use tollgate_shared::admin::{read_token, require_token_off_loopback};
 use tollgate_shared::config::model::{ListenAddr, Settings};
+use tollgate_shared::config::redact;
 use tollgate_shared::{ProcessEnv, Snapshot, load_file};
 
 /// glibc malloc spent about a tenth of the proxy's CPU under load (perf, ai route at
@@ -32,9 +37,33 @@ struct Cli {
     /// Config file to serve and watch.
     #[arg(short = 'f', long = "file", conflicts_with = "control_plane")]
     file: Option<PathBuf>,
-    /// Take snapshots from a control plane instead, e.g. http://127.0.0.1:15010.
+    /// Take snapshots from a control plane instead, e.g. https://tollgate-cp:15010.
     #[arg(long)]
     control_plane: Option<String>,
+    /// Accept a plaintext http:// control plane (tests, local demos).
+    #[arg(long, requires = "control_plane")]
+    insecure_control_plane: bool,
+    /// PEM CA that signed the control plane's certificate (default: the public web roots).
+    #[arg(long, requires = "control_plane")]
+    control_plane_ca: Option<PathBuf>,
+    /// PEM client certificate for the control plane (mutual TLS).
+    #[arg(long, requires_all = ["control_plane", "control_plane_key"])]
+    control_plane_cert: Option<PathBuf>,
+    /// PEM private key of --control-plane-cert.
+    #[arg(long, requires = "control_plane_cert")]
+    control_plane_key: Option<PathBuf>,
+    /// File holding the control plane's bearer token (or set TOLLGATE_CONTROL_PLANE_TOKEN).
+    #[arg(long, requires = "control_plane")]
+    control_plane_token_file: Option<PathBuf>,
+    /// A variable pushed configs may reference (`$NAME`, `inheritEnv`); repeat or comma-separate.
+    #[arg(long, value_delimiter = ',')]
+    allow_env: Vec<String>,
+    /// A stdio command pushed configs may run: an exact path, or a prefix ending with `/`.
+    #[arg(long)]
+    allow_command: Vec<String>,
+    /// A directory files named in pushed configs may come from.
+    #[arg(long)]
+    allow_files_under: Vec<PathBuf>,
     /// This proxy's id on the control plane (default: hostname-pid).
     #[arg(long)]
     node_id: Option<String>,
@@ -136,11 +165,31 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         (None, Some(url)) => {
             let node_id = cli.node_id.clone().unwrap_or_else(default_node_id);
-            tracing::info!(%url, gateway = %cli.gateway, %node_id, "taking snapshots from the control plane");
-            let cp = ControlPlaneSource {
+            tracing::info!(url = %redact::url(url), gateway = %cli.gateway, %node_id, "taking snapshots from the control plane");
+            let token = read_token(
+                cli.control_plane_token_file.as_deref(),
+                "--control-plane-token-file",
+                "TOLLGATE_CONTROL_PLANE_TOKEN",
+            )?;
+            let connection = Connection::new(ConnectionOptions {
                 url: url.clone(),
+                insecure: cli.insecure_control_plane,
+                ca: cli.control_plane_ca.clone(),
+                identity: cli
+                    .control_plane_cert
+                    .clone()
+                    .zip(cli.control_plane_key.clone()),
+                token,
+            })?;
+            let cp = ControlPlaneSource {
+                connection,
                 gateway: cli.gateway.clone(),
                 node_id,
+                allow: PushAllowList {
+                    env: cli.allow_env.clone(),
+                    commands: cli.allow_command.clone(),
+                    dirs: cli.allow_files_under.clone(),
+                },
             };
             let task = tokio::spawn(cp.run(gw.clone()));
             (Settings::defaults(), task)
@@ -154,21 +203,16 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         SocketAddr::new(loopback, 15000),
     )?;
     if let Some(addr) = admin_addr {
-        let token = admin_token(cli.admin_token_file.as_deref())?;
-        if token.is_none() && !addr.ip().is_loopback() {
-            anyhow::bail!(
-                "the admin API on {addr} is not loopback-only: give it a token with --admin-token-file FILE or TOLLGATE_ADMIN_TOKEN"
-            );
-        }
+        let token = read_token(
+            cli.admin_token_file.as_deref(),
+            "--admin-token-file",
+            "TOLLGATE_ADMIN_TOKEN",
+        )?;
+        require_token_off_loopback(addr, token.as_deref(), admin::TOKEN_HINT)?;
         // The Playground's origin: MCP routes accept browser requests from it.
         gw.services.mcp.set_admin_addr(addr);
-        let access = admin::AdminAccess { addr, token };
-        admin::spawn(
-            "admin",
-            addr,
-            admin::admin_router(gw.services.clone(), access),
-        )
-        .await?;
+        let router = admin::admin_router(gw.services.clone(), addr, token);
+        admin::spawn("admin", addr, router).await?;
     }
     let servers = [
         (
@@ -197,27 +241,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     source.abort();
     gw.shutdown().await;
     Ok(())
-}
-
-/// The admin API's bearer token: the file's first line, else `TOLLGATE_ADMIN_TOKEN`.
-fn admin_token(file: Option<&std::path::Path>) -> anyhow::Result<Option<String>> {
-    let token = match file {
-        Some(path) => std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("--admin-token-file {}: {e}", path.display()))?
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .trim()
-            .to_string(),
-        None => match std::env::var("TOLLGATE_ADMIN_TOKEN") {
-            Ok(t) => t.trim().to_string(),
-            Err(_) => return Ok(None),
-        },
-    };
-    if token.is_empty() {
-        anyhow::bail!("the admin token (--admin-token-file or TOLLGATE_ADMIN_TOKEN) is empty");
-    }
-    Ok(Some(token))
 }
 
 fn default_node_id() -> String {

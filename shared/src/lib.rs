@@ -1,6 +1,7 @@
 //! The contract both planes agree on: the config model, its validation and its snapshots.
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod config;
 pub mod convert;
 pub mod process;

@@ -143,7 +143,8 @@ def stack(fakes):
         f.write(gateway_config(port, fakes["openai"]))
     grpc, cp_admin = free_port(), free_port()
     procs.start("cp", [os.path.join(BIN_DIR, "tollgate-cp"), "--config-dir", gateways,
-                       "--listen", f"127.0.0.1:{grpc}", "--admin-addr", f"127.0.0.1:{cp_admin}"])
+                       "--listen", f"127.0.0.1:{grpc}", "--admin-addr", f"127.0.0.1:{cp_admin}",
+                       "--insecure"])
     proxies = {}
     for name, ip in [("proxy-a", "127.0.0.2"), ("proxy-b", "127.0.0.3")]:
         stats, ready = free_port(), free_port()
@@ -154,6 +155,8 @@ def stack(fakes):
             os.path.join(BIN_DIR, "tollgate"), "--control-plane", f"http://127.0.0.1:{grpc}",
             "--gateway", "default", "--node-id", name, "--listen-ip", ip, "--admin-addr", "off",
             "--stats-addr", f"{ip}:{stats}", "--readiness-addr", f"{ip}:{ready}",
+            "--insecure-control-plane", "--allow-env", "OPENAI_API_KEY,TOLLGATE_ONLY_ON_A",
+            "--allow-command", sys.executable,
         ], env)
         wait_for(f"http://{ip}:{ready}/healthz/ready", log)
         proxies[name] = {"ip": ip, "stats": f"{ip}:{stats}", "url": f"http://{ip}:{port}"}

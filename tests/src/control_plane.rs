@@ -15,11 +15,24 @@ pub struct ControlPlane {
     pub grpc: SocketAddr,
     pub admin: SocketAddr,
     log_path: PathBuf,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
 }
 
 impl ControlPlane {
-    /// Starts on free ports with `files` (name, text) written into its config dir.
+    /// Starts on free ports with `files` (name, text) written into its config dir, in
+    /// plaintext and without proxy credentials (`--insecure`).
     pub async fn start(files: &[(&str, &str)]) -> ControlPlane {
+        ControlPlane::start_with(files, &["--insecure".to_string()], &[]).await
+    }
+
+    /// Starts with these flags (TLS, credentials, limits) instead of `--insecure`, and these
+    /// environment variables.
+    pub async fn start_with(
+        files: &[(&str, &str)],
+        args: &[String],
+        env: &[(&str, &str)],
+    ) -> ControlPlane {
         let dir = tempfile::tempdir().unwrap();
         for (name, text) in files {
             std::fs::write(dir.path().join(name), text).unwrap();
@@ -33,6 +46,11 @@ impl ControlPlane {
             grpc,
             admin,
             log_path,
+            args: args.to_vec(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         cp.restart().await;
         cp
@@ -52,19 +70,25 @@ impl ControlPlane {
             .arg(self.grpc.to_string())
             .arg("--admin-addr")
             .arg(self.admin.to_string())
+            .args(&self.args)
+            .envs(self.env.iter().cloned())
             .stdout(Stdio::null())
             .stderr(log)
             .kill_on_drop(true)
             .spawn()
             .expect("spawn tollgate-cp");
         self.child = Some(child);
+        // The stream's port is bound last, after the admin API and the first load.
         crate::eventually(std::time::Duration::from_secs(10), || async {
-            match crate::get(format!("http://{}/healthz", self.admin)).await {
-                Ok(r) if r.status() == 200 => Ok(()),
-                other => Err(format!("control plane not up: {other:?}")),
-            }
+            tokio::net::TcpStream::connect(self.grpc)
+                .await
+                .map_err(|e| format!("control plane not up: {e}"))
         })
         .await;
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().and_then(|c| c.id())
     }
 
     pub async fn kill(&mut self) {

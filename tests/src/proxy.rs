@@ -27,8 +27,11 @@ pub struct ProxyOptions<'a> {
     pub config: &'a str,
     pub ip: IpAddr,
     pub env: Vec<(&'a str, &'a str)>,
-    /// Take snapshots from this control plane (`http://ip:port`) for a gateway.
+    /// Take snapshots from this control plane (`http://ip:port`, with
+    /// `--insecure-control-plane`; or `https://…`) for a gateway.
     pub control_plane: Option<(&'a str, &'a str)>,
+    /// More flags (`--allow-env`, `--control-plane-ca`…).
+    pub args: Vec<String>,
 }
 
 impl Default for ProxyOptions<'_> {
@@ -38,6 +41,7 @@ impl Default for ProxyOptions<'_> {
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             env: Vec::new(),
             control_plane: None,
+            args: Vec::new(),
         }
     }
 }
@@ -65,7 +69,13 @@ impl Proxy {
         let (admin, stats, readiness) = (addr(free_port()), addr(free_port()), addr(free_port()));
         let mut cmd = Command::new(binary("tollgate"));
         match opts.control_plane {
-            Some((url, gateway)) => cmd.args(["--control-plane", url, "--gateway", gateway]),
+            Some((url, gateway)) => {
+                cmd.args(["--control-plane", url, "--gateway", gateway]);
+                if url.starts_with("http://") {
+                    cmd.arg("--insecure-control-plane");
+                }
+                &mut cmd
+            }
             None => cmd.arg("-f").arg(&config_path),
         };
         cmd.arg("--listen-ip")
@@ -79,6 +89,7 @@ impl Proxy {
             .env("RUST_LOG", "info")
             .stdout(access_log)
             .stderr(log)
+            .args(&opts.args)
             .kill_on_drop(true);
         for (k, v) in opts.env {
             cmd.env(k, v);

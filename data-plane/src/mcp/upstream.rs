@@ -178,7 +178,7 @@ impl Upstream {
                 inherit_env,
             } => {
                 let mut command = tokio::process::Command::new(cmd);
-                command.args(args).env_clear();
+                command.args(args.iter().map(|a| a.expose())).env_clear();
                 command.envs(std::env::vars_os().filter(|(name, _)| {
                     name.to_str()
                         .is_some_and(|n| inherited(n) || inherit_env.iter().any(|i| i == n))
@@ -212,7 +212,7 @@ impl Upstream {
                 let transport = StreamableHttpClientTransport::with_client(
                     http,
                     // The same bounds as the legacy SSE client's (rmcp's default is 16 MiB).
-                    StreamableHttpClientTransportConfig::with_uri(url.as_str())
+                    StreamableHttpClientTransportConfig::with_uri(url.expose())
                         .max_sse_event_size(MAX_SSE_EVENT)
                         .max_json_response_size(MAX_SSE_EVENT),
                 );
@@ -223,7 +223,7 @@ impl Upstream {
                     .http
                     .as_ref()
                     .ok_or_else(|| fail("no HTTP client".into()))?;
-                let transport = sse_client::connect(http, url)
+                let transport = sse_client::connect(http, url.expose())
                     .await
                     .map_err(|e| remote_fail(e.to_string()))?;
                 (start(forwarder, transport, remote_fail).await?, None)

@@ -5,7 +5,12 @@
 //! answers ACK or NACK, and reports bucket levels every few seconds. When the stream breaks it
 //! reconnects with jittered exponential backoff, reset only after a message arrives; the last
 //! good config keeps serving meanwhile.
+//!
+//! The stream is TLS for `https://` URLs (never downgraded), optionally with a client
+//! certificate and a bearer token; plain `http://` needs `--insecure-control-plane`. A push
+//! must also pass the proxy's [`PushAllowList`] before it is applied.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,21 +19,109 @@ use rand::Rng;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tollgate_shared::config::model::{Config, RateLimitKind};
+use tollgate_shared::config::redact;
 use tollgate_shared::proto::v1 as pb;
 use tollgate_shared::proto::v1::config_stream_client::ConfigStreamClient;
 use tollgate_shared::{ProcessEnv, Snapshot, SnapshotSource};
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::gateway::Gateway;
+use crate::source::allow::PushAllowList;
 use crate::source::{Outcome, report};
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
 const STATUS_EVERY: Duration = Duration::from_secs(3);
 
-pub struct ControlPlaneSource {
+/// How to reach the control plane and prove who this proxy is.
+pub struct Connection {
     pub url: String,
+    endpoint: Endpoint,
+    /// Sent as `authorization: Bearer …`.
+    token: Option<MetadataValue<Ascii>>,
+}
+
+/// The proxy's control-plane flags (no `Debug`: it holds the token).
+pub struct ConnectionOptions {
+    pub url: String,
+    /// `--insecure-control-plane`: a plaintext `http://` URL is accepted.
+    pub insecure: bool,
+    /// `--control-plane-ca`: the CA that signed the control plane's certificate (else the
+    /// public web roots).
+    pub ca: Option<PathBuf>,
+    /// `--control-plane-cert` and `--control-plane-key`: this proxy's client certificate.
+    pub identity: Option<(PathBuf, PathBuf)>,
+    pub token: Option<String>,
+}
+
+impl Connection {
+    /// Refuses a plaintext URL without `insecure`, and TLS settings on a plaintext URL.
+    pub fn new(opts: ConnectionOptions) -> anyhow::Result<Connection> {
+        let read = |flag: &str, path: &Path| {
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))
+        };
+        let mut endpoint = Endpoint::from_shared(opts.url.clone())
+            .map_err(|e| anyhow::anyhow!("--control-plane `{}`: {e}", redact::url(&opts.url)))?
+            .connect_timeout(Duration::from_secs(5))
+            .http2_keep_alive_interval(Duration::from_secs(10))
+            .keep_alive_timeout(Duration::from_secs(5));
+        match opts.url.split_once("://").map(|(scheme, _)| scheme) {
+            Some("https") => {
+                let mut tls = ClientTlsConfig::new();
+                tls = match &opts.ca {
+                    Some(ca) => {
+                        tls.ca_certificate(Certificate::from_pem(read("--control-plane-ca", ca)?))
+                    }
+                    None => tls.with_webpki_roots(),
+                };
+                if let Some((cert, key)) = &opts.identity {
+                    tls = tls.identity(Identity::from_pem(
+                        read("--control-plane-cert", cert)?,
+                        read("--control-plane-key", key)?,
+                    ));
+                }
+                endpoint = endpoint
+                    .tls_config(tls)
+                    .map_err(|e| anyhow::anyhow!("control-plane TLS: {e}"))?;
+            }
+            Some("http") if opts.insecure => {
+                if opts.ca.is_some() || opts.identity.is_some() {
+                    anyhow::bail!(
+                        "--control-plane-ca/--control-plane-cert need an https:// control plane"
+                    );
+                }
+                tracing::warn!(url = %redact::url(&opts.url), "--insecure-control-plane: the config stream is plaintext");
+            }
+            Some("http") => anyhow::bail!(
+                "refusing a plaintext control plane ({}): use https://, or pass --insecure-control-plane",
+                redact::url(&opts.url)
+            ),
+            _ => anyhow::bail!("--control-plane needs an https:// URL"),
+        }
+        let token = opts
+            .token
+            .map(|t| {
+                let mut value = MetadataValue::try_from(format!("Bearer {t}")).map_err(|_| {
+                    anyhow::anyhow!("the control-plane token has characters a header cannot carry")
+                })?;
+                value.set_sensitive(true);
+                anyhow::Ok(value)
+            })
+            .transpose()?;
+        Ok(Connection {
+            url: opts.url,
+            endpoint,
+            token,
+        })
+    }
+}
+
+pub struct ControlPlaneSource {
+    pub connection: Connection,
     pub gateway: String,
     pub node_id: String,
+    pub allow: PushAllowList,
 }
 
 impl ControlPlaneSource {
@@ -38,7 +131,7 @@ impl ControlPlaneSource {
         loop {
             let mut got_message = false;
             if let Err(e) = self.session(&gw, &mut got_message).await {
-                tracing::warn!(url = %self.url, error = %e, "config stream lost; the last good config keeps serving");
+                tracing::warn!(url = %redact::url(&self.connection.url), error = %e, "config stream lost; the last good config keeps serving");
             }
             if got_message {
                 backoff = MIN_BACKOFF;
@@ -50,12 +143,7 @@ impl ControlPlaneSource {
     }
 
     async fn session(&self, gw: &Arc<Gateway>, got_message: &mut bool) -> anyhow::Result<()> {
-        let channel = tonic::transport::Endpoint::from_shared(self.url.clone())?
-            .connect_timeout(Duration::from_secs(5))
-            .http2_keep_alive_interval(Duration::from_secs(10))
-            .keep_alive_timeout(Duration::from_secs(5))
-            .connect()
-            .await?;
+        let channel = self.connection.endpoint.connect().await?;
         let mut client = ConfigStreamClient::new(channel);
         let (tx, rx) = mpsc::channel(8);
         let hello = pb::Hello {
@@ -65,7 +153,13 @@ impl ControlPlaneSource {
         };
         tx.send(message(pb::proxy_message::Kind::Hello(hello)))
             .await?;
-        let mut inbound = client.stream(ReceiverStream::new(rx)).await?.into_inner();
+        let mut request = tonic::Request::new(ReceiverStream::new(rx));
+        if let Some(token) = &self.connection.token {
+            request
+                .metadata_mut()
+                .insert("authorization", token.clone());
+        }
+        let mut inbound = client.stream(request).await?.into_inner();
         let mut status = tokio::time::interval(STATUS_EVERY);
         loop {
             tokio::select! {
@@ -90,12 +184,13 @@ impl ControlPlaneSource {
             .map(|r| r.snapshot.version.clone())
             .unwrap_or_default();
         let version = push.version.clone();
-        let source = SnapshotSource::ControlPlane(self.url.clone());
+        let source = SnapshotSource::ControlPlane(redact::url(&self.connection.url));
         let result = (|| -> Result<(), String> {
             let wire = pb::Config::decode(push.config.as_slice())
                 .map_err(|e| format!("malformed snapshot: {e}"))?;
             let mut config =
                 Config::try_from(wire).map_err(|e| format!("malformed snapshot: {e}"))?;
+            self.allow.check(&config)?;
             config.resolve_secrets(&ProcessEnv).map_err(|names| {
                 format!(
                     "environment variable(s) not set on this proxy: {}",

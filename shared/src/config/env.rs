@@ -151,8 +151,8 @@ pub fn expand_tree(
     }
 }
 
-/// `…backendAuth.key`, `…stdio.env.NAME` and header-modifier values: the fields that hold
-/// credentials.
+/// `…backendAuth.key`, `…stdio.env.NAME`, `…stdio.args[i]` and header-modifier values: the
+/// fields that hold credentials and need no validation on the control plane.
 fn is_secret(path: &YamlPath) -> bool {
     use super::path::Segment::{Index, Key};
     match path.segments() {
@@ -164,6 +164,7 @@ fn is_secret(path: &YamlPath) -> bool {
             ) && matches!(op.as_str(), "add" | "set")
         }
         [.., Key(a), Key(b), Key(_)] => a == "stdio" && b == "env",
+        [.., Key(a), Key(b), Index(_)] => a == "stdio" && b == "args",
         _ => false,
     }
 }

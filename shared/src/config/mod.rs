@@ -95,7 +95,7 @@ pub fn load_str_with(
         &mut missing,
     );
 
-    let mut v = Validator::new(&doc, file, &templates);
+    let mut v = Validator::new(&doc, file, &templates, defer);
     for (path, name) in missing {
         v.error(&path, format!("environment variable `{name}` is not set (write ${{{name}:-default}} for a fallback)"));
     }

@@ -58,44 +58,112 @@ impl Config {
                 }
             }
         }
+        self.clone().visit_secrets(&mut |field, secret| {
+            if field.is_literal_credential(secret) {
+                warnings.push(format!(
+                    "{}: a credential is written literally; prefer a `$VAR` reference, which proxies resolve from their own environment",
+                    field.path
+                ));
+            }
+        });
         warnings
     }
 
-    /// Calls `f` on every secret of the config.
-    pub fn visit_secrets(&mut self, f: &mut dyn FnMut(&mut Secret)) {
-        let routes = self
-            .binds
-            .iter_mut()
-            .flat_map(|b| &mut b.listeners)
-            .flat_map(|l| &mut l.routes);
-        for route in routes {
+    /// Every route with its field path (`binds[0].listeners[1].routes[2]`).
+    fn routes_mut(&mut self) -> impl Iterator<Item = (String, &mut Route)> {
+        self.binds.iter_mut().enumerate().flat_map(|(b, bind)| {
+            bind.listeners
+                .iter_mut()
+                .enumerate()
+                .flat_map(move |(l, listener)| {
+                    listener
+                        .routes
+                        .iter_mut()
+                        .enumerate()
+                        .map(move |(r, route)| {
+                            (format!("binds[{b}].listeners[{l}].routes[{r}]"), route)
+                        })
+                })
+        })
+    }
+
+    /// Calls `f` on every secret of the config, with its field.
+    pub fn visit_secrets(&mut self, f: &mut dyn FnMut(&SecretField<'_>, &mut Secret)) {
+        for (at, route) in self.routes_mut() {
             let policies = &mut route.policies;
             if let Some(a) = &mut policies.backend_auth {
-                f(&mut a.key);
+                let path = format!("{at}.policies.backendAuth.key");
+                f(&SecretField::key(&path), &mut a.key);
             }
             let modifiers = [
-                &mut policies.request_header_modifier,
-                &mut policies.response_header_modifier,
+                (
+                    "requestHeaderModifier",
+                    &mut policies.request_header_modifier,
+                ),
+                (
+                    "responseHeaderModifier",
+                    &mut policies.response_header_modifier,
+                ),
             ];
-            for m in modifiers.into_iter().flatten() {
-                for (_, value) in m.add.iter_mut().chain(&mut m.set) {
-                    f(value);
+            for (key, m) in modifiers {
+                let Some(m) = m else { continue };
+                for (op, list) in [("add", &mut m.add), ("set", &mut m.set)] {
+                    for (i, (name, value)) in list.iter_mut().enumerate() {
+                        let path = format!("{at}.policies.{key}.{op}[{i}].value");
+                        let field = SecretField {
+                            path: &path,
+                            kind: SecretKind::Header(name),
+                        };
+                        f(&field, value);
+                    }
                 }
             }
-            for backend in &mut route.backends {
+            for (i, backend) in route.backends.iter_mut().enumerate() {
+                let at = format!("{at}.backends[{i}]");
                 match &mut backend.kind {
                     BackendKind::Host(_) => {}
                     BackendKind::Ai(ai) => {
-                        for p in ai.groups.iter_mut().flatten() {
-                            if let Some(a) = &mut p.backend_auth {
-                                f(&mut a.key);
+                        for (g, group) in ai.groups.iter_mut().enumerate() {
+                            for (p, provider) in group.iter_mut().enumerate() {
+                                if let Some(a) = &mut provider.backend_auth {
+                                    let path = format!(
+                                        "{at}.ai.groups[{g}].providers[{p}].backendAuth.key"
+                                    );
+                                    f(&SecretField::key(&path), &mut a.key);
+                                }
                             }
                         }
                     }
                     BackendKind::Mcp(m) => {
-                        for t in &mut m.targets {
-                            if let McpTargetKind::Stdio { env, .. } = &mut t.kind {
-                                env.values_mut().for_each(&mut *f);
+                        for (t, target) in m.targets.iter_mut().enumerate() {
+                            let at = format!("{at}.mcp.targets[{t}]");
+                            match &mut target.kind {
+                                McpTargetKind::Stdio { env, args, .. } => {
+                                    for (name, value) in env.iter_mut() {
+                                        let path = format!("{at}.stdio.env.{name}");
+                                        f(&SecretField::key(&path), value);
+                                    }
+                                    let values: Vec<String> =
+                                        args.iter().map(|a| a.expose().to_string()).collect();
+                                    let shown = crate::config::redact::args(&values);
+                                    for (i, arg) in args.iter_mut().enumerate() {
+                                        let field = SecretField {
+                                            path: &format!("{at}.stdio.args[{i}]"),
+                                            kind: SecretKind::Argument {
+                                                redacted: shown[i] != values[i],
+                                            },
+                                        };
+                                        f(&field, arg);
+                                    }
+                                }
+                                McpTargetKind::Sse { url } => {
+                                    let path = format!("{at}.sse.host");
+                                    f(&SecretField::url(&path), url);
+                                }
+                                McpTargetKind::Mcp { url } => {
+                                    let path = format!("{at}.mcp.host");
+                                    f(&SecretField::url(&path), url);
+                                }
                             }
                         }
                     }
@@ -104,11 +172,40 @@ impl Config {
         }
     }
 
+    /// Every MCP target with its field (`….backends[0].mcp.targets[1]`).
+    pub fn mcp_targets(&self) -> Vec<(String, &McpTarget)> {
+        let mut out = Vec::new();
+        for (b, bind) in self.binds.iter().enumerate() {
+            for (l, listener) in bind.listeners.iter().enumerate() {
+                for (r, route) in listener.routes.iter().enumerate() {
+                    for (i, backend) in route.backends.iter().enumerate() {
+                        if let BackendKind::Mcp(m) = &backend.kind {
+                            for (t, target) in m.targets.iter().enumerate() {
+                                let path = format!(
+                                    "binds[{b}].listeners[{l}].routes[{r}].backends[{i}].mcp.targets[{t}]"
+                                );
+                                out.push((path, target));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Files the config names, with their fields: read by each proxy from its own
+    /// filesystem, never shipped in snapshots. No field names a file yet (TLS certificates
+    /// will).
+    pub fn referenced_files(&self) -> Vec<(String, std::path::PathBuf)> {
+        Vec::new()
+    }
+
     /// Resolves every secret reference from `env` (a proxy receiving a control-plane
     /// snapshot); `Err` names each unset variable once.
     pub fn resolve_secrets(&mut self, env: &dyn crate::config::Env) -> Result<(), Vec<String>> {
         let mut unset = Vec::new();
-        self.visit_secrets(&mut |s| {
+        self.visit_secrets(&mut |_, s| {
             if let Err(names) = s.resolve(env) {
                 unset.extend(names);
             }
@@ -116,6 +213,58 @@ impl Config {
         unset.sort_unstable();
         unset.dedup();
         if unset.is_empty() { Ok(()) } else { Err(unset) }
+    }
+}
+
+/// What a secret field holds.
+pub enum SecretKind<'a> {
+    /// A key or a variable's value: always a credential.
+    Key,
+    /// A header-modifier value, with the header's name.
+    Header(&'a str),
+    /// A URL, which may carry credentials.
+    Url,
+    /// A stdio argument, and whether dumps redact it (a key, a credential flag's value).
+    Argument { redacted: bool },
+}
+
+/// Where a secret sits in the config.
+pub struct SecretField<'a> {
+    /// `binds[0].listeners[0].routes[0].policies.backendAuth.key`.
+    pub path: &'a str,
+    pub kind: SecretKind<'a>,
+}
+
+impl SecretField<'_> {
+    fn key(path: &str) -> SecretField<'_> {
+        SecretField {
+            path,
+            kind: SecretKind::Key,
+        }
+    }
+
+    fn url(path: &str) -> SecretField<'_> {
+        SecretField {
+            path,
+            kind: SecretKind::Url,
+        }
+    }
+
+    /// A value written in the file rather than referenced, that looks like a credential (a
+    /// header value or URL only when its name or its form says so, as dumps decide).
+    pub fn is_literal_credential(&self, secret: &Secret) -> bool {
+        use crate::config::redact;
+        let value = secret.expose();
+        secret.reference().is_none()
+            && !value.is_empty()
+            && match self.kind {
+                SecretKind::Key => true,
+                SecretKind::Header(name) => {
+                    redact::is_credential_name(name) || redact::looks_like_credential(value)
+                }
+                SecretKind::Url => redact::url(value) != value,
+                SecretKind::Argument { redacted } => redacted,
+            }
     }
 }
 

@@ -105,15 +105,12 @@ pub fn args(args: &[String]) -> Vec<String> {
     let mut after_credential_flag = false;
     args.iter()
         .map(|arg| {
-            let shown = match arg.split_once('=') {
+            let shown = match (arg.split_once('='), arg.split_once(':')) {
                 _ if after_credential_flag || looks_like_credential(arg) => REDACTED.to_string(),
-                Some((name, _)) if is_credential_field(name) => format!("{name}={REDACTED}"),
-                // A header given as an argument (`--header "Authorization: Bearer …"`).
-                _ if arg.split_once(':').is_some_and(|(name, _)| is_credential_field(name)) => {
-                    let (name, _) = arg.split_once(':').expect("checked above");
-                    format!("{name}: {REDACTED}")
-                }
                 _ if arg.contains("://") => url(arg),
+                (Some((name, _)), _) if is_credential_field(name) => format!("{name}={REDACTED}"),
+                // A header given as an argument (`--header "Authorization: Bearer …"`).
+                (_, Some((name, _))) if is_credential_field(name) => format!("{name}: {REDACTED}"),
                 _ => arg.clone(),
             };
             after_credential_flag =
@@ -183,6 +180,7 @@ mod tests {
             "--port",
             "80",
             "https://u:p@h/x",
+            "https://u:p@h/auth?x=1",
             "--header",
             "Authorization: Bearer t2",
             "X-Api-Key:k2",
@@ -202,6 +200,7 @@ mod tests {
                 "--port",
                 "80",
                 "https://<redacted>@h/x",
+                "https://<redacted>@h/auth?x=1",
                 "--header",
                 "Authorization: <redacted>",
                 "X-Api-Key: <redacted>",

@@ -23,15 +23,23 @@ pub struct Validator<'a> {
     doc: &'a Document,
     file: &'a str,
     templates: &'a Templates,
+    /// `LoadMode::DeferSecrets`: secrets keep only their references.
+    defer_secrets: bool,
     pub errors: Vec<ConfigError>,
 }
 
 impl<'a> Validator<'a> {
-    pub fn new(doc: &'a Document, file: &'a str, templates: &'a Templates) -> Self {
+    pub fn new(
+        doc: &'a Document,
+        file: &'a str,
+        templates: &'a Templates,
+        defer_secrets: bool,
+    ) -> Self {
         Validator {
             doc,
             file,
             templates,
+            defer_secrets,
             errors: Vec::new(),
         }
     }
@@ -167,6 +175,15 @@ impl<'a> Validator<'a> {
     pub fn secret(&self, value: &str, path: &YamlPath) -> Secret {
         match self.templates.get(path) {
             Some(t) if t == value => Secret::unresolved(t.clone()),
+            t => Secret::new(value.to_string(), t.cloned()),
+        }
+    }
+
+    /// A secret whose expanded value had to be validated (a URL's host): with deferred secrets
+    /// only its reference is kept, so the value never leaves the control plane.
+    pub fn validated_secret(&self, value: &str, path: &YamlPath) -> Secret {
+        match self.templates.get(path) {
+            Some(t) if self.defer_secrets => Secret::unresolved(t.clone()),
             t => Secret::new(value.to_string(), t.cloned()),
         }
     }

@@ -117,11 +117,19 @@ async fn converge(routes: usize, clients: usize) -> anyhow::Result<(Duration, Du
         format!("127.0.0.1:{}", free_port()),
         format!("127.0.0.1:{}", free_port()),
     );
+    let streams = (clients + 3).to_string();
     let _cp = Guard(
         Command::new(binary("tollgate-cp"))
             .arg("--config-dir")
             .arg(dir.path())
-            .args(["--listen", &grpc, "--admin-addr", &admin])
+            .args(["--listen", &grpc, "--admin-addr", &admin, "--insecure"])
+            // Every client is `anonymous` without credentials: room for all of them.
+            .args([
+                "--max-streams",
+                &streams,
+                "--max-streams-per-identity",
+                &streams,
+            ])
             .stderr(Stdio::null())
             .spawn()?,
     );
@@ -138,6 +146,7 @@ async fn converge(routes: usize, clients: usize) -> anyhow::Result<(Duration, Du
                     "g",
                     "--listen-ip",
                     &ip,
+                    "--insecure-control-plane",
                 ])
                 .args([
                     "--admin-addr",

@@ -551,6 +551,12 @@ async fn sessions_survive_control_plane_pushes_and_are_reported() {
     let proxy = Proxy::spawn(ProxyOptions {
         ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 31)),
         control_plane: Some((&url, "mcp")),
+        args: vec![
+            "--allow-command".into(),
+            tollgate_tests::binary("tollgate-fake-mcp")
+                .display()
+                .to_string(),
+        ],
         ..Default::default()
     });
     proxy.wait_ready().await;

@@ -3,6 +3,7 @@
 mod adversarial;
 mod check;
 mod control_plane;
+mod cp_security;
 mod errors;
 mod lifecycle;
 mod llm;

@@ -150,9 +150,9 @@ pub enum McpTargetKind {
     Stdio {
         /// Program run.
         cmd: String,
-        /// Its arguments; dumps redact credential-looking ones.
-        #[serde(serialize_with = "redact::serialize_args")]
-        args: Vec<String>,
+        /// Its arguments, secrets (one may be a token); dumps redact credential-looking ones.
+        #[serde(serialize_with = "shown_args")]
+        args: Vec<Secret>,
         /// Its environment; values are secrets.
         env: IndexMap<String, Secret>,
         /// `inheritEnv` (Tollgate extension): the gateway's variables passed on by name, on top
@@ -161,16 +161,36 @@ pub enum McpTargetKind {
     },
     /// Legacy SSE server at this URL.
     Sse {
-        /// Full URL (`host:port` gets `/sse`); dumps redact user info and keys.
-        #[serde(serialize_with = "redact::serialize_url")]
-        url: String,
+        /// Full URL (`host:port` gets `/sse`); a secret, as it may carry credentials.
+        #[serde(serialize_with = "shown_url")]
+        url: Secret,
     },
     /// Streamable HTTP server at this URL.
     Mcp {
-        /// Full URL (`host:port` gets `/mcp`); dumps redact user info and keys.
-        #[serde(serialize_with = "redact::serialize_url")]
-        url: String,
+        /// Full URL (`host:port` gets `/mcp`); a secret, as it may carry credentials.
+        #[serde(serialize_with = "shown_url")]
+        url: Secret,
     },
+}
+
+/// Arguments as dumps show them: references or values, credential-looking ones redacted.
+fn shown_args<S: serde::Serializer>(args: &[Secret], s: S) -> Result<S::Ok, S::Error> {
+    let written: Vec<String> = args
+        .iter()
+        .map(|a| match a.reference() {
+            Some(_) => a.shown().into_owned(),
+            None => a.expose().to_string(),
+        })
+        .collect();
+    redact::serialize_args(&written, s)
+}
+
+/// A target URL as dumps show it: its reference or value, without user info and keys.
+fn shown_url<S: serde::Serializer>(url: &Secret, s: S) -> Result<S::Ok, S::Error> {
+    match url.reference() {
+        Some(_) => s.serialize_str(&redact::url(&url.shown())),
+        None => s.serialize_str(&redact::url(url.expose())),
+    }
 }
 
 impl McpTargetKind {
@@ -230,7 +250,12 @@ impl Validator<'_> {
             }
             Some(McpTargetKind::Stdio {
                 cmd: s.cmd.clone(),
-                args: s.args.clone(),
+                args: s
+                    .args
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| self.secret(a, &path.key("stdio").key("args").index(i)))
+                    .collect(),
                 env: s
                     .env
                     .iter()
@@ -250,11 +275,12 @@ impl Validator<'_> {
         }
     }
 
-    /// A remote MCP server: a full URL, or `host:port` with the transport's default path.
-    fn target_url(&mut self, host: &str, default_path: &str, path: &YamlPath) -> Option<String> {
+    /// A remote MCP server: a full URL (kept as written, so proxies resolve its `$VAR`s), or
+    /// `host:port` with the transport's default path.
+    fn target_url(&mut self, host: &str, default_path: &str, path: &YamlPath) -> Option<Secret> {
         if host.starts_with("http://") || host.starts_with("https://") {
             match host.parse::<http::Uri>() {
-                Ok(_) => Some(host.to_string()),
+                Ok(_) => Some(self.validated_secret(host, path)),
                 Err(e) => {
                     self.error(path, format!("invalid URL `{}`: {e}", redact::url(host)));
                     None
@@ -262,7 +288,10 @@ impl Validator<'_> {
             }
         } else {
             let authority = self.authority(host, path)?;
-            Some(format!("http://{authority}{default_path}"))
+            Some(Secret::new(
+                format!("http://{authority}{default_path}"),
+                None,
+            ))
         }
     }
 }
@@ -317,7 +346,7 @@ impl From<&McpTarget> for pb::McpTarget {
                     inherit_env,
                 } => Kind::Stdio(pb::Stdio {
                     cmd: cmd.clone(),
-                    args: args.clone(),
+                    args: args.iter().map(Into::into).collect(),
                     env: env
                         .iter()
                         .map(|(n, v)| pb::EnvVar {
@@ -327,8 +356,8 @@ impl From<&McpTarget> for pb::McpTarget {
                         .collect(),
                     inherit_env: inherit_env.clone(),
                 }),
-                McpTargetKind::Sse { url } => Kind::SseUrl(url.clone()),
-                McpTargetKind::Mcp { url } => Kind::McpUrl(url.clone()),
+                McpTargetKind::Sse { url } => Kind::Sse(url.into()),
+                McpTargetKind::Mcp { url } => Kind::Mcp(url.into()),
             }),
         }
     }
@@ -342,7 +371,11 @@ impl TryFrom<pb::McpTarget> for McpTarget {
         let kind = match t.kind {
             Some(Kind::Stdio(s)) => McpTargetKind::Stdio {
                 cmd: s.cmd,
-                args: s.args,
+                args: s
+                    .args
+                    .into_iter()
+                    .map(Secret::try_from)
+                    .collect::<convert::Result<_>>()?,
                 env: s
                     .env
                     .into_iter()
@@ -353,8 +386,12 @@ impl TryFrom<pb::McpTarget> for McpTarget {
                     .collect::<convert::Result<IndexMap<_, _>>>()?,
                 inherit_env: s.inherit_env,
             },
-            Some(Kind::SseUrl(url)) => McpTargetKind::Sse { url },
-            Some(Kind::McpUrl(url)) => McpTargetKind::Mcp { url },
+            Some(Kind::Sse(url)) => McpTargetKind::Sse {
+                url: url.try_into()?,
+            },
+            Some(Kind::Mcp(url)) => McpTargetKind::Mcp {
+                url: url.try_into()?,
+            },
             None => return missing(""),
         };
         Ok(McpTarget { name: t.name, kind })
