@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod certs;
 pub mod metrics;
 pub mod registry;
 pub mod store;

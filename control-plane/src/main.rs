@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use tollgate_control_plane::admin::{self, AdminState};
 use tollgate_control_plane::auth::{Authenticator, Tokens};
+use tollgate_control_plane::certs;
 use tollgate_control_plane::metrics::Metrics;
 use tollgate_control_plane::registry::{Limits, Registry};
 use tollgate_control_plane::store::Store;
@@ -82,14 +83,60 @@ enum Command {
         /// A directory of gateway configs, or one config file.
         path: PathBuf,
     },
+    /// Make the config stream's CA and certificates in DIR (offline; run again to rotate the
+    /// certificates under the same CA).
+    Certs {
+        /// Output directory: `ca.crt`, `ca.key`, then `control-plane/` and one directory per
+        /// proxy, each with `tls.crt`, `tls.key` and `ca.crt`.
+        #[arg(long)]
+        out: PathBuf,
+        /// A name (DNS or IP) the control plane is reached by; repeat for more.
+        #[arg(long, required = true)]
+        server: Vec<String>,
+        /// `NAME=GATEWAY[,GATEWAY...]`: a proxy certificate for identity NAME that may
+        /// subscribe to those gateways; repeat for more.
+        #[arg(long)]
+        proxy: Vec<String>,
+        /// How long the certificates are valid.
+        #[arg(long, default_value = "90days", value_parser = humantime::parse_duration)]
+        validity: Duration,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Check { path }) = &cli.command {
-        return check(path);
+    match &cli.command {
+        Some(Command::Check { path }) => return check(path),
+        Some(Command::Certs {
+            out,
+            server,
+            proxy,
+            validity,
+        }) => return issue_certs(out, server, proxy, *validity),
+        None => {}
     }
     tollgate_shared::process::run("tollgate-cp", run(cli))
+}
+
+fn issue_certs(out: &Path, server: &[String], proxy: &[String], validity: Duration) -> ExitCode {
+    let plan = certs::Plan {
+        out: out.to_path_buf(),
+        server_names: server.to_vec(),
+        proxies: proxy.to_vec(),
+        validity: time::Duration::try_from(validity).unwrap_or(time::Duration::MAX),
+    };
+    match certs::issue(&plan) {
+        Ok(dirs) => {
+            for dir in dirs {
+                println!("{}", dir.display());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tollgate-cp certs: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
 
 fn check(path: &Path) -> ExitCode {

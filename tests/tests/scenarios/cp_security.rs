@@ -731,3 +731,84 @@ async fn secrets_travel_as_references() {
         assert!(!stderr.contains("literal-arg-token"), "{bin}: {stderr}");
     }
 }
+
+/// Point 7: `tollgate-cp certs` (the deploy's one-shot step) issues what a control plane and a
+/// proxy sync with over mutual TLS; run again, it keeps the CA and renews the certificates.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_certs_step_issues_a_working_pki_and_rotates_under_the_same_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let certs = |extra: &[&str]| {
+        let out = std::process::Command::new(tollgate_tests::binary("tollgate-cp"))
+            .args(["certs", "--out"])
+            .arg(dir.path())
+            .args(["--server", "127.0.0.1", "--proxy", "edge-proxies=edge"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    certs(&[]);
+    let read = |p: &str| std::fs::read(dir.path().join(p)).unwrap();
+    let (ca, proxy_cert) = (read("ca.crt"), read("edge-proxies/tls.crt"));
+    assert_eq!(read("edge-proxies/ca.crt"), ca);
+    use std::os::unix::fs::PermissionsExt;
+    for key in ["ca.key", "control-plane/tls.key", "edge-proxies/tls.key"] {
+        let mode = std::fs::metadata(dir.path().join(key))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o077, 0, "{key} is private");
+    }
+    certs(&[]);
+    assert_eq!(read("ca.crt"), ca, "the CA is kept");
+    assert_ne!(
+        read("edge-proxies/tls.crt"),
+        proxy_cert,
+        "the certificate is renewed"
+    );
+
+    let path = |p: &str| dir.path().join(p).display().to_string();
+    let flags = [
+        "--tls-cert".to_string(),
+        path("control-plane/tls.crt"),
+        "--tls-key".into(),
+        path("control-plane/tls.key"),
+        "--client-ca".into(),
+        path("ca.crt"),
+    ];
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let config = super::simple_config(port, &up.authority());
+    let cp = ControlPlane::start_with(&[("edge.yaml", &config)], &flags, &[]).await;
+    let https = format!("https://127.0.0.1:{}", cp.grpc.port());
+    let proxy = Proxy::spawn(ProxyOptions {
+        ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 42)),
+        control_plane: Some((&https, "edge")),
+        args: vec![
+            "--control-plane-ca".into(),
+            path("edge-proxies/ca.crt"),
+            "--control-plane-cert".into(),
+            path("edge-proxies/tls.crt"),
+            "--control-plane-key".into(),
+            path("edge-proxies/tls.key"),
+        ],
+        ..Default::default()
+    });
+    proxy.wait_ready().await;
+    let r = tollgate_tests::get(proxy.url(port, "/")).await.unwrap();
+    assert_eq!(r.status(), 200);
+
+    // A name that would escape the output directory is refused.
+    let out = std::process::Command::new(tollgate_tests::binary("tollgate-cp"))
+        .args(["certs", "--out"])
+        .arg(dir.path())
+        .args(["--server", "cp", "--proxy", "../x=edge"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--proxy ../x=edge"));
+}
