@@ -123,6 +123,7 @@ mod tests {
             path_prefix: prefix.map(str::to_string),
             routes: None,
             backend_auth: None,
+            backend_tls: None,
         }
     }
 
