@@ -253,8 +253,10 @@ async fn handle(
                 }
                 // Phase: upstream call.
                 let body = out_body(body, declared, max_body, policies.retry.is_some()).await?;
+                let tls = rt.tls.backends.get(policies);
                 let (index, resp) = upstream::call_with_retries(
-                    &services.client,
+                    tls.map_or(&services.client, |c| &c.http),
+                    tls.is_some(),
                     route,
                     &parts,
                     body,
@@ -275,6 +277,7 @@ async fn handle(
                 let body = read_body(body, max_body).await?;
                 let call = llm::AiCall {
                     client: &services.client,
+                    tls: &rt.tls.backends,
                     metrics: &services.metrics,
                     route_name: &route.name,
                     policies,
@@ -302,6 +305,7 @@ async fn handle(
                 let call = mcp::McpRequest {
                     sessions: &services.mcp,
                     backend,
+                    remote_http: rt.tls.backends.get(policies).map(|c| &c.mcp),
                     observer: mcp::Observer {
                         metrics: services.metrics.clone(),
                         labels: route.labels.clone(),

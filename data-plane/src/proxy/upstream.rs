@@ -48,9 +48,11 @@ pub fn pick_backend(
 }
 
 /// Runs the attempts a route's retry policy allows over its `host` backends; a streamed body
-/// gets exactly one. Returns the index of the backend that answered.
+/// gets exactly one. Returns the index of the backend that answered. `client` is the route's
+/// `backendTLS` client (the backends are then called over `https`) or the default one.
 pub async fn call_with_retries(
     client: &HttpClient,
+    https: bool,
     route: &CompiledRoute,
     parts: &http::request::Parts,
     body: OutBody,
@@ -75,7 +77,7 @@ pub async fn call_with_retries(
         };
         let req = match (&route.backends[index].target, body) {
             (Target::Host(authority), Some(body)) => {
-                upstream_request(authority, parts, body, attempt)
+                upstream_request(authority, https, parts, body, attempt)
             }
             _ => Err(ProxyError::NoBackend(route.name.to_string())),
         };
@@ -92,12 +94,14 @@ pub async fn call_with_retries(
 /// The request of one attempt to `authority`.
 fn upstream_request<'a>(
     authority: &'a str,
+    https: bool,
     parts: &http::request::Parts,
     body: BoxBody,
     attempt: u32,
 ) -> Result<(&'a str, Request<BoxBody>), ProxyError> {
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let uri: Uri = format!("http://{authority}{pq}")
+    let scheme = if https { "https" } else { "http" };
+    let uri: Uri = format!("{scheme}://{authority}{pq}")
         .parse()
         .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream URI: {e}")))?;
     let mut req = Request::new(body);

@@ -1,6 +1,7 @@
 //! Where snapshots come from. Every source ends in `Gateway::apply` and reports what became of
 //! the config through [`report`], so that reloads log and count alike whatever their source.
 
+pub mod certs;
 pub mod control_plane;
 pub mod file;
 
