@@ -29,6 +29,8 @@ pub struct ProxyOptions<'a> {
     pub env: Vec<(&'a str, &'a str)>,
     /// Take snapshots from this control plane (`http://ip:port`) for a gateway.
     pub control_plane: Option<(&'a str, &'a str)>,
+    /// Working directory (relative paths in the config resolve against it).
+    pub cwd: Option<&'a std::path::Path>,
 }
 
 impl Default for ProxyOptions<'_> {
@@ -38,6 +40,7 @@ impl Default for ProxyOptions<'_> {
             ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             env: Vec::new(),
             control_plane: None,
+            cwd: None,
         }
     }
 }
@@ -80,6 +83,9 @@ impl Proxy {
             .stdout(access_log)
             .stderr(log)
             .kill_on_drop(true);
+        if let Some(dir) = opts.cwd {
+            cmd.current_dir(dir);
+        }
         for (k, v) in opts.env {
             cmd.env(k, v);
         }

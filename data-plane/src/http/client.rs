@@ -134,17 +134,21 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 pub fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cur = Some(e);
     while let Some(err) = cur {
-        let tls = err.downcast_ref::<rustls::Error>().or_else(|| {
-            err.downcast_ref::<std::io::Error>()
-                .and_then(|io| io.get_ref())
-                .and_then(|inner| inner.downcast_ref::<rustls::Error>())
-        });
-        if let Some(tls) = tls {
+        if let Some(tls) = rustls_error(err) {
             return Some(describe(tls));
         }
         cur = err.source();
     }
     None
+}
+
+/// The rustls error `err` is, or wraps in (nested) I/O errors, whose `source` skips it.
+fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = err.downcast_ref::<std::io::Error>()?.get_ref()?;
+    rustls_error(inner)
 }
 
 fn describe(e: &rustls::Error) -> String {
