@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::backends::{Backend, RawBackend};
+use super::backends::{Backend, BackendKind, McpTargetKind, RawBackend};
 use super::model::Invalid;
 use super::path::YamlPath;
 use super::policies::{Policies, RawPolicies, UrlRewrite};
@@ -185,6 +185,30 @@ impl Route {
                 "policies.urlRewrite.path.prefix",
                 "a prefix rewrite needs every match of the route to be a `pathPrefix` match",
             ));
+        }
+        if policies.backend_tls.is_some() {
+            let plain = backends
+                .iter()
+                .filter_map(|b| match &b.kind {
+                    BackendKind::Mcp(m) => Some(&m.targets),
+                    _ => None,
+                })
+                .flatten()
+                .find(|t| match &t.kind {
+                    McpTargetKind::Sse { url } | McpTargetKind::Mcp { url } => {
+                        url.starts_with("http://")
+                    }
+                    McpTargetKind::Stdio { .. } => false,
+                });
+            if let Some(t) = plain {
+                problems.push(Invalid::at(
+                    "policies.backendTLS",
+                    format!(
+                        "backendTLS secures https:// MCP targets; target `{}` is http://",
+                        t.name
+                    ),
+                ));
+            }
         }
         if !problems.is_empty() {
             return Err(problems);

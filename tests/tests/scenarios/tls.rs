@@ -521,3 +521,62 @@ async fn agentgateway_tls_example_loads_and_serves_https() {
         .unwrap();
     assert_eq!(resp.status(), 400, "log:\n{}", proxy.log());
 }
+
+/// Gateway A serves MCP on an HTTPS listener that requires a client certificate; gateway B
+/// reaches it as a remote target with `backendTLS` (private CA, client certificate, and a
+/// `hostname` other than the URL's host).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_mcp_target_is_reached_with_backend_tls() {
+    let ca = TestCa::new("a ca");
+    let gateways = TestCa::new("gateways ca");
+    let files = Files::new();
+    let (a_cert, a_key) = files.pair("a", &ca.issue("a.test", &["a.test"], 1));
+    let (b_cert, b_key) = files.pair("b", &gateways.issue("gateway-b", &["b.test"], 2));
+    let (a_root, b_root) = (files.ca("a-ca", &ca), files.ca("gateways", &gateways));
+    let a_port = free_port();
+    let plain = tollgate_tests::mcp::config(a_port, &["one"], "", "");
+    let a_config = plain.replace(
+        "  - routes:\n",
+        &format!(
+            "  - protocol: HTTPS\n    tls: {{cert: {a_cert}, key: {a_key}, root: {b_root}}}\n    routes:\n"
+        ),
+    );
+    let _a = Proxy::start(&a_config).await;
+    let b_port = free_port();
+    let b_config = |tls: &str| {
+        format!(
+            "binds:\n- port: {b_port}\n  listeners:\n  - routes:\n    - policies:\n        backendTLS: {tls}\n      backends:\n      - mcp:\n          targets:\n          - name: remote\n            mcp: {{host: \"https://127.0.0.1:{a_port}/mcp\"}}\n"
+        )
+    };
+    let b = Proxy::start(&b_config(&format!(
+        "{{root: {a_root}, hostname: a.test, cert: {b_cert}, key: {b_key}}}"
+    )))
+    .await;
+    let mut c = tollgate_tests::mcp::McpClient::connect(&b.url(b_port, "/mcp")).await;
+    assert_eq!(
+        c.call_text("echo", serde_json::json!({"text": "over tls"}))
+            .await,
+        "one: over tls"
+    );
+}
+
+#[tokio::test]
+async fn backend_tls_on_a_plain_http_mcp_target_is_refused_by_check() {
+    let files = Files::new();
+    let config = files.path("gw.yaml");
+    std::fs::write(
+        &config,
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n    - policies:\n        backendTLS: {insecure: true}\n      backends:\n      - mcp:\n          targets:\n          - name: remote\n            mcp: {host: \"http://127.0.0.1:9/mcp\"}\n",
+    )
+    .unwrap();
+    let out = std::process::Command::new(tollgate_tests::binary("tollgate"))
+        .arg("check")
+        .arg("-f")
+        .arg(&config)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(text.contains("target `remote` is http://"), "{text}");
+}
