@@ -254,17 +254,15 @@ async fn handle(
                 // Phase: upstream call.
                 let body = out_body(body, declared, max_body, policies.retry.is_some()).await?;
                 let tls = rt.tls.backends.get(policies);
-                let (index, resp) = upstream::call_with_retries(
-                    tls.map_or(&services.client, |c| &c.http),
-                    tls.is_some(),
-                    route,
-                    &parts,
-                    body,
-                    limits,
-                    record,
-                    |i| retry_labels(&route.backends[i].label),
-                )
-                .await?;
+                let via = upstream::Via {
+                    client: tls.map_or(&services.client, |c| &c.http),
+                    https: tls.is_some(),
+                };
+                let (index, resp) =
+                    upstream::call_with_retries(via, route, &parts, body, limits, record, |i| {
+                        retry_labels(&route.backends[i].label)
+                    })
+                    .await?;
                 // Phase: response.
                 let (mut rparts, rbody) = resp.into_parts();
                 strip_hop_by_hop(&mut rparts.headers);

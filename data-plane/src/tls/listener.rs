@@ -131,10 +131,11 @@ fn versions(
     .collect()
 }
 
-fn server_config(
+/// The TLS of `listener` if it is HTTPS: its certificate read, its server config built.
+fn listener_tls(
     listener: &Listener,
     frontend: &FrontendTls,
-) -> Result<Option<(Arc<ServerConfig>, Arc<CertCell>)>, TlsError> {
+) -> Result<Option<ListenerTls>, TlsError> {
     let Some(tls) = &listener.tls else {
         return Ok(None);
     };
@@ -172,7 +173,12 @@ fn server_config(
         .into_iter()
         .map(|id| id.as_bytes().to_vec())
         .collect();
-    Ok(Some((Arc::new(config), cert)))
+    Ok(Some(ListenerTls {
+        name: listener.name.as_str().into(),
+        hostname: listener.hostname.as_deref().map(HostPattern::new),
+        config: Arc::new(config),
+        cert,
+    }))
 }
 
 impl BindTls {
@@ -180,14 +186,7 @@ impl BindTls {
     pub fn load(bind: &Bind, frontend: &FrontendTls) -> Result<Option<BindTls>, TlsError> {
         let mut listeners = Vec::new();
         for l in &bind.listeners {
-            if let Some((config, cert)) = server_config(l, frontend)? {
-                listeners.push(ListenerTls {
-                    name: l.name.as_str().into(),
-                    hostname: l.hostname.as_deref().map(HostPattern::new),
-                    config,
-                    cert,
-                });
-            }
+            listeners.extend(listener_tls(l, frontend)?);
         }
         Ok((!listeners.is_empty()).then_some(BindTls {
             listeners,
