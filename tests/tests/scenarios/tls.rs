@@ -580,3 +580,56 @@ async fn backend_tls_on_a_plain_http_mcp_target_is_refused_by_check() {
     assert!(!out.status.success(), "{text}");
     assert!(text.contains("target `remote` is http://"), "{text}");
 }
+
+/// Certificates named in a pushed config are read by the proxy from its own disk: a readable
+/// pair serves HTTPS, a missing file is a NACK naming it, and the last good config serves on.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_pushed_config_is_served_over_https_and_a_missing_certificate_is_a_nack() {
+    let ca = TestCa::new("ca");
+    let files = Files::new();
+    let issued = ca.issue("localhost", &["localhost"], 1);
+    let (cert, key) = files.pair("server", &issued);
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let good = https_config(
+        port,
+        &format!("{{cert: {cert}, key: {key}}}"),
+        &up.authority(),
+        "",
+    );
+    let cp = tollgate_tests::ControlPlane::start(&[("g.yaml", &good)]).await;
+    let url = cp.url();
+    let proxy = Proxy::spawn(ProxyOptions {
+        control_plane: Some((&url, "g")),
+        ..Default::default()
+    });
+    proxy.wait_ready().await;
+    let client = https_client(&ca.pem, None).build().unwrap();
+    let https = https_url(port, "localhost", "/");
+    let resp = eventually(Duration::from_secs(10), || async {
+        client.get(&https).send().await.map_err(|e| e.to_string())
+    })
+    .await;
+    assert_eq!(peer_certificate(&resp), issued.der);
+
+    let missing = files.path("missing.pem").display().to_string();
+    cp.write(
+        "g.yaml",
+        &https_config(
+            port,
+            &format!("{{cert: {missing}, key: {key}}}"),
+            &up.authority(),
+            "",
+        ),
+    );
+    eventually(Duration::from_secs(10), || async {
+        let v = cp.json("/api/proxies").await;
+        match v["proxies"][0]["lastNack"].as_str() {
+            Some(m) if m.contains("missing.pem") => Ok(()),
+            _ => Err(format!("{v}")),
+        }
+    })
+    .await;
+    let resp = client.get(&https).send().await.unwrap();
+    assert_eq!(resp.status(), 200);
+}
