@@ -74,6 +74,18 @@ async fn https_listener_serves_a_client_trusting_the_ca() {
     assert_eq!(resp.status(), 200);
     let body: serde_json::Value = resp.json().await.unwrap();
     assert_eq!(body["path"], "/hello");
+    // ALPN offers h2 (and HTTP/1.1).
+    let mut alpn = tollgate_tests::tls::client_config(&ca.pem, None);
+    alpn.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let tls = tokio_rustls::TlsConnector::from(Arc::new(alpn))
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
     // Plain HTTP on the HTTPS port gets no answer.
     assert!(
         tollgate_tests::get(proxy.url(port, "/hello"))
