@@ -340,3 +340,28 @@ fn referenced_files_name_their_fields() {
         .collect();
     assert_eq!(files, expected);
 }
+
+#[test]
+fn a_listener_tls_version_wins_over_frontend_policies_bound_by_bound() {
+    let config = load_str(
+        "frontendPolicies:
+  tls: {minVersion: TLS_V1_2, maxVersion: TLS_V1_2}
+binds:
+- port: 1
+  listeners:
+  - protocol: HTTPS
+    tls: {cert: c.pem, key: k.pem, maxTLSVersion: TLS_V1_3}
+    routes:
+    - backends: [{host: 'a:1'}]
+",
+        "f",
+        &env(),
+    )
+    .unwrap();
+    use crate::config::model::TlsVersion;
+    let listener = config.binds[0].listeners[0].tls.as_ref().unwrap();
+    assert_eq!(
+        config.frontend_policies.tls.versions(listener),
+        (Some(TlsVersion::Tls12), Some(TlsVersion::Tls13))
+    );
+}
