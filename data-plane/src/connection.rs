@@ -1,7 +1,8 @@
 //! One client connection, served until it ends, the port drains, or it holds the gateway with
 //! nothing to do: no first request head within `headerReadTimeout`, or no request in progress
 //! for `http1IdleTimeout` / `http2IdleTimeout` (`frontendPolicies.http`). Idle connections
-//! are closed gracefully (HTTP/2 gets GOAWAY), then dropped if they linger.
+//! are closed gracefully (HTTP/2 gets GOAWAY), then dropped if they linger. On an HTTPS bind
+//! the TLS handshake comes first; its listener and client identity go with every request.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use http::Version;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
@@ -20,6 +22,7 @@ use tollgate_shared::config::model::FrontendHttp;
 use crate::http::body::{BoxBody, ObservedBody};
 use crate::proxy;
 use crate::services::Services;
+use crate::tls::{BindTls, TlsSession};
 
 /// Largest request head (request line and headers) accepted; larger ones get 431.
 const MAX_HEAD_SIZE: usize = 64 * 1024;
@@ -82,8 +85,8 @@ impl Drop for Busy {
 }
 
 /// Where a connection came in and what ends it early.
-pub struct Accepted {
-    pub stream: TcpStream,
+pub struct Accepted<S = TcpStream> {
+    pub stream: S,
     pub peer: SocketAddr,
     pub port: u16,
     /// The port is draining: finish the requests in progress, then close.
@@ -92,8 +95,17 @@ pub struct Accepted {
     pub force_close: CancellationToken,
 }
 
-/// Serves HTTP/1.1 and h2c on one connection until it ends.
-pub async fn serve(services: Arc<Services>, conn: Accepted, http: FrontendHttp) {
+/// Serves one accepted connection: plain, or after the TLS handshake of its bind.
+pub async fn accept(
+    services: Arc<Services>,
+    conn: Accepted,
+    http: FrontendHttp,
+    tls: Option<Arc<BindTls>>,
+) {
+    let _ = conn.stream.set_nodelay(true);
+    let Some(tls) = tls else {
+        return serve(services, conn, http, None).await;
+    };
     let Accepted {
         stream,
         peer,
@@ -101,11 +113,51 @@ pub async fn serve(services: Arc<Services>, conn: Accepted, http: FrontendHttp) 
         drain,
         force_close,
     } = conn;
-    let _ = stream.set_nodelay(true);
+    let handshake = tokio::select! {
+        done = tls.accept(stream) => done,
+        _ = force_close.cancelled() => return,
+    };
+    match handshake {
+        Ok((stream, session)) => {
+            let conn = Accepted {
+                stream,
+                peer,
+                port,
+                drain,
+                force_close,
+            };
+            serve(services, conn, http, Some(session)).await;
+        }
+        Err(e) => tracing::debug!(%peer, port, error = %e, "TLS handshake failed"),
+    }
+}
+
+/// Serves HTTP/1.1 and HTTP/2 on one connection until it ends.
+async fn serve<S>(
+    services: Arc<Services>,
+    conn: Accepted<S>,
+    http: FrontendHttp,
+    session: Option<TlsSession>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let Accepted {
+        stream,
+        peer,
+        port,
+        drain,
+        force_close,
+    } = conn;
     let activity = Arc::new(Activity::default());
     let tracked = activity.clone();
-    let service = hyper::service::service_fn(move |req: http::Request<_>| {
+    let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
         let services = services.clone();
+        if let Some(session) = &session {
+            if let Some(identity) = &session.identity {
+                req.extensions_mut().insert(identity.clone());
+            }
+            req.extensions_mut().insert(session.clone());
+        }
         let busy = tracked.begin(req.version());
         async move {
             let resp = proxy::serve(&services, req, port, peer).await;

@@ -2,8 +2,8 @@
 //! `apply`. What requests need lives in [`Services`], which the gateway holds.
 //!
 //! `apply` is the only way config changes: file reloads and control-plane snapshots both call
-//! it. It binds new ports first, so a port that cannot be bound rejects the whole snapshot and
-//! nothing is half-applied; then [`Services::install`] compiles the routes and swaps the
+//! it. It reads the TLS files and binds new ports first, so a certificate that cannot be read
+//! or a port that cannot be bound rejects the whole snapshot and nothing is half-applied; then [`Services::install`] compiles the routes and swaps the
 //! runtime in one store, and removed ports stop accepting and drain. In-flight requests keep
 //! the runtime they loaded.
 
@@ -26,11 +26,14 @@ use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::services::Services;
 use crate::telemetry::Sinks;
+use crate::tls::{Tls, TlsError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: SocketAddr, source: io::Error },
+    #[error(transparent)]
+    Tls(#[from] TlsError),
 }
 
 struct PortHandle {
@@ -73,8 +76,10 @@ impl Gateway {
     ) -> Result<(), ApplyError> {
         let drain = snapshot.config.settings.drain_timeout;
         let wanted: Vec<u16> = snapshot.config.binds.iter().map(|b| b.port).collect();
+        // Read the TLS files and bind first: the steps that can fail, so a failure leaves
+        // everything as it was.
+        let tls = Tls::load(&snapshot.config)?;
         let mut ports = self.ports.lock();
-        // Bind first: the only step that can fail, so a failure leaves everything as it was.
         let mut fresh = Vec::new();
         for port in wanted.iter().filter(|p| !ports.contains_key(p)) {
             let addr = SocketAddr::new(self.listen_ip, *port);
@@ -90,7 +95,7 @@ impl Gateway {
             .filter(|p| !wanted.contains(p))
             .copied()
             .collect();
-        self.services.install(snapshot, source);
+        self.services.install(snapshot, source, tls);
         for (port, listener) in fresh {
             let stop = CancellationToken::new();
             let task = tokio::spawn(accept_loop(
@@ -159,10 +164,12 @@ async fn accept_loop(
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let frontend = services
-                        .runtime()
+                    let runtime = services.runtime();
+                    let frontend = runtime
+                        .as_ref()
                         .map(|rt| rt.snapshot.config.frontend_policies)
                         .unwrap_or_default();
+                    let tls = runtime.and_then(|rt| rt.tls.binds.get(&port).cloned());
                     let limit = frontend.tcp.max_connections as usize;
                     if connections.len() >= limit {
                         if !refusing {
@@ -180,7 +187,7 @@ async fn accept_loop(
                         drain: stop.clone(),
                         force_close: force_close.clone(),
                     };
-                    connections.spawn(connection::serve(services.clone(), accepted, frontend.http));
+                    connections.spawn(connection::accept(services.clone(), accepted, frontend.http, tls));
                 }
                 Err(e) => {
                     // Usually out of file descriptors: back off instead of spinning.

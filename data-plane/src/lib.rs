@@ -19,4 +19,5 @@ pub mod runtime;
 pub mod services;
 pub mod source;
 pub mod telemetry;
+pub mod tls;
 pub mod ui;

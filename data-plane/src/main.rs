@@ -197,6 +197,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         _ => anyhow::bail!("no config: pass -f FILE or --control-plane URL (see --help)"),
     };
 
+    tokio::spawn(tollgate_data_plane::source::certs::watch(
+        gw.clone(),
+        metrics.clone(),
+    ));
+
     let admin_addr = resolve_addr(
         cli.admin_addr.as_deref(),
         addrs.admin_addr,

@@ -14,6 +14,7 @@ use tollgate_shared::{Snapshot, SnapshotSource};
 use crate::llm::failover::ProviderPool;
 use crate::ratelimit::Bucket;
 use crate::telemetry::{RequestLabels, Telemetry};
+use crate::tls::Tls;
 
 /// Everything a request needs from the config, swapped as one unit.
 pub struct Runtime {
@@ -22,6 +23,8 @@ pub struct Runtime {
     pub applied_at: SystemTime,
     pub ports: HashMap<u16, Arc<PortTable>>,
     pub telemetry: Telemetry,
+    /// Listener certificates and `backendTLS` clients, read when the config was applied.
+    pub tls: Tls,
     /// Labels of a request on no known port: the gateway only.
     pub labels: Arc<RequestLabels>,
 }
@@ -110,6 +113,7 @@ impl Runtime {
         snapshot: Snapshot,
         source: SnapshotSource,
         telemetry: Telemetry,
+        tls: Tls,
         gateway: &Arc<str>,
         buckets: &mut BucketSource<'_>,
     ) -> Runtime {
@@ -142,6 +146,7 @@ impl Runtime {
             applied_at: SystemTime::now(),
             ports,
             telemetry,
+            tls,
             labels: Arc::new(RequestLabels {
                 bind: None,
                 gateway: gateway.clone(),

@@ -13,6 +13,7 @@ use crate::metrics::Metrics;
 use crate::ratelimit::{BucketKey, RateLimits};
 use crate::runtime::Runtime;
 use crate::telemetry::{Sinks, Telemetry};
+use crate::tls::Tls;
 
 pub struct Services {
     /// Gateway name, the `gateway` metric label.
@@ -28,6 +29,8 @@ pub struct Services {
     /// The access-log writer and the trace exporter, kept across applies.
     pub sinks: Sinks,
     runtime: ArcSwapOption<Runtime>,
+    /// Told after each install (the certificate watcher follows the config in force).
+    applied: tokio::sync::watch::Sender<()>,
 }
 
 impl Services {
@@ -41,6 +44,7 @@ impl Services {
             client: client::client(),
             rate_limits: RateLimits::default(),
             runtime: ArcSwapOption::empty(),
+            applied: tokio::sync::watch::Sender::new(()),
         }
     }
 
@@ -49,9 +53,15 @@ impl Services {
         self.runtime.load_full()
     }
 
-    /// Compiles `snapshot` (taking rate-limit buckets from the store that outlives configs)
-    /// and makes it the config requests load; MCP sessions whose route changed are retired.
-    pub fn install(&self, snapshot: Snapshot, source: SnapshotSource) -> Arc<Runtime> {
+    /// Resolves after each later install.
+    pub fn applied(&self) -> tokio::sync::watch::Receiver<()> {
+        self.applied.subscribe()
+    }
+
+    /// Compiles `snapshot` with its loaded `tls` (taking rate-limit buckets from the store
+    /// that outlives configs) and makes it the config requests load; MCP sessions whose route
+    /// changed are retired.
+    pub fn install(&self, snapshot: Snapshot, source: SnapshotSource, tls: Tls) -> Arc<Runtime> {
         for warning in snapshot.config.warnings() {
             tracing::warn!(source = %source, "config warning: {warning}");
         }
@@ -61,6 +71,7 @@ impl Services {
             snapshot,
             source,
             telemetry,
+            tls,
             &self.name,
             &mut |listener, route, position, limit| {
                 let key = BucketKey {
@@ -90,6 +101,7 @@ impl Services {
             .collect();
         self.metrics.client_labels.retain_routes(&routes);
         self.mcp.reconcile(&runtime);
+        self.applied.send_replace(());
         runtime
     }
 }

@@ -66,6 +66,11 @@ impl From<Vec<Invalid>> for InvalidSnapshot {
 
 pub(crate) type Result<T> = std::result::Result<T, InvalidSnapshot>;
 
+/// A file path as the proto carries it.
+pub(crate) fn path_string(p: &std::path::Path) -> String {
+    p.to_string_lossy().into_owned()
+}
+
 pub(crate) fn missing<T>(path: &str) -> Result<T> {
     Err(InvalidSnapshot::Missing(path.to_string()))
 }

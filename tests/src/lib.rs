@@ -7,6 +7,7 @@ pub mod llm;
 pub mod mcp;
 pub mod otlp;
 pub mod proxy;
+pub mod tls;
 pub mod upstream;
 
 use std::future::Future;

@@ -32,6 +32,8 @@ pub struct ProxyOptions<'a> {
     pub control_plane: Option<(&'a str, &'a str)>,
     /// More flags (`--allow-env`, `--control-plane-ca`…).
     pub args: Vec<String>,
+    /// Working directory (relative paths in the config resolve against it).
+    pub cwd: Option<&'a std::path::Path>,
 }
 
 impl Default for ProxyOptions<'_> {
@@ -42,6 +44,7 @@ impl Default for ProxyOptions<'_> {
             env: Vec::new(),
             control_plane: None,
             args: Vec::new(),
+            cwd: None,
         }
     }
 }
@@ -91,6 +94,9 @@ impl Proxy {
             .stderr(log)
             .args(&opts.args)
             .kill_on_drop(true);
+        if let Some(dir) = opts.cwd {
+            cmd.current_dir(dir);
+        }
         for (k, v) in opts.env {
             cmd.env(k, v);
         }

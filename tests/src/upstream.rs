@@ -42,6 +42,20 @@ impl FakeUpstream {
     /// Starts on a free port of `127.0.0.1`; `name` is echoed as `upstream` in answers.
     pub async fn start(name: &str) -> FakeUpstream {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        FakeUpstream::serve(name, listener)
+    }
+
+    /// The same over TLS with `config` (its certificate, and whether it asks for a client's).
+    pub async fn start_tls(name: &str, config: rustls::ServerConfig) -> FakeUpstream {
+        let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+        FakeUpstream::serve(name, crate::tls::TlsListener { tcp, acceptor })
+    }
+
+    fn serve<L>(name: &str, listener: L) -> FakeUpstream
+    where
+        L: axum::serve::Listener<Addr = SocketAddr>,
+    {
         let addr = listener.local_addr().unwrap();
         let shared = Shared {
             name: name.to_string(),

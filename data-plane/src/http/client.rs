@@ -16,13 +16,18 @@ use crate::telemetry::record::RequestRecord;
 
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, BoxBody>;
 
+/// How long a TCP connect to an upstream may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle pooled upstream connection is kept.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
 /// A pooled HTTP/1.1 client shared by all routes: plain HTTP, or TLS (rustls, webpki roots)
 /// for `https` URIs such as the default LLM provider endpoints.
 pub fn client() -> HttpClient {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.enforce_http(false);
-    http.set_connect_timeout(Some(Duration::from_secs(10)));
+    http.set_connect_timeout(Some(CONNECT_TIMEOUT));
     let https = hyper_rustls::HttpsConnectorBuilder::new()
         .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
         .expect("ring supports the default TLS versions")
@@ -30,7 +35,7 @@ pub fn client() -> HttpClient {
         .enable_http1()
         .wrap_connector(http);
     Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(90))
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
         .build(https)
 }
 
@@ -96,6 +101,13 @@ fn classify(backend: &str, e: hyper_util::client::legacy::Error, max_body: u64) 
         }
         source = s.source();
     }
+    if let Some(reason) = tls_failure(&e) {
+        // A TLS problem is the backend's answer, not its absence: 502, not retried.
+        return ProxyError::UpstreamProtocol {
+            backend: backend.to_string(),
+            reason,
+        };
+    }
     let reason = root_cause(&e);
     if e.is_connect() {
         ProxyError::UpstreamConnect {
@@ -116,4 +128,51 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+/// A short, address-free description of a TLS failure in `e`'s chain, if it is one.
+pub fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(tls) = rustls_error(err) {
+            return Some(describe(tls));
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// The rustls error `err` is, or wraps in (nested) I/O errors, whose `source` skips it.
+fn rustls_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    if let Some(tls) = err.downcast_ref::<rustls::Error>() {
+        return Some(tls);
+    }
+    let inner = err.downcast_ref::<std::io::Error>()?.get_ref()?;
+    rustls_error(inner)
+}
+
+fn describe(e: &rustls::Error) -> String {
+    use rustls::AlertDescription as Alert;
+    use rustls::CertificateError;
+    let what = match e {
+        rustls::Error::InvalidCertificate(c) => match c {
+            CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. } => {
+                "the backend's certificate is not valid for the expected name"
+            }
+            CertificateError::UnknownIssuer => "the backend's certificate has an unknown issuer",
+            CertificateError::Expired | CertificateError::ExpiredContext { .. } => {
+                "the backend's certificate has expired"
+            }
+            _ => "the backend's certificate is invalid",
+        },
+        rustls::Error::AlertReceived(Alert::CertificateRequired | Alert::HandshakeFailure) => {
+            "the backend refused the handshake (does it require a client certificate?)"
+        }
+        rustls::Error::AlertReceived(Alert::BadCertificate | Alert::UnknownCA) => {
+            "the backend refused the gateway's client certificate"
+        }
+        rustls::Error::NoApplicationProtocol => "no ALPN protocol in common with the backend",
+        _ => "handshake failed",
+    };
+    format!("TLS: {what}")
 }

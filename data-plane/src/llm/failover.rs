@@ -149,6 +149,7 @@ mod tests {
             path_prefix: None,
             routes: None,
             backend_auth: None,
+            backend_tls: None,
         }
     }
 

@@ -50,6 +50,8 @@ pub fn budget() -> ParseBudget {
 /// Everything one LLM request needs from the gateway and its route.
 pub struct AiCall<'a> {
     pub client: &'a HttpClient,
+    /// The clients of `backendTLS` policies; a provider with one is called through its own.
+    pub tls: &'a crate::tls::BackendClients,
     pub metrics: &'a Arc<Metrics>,
     /// The route's name, policies and rate-limit buckets.
     pub route_name: &'a str,
@@ -115,10 +117,12 @@ pub async fn serve(
             let Some((plan, request)) = prepared? else {
                 return Ok(Attempt::Local(None));
             };
-            let provider = &call.pool.get(id).provider;
+            let state = call.pool.get(id);
+            let provider = &state.provider;
             let started = Instant::now();
+            let client = call.tls.get(&state.policies).map_or(call.client, |c| &c.http);
             let resp = send_to(
-                call.client,
+                client,
                 &provider.name,
                 &provider.name,
                 request,
@@ -270,7 +274,8 @@ fn prepare<'b>(
         }
     };
     let auth = state.policies.backend_auth.as_ref();
-    let request = upstream_request(parts, provider, auth, &plan, attempt)?;
+    let tls = state.policies.backend_tls.is_some();
+    let request = upstream_request(parts, provider, auth, tls, &plan, attempt)?;
     Ok(Some((plan, request)))
 }
 
@@ -278,10 +283,11 @@ fn upstream_request(
     parts: &http::request::Parts,
     p: &tollgate_shared::config::model::AiProvider,
     auth: Option<&BackendAuth>,
+    tls: bool,
     plan: &Plan,
     attempt: u32,
 ) -> Result<Request<BoxBody>, ProxyError> {
-    let uri: http::Uri = format!("{}{}", provider::base_url(p), plan.path)
+    let uri: http::Uri = format!("{}{}", provider::base_url(p, tls), plan.path)
         .parse()
         .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream URI: {e}")))?;
     let mut req = Request::new(full(plan.body.clone()));

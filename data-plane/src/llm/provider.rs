@@ -32,9 +32,11 @@ pub fn system(p: Provider) -> &'static str {
     }
 }
 
-/// Scheme and authority: the override over plain HTTP, or the provider's API over TLS.
-pub fn base_url(p: &AiProvider) -> String {
+/// Scheme and authority: the override over plain HTTP (TLS with a `backendTLS` policy), or
+/// the provider's API over TLS.
+pub fn base_url(p: &AiProvider, tls: bool) -> String {
     match (&p.host_override, p.provider) {
+        (Some(h), _) if tls => format!("https://{h}"),
         (Some(h), _) => format!("http://{h}"),
         (None, Provider::OpenAi) => "https://api.openai.com".to_string(),
         (None, Provider::Anthropic) => "https://api.anthropic.com".to_string(),
@@ -123,6 +125,7 @@ mod tests {
             path_prefix: prefix.map(str::to_string),
             routes: None,
             backend_auth: None,
+            backend_tls: None,
         }
     }
 
@@ -141,7 +144,7 @@ mod tests {
             "/x/models?a=1"
         );
         assert_eq!(
-            base_url(&provider(Provider::Anthropic, None)),
+            base_url(&provider(Provider::Anthropic, None), false),
             "https://api.anthropic.com"
         );
     }

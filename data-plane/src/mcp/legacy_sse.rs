@@ -36,6 +36,7 @@ fn open(call: McpRequest<'_>, parts: &request::Parts) -> Result<Response<BoxBody
         call.observer.route.clone(),
         TransportKind::Sse,
         call.backend,
+        call.remote_http,
         call.observer.record.peer.ip(),
     )?;
     let stream = session

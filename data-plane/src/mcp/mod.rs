@@ -200,11 +200,13 @@ impl Sessions {
     }
 
     /// Opens a session for `client` unless a limit (in total or per client address) is reached.
+    /// Remote targets use `remote_http` (the route's `backendTLS` client) or the default one.
     fn create(
         self: &Arc<Self>,
         route: RouteKey,
         transport: TransportKind,
         backend: &McpBackend,
+        remote_http: Option<&reqwest::Client>,
         client: IpAddr,
     ) -> Result<Arc<Session>, ProxyError> {
         let limits = self.settings.load();
@@ -258,7 +260,11 @@ impl Sessions {
             transport,
             backend.clone(),
             client,
-            || self.http.get_or_init(remote_client).clone(),
+            || {
+                remote_http
+                    .cloned()
+                    .unwrap_or_else(|| self.http.get_or_init(remote_client).clone())
+            },
         ));
         self.map.insert(id, session.clone());
         self.metrics.mcp_sessions.inc();
@@ -462,6 +468,8 @@ fn remote_client() -> reqwest::Client {
 pub struct McpRequest<'a> {
     pub sessions: &'a Arc<Sessions>,
     pub backend: &'a McpBackend,
+    /// The route's `backendTLS` client for remote targets, if it has one.
+    pub remote_http: Option<&'a reqwest::Client>,
     pub observer: Observer,
     pub max_body: u64,
 }

@@ -82,6 +82,7 @@ async fn post(
                     call.observer.route.clone(),
                     TransportKind::StreamableHttp,
                     call.backend,
+                    call.remote_http,
                     call.observer.record.peer.ip(),
                 )?;
                 let _ = call.observer.session.set(session.log_id.clone());

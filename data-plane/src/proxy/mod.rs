@@ -253,16 +253,16 @@ async fn handle(
                 }
                 // Phase: upstream call.
                 let body = out_body(body, declared, max_body, policies.retry.is_some()).await?;
-                let (index, resp) = upstream::call_with_retries(
-                    &services.client,
-                    route,
-                    &parts,
-                    body,
-                    limits,
-                    record,
-                    |i| retry_labels(&route.backends[i].label),
-                )
-                .await?;
+                let tls = rt.tls.backends.get(policies);
+                let via = upstream::Via {
+                    client: tls.map_or(&services.client, |c| &c.http),
+                    https: tls.is_some(),
+                };
+                let (index, resp) =
+                    upstream::call_with_retries(via, route, &parts, body, limits, record, |i| {
+                        retry_labels(&route.backends[i].label)
+                    })
+                    .await?;
                 // Phase: response.
                 let (mut rparts, rbody) = resp.into_parts();
                 strip_hop_by_hop(&mut rparts.headers);
@@ -275,6 +275,7 @@ async fn handle(
                 let body = read_body(body, max_body).await?;
                 let call = llm::AiCall {
                     client: &services.client,
+                    tls: &rt.tls.backends,
                     metrics: &services.metrics,
                     route_name: &route.name,
                     policies,
@@ -302,6 +303,7 @@ async fn handle(
                 let call = mcp::McpRequest {
                     sessions: &services.mcp,
                     backend,
+                    remote_http: rt.tls.backends.get(policies).map(|c| &c.mcp),
                     observer: mcp::Observer {
                         metrics: services.metrics.clone(),
                         labels: route.labels.clone(),

@@ -1,4 +1,6 @@
-//! Phase 1, route match: listener by host, then the most specific matching route.
+//! Phase 1, route match: listener by host (on HTTPS binds, the listener the TLS handshake
+//! chose by SNI, so a `Host` header cannot reach a listener whose handshake it skipped), then
+//! the most specific matching route.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -7,6 +9,7 @@ use http::Request;
 use tollgate_shared::config::model::{NamedMatch, PathMatch, RouteMatch, StringMatch};
 
 use crate::runtime::{CompiledRoute, HostPattern, ListenerTable, PortTable};
+use crate::tls::TlsSession;
 
 pub struct Selected<'a> {
     pub listener: &'a ListenerTable,
@@ -46,12 +49,20 @@ fn host_rank(patterns: &[HostPattern], host: &str) -> Option<u8> {
 
 pub fn select<'a, B>(table: &'a PortTable, req: &Request<B>) -> Option<Selected<'a>> {
     let host = host_of(req);
-    let listener = table
-        .listeners
-        .iter()
-        .filter_map(|l| host_rank(l.hostname.as_slice(), &host).map(|rank| (rank, l)))
-        .min_by_key(|(rank, _)| *rank)?
-        .1;
+    let listener = match req.extensions().get::<TlsSession>() {
+        Some(session) => table
+            .listeners
+            .iter()
+            .find(|l| l.name == session.listener)?,
+        None => {
+            table
+                .listeners
+                .iter()
+                .filter_map(|l| host_rank(l.hostname.as_slice(), &host).map(|rank| (rank, l)))
+                .min_by_key(|(rank, _)| *rank)?
+                .1
+        }
+    };
     let path = req.uri().path();
     let mut best: Option<(u8, usize)> = None;
     for (i, entry) in listener.entries.iter().enumerate() {

@@ -47,10 +47,18 @@ pub fn pick_backend(
     None
 }
 
+/// The client a route's `host` backends are called through.
+#[derive(Clone, Copy)]
+pub struct Via<'a> {
+    pub client: &'a HttpClient,
+    /// The route's `backendTLS` client: backends are called over `https`.
+    pub https: bool,
+}
+
 /// Runs the attempts a route's retry policy allows over its `host` backends; a streamed body
 /// gets exactly one. Returns the index of the backend that answered.
 pub async fn call_with_retries(
-    client: &HttpClient,
+    via: Via<'_>,
     route: &CompiledRoute,
     parts: &http::request::Parts,
     body: OutBody,
@@ -75,14 +83,14 @@ pub async fn call_with_retries(
         };
         let req = match (&route.backends[index].target, body) {
             (Target::Host(authority), Some(body)) => {
-                upstream_request(authority, parts, body, attempt)
+                upstream_request(authority, via.https, parts, body, attempt)
             }
             _ => Err(ProxyError::NoBackend(route.name.to_string())),
         };
         let backend = format!("for route {}", route.name);
         async move {
             let (authority, req) = req?;
-            let resp = send_to(client, authority, &backend, req, limits, record).await?;
+            let resp = send_to(via.client, authority, &backend, req, limits, record).await?;
             Ok(Attempt::Answered(resp.status(), (index, resp)))
         }
     })
@@ -92,12 +100,14 @@ pub async fn call_with_retries(
 /// The request of one attempt to `authority`.
 fn upstream_request<'a>(
     authority: &'a str,
+    https: bool,
     parts: &http::request::Parts,
     body: BoxBody,
     attempt: u32,
 ) -> Result<(&'a str, Request<BoxBody>), ProxyError> {
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let uri: Uri = format!("http://{authority}{pq}")
+    let scheme = if https { "https" } else { "http" };
+    let uri: Uri = format!("{scheme}://{authority}{pq}")
         .parse()
         .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream URI: {e}")))?;
     let mut req = Request::new(body);

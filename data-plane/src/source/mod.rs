@@ -2,6 +2,7 @@
 //! the config through [`report`], so that reloads log and count alike whatever their source.
 
 pub mod allow;
+pub mod certs;
 pub mod control_plane;
 pub mod file;
 

@@ -109,10 +109,13 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
         "response",
         json!({"code": outcome.status, "reason": outcome.reason.as_str()}),
     );
-    let _ = ctx.add_variable(
-        "source",
-        json!({"address": record.peer.ip().to_string(), "port": record.peer.port()}),
-    );
+    let mut source = json!({"address": record.peer.ip().to_string(), "port": record.peer.port()});
+    if let Some(id) = &record.client_identity {
+        source["subject"] = json!(id.subject);
+        source["issuer"] = json!(id.issuer);
+        source["subjectAltNames"] = json!(id.subject_alt_names);
+    }
+    let _ = ctx.add_variable("source", source);
     // No authentication policy exists yet, so there are no claims: `jwt.sub` fails and its
     // field is omitted, as agentgateway does for unauthenticated requests.
     let _ = ctx.add_variable("jwt", Value::Null);

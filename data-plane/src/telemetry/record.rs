@@ -2,8 +2,8 @@
 //! method, upstream time), read once when the response ends.
 
 use std::net::SocketAddr;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
@@ -38,6 +38,16 @@ pub struct McpFacts {
     pub session: Option<String>,
 }
 
+/// A verified client certificate (HTTPS listeners with `tls.root`), as CEL sees it:
+/// `source.subject`, `source.issuer`, `source.subjectAltNames`. Requests carry it as an
+/// extension.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientIdentity {
+    pub subject: String,
+    pub issuer: String,
+    pub subject_alt_names: Vec<String>,
+}
+
 pub struct RequestRecord {
     pub start: SystemTime,
     pub started: Instant,
@@ -48,6 +58,7 @@ pub struct RequestRecord {
     /// Copied only when a CEL expression of the config may read them.
     pub headers: Option<HeaderMap>,
     pub peer: SocketAddr,
+    pub client_identity: Option<Arc<ClientIdentity>>,
     pub llm: OnceLock<LlmFacts>,
     pub mcp: OnceLock<McpFacts>,
     upstream_nanos: AtomicU64,
@@ -86,6 +97,7 @@ impl RequestRecord {
             host,
             headers: keep_headers.then(|| req.headers().clone()),
             peer,
+            client_identity: req.extensions().get::<Arc<ClientIdentity>>().cloned(),
             llm: OnceLock::new(),
             mcp: OnceLock::new(),
             upstream_nanos: AtomicU64::new(0),

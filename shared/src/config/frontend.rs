@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use super::model::{Invalid, as_humantime};
 use super::path::YamlPath;
 use super::raw::Lenient;
+use super::tls::{FrontendTls, RawFrontendTls};
 use super::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, duration, nanos};
 use crate::proto::v1 as pb;
@@ -23,6 +24,7 @@ use crate::proto::v1 as pb;
 pub struct RawFrontendPolicies {
     pub http: Option<Lenient<RawFrontendHttp>>,
     pub tcp: Option<Lenient<RawFrontendTcp>>,
+    pub tls: Option<Lenient<RawFrontendTls>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -48,6 +50,8 @@ pub struct RawFrontendTcp {
 pub struct FrontendPolicies {
     pub http: FrontendHttp,
     pub tcp: FrontendTcp,
+    /// `tls`: handshakes of HTTPS listeners (a listener's own `tls` settings win).
+    pub tls: FrontendTls,
 }
 
 /// `frontendPolicies.http`.
@@ -157,6 +161,9 @@ impl Validator<'_> {
                     v.checked(built, p)
                 })
                 .unwrap_or_default(),
+            tls: self
+                .section(raw.tls.as_ref(), path, "tls", Self::frontend_tls)
+                .unwrap_or_default(),
         }
     }
 
@@ -218,6 +225,7 @@ impl From<&FrontendPolicies> for pb::FrontendPolicies {
             tcp: Some(pb::FrontendTcp {
                 max_connections: f.tcp.max_connections,
             }),
+            tls: Some((&f.tls).into()),
         }
     }
 }
@@ -251,6 +259,7 @@ impl TryFrom<pb::FrontendPolicies> for FrontendPolicies {
         Ok(FrontendPolicies {
             http: convert::optional(f.http, "http")?.unwrap_or_default(),
             tcp: convert::optional(f.tcp, "tcp")?.unwrap_or_default(),
+            tls: convert::optional(f.tls, "tls")?.unwrap_or_default(),
         })
     }
 }

@@ -6,11 +6,12 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::backends::{Backend, RawBackend};
+use super::backends::{Backend, BackendKind, McpTargetKind, RawBackend};
 use super::model::Invalid;
 use super::path::YamlPath;
 use super::policies::{Policies, RawPolicies, UrlRewrite};
 use super::raw::Lenient;
+use super::tls::{ListenerTls, RawListenerTls};
 use super::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, invalid, missing};
 use crate::proto::v1 as pb;
@@ -30,6 +31,7 @@ pub struct RawListener {
     pub name: Option<String>,
     pub hostname: Option<String>,
     pub protocol: Option<String>,
+    pub tls: Option<Lenient<RawListenerTls>>,
     #[serde(default)]
     pub routes: Vec<Lenient<RawRoute>>,
 }
@@ -94,7 +96,8 @@ pub struct Bind {
 }
 
 impl Bind {
-    /// A bind on a real port with at least one listener.
+    /// A bind on a real port with at least one listener, all HTTP or all HTTPS (one port
+    /// either handshakes or it does not).
     pub(crate) fn new(port: u16, listeners: Vec<Listener>) -> Result<Bind, Vec<Invalid>> {
         let mut problems = Vec::new();
         if port == 0 {
@@ -104,6 +107,16 @@ impl Bind {
             problems.push(Invalid::at(
                 "listeners",
                 "a bind needs at least one listener",
+            ));
+        }
+        if let Some(first) = listeners.first()
+            && let Some(i) = listeners
+                .iter()
+                .position(|l| l.tls.is_some() != first.tls.is_some())
+        {
+            problems.push(Invalid::at(
+                &format!("listeners[{i}].protocol"),
+                "the listeners of one bind must all be HTTP or all HTTPS",
             ));
         }
         if !problems.is_empty() {
@@ -118,10 +131,14 @@ impl Bind {
 pub struct Listener {
     /// `name`, or `listener<index>`.
     pub name: String,
-    /// Host this listener answers for (`*.example.com` allowed); `None` = any.
+    /// Host this listener answers for (`*.example.com` allowed); `None` = any. On HTTPS
+    /// listeners it also picks the listener by SNI.
     pub hostname: Option<String>,
     /// Routes in file order, names unique in the listener.
     pub routes: Vec<Route>,
+    /// `protocol: HTTPS` with its `tls`; `None` = plain HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
 }
 
 /// `routes[]`: which requests (matches) go where (backends), under which policies.
@@ -168,6 +185,30 @@ impl Route {
                 "policies.urlRewrite.path.prefix",
                 "a prefix rewrite needs every match of the route to be a `pathPrefix` match",
             ));
+        }
+        if policies.backend_tls.is_some() {
+            let plain = backends
+                .iter()
+                .filter_map(|b| match &b.kind {
+                    BackendKind::Mcp(m) => Some(&m.targets),
+                    _ => None,
+                })
+                .flatten()
+                .find(|t| match &t.kind {
+                    McpTargetKind::Sse { url } | McpTargetKind::Mcp { url } => {
+                        url.expose().starts_with("http://")
+                    }
+                    McpTargetKind::Stdio { .. } => false,
+                });
+            if let Some(t) = plain {
+                problems.push(Invalid::at(
+                    "policies.backendTLS",
+                    format!(
+                        "backendTLS secures https:// MCP targets; target `{}` is http://",
+                        t.name
+                    ),
+                ));
+            }
         }
         if !problems.is_empty() {
             return Err(problems);
@@ -328,11 +369,24 @@ impl Validator<'_> {
     }
 
     fn listener(&mut self, raw: &RawListener, index: usize, path: &YamlPath) -> Listener {
-        if let Some(p) = raw.protocol.as_deref().filter(|p| *p != "HTTP") {
-            self.error(
-                &path.key("protocol"),
-                format!("protocol `{p}` is not supported; only HTTP is"),
-            );
+        let https = match raw.protocol.as_deref() {
+            None | Some("HTTP") => false,
+            Some("HTTPS") => true,
+            Some(p) => {
+                self.error(
+                    &path.key("protocol"),
+                    format!("protocol `{p}` is not supported; only HTTP and HTTPS are"),
+                );
+                false
+            }
+        };
+        let tls = self.section(raw.tls.as_ref(), path, "tls", Self::listener_tls);
+        match (https, raw.tls.is_some()) {
+            (true, false) => self.error(&path.key("protocol"), "protocol HTTPS needs `tls`"),
+            (false, true) if raw.protocol.as_deref().is_none_or(|p| p == "HTTP") => {
+                self.error(&path.key("tls"), "`tls` needs `protocol: HTTPS`")
+            }
+            _ => {}
         }
         let mut names = HashSet::new();
         let routes = self.list(&raw.routes, path, "routes", |v, r, i, rp| {
@@ -352,6 +406,7 @@ impl Validator<'_> {
                 .unwrap_or_else(|| format!("listener{index}")),
             hostname: raw.hostname.clone(),
             routes,
+            tls: tls.filter(|_| https),
         }
     }
 
@@ -499,6 +554,7 @@ impl From<&Listener> for pb::Listener {
             name: l.name.clone(),
             hostname: l.hostname.clone(),
             routes: l.routes.iter().map(Into::into).collect(),
+            tls: l.tls.as_ref().map(Into::into),
         }
     }
 }
@@ -511,6 +567,7 @@ impl TryFrom<pb::Listener> for Listener {
             name: l.name,
             hostname: l.hostname,
             routes: convert::each(l.routes, "routes")?,
+            tls: convert::optional(l.tls, "tls")?,
         })
     }
 }

@@ -12,6 +12,7 @@ mod raw;
 pub mod redact;
 mod settings;
 mod snapshot;
+mod tls;
 mod validate;
 mod yaml;
 

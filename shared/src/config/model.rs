@@ -7,6 +7,7 @@
 //! secrets serialize as their `$VAR` reference or `<redacted>`, never their value.
 
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
@@ -21,13 +22,14 @@ pub use super::listeners::{
 };
 use super::path::YamlPath;
 pub use super::policies::{
-    BackendAuth, Cors, HeaderModifier, Policies, RateLimit, RateLimitKind, Retry, RouteType,
-    RouteTypes, Secret, Timeout, UrlRewrite,
+    BackendAuth, BackendTls, Cors, HeaderModifier, Policies, RateLimit, RateLimitKind, Retry,
+    RouteType, RouteTypes, Secret, Timeout, UrlRewrite, Verification,
 };
 pub use super::settings::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BODY_SIZE, Fields, ListenAddr, LogFormat, Logging,
     McpSettings, Metrics, REQUEST_LABELS, Settings, Tracing,
 };
+pub use super::tls::{Alpn, FrontendTls, ListenerTls, TlsVersion};
 
 /// A whole gateway config.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -67,6 +69,58 @@ impl Config {
             }
         });
         warnings
+    }
+
+    /// Every file the config names (certificates, keys, roots), with its field path
+    /// (`binds[0].listeners[1].tls.cert`): the proxy reads these from its own filesystem.
+    pub fn referenced_files(&self) -> Vec<(String, PathBuf)> {
+        fn backend_tls(out: &mut Vec<(String, PathBuf)>, at: &str, tls: Option<&BackendTls>) {
+            let Some(tls) = tls else { return };
+            for (key, file) in [("root", &tls.root), ("cert", &tls.cert), ("key", &tls.key)] {
+                if let Some(file) = file {
+                    out.push((format!("{at}.backendTLS.{key}"), file.clone()));
+                }
+            }
+        }
+        let mut out = Vec::new();
+        for (bi, bind) in self.binds.iter().enumerate() {
+            for (li, listener) in bind.listeners.iter().enumerate() {
+                let lp = format!("binds[{bi}].listeners[{li}]");
+                if let Some(tls) = &listener.tls {
+                    for (key, file) in [
+                        ("cert", Some(&tls.cert)),
+                        ("key", Some(&tls.key)),
+                        ("root", tls.root.as_ref()),
+                    ] {
+                        if let Some(file) = file {
+                            out.push((format!("{lp}.tls.{key}"), file.clone()));
+                        }
+                    }
+                }
+                for (ri, route) in listener.routes.iter().enumerate() {
+                    let rp = format!("{lp}.routes[{ri}]");
+                    backend_tls(
+                        &mut out,
+                        &format!("{rp}.policies"),
+                        route.policies.backend_tls.as_ref(),
+                    );
+                    for (bk, backend) in route.backends.iter().enumerate() {
+                        let BackendKind::Ai(ai) = &backend.kind else {
+                            continue;
+                        };
+                        for (gi, group) in ai.groups.iter().enumerate() {
+                            for (pi, p) in group.iter().enumerate() {
+                                let at = format!(
+                                    "{rp}.backends[{bk}].ai.groups[{gi}].providers[{pi}].policies"
+                                );
+                                backend_tls(&mut out, &at, p.backend_tls.as_ref());
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Every route with its field path (`binds[0].listeners[1].routes[2]`).
@@ -192,13 +246,6 @@ impl Config {
             }
         }
         out
-    }
-
-    /// Files the config names, with their fields: read by each proxy from its own
-    /// filesystem, never shipped in snapshots. No field names a file yet (TLS certificates
-    /// will).
-    pub fn referenced_files(&self) -> Vec<(String, std::path::PathBuf)> {
-        Vec::new()
     }
 
     /// Resolves every secret reference from `env` (a proxy receiving a control-plane

@@ -231,3 +231,137 @@ fn a_huge_fill_interval_is_refused_where_it_is_written() {
     assert!(errs[0].message.contains("at most 366d"), "{}", errs[0]);
     assert!(errs[0].to_string().starts_with("t.yaml:8:"), "{}", errs[0]);
 }
+
+#[test]
+fn tls_settings_are_checked_where_they_are_written() {
+    let errs = errors(
+        "frontendPolicies:
+  tls:
+    alpn: [h3]
+    keyExchangeGroups: [X25519]
+binds:
+- port: 1
+  listeners:
+  - name: tcp
+    protocol: TLS
+  - name: no-tls
+    protocol: HTTPS
+  - name: old
+    protocol: HTTPS
+    tls: {cert: c.pem, key: k.pem, minTLSVersion: TLS_V1_0, cipherSuites: [x]}
+- port: 2
+  listeners:
+  - tls: {cert: c.pem, key: k.pem}
+    routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        backendTLS: {cert: c.pem, insecure: true, insecureHost: true}
+- port: 3
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        backendTLS: {cert: c.pem, hostname: 'a:1', insecureHost: true, subjectAltNames: [a]}
+",
+    );
+    let found: Vec<(&str, &str)> = errs
+        .iter()
+        .map(|e| (e.path.as_str(), e.message.as_str()))
+        .collect();
+    for (path, message) in [
+        ("frontendPolicies.tls.alpn[0]", "`h3` is not served"),
+        ("frontendPolicies.tls.keyExchangeGroups", "not supported"),
+        ("binds[0].listeners[0].protocol", "`TLS` is not supported"),
+        ("binds[0].listeners[1].protocol", "HTTPS needs `tls`"),
+        (
+            "binds[0].listeners[2].tls.minTLSVersion",
+            "TLS 1.2 and 1.3 only",
+        ),
+        ("binds[0].listeners[2].tls.cipherSuites", "not supported"),
+        ("binds[1].listeners[0].tls", "needs `protocol: HTTPS`"),
+        (
+            "binds[1].listeners[0].routes[0].policies.backendTLS.insecureHost",
+            "keep one",
+        ),
+        (
+            "binds[2].listeners[0].routes[0].policies.backendTLS.key",
+            "needs its `key`",
+        ),
+        (
+            "binds[2].listeners[0].routes[0].policies.backendTLS.hostname",
+            "not a hostname",
+        ),
+        (
+            "binds[2].listeners[0].routes[0].policies.backendTLS.subjectAltNames",
+            "not checked",
+        ),
+    ] {
+        assert!(
+            found.iter().any(|(p, m)| *p == path && m.contains(message)),
+            "{path}: {found:?}"
+        );
+    }
+}
+
+#[test]
+fn referenced_files_name_their_fields() {
+    let config = load_str(
+        "binds:
+- port: 1
+  listeners:
+  - protocol: HTTPS
+    tls: {cert: c.pem, key: k.pem, root: ca.pem}
+    routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        backendTLS: {root: up.pem}
+",
+        "f",
+        &env(),
+    )
+    .unwrap();
+    let files: Vec<(String, String)> = config
+        .referenced_files()
+        .into_iter()
+        .map(|(field, p)| (field, p.display().to_string()))
+        .collect();
+    let expected = [
+        ("binds[0].listeners[0].tls.cert", "c.pem"),
+        ("binds[0].listeners[0].tls.key", "k.pem"),
+        ("binds[0].listeners[0].tls.root", "ca.pem"),
+        (
+            "binds[0].listeners[0].routes[0].policies.backendTLS.root",
+            "up.pem",
+        ),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(files, expected);
+}
+
+#[test]
+fn a_listener_tls_version_wins_over_frontend_policies_bound_by_bound() {
+    let config = load_str(
+        "frontendPolicies:
+  tls: {minVersion: TLS_V1_2, maxVersion: TLS_V1_2}
+binds:
+- port: 1
+  listeners:
+  - protocol: HTTPS
+    tls: {cert: c.pem, key: k.pem, maxTLSVersion: TLS_V1_3}
+    routes:
+    - backends: [{host: 'a:1'}]
+",
+        "f",
+        &env(),
+    )
+    .unwrap();
+    use crate::config::model::TlsVersion;
+    let listener = config.binds[0].listeners[0].tls.as_ref().unwrap();
+    assert_eq!(
+        config.frontend_policies.tls.versions(listener),
+        (Some(TlsVersion::Tls12), Some(TlsVersion::Tls13))
+    );
+}

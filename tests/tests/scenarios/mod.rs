@@ -12,6 +12,7 @@ mod observability;
 mod ratelimit;
 mod reload;
 mod routing;
+mod tls;
 
 /// A one-route config that proxies everything on `port` to `upstream`.
 pub fn simple_config(port: u16, upstream: &str) -> String {

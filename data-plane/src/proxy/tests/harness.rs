@@ -40,9 +40,11 @@ impl Harness {
             Arc::new(Metrics::new()),
             Sinks::without_access_log(),
         );
+        let tls = crate::tls::Tls::load(&config).expect("readable TLS files");
         services.install(
             Snapshot::new(config),
             SnapshotSource::File("test.yaml".into()),
+            tls,
         );
         Harness { services }
     }

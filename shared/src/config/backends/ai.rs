@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::model::Invalid;
 use crate::config::path::YamlPath;
 use crate::config::policies::{
-    BackendAuth, Policies, RawAiPolicy, RawBackendAuth, RouteType, RouteTypes,
+    BackendAuth, BackendTls, Policies, RawAiPolicy, RawBackendAuth, RawBackendTls, RouteType,
+    RouteTypes,
 };
 use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, enum_value};
@@ -37,12 +38,14 @@ pub struct RawAiGroup {
     pub providers: Vec<RawAi>,
 }
 
-/// A provider's own `policies` (the backend level): the two it accepts today.
+/// A provider's own `policies` (the backend level): the three it accepts today.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBackendPolicies {
     pub backend_auth: Option<RawBackendAuth>,
     pub ai: Option<RawAiPolicy>,
+    #[serde(rename = "backendTLS")]
+    pub backend_tls: Option<RawBackendTls>,
 }
 
 /// Exactly one of the fields.
@@ -118,6 +121,10 @@ pub struct AiProvider {
     pub routes: Option<RouteTypes>,
     /// Backend-level `backendAuth` (inline or `policies.backendAuth`).
     pub backend_auth: Option<BackendAuth>,
+    /// Backend-level `policies.backendTLS`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "backendTLS")]
+    pub backend_tls: Option<BackendTls>,
 }
 
 impl AiProvider {
@@ -127,6 +134,7 @@ impl AiProvider {
         Policies {
             backend_auth: self.backend_auth.clone(),
             ai_routes: self.routes.clone(),
+            backend_tls: self.backend_tls.clone(),
             ..Policies::default()
         }
     }
@@ -246,6 +254,9 @@ impl Validator<'_> {
             (None, Some(a)) => self.backend_auth(a, &path.key("policies").key("backendAuth")),
             (None, None) => None,
         };
+        let backend_tls = policies
+            .and_then(|p| p.backend_tls.as_ref())
+            .and_then(|t| self.backend_tls(t, &path.key("policies").key("backendTLS")));
         Some(AiProvider {
             name,
             provider,
@@ -255,6 +266,7 @@ impl Validator<'_> {
             path_prefix: raw.path_prefix.clone(),
             routes: inline_routes.or(policy_routes),
             backend_auth: auth,
+            backend_tls,
         })
     }
 }
@@ -304,6 +316,7 @@ impl From<&AiProvider> for pb::AiProvider {
             path_prefix: p.path_prefix.clone(),
             routes: p.routes.as_ref().map(Into::into),
             backend_auth: p.backend_auth.as_ref().map(Into::into),
+            backend_tls: p.backend_tls.as_ref().map(Into::into),
         }
     }
 }
@@ -324,6 +337,7 @@ impl TryFrom<pb::AiProvider> for AiProvider {
             path_prefix: p.path_prefix,
             routes: convert::optional(p.routes, "routes")?,
             backend_auth: convert::optional(p.backend_auth, "backendAuth")?,
+            backend_tls: convert::optional(p.backend_tls, "backendTLS")?,
         })
     }
 }

@@ -22,6 +22,7 @@
 
 mod ai;
 mod backend_auth;
+mod backend_tls;
 mod cors;
 mod header_modifier;
 mod rate_limit;
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 
 pub use ai::{RawAiPolicy, RouteType, RouteTypes};
 pub use backend_auth::{BackendAuth, RawBackendAuth, Secret};
+pub use backend_tls::{BackendTls, RawBackendTls, Verification};
 pub use cors::{Cors, RawCors};
 pub use header_modifier::{HeaderModifier, RawHeaderModifier};
 pub use rate_limit::{RateLimit, RateLimitKind, RawRateLimit};
@@ -59,6 +61,8 @@ pub struct RawPolicies {
     pub response_header_modifier: Option<Lenient<RawHeaderModifier>>,
     pub timeout: Option<Lenient<RawTimeout>>,
     pub ai: Option<Lenient<RawAiPolicy>>,
+    #[serde(rename = "backendTLS")]
+    pub backend_tls: Option<Lenient<RawBackendTls>>,
 }
 
 /// `policies`: what applies to the requests of a route (or, for some, of a backend). `None`
@@ -84,6 +88,10 @@ pub struct Policies {
     pub timeout: Option<Timeout>,
     /// `ai.routes`: the path -> route-type map for `ai` backends.
     pub ai_routes: Option<RouteTypes>,
+    /// `backendTLS`: how connections to the backend are secured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(rename = "backendTLS")]
+    pub backend_tls: Option<BackendTls>,
 }
 
 impl Policies {
@@ -109,6 +117,7 @@ impl Policies {
             response_header_modifier: last(levels, |p| p.response_header_modifier.as_ref()),
             timeout: last(levels, |p| p.timeout.as_ref()),
             ai_routes: last(levels, |p| p.ai_routes.as_ref()),
+            backend_tls: last(levels, |p| p.backend_tls.as_ref()),
         }
     }
 }
@@ -151,6 +160,12 @@ impl Validator<'_> {
             ),
             timeout: self.section(raw.timeout.as_ref(), path, "timeout", Self::timeout),
             ai_routes: self.section(raw.ai.as_ref(), path, "ai", Self::ai_policy),
+            backend_tls: self.section(
+                raw.backend_tls.as_ref(),
+                path,
+                "backendTLS",
+                Self::backend_tls,
+            ),
         }
     }
 }
@@ -167,6 +182,7 @@ impl From<&Policies> for pb::Policies {
             response_header_modifier: p.response_header_modifier.as_ref().map(Into::into),
             timeout: p.timeout.as_ref().map(Into::into),
             ai_routes: p.ai_routes.as_ref().map(Into::into),
+            backend_tls: p.backend_tls.as_ref().map(Into::into),
         }
     }
 }
@@ -185,6 +201,7 @@ impl TryFrom<pb::Policies> for Policies {
             response_header_modifier: p.response_header_modifier.map(Into::into),
             timeout: p.timeout.map(Into::into),
             ai_routes: convert::optional(p.ai_routes, "ai.routes")?,
+            backend_tls: convert::optional(p.backend_tls, "backendTLS")?,
         })
     }
 }

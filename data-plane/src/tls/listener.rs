@@ -1,0 +1,270 @@
+//! HTTPS binds: the handshake picks a listener by SNI, then serves that listener's
+//! certificate under its versions, ALPN and client-certificate rule.
+//!
+//! Each listener's certificate sits in a [`CertCell`] behind an `ArcSwap`: a renewed pair on
+//! disk is swapped in whole (`source::certs` watches the files), so new connections see it and
+//! a handshake never mixes an old certificate with a new key.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{ServerConfig, SupportedProtocolVersion};
+use tokio::net::TcpStream;
+use tokio_rustls::LazyConfigAcceptor;
+use tokio_rustls::server::TlsStream;
+use tollgate_shared::config::model::{Bind, FrontendTls, Listener, TlsVersion};
+
+use super::{TlsError, load_certs, load_key, load_roots, provider, subject_alt_names};
+use crate::runtime::HostPattern;
+use crate::telemetry::record::ClientIdentity;
+
+/// A listener's certificate and key, swapped whole when the files are renewed.
+pub struct CertCell {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    current: ArcSwap<CertifiedKey>,
+}
+
+impl std::fmt::Debug for CertCell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertCell")
+            .field("cert", &self.cert)
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CertCell {
+    fn load(cert: &Path, key: &Path) -> Result<CertCell, TlsError> {
+        Ok(CertCell {
+            cert: cert.to_path_buf(),
+            key: key.to_path_buf(),
+            current: ArcSwap::from_pointee(certified_key(cert, key)?),
+        })
+    }
+
+    /// Reads the pair again; on success new handshakes use it, on error the last good pair
+    /// stays. `Ok(false)` when the files did not change.
+    pub fn reload(&self) -> Result<bool, TlsError> {
+        let fresh = certified_key(&self.cert, &self.key)?;
+        if fresh.cert == self.current.load().cert {
+            return Ok(false);
+        }
+        self.current.store(Arc::new(fresh));
+        Ok(true)
+    }
+}
+
+impl ResolvesServerCert for CertCell {
+    fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        Some(self.current.load_full())
+    }
+}
+
+fn certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
+    let chain = load_certs(cert, "certificate file")?;
+    let key_der = load_key(key)?;
+    CertifiedKey::from_der(chain, key_der, &provider()).map_err(|e| TlsError {
+        subject: format!("private key file `{}`", key.display()),
+        reason: format!("does not fit certificate `{}`: {e}", cert.display()),
+    })
+}
+
+/// One HTTPS listener of a bind.
+struct ListenerTls {
+    name: Arc<str>,
+    hostname: Option<HostPattern>,
+    config: Arc<ServerConfig>,
+    cert: Arc<CertCell>,
+}
+
+/// The TLS side of one HTTPS bind.
+pub struct BindTls {
+    listeners: Vec<ListenerTls>,
+    handshake_timeout: Duration,
+}
+
+/// Which listener a TLS connection was accepted for and who the client proved to be; every
+/// request of the connection carries it as an extension.
+#[derive(Debug, Clone)]
+pub struct TlsSession {
+    pub listener: Arc<str>,
+    pub identity: Option<Arc<ClientIdentity>>,
+}
+
+/// The identity of a verified client certificate.
+fn identity(cert: &rustls::pki_types::CertificateDer<'_>) -> Option<ClientIdentity> {
+    let (_, parsed) = x509_parser::parse_x509_certificate(cert.as_ref()).ok()?;
+    Some(ClientIdentity {
+        subject: parsed.subject().to_string(),
+        issuer: parsed.issuer().to_string(),
+        subject_alt_names: subject_alt_names(cert),
+    })
+}
+
+/// Why a client connection got no TLS session.
+#[derive(Debug, thiserror::Error)]
+pub enum HandshakeError {
+    #[error("no TLS handshake within {0:?} (frontendPolicies.tls.handshakeTimeout)")]
+    Timeout(Duration),
+    #[error("no listener for server name `{0}`")]
+    UnknownName(String),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+fn versions(
+    min: Option<TlsVersion>,
+    max: Option<TlsVersion>,
+) -> Vec<&'static SupportedProtocolVersion> {
+    [
+        (TlsVersion::Tls12, &rustls::version::TLS12),
+        (TlsVersion::Tls13, &rustls::version::TLS13),
+    ]
+    .into_iter()
+    .filter(|(v, _)| min.is_none_or(|m| *v >= m) && max.is_none_or(|m| *v <= m))
+    .map(|(_, v)| v)
+    .collect()
+}
+
+/// The TLS of `listener` if it is HTTPS: its certificate read, its server config built.
+fn listener_tls(
+    listener: &Listener,
+    frontend: &FrontendTls,
+) -> Result<Option<ListenerTls>, TlsError> {
+    let Some(tls) = &listener.tls else {
+        return Ok(None);
+    };
+    let invalid = |reason: String| TlsError {
+        subject: format!("listener `{}`", listener.name),
+        reason,
+    };
+    let (min, max) = frontend.versions(tls);
+    let versions = versions(min, max);
+    if versions.is_empty() {
+        return Err(invalid(
+            "its TLS versions and frontendPolicies.tls leave no version to speak".into(),
+        ));
+    }
+    let builder = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&versions)
+        .map_err(|e| invalid(e.to_string()))?;
+    let builder = match &tls.root {
+        Some(root) => {
+            let verifier = WebPkiClientVerifier::builder_with_provider(
+                Arc::new(load_roots(root)?),
+                provider(),
+            )
+            .build()
+            .map_err(|e| invalid(format!("client certificate roots: {e}")))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let cert = Arc::new(CertCell::load(&tls.cert, &tls.key)?);
+    let mut config = builder.with_cert_resolver(cert.clone());
+    config.alpn_protocols = frontend
+        .alpn
+        .ids()
+        .into_iter()
+        .map(|id| id.as_bytes().to_vec())
+        .collect();
+    Ok(Some(ListenerTls {
+        name: listener.name.as_str().into(),
+        hostname: listener.hostname.as_deref().map(HostPattern::new),
+        config: Arc::new(config),
+        cert,
+    }))
+}
+
+impl BindTls {
+    /// The TLS of `bind` if its listeners are HTTPS (validation makes them all or none).
+    pub fn load(bind: &Bind, frontend: &FrontendTls) -> Result<Option<BindTls>, TlsError> {
+        let mut listeners = Vec::new();
+        for l in &bind.listeners {
+            listeners.extend(listener_tls(l, frontend)?);
+        }
+        Ok((!listeners.is_empty()).then_some(BindTls {
+            listeners,
+            handshake_timeout: frontend.handshake_timeout,
+        }))
+    }
+
+    /// The certificate cells of this bind, for the file watcher.
+    pub fn cells(&self) -> impl Iterator<Item = &Arc<CertCell>> {
+        self.listeners.iter().map(|l| &l.cert)
+    }
+
+    /// The listener for a client's SNI: exact hostname, then wildcard, then one without a
+    /// hostname; without SNI, a listener without hostname or else the first.
+    fn listener_for(&self, sni: Option<&str>) -> Result<&ListenerTls, HandshakeError> {
+        let Some(name) = sni.map(str::to_ascii_lowercase) else {
+            return Ok(self
+                .listeners
+                .iter()
+                .find(|l| l.hostname.is_none())
+                .unwrap_or(&self.listeners[0]));
+        };
+        self.listeners
+            .iter()
+            .filter_map(|l| match &l.hostname {
+                Some(h) => h.rank(&name).map(|r| (r, l)),
+                None => Some((2, l)),
+            })
+            .min_by_key(|(rank, _)| *rank)
+            .map(|(_, l)| l)
+            .ok_or(HandshakeError::UnknownName(name))
+    }
+
+    /// The handshake of one client connection, within the handshake timeout.
+    pub async fn accept(
+        &self,
+        tcp: TcpStream,
+    ) -> Result<(TlsStream<TcpStream>, TlsSession), HandshakeError> {
+        let handshake = async {
+            let start = LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+            let listener = self.listener_for(start.client_hello().server_name())?;
+            let stream = start.into_stream(listener.config.clone()).await?;
+            let identity = stream
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .and_then(identity)
+                .map(Arc::new);
+            Ok((
+                stream,
+                TlsSession {
+                    listener: listener.name.clone(),
+                    identity,
+                },
+            ))
+        };
+        tokio::time::timeout(self.handshake_timeout, handshake)
+            .await
+            .map_err(|_| HandshakeError::Timeout(self.handshake_timeout))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_follow_the_range() {
+        assert_eq!(versions(None, None).len(), 2);
+        assert_eq!(
+            versions(Some(TlsVersion::Tls13), None),
+            vec![&rustls::version::TLS13]
+        );
+        assert_eq!(
+            versions(None, Some(TlsVersion::Tls12)),
+            vec![&rustls::version::TLS12]
+        );
+        assert!(versions(Some(TlsVersion::Tls13), Some(TlsVersion::Tls12)).is_empty());
+    }
+}
