@@ -37,11 +37,13 @@ cargo build --workspace --bins --locked
 echo "== tests"
 cargo test --workspace --locked
 
-echo "== interop: the official OpenAI, Anthropic and MCP Python SDKs, the UI in Chromium, Prometheus"
+echo "== interop: the official OpenAI, Anthropic and MCP Python SDKs, the UI in Chromium, Prometheus, Kubernetes manifests"
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
 [ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || missing="$missing prometheus"
+# deploy/kubernetes is rendered with kustomize (kubectl's built-in one will do).
+command -v kubectl >/dev/null || command -v kustomize >/dev/null || missing="$missing kubernetes-client"
 if [ -n "$missing" ]; then
     $SUDO apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -20,7 +20,33 @@ def test_compose_file_matches_the_compose_spec():
 def test_compose_mounts_the_validated_configs():
     text = open(os.path.join(ROOT, "deploy/docker-compose.yml")).read()
     assert "./configs:/etc/tollgate/gateways" in text
-    assert text.count("--control-plane") == 2
+    assert text.count('"--control-plane", "https://control-plane:15010"') == 2
+
+
+def _flags(entrypoint):
+    return {a: b for a, b in zip(entrypoint, entrypoint[1:]) if a.startswith("--")}
+
+
+def test_compose_runs_the_config_stream_over_mutual_tls():
+    services = _compose()["services"]
+    certs = services["certs"]["entrypoint"]
+    assert certs[:2] == ["tollgate-cp", "certs"]
+    issued = {certs[i + 1] for i, a in enumerate(certs) if a == "--proxy"}
+    cp = _flags(services["control-plane"]["entrypoint"])
+    assert cp["--client-ca"] == "/certs/ca.crt" and cp["--tls-cert"] == "/certs/tls.crt"
+    assert services["control-plane"]["depends_on"]["certs"]["condition"] == "service_completed_successfully"
+    for name, service in services.items():
+        assert "--insecure" not in service.get("entrypoint", []), name
+        assert "--insecure-control-plane" not in service.get("entrypoint", []), name
+        mounts = [v for v in service.get("volumes", []) if isinstance(v, dict) and v["source"] == "certs"]
+        for mount in mounts:
+            # Nothing but the certs step sees the CA's key: every reader mounts its own directory.
+            assert mount["read_only"] and mount["volume"]["subpath"] in ("control-plane", name), name
+        if "--node-id" in service.get("entrypoint", []):
+            flags = _flags(service["entrypoint"])
+            assert f"{flags['--node-id']}={flags['--gateway']}" in issued, name
+            assert [m["volume"]["subpath"] for m in mounts] == [flags["--node-id"]]
+            assert flags["--control-plane-cert"] == "/certs/tls.crt"
 
 
 def _compose():
@@ -50,6 +76,9 @@ def test_every_mounted_observability_file_exists():
     deploy = os.path.join(ROOT, "deploy")
     for name, service in _compose()["services"].items():
         for volume in service.get("volumes", []):
+            if isinstance(volume, dict):
+                assert volume["source"] in _compose()["volumes"], (name, volume)
+                continue
             source = volume.split(":")[0]
             if source.startswith("."):
                 assert os.path.exists(os.path.join(deploy, source)), (name, volume)
