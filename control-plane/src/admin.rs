@@ -133,6 +133,7 @@ async fn metrics(State(s): State<AdminState>) -> impl IntoResponse {
             .proxy_status
             .with_label_values(&[
                 r.node_id.as_str(),
+                &r.identity,
                 &r.gateway,
                 &status,
                 r.version_acked.as_deref().unwrap_or(""),

@@ -39,8 +39,14 @@ pub fn issue(plan: &Plan) -> anyhow::Result<Vec<PathBuf>> {
         .map(|p| parse_proxy(p))
         .collect::<anyhow::Result<Vec<_>>>()?;
     fs::create_dir_all(&plan.out).with_context(|| format!("{}", plan.out.display()))?;
-    let (ca_pem, issuer) = ca(&plan.out)?;
+    let (ca_pem, issuer, ca_expires) = ca(&plan.out)?;
     let now = OffsetDateTime::now_utc();
+    let expires = now
+        .checked_add(plan.validity)
+        .filter(|t| *t <= ca_expires)
+        .with_context(|| {
+            format!("--validity: the certificates would outlive the CA (valid until {ca_expires})")
+        })?;
 
     let mut written = Vec::new();
     let mut leaf = |dir: &str,
@@ -55,7 +61,7 @@ pub fn issue(plan: &Plan) -> anyhow::Result<Vec<PathBuf>> {
         params.extended_key_usages = vec![usage];
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.not_before = now - Duration::minutes(5);
-        params.not_after = now + plan.validity;
+        params.not_after = expires;
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
         let dir = plan.out.join(dir);
@@ -99,8 +105,8 @@ fn parse_proxy(spec: &str) -> anyhow::Result<(String, Vec<String>)> {
     Ok((name.to_string(), gateways))
 }
 
-/// The CA in `out`, made now if absent.
-fn ca(out: &Path) -> anyhow::Result<(String, Issuer<'static, KeyPair>)> {
+/// The CA in `out` (made now if absent) and when it expires.
+fn ca(out: &Path) -> anyhow::Result<(String, Issuer<'static, KeyPair>, OffsetDateTime)> {
     let (cert_path, key_path) = (out.join("ca.crt"), out.join("ca.key"));
     if key_path.exists() {
         let pem =
@@ -111,7 +117,14 @@ fn ca(out: &Path) -> anyhow::Result<(String, Issuer<'static, KeyPair>)> {
         .with_context(|| format!("{}", key_path.display()))?;
         let issuer = Issuer::from_ca_cert_pem(&pem, key)
             .with_context(|| format!("{}", cert_path.display()))?;
-        return Ok((pem, issuer));
+        let expires = x509_parser::pem::parse_x509_pem(pem.as_bytes())
+            .ok()
+            .and_then(|(_, der)| {
+                let cert = der.parse_x509().ok()?;
+                OffsetDateTime::from_unix_timestamp(cert.validity().not_after.timestamp()).ok()
+            })
+            .with_context(|| format!("{}: not a PEM certificate", cert_path.display()))?;
+        return Ok((pem, issuer, expires));
     }
     let mut params = CertificateParams::default();
     params
@@ -126,7 +139,8 @@ fn ca(out: &Path) -> anyhow::Result<(String, Issuer<'static, KeyPair>)> {
     let cert = params.self_signed(&key)?;
     write(&key_path, &key.serialize_pem(), true)?;
     write(&cert_path, &cert.pem(), false)?;
-    Ok((cert.pem(), Issuer::new(params, key)))
+    let expires = params.not_after;
+    Ok((cert.pem(), Issuer::new(params, key), expires))
 }
 
 /// Writes `text` to `path`; a private key is readable by its owner only.

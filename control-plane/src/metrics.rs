@@ -50,9 +50,9 @@ impl Metrics {
         let proxy_status = IntGaugeVec::new(
             Opts::new(
                 "tollgate_cp_proxy_status",
-                "1 per connected proxy, by node, gateway, sync status and acked version.",
+                "1 per connected proxy, by node, credential identity, gateway, sync status and acked version.",
             ),
-            &["node_id", "gateway", "status", "version"],
+            &["node_id", "identity", "gateway", "status", "version"],
         )
         .expect("valid");
         let registry = tollgate_shared::process::registry(vec![

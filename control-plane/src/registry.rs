@@ -80,6 +80,24 @@ impl ProxyRecord {
     }
 }
 
+/// Most rate-limit buckets kept per proxy report (the admin API shows them).
+const MAX_REPORTED_BUCKETS: usize = 512;
+/// Longest text kept from what a proxy reports (a NACK's error, a bucket's names).
+const MAX_REPORTED_TEXT: usize = 1024;
+
+/// `text` cut to at most [`MAX_REPORTED_TEXT`] bytes (on a character boundary): records are
+/// kept for every stream and for proxies that left, so what a proxy sends is bounded.
+pub fn bounded(text: &str) -> &str {
+    if text.len() <= MAX_REPORTED_TEXT {
+        return text;
+    }
+    let mut end = MAX_REPORTED_TEXT;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
 /// How many streams may be open, and how long a proxy that left stays listed.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -219,9 +237,10 @@ impl Registry {
         let buckets = status
             .buckets
             .iter()
+            .take(MAX_REPORTED_BUCKETS)
             .map(|b| Bucket {
-                listener: b.listener.clone(),
-                route: b.route.clone(),
+                listener: bounded(&b.listener).to_string(),
+                route: bounded(&b.route).to_string(),
                 position: b.position,
                 kind: if b.kind == pb::RateLimitKind::Tokens as i32 {
                     "tokens"
@@ -265,6 +284,31 @@ mod tests {
             max_streams_per_identity: 2,
             forget_after,
         })
+    }
+
+    #[test]
+    fn what_a_proxy_reports_is_bounded() {
+        let reg = registry(Duration::from_secs(60));
+        let r = reg.register(&hello("a"), "token:x", "addr".into()).unwrap();
+        // Cut on a character boundary: byte 1024 falls inside an `é`.
+        let long = format!("a{}", "é".repeat(4096));
+        reg.nacked(r.id, "v1", bounded(&long));
+        let bucket = pb::BucketLevel {
+            listener: long.clone(),
+            ..Default::default()
+        };
+        let status = pb::Status {
+            buckets: vec![bucket; 10_000],
+            ..Default::default()
+        };
+        reg.status_report(r.id, &status);
+        let kept = &reg.all()[0];
+        assert_eq!(
+            kept.last_nack.as_ref().unwrap().len(),
+            MAX_REPORTED_TEXT - 1
+        );
+        assert_eq!(kept.buckets.len(), MAX_REPORTED_BUCKETS);
+        assert_eq!(kept.buckets[0].listener.len(), MAX_REPORTED_TEXT - 1);
     }
 
     #[test]

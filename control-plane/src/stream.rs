@@ -61,6 +61,12 @@ impl ConfigStream for StreamService {
                 kind: Some(pb::proxy_message::Kind::Hello(h)),
             }))) => h,
             Ok(Err(e)) => return Err(e),
+            Err(_) => {
+                return Err(Status::deadline_exceeded(format!(
+                    "no hello within {}s",
+                    HELLO_TIMEOUT.as_secs()
+                )));
+            }
             _ => {
                 return Err(Status::invalid_argument(
                     "the first message must be a hello",
@@ -70,9 +76,12 @@ impl ConfigStream for StreamService {
         if hello.gateway.is_empty() {
             return Err(Status::invalid_argument("hello.gateway is empty"));
         }
-        if hello.gateway.len() > MAX_NAME_LEN || hello.node_id.len() > MAX_NAME_LEN {
+        if [&hello.gateway, &hello.node_id, &hello.build]
+            .iter()
+            .any(|s| s.len() > MAX_NAME_LEN)
+        {
             return Err(Status::invalid_argument(format!(
-                "hello.gateway and hello.node_id are at most {MAX_NAME_LEN} bytes"
+                "hello.gateway, hello.node_id and hello.build are at most {MAX_NAME_LEN} bytes"
             )));
         }
         if !identity.gateways.allows(&hello.gateway) {
@@ -203,8 +212,9 @@ impl Session {
             }
             Some(Kind::Nack(n)) => {
                 if let Some(s) = current(&n.nonce) {
-                    tracing::warn!(gateway = %self.gateway, version = %s.version, error = %n.error_detail, "proxy rejected a snapshot");
-                    self.registry.nacked(self.id, &s.version, &n.error_detail);
+                    let detail = crate::registry::bounded(&n.error_detail);
+                    tracing::warn!(gateway = %self.gateway, version = %s.version, error = %detail, "proxy rejected a snapshot");
+                    self.registry.nacked(self.id, &s.version, detail);
                     self.metrics.nacks.inc();
                     *nacked = Some(s.version.clone());
                 }

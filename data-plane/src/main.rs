@@ -56,13 +56,13 @@ struct Cli {
     #[arg(long, requires = "control_plane")]
     control_plane_token_file: Option<PathBuf>,
     /// A variable pushed configs may reference (`$NAME`, `inheritEnv`); repeat or comma-separate.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', requires = "control_plane")]
     allow_env: Vec<String>,
     /// A stdio command pushed configs may run: an exact path, or a prefix ending with `/`.
-    #[arg(long)]
+    #[arg(long, requires = "control_plane")]
     allow_command: Vec<String>,
     /// A directory files named in pushed configs may come from.
-    #[arg(long)]
+    #[arg(long, requires = "control_plane")]
     allow_files_under: Vec<PathBuf>,
     /// This proxy's id on the control plane (default: hostname-pid).
     #[arg(long)]

@@ -203,8 +203,13 @@ impl<'a> ClientRequest<'a> {
             _ if format != Format::OpenAi || !self.streaming() => None,
             None => Some(Fields::new()),
             Some(raw) => Some(
-                serde_json::from_str::<Option<Fields<'_>>>(raw.get())
-                    .map_err(|_| InvalidRequest("`stream_options` must be an object".into()))?
+                serde_json::from_str::<Option<BoundedFields<'_>>>(raw.get())
+                    .map_err(|_| {
+                        InvalidRequest(format!(
+                            "`stream_options` must be an object of at most {MAX_FIELDS} fields"
+                        ))
+                    })?
+                    .map(|BoundedFields(fields)| fields)
                     .unwrap_or_default(),
             ),
         }

@@ -190,7 +190,7 @@ impl ControlPlaneSource {
                 .map_err(|e| format!("malformed snapshot: {e}"))?;
             let mut config =
                 Config::try_from(wire).map_err(|e| format!("malformed snapshot: {e}"))?;
-            self.allow.check(&config)?;
+            self.allow.check(&mut config)?;
             config.resolve_secrets(&ProcessEnv).map_err(|names| {
                 format!(
                     "environment variable(s) not set on this proxy: {}",

@@ -105,12 +105,15 @@ pub fn args(args: &[String]) -> Vec<String> {
     let mut after_credential_flag = false;
     args.iter()
         .map(|arg| {
-            let shown = match (arg.split_once('='), arg.split_once(':')) {
+            // `NAME=value` or a header `Name: value`, split where the value starts.
+            let named = arg
+                .find(['=', ':'])
+                .map(|at| (&arg[..at], &arg[at..at + 1]));
+            let shown = match named {
                 _ if after_credential_flag || looks_like_credential(arg) => REDACTED.to_string(),
                 _ if arg.contains("://") => url(arg),
-                (Some((name, _)), _) if is_credential_field(name) => format!("{name}={REDACTED}"),
-                // A header given as an argument (`--header "Authorization: Bearer …"`).
-                (_, Some((name, _))) if is_credential_field(name) => format!("{name}: {REDACTED}"),
+                Some((name, "=")) if is_credential_field(name) => format!("{name}={REDACTED}"),
+                Some((name, _)) if is_credential_field(name) => format!("{name}: {REDACTED}"),
                 _ => arg.clone(),
             };
             after_credential_flag =
@@ -183,7 +186,7 @@ mod tests {
             "https://u:p@h/auth?x=1",
             "--header",
             "Authorization: Bearer t2",
-            "X-Api-Key:k2",
+            "X-Api-Key:k2==",
             "API_KEY=k3",
             "Accept: text/plain",
         ]

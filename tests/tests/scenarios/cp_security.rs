@@ -440,6 +440,22 @@ async fn subscriptions_to_unknown_gateways_are_refused_and_nothing_is_kept() {
     assert!(proxies(&cp, None).await.is_empty());
     let gateways = cp.json("/api/gateways").await;
     assert_eq!(gateways["gateways"].as_array().unwrap().len(), 1);
+
+    // A hello's build string is bounded like its names (records outlive their streams).
+    let mut client = ConfigStreamClient::new(channel);
+    let hello = pb::ProxyMessage {
+        kind: Some(pb::proxy_message::Kind::Hello(pb::Hello {
+            node_id: "n".into(),
+            gateway: "a".into(),
+            build: "b".repeat(1_000_000),
+        })),
+    };
+    let status = client
+        .stream(tokio_stream::iter([hello]))
+        .await
+        .expect_err("refused");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");
+    assert!(status.message().contains("hello.build"), "{status:?}");
 }
 
 /// A proxy refuses an `http://` control plane without `--insecure-control-plane`, and an
@@ -801,6 +817,16 @@ async fn the_certs_step_issues_a_working_pki_and_rotates_under_the_same_ca() {
     proxy.wait_ready().await;
     let r = tollgate_tests::get(proxy.url(port, "/")).await.unwrap();
     assert_eq!(r.status(), 200);
+
+    // Certificates never outlive their CA.
+    let out = std::process::Command::new(tollgate_tests::binary("tollgate-cp"))
+        .args(["certs", "--out"])
+        .arg(dir.path())
+        .args(["--server", "cp", "--validity", "100000years"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("would outlive the CA"));
 
     // A name that would escape the output directory is refused.
     let out = std::process::Command::new(tollgate_tests::binary("tollgate-cp"))

@@ -147,7 +147,10 @@ fn stream_options_that_are_not_an_object_are_a_bad_request() {
     let err = req
         .upstream_body(Format::OpenAi, Format::OpenAi, "m")
         .unwrap_err();
-    assert_eq!(err.0, "`stream_options` must be an object");
+    assert_eq!(
+        err.0,
+        "`stream_options` must be an object of at most 256 fields"
+    );
     let body = br#"{"messages": [], "stream": true, "stream_options": null}"#;
     let req = ClientRequest::parse(body).unwrap();
     let out = req
