@@ -21,6 +21,7 @@ use tollgate_shared::config::model::{Bind, FrontendTls, Listener, TlsVersion};
 use tollgate_shared::tls::{TlsError, load_certs, load_key, load_roots, provider};
 
 use super::parsed_subject_alt_names;
+use crate::proxy::route::host_rank;
 use crate::runtime::HostPattern;
 use crate::telemetry::record::ClientIdentity;
 
@@ -211,10 +212,7 @@ impl BindTls {
         };
         self.listeners
             .iter()
-            .filter_map(|l| match &l.hostname {
-                Some(h) => h.rank(&name).map(|r| (r, l)),
-                None => Some((2, l)),
-            })
+            .filter_map(|l| host_rank(l.hostname.as_slice(), &name).map(|r| (r, l)))
             .min_by_key(|(rank, _)| *rank)
             .map(|(_, l)| l)
             .ok_or(HandshakeError::UnknownName(name))
