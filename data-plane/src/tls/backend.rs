@@ -66,9 +66,10 @@ impl BackendClients {
         Ok(BackendClients { by_policy })
     }
 
-    /// The clients for `policies` (effective at the backend); `None` = the default clients.
-    pub fn get(&self, policies: &Policies) -> Option<&PolicyClients> {
-        self.by_policy.get(policies.backend_tls.as_ref()?)
+    /// The clients for `policies` (effective at the backend), looked up once when the config
+    /// is compiled; `None` = the default clients.
+    pub fn get(&self, policies: &Policies) -> Option<PolicyClients> {
+        self.by_policy.get(policies.backend_tls.as_ref()?).cloned()
     }
 }
 

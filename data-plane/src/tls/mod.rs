@@ -15,7 +15,7 @@ use tollgate_shared::config::model::Config;
 pub use tollgate_shared::tls::TlsError;
 use x509_parser::certificate::X509Certificate;
 
-pub use backend::BackendClients;
+pub use backend::{BackendClients, PolicyClients};
 pub use listener::{BindTls, TlsSession};
 
 /// The names a certificate is issued for: DNS names, URIs, IP addresses and e-mail addresses,
