@@ -14,7 +14,6 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use tollgate_shared::config::model::{BackendKind, BackendTls, Config, Policies, Verification};
-
 use tollgate_shared::tls::{TlsError, load_certs, load_key, load_roots, provider};
 
 use super::subject_alt_names;

@@ -17,7 +17,6 @@ use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 use tollgate_shared::config::model::{Bind, FrontendTls, Listener, TlsVersion};
-
 use tollgate_shared::tls::{TlsError, load_certs, load_key, load_roots, provider};
 
 use super::parsed_subject_alt_names;
