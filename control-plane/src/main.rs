@@ -15,12 +15,11 @@ use tollgate_control_plane::metrics::Metrics;
 use tollgate_control_plane::registry::{Limits, Registry};
 use tollgate_control_plane::store::Store;
 use tollgate_control_plane::stream::StreamService;
-use tollgate_control_plane::tls::{self, TlsListener};
+use tollgate_control_plane::tls::{TlsFiles, TlsListener};
 use tollgate_control_plane::watch::{self, Source};
 use tollgate_shared::admin::{read_token, require_token_off_loopback};
 use tollgate_shared::proto::v1::config_stream_server::ConfigStreamServer;
 use tollgate_shared::{LoadMode, ProcessEnv, Snapshot, load_file_with};
-use tonic::transport::{Certificate, Identity, ServerTlsConfig};
 
 #[derive(Parser)]
 #[command(name = "tollgate-cp", version, about = "Tollgate control plane")]
@@ -217,7 +216,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     )?;
     require_token_off_loopback(admin_addr, admin_token.as_deref(), admin::TOKEN_HINT)?;
     let tls = match (&cli.tls_cert, &cli.tls_key) {
-        (Some(cert), Some(key)) => Some((std::fs::read(cert)?, std::fs::read(key)?)),
+        (Some(cert), Some(key)) => Some(TlsFiles::read(cert, key, cli.client_ca.as_deref())?),
         _ => None,
     };
 
@@ -240,9 +239,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         metrics: metrics.clone(),
     };
     let router = admin::router(state, admin_addr, admin_token, cli.admin_host);
-    match (&cli.tls_cert, &cli.tls_key) {
-        (Some(cert), Some(key)) => {
-            let listener = TlsListener::new(admin_listener, tls::server_config(cert, key)?)?;
+    match &tls {
+        Some(files) => {
+            let listener = TlsListener::new(admin_listener, files.admin_config()?)?;
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, router).await {
                     tracing::error!(error = %e, "admin server stopped");
@@ -279,13 +278,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .map_err(|e| anyhow::anyhow!("cannot listen on {listen} for the config stream: {e}"))?;
     tracing::info!(%listen, "config stream listening");
     let mut server = tonic::transport::Server::builder();
-    if let Some((cert, key)) = tls {
-        let mut config = ServerTlsConfig::new().identity(Identity::from_pem(cert, key));
-        if let Some(ca) = &cli.client_ca {
-            config = config.client_ca_root(Certificate::from_pem(std::fs::read(ca)?));
-        }
+    if let Some(files) = &tls {
         server = server
-            .tls_config(config)
+            .tls_config(files.stream_config())
             .map_err(|e| anyhow::anyhow!("--tls-cert/--tls-key/--client-ca: {e}"))?;
     }
     server

@@ -153,9 +153,6 @@ async fn serve<S>(
     let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
         let services = services.clone();
         if let Some(session) = &session {
-            if let Some(identity) = &session.identity {
-                req.extensions_mut().insert(identity.clone());
-            }
             req.extensions_mut().insert(session.clone());
         }
         let busy = tracked.begin(req.version());

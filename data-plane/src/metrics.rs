@@ -20,6 +20,8 @@ pub struct Metrics {
     pub overhead: HistogramVec,
     pub retries: IntCounterVec,
     pub reloads: IntCounterVec,
+    /// Listener certificate renewals read from disk, by result; apart from config loads.
+    pub tls_certificate_reloads: IntCounterVec,
     pub gen_ai_token_usage: HistogramVec,
     pub gen_ai_request_duration: HistogramVec,
     pub config_synchronized: IntGauge,
@@ -63,6 +65,14 @@ impl Metrics {
                 "Config loads by source and result.",
             ),
             &["source", "result"],
+        )
+        .expect("valid metric");
+        let tls_certificate_reloads = IntCounterVec::new(
+            Opts::new(
+                "tollgate_tls_certificate_reloads_total",
+                "Listener certificate renewals read from disk, by result.",
+            ),
+            &["result"],
         )
         .expect("valid metric");
         let gen_ai_token_usage = HistogramVec::new(
@@ -153,6 +163,7 @@ impl Metrics {
             Box::new(overhead.clone()),
             Box::new(retries.clone()),
             Box::new(reloads.clone()),
+            Box::new(tls_certificate_reloads.clone()),
             Box::new(config_synchronized.clone()),
             Box::new(gen_ai_token_usage.clone()),
             Box::new(gen_ai_request_duration.clone()),
@@ -168,6 +179,7 @@ impl Metrics {
             overhead,
             retries,
             reloads,
+            tls_certificate_reloads,
             gen_ai_token_usage,
             gen_ai_request_duration,
             config_synchronized,

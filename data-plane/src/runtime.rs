@@ -14,7 +14,7 @@ use tollgate_shared::{Snapshot, SnapshotSource};
 use crate::llm::failover::ProviderPool;
 use crate::ratelimit::Bucket;
 use crate::telemetry::{RequestLabels, Telemetry};
-use crate::tls::Tls;
+use crate::tls::{BackendClients, PolicyClients, Tls};
 
 /// Everything a request needs from the config, swapped as one unit.
 pub struct Runtime {
@@ -57,6 +57,9 @@ pub struct CompiledRoute {
     pub limits: Vec<Arc<Bucket>>,
     pub hostnames: Vec<HostPattern>,
     pub policies: Policies,
+    /// The clients of the route's `backendTLS` policy, if it has one (`https` to `host`
+    /// backends, the reqwest client for remote MCP targets).
+    pub backend_tls: Option<PolicyClients>,
     pub backends: Vec<CompiledBackend>,
     pub total_weight: u32,
 }
@@ -133,7 +136,7 @@ impl Runtime {
                     listeners: b
                         .listeners
                         .iter()
-                        .map(|l| compile_listener(l, &labels, buckets))
+                        .map(|l| compile_listener(l, &labels, &tls.backends, buckets))
                         .collect(),
                     labels: Arc::new(labels),
                 };
@@ -160,6 +163,7 @@ impl Runtime {
 fn compile_listener(
     l: &Listener,
     port: &RequestLabels,
+    clients: &BackendClients,
     buckets: &mut BucketSource<'_>,
 ) -> ListenerTable {
     let listener: Arc<str> = l.name.as_str().into();
@@ -180,7 +184,7 @@ fn compile_listener(
                 listener: Some(listener.clone()),
                 route: Some(r.name.as_str().into()),
             };
-            Arc::new(compile_route(r, labels, limits))
+            Arc::new(compile_route(r, labels, limits, clients))
         })
         .collect();
     let mut entries: Vec<Entry> = l
@@ -204,7 +208,12 @@ fn compile_listener(
     }
 }
 
-fn compile_route(r: &Route, labels: RequestLabels, limits: Vec<Arc<Bucket>>) -> CompiledRoute {
+fn compile_route(
+    r: &Route,
+    labels: RequestLabels,
+    limits: Vec<Arc<Bucket>>,
+    clients: &BackendClients,
+) -> CompiledRoute {
     let mut policies = r.policies.clone();
     let serves_mcp = r
         .backends
@@ -218,6 +227,7 @@ fn compile_route(r: &Route, labels: RequestLabels, limits: Vec<Arc<Bucket>>) -> 
         labels: Arc::new(labels),
         limits,
         hostnames: r.hostnames.iter().map(|h| HostPattern::new(h)).collect(),
+        backend_tls: clients.get(&r.policies),
         policies,
         backends: r
             .backends
@@ -227,7 +237,7 @@ fn compile_route(r: &Route, labels: RequestLabels, limits: Vec<Arc<Bucket>>) -> 
                 label: b.kind.label().into(),
                 target: match &b.kind {
                     BackendKind::Host(h) => Target::Host(h.clone()),
-                    BackendKind::Ai(ai) => Target::Ai(ProviderPool::new(ai, &r.policies)),
+                    BackendKind::Ai(ai) => Target::Ai(ProviderPool::new(ai, &r.policies, clients)),
                     BackendKind::Mcp(m) => Target::Mcp(m.clone()),
                 },
             })

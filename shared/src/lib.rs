@@ -6,6 +6,7 @@ pub mod config;
 pub mod convert;
 pub mod process;
 pub mod proto;
+pub mod tls;
 pub mod watch;
 
 pub use config::{

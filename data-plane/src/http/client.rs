@@ -17,26 +17,37 @@ use crate::telemetry::record::RequestRecord;
 pub type HttpClient = Client<HttpsConnector<HttpConnector>, BoxBody>;
 
 /// How long a TCP connect to an upstream may take.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long an idle pooled upstream connection is kept.
-pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// A pooled HTTP/1.1 client shared by all routes: plain HTTP, or TLS (rustls, webpki roots)
-/// for `https` URIs such as the default LLM provider endpoints.
-pub fn client() -> HttpClient {
+/// The TCP side of every upstream client: no Nagle delay, any scheme (TLS wraps it), a
+/// connect timeout.
+pub fn connector() -> HttpConnector {
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.enforce_http(false);
     http.set_connect_timeout(Some(CONNECT_TIMEOUT));
+    http
+}
+
+/// A pooled client over `connector`.
+pub fn pooled(connector: HttpsConnector<HttpConnector>) -> HttpClient {
+    Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .build(connector)
+}
+
+/// A pooled HTTP/1.1 client shared by all routes: plain HTTP, or TLS (rustls, webpki roots)
+/// for `https` URIs such as the default LLM provider endpoints.
+pub fn client() -> HttpClient {
     let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .with_provider_and_webpki_roots(tollgate_shared::tls::provider())
         .expect("ring supports the default TLS versions")
         .https_or_http()
         .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .build(https)
+        .wrap_connector(connector());
+    pooled(https)
 }
 
 /// Per-attempt limits.
@@ -131,7 +142,7 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
 }
 
 /// A short, address-free description of a TLS failure in `e`'s chain, if it is one.
-pub fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
+fn tls_failure(e: &(dyn std::error::Error + 'static)) -> Option<String> {
     let mut cur = Some(e);
     while let Some(err) = cur {
         if let Some(tls) = rustls_error(err) {

@@ -11,6 +11,7 @@ use std::time::Duration;
 use tollgate_shared::config::model::{AiBackend, AiProvider, Policies};
 
 use crate::clock::{self, Clock, Instant};
+use crate::tls::{BackendClients, PolicyClients};
 
 pub const BASE_EJECTION: Duration = Duration::from_secs(10);
 pub const MAX_EJECTION: Duration = Duration::from_secs(300);
@@ -19,6 +20,9 @@ pub struct ProviderState {
     pub provider: AiProvider,
     /// The provider's own policies over its route's (`Policies::effective`), merged once.
     pub policies: Policies,
+    /// The clients of `policies`' `backendTLS`, if any: the provider is then called over
+    /// `https` through them.
+    pub backend_tls: Option<PolicyClients>,
     ejected_until_ms: AtomicU64,
     ejections: AtomicU32,
     /// Exponentially weighted moving average of time to response head, in microseconds.
@@ -42,24 +46,34 @@ pub struct ProviderPool {
 }
 
 impl ProviderPool {
-    /// The pool of `backend`, on a route with `route` policies.
-    pub fn new(backend: &AiBackend, route: &Policies) -> ProviderPool {
-        ProviderPool::with_clock(backend, route, clock::system())
+    /// The pool of `backend`, on a route with `route` policies; `clients` holds the config's
+    /// `backendTLS` clients.
+    pub fn new(backend: &AiBackend, route: &Policies, clients: &BackendClients) -> ProviderPool {
+        ProviderPool::with_clock(backend, route, clients, clock::system())
     }
 
     /// [`ProviderPool::new`] on a given clock (a mock one in tests).
-    pub fn with_clock(backend: &AiBackend, route: &Policies, clock: Clock) -> ProviderPool {
+    pub fn with_clock(
+        backend: &AiBackend,
+        route: &Policies,
+        clients: &BackendClients,
+        clock: Clock,
+    ) -> ProviderPool {
         let tiers = backend
             .groups
             .iter()
             .map(|g| {
                 g.iter()
-                    .map(|p| ProviderState {
-                        provider: p.clone(),
-                        policies: Policies::effective(&[route, &p.policies()]),
-                        ejected_until_ms: AtomicU64::new(0),
-                        ejections: AtomicU32::new(0),
-                        latency_us: AtomicU64::new(0),
+                    .map(|p| {
+                        let policies = Policies::effective(&[route, &p.policies()]);
+                        ProviderState {
+                            provider: p.clone(),
+                            backend_tls: clients.get(&policies),
+                            policies,
+                            ejected_until_ms: AtomicU64::new(0),
+                            ejections: AtomicU32::new(0),
+                            latency_us: AtomicU64::new(0),
+                        }
                     })
                     .collect()
             })
@@ -158,7 +172,12 @@ mod tests {
             .iter()
             .map(|t| t.iter().map(|n| provider(n)).collect())
             .collect();
-        ProviderPool::with_clock(&AiBackend { groups }, &Policies::default(), clock)
+        ProviderPool::with_clock(
+            &AiBackend { groups },
+            &Policies::default(),
+            &BackendClients::default(),
+            clock,
+        )
     }
 
     #[test]

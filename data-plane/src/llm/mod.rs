@@ -50,8 +50,6 @@ pub fn budget() -> ParseBudget {
 /// Everything one LLM request needs from the gateway and its route.
 pub struct AiCall<'a> {
     pub client: &'a HttpClient,
-    /// The clients of `backendTLS` policies; a provider with one is called through its own.
-    pub tls: &'a crate::tls::BackendClients,
     pub metrics: &'a Arc<Metrics>,
     /// The route's name, policies and rate-limit buckets.
     pub route_name: &'a str,
@@ -120,7 +118,7 @@ pub async fn serve(
             let state = call.pool.get(id);
             let provider = &state.provider;
             let started = Instant::now();
-            let client = call.tls.get(&state.policies).map_or(call.client, |c| &c.http);
+            let client = state.backend_tls.as_ref().map_or(call.client, |c| &c.http);
             let resp = send_to(
                 client,
                 &provider.name,
@@ -274,7 +272,7 @@ fn prepare<'b>(
         }
     };
     let auth = state.policies.backend_auth.as_ref();
-    let tls = state.policies.backend_tls.is_some();
+    let tls = state.backend_tls.is_some();
     let request = upstream_request(parts, provider, auth, tls, &plan, attempt)?;
     Ok(Some((plan, request)))
 }

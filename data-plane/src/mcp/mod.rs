@@ -445,23 +445,20 @@ async fn reap(sessions: Weak<Sessions>) {
     }
 }
 
-/// The client for remote (`sse` / `mcp`) targets: rustls with ring and webpki roots, like the
-/// proxy's own upstream client; redirects are not followed.
+/// The client for remote (`sse` / `mcp`) targets without `backendTLS`: rustls with ring and
+/// webpki roots, like the proxy's own upstream client.
 fn remote_client() -> reqwest::Client {
-    let roots = rustls::RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-    let builder = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions();
+    reqwest_client(crate::tls::backend::default_client_config()).unwrap_or_default()
+}
+
+/// A client for remote targets over `tls`; redirects are not followed.
+pub fn reqwest_client(tls: rustls::ClientConfig) -> reqwest::Result<reqwest::Client> {
     // A redirect could carry the session's messages (and the URL's credentials) elsewhere.
-    let mut client = reqwest::Client::builder()
+    reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(10))
-        .redirect(reqwest::redirect::Policy::none());
-    if let Ok(b) = builder {
-        client =
-            client.tls_backend_preconfigured(b.with_root_certificates(roots).with_no_client_auth());
-    }
-    client.build().unwrap_or_default()
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_backend_preconfigured(tls)
+        .build()
 }
 
 /// What the proxy hands over for a request routed to an MCP backend.

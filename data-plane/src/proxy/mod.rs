@@ -253,7 +253,7 @@ async fn handle(
                 }
                 // Phase: upstream call.
                 let body = out_body(body, declared, max_body, policies.retry.is_some()).await?;
-                let tls = rt.tls.backends.get(policies);
+                let tls = route.backend_tls.as_ref();
                 let via = upstream::Via {
                     client: tls.map_or(&services.client, |c| &c.http),
                     https: tls.is_some(),
@@ -275,7 +275,6 @@ async fn handle(
                 let body = read_body(body, max_body).await?;
                 let call = llm::AiCall {
                     client: &services.client,
-                    tls: &rt.tls.backends,
                     metrics: &services.metrics,
                     route_name: &route.name,
                     policies,
@@ -303,7 +302,7 @@ async fn handle(
                 let call = mcp::McpRequest {
                     sessions: &services.mcp,
                     backend,
-                    remote_http: rt.tls.backends.get(policies).map(|c| &c.mcp),
+                    remote_http: route.backend_tls.as_ref().map(|c| &c.mcp),
                     observer: mcp::Observer {
                         metrics: services.metrics.clone(),
                         labels: route.labels.clone(),

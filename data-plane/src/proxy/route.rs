@@ -40,7 +40,9 @@ fn host_of<B>(req: &Request<B>) -> Cow<'_, str> {
     }
 }
 
-fn host_rank(patterns: &[HostPattern], host: &str) -> Option<u8> {
+/// How well `host` matches `patterns`: 0 exact, 1 wildcard, 2 no pattern at all; `None` when
+/// none matches. Routes and listeners (by `Host` or SNI) rank alike.
+pub(crate) fn host_rank(patterns: &[HostPattern], host: &str) -> Option<u8> {
     if patterns.is_empty() {
         return Some(2);
     }

@@ -1,7 +1,8 @@
-//! Certificate renewal, a config source of its own: the directories of the listener
-//! certificates and keys of the config in force are watched; a renewed pair is swapped into
-//! its listener for new connections, and a broken one keeps the last good pair and is
-//! reported like a rejected config. Followed again after every apply.
+//! Certificate renewal: the directories of the listener certificates and keys of the config in
+//! force are watched; a renewed pair is swapped into its listener for new connections, and a
+//! broken one keeps the last good pair. Renewals are logged and counted on their own
+//! (`tollgate_tls_certificate_reloads_total`), never as config loads: the config in force did
+//! not change. Followed again after every apply.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,6 @@ use std::sync::Arc;
 
 use tollgate_shared::watch::DirWatch;
 
-use super::{Outcome, report};
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::tls::listener::CertCell;
@@ -42,7 +42,7 @@ pub async fn watch(gw: Arc<Gateway>, metrics: Arc<Metrics>) {
             })
             .collect();
         // Files renewed between the apply's read and the watch are seen now.
-        reload(&gw, &cells, &metrics);
+        reload(&cells, &metrics);
         if watches.is_empty() {
             if applied.changed().await.is_err() {
                 return;
@@ -59,7 +59,7 @@ pub async fn watch(gw: Arc<Gateway>, metrics: Arc<Metrics>) {
                     }
                     break;
                 }
-                _ = changed => reload(&gw, &cells, &metrics),
+                _ = changed => reload(&cells, &metrics),
             }
         }
     }
@@ -72,29 +72,23 @@ fn directory(file: &Path) -> PathBuf {
     }
 }
 
-fn reload(gw: &Gateway, cells: &[Arc<CertCell>], metrics: &Metrics) {
-    let Some(rt) = gw.runtime() else { return };
+fn reload(cells: &[Arc<CertCell>], metrics: &Metrics) {
     for cell in cells {
-        match cell.reload() {
-            Ok(false) => {}
+        let (cert, key) = (cell.cert.display(), cell.key.display());
+        let result = match cell.reload() {
+            Ok(false) => continue,
             Ok(true) => {
-                tracing::info!(cert = %cell.cert.display(), "certificate renewed; new connections get it");
-                report(
-                    metrics,
-                    &rt.source,
-                    Outcome::Applied {
-                        version: &rt.snapshot.version,
-                    },
-                );
+                tracing::info!(%cert, %key, "certificate renewed; new connections get it");
+                "success"
             }
-            Err(e) => report(
-                metrics,
-                &rt.source,
-                Outcome::Rejected {
-                    version: Some(&rt.snapshot.version),
-                    error: &format!("renewed certificate not used, the last good one is kept: {e}"),
-                },
-            ),
-        }
+            Err(e) => {
+                tracing::error!(%cert, %key, error = %e, "renewed certificate not used, the last good one is kept");
+                "failure"
+            }
+        };
+        metrics
+            .tls_certificate_reloads
+            .with_label_values(&[result])
+            .inc();
     }
 }

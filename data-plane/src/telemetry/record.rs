@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Uri, Version};
 
 use super::trace::Traced;
+use crate::tls::TlsSession;
 
 /// What an LLM exchange learned, set when its response ends.
 #[derive(Debug, Clone, Default)]
@@ -97,7 +98,10 @@ impl RequestRecord {
             host,
             headers: keep_headers.then(|| req.headers().clone()),
             peer,
-            client_identity: req.extensions().get::<Arc<ClientIdentity>>().cloned(),
+            client_identity: req
+                .extensions()
+                .get::<TlsSession>()
+                .and_then(|s| s.identity.clone()),
             llm: OnceLock::new(),
             mcp: OnceLock::new(),
             upstream_nanos: AtomicU64::new(0),

@@ -4,12 +4,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, ResolveServerName};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -18,8 +14,9 @@ use rustls::{
     CertificateError, ClientConfig, DigitallySignedStruct, RootCertStore, SignatureScheme,
 };
 use tollgate_shared::config::model::{BackendKind, BackendTls, Config, Policies, Verification};
+use tollgate_shared::tls::{TlsError, load_certs, load_key, load_roots, provider};
 
-use super::{TlsError, load_certs, load_key, load_roots, provider, subject_alt_names};
+use super::subject_alt_names;
 use crate::http::client::{self, HttpClient};
 
 /// The clients of one `backendTLS` policy.
@@ -68,38 +65,43 @@ impl BackendClients {
         Ok(BackendClients { by_policy })
     }
 
-    /// The clients for `policies` (effective at the backend); `None` = the default clients.
-    pub fn get(&self, policies: &Policies) -> Option<&PolicyClients> {
-        self.by_policy.get(policies.backend_tls.as_ref()?)
+    /// The clients for `policies` (effective at the backend), looked up once when the config
+    /// is compiled; `None` = the default clients.
+    pub fn get(&self, policies: &Policies) -> Option<PolicyClients> {
+        self.by_policy.get(policies.backend_tls.as_ref()?).cloned()
     }
 }
 
 impl PolicyClients {
     fn build(policy: &BackendTls) -> Result<PolicyClients, TlsError> {
         let config = Arc::new(client_config(policy)?);
-        let mut http = HttpConnector::new();
-        http.set_nodelay(true);
-        http.enforce_http(false);
-        http.set_connect_timeout(Some(client::CONNECT_TIMEOUT));
         let names: Arc<dyn ResolveServerName + Send + Sync> = match sni(policy) {
             Some(name) => Arc::new(FixedServerNameResolver::new(name)),
             None => Arc::new(hyper_rustls::DefaultServerNameResolver::default()),
         };
-        let https = HttpsConnector::new(http, config.clone(), true, names);
-        let http = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(client::POOL_IDLE_TIMEOUT)
-            .build(https);
-        let mcp = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .redirect(reqwest::redirect::Policy::none())
-            .tls_backend_preconfigured((*config).clone())
-            .build()
-            .map_err(|e| TlsError {
-                subject: "backendTLS".into(),
-                reason: e.to_string(),
-            })?;
-        Ok(PolicyClients { http, mcp })
+        let https = HttpsConnector::new(client::connector(), config.clone(), true, names);
+        let mcp = crate::mcp::reqwest_client((*config).clone()).map_err(|e| TlsError {
+            subject: "backendTLS".into(),
+            reason: e.to_string(),
+        })?;
+        Ok(PolicyClients {
+            http: client::pooled(https),
+            mcp,
+        })
     }
+}
+
+/// The client config without a policy: the public web roots, no client certificate.
+pub fn default_client_config() -> ClientConfig {
+    ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .expect("ring supports the default TLS versions")
+        .with_root_certificates(web_roots())
+        .with_no_client_auth()
+}
+
+fn web_roots() -> RootCertStore {
+    RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned())
 }
 
 /// `hostname`, as the name sent in SNI.
@@ -109,11 +111,11 @@ fn sni(policy: &BackendTls) -> Option<ServerName<'static>> {
 
 /// The rustls client config of a policy: its roots (or the public web roots), its checks,
 /// its client certificate and ALPN.
-pub fn client_config(policy: &BackendTls) -> Result<ClientConfig, TlsError> {
+fn client_config(policy: &BackendTls) -> Result<ClientConfig, TlsError> {
     let provider = provider();
     let roots = match &policy.root {
-        Some(root) => load_roots(root)?,
-        None => RootCertStore::from_iter(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
+        Some(root) => load_roots(root, "CA certificate file")?,
+        None => web_roots(),
     };
     let invalid = |reason: String| TlsError {
         subject: "backendTLS".into(),
@@ -136,11 +138,11 @@ pub fn client_config(policy: &BackendTls) -> Result<ClientConfig, TlsError> {
         .with_custom_certificate_verifier(verifier);
     let mut config = match (&policy.cert, &policy.key) {
         (Some(cert), Some(key)) => builder
-            .with_client_auth_cert(load_certs(cert, "client certificate file")?, load_key(key)?)
-            .map_err(|e| TlsError {
-                subject: format!("private key file `{}`", key.display()),
-                reason: format!("does not fit certificate `{}`: {e}", cert.display()),
-            })?,
+            .with_client_auth_cert(
+                load_certs(cert, "client certificate file")?,
+                load_key(key, "private key file")?,
+            )
+            .map_err(|e| TlsError::key_mismatch(cert, key, e))?,
         _ => builder.with_no_client_auth(),
     };
     config.alpn_protocols = match &policy.alpn {

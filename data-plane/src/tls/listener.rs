@@ -17,8 +17,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
 use tollgate_shared::config::model::{Bind, FrontendTls, Listener, TlsVersion};
+use tollgate_shared::tls::{TlsError, load_certs, load_key, load_roots, provider};
 
-use super::{TlsError, load_certs, load_key, load_roots, provider, subject_alt_names};
+use super::parsed_subject_alt_names;
+use crate::proxy::route::host_rank;
 use crate::runtime::HostPattern;
 use crate::telemetry::record::ClientIdentity;
 
@@ -67,11 +69,9 @@ impl ResolvesServerCert for CertCell {
 
 fn certified_key(cert: &Path, key: &Path) -> Result<CertifiedKey, TlsError> {
     let chain = load_certs(cert, "certificate file")?;
-    let key_der = load_key(key)?;
-    CertifiedKey::from_der(chain, key_der, &provider()).map_err(|e| TlsError {
-        subject: format!("private key file `{}`", key.display()),
-        reason: format!("does not fit certificate `{}`: {e}", cert.display()),
-    })
+    let key_der = load_key(key, "private key file")?;
+    CertifiedKey::from_der(chain, key_der, &provider())
+        .map_err(|e| TlsError::key_mismatch(cert, key, e))
 }
 
 /// One HTTPS listener of a bind.
@@ -102,7 +102,7 @@ fn identity(cert: &rustls::pki_types::CertificateDer<'_>) -> Option<ClientIdenti
     Some(ClientIdentity {
         subject: parsed.subject().to_string(),
         issuer: parsed.issuer().to_string(),
-        subject_alt_names: subject_alt_names(cert),
+        subject_alt_names: parsed_subject_alt_names(&parsed),
     })
 }
 
@@ -156,7 +156,7 @@ fn listener_tls(
     let builder = match &tls.root {
         Some(root) => {
             let verifier = WebPkiClientVerifier::builder_with_provider(
-                Arc::new(load_roots(root)?),
+                Arc::new(load_roots(root, "CA certificate file")?),
                 provider(),
             )
             .build()
@@ -211,10 +211,7 @@ impl BindTls {
         };
         self.listeners
             .iter()
-            .filter_map(|l| match &l.hostname {
-                Some(h) => h.rank(&name).map(|r| (r, l)),
-                None => Some((2, l)),
-            })
+            .filter_map(|l| host_rank(l.hostname.as_slice(), &name).map(|r| (r, l)))
             .min_by_key(|(rank, _)| *rank)
             .map(|(_, l)| l)
             .ok_or(HandshakeError::UnknownName(name))

@@ -304,6 +304,43 @@ binds:
 }
 
 #[test]
+fn backend_tls_alpn_lists_only_protocols_the_gateway_speaks() {
+    let errs = errors(
+        "binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        backendTLS: {alpn: [http/1.1, h3]}
+    - backends: [{host: 'a:1'}]
+      policies:
+        backendTLS: {alpn: []}
+    - backends: [{host: 'a:1'}]
+      policies:
+        backendTLS: {alpn: [h2, http/1.1]}
+",
+    );
+    let found: Vec<(&str, &str)> = errs
+        .iter()
+        .map(|e| (e.path.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (
+                "binds[0].listeners[0].routes[0].policies.backendTLS.alpn[1]",
+                "ALPN protocol `h3` is not served; use `h2` and/or `http/1.1`"
+            ),
+            (
+                "binds[0].listeners[0].routes[1].policies.backendTLS.alpn",
+                "`alpn` needs at least one protocol"
+            ),
+        ]
+    );
+}
+
+#[test]
 fn referenced_files_name_their_fields() {
     let config = load_str(
         "binds:

@@ -175,7 +175,8 @@ impl Alpn {
         ids
     }
 
-    fn parse(names: &[String]) -> Result<Alpn, Vec<Invalid>> {
+    /// Only `h2` and `http/1.1` are spoken, on listeners and to backends alike.
+    pub(crate) fn parse(names: &[String]) -> Result<Alpn, Vec<Invalid>> {
         let mut alpn = Alpn {
             h2: false,
             http1: false,

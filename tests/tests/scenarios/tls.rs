@@ -291,7 +291,7 @@ async fn a_renewed_certificate_reaches_new_connections_under_load_and_a_broken_o
     })
     .await;
 
-    // A broken renewal: the last good pair keeps serving, and the failure is reported.
+    // A broken renewal: the last good pair keeps serving, and the failure is logged and counted.
     std::fs::write(
         &cert,
         "-----BEGIN CERTIFICATE-----\nbroken\n-----END CERTIFICATE-----\n",
@@ -310,11 +310,22 @@ async fn a_renewed_certificate_reaches_new_connections_under_load_and_a_broken_o
         "no request failed; log:\n{}",
         proxy.log()
     );
-    assert!(
+    // Counted as renewals, not as config loads: the config in force is still the one applied.
+    for result in ["result=\"success\"", "result=\"failure\""] {
+        let renewals = proxy
+            .metric("tollgate_tls_certificate_reloads_total", &[result])
+            .await;
+        assert!(renewals >= 1.0, "{result}: {renewals}");
+    }
+    assert_eq!(
         proxy
             .metric("agentgateway_config_reloads_total", &["result=\"failure\""])
-            .await
-            >= 1.0
+            .await,
+        0.0
+    );
+    assert_eq!(
+        proxy.metric("agentgateway_config_synchronized", &[]).await,
+        1.0
     );
     assert!(!proxy.log().contains(second.key_pem.lines().nth(1).unwrap()));
 }

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::model::Invalid;
 use crate::config::path::YamlPath;
+use crate::config::tls::Alpn;
 use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, path_string};
 use crate::proto::v1 as pb;
@@ -93,14 +94,8 @@ impl BackendTls {
                 format!("`{h}` is not a hostname (no port, scheme or path)"),
             ));
         }
-        if alpn
-            .as_ref()
-            .is_some_and(|a| a.is_empty() || a.iter().any(String::is_empty))
-        {
-            problems.push(Invalid::at(
-                "alpn",
-                "`alpn` lists no protocol or an empty one",
-            ));
+        if let Some(Err(unspoken)) = alpn.as_deref().map(Alpn::parse) {
+            problems.extend(unspoken);
         }
         if !problems.is_empty() {
             return Err(problems);
