@@ -113,3 +113,15 @@ impl ControlPlane {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 }
+
+/// The first message of a config stream: `node` says hello for `gateway`.
+pub fn hello(node: &str, gateway: &str, build: &str) -> tollgate_shared::proto::v1::ProxyMessage {
+    use tollgate_shared::proto::v1 as pb;
+    pb::ProxyMessage {
+        kind: Some(pb::proxy_message::Kind::Hello(pb::Hello {
+            node_id: node.into(),
+            gateway: gateway.into(),
+            build: build.into(),
+        })),
+    }
+}

@@ -77,15 +77,12 @@ async fn light_client(
 ) {
     let mut client = ConfigStreamClient::new(channel).max_decoding_message_size(64 * 1024 * 1024);
     let (tx, rx) = mpsc::channel(4);
-    let hello = pb::Hello {
-        node_id: format!("light-{id}"),
-        gateway: "g".into(),
-        build: "bench".into(),
-    };
     let _ = tx
-        .send(pb::ProxyMessage {
-            kind: Some(pb::proxy_message::Kind::Hello(hello)),
-        })
+        .send(tollgate_tests::control_plane::hello(
+            &format!("light-{id}"),
+            "g",
+            "bench",
+        ))
         .await;
     let Ok(resp) = client.stream(ReceiverStream::new(rx)).await else {
         return;

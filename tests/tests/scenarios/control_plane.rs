@@ -296,14 +296,9 @@ async fn stuck_client(
         .unwrap();
     let mut client = ConfigStreamClient::new(channel);
     let (tx, rx) = tokio::sync::mpsc::channel(1);
-    let hello = pb::Hello {
-        node_id: "stuck".into(),
-        gateway: gateway.into(),
-        build: "test".into(),
-    };
-    tx.send(pb::ProxyMessage {
-        kind: Some(pb::proxy_message::Kind::Hello(hello)),
-    })
+    tx.send(tollgate_tests::control_plane::hello(
+        "stuck", gateway, "test",
+    ))
     .await
     .unwrap();
     let inbound = client

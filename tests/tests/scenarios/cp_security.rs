@@ -14,6 +14,7 @@ use serde_json::Value;
 use tempfile::TempDir;
 use tollgate_shared::proto::v1 as pb;
 use tollgate_shared::proto::v1::config_stream_client::ConfigStreamClient;
+use tollgate_tests::control_plane::hello;
 use tollgate_tests::proxy::ProxyOptions;
 use tollgate_tests::{ControlPlane, FakeUpstream, Proxy, eventually, free_port};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
@@ -123,16 +124,7 @@ async fn subscribe(
         .map_err(|e| tonic::Status::unavailable(format!("{e:?}")))?;
     let mut client = ConfigStreamClient::new(channel);
     let (tx, rx) = tokio::sync::mpsc::channel(4);
-    let hello = pb::Hello {
-        node_id: node.into(),
-        gateway: gateway.into(),
-        build: "test".into(),
-    };
-    tx.send(pb::ProxyMessage {
-        kind: Some(pb::proxy_message::Kind::Hello(hello)),
-    })
-    .await
-    .unwrap();
+    tx.send(hello(node, gateway, "test")).await.unwrap();
     let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
     if let Some(token) = &creds.token {
         let value = format!("Bearer {token}").parse().unwrap();
@@ -424,13 +416,7 @@ async fn subscriptions_to_unknown_gateways_are_refused_and_nothing_is_kept() {
     let long = "x".repeat(200);
     for i in 0..3000 {
         let mut client = ConfigStreamClient::new(channel.clone());
-        let hello = pb::ProxyMessage {
-            kind: Some(pb::proxy_message::Kind::Hello(pb::Hello {
-                node_id: format!("n{i}"),
-                gateway: format!("{long}-{i}"),
-                build: "test".into(),
-            })),
-        };
+        let hello = hello(&format!("n{i}"), &format!("{long}-{i}"), "test");
         let refused = client.stream(tokio_stream::iter([hello])).await;
         assert!(refused.is_err(), "made-up gateway {i} was accepted");
     }
@@ -443,15 +429,9 @@ async fn subscriptions_to_unknown_gateways_are_refused_and_nothing_is_kept() {
 
     // A hello's build string is bounded like its names (records outlive their streams).
     let mut client = ConfigStreamClient::new(channel);
-    let hello = pb::ProxyMessage {
-        kind: Some(pb::proxy_message::Kind::Hello(pb::Hello {
-            node_id: "n".into(),
-            gateway: "a".into(),
-            build: "b".repeat(1_000_000),
-        })),
-    };
+    let long_build = hello("n", "a", &"b".repeat(1_000_000));
     let status = client
-        .stream(tokio_stream::iter([hello]))
+        .stream(tokio_stream::iter([long_build]))
         .await
         .expect_err("refused");
     assert_eq!(status.code(), tonic::Code::InvalidArgument, "{status:?}");

@@ -232,6 +232,18 @@ async fn retries_are_client_spans_and_sampling_follows_the_config() {
     );
 }
 
+/// The proxy's first access-log line (JSON), once it is written.
+async fn first_access_log_line(proxy: &Proxy) -> Value {
+    eventually(std::time::Duration::from_secs(5), || async {
+        let log = proxy.access_log();
+        log.lines()
+            .next()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .ok_or_else(|| "no access log line".to_string())
+    })
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn access_logs_in_json_with_fields_filter_and_level() {
     let up = FakeUpstream::start("u").await;
@@ -250,14 +262,7 @@ async fn access_logs_in_json_with_fields_filter_and_level() {
             .unwrap();
         assert_eq!(resp.status().as_str(), status);
     }
-    let line: Value = eventually(std::time::Duration::from_secs(5), || async {
-        let log = proxy.access_log();
-        log.lines()
-            .next()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .ok_or_else(|| "no access log line".to_string())
-    })
-    .await;
+    let line = first_access_log_line(&proxy).await;
     assert_eq!(line["scope"], "request");
     assert_eq!(line["level"], "info");
     assert_eq!(line["http.status"], 404);
@@ -441,14 +446,7 @@ async fn access_log_fields_read_the_llm_prompt() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200);
-    let line: Value = eventually(std::time::Duration::from_secs(5), || async {
-        let log = proxy.access_log();
-        log.lines()
-            .next()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .ok_or_else(|| "no access log line".to_string())
-    })
-    .await;
+    let line = first_access_log_line(&proxy).await;
     assert_eq!(line["first"], "be brief", "{line}");
     assert_eq!(line["turns"], 2, "{line}");
 }

@@ -53,6 +53,46 @@ fn https_config(port: u16, tls: &str, upstream: &str, extra: &str) -> String {
     )
 }
 
+/// A test CA, its `localhost` certificate (serial 1) on disk and an upstream: the start of the
+/// tests that serve one HTTPS listener.
+struct Localhost {
+    ca: TestCa,
+    files: Files,
+    issued: Issued,
+    cert: String,
+    key: String,
+    up: FakeUpstream,
+    port: u16,
+}
+
+impl Localhost {
+    async fn new() -> Localhost {
+        let ca = TestCa::new("ca");
+        let files = Files::new();
+        let issued = ca.issue("localhost", &["localhost"], 1);
+        let (cert, key) = files.pair("server", &issued);
+        Localhost {
+            ca,
+            files,
+            issued,
+            cert,
+            key,
+            up: FakeUpstream::start("u").await,
+            port: free_port(),
+        }
+    }
+
+    /// The HTTPS listener's config with this certificate file and key file.
+    fn config(&self, cert: &str, key: &str) -> String {
+        https_config(
+            self.port,
+            &format!("{{cert: {cert}, key: {key}}}"),
+            &self.up.authority(),
+            "",
+        )
+    }
+}
+
 #[tokio::test]
 async fn https_listener_serves_a_client_trusting_the_ca() {
     let ca = TestCa::new("test ca");
@@ -332,32 +372,26 @@ async fn a_renewed_certificate_reaches_new_connections_under_load_and_a_broken_o
 
 #[tokio::test]
 async fn a_config_naming_an_unreadable_certificate_is_rejected_and_the_last_good_one_serves() {
-    let ca = TestCa::new("ca");
-    let files = Files::new();
-    let issued = ca.issue("localhost", &["localhost"], 1);
-    let (cert, key) = files.pair("server", &issued);
-    let up = FakeUpstream::start("u").await;
-    let port = free_port();
-    let good = https_config(
-        port,
-        &format!("{{cert: {cert}, key: {key}}}"),
-        &up.authority(),
-        "",
-    );
+    let tls = Localhost::new().await;
+    let Localhost {
+        ca,
+        files,
+        issued,
+        cert,
+        key,
+        ..
+    } = &tls;
+    let port = tls.port;
+    let good = tls.config(cert, key);
     let proxy = Proxy::start(&good).await;
     let version = proxy.version().await;
     // The key of another certificate: readable, but not this certificate's.
     let other = ca.issue("localhost", &["localhost"], 2);
     let (_, other_key) = files.pair("other", &other);
-    for tls in [
-        format!(
-            "{{cert: {}, key: {key}}}",
-            files.path("missing.pem").display()
-        ),
-        format!("{{cert: {cert}, key: {other_key}}}"),
-    ] {
+    let missing = files.path("missing.pem").display().to_string();
+    for config in [tls.config(&missing, key), tls.config(cert, &other_key)] {
         let before = proxy.log().matches("config rejected").count();
-        proxy.replace_config(&https_config(port, &tls, &up.authority(), ""));
+        proxy.replace_config(&config);
         proxy.wait_log("config rejected", before).await;
         assert_eq!(proxy.version().await, version);
     }
@@ -608,18 +642,17 @@ async fn backend_tls_on_a_plain_http_mcp_target_is_refused_by_check() {
 /// pair serves HTTPS, a missing file is a NACK naming it, and the last good config serves on.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_pushed_config_is_served_over_https_and_a_missing_certificate_is_a_nack() {
-    let ca = TestCa::new("ca");
-    let files = Files::new();
-    let issued = ca.issue("localhost", &["localhost"], 1);
-    let (cert, key) = files.pair("server", &issued);
-    let up = FakeUpstream::start("u").await;
-    let port = free_port();
-    let good = https_config(
-        port,
-        &format!("{{cert: {cert}, key: {key}}}"),
-        &up.authority(),
-        "",
-    );
+    let tls = Localhost::new().await;
+    let Localhost {
+        ca,
+        files,
+        issued,
+        cert,
+        key,
+        ..
+    } = &tls;
+    let port = tls.port;
+    let good = tls.config(cert, key);
     let cp = tollgate_tests::ControlPlane::start(&[("g.yaml", &good)]).await;
     let url = cp.url();
     // Files a pushed config names must lie where the proxy allows (issue 13, point 5).
@@ -640,15 +673,7 @@ async fn a_pushed_config_is_served_over_https_and_a_missing_certificate_is_a_nac
     assert_eq!(peer_certificate(&resp), issued.der);
 
     let missing = files.path("missing.pem").display().to_string();
-    cp.write(
-        "g.yaml",
-        &https_config(
-            port,
-            &format!("{{cert: {missing}, key: {key}}}"),
-            &up.authority(),
-            "",
-        ),
-    );
+    cp.write("g.yaml", &tls.config(&missing, key));
     eventually(Duration::from_secs(10), || async {
         let v = cp.json("/api/proxies").await;
         match v["proxies"][0]["lastNack"].as_str() {
@@ -663,16 +688,8 @@ async fn a_pushed_config_is_served_over_https_and_a_missing_certificate_is_a_nac
     // A certificate outside the allowed directories is refused, naming the field.
     let elsewhere = tempfile::tempdir().unwrap();
     let outside = elsewhere.path().join("server.pem");
-    std::fs::copy(&cert, &outside).unwrap();
-    cp.write(
-        "g.yaml",
-        &https_config(
-            port,
-            &format!("{{cert: {}, key: {key}}}", outside.display()),
-            &up.authority(),
-            "",
-        ),
-    );
+    std::fs::copy(cert, &outside).unwrap();
+    cp.write("g.yaml", &tls.config(&outside.display().to_string(), key));
     eventually(Duration::from_secs(10), || async {
         let v = cp.json("/api/proxies").await;
         match v["proxies"][0]["lastNack"].as_str() {
