@@ -267,12 +267,9 @@ async fn a_proxy_before_its_gateway_exists_is_not_ready() {
         }
     })
     .await;
+    // Not ready from the start; the refusal comes with the first attempt.
+    proxy.wait_log("no file defines gateway `later`", 0).await;
     assert!(proxy_statuses(&cp).await.is_empty());
-    assert!(
-        proxy.log().contains("no file defines gateway `later`"),
-        "{}",
-        proxy.log()
-    );
 
     let up = FakeUpstream::start("u").await;
     let port = free_port();
