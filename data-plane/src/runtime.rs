@@ -11,6 +11,7 @@ use tollgate_shared::config::model::{
 };
 use tollgate_shared::{Snapshot, SnapshotSource};
 
+use crate::jwt::{Verifier, Verifiers};
 use crate::llm::failover::ProviderPool;
 use crate::ratelimit::Bucket;
 use crate::telemetry::{RequestLabels, Telemetry};
@@ -57,6 +58,8 @@ pub struct CompiledRoute {
     pub limits: Vec<Arc<Bucket>>,
     pub hostnames: Vec<HostPattern>,
     pub policies: Policies,
+    /// The `jwtAuth` policy's keys, parsed when the config was applied.
+    pub jwt: Option<Arc<Verifier>>,
     pub backends: Vec<CompiledBackend>,
     pub total_weight: u32,
 }
@@ -114,6 +117,7 @@ impl Runtime {
         source: SnapshotSource,
         telemetry: Telemetry,
         tls: Tls,
+        jwt: &Verifiers,
         gateway: &Arc<str>,
         buckets: &mut BucketSource<'_>,
     ) -> Runtime {
@@ -133,7 +137,7 @@ impl Runtime {
                     listeners: b
                         .listeners
                         .iter()
-                        .map(|l| compile_listener(l, &labels, buckets))
+                        .map(|l| compile_listener(l, &labels, jwt, buckets))
                         .collect(),
                     labels: Arc::new(labels),
                 };
@@ -160,6 +164,7 @@ impl Runtime {
 fn compile_listener(
     l: &Listener,
     port: &RequestLabels,
+    jwt: &Verifiers,
     buckets: &mut BucketSource<'_>,
 ) -> ListenerTable {
     let listener: Arc<str> = l.name.as_str().into();
@@ -180,7 +185,7 @@ fn compile_listener(
                 listener: Some(listener.clone()),
                 route: Some(r.name.as_str().into()),
             };
-            Arc::new(compile_route(r, labels, limits))
+            Arc::new(compile_route(r, labels, limits, jwt))
         })
         .collect();
     let mut entries: Vec<Entry> = l
@@ -204,7 +209,12 @@ fn compile_listener(
     }
 }
 
-fn compile_route(r: &Route, labels: RequestLabels, limits: Vec<Arc<Bucket>>) -> CompiledRoute {
+fn compile_route(
+    r: &Route,
+    labels: RequestLabels,
+    limits: Vec<Arc<Bucket>>,
+    jwt: &Verifiers,
+) -> CompiledRoute {
     let mut policies = r.policies.clone();
     let serves_mcp = r
         .backends
@@ -218,6 +228,12 @@ fn compile_route(r: &Route, labels: RequestLabels, limits: Vec<Arc<Bucket>>) -> 
         labels: Arc::new(labels),
         limits,
         hostnames: r.hostnames.iter().map(|h| HostPattern::new(h)).collect(),
+        jwt: r
+            .policies
+            .jwt_auth
+            .as_ref()
+            .and_then(|p| jwt.get(p))
+            .cloned(),
         policies,
         backends: r
             .backends

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Uri, Version};
 
 use super::trace::Traced;
+use crate::jwt::Claims;
 
 /// What an LLM exchange learned, set when its response ends.
 #[derive(Debug, Clone, Default)]
@@ -61,6 +62,8 @@ pub struct RequestRecord {
     pub client_identity: Option<Arc<ClientIdentity>>,
     pub llm: OnceLock<LlmFacts>,
     pub mcp: OnceLock<McpFacts>,
+    /// The caller's validated JWT claims (CEL's `jwt`), set by the `jwtAuth` phase.
+    pub jwt: OnceLock<Arc<Claims>>,
     upstream_nanos: AtomicU64,
     attempts: AtomicU32,
     /// The server span, when this request is traced.
@@ -100,6 +103,7 @@ impl RequestRecord {
             client_identity: req.extensions().get::<Arc<ClientIdentity>>().cloned(),
             llm: OnceLock::new(),
             mcp: OnceLock::new(),
+            jwt: OnceLock::new(),
             upstream_nanos: AtomicU64::new(0),
             attempts: AtomicU32::new(0),
             trace,
