@@ -16,6 +16,13 @@ pub const LEEWAY_SECS: u64 = 60;
 /// A token's validated claims.
 pub type Claims = Map<String, Value>;
 
+/// Who the claims name (issuer and subject): what state bound to a caller, such as an MCP
+/// session, is compared by; a refreshed token of the same subject is the same caller.
+pub fn identity(claims: &Claims) -> String {
+    let part = |name| claims.get(name).and_then(Value::as_str).unwrap_or_default();
+    format!("{}\n{}", part("iss"), part("sub"))
+}
+
 /// Why a token was refused; the text is the 401 body (it never contains the token).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Rejection {

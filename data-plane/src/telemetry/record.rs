@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Uri, Version};
 
 use super::trace::Traced;
-use crate::jwt::Claims;
+use crate::jwt::{self, Claims};
 
 /// What an LLM exchange learned, set when its response ends.
 #[derive(Debug, Clone, Default)]
@@ -115,6 +115,11 @@ impl RequestRecord {
         self.upstream_nanos
             .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
         self.attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The caller's identity (issuer and subject of its JWT), when it has one.
+    pub fn identity(&self) -> Option<String> {
+        self.jwt.get().map(|claims| jwt::identity(claims))
     }
 
     pub fn upstream_time(&self) -> Duration {

@@ -167,6 +167,17 @@ mod tests {
     }
 
     #[test]
+    fn jwt_shaped_values_are_credentials_whatever_their_name() {
+        assert!(looks_like_credential(
+            "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"
+        ));
+        assert_eq!(
+            query("id=eyJhbGciOiJFUzI1NiJ9.e30.c2ln&x=1"),
+            "id=<redacted>&x=1"
+        );
+    }
+
+    #[test]
     fn urls_lose_user_info_and_keys() {
         assert_eq!(
             url("https://bob:pw@mcp.example/v1?token=t1&x=1#f"),

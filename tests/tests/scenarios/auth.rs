@@ -8,6 +8,7 @@ use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header, get_current_timestamp};
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use serde_json::{Value, json};
+use tollgate_tests::mcp::McpClient;
 use tollgate_tests::proxy::{Proxy, ProxyOptions};
 use tollgate_tests::upstream::FakeUpstream;
 use tollgate_tests::{eventually, free_port};
@@ -336,4 +337,55 @@ async fn an_unreadable_jwks_file_rejects_the_config() {
         tollgate_tests::get(proxy.url(port, "/")).await.is_err(),
         "nothing is served"
     );
+}
+
+/// A client whose every request carries `token` as a bearer token (or none).
+fn client_as(token: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(token) = token {
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {token}").parse().unwrap(),
+        );
+    }
+    tollgate_tests::http_builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mcp_session_belongs_to_the_identity_that_opened_it() {
+    let key = TestKey::ec("ec");
+    let port = free_port();
+    let policy = format!(
+        "    - name: mcp\n      policies:\n        jwtAuth: {{issuer: {ISSUER}, jwks: '{}'}}\n",
+        jwks(&[&key])
+    );
+    let config =
+        tollgate_tests::mcp::config(port, &["one"], "", "").replace("    - name: mcp\n", &policy);
+    let proxy = Proxy::start(&config).await;
+    let url = proxy.url(port, "/mcp");
+    let alice = key.token(&claims(json!({})));
+    let mut opener = McpClient::with_http(&url, client_as(Some(&alice)));
+    let answer = opener.initialize().await;
+    assert!(answer.get("result").is_some(), "{answer}");
+    assert!(!opener.tool_names().await.is_empty());
+
+    // A refreshed token of the same subject is the same caller.
+    let refreshed = key.token(&claims(json!({"exp": get_current_timestamp() + 900})));
+    let mut again = McpClient::with_http(&url, client_as(Some(&refreshed)));
+    again.session = opener.session.clone();
+    assert!(!again.tool_names().await.is_empty());
+
+    // Another identity, or none, does not find the session: 404, as for an unknown one.
+    let bob = key.token(&claims(json!({"sub": "bob"})));
+    for (who, token) in [("bob", Some(bob.as_str())), ("anonymous", None)] {
+        let mut other = McpClient::with_http(&url, client_as(token));
+        other.session = opener.session.clone();
+        let resp = other
+            .post(&json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}))
+            .await;
+        assert_eq!(resp.status(), 404, "{who}");
+    }
 }
