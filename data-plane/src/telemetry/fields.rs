@@ -107,13 +107,14 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>, jwt_claims: &[Stri
         .flat_map(|h| h.iter())
         .filter_map(|(k, v)| {
             // CEL sees credentials as `<redacted>`, so no field, label or log line leaks a key.
-            let value = v.to_str().ok()?;
-            let value =
-                if redact::is_credential_name(k.as_str()) || redact::looks_like_credential(value) {
-                    redact::REDACTED
-                } else {
-                    value
-                };
+            // A JWT is recognised by its form, whatever the header is called.
+            let value = if redact::is_credential_name(k.as_str()) {
+                redact::REDACTED
+            } else {
+                Some(v.to_str().ok()?)
+                    .filter(|v| !redact::looks_like_credential(v))
+                    .unwrap_or(redact::REDACTED)
+            };
             Some((k.as_str().to_string(), json!(value)))
         })
         .collect();
