@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tollgate_shared::{Snapshot, SnapshotSource};
 
 use crate::connection;
+use crate::jwt::{JwksError, Verifiers};
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
 use crate::services::Services;
@@ -34,6 +35,8 @@ pub enum ApplyError {
     Bind { addr: SocketAddr, source: io::Error },
     #[error(transparent)]
     Tls(#[from] TlsError),
+    #[error(transparent)]
+    Jwks(#[from] JwksError),
 }
 
 struct PortHandle {
@@ -76,9 +79,10 @@ impl Gateway {
     ) -> Result<(), ApplyError> {
         let drain = snapshot.config.settings.drain_timeout;
         let wanted: Vec<u16> = snapshot.config.binds.iter().map(|b| b.port).collect();
-        // Read the TLS files and bind first: the steps that can fail, so a failure leaves
-        // everything as it was.
+        // Read the TLS and JWKS files and bind first: the steps that can fail, so a failure
+        // leaves everything as it was.
         let tls = Tls::load(&snapshot.config)?;
+        let jwt = Verifiers::load(&snapshot.config)?;
         let mut ports = self.ports.lock();
         let mut fresh = Vec::new();
         for port in wanted.iter().filter(|p| !ports.contains_key(p)) {
@@ -95,7 +99,7 @@ impl Gateway {
             .filter(|p| !wanted.contains(p))
             .copied()
             .collect();
-        self.services.install(snapshot, source, tls);
+        self.services.install(snapshot, source, tls, &jwt);
         for (port, listener) in fresh {
             let stop = CancellationToken::new();
             let task = tokio::spawn(accept_loop(

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod connection;
 pub mod gateway;
 pub mod http;
+pub mod jwt;
 pub mod llm;
 pub mod mcp;
 pub mod metrics;

@@ -11,6 +11,7 @@ use tollgate_shared::config::model::{
 };
 use tollgate_shared::{Snapshot, SnapshotSource};
 
+use crate::jwt::{Verifier, Verifiers};
 use crate::llm::failover::ProviderPool;
 use crate::ratelimit::Bucket;
 use crate::telemetry::{RequestLabels, Telemetry};
@@ -60,6 +61,8 @@ pub struct CompiledRoute {
     /// The clients of the route's `backendTLS` policy, if it has one (`https` to `host`
     /// backends, the reqwest client for remote MCP targets).
     pub backend_tls: Option<PolicyClients>,
+    /// The `jwtAuth` policy's keys, parsed when the config was applied.
+    pub jwt: Option<Arc<Verifier>>,
     pub backends: Vec<CompiledBackend>,
     pub total_weight: u32,
 }
@@ -117,6 +120,7 @@ impl Runtime {
         source: SnapshotSource,
         telemetry: Telemetry,
         tls: Tls,
+        jwt: &Verifiers,
         gateway: &Arc<str>,
         buckets: &mut BucketSource<'_>,
     ) -> Runtime {
@@ -136,7 +140,7 @@ impl Runtime {
                     listeners: b
                         .listeners
                         .iter()
-                        .map(|l| compile_listener(l, &labels, &tls.backends, buckets))
+                        .map(|l| compile_listener(l, &labels, &tls.backends, jwt, buckets))
                         .collect(),
                     labels: Arc::new(labels),
                 };
@@ -164,6 +168,7 @@ fn compile_listener(
     l: &Listener,
     port: &RequestLabels,
     clients: &BackendClients,
+    jwt: &Verifiers,
     buckets: &mut BucketSource<'_>,
 ) -> ListenerTable {
     let listener: Arc<str> = l.name.as_str().into();
@@ -184,7 +189,7 @@ fn compile_listener(
                 listener: Some(listener.clone()),
                 route: Some(r.name.as_str().into()),
             };
-            Arc::new(compile_route(r, labels, limits, clients))
+            Arc::new(compile_route(r, labels, limits, clients, jwt))
         })
         .collect();
     let mut entries: Vec<Entry> = l
@@ -213,6 +218,7 @@ fn compile_route(
     labels: RequestLabels,
     limits: Vec<Arc<Bucket>>,
     clients: &BackendClients,
+    jwt: &Verifiers,
 ) -> CompiledRoute {
     let mut policies = r.policies.clone();
     let serves_mcp = r
@@ -228,6 +234,12 @@ fn compile_route(
         limits,
         hostnames: r.hostnames.iter().map(|h| HostPattern::new(h)).collect(),
         backend_tls: clients.get(&r.policies),
+        jwt: r
+            .policies
+            .jwt_auth
+            .as_ref()
+            .and_then(|p| jwt.get(p))
+            .cloned(),
         policies,
         backends: r
             .backends

@@ -8,6 +8,7 @@ use tollgate_shared::{Snapshot, SnapshotSource};
 
 use crate::http::budget::ParseBudget;
 use crate::http::client::{self, HttpClient};
+use crate::jwt::Verifiers;
 use crate::mcp::Sessions;
 use crate::metrics::Metrics;
 use crate::ratelimit::{BucketKey, RateLimits};
@@ -61,7 +62,13 @@ impl Services {
     /// Compiles `snapshot` with its loaded `tls` (taking rate-limit buckets from the store
     /// that outlives configs) and makes it the config requests load; MCP sessions whose route
     /// changed are retired.
-    pub fn install(&self, snapshot: Snapshot, source: SnapshotSource, tls: Tls) -> Arc<Runtime> {
+    pub fn install(
+        &self,
+        snapshot: Snapshot,
+        source: SnapshotSource,
+        tls: Tls,
+        jwt: &Verifiers,
+    ) -> Arc<Runtime> {
         for warning in snapshot.config.warnings() {
             tracing::warn!(source = %source, "config warning: {warning}");
         }
@@ -72,6 +79,7 @@ impl Services {
             source,
             telemetry,
             tls,
+            jwt,
             &self.name,
             &mut |listener, route, position, limit| {
                 let key = BucketKey {

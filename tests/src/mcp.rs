@@ -42,8 +42,13 @@ pub const ACCEPT: &str = "application/json, text/event-stream";
 
 impl McpClient {
     pub fn new(url: &str) -> McpClient {
+        McpClient::with_http(url, crate::http())
+    }
+
+    /// A client sending through `http` (e.g. one with an `Authorization` default header).
+    pub fn with_http(url: &str, http: reqwest::Client) -> McpClient {
         McpClient {
-            http: crate::http(),
+            http,
             url: url.to_string(),
             session: None,
             next_id: 1,

@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::{BoxBody, full};
+use crate::jwt::Rejection;
 use crate::ratelimit::Level;
 use crate::telemetry::Reason;
 
@@ -55,6 +56,9 @@ pub enum ProxyError {
     StreamConflict,
     #[error("this MCP session already has {0} requests in progress; retry later")]
     SessionBusy(usize),
+    /// `jwtAuth` refused the request; the text names the reason, never the token.
+    #[error("unauthorized: {0}")]
+    Unauthorized(Rejection),
 }
 
 impl ProxyError {
@@ -81,6 +85,7 @@ impl ProxyError {
             ProxyError::StreamConflict => StatusCode::CONFLICT,
             ProxyError::McpForbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::SessionBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         }
     }
 
@@ -104,6 +109,7 @@ impl ProxyError {
             ProxyError::UpstreamTimeout { .. } | ProxyError::RequestTimeout(_) => Reason::Timeout,
             ProxyError::UpstreamProtocol { .. } => Reason::UpstreamFailure,
             ProxyError::RateLimited(_) => Reason::RateLimit,
+            ProxyError::Unauthorized(_) => Reason::Unauthenticated,
         }
     }
 
@@ -123,6 +129,15 @@ impl ProxyError {
         if let ProxyError::MethodNotAllowed(allow) = self {
             resp.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        if let ProxyError::Unauthorized(rejection) = self {
+            // RFC 6750: no error code when no token was sent.
+            let challenge = match rejection {
+                Rejection::Missing => HeaderValue::from_static("Bearer"),
+                _ => HeaderValue::from_static("Bearer error=\"invalid_token\""),
+            };
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
         }
         if let ProxyError::RateLimited(level) = self {
             level.write_headers(resp.headers_mut());

@@ -37,7 +37,10 @@ fn open(call: McpRequest<'_>, parts: &request::Parts) -> Result<Response<BoxBody
         TransportKind::Sse,
         call.backend,
         call.remote_http,
-        call.observer.record.peer.ip(),
+        (
+            call.observer.record.peer.ip(),
+            call.observer.record.identity(),
+        ),
     )?;
     let stream = session
         .outbound
@@ -92,7 +95,11 @@ async fn post(
                 .map(|(_, v)| v.into_owned())
         })
         .ok_or_else(|| ProxyError::BadRequest("missing sessionId query parameter".into()))?;
-    let session = call.sessions.get(&id, &call.observer.route)?;
+    let session = call.sessions.get(
+        &id,
+        &call.observer.route,
+        call.observer.record.identity().as_deref(),
+    )?;
     let _ = call.observer.session.set(session.log_id.clone());
     message::require_json(&parts.headers)?;
     let limit = Limit::session(call.max_body);

@@ -199,7 +199,8 @@ impl Sessions {
         self.map.is_empty()
     }
 
-    /// Opens a session for `client` unless a limit (in total or per client address) is reached.
+    /// Opens a session for `client` (its address and identity) unless a limit (in total or per
+    /// client address) is reached.
     /// Remote targets use `remote_http` (the route's `backendTLS` client) or the default one.
     fn create(
         self: &Arc<Self>,
@@ -207,7 +208,7 @@ impl Sessions {
         transport: TransportKind,
         backend: &McpBackend,
         remote_http: Option<&reqwest::Client>,
-        client: IpAddr,
+        (client, identity): (IpAddr, Option<String>),
     ) -> Result<Arc<Session>, ProxyError> {
         let limits = self.settings.load();
         let _admit = self.admit.lock();
@@ -259,7 +260,7 @@ impl Sessions {
             route,
             transport,
             backend.clone(),
-            client,
+            (client, identity),
             || {
                 remote_http
                     .cloned()
@@ -271,12 +272,18 @@ impl Sessions {
         Ok(session)
     }
 
-    /// The session `id` of `route`; sessions of other routes are not found.
-    fn get(&self, id: &str, route: &RouteKey) -> Result<Arc<Session>, ProxyError> {
+    /// The session `id` of `route`, for the identity that opened it; sessions of other routes
+    /// or other callers are not found.
+    fn get(
+        &self,
+        id: &str,
+        route: &RouteKey,
+        identity: Option<&str>,
+    ) -> Result<Arc<Session>, ProxyError> {
         self.map
             .get(id)
             .map(|s| s.value().clone())
-            .filter(|s| s.route == *route)
+            .filter(|s| s.route == *route && s.identity.as_deref() == identity)
             .ok_or_else(|| ProxyError::SessionNotFound(id.to_string()))
     }
 

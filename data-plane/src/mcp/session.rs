@@ -48,6 +48,8 @@ pub struct Session {
     pub backend: McpBackend,
     /// The client address that opened it, for the per-client limits.
     pub client: IpAddr,
+    /// The identity that opened it (`jwtAuth`): only the same identity may use it.
+    pub identity: Option<String>,
     pub targets: Vec<Upstream>,
     naming: Naming,
     init: OnceLock<InitializeRequestParams>,
@@ -113,7 +115,7 @@ impl Session {
         route: RouteKey,
         transport: TransportKind,
         backend: McpBackend,
-        client: IpAddr,
+        (client, identity): (IpAddr, Option<String>),
         http: impl Fn() -> reqwest::Client,
     ) -> Session {
         let naming = Naming::new(backend.targets.len(), backend.prefix_mode);
@@ -133,6 +135,7 @@ impl Session {
             transport,
             backend,
             client,
+            identity,
             targets,
             naming,
             init: OnceLock::new(),

@@ -83,7 +83,10 @@ async fn post(
                     TransportKind::StreamableHttp,
                     call.backend,
                     call.remote_http,
-                    call.observer.record.peer.ip(),
+                    (
+                        call.observer.record.peer.ip(),
+                        call.observer.record.identity(),
+                    ),
                 )?;
                 let _ = call.observer.session.set(session.log_id.clone());
                 call.observer.request("initialize", "", None, None);
@@ -154,7 +157,11 @@ fn session_of(
             )));
         }
     }
-    let session = call.sessions.get(id, &call.observer.route)?;
+    let session = call.sessions.get(
+        id,
+        &call.observer.route,
+        call.observer.record.identity().as_deref(),
+    )?;
     let _ = call.observer.session.set(session.log_id.clone());
     Ok(session)
 }

@@ -1,10 +1,12 @@
 //! The request pipeline: named phases in a fixed order (DESIGN §4), one config load per request.
 //!
-//! path normalisation -> route match -> cors -> MCP origin and host check -> localRateLimit ->
-//! body limit -> rewrites -> backend selection -> backendAuth -> LLM processing -> upstream call
-//! (timeouts, retries) -> response headers -> metrics (and token debits) when the body ends.
+//! path normalisation -> route match -> cors -> jwtAuth -> MCP origin and host check ->
+//! localRateLimit -> body limit -> rewrites -> backend selection -> backendAuth -> LLM
+//! processing -> upstream call (timeouts, retries) -> response headers -> metrics (and token
+//! debits) when the body ends.
 
 pub mod cors;
+pub mod jwt_auth;
 pub mod normalize;
 mod origin;
 pub mod rewrite;
@@ -191,6 +193,17 @@ async fn handle(
             return Ok(resp);
         }
         out.cors_origin = cors::allowed_origin(cors, &req);
+    }
+
+    // Phase: jwtAuth. The token leaves the request here, whatever the outcome.
+    if let Some(verifier) = &route.jwt {
+        let mut uri = req.uri().clone();
+        let claims = jwt_auth::authenticate(verifier, &mut uri, req.headers_mut())
+            .map_err(ProxyError::Unauthorized)?;
+        *req.uri_mut() = uri;
+        if let Some(claims) = claims {
+            let _ = record.jwt.set(Arc::new(claims));
+        }
     }
 
     // Phase: localRateLimit (requests); token limits are checked with the LLM request.

@@ -75,8 +75,30 @@ fn redacted_path_and_query(uri: &Uri) -> String {
     }
 }
 
-/// The variables of one finished request.
-pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
+/// The claim names the expressions read as `jwt.NAME`. The `jwt` map gets each of them, null
+/// when the caller has no such claim (or no identity), so `jwt.sub` reads as null rather than
+/// failing (DESIGN §10). A consequence: `has(jwt.NAME)` is true for these names; test
+/// `jwt.NAME != null` instead.
+pub fn jwt_claims_read<'a>(expressions: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut names: Vec<String> = Vec::new();
+    for expr in expressions {
+        for (at, _) in expr.match_indices("jwt.") {
+            if expr[..at].chars().next_back().is_some_and(is_ident) {
+                continue;
+            }
+            let rest = &expr[at + 4..];
+            let name = &rest[..rest.find(|c| !is_ident(c)).unwrap_or(rest.len())];
+            if !name.is_empty() && !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+    }
+    names
+}
+
+/// The variables of one finished request; `jwt_claims` from [`jwt_claims_read`].
+pub fn context(record: &RequestRecord, outcome: &Outcome<'_>, jwt_claims: &[String]) -> Ctx {
     let mut ctx = cel::Context::default();
     let uri = &record.uri;
     let headers: Map<String, Value> = record
@@ -85,10 +107,13 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
         .flat_map(|h| h.iter())
         .filter_map(|(k, v)| {
             // CEL sees credentials as `<redacted>`, so no field, label or log line leaks a key.
+            // A JWT is recognised by its form, whatever the header is called.
             let value = if redact::is_credential_name(k.as_str()) {
                 redact::REDACTED
             } else {
-                v.to_str().ok()?
+                Some(v.to_str().ok()?)
+                    .filter(|v| !redact::looks_like_credential(v))
+                    .unwrap_or(redact::REDACTED)
             };
             Some((k.as_str().to_string(), json!(value)))
         })
@@ -116,9 +141,17 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>) -> Ctx {
         source["subjectAltNames"] = json!(id.subject_alt_names);
     }
     let _ = ctx.add_variable("source", source);
-    // No authentication policy exists yet, so there are no claims: `jwt.sub` fails and its
-    // field is omitted, as agentgateway does for unauthenticated requests.
-    let _ = ctx.add_variable("jwt", Value::Null);
+    // `jwt`: the validated claims, or an empty map without identity; claims read by the
+    // config's expressions are null when absent.
+    let mut jwt = record
+        .jwt
+        .get()
+        .map(|claims| Map::clone(claims))
+        .unwrap_or_default();
+    for name in jwt_claims {
+        jwt.entry(name.clone()).or_insert(Value::Null);
+    }
+    let _ = ctx.add_variable("jwt", Value::Object(jwt));
     let _ = ctx.add_variable(
         "backend",
         json!({"name": outcome.backend, "route": outcome.labels.route.as_deref(), "listener": outcome.labels.listener.as_deref()}),
@@ -186,6 +219,18 @@ pub fn text(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claims_read_as_jwt_members_are_found_once() {
+        let names = jwt_claims_read([
+            "jwt.sub != null",
+            "jwt.sub + jwt.tenant_id",
+            "myjwt.x",
+            "string(jwt.groups[0])",
+            "jwt",
+        ]);
+        assert_eq!(names, ["sub", "tenant_id", "groups"]);
+    }
 
     #[test]
     fn credential_query_values_are_redacted() {

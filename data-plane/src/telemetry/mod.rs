@@ -34,6 +34,8 @@ pub enum Reason {
     Timeout,
     UpstreamFailure,
     RateLimit,
+    /// `jwtAuth` refused the request (401).
+    Unauthenticated,
 }
 
 impl Reason {
@@ -49,6 +51,7 @@ impl Reason {
             Reason::Timeout => "Timeout",
             Reason::UpstreamFailure => "UpstreamFailure",
             Reason::RateLimit => "RateLimit",
+            Reason::Unauthenticated => "Unauthenticated",
         }
     }
 
@@ -169,6 +172,8 @@ pub struct Telemetry {
     pub log: Option<AccessLog>,
     pub tracer: Option<Tracer>,
     metric_fields: Expressions,
+    /// Claim names the expressions read as `jwt.NAME` (null when absent).
+    jwt_claims: Vec<String>,
     pub request_vecs: Arc<RequestVecs>,
     client_labels: Arc<ClientLabels>,
 }
@@ -179,6 +184,13 @@ impl Telemetry {
         let metric_fields = Expressions::compile(&settings.metrics.fields.add);
         let request_vecs =
             metrics.request_vecs(metric_fields.names().map(str::to_string).collect());
+        let expressions = [&settings.metrics.fields, &settings.logging.fields]
+            .into_iter()
+            .chain(settings.tracing.as_ref().map(|t| &t.fields))
+            .flat_map(|f| f.add.values())
+            .chain(&settings.logging.filter)
+            .map(String::as_str);
+        let jwt_claims = fields::jwt_claims_read(expressions);
         Telemetry {
             log: sinks
                 .writer
@@ -192,6 +204,7 @@ impl Telemetry {
                 })
             }),
             metric_fields,
+            jwt_claims,
             request_vecs,
             client_labels: metrics.client_labels.clone(),
         }
@@ -206,7 +219,9 @@ impl Telemetry {
 
     /// Everything reported when a request ends: metrics, the access-log line, the span.
     pub fn finish(&self, record: &RequestRecord, o: &Outcome<'_>) {
-        let ctx = self.uses_cel().then(|| fields::context(record, o));
+        let ctx = self
+            .uses_cel()
+            .then(|| fields::context(record, o, &self.jwt_claims));
         let status = itoa_status(o.status);
         let [bind, gateway, listener, route] = o.labels.values();
         let standard = [

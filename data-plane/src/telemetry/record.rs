@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Uri, Version};
 
 use super::trace::Traced;
+use crate::jwt::{self, Claims};
 use crate::tls::TlsSession;
 
 /// What an LLM exchange learned, set when its response ends.
@@ -62,6 +63,8 @@ pub struct RequestRecord {
     pub client_identity: Option<Arc<ClientIdentity>>,
     pub llm: OnceLock<LlmFacts>,
     pub mcp: OnceLock<McpFacts>,
+    /// The caller's validated JWT claims (CEL's `jwt`), set by the `jwtAuth` phase.
+    pub jwt: OnceLock<Arc<Claims>>,
     upstream_nanos: AtomicU64,
     attempts: AtomicU32,
     /// The server span, when this request is traced.
@@ -104,6 +107,7 @@ impl RequestRecord {
                 .and_then(|s| s.identity.clone()),
             llm: OnceLock::new(),
             mcp: OnceLock::new(),
+            jwt: OnceLock::new(),
             upstream_nanos: AtomicU64::new(0),
             attempts: AtomicU32::new(0),
             trace,
@@ -115,6 +119,11 @@ impl RequestRecord {
         self.upstream_nanos
             .fetch_add(took.as_nanos() as u64, Ordering::Relaxed);
         self.attempts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The caller's identity (issuer and subject of its JWT), when it has one.
+    pub fn identity(&self) -> Option<String> {
+        self.jwt.get().map(|claims| jwt::identity(claims))
     }
 
     pub fn upstream_time(&self) -> Duration {

@@ -22,8 +22,9 @@ pub use super::listeners::{
 };
 use super::path::YamlPath;
 pub use super::policies::{
-    BackendAuth, BackendTls, Cors, HeaderModifier, Policies, RateLimit, RateLimitKind, Retry,
-    RouteType, RouteTypes, Secret, Timeout, UrlRewrite, Verification,
+    BackendAuth, BackendTls, Cors, HeaderModifier, Jwks, JwtAuth, JwtLocation, JwtMode,
+    JwtProvider, Policies, RateLimit, RateLimitKind, Retry, RouteType, RouteTypes, Secret, Timeout,
+    UrlRewrite, Verification,
 };
 pub use super::settings::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BODY_SIZE, Fields, ListenAddr, LogFormat, Logging,
@@ -71,7 +72,7 @@ impl Config {
         warnings
     }
 
-    /// Every file the config names (certificates, keys, roots), with its field path
+    /// Every file the config names (certificates, keys, roots, JWKS), with its field path
     /// (`binds[0].listeners[1].tls.cert`): the proxy reads these from its own filesystem.
     pub fn referenced_files(&self) -> Vec<(String, PathBuf)> {
         fn backend_tls(out: &mut Vec<(String, PathBuf)>, at: &str, tls: Option<&BackendTls>) {
@@ -99,6 +100,19 @@ impl Config {
                 }
                 for (ri, route) in listener.routes.iter().enumerate() {
                     let rp = format!("{lp}.routes[{ri}]");
+                    for (pi, provider) in route
+                        .policies
+                        .jwt_auth
+                        .iter()
+                        .flat_map(|j| j.providers.iter().enumerate())
+                    {
+                        if let Jwks::File(file) = &provider.jwks {
+                            out.push((
+                                format!("{rp}.policies.jwtAuth.providers[{pi}].jwks.file"),
+                                file.clone(),
+                            ));
+                        }
+                    }
                     backend_tls(
                         &mut out,
                         &format!("{rp}.policies"),

@@ -27,7 +27,7 @@ const CREDENTIAL_WORDS: [&str; 9] = [
 ];
 
 /// Prefixes of well-known key formats and of credential-bearing header values.
-const CREDENTIAL_PREFIXES: [&str; 10] = [
+const CREDENTIAL_PREFIXES: [&str; 11] = [
     "bearer ",
     "basic ",
     "sk-",
@@ -38,6 +38,8 @@ const CREDENTIAL_PREFIXES: [&str; 10] = [
     "xoxb-",
     "xoxp-",
     "aiza",
+    // A JWT: base64url of `{"`.
+    "eyj",
 ];
 
 /// Whether a header, query parameter or flag name looks like it names a credential.
@@ -52,12 +54,14 @@ pub fn looks_like_credential(value: &str) -> bool {
     CREDENTIAL_PREFIXES.iter().any(|p| value.starts_with(p))
 }
 
-/// A query string with the values of credential-like parameters redacted.
+/// A query string with credential-like values (by parameter name or by form) redacted.
 pub fn query(query: &str) -> String {
     query
         .split('&')
         .map(|pair| match pair.split_once('=') {
-            Some((name, _)) if is_credential_name(name) => format!("{name}={REDACTED}"),
+            Some((name, value)) if is_credential_name(name) || looks_like_credential(value) => {
+                format!("{name}={REDACTED}")
+            }
             _ => pair.to_string(),
         })
         .collect::<Vec<_>>()
@@ -160,6 +164,17 @@ mod tests {
         for name in ["content-type", "x-client", "model", "--port"] {
             assert!(!is_credential_name(name), "{name}");
         }
+    }
+
+    #[test]
+    fn jwt_shaped_values_are_credentials_whatever_their_name() {
+        assert!(looks_like_credential(
+            "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"
+        ));
+        assert_eq!(
+            query("id=eyJhbGciOiJFUzI1NiJ9.e30.c2ln&x=1"),
+            "id=<redacted>&x=1"
+        );
     }
 
     #[test]

@@ -402,3 +402,92 @@ binds:
         (Some(TlsVersion::Tls12), Some(TlsVersion::Tls13))
     );
 }
+
+#[test]
+fn jwt_auth_errors_name_their_fields() {
+    let errs = errors(
+        r#"binds:
+- port: 1
+  listeners:
+  - routes:
+    - name: url
+      backends: [{host: 'a:1'}]
+      policies:
+        jwtAuth: {issuer: i, jwks: {url: 'https://idp/jwks'}}
+    - name: both
+      backends: [{host: 'a:1'}]
+      policies:
+        jwtAuth: {issuer: i, jwks: {file: j.json}, providers: []}
+    - name: location
+      backends: [{host: 'a:1'}]
+      policies:
+        jwtAuth:
+          issuer: i
+          jwks: {file: j.json}
+          location: {header: {name: x}, cookie: {name: c}}
+    - name: providers
+      backends: [{host: 'a:1'}]
+      policies:
+        jwtAuth:
+          mode: strict
+          providers:
+          - {issuer: i, jwks: {file: a.json}}
+          - {issuer: i, jwks: '{"nokeys": 1}'}
+    - name: no-jwks
+      backends: [{host: 'a:1'}]
+      policies:
+        jwtAuth: {issuer: i, mode: lenient}
+"#,
+    );
+    let found: Vec<(&str, &str)> = errs
+        .iter()
+        .map(|e| (e.path.as_str(), e.message.as_str()))
+        .collect();
+    let route =
+        |i: usize, rest: &str| format!("binds[0].listeners[0].routes[{i}].policies.jwtAuth{rest}");
+    for (path, message) in [
+        (route(0, ".jwks.url"), "not supported yet"),
+        (route(1, ""), "not both"),
+        (route(2, ".location"), "exactly one of"),
+        (route(3, ".providers[1].jwks"), "needs a `keys` list"),
+        (route(4, ".mode"), "unknown value `lenient`"),
+    ] {
+        assert!(
+            found.iter().any(|(p, m)| *p == path && m.contains(message)),
+            "{path}: {found:?}"
+        );
+    }
+}
+
+#[test]
+fn jwt_auth_defaults_and_jwks_files_are_referenced() {
+    let config = load_str(
+        "binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        jwtAuth: {issuer: i, audiences: [a], jwks: {file: keys/jwks.json}}
+",
+        "f",
+        &env(),
+    )
+    .unwrap();
+    let jwt = config.binds[0].listeners[0].routes[0]
+        .policies
+        .jwt_auth
+        .clone()
+        .unwrap();
+    assert_eq!(jwt.mode, JwtMode::Optional);
+    assert_eq!(jwt.location, JwtLocation::default());
+    assert_eq!(jwt.providers[0].jwks, Jwks::File("keys/jwks.json".into()));
+    let files = config.referenced_files();
+    assert_eq!(
+        files,
+        [(
+            "binds[0].listeners[0].routes[0].policies.jwtAuth.providers[0].jwks.file".to_string(),
+            "keys/jwks.json".into()
+        )]
+    );
+}

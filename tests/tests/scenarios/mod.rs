@@ -1,6 +1,7 @@
 //! Scenario tests, one module per capability.
 
 mod adversarial;
+mod auth;
 mod check;
 mod control_plane;
 mod cp_security;

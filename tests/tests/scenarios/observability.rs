@@ -83,9 +83,9 @@ async fn the_walkthrough_observability_config_traces_logs_and_labels() {
         Some("200")
     );
     assert_eq!(
-        attr(&server, "authenticated"),
-        None,
-        "jwt.sub fails without a JWT: omitted"
+        attr(&server, "authenticated").as_deref(),
+        Some("false"),
+        "without a JWT, jwt.sub is null (DESIGN §10)"
     );
 
     // One client span for the provider call, child of the server span, propagated upstream.

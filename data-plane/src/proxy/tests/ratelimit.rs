@@ -65,3 +65,38 @@ async fn rejections_carry_cors_and_preflights_are_free() {
     assert_eq!(no.header("access-control-allow-origin"), "http://ui.test");
     assert!(up.requests().iter().all(|r| r.method != "OPTIONS"));
 }
+
+#[tokio::test]
+async fn requests_refused_by_jwt_auth_spend_no_bucket_tokens() {
+    let mut up = Upstream::start("u").await;
+    let jwks = r#"{"keys":[{"kty":"OKP","crv":"Ed25519","kid":"k","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}]}"#;
+    let config = limited(&up.authority, 1).replace(
+        "        localRateLimit:\n",
+        &format!("        jwtAuth: {{mode: strict, issuer: i, jwks: '{jwks}'}}\n        localRateLimit:\n"),
+    );
+    let gw = Harness::new(&config);
+    for _ in 0..3 {
+        let refused = gw.get("/x").await;
+        assert_eq!(refused.status, 401, "jwtAuth runs before localRateLimit");
+        assert_eq!(refused.header("www-authenticate"), "Bearer");
+        let forged = gw
+            .send(request(
+                "GET",
+                "/x",
+                &[("authorization", "Bearer a.b.c")],
+                "",
+            ))
+            .await;
+        assert_eq!(forged.status, 401);
+    }
+    assert_eq!(
+        gw.metric(
+            "agentgateway_requests_total",
+            &["reason=\"Unauthenticated\""]
+        ),
+        6.0
+    );
+    assert!(up.requests().is_empty());
+    let bucket = gw.runtime().ports[&PORT].listeners[0].routes[0].limits[0].clone();
+    assert!(bucket.try_take(1), "the bucket's one token is still there");
+}

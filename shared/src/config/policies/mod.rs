@@ -25,6 +25,7 @@ mod backend_auth;
 mod backend_tls;
 mod cors;
 mod header_modifier;
+mod jwt_auth;
 mod rate_limit;
 mod retry;
 mod timeout;
@@ -37,6 +38,7 @@ pub use backend_auth::{BackendAuth, RawBackendAuth, Secret};
 pub use backend_tls::{BackendTls, RawBackendTls, Verification};
 pub use cors::{Cors, RawCors};
 pub use header_modifier::{HeaderModifier, RawHeaderModifier};
+pub use jwt_auth::{Jwks, JwtAuth, JwtLocation, JwtMode, JwtProvider, RawJwtAuth};
 pub use rate_limit::{RateLimit, RateLimitKind, RawRateLimit};
 pub use retry::{RawRetry, Retry};
 pub use timeout::{RawTimeout, Timeout};
@@ -63,6 +65,7 @@ pub struct RawPolicies {
     pub ai: Option<Lenient<RawAiPolicy>>,
     #[serde(rename = "backendTLS")]
     pub backend_tls: Option<Lenient<RawBackendTls>>,
+    pub jwt_auth: Option<Lenient<RawJwtAuth>>,
 }
 
 /// `policies`: what applies to the requests of a route (or, for some, of a backend). `None`
@@ -92,6 +95,9 @@ pub struct Policies {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(rename = "backendTLS")]
     pub backend_tls: Option<BackendTls>,
+    /// `jwtAuth`: the client's identity from a JWT (route level only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwt_auth: Option<JwtAuth>,
 }
 
 impl Policies {
@@ -118,6 +124,7 @@ impl Policies {
             timeout: last(levels, |p| p.timeout.as_ref()),
             ai_routes: last(levels, |p| p.ai_routes.as_ref()),
             backend_tls: last(levels, |p| p.backend_tls.as_ref()),
+            jwt_auth: last(levels, |p| p.jwt_auth.as_ref()),
         }
     }
 }
@@ -166,6 +173,7 @@ impl Validator<'_> {
                 "backendTLS",
                 Self::backend_tls,
             ),
+            jwt_auth: self.section(raw.jwt_auth.as_ref(), path, "jwtAuth", Self::jwt_auth),
         }
     }
 }
@@ -183,6 +191,7 @@ impl From<&Policies> for pb::Policies {
             timeout: p.timeout.as_ref().map(Into::into),
             ai_routes: p.ai_routes.as_ref().map(Into::into),
             backend_tls: p.backend_tls.as_ref().map(Into::into),
+            jwt_auth: p.jwt_auth.as_ref().map(Into::into),
         }
     }
 }
@@ -202,6 +211,7 @@ impl TryFrom<pb::Policies> for Policies {
             timeout: p.timeout.map(Into::into),
             ai_routes: convert::optional(p.ai_routes, "ai.routes")?,
             backend_tls: convert::optional(p.backend_tls, "backendTLS")?,
+            jwt_auth: convert::optional(p.jwt_auth, "jwtAuth")?,
         })
     }
 }

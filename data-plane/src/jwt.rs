@@ -1,0 +1,465 @@
+//! `jwtAuth` keys and token checks: every JWKS is read and parsed once per apply (decoding keys
+//! by `kid`), so a request only verifies; signatures are the `jsonwebtoken` crate's.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
+use serde_json::{Map, Value};
+use tollgate_shared::config::model::{Config, Jwks, JwtAuth, JwtLocation, JwtMode, JwtProvider};
+
+/// Clock skew allowed on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECS: u64 = 60;
+
+/// A token's validated claims.
+pub type Claims = Map<String, Value>;
+
+/// Who the claims name (issuer and subject): what state bound to a caller, such as an MCP
+/// session, is compared by; a refreshed token of the same subject is the same caller.
+pub fn identity(claims: &Claims) -> String {
+    let part = |name| claims.get(name).and_then(Value::as_str).unwrap_or_default();
+    format!("{}\n{}", part("iss"), part("sub"))
+}
+
+/// Why a token was refused; the text is the 401 body (it never contains the token).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Rejection {
+    #[error("missing token")]
+    Missing,
+    #[error("malformed token")]
+    Malformed,
+    #[error("token algorithm not accepted")]
+    Algorithm,
+    #[error("token expired")]
+    Expired,
+    #[error("token not yet valid")]
+    NotYetValid,
+    #[error("bad token signature")]
+    BadSignature,
+    #[error("wrong token audience")]
+    WrongAudience,
+    #[error("unknown token issuer")]
+    UnknownIssuer,
+    #[error("unknown token key")]
+    UnknownKey,
+    #[error("token is missing the claim `{0}`")]
+    MissingClaim(String),
+}
+
+/// A JWKS that cannot be used: the config is rejected. Names the file or issuer, never keys.
+#[derive(Debug, thiserror::Error)]
+#[error("jwtAuth: JWKS of issuer `{issuer}`{}: {reason}", file.as_deref().map(|f| format!(" (file `{f}`)")).unwrap_or_default())]
+pub struct JwksError {
+    pub issuer: String,
+    pub file: Option<String>,
+    pub reason: String,
+}
+
+/// One public key and the algorithms it may verify.
+struct Key {
+    kid: Option<String>,
+    key: DecodingKey,
+    algorithms: Vec<Algorithm>,
+}
+
+/// One trusted issuer: its keys and what its tokens must satisfy.
+struct Issuer {
+    name: String,
+    keys: Vec<Key>,
+    validation: Validation,
+    required_claims: Vec<String>,
+}
+
+/// The compiled form of one `jwtAuth` policy.
+pub struct Verifier {
+    pub mode: JwtMode,
+    /// Where the token is read.
+    pub location: JwtLocation,
+    issuers: Vec<Issuer>,
+}
+
+/// One verifier per distinct `jwtAuth` policy of a config.
+#[derive(Default)]
+pub struct Verifiers(HashMap<JwtAuth, Arc<Verifier>>);
+
+impl Verifiers {
+    /// Reads and parses every JWKS `config` names.
+    pub fn load(config: &Config) -> Result<Verifiers, JwksError> {
+        let mut out = HashMap::new();
+        let policies = config
+            .binds
+            .iter()
+            .flat_map(|b| &b.listeners)
+            .flat_map(|l| &l.routes)
+            .filter_map(|r| r.policies.jwt_auth.as_ref());
+        for policy in policies {
+            if !out.contains_key(policy) {
+                out.insert(policy.clone(), Arc::new(Verifier::load(policy)?));
+            }
+        }
+        Ok(Verifiers(out))
+    }
+
+    pub fn get(&self, policy: &JwtAuth) -> Option<&Arc<Verifier>> {
+        self.0.get(policy)
+    }
+}
+
+impl Verifier {
+    pub fn load(policy: &JwtAuth) -> Result<Verifier, JwksError> {
+        let issuers = policy
+            .providers
+            .iter()
+            .map(Issuer::load)
+            .collect::<Result<_, _>>()?;
+        Ok(Verifier {
+            mode: policy.mode,
+            location: policy.location.clone(),
+            issuers,
+        })
+    }
+
+    /// The claims of a valid token, or why it is not.
+    pub fn verify(&self, token: &str) -> Result<Claims, Rejection> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
+            ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
+                Rejection::Algorithm
+            }
+            _ => Rejection::Malformed,
+        })?;
+        if header.alg.family() == AlgorithmFamily::Hmac {
+            return Err(Rejection::Algorithm);
+        }
+        // The issuer picks the keys; nothing else of the unverified payload is trusted.
+        let unverified: Claims = jsonwebtoken::dangerous::insecure_decode_claims(token)
+            .map_err(|_| Rejection::Malformed)?;
+        let issuer = unverified
+            .get("iss")
+            .and_then(Value::as_str)
+            .and_then(|iss| self.issuers.iter().find(|i| i.name == iss))
+            .ok_or(Rejection::UnknownIssuer)?;
+        let mut candidates = issuer
+            .keys
+            .iter()
+            .filter(|k| header.kid.is_none() || k.kid == header.kid)
+            .peekable();
+        if candidates.peek().is_none() {
+            return Err(Rejection::UnknownKey);
+        }
+        let mut refused = Rejection::Algorithm;
+        for key in candidates.filter(|k| k.algorithms.contains(&header.alg)) {
+            let mut validation = issuer.validation.clone();
+            validation.algorithms = vec![header.alg];
+            match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
+                Ok(data) => return issuer.require(data.claims),
+                Err(e) => {
+                    refused = rejection(e.kind());
+                    // Another key of the issuer may have signed a token without a `kid`.
+                    if refused != Rejection::BadSignature {
+                        return Err(refused);
+                    }
+                }
+            }
+        }
+        Err(refused)
+    }
+}
+
+impl Issuer {
+    fn load(provider: &JwtProvider) -> Result<Issuer, JwksError> {
+        let (text, file) = match &provider.jwks {
+            Jwks::Inline(text) => (text.clone(), None),
+            Jwks::File(path) => {
+                let file = Some(path.display().to_string());
+                let text = std::fs::read_to_string(path).map_err(|e| JwksError {
+                    issuer: provider.issuer.clone(),
+                    file: file.clone(),
+                    reason: e.to_string(),
+                })?;
+                (text, file)
+            }
+        };
+        let error = |reason: String| JwksError {
+            issuer: provider.issuer.clone(),
+            file: file.clone(),
+            reason,
+        };
+        let set: JwkSet =
+            serde_json::from_str(&text).map_err(|e| error(format!("not a JWKS: {e}")))?;
+        let mut keys = Vec::new();
+        for (i, jwk) in set.keys.iter().enumerate() {
+            if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
+                continue;
+            }
+            let family = match &jwk.algorithm {
+                AlgorithmParameters::RSA(_) => AlgorithmFamily::Rsa.algorithms().to_vec(),
+                AlgorithmParameters::EllipticCurve(p) => match p.curve {
+                    EllipticCurve::P256 => vec![Algorithm::ES256],
+                    EllipticCurve::P384 => vec![Algorithm::ES384],
+                    _ => {
+                        return Err(error(format!(
+                            "key {i}: only P-256 and P-384 are supported"
+                        )));
+                    }
+                },
+                AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
+                    vec![Algorithm::EdDSA]
+                }
+                AlgorithmParameters::OctetKey(_) => {
+                    return Err(error(format!(
+                        "key {i}: symmetric (HMAC) keys are refused: a JWKS holds public keys"
+                    )));
+                }
+                _ => return Err(error(format!("key {i}: unsupported key type"))),
+            };
+            // A key that names its algorithm verifies only that one.
+            let algorithms = match &jwk.common.key_algorithm {
+                None => family,
+                Some(named) => {
+                    let named = named.to_string().parse::<Algorithm>().ok();
+                    match named.filter(|a| family.contains(a)) {
+                        Some(a) => vec![a],
+                        None => {
+                            return Err(error(format!(
+                                "key {i}: its `alg` does not fit its key type"
+                            )));
+                        }
+                    }
+                }
+            };
+            let key = DecodingKey::from_jwk(jwk).map_err(|e| error(format!("key {i}: {e}")))?;
+            keys.push(Key {
+                kid: jwk.common.key_id.clone(),
+                key,
+                algorithms,
+            });
+        }
+        if keys.is_empty() {
+            return Err(error("no signing key".to_string()));
+        }
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.leeway = LEEWAY_SECS;
+        validation.validate_nbf = true;
+        validation.set_issuer(&[&provider.issuer]);
+        if provider.audiences.is_empty() {
+            validation.validate_aud = false;
+        } else {
+            validation.set_audience(&provider.audiences);
+        }
+        Ok(Issuer {
+            name: provider.issuer.clone(),
+            keys,
+            validation,
+            required_claims: provider.required_claims.clone(),
+        })
+    }
+
+    /// `requiredClaims`: every one present.
+    fn require(&self, claims: Claims) -> Result<Claims, Rejection> {
+        match self
+            .required_claims
+            .iter()
+            .find(|c| !claims.contains_key(*c))
+        {
+            Some(missing) => Err(Rejection::MissingClaim(missing.clone())),
+            None => Ok(claims),
+        }
+    }
+}
+
+fn rejection(kind: &ErrorKind) -> Rejection {
+    match kind {
+        ErrorKind::InvalidSignature
+        | ErrorKind::InvalidEcdsaKey
+        | ErrorKind::InvalidEddsaKey
+        | ErrorKind::InvalidRsaKey(_) => Rejection::BadSignature,
+        ErrorKind::ExpiredSignature => Rejection::Expired,
+        ErrorKind::ImmatureSignature => Rejection::NotYetValid,
+        ErrorKind::InvalidAudience => Rejection::WrongAudience,
+        ErrorKind::InvalidIssuer => Rejection::UnknownIssuer,
+        ErrorKind::MissingRequiredClaim(claim) => Rejection::MissingClaim(claim.clone()),
+        ErrorKind::InvalidAlgorithm
+        | ErrorKind::MissingAlgorithm
+        | ErrorKind::InvalidAlgorithmName
+        | ErrorKind::UnsupportedAlgorithm => Rejection::Algorithm,
+        _ => Rejection::Malformed,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use base64::Engine;
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use jsonwebtoken::{EncodingKey, Header, get_current_timestamp};
+    use serde_json::json;
+
+    use super::*;
+
+    const ISSUER: &str = "https://idp.test";
+
+    /// A generated key: its signing key and its public JWK.
+    struct TestKey {
+        signing: EncodingKey,
+        alg: Algorithm,
+        jwk: Value,
+    }
+
+    fn ec_p256(kid: &str) -> TestKey {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+        let raw = pair.public_key_raw();
+        TestKey {
+            signing: EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes()).unwrap(),
+            alg: Algorithm::ES256,
+            jwk: json!({"kty": "EC", "crv": "P-256", "kid": kid,
+                "x": URL_SAFE_NO_PAD.encode(&raw[1..33]), "y": URL_SAFE_NO_PAD.encode(&raw[33..])}),
+        }
+    }
+
+    fn ed25519(kid: &str) -> TestKey {
+        let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
+        TestKey {
+            signing: EncodingKey::from_ed_pem(pair.serialize_pem().as_bytes()).unwrap(),
+            alg: Algorithm::EdDSA,
+            jwk: json!({"kty": "OKP", "crv": "Ed25519", "kid": kid,
+                "x": URL_SAFE_NO_PAD.encode(pair.public_key_raw())}),
+        }
+    }
+
+    fn policy(keys: &[&TestKey], audiences: &[&str], required: &[&str]) -> JwtAuth {
+        let jwks = json!({"keys": keys.iter().map(|k| k.jwk.clone()).collect::<Vec<_>>()});
+        let yaml = format!(
+            "binds:\n- port: 1\n  listeners:\n  - routes:\n    - backends: [{{host: 'a:1'}}]\n      policies:\n        jwtAuth:\n          issuer: {ISSUER}\n          audiences: {audiences:?}\n          jwks: '{jwks}'\n          jwtValidationOptions: {{requiredClaims: {required:?}}}\n"
+        );
+        let config = tollgate_shared::config::load_str(&yaml, "t.yaml", &HashMap::new()).unwrap();
+        config.binds[0].listeners[0].routes[0]
+            .policies
+            .jwt_auth
+            .clone()
+            .unwrap()
+    }
+
+    fn token(key: &TestKey, kid: Option<&str>, claims: Value) -> String {
+        let mut header = Header::new(key.alg);
+        header.kid = kid.map(str::to_string);
+        jsonwebtoken::encode(&header, &claims, &key.signing).unwrap()
+    }
+
+    fn claims(extra: Value) -> Value {
+        let mut c = json!({"iss": ISSUER, "sub": "alice", "aud": "api", "exp": get_current_timestamp() + 600});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        c
+    }
+
+    #[test]
+    fn ec_and_ed25519_tokens_verify_and_every_failure_has_its_reason() {
+        let (ec, ed, stranger) = (ec_p256("ec"), ed25519("ed"), ec_p256("ec"));
+        let verifier = Verifier::load(&policy(&[&ec, &ed], &["api"], &["sub"])).unwrap();
+        let now = get_current_timestamp();
+        for key in [&ec, &ed] {
+            let claims = verifier
+                .verify(&token(
+                    key,
+                    Some(key.jwk["kid"].as_str().unwrap()),
+                    claims(json!({})),
+                ))
+                .unwrap();
+            assert_eq!(claims["sub"], "alice");
+        }
+        // Without a `kid`, every key of the issuer is tried.
+        assert!(
+            verifier
+                .verify(&token(&ed, None, claims(json!({}))))
+                .is_ok()
+        );
+        let cases = [
+            (
+                token(&stranger, Some("ec"), claims(json!({}))),
+                Rejection::BadSignature,
+            ),
+            (
+                token(&ec, Some("nope"), claims(json!({}))),
+                Rejection::UnknownKey,
+            ),
+            (
+                token(&ec, Some("ec"), claims(json!({"exp": now - 120}))),
+                Rejection::Expired,
+            ),
+            (
+                token(&ec, Some("ec"), claims(json!({"nbf": now + 120}))),
+                Rejection::NotYetValid,
+            ),
+            (
+                token(&ec, Some("ec"), claims(json!({"aud": "other"}))),
+                Rejection::WrongAudience,
+            ),
+            (
+                token(&ec, Some("ec"), claims(json!({"iss": "https://evil.test"}))),
+                Rejection::UnknownIssuer,
+            ),
+            (
+                token(
+                    &ec,
+                    Some("ec"),
+                    json!({"iss": ISSUER, "aud": "api", "exp": now + 600}),
+                ),
+                Rejection::MissingClaim("sub".into()),
+            ),
+            ("not-a-jwt".to_string(), Rejection::Malformed),
+        ];
+        for (token, reason) in cases {
+            assert_eq!(verifier.verify(&token), Err(reason));
+        }
+        // Within the leeway, an expired token still passes.
+        let recent = token(&ec, Some("ec"), claims(json!({"exp": now - 10})));
+        assert!(verifier.verify(&recent).is_ok());
+    }
+
+    #[test]
+    fn none_and_hmac_tokens_are_refused() {
+        let ec = ec_p256("ec");
+        let verifier = Verifier::load(&policy(&[&ec], &[], &[])).unwrap();
+        let payload = URL_SAFE_NO_PAD.encode(claims(json!({})).to_string());
+        let none = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#));
+        // `none` is no algorithm the crate knows: the header itself does not parse.
+        assert_eq!(verifier.verify(&none), Err(Rejection::Malformed));
+        // HMAC keyed with the public key's text: the classic confusion attack.
+        let secret = EncodingKey::from_secret(ec.jwk.to_string().as_bytes()).unwrap();
+        let hmac =
+            jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims(json!({})), &secret)
+                .unwrap();
+        assert_eq!(verifier.verify(&hmac), Err(Rejection::Algorithm));
+        // An ES256 key does not verify a token that claims ES384.
+        let mut header = Header::new(Algorithm::ES384);
+        header.kid = Some("ec".into());
+        let p384 = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P384_SHA384).unwrap();
+        let key = EncodingKey::from_ec_pem(p384.serialize_pem().as_bytes()).unwrap();
+        let wrong = jsonwebtoken::encode(&header, &claims(json!({})), &key).unwrap();
+        assert_eq!(verifier.verify(&wrong), Err(Rejection::Algorithm));
+    }
+
+    #[test]
+    fn symmetric_keys_and_bad_files_reject_the_config() {
+        let oct = JwtAuth {
+            providers: vec![JwtProvider {
+                jwks: Jwks::Inline(r#"{"keys":[{"kty":"oct","k":"c2VjcmV0"}]}"#.into()),
+                ..policy(&[&ec_p256("a")], &[], &[]).providers[0].clone()
+            }],
+            ..policy(&[&ec_p256("a")], &[], &[])
+        };
+        let e = Verifier::load(&oct).err().unwrap();
+        assert!(e.to_string().contains("symmetric"), "{e}");
+        let missing = JwtAuth {
+            providers: vec![JwtProvider {
+                jwks: Jwks::File("/nonexistent/jwks.json".into()),
+                ..oct.providers[0].clone()
+            }],
+            ..oct
+        };
+        let e = Verifier::load(&missing).err().unwrap();
+        assert!(e.to_string().contains("/nonexistent/jwks.json"), "{e}");
+    }
+}
