@@ -1,6 +1,6 @@
-//! Certificate renewal: the directories of the listener certificates and keys of the config in
-//! force are watched; a renewed pair is swapped into its listener for new connections, and a
-//! broken one keeps the last good pair. Renewals are logged and counted on their own
+//! Certificate renewal: the directories of the listener certificates, keys and client-CA roots
+//! of the config in force are watched; renewed files are swapped into their listener for new
+//! connections, and broken ones keep the last good ones. Renewals are logged and counted on their own
 //! (`tollgate_tls_certificate_reloads_total`), never as config loads: the config in force did
 //! not change. Followed again after every apply.
 
@@ -31,7 +31,9 @@ pub async fn watch(gw: Arc<Gateway>, metrics: Arc<Metrics>) {
             .unwrap_or_default();
         let dirs: BTreeSet<PathBuf> = cells
             .iter()
-            .flat_map(|c| [directory(&c.cert), directory(&c.key)])
+            .flat_map(|c| [Some(&c.cert), Some(&c.key), c.root.as_ref()])
+            .flatten()
+            .map(|file| directory(file))
             .collect();
         let mut watches: Vec<DirWatch> = dirs
             .iter()
@@ -78,11 +80,11 @@ fn reload(cells: &[Arc<CertCell>], metrics: &Metrics) {
         let result = match cell.reload() {
             Ok(false) => continue,
             Ok(true) => {
-                tracing::info!(%cert, %key, "certificate renewed; new connections get it");
+                tracing::info!(%cert, %key, root = ?cell.root, "certificate renewed; new connections get it");
                 "success"
             }
             Err(e) => {
-                tracing::error!(%cert, %key, error = %e, "renewed certificate not used, the last good one is kept");
+                tracing::error!(%cert, %key, root = ?cell.root, error = %e, "renewed certificate not used, the last good one is kept");
                 "failure"
             }
         };

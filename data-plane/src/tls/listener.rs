@@ -10,9 +10,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
+use rustls::client::danger::HandshakeSignatureValid;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
-use rustls::{ServerConfig, SupportedProtocolVersion};
+use rustls::{DigitallySignedStruct, ServerConfig, SignatureScheme, SupportedProtocolVersion};
 use tokio::net::TcpStream;
 use tokio_rustls::LazyConfigAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -24,11 +27,21 @@ use crate::proxy::route::host_rank;
 use crate::runtime::HostPattern;
 use crate::telemetry::record::ClientIdentity;
 
-/// A listener's certificate and key, swapped whole when the files are renewed.
+/// A listener's certificate and key, and the roots its clients' certificates must chain to
+/// (`tls.root`), each swapped whole when its files are renewed.
 pub struct CertCell {
     pub cert: PathBuf,
     pub key: PathBuf,
+    pub root: Option<PathBuf>,
     current: ArcSwap<CertifiedKey>,
+    /// With `root`: the verifier built from the roots, and the roots it was built from.
+    clients: Option<ArcSwap<ClientRoots>>,
+}
+
+/// Client-certificate roots and their verifier.
+struct ClientRoots {
+    roots: Vec<rustls::pki_types::TrustAnchor<'static>>,
+    verifier: Arc<dyn ClientCertVerifier>,
 }
 
 impl std::fmt::Debug for CertCell {
@@ -36,34 +49,115 @@ impl std::fmt::Debug for CertCell {
         f.debug_struct("CertCell")
             .field("cert", &self.cert)
             .field("key", &self.key)
+            .field("root", &self.root)
             .finish_non_exhaustive()
     }
 }
 
 impl CertCell {
-    fn load(cert: &Path, key: &Path) -> Result<CertCell, TlsError> {
+    fn load(cert: &Path, key: &Path, root: Option<&Path>) -> Result<CertCell, TlsError> {
         Ok(CertCell {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
+            root: root.map(Path::to_path_buf),
             current: ArcSwap::from_pointee(certified_key(cert, key)?),
+            clients: root
+                .map(|r| client_roots(r).map(ArcSwap::from_pointee))
+                .transpose()?,
         })
     }
 
-    /// Reads the pair again; on success new handshakes use it, on error the last good pair
-    /// stays. `Ok(false)` when the files did not change.
+    /// Reads the files again; on success new handshakes use them, on error the last good
+    /// ones stay (all or nothing). `Ok(false)` when nothing changed.
     pub fn reload(&self) -> Result<bool, TlsError> {
         let fresh = certified_key(&self.cert, &self.key)?;
-        if fresh.cert == self.current.load().cert {
-            return Ok(false);
+        let roots = match (&self.root, &self.clients) {
+            (Some(root), Some(clients)) => {
+                Some(client_roots(root)?).filter(|r| r.roots != clients.load().roots)
+            }
+            _ => None,
+        };
+        let renewed = fresh.cert != self.current.load().cert;
+        if renewed {
+            self.current.store(Arc::new(fresh));
         }
-        self.current.store(Arc::new(fresh));
-        Ok(true)
+        let rerooted = roots.is_some();
+        if let (Some(roots), Some(clients)) = (roots, &self.clients) {
+            clients.store(Arc::new(roots));
+        }
+        Ok(renewed || rerooted)
     }
 }
 
 impl ResolvesServerCert for CertCell {
     fn resolve(&self, _hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         Some(self.current.load_full())
+    }
+}
+
+fn client_roots(root: &Path) -> Result<ClientRoots, TlsError> {
+    let store = load_roots(root, "CA certificate file")?;
+    let roots = store.roots.clone();
+    let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider())
+        .build()
+        .map_err(|e| TlsError {
+            subject: format!("CA certificate file {}", root.display()),
+            reason: format!("client certificate roots: {e}"),
+        })?;
+    Ok(ClientRoots { roots, verifier })
+}
+
+/// The verifier of a listener with `root`, following its renewals. Root hints are not sent
+/// (they would have to outlive a swap): clients offer the certificate they are given.
+#[derive(Debug)]
+struct RenewedRoots(Arc<CertCell>);
+
+impl RenewedRoots {
+    fn current(&self) -> Arc<dyn ClientCertVerifier> {
+        let clients = self
+            .0
+            .clients
+            .as_ref()
+            .expect("built only for listeners with roots");
+        clients.load().verifier.clone()
+    }
+}
+
+impl ClientCertVerifier for RenewedRoots {
+    fn root_hint_subjects(&self) -> &[rustls::DistinguishedName] {
+        &[]
+    }
+
+    fn verify_client_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        now: UnixTime,
+    ) -> Result<ClientCertVerified, rustls::Error> {
+        self.current()
+            .verify_client_cert(end_entity, intermediates, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.current().verify_tls13_signature(message, cert, dss)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.current().supported_verify_schemes()
     }
 }
 
@@ -153,19 +247,12 @@ fn listener_tls(
     let builder = ServerConfig::builder_with_provider(provider())
         .with_protocol_versions(&versions)
         .map_err(|e| invalid(e.to_string()))?;
-    let builder = match &tls.root {
-        Some(root) => {
-            let verifier = WebPkiClientVerifier::builder_with_provider(
-                Arc::new(load_roots(root, "CA certificate file")?),
-                provider(),
-            )
-            .build()
-            .map_err(|e| invalid(format!("client certificate roots: {e}")))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
+    let cert = Arc::new(CertCell::load(&tls.cert, &tls.key, tls.root.as_deref())?);
+    let builder = if tls.root.is_some() {
+        builder.with_client_cert_verifier(Arc::new(RenewedRoots(cert.clone())))
+    } else {
+        builder.with_no_client_auth()
     };
-    let cert = Arc::new(CertCell::load(&tls.cert, &tls.key)?);
     let mut config = builder.with_cert_resolver(cert.clone());
     config.alpn_protocols = frontend
         .alpn

@@ -199,6 +199,29 @@ async fn client_certificates_are_required_and_their_identity_reaches_cel() {
         serde_json::json!(["spiffe://example.org/alice", "alice.example.org"]),
         "{line}"
     );
+
+    // The client CA file renewed on disk: new connections chain to the new roots only.
+    let successor = TestCa::new("clients ca 2");
+    successor.write(std::path::Path::new(&root));
+    let bob = successor.issue("bob", &["bob.example.org"], 3);
+    let bob_client = https_client(&ca.pem, Some(&bob)).build().unwrap();
+    eventually(Duration::from_secs(10), || async {
+        match bob_client.get(&url).send().await {
+            Ok(r) if r.status() == 200 => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let alice_again = https_client(&ca.pem, Some(&alice)).build().unwrap();
+    assert!(
+        alice_again.get(&url).send().await.is_err(),
+        "the old CA is gone"
+    );
+    // A broken CA file keeps the last good roots.
+    std::fs::write(&root, "not a certificate").unwrap();
+    proxy.wait_log("renewed certificate not used", 0).await;
+    let bob_again = https_client(&ca.pem, Some(&bob)).build().unwrap();
+    assert_eq!(bob_again.get(&url).send().await.unwrap().status(), 200);
 }
 
 #[tokio::test]
