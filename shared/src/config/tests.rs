@@ -29,6 +29,21 @@ fn errors(text: &str) -> Vec<ConfigError> {
     load_str(text, "t.yaml", &env()).unwrap_err().0
 }
 
+/// Each `(path, message)` is among `errs` (an error at that path whose message contains it).
+fn assert_reported<P: AsRef<str>>(
+    errs: &[ConfigError],
+    expected: impl IntoIterator<Item = (P, &'static str)>,
+) {
+    for (path, message) in expected {
+        let path = path.as_ref();
+        assert!(
+            errs.iter()
+                .any(|e| e.path == path && e.message.contains(message)),
+            "{path}: {errs:?}"
+        );
+    }
+}
+
 #[test]
 fn seed_anthropic_rate_limit_points_at_line_19() {
     let errs = errors(&seed("local-rate-limit-anthropic.yaml"));
@@ -198,27 +213,21 @@ fn frontend_policies_are_checked_and_unimplemented_fields_named() {
     let errs = errors(
         "frontendPolicies:\n  http:\n    http1IdleTimeout: 0s\n    headerReadTimeout: soon\n    http2WindowSize: 1\n  tcp:\n    maxConnections: 0\nbinds: []\n",
     );
-    let found: Vec<(&str, &str)> = errs
-        .iter()
-        .map(|e| (e.path.as_str(), e.message.as_str()))
-        .collect();
-    for (path, message) in [
-        ("frontendPolicies.http.http2WindowSize", "unknown field"),
-        ("frontendPolicies.http.headerReadTimeout", "soon"),
-        (
-            "frontendPolicies.http.http1IdleTimeout",
-            "http1IdleTimeout must be longer than 0s",
-        ),
-        (
-            "frontendPolicies.tcp.maxConnections",
-            "maxConnections must be at least 1",
-        ),
-    ] {
-        assert!(
-            found.iter().any(|(p, m)| *p == path && m.contains(message)),
-            "{path}: {found:?}"
-        );
-    }
+    assert_reported(
+        &errs,
+        [
+            ("frontendPolicies.http.http2WindowSize", "unknown field"),
+            ("frontendPolicies.http.headerReadTimeout", "soon"),
+            (
+                "frontendPolicies.http.http1IdleTimeout",
+                "http1IdleTimeout must be longer than 0s",
+            ),
+            (
+                "frontendPolicies.tcp.maxConnections",
+                "maxConnections must be at least 1",
+            ),
+        ],
+    );
 }
 
 #[test]
@@ -264,43 +273,37 @@ binds:
         backendTLS: {cert: c.pem, hostname: 'a:1', insecureHost: true, subjectAltNames: [a]}
 ",
     );
-    let found: Vec<(&str, &str)> = errs
-        .iter()
-        .map(|e| (e.path.as_str(), e.message.as_str()))
-        .collect();
-    for (path, message) in [
-        ("frontendPolicies.tls.alpn[0]", "`h3` is not served"),
-        ("frontendPolicies.tls.keyExchangeGroups", "not supported"),
-        ("binds[0].listeners[0].protocol", "`TLS` is not supported"),
-        ("binds[0].listeners[1].protocol", "HTTPS needs `tls`"),
-        (
-            "binds[0].listeners[2].tls.minTLSVersion",
-            "TLS 1.2 and 1.3 only",
-        ),
-        ("binds[0].listeners[2].tls.cipherSuites", "not supported"),
-        ("binds[1].listeners[0].tls", "needs `protocol: HTTPS`"),
-        (
-            "binds[1].listeners[0].routes[0].policies.backendTLS.insecureHost",
-            "keep one",
-        ),
-        (
-            "binds[2].listeners[0].routes[0].policies.backendTLS.key",
-            "needs its `key`",
-        ),
-        (
-            "binds[2].listeners[0].routes[0].policies.backendTLS.hostname",
-            "not a hostname",
-        ),
-        (
-            "binds[2].listeners[0].routes[0].policies.backendTLS.subjectAltNames",
-            "not checked",
-        ),
-    ] {
-        assert!(
-            found.iter().any(|(p, m)| *p == path && m.contains(message)),
-            "{path}: {found:?}"
-        );
-    }
+    assert_reported(
+        &errs,
+        [
+            ("frontendPolicies.tls.alpn[0]", "`h3` is not served"),
+            ("frontendPolicies.tls.keyExchangeGroups", "not supported"),
+            ("binds[0].listeners[0].protocol", "`TLS` is not supported"),
+            ("binds[0].listeners[1].protocol", "HTTPS needs `tls`"),
+            (
+                "binds[0].listeners[2].tls.minTLSVersion",
+                "TLS 1.2 and 1.3 only",
+            ),
+            ("binds[0].listeners[2].tls.cipherSuites", "not supported"),
+            ("binds[1].listeners[0].tls", "needs `protocol: HTTPS`"),
+            (
+                "binds[1].listeners[0].routes[0].policies.backendTLS.insecureHost",
+                "keep one",
+            ),
+            (
+                "binds[2].listeners[0].routes[0].policies.backendTLS.key",
+                "needs its `key`",
+            ),
+            (
+                "binds[2].listeners[0].routes[0].policies.backendTLS.hostname",
+                "not a hostname",
+            ),
+            (
+                "binds[2].listeners[0].routes[0].policies.backendTLS.subjectAltNames",
+                "not checked",
+            ),
+        ],
+    );
 }
 
 #[test]
@@ -439,24 +442,18 @@ fn jwt_auth_errors_name_their_fields() {
         jwtAuth: {issuer: i, mode: lenient}
 "#,
     );
-    let found: Vec<(&str, &str)> = errs
-        .iter()
-        .map(|e| (e.path.as_str(), e.message.as_str()))
-        .collect();
     let route =
         |i: usize, rest: &str| format!("binds[0].listeners[0].routes[{i}].policies.jwtAuth{rest}");
-    for (path, message) in [
-        (route(0, ".jwks.url"), "not supported yet"),
-        (route(1, ""), "not both"),
-        (route(2, ".location"), "exactly one of"),
-        (route(3, ".providers[1].jwks"), "needs a `keys` list"),
-        (route(4, ".mode"), "unknown value `lenient`"),
-    ] {
-        assert!(
-            found.iter().any(|(p, m)| *p == path && m.contains(message)),
-            "{path}: {found:?}"
-        );
-    }
+    assert_reported(
+        &errs,
+        [
+            (route(0, ".jwks.url"), "not supported yet"),
+            (route(1, ""), "not both"),
+            (route(2, ".location"), "exactly one of"),
+            (route(3, ".providers[1].jwks"), "needs a `keys` list"),
+            (route(4, ".mode"), "unknown value `lenient`"),
+        ],
+    );
 }
 
 #[test]
