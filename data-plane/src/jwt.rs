@@ -16,11 +16,24 @@ pub const LEEWAY_SECS: u64 = 60;
 /// A token's validated claims.
 pub type Claims = Map<String, Value>;
 
-/// Who the claims name (issuer and subject): what state bound to a caller, such as an MCP
-/// session, is compared by; a refreshed token of the same subject is the same caller.
+/// Who the claims name: what state bound to a caller, such as an MCP session, is compared by.
+/// With a `sub`, the issuer and subject (a refreshed token of the same subject is the same
+/// caller); without one (client-credentials tokens), a digest of all the claims, so callers
+/// whose tokens name no subject never share an identity.
 pub fn identity(claims: &Claims) -> String {
-    let part = |name| claims.get(name).and_then(Value::as_str).unwrap_or_default();
-    format!("{}\n{}", part("iss"), part("sub"))
+    let iss = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match claims.get("sub").and_then(Value::as_str) {
+        Some(sub) => format!("{iss}\n{sub}"),
+        None => {
+            use sha2::{Digest, Sha256};
+            let digest = Sha256::digest(Value::Object(claims.clone()).to_string());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            format!("{iss}\n#{hex}")
+        }
+    }
 }
 
 /// Why a token was refused; the text is the 401 body (it never contains the token).
@@ -290,6 +303,17 @@ fn rejection(kind: &ErrorKind) -> Rejection {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn callers_without_a_subject_never_share_an_identity() {
+        let claims = |v: Value| v.as_object().unwrap().clone();
+        let a = claims(json!({"iss": "i", "client_id": "a", "exp": 1}));
+        let b = claims(json!({"iss": "i", "client_id": "b", "exp": 1}));
+        assert_ne!(identity(&a), identity(&b));
+        let first = claims(json!({"iss": "i", "sub": "s", "exp": 1}));
+        let refreshed = claims(json!({"iss": "i", "sub": "s", "exp": 2}));
+        assert_eq!(identity(&first), identity(&refreshed));
+    }
+
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use jsonwebtoken::{EncodingKey, Header, get_current_timestamp};

@@ -234,12 +234,13 @@ fn compile_route(
         limits,
         hostnames: r.hostnames.iter().map(|h| HostPattern::new(h)).collect(),
         backend_tls: clients.get(&r.policies),
-        jwt: r
-            .policies
-            .jwt_auth
-            .as_ref()
-            .and_then(|p| jwt.get(p))
-            .cloned(),
+        // `Verifiers::load` walked these same routes: a policy without its verifier would
+        // serve the route unauthenticated, so it is a bug, not a case.
+        jwt: r.policies.jwt_auth.as_ref().map(|p| {
+            jwt.get(p)
+                .expect("Verifiers::load read every route's jwtAuth")
+                .clone()
+        }),
         policies,
         backends: r
             .backends

@@ -69,10 +69,7 @@ impl Filter {
 
 /// `pathAndQuery` with the values of credential-like query parameters redacted.
 fn redacted_path_and_query(uri: &Uri) -> String {
-    match uri.query() {
-        Some(query) => format!("{}?{}", uri.path(), redact::query(query)),
-        None => uri.path().to_string(),
-    }
+    redact::url(uri.path_and_query().map_or("/", |p| p.as_str()))
 }
 
 /// The claim names the expressions read as `jwt.NAME`. The `jwt` map gets each of them, null

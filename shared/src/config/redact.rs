@@ -51,7 +51,9 @@ pub fn is_credential_name(name: &str) -> bool {
 /// Whether a value looks like a credential by its form (`Bearer …`, `sk-…`).
 pub fn looks_like_credential(value: &str) -> bool {
     let value = value.trim_start().to_ascii_lowercase();
-    CREDENTIAL_PREFIXES.iter().any(|p| value.starts_with(p))
+    // A JWT after a scheme of any name (`JWT eyJ…`, `Token eyJ…`).
+    let last_word = value.rsplit(char::is_whitespace).next().unwrap_or_default();
+    CREDENTIAL_PREFIXES.iter().any(|p| value.starts_with(p)) || last_word.starts_with("eyj")
 }
 
 /// A query string with credential-like values (by parameter name or by form) redacted.
@@ -171,6 +173,8 @@ mod tests {
         assert!(looks_like_credential(
             "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"
         ));
+        assert!(looks_like_credential("JWT eyJhbGciOiJFUzI1NiJ9.e30.c2ln"));
+        assert!(!looks_like_credential("text/plain"));
         assert_eq!(
             query("id=eyJhbGciOiJFUzI1NiJ9.e30.c2ln&x=1"),
             "id=<redacted>&x=1"
