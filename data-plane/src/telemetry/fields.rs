@@ -96,6 +96,23 @@ pub fn jwt_claims_read<'a>(expressions: impl IntoIterator<Item = &'a str>) -> Ve
 
 /// The variables of one finished request; `jwt_claims` from [`jwt_claims_read`].
 pub fn context(record: &RequestRecord, outcome: &Outcome<'_>, jwt_claims: &[String]) -> Ctx {
+    let mut ctx = request_context(record, jwt_claims);
+    let _ = ctx.add_variable(
+        "response",
+        json!({"code": outcome.status, "reason": outcome.reason.as_str()}),
+    );
+    let _ = ctx.add_variable(
+        "backend",
+        json!({"name": outcome.backend, "route": outcome.labels.route.as_deref(), "listener": outcome.labels.listener.as_deref()}),
+    );
+    add_llm(&mut ctx, record);
+    add_mcp(&mut ctx, record);
+    ctx
+}
+
+/// The variables known before the request goes upstream: `request`, `source` and the
+/// caller's identity (`jwt`).
+pub fn request_context(record: &RequestRecord, jwt_claims: &[String]) -> Ctx {
     let mut ctx = cel::Context::default();
     let uri = &record.uri;
     let headers: Map<String, Value> = record
@@ -127,10 +144,6 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>, jwt_claims: &[Stri
         "startTime": humantime::format_rfc3339_millis(record.start).to_string(),
     });
     let _ = ctx.add_variable("request", request);
-    let _ = ctx.add_variable(
-        "response",
-        json!({"code": outcome.status, "reason": outcome.reason.as_str()}),
-    );
     let mut source = json!({"address": record.peer.ip().to_string(), "port": record.peer.port()});
     if let Some(id) = &record.client_identity {
         source["subject"] = json!(id.subject);
@@ -149,10 +162,11 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>, jwt_claims: &[Stri
         jwt.entry(name.clone()).or_insert(Value::Null);
     }
     let _ = ctx.add_variable("jwt", Value::Object(jwt));
-    let _ = ctx.add_variable(
-        "backend",
-        json!({"name": outcome.backend, "route": outcome.labels.route.as_deref(), "listener": outcome.labels.listener.as_deref()}),
-    );
+    ctx
+}
+
+/// `llm`, once the LLM exchange is known.
+pub fn add_llm(ctx: &mut Ctx, record: &RequestRecord) {
     if let Some(llm) = record.llm.get() {
         let total = match (llm.input_tokens, llm.output_tokens) {
             (None, None) => None,
@@ -182,6 +196,10 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>, jwt_claims: &[Stri
         );
         let _ = ctx.add_variable("llm", Value::Object(vars));
     }
+}
+
+/// `mcp`, once the gateway has routed the MCP request.
+pub fn add_mcp(ctx: &mut Ctx, record: &RequestRecord) {
     if let Some(mcp) = record.mcp.get() {
         let _ = ctx.add_variable(
             "mcp",
@@ -202,7 +220,6 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>, jwt_claims: &[Stri
             }),
         );
     }
-    ctx
 }
 
 /// A JSON value as a log field or label: strings bare, everything else as JSON text.
