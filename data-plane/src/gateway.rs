@@ -79,10 +79,10 @@ impl Gateway {
     ) -> Result<(), ApplyError> {
         let drain = snapshot.config.settings.drain_timeout;
         let wanted: Vec<u16> = snapshot.config.binds.iter().map(|b| b.port).collect();
-        // Read the TLS and JWKS files and bind first: the steps that can fail, so a failure
+        // Read the TLS and JWKS files (fetched JWKS arrive on their own) and bind first: the steps that can fail, so a failure
         // leaves everything as it was.
         let tls = Tls::load(&snapshot.config)?;
-        let jwt = Verifiers::load(&snapshot.config)?;
+        let jwt = Verifiers::load(&snapshot.config, &self.services.jwks)?;
         let mut ports = self.ports.lock();
         let mut fresh = Vec::new();
         for port in wanted.iter().filter(|p| !ports.contains_key(p)) {

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod clock;
 pub mod connection;
+pub mod fetch;
 pub mod gateway;
 pub mod http;
 pub mod jwt;

@@ -63,6 +63,8 @@ pub struct CompiledRoute {
     pub backend_tls: Option<PolicyClients>,
     /// The `jwtAuth` policy's keys, parsed when the config was applied.
     pub jwt: Option<Arc<Verifier>>,
+    /// The `mcpAuthentication` policy's keys.
+    pub mcp_auth: Option<Arc<Verifier>>,
     pub backends: Vec<CompiledBackend>,
     pub total_weight: u32,
 }
@@ -239,6 +241,11 @@ fn compile_route(
         jwt: r.policies.jwt_auth.as_ref().map(|p| {
             jwt.get(p)
                 .expect("Verifiers::load read every route's jwtAuth")
+                .clone()
+        }),
+        mcp_auth: r.policies.mcp_authentication.as_ref().map(|p| {
+            jwt.get(&p.jwt)
+                .expect("Verifiers::load read every route's mcpAuthentication")
                 .clone()
         }),
         policies,

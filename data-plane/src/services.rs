@@ -6,9 +6,11 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use tollgate_shared::{Snapshot, SnapshotSource};
 
+use crate::fetch::Fetcher;
 use crate::http::budget::ParseBudget;
 use crate::http::client::{self, HttpClient};
 use crate::jwt::Verifiers;
+use crate::jwt::remote::RemoteKeySets;
 use crate::mcp::Sessions;
 use crate::metrics::Metrics;
 use crate::ratelimit::{BucketKey, RateLimits};
@@ -29,6 +31,10 @@ pub struct Services {
     pub llm_budget: ParseBudget,
     /// The access-log writer and the trace exporter, kept across applies.
     pub sinks: Sinks,
+    /// The gateway's own HTTP calls (OAuth metadata for MCP clients).
+    pub fetcher: Fetcher,
+    /// Fetched JWKS (`jwks.url`), kept across applies with their refresh tasks.
+    pub jwks: RemoteKeySets,
     runtime: ArcSwapOption<Runtime>,
     /// Told after each install (the certificate watcher follows the config in force).
     applied: tokio::sync::watch::Sender<()>,
@@ -42,6 +48,8 @@ impl Services {
             llm_budget: crate::llm::budget(),
             sinks,
             metrics,
+            fetcher: Fetcher::default(),
+            jwks: RemoteKeySets::default(),
             client: client::client(),
             rate_limits: RateLimits::default(),
             runtime: ArcSwapOption::empty(),

@@ -59,6 +59,17 @@ pub enum ProxyError {
     /// `jwtAuth` refused the request; the text names the reason, never the token.
     #[error("unauthorized: {0}")]
     Unauthorized(Rejection),
+    /// `mcpAuthentication` refused the request; the challenge names the resource metadata
+    /// where the client learns which authorization server issues tokens.
+    #[error("unauthorized: {rejection}")]
+    McpUnauthorized {
+        rejection: Rejection,
+        resource_metadata: String,
+    },
+    /// An authorization server's metadata or client registration, which the gateway serves
+    /// for MCP clients, could not be had.
+    #[error("authorization server unavailable: {0}")]
+    AuthServer(String),
 }
 
 impl ProxyError {
@@ -85,7 +96,16 @@ impl ProxyError {
             ProxyError::StreamConflict => StatusCode::CONFLICT,
             ProxyError::McpForbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::SessionBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            // The gateway could not fetch the issuer's keys: not the token's fault.
+            ProxyError::Unauthorized(Rejection::KeysUnavailable)
+            | ProxyError::McpUnauthorized {
+                rejection: Rejection::KeysUnavailable,
+                ..
+            } => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::Unauthorized(_) | ProxyError::McpUnauthorized { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
+            ProxyError::AuthServer(_) => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -109,7 +129,10 @@ impl ProxyError {
             ProxyError::UpstreamTimeout { .. } | ProxyError::RequestTimeout(_) => Reason::Timeout,
             ProxyError::UpstreamProtocol { .. } => Reason::UpstreamFailure,
             ProxyError::RateLimited(_) => Reason::RateLimit,
-            ProxyError::Unauthorized(_) => Reason::Unauthenticated,
+            ProxyError::Unauthorized(_) | ProxyError::McpUnauthorized { .. } => {
+                Reason::Unauthenticated
+            }
+            ProxyError::AuthServer(_) => Reason::UpstreamFailure,
         }
     }
 
@@ -130,12 +153,15 @@ impl ProxyError {
             resp.headers_mut()
                 .insert(header::ALLOW, HeaderValue::from_static(allow));
         }
-        if let ProxyError::Unauthorized(rejection) = self {
-            // RFC 6750: no error code when no token was sent.
-            let challenge = match rejection {
-                Rejection::Missing => HeaderValue::from_static("Bearer"),
-                _ => HeaderValue::from_static("Bearer error=\"invalid_token\""),
-            };
+        let challenge = match self {
+            ProxyError::Unauthorized(rejection) => Some(bearer_challenge(rejection, None)),
+            ProxyError::McpUnauthorized {
+                rejection,
+                resource_metadata,
+            } => Some(bearer_challenge(rejection, Some(resource_metadata))),
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, challenge);
         }
@@ -146,4 +172,21 @@ impl ProxyError {
         }
         resp
     }
+}
+
+/// `WWW-Authenticate: Bearer` (RFC 6750: no error code when no token was sent), with MCP's
+/// `resource_metadata` (RFC 9728) when given.
+fn bearer_challenge(rejection: &Rejection, resource_metadata: Option<&str>) -> HeaderValue {
+    let mut params = Vec::new();
+    if let Some(url) = resource_metadata {
+        params.push(format!("resource_metadata=\"{url}\""));
+    }
+    if *rejection != Rejection::Missing {
+        params.push("error=\"invalid_token\"".to_string());
+    }
+    if params.is_empty() {
+        return HeaderValue::from_static("Bearer");
+    }
+    HeaderValue::from_str(&format!("Bearer {}", params.join(", ")))
+        .unwrap_or_else(|_| HeaderValue::from_static("Bearer error=\"invalid_token\""))
 }

@@ -8,7 +8,7 @@ use tollgate_shared::config::model::{JwtLocation, JwtMode};
 use crate::jwt::{Claims, Rejection, Verifier};
 
 /// The claims of the caller (`None`: no identity), or why the request is refused.
-pub fn authenticate(
+pub async fn authenticate(
     verifier: &Verifier,
     uri: &mut Uri,
     headers: &mut HeaderMap,
@@ -16,7 +16,7 @@ pub fn authenticate(
     let token = take_token(&verifier.location, uri, headers);
     let verified = match token {
         None => Err(Rejection::Missing),
-        Some(token) => verifier.verify(&token),
+        Some(token) => verifier.verify_fetching(&token).await,
     };
     match (verified, verifier.mode) {
         (Ok(claims), _) => Ok(Some(claims)),

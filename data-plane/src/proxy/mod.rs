@@ -1,12 +1,13 @@
 //! The request pipeline: named phases in a fixed order (DESIGN §4), one config load per request.
 //!
-//! path normalisation -> route match -> cors -> jwtAuth -> MCP origin and host check ->
+//! path normalisation -> route match -> cors -> jwtAuth -> mcpAuthentication -> MCP origin and host check ->
 //! localRateLimit -> body limit -> rewrites -> backend selection -> backendAuth -> LLM
 //! processing -> upstream call (timeouts, retries) -> response headers -> metrics (and token
 //! debits) when the body ends.
 
 pub mod cors;
 pub mod jwt_auth;
+pub mod mcp_auth;
 pub mod normalize;
 mod origin;
 pub mod rewrite;
@@ -30,6 +31,7 @@ use crate::http::{RequestBody, read_body, strip_hop_by_hop};
 use crate::runtime::{CompiledRoute, PortTable, Runtime, Target};
 use crate::services::Services;
 use crate::telemetry::{self, Reason, RequestLabels, record::RequestRecord};
+use crate::tls::TlsSession;
 use crate::{llm, mcp, ratelimit};
 
 /// What the response phase needs from earlier phases.
@@ -199,10 +201,53 @@ async fn handle(
     if let Some(verifier) = &route.jwt {
         let mut uri = req.uri().clone();
         let claims = jwt_auth::authenticate(verifier, &mut uri, req.headers_mut())
+            .await
             .map_err(ProxyError::Unauthorized)?;
         *req.uri_mut() = uri;
         if let Some(claims) = claims {
             let _ = record.jwt.set(Arc::new(claims));
+        }
+    }
+
+    // Phase: mcpAuthentication. Discovery is answered here; other requests need a token.
+    if let (Some(policy), Some(verifier)) = (&policies.mcp_authentication, &route.mcp_auth) {
+        let mut uri = req.uri().clone();
+        let tls = req.extensions().get::<TlsSession>().is_some();
+        let step = mcp_auth::check(
+            policy,
+            verifier,
+            &services.fetcher,
+            tls,
+            &mut uri,
+            req.headers_mut(),
+        )
+        .await?;
+        *req.uri_mut() = uri;
+        match step {
+            mcp_auth::Step::Answer(resp) => {
+                out.local = true;
+                return Ok(resp);
+            }
+            mcp_auth::Step::Register => {
+                out.local = true;
+                let (parts, body) = req.into_parts();
+                let limit = mcp_auth::MAX_REGISTRATION_BYTES as u64;
+                let body = read_body(body, limit).await?;
+                let content_type = parts.headers.get(header::CONTENT_TYPE).cloned();
+                let register = mcp_auth::register(
+                    policy,
+                    &services.fetcher,
+                    &parts.method,
+                    content_type,
+                    body,
+                );
+                return register.await;
+            }
+            mcp_auth::Step::Continue(claims) => {
+                if let Some(claims) = claims {
+                    let _ = record.jwt.set(Arc::new(claims));
+                }
+            }
         }
     }
 

@@ -23,8 +23,8 @@ pub use super::listeners::{
 use super::path::YamlPath;
 pub use super::policies::{
     BackendAuth, BackendTls, Cors, HeaderModifier, Jwks, JwtAuth, JwtLocation, JwtMode,
-    JwtProvider, Policies, RateLimit, RateLimitKind, Retry, RouteType, RouteTypes, Secret, Timeout,
-    UrlRewrite, Verification,
+    JwtProvider, McpAuthentication, McpIdp, Policies, RateLimit, RateLimitKind, Retry, RouteType,
+    RouteTypes, Secret, Timeout, UrlRewrite, Verification,
 };
 pub use super::settings::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BODY_SIZE, Fields, ListenAddr, LogFormat, Logging,
@@ -100,17 +100,18 @@ impl Config {
                 }
                 for (ri, route) in listener.routes.iter().enumerate() {
                     let rp = format!("{lp}.routes[{ri}]");
-                    for (pi, provider) in route
-                        .policies
-                        .jwt_auth
+                    let policies = &route.policies;
+                    let jwt = policies.jwt_auth.iter().flat_map(|j| {
+                        let providers = j.providers.iter().enumerate();
+                        providers.map(|(pi, p)| (format!("jwtAuth.providers[{pi}]"), p))
+                    });
+                    let mcp = policies
+                        .mcp_authentication
                         .iter()
-                        .flat_map(|j| j.providers.iter().enumerate())
-                    {
+                        .map(|m| ("mcpAuthentication".to_string(), &m.jwt.providers[0]));
+                    for (at, provider) in jwt.chain(mcp) {
                         if let Jwks::File(file) = &provider.jwks {
-                            out.push((
-                                format!("{rp}.policies.jwtAuth.providers[{pi}].jwks.file"),
-                                file.clone(),
-                            ));
+                            out.push((format!("{rp}.policies.{at}.jwks.file"), file.clone()));
                         }
                     }
                     backend_tls(

@@ -416,7 +416,7 @@ fn jwt_auth_errors_name_their_fields() {
     - name: url
       backends: [{host: 'a:1'}]
       policies:
-        jwtAuth: {issuer: i, jwks: {url: 'https://idp/jwks'}}
+        jwtAuth: {issuer: i, jwks: {url: 'idp/jwks'}}
     - name: both
       backends: [{host: 'a:1'}]
       policies:
@@ -447,7 +447,7 @@ fn jwt_auth_errors_name_their_fields() {
     assert_reported(
         &errs,
         [
-            (route(0, ".jwks.url"), "not supported yet"),
+            (route(0, ".jwks.url"), "not an absolute http(s) URL"),
             (route(1, ""), "not both"),
             (route(2, ".location"), "exactly one of"),
             (route(3, ".providers[1].jwks"), "needs a `keys` list"),
@@ -485,6 +485,88 @@ fn jwt_auth_defaults_and_jwks_files_are_referenced() {
         [(
             "binds[0].listeners[0].routes[0].policies.jwtAuth.providers[0].jwks.file".to_string(),
             "keys/jwks.json".into()
+        )]
+    );
+}
+
+#[test]
+fn mcp_authentication_errors_name_their_fields() {
+    let errs = errors(
+        r#"binds:
+- port: 1
+  listeners:
+  - routes:
+    - name: no-issuer
+      backends: [{host: 'a:1'}]
+      policies:
+        mcpAuthentication: {jwks: {url: 'http://idp/jwks'}}
+    - name: okta
+      backends: [{host: 'a:1'}]
+      policies:
+        mcpAuthentication: {issuer: i, jwks: {url: 'http://idp/jwks'}, provider: {okta: {}}}
+    - name: both
+      backends: [{host: 'a:1'}]
+      policies:
+        jwtAuth: {issuer: i, jwks: {url: 'http://idp/jwks'}}
+        mcpAuthentication: {issuer: i, jwks: {url: 'http://idp/jwks'}}
+    - name: auth0
+      backends: [{host: 'a:1'}]
+      policies:
+        mcpAuthentication: {issuer: i, jwks: {url: 'http://idp/jwks'}, provider: {auth0: {}}}
+    - name: resource
+      backends: [{host: 'a:1'}]
+      policies:
+        mcpAuthentication:
+          issuer: i
+          jwks: {url: 'http://idp/jwks'}
+          resourceMetadata: {resource: /mcp}
+"#,
+    );
+    let route = |i: usize, rest: &str| {
+        format!("binds[0].listeners[0].routes[{i}].policies.mcpAuthentication{rest}")
+    };
+    assert_reported(
+        &errs,
+        [
+            (route(0, ""), "needs `issuer` and `jwks`"),
+            (route(1, ".provider.okta"), "unknown field `okta`"),
+            (route(2, ""), "not both"),
+            (route(3, ".audiences"), "needs an audience"),
+            (route(4, ".resourceMetadata.resource"), "absolute URL"),
+        ],
+    );
+}
+
+#[test]
+fn mcp_authentication_is_strict_by_default_and_its_jwks_file_is_referenced() {
+    let config = load_str(
+        "binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        mcpAuthentication:
+          issuer: http://idp
+          jwks: {file: keys/idp.json}
+          resourceMetadata: {scopesSupported: [read]}
+",
+        "f",
+        &env(),
+    )
+    .unwrap();
+    let policies = &config.binds[0].listeners[0].routes[0].policies;
+    let mcp = policies.mcp_authentication.as_ref().unwrap();
+    assert_eq!(mcp.jwt.mode, JwtMode::Strict);
+    assert_eq!(
+        mcp.resource_metadata["scopes_supported"],
+        serde_json::json!(["read"])
+    );
+    assert_eq!(
+        config.referenced_files(),
+        [(
+            "binds[0].listeners[0].routes[0].policies.mcpAuthentication.jwks.file".to_string(),
+            "keys/idp.json".into()
         )]
     );
 }

@@ -41,7 +41,7 @@ impl Harness {
             Sinks::without_access_log(),
         );
         let tls = crate::tls::Tls::load(&config).expect("readable TLS files");
-        let jwt = crate::jwt::Verifiers::load(&config).expect("usable JWKS");
+        let jwt = crate::jwt::Verifiers::load(&config, &Default::default()).expect("usable JWKS");
         services.install(
             Snapshot::new(config),
             SnapshotSource::File("test.yaml".into()),

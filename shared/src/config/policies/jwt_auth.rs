@@ -124,6 +124,8 @@ pub enum Jwks {
     File(PathBuf),
     /// JWKS JSON written in the config.
     Inline(String),
+    /// A JWKS fetched by the proxy over HTTP(S), cached and refreshed.
+    Url(String),
 }
 
 /// One trusted issuer.
@@ -168,10 +170,18 @@ impl JwtProvider {
                 "a required claim is empty",
             ));
         }
-        if let Jwks::Inline(text) = &self.jwks
-            && let Err(e) = check_jwks_json(text)
-        {
-            problems.push(Invalid::at("jwks", e));
+        match &self.jwks {
+            Jwks::Inline(text) => {
+                if let Err(e) = check_jwks_json(text) {
+                    problems.push(Invalid::at("jwks", e));
+                }
+            }
+            Jwks::Url(url) => {
+                if let Err(e) = check_jwks_url(url) {
+                    problems.push(Invalid::at("jwks.url", e));
+                }
+            }
+            Jwks::File(_) => {}
         }
         problems
     }
@@ -238,6 +248,15 @@ impl JwtLocation {
     }
 }
 
+/// An absolute `http` or `https` URL with a host.
+fn check_jwks_url(url: &str) -> Result<(), String> {
+    let uri = url.parse::<http::Uri>().ok();
+    match uri.as_ref().map(|u| (u.scheme_str(), u.host())) {
+        Some((Some("http" | "https"), Some(host))) if !host.is_empty() => Ok(()),
+        _ => Err(format!("`{url}` is not an absolute http(s) URL")),
+    }
+}
+
 /// A JWKS is a JSON object with a `keys` list; the keys themselves are parsed by the proxy.
 fn check_jwks_json(text: &str) -> Result<(), String> {
     let value: serde_json::Value =
@@ -291,7 +310,7 @@ impl Validator<'_> {
         self.checked(JwtAuth::new(raw.mode, location, providers), path)
     }
 
-    fn jwt_provider(
+    pub(super) fn jwt_provider(
         &mut self,
         issuer: Option<&String>,
         audiences: Option<&[String]>,
@@ -315,14 +334,8 @@ impl Validator<'_> {
             }) => Jwks::File(PathBuf::from(file)),
             RawJwks::Source(RawJwksSource {
                 file: None,
-                url: Some(_),
-            }) => {
-                self.error(
-                    &at.key("url"),
-                    "`jwks.url` is not supported yet: use `jwks.file` or inline JWKS JSON",
-                );
-                return None;
-            }
+                url: Some(url),
+            }) => Jwks::Url(url.clone()),
             RawJwks::Source(_) => {
                 self.error(
                     &at,
@@ -350,7 +363,11 @@ impl Validator<'_> {
         )
     }
 
-    fn jwt_location(&mut self, raw: &RawJwtLocation, path: &YamlPath) -> Option<JwtLocation> {
+    pub(super) fn jwt_location(
+        &mut self,
+        raw: &RawJwtLocation,
+        path: &YamlPath,
+    ) -> Option<JwtLocation> {
         let location = match (&raw.header, &raw.query_parameter, &raw.cookie) {
             (Some(h), None, None) => Some(JwtLocation::Header {
                 name: h.name.to_ascii_lowercase(),
@@ -402,6 +419,7 @@ impl From<&JwtAuth> for pb::JwtAuth {
                         source: Some(match &p.jwks {
                             Jwks::File(path) => pb::jwks::Source::File(path_string(path)),
                             Jwks::Inline(text) => pb::jwks::Source::Inline(text.clone()),
+                            Jwks::Url(url) => pb::jwks::Source::Url(url.clone()),
                         }),
                     }),
                     required_claims: p.required_claims.clone(),
@@ -434,6 +452,7 @@ impl TryFrom<pb::JwtAuth> for JwtAuth {
             let jwks = match p.jwks.and_then(|j| j.source) {
                 Some(pb::jwks::Source::File(path)) => Jwks::File(PathBuf::from(path)),
                 Some(pb::jwks::Source::Inline(text)) => Jwks::Inline(text),
+                Some(pb::jwks::Source::Url(url)) => Jwks::Url(url),
                 None => return convert::missing(&format!("providers[{i}].jwks")),
             };
             providers.push(JwtProvider {

@@ -26,6 +26,7 @@ mod backend_tls;
 mod cors;
 mod header_modifier;
 mod jwt_auth;
+mod mcp_authentication;
 mod rate_limit;
 mod retry;
 mod timeout;
@@ -39,6 +40,7 @@ pub use backend_tls::{BackendTls, RawBackendTls, Verification};
 pub use cors::{Cors, RawCors};
 pub use header_modifier::{HeaderModifier, RawHeaderModifier};
 pub use jwt_auth::{Jwks, JwtAuth, JwtLocation, JwtMode, JwtProvider, RawJwtAuth};
+pub use mcp_authentication::{McpAuthentication, McpIdp, RawMcpAuthentication};
 pub use rate_limit::{RateLimit, RateLimitKind, RawRateLimit};
 pub use retry::{RawRetry, Retry};
 pub use timeout::{RawTimeout, Timeout};
@@ -66,6 +68,7 @@ pub struct RawPolicies {
     #[serde(rename = "backendTLS")]
     pub backend_tls: Option<Lenient<RawBackendTls>>,
     pub jwt_auth: Option<Lenient<RawJwtAuth>>,
+    pub mcp_authentication: Option<Lenient<RawMcpAuthentication>>,
 }
 
 /// `policies`: what applies to the requests of a route (or, for some, of a backend). `None`
@@ -98,6 +101,9 @@ pub struct Policies {
     /// `jwtAuth`: the client's identity from a JWT (route level only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt_auth: Option<JwtAuth>,
+    /// `mcpAuthentication`: MCP's OAuth flow and its token check (route level only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_authentication: Option<McpAuthentication>,
 }
 
 impl Policies {
@@ -125,6 +131,7 @@ impl Policies {
             ai_routes: last(levels, |p| p.ai_routes.as_ref()),
             backend_tls: last(levels, |p| p.backend_tls.as_ref()),
             jwt_auth: last(levels, |p| p.jwt_auth.as_ref()),
+            mcp_authentication: last(levels, |p| p.mcp_authentication.as_ref()),
         }
     }
 }
@@ -137,6 +144,12 @@ impl Validator<'_> {
             }),
             None => Vec::new(),
         };
+        if raw.jwt_auth.is_some() && raw.mcp_authentication.is_some() {
+            self.error(
+                &path.key("mcpAuthentication"),
+                "use `jwtAuth` or `mcpAuthentication` on a route, not both (both read the same token)",
+            );
+        }
         Policies {
             cors: self.section(raw.cors.as_ref(), path, "cors", Self::cors),
             backend_auth: self.section(
@@ -174,6 +187,12 @@ impl Validator<'_> {
                 Self::backend_tls,
             ),
             jwt_auth: self.section(raw.jwt_auth.as_ref(), path, "jwtAuth", Self::jwt_auth),
+            mcp_authentication: self.section(
+                raw.mcp_authentication.as_ref(),
+                path,
+                "mcpAuthentication",
+                Self::mcp_authentication,
+            ),
         }
     }
 }
@@ -192,6 +211,7 @@ impl From<&Policies> for pb::Policies {
             ai_routes: p.ai_routes.as_ref().map(Into::into),
             backend_tls: p.backend_tls.as_ref().map(Into::into),
             jwt_auth: p.jwt_auth.as_ref().map(Into::into),
+            mcp_authentication: p.mcp_authentication.as_ref().map(Into::into),
         }
     }
 }
@@ -212,6 +232,7 @@ impl TryFrom<pb::Policies> for Policies {
             ai_routes: convert::optional(p.ai_routes, "ai.routes")?,
             backend_tls: convert::optional(p.backend_tls, "backendTLS")?,
             jwt_auth: convert::optional(p.jwt_auth, "jwtAuth")?,
+            mcp_authentication: convert::optional(p.mcp_authentication, "mcpAuthentication")?,
         })
     }
 }

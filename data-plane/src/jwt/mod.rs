@@ -1,14 +1,20 @@
-//! `jwtAuth` keys and token checks: every JWKS is read and parsed once per apply (decoding keys
-//! by `kid`), so a request only verifies; signatures are the `jsonwebtoken` crate's.
+//! `jwtAuth` keys and token checks: every JWKS file or inline set is read and parsed once per
+//! apply (fetched sets when they change), so a request only verifies; signatures are the
+//! `jsonwebtoken` crate's.
+
+mod keys;
+pub mod remote;
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
 use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
-use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
+use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
 use serde_json::{Map, Value};
 use tollgate_shared::config::model::{Config, Jwks, JwtAuth, JwtLocation, JwtMode, JwtProvider};
+
+use self::keys::Key;
+use self::remote::{RemoteJwks, RemoteKeySets};
 
 /// Clock skew allowed on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 60;
@@ -57,6 +63,9 @@ pub enum Rejection {
     UnknownIssuer,
     #[error("unknown token key")]
     UnknownKey,
+    /// The issuer's fetched key set is not available (yet): the gateway's problem, not the token's.
+    #[error("the token issuer's keys are unavailable")]
+    KeysUnavailable,
     #[error("token is missing the claim `{0}`")]
     MissingClaim(String),
 }
@@ -70,17 +79,16 @@ pub struct JwksError {
     pub reason: String,
 }
 
-/// One public key and the algorithms it may verify.
-struct Key {
-    kid: Option<String>,
-    key: DecodingKey,
-    algorithms: Vec<Algorithm>,
+/// Where an issuer's keys are: parsed at apply, or fetched.
+enum KeySource {
+    Fixed(Vec<Key>),
+    Remote(Arc<RemoteJwks>),
 }
 
 /// One trusted issuer: its keys and what its tokens must satisfy.
 struct Issuer {
     name: String,
-    keys: Vec<Key>,
+    keys: KeySource,
     validation: Validation,
     required_claims: Vec<String>,
 }
@@ -98,18 +106,22 @@ pub struct Verifier {
 pub struct Verifiers(HashMap<JwtAuth, Arc<Verifier>>);
 
 impl Verifiers {
-    /// Reads and parses every JWKS `config` names.
-    pub fn load(config: &Config) -> Result<Verifiers, JwksError> {
+    /// Reads and parses every JWKS file and inline set `config` names; fetched sets come
+    /// from `remote`.
+    pub fn load(config: &Config, remote: &RemoteKeySets) -> Result<Verifiers, JwksError> {
         let mut out = HashMap::new();
         let policies = config
             .binds
             .iter()
             .flat_map(|b| &b.listeners)
             .flat_map(|l| &l.routes)
-            .filter_map(|r| r.policies.jwt_auth.as_ref());
+            .flat_map(|r| {
+                let mcp = r.policies.mcp_authentication.as_ref().map(|m| &m.jwt);
+                r.policies.jwt_auth.iter().chain(mcp)
+            });
         for policy in policies {
             if !out.contains_key(policy) {
-                out.insert(policy.clone(), Arc::new(Verifier::load(policy)?));
+                out.insert(policy.clone(), Arc::new(Verifier::load(policy, remote)?));
             }
         }
         Ok(Verifiers(out))
@@ -121,11 +133,11 @@ impl Verifiers {
 }
 
 impl Verifier {
-    pub fn load(policy: &JwtAuth) -> Result<Verifier, JwksError> {
+    pub fn load(policy: &JwtAuth, remote: &RemoteKeySets) -> Result<Verifier, JwksError> {
         let issuers = policy
             .providers
             .iter()
-            .map(Issuer::load)
+            .map(|p| Issuer::load(p, remote))
             .collect::<Result<_, _>>()?;
         Ok(Verifier {
             mode: policy.mode,
@@ -134,7 +146,39 @@ impl Verifier {
         })
     }
 
-    /// The claims of a valid token, or why it is not.
+    /// The claims of a valid token, or why it is not; a token whose key a fetched set lacks
+    /// (or that arrives before the set) waits for a fetch, at most one per
+    /// [`remote::REFETCH_AT_MOST_EVERY`].
+    pub async fn verify_fetching(&self, token: &str) -> Result<Claims, Rejection> {
+        let first = self.verify(token);
+        if !matches!(
+            first,
+            Err(Rejection::UnknownKey | Rejection::KeysUnavailable)
+        ) {
+            return first;
+        }
+        let remote = jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(token)
+            .ok()
+            .and_then(|claims| self.issuer(&claims))
+            .and_then(|issuer| match &issuer.keys {
+                KeySource::Remote(set) => Some(set.clone()),
+                KeySource::Fixed(_) => None,
+            });
+        match remote {
+            Some(set) => {
+                set.refresh_on_demand().await;
+                self.verify(token)
+            }
+            None => first,
+        }
+    }
+
+    fn issuer(&self, unverified: &Claims) -> Option<&Issuer> {
+        let iss = unverified.get("iss").and_then(Value::as_str)?;
+        self.issuers.iter().find(|i| i.name == iss)
+    }
+
+    /// The claims of a valid token, or why it is not, with the keys known now.
     pub fn verify(&self, token: &str) -> Result<Claims, Rejection> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
@@ -148,13 +192,16 @@ impl Verifier {
         // The issuer picks the keys; nothing else of the unverified payload is trusted.
         let unverified: Claims = jsonwebtoken::dangerous::insecure_decode_claims(token)
             .map_err(|_| Rejection::Malformed)?;
-        let issuer = unverified
-            .get("iss")
-            .and_then(Value::as_str)
-            .and_then(|iss| self.issuers.iter().find(|i| i.name == iss))
-            .ok_or(Rejection::UnknownIssuer)?;
-        let mut candidates = issuer
-            .keys
+        let issuer = self.issuer(&unverified).ok_or(Rejection::UnknownIssuer)?;
+        let fetched;
+        let keys: &[Key] = match &issuer.keys {
+            KeySource::Fixed(keys) => keys,
+            KeySource::Remote(set) => {
+                fetched = set.keys().ok_or(Rejection::KeysUnavailable)?;
+                &fetched
+            }
+        };
+        let mut candidates = keys
             .iter()
             .filter(|k| header.kid.is_none() || k.kid == header.kid)
             .peekable();
@@ -181,8 +228,9 @@ impl Verifier {
 }
 
 impl Issuer {
-    fn load(provider: &JwtProvider) -> Result<Issuer, JwksError> {
+    fn load(provider: &JwtProvider, remote: &RemoteKeySets) -> Result<Issuer, JwksError> {
         let (text, file) = match &provider.jwks {
+            Jwks::Url(url) => return Ok(Issuer::new(provider, KeySource::Remote(remote.get(url)))),
             Jwks::Inline(text) => (text.clone(), None),
             Jwks::File(path) => {
                 let file = Some(path.display().to_string());
@@ -194,64 +242,15 @@ impl Issuer {
                 (text, file)
             }
         };
-        let error = |reason: String| JwksError {
+        let keys = keys::parse(&text).map_err(|reason| JwksError {
             issuer: provider.issuer.clone(),
-            file: file.clone(),
+            file,
             reason,
-        };
-        let set: JwkSet =
-            serde_json::from_str(&text).map_err(|e| error(format!("not a JWKS: {e}")))?;
-        let mut keys = Vec::new();
-        for (i, jwk) in set.keys.iter().enumerate() {
-            if jwk.common.public_key_use == Some(PublicKeyUse::Encryption) {
-                continue;
-            }
-            let family = match &jwk.algorithm {
-                AlgorithmParameters::RSA(_) => AlgorithmFamily::Rsa.algorithms().to_vec(),
-                AlgorithmParameters::EllipticCurve(p) => match p.curve {
-                    EllipticCurve::P256 => vec![Algorithm::ES256],
-                    EllipticCurve::P384 => vec![Algorithm::ES384],
-                    _ => {
-                        return Err(error(format!(
-                            "key {i}: only P-256 and P-384 are supported"
-                        )));
-                    }
-                },
-                AlgorithmParameters::OctetKeyPair(p) if p.curve == EllipticCurve::Ed25519 => {
-                    vec![Algorithm::EdDSA]
-                }
-                AlgorithmParameters::OctetKey(_) => {
-                    return Err(error(format!(
-                        "key {i}: symmetric (HMAC) keys are refused: a JWKS holds public keys"
-                    )));
-                }
-                _ => return Err(error(format!("key {i}: unsupported key type"))),
-            };
-            // A key that names its algorithm verifies only that one.
-            let algorithms = match &jwk.common.key_algorithm {
-                None => family,
-                Some(named) => {
-                    let named = named.to_string().parse::<Algorithm>().ok();
-                    match named.filter(|a| family.contains(a)) {
-                        Some(a) => vec![a],
-                        None => {
-                            return Err(error(format!(
-                                "key {i}: its `alg` does not fit its key type"
-                            )));
-                        }
-                    }
-                }
-            };
-            let key = DecodingKey::from_jwk(jwk).map_err(|e| error(format!("key {i}: {e}")))?;
-            keys.push(Key {
-                kid: jwk.common.key_id.clone(),
-                key,
-                algorithms,
-            });
-        }
-        if keys.is_empty() {
-            return Err(error("no signing key".to_string()));
-        }
+        })?;
+        Ok(Issuer::new(provider, KeySource::Fixed(keys)))
+    }
+
+    fn new(provider: &JwtProvider, keys: KeySource) -> Issuer {
         let mut validation = Validation::new(Algorithm::RS256);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
@@ -261,12 +260,12 @@ impl Issuer {
         } else {
             validation.set_audience(&provider.audiences);
         }
-        Ok(Issuer {
+        Issuer {
             name: provider.issuer.clone(),
             keys,
             validation,
             required_claims: provider.required_claims.clone(),
-        })
+        }
     }
 
     /// `requiredClaims`: every one present.
@@ -381,7 +380,11 @@ mod tests {
     #[test]
     fn ec_and_ed25519_tokens_verify_and_every_failure_has_its_reason() {
         let (ec, ed, stranger) = (ec_p256("ec"), ed25519("ed"), ec_p256("ec"));
-        let verifier = Verifier::load(&policy(&[&ec, &ed], &["api"], &["sub"])).unwrap();
+        let verifier = Verifier::load(
+            &policy(&[&ec, &ed], &["api"], &["sub"]),
+            &RemoteKeySets::default(),
+        )
+        .unwrap();
         let now = get_current_timestamp();
         for key in [&ec, &ed] {
             let claims = verifier
@@ -445,7 +448,8 @@ mod tests {
     #[test]
     fn none_and_hmac_tokens_are_refused() {
         let ec = ec_p256("ec");
-        let verifier = Verifier::load(&policy(&[&ec], &[], &[])).unwrap();
+        let verifier =
+            Verifier::load(&policy(&[&ec], &[], &[]), &RemoteKeySets::default()).unwrap();
         let payload = URL_SAFE_NO_PAD.encode(claims(json!({})).to_string());
         let none = format!("{}.{payload}.", URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#));
         // `none` is no algorithm the crate knows: the header itself does not parse.
@@ -474,7 +478,9 @@ mod tests {
             }],
             ..policy(&[&ec_p256("a")], &[], &[])
         };
-        let e = Verifier::load(&oct).err().unwrap();
+        let e = Verifier::load(&oct, &RemoteKeySets::default())
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("symmetric"), "{e}");
         let missing = JwtAuth {
             providers: vec![JwtProvider {
@@ -483,7 +489,9 @@ mod tests {
             }],
             ..oct
         };
-        let e = Verifier::load(&missing).err().unwrap();
+        let e = Verifier::load(&missing, &RemoteKeySets::default())
+            .err()
+            .unwrap();
         assert!(e.to_string().contains("/nonexistent/jwks.json"), "{e}");
     }
 }
