@@ -41,6 +41,9 @@ pub struct Bucket {
     pub max_tokens: u64,
     pub level: u64,
     pub seconds_to_refill: u64,
+    /// A keyed limit's caller: an identity name, or a short hash of the key's value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -250,6 +253,7 @@ impl Registry {
                 max_tokens: b.max_tokens,
                 level: b.level,
                 seconds_to_refill: b.seconds_to_refill,
+                key: b.key.as_deref().map(|k| bounded(k).to_string()),
             })
             .collect();
         self.with(id, |r| {

@@ -104,6 +104,7 @@ async fn rate_limits(State(services): State<Arc<Services>>) -> impl IntoResponse
                 "route": b.key.route,
                 "position": b.key.position,
                 "type": b.key.kind,
+                "key": b.key.value,
                 "maxTokens": b.limit.max_tokens,
                 "tokensPerFill": b.limit.tokens_per_fill,
                 "fillInterval": humantime::format_duration(b.limit.fill_interval).to_string(),
@@ -121,9 +122,7 @@ async fn mcp_sessions(State(services): State<Arc<Services>>) -> impl IntoRespons
 }
 
 async fn metrics(State(services): State<Arc<Services>>) -> impl IntoResponse {
-    services
-        .metrics
-        .set_bucket_levels(&services.rate_limits.all());
+    services.metrics.set_bucket_levels(&services.rate_limits);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         services.metrics.render(),

@@ -25,8 +25,12 @@ pub struct Metrics {
     pub gen_ai_token_usage: HistogramVec,
     pub gen_ai_request_duration: HistogramVec,
     pub config_synchronized: IntGauge,
-    /// Tokens left per rate-limit bucket; one series per configured bucket.
+    /// Tokens left per rate-limit bucket; one series per configured bucket (not per caller).
     pub bucket_tokens: IntGaugeVec,
+    /// Callers with a bucket of their own, per keyed rate limit.
+    pub ratelimit_keys: IntGaugeVec,
+    /// Callers' full buckets evicted to keep a keyed rate limit within `maxKeys`.
+    pub ratelimit_key_evictions: IntCounterVec,
     pub mcp_requests: IntCounterVec,
     /// MCP targets that failed to start or answer and were skipped (fail-open) or failed a call.
     pub mcp_target_failures: IntCounterVec,
@@ -120,6 +124,23 @@ impl Metrics {
             &["gateway", "listener", "route", "position", "type"],
         )
         .expect("valid metric");
+        let bucket_labels = ["gateway", "listener", "route", "position", "type"];
+        let ratelimit_keys = IntGaugeVec::new(
+            Opts::new(
+                "tollgate_ratelimit_keys",
+                "Callers with a bucket of their own, per keyed local rate limit.",
+            ),
+            &bucket_labels,
+        )
+        .expect("valid metric");
+        let ratelimit_key_evictions = IntCounterVec::new(
+            Opts::new(
+                "tollgate_ratelimit_key_evictions_total",
+                "Full caller buckets evicted to keep a keyed local rate limit within maxKeys.",
+            ),
+            &bucket_labels,
+        )
+        .expect("valid metric");
         let mcp_requests = IntCounterVec::new(
             Opts::new(
                 "agentgateway_mcp_requests_total",
@@ -160,6 +181,8 @@ impl Metrics {
         let registry = tollgate_shared::process::registry(vec![
             Box::new(config_info.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(bucket_tokens.clone()),
+            Box::new(ratelimit_keys.clone()),
+            Box::new(ratelimit_key_evictions.clone()),
             Box::new(overhead.clone()),
             Box::new(retries.clone()),
             Box::new(reloads.clone()),
@@ -184,6 +207,8 @@ impl Metrics {
             gen_ai_request_duration,
             config_synchronized,
             bucket_tokens,
+            ratelimit_keys,
+            ratelimit_key_evictions,
             mcp_requests,
             mcp_target_failures,
             mcp_sessions,
@@ -192,21 +217,28 @@ impl Metrics {
         }
     }
 
-    /// Refreshes the bucket gauge from the live buckets (at scrape time, so removed buckets
-    /// disappear and the hot path never touches the gauge).
-    pub fn set_bucket_levels(&self, buckets: &[std::sync::Arc<crate::ratelimit::Bucket>]) {
+    /// Refreshes the bucket gauges from the live buckets (at scrape time, so removed buckets
+    /// disappear and the hot path never touches the gauges). Callers' buckets are counted,
+    /// not listed: one series each would be unbounded.
+    pub fn set_bucket_levels(&self, limits: &crate::ratelimit::RateLimits) {
         self.bucket_tokens.reset();
-        for b in buckets {
-            let k = &b.key;
-            let kind = match k.kind {
-                tollgate_shared::config::model::RateLimitKind::Requests => "requests",
-                tollgate_shared::config::model::RateLimitKind::Tokens => "tokens",
-            };
-            let position = k.position.to_string();
+        self.ratelimit_keys.reset();
+        for b in limits.all().iter().filter(|b| b.key.value.is_none()) {
             self.bucket_tokens
-                .with_label_values(&[&k.gateway, &k.listener, &k.route, &position, kind])
+                .with_label_values(&bucket_labels(&b.key))
                 .set(b.level().remaining as i64);
         }
+        for entry in limits.keyed_entries() {
+            self.ratelimit_keys
+                .with_label_values(&bucket_labels(&entry.key))
+                .set(entry.callers() as i64);
+        }
+    }
+
+    /// The eviction counter of the keyed rate limit `key`.
+    pub fn key_evictions(&self, key: &crate::ratelimit::BucketKey) -> prometheus::IntCounter {
+        self.ratelimit_key_evictions
+            .with_label_values(&bucket_labels(key))
     }
 
     /// Metric families left out of `/metrics` (`config.metrics.remove`).
@@ -358,6 +390,21 @@ impl ClientLabels {
             routes.retain(|route, _| keep.contains(route.as_str()));
         }
     }
+}
+
+/// The label values of a bucket's series: gateway, listener, route, position, type.
+fn bucket_labels(k: &crate::ratelimit::BucketKey) -> [String; 5] {
+    let kind = match k.kind {
+        tollgate_shared::config::model::RateLimitKind::Requests => "requests",
+        tollgate_shared::config::model::RateLimitKind::Tokens => "tokens",
+    };
+    [
+        k.gateway.clone(),
+        k.listener.clone(),
+        k.route.clone(),
+        k.position.to_string(),
+        kind.to_string(),
+    ]
 }
 
 #[cfg(test)]

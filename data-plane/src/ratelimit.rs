@@ -5,15 +5,19 @@
 //! lazy and discrete: `tokensPerFill` per whole `fillInterval` since the bucket was created.
 //! Buckets live in [`RateLimits`], outside the swapped config, keyed by their identity; a
 //! reload keeps the level of every bucket whose identity remains. LLM requests hold a
-//! [`Reservation`] of their estimated tokens until their usage is known.
+//! [`Reservation`] of their estimated tokens until their usage is known. A keyed entry
+//! ([`KeyedBuckets`]) has one such bucket per caller, bounded in number.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use dashmap::DashMap;
+
 use portable_atomic::AtomicU128;
 
 use parking_lot::Mutex;
+use prometheus::IntCounter;
 use serde::Serialize;
 use tollgate_shared::config::model::{RateLimit, RateLimitKind};
 
@@ -29,6 +33,10 @@ pub struct BucketKey {
     pub position: usize,
     #[serde(rename = "type")]
     pub kind: RateLimitKind,
+    /// A keyed entry's bucket: the caller as shown (an identity name, or a short hash of the
+    /// key's value; `<null>` for requests without one, `<overflow>` past `maxKeys`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
 }
 
 pub struct Bucket {
@@ -277,11 +285,147 @@ impl Bucket {
     }
 }
 
+/// The buckets of one keyed `localRateLimit` entry: one per distinct value of its key, at
+/// most `maxKeys`. Requests whose key is null share one bucket. Past the bound, only buckets
+/// that are full and that no request holds are evicted (a bucket with tokens taken is never
+/// refilled by eviction); when none can be, new callers share one overflow bucket.
+pub struct KeyedBuckets {
+    pub key: BucketKey,
+    pub limit: RateLimit,
+    /// Identity names are shown as they are; other values as a short hash.
+    show_values: bool,
+    max_keys: usize,
+    buckets: DashMap<Box<str>, Arc<Bucket>>,
+    null: Arc<Bucket>,
+    overflow: Arc<Bucket>,
+    evictions: IntCounter,
+}
+
+impl KeyedBuckets {
+    fn new(
+        key: BucketKey,
+        limit: RateLimit,
+        show_values: bool,
+        evictions: IntCounter,
+    ) -> KeyedBuckets {
+        let max_keys = limit.key.as_ref().map_or(1, |k| k.max_keys as usize);
+        let shared = |value: &str| {
+            let key = BucketKey {
+                value: Some(value.to_string()),
+                ..key.clone()
+            };
+            Arc::new(Bucket::new(key, limit.clone(), limit.max_tokens))
+        };
+        KeyedBuckets {
+            null: shared("<null>"),
+            overflow: shared("<overflow>"),
+            buckets: DashMap::new(),
+            key,
+            limit,
+            show_values,
+            max_keys,
+            evictions,
+        }
+    }
+
+    /// The bucket of the caller whose key is `value`.
+    pub fn bucket(&self, value: Option<&str>) -> Arc<Bucket> {
+        let Some(value) = value else {
+            return self.null.clone();
+        };
+        if let Some(b) = self.buckets.get(value) {
+            return b.clone();
+        }
+        if self.buckets.len() >= self.max_keys {
+            self.evict_full();
+            if self.buckets.len() >= self.max_keys {
+                return self.overflow.clone();
+            }
+        }
+        self.buckets
+            .entry(value.into())
+            .or_insert_with(|| Arc::new(self.fresh(value, self.limit.max_tokens)))
+            .clone()
+    }
+
+    fn fresh(&self, value: &str, tokens: u64) -> Bucket {
+        let shown = if self.show_values {
+            value.to_string()
+        } else {
+            short_hash(value)
+        };
+        let key = BucketKey {
+            value: Some(shown),
+            ..self.key.clone()
+        };
+        Bucket::new(key, self.limit.clone(), tokens)
+    }
+
+    /// Drops every bucket that is full and held by no request: it is the same as a new one.
+    fn evict_full(&self) {
+        let before = self.buckets.len();
+        self.buckets
+            .retain(|_, b| Arc::strong_count(b) > 1 || b.level().remaining < b.limit.max_tokens);
+        let evicted = before.saturating_sub(self.buckets.len());
+        self.evictions.inc_by(evicted as u64);
+    }
+
+    /// How many callers have a bucket of their own.
+    pub fn callers(&self) -> usize {
+        self.buckets.len()
+    }
+
+    /// Every bucket: the shared ones first, then the callers'.
+    pub fn all(&self) -> Vec<Arc<Bucket>> {
+        let mut all = vec![self.null.clone(), self.overflow.clone()];
+        all.extend(self.buckets.iter().map(|e| e.value().clone()));
+        all
+    }
+
+    /// The same callers with `limit`'s settings, each at its level (clamped), the shared
+    /// buckets too.
+    fn carried_to(&self, limit: &RateLimit) -> KeyedBuckets {
+        let mut next = KeyedBuckets::new(
+            self.key.clone(),
+            limit.clone(),
+            self.show_values,
+            self.evictions.clone(),
+        );
+        let carry = |old: &Bucket| {
+            let level = old.level().remaining;
+            Arc::new(Bucket::new(old.key.clone(), limit.clone(), level))
+        };
+        next.null = carry(&self.null);
+        next.overflow = carry(&self.overflow);
+        for entry in self.buckets.iter() {
+            let level = entry.value().level().remaining;
+            let bucket = Arc::new(next.fresh(entry.key(), level));
+            next.buckets.insert(entry.key().clone(), bucket);
+        }
+        next
+    }
+}
+
+/// `sha256:` and the first 12 hex digits of the value's digest.
+fn short_hash(value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(value.as_bytes());
+    let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sha256:{hex}")
+}
+
+/// What a `localRateLimit` entry gets from the store: one bucket, or one per caller.
+pub enum EntryBuckets {
+    One(Arc<Bucket>),
+    PerKey(Arc<KeyedBuckets>),
+}
+
 /// Every bucket of the gateway, by identity. Touched only by `apply` (and reads for the admin
 /// API); requests use the `Arc<Bucket>`s the compiled routes hold.
 #[derive(Default)]
 pub struct RateLimits {
     buckets: Mutex<HashMap<BucketKey, Arc<Bucket>>>,
+    keyed: Mutex<HashMap<BucketKey, Arc<KeyedBuckets>>>,
 }
 
 impl RateLimits {
@@ -311,21 +455,56 @@ impl RateLimits {
         }
     }
 
-    /// Drops the buckets whose identity left the config.
-    pub fn retain(&self, seen: &[BucketKey]) {
-        let mut buckets = self.buckets.lock();
-        buckets.retain(|k, _| seen.contains(k));
+    /// The buckets of a keyed entry for a new config: kept (levels clamped) while the entry
+    /// and its key expression remain, new otherwise. `show_values`: the key is an identity
+    /// name, shown as is.
+    pub fn keyed(
+        &self,
+        key: BucketKey,
+        limit: &RateLimit,
+        show_values: bool,
+        evictions: IntCounter,
+        seen: &mut Vec<BucketKey>,
+    ) -> Arc<KeyedBuckets> {
+        let mut keyed = self.keyed.lock();
+        seen.push(key.clone());
+        let kept = match keyed.get(&key) {
+            Some(old) if old.limit == *limit => return old.clone(),
+            Some(old) if old.limit.key == limit.key => Arc::new(old.carried_to(limit)),
+            _ => Arc::new(KeyedBuckets::new(
+                key.clone(),
+                limit.clone(),
+                show_values,
+                evictions,
+            )),
+        };
+        keyed.insert(key, kept.clone());
+        kept
     }
 
-    /// All buckets, sorted by identity.
+    /// Drops the buckets whose identity left the config.
+    pub fn retain(&self, seen: &[BucketKey]) {
+        self.buckets.lock().retain(|k, _| seen.contains(k));
+        self.keyed.lock().retain(|k, _| seen.contains(k));
+    }
+
+    /// Every keyed entry.
+    pub fn keyed_entries(&self) -> Vec<Arc<KeyedBuckets>> {
+        self.keyed.lock().values().cloned().collect()
+    }
+
+    /// All buckets (each caller's of keyed entries too), sorted by identity.
     pub fn all(&self) -> Vec<Arc<Bucket>> {
-        let buckets = self.buckets.lock();
-        let mut all: Vec<Arc<Bucket>> = buckets.values().cloned().collect();
+        let mut all: Vec<Arc<Bucket>> = self.buckets.lock().values().cloned().collect();
+        for entry in self.keyed_entries() {
+            all.extend(entry.all());
+        }
         all.sort_by(|a, b| {
-            (&a.key.listener, &a.key.route, a.key.position).cmp(&(
+            (&a.key.listener, &a.key.route, a.key.position, &a.key.value).cmp(&(
                 &b.key.listener,
                 &b.key.route,
                 b.key.position,
+                &b.key.value,
             ))
         });
         all
@@ -344,6 +523,7 @@ mod tests {
             tokens_per_fill: per,
             fill_interval: every,
             kind: RateLimitKind::Requests,
+            key: None,
         }
     }
 
@@ -354,6 +534,7 @@ mod tests {
             route: "r".into(),
             position: 0,
             kind: RateLimitKind::Requests,
+            value: None,
         }
     }
 
@@ -492,5 +673,102 @@ mod tests {
         assert_eq!(lowered.level().remaining, 0);
         store.retain(&[]);
         assert!(store.all().is_empty());
+    }
+
+    fn keyed_limit(max: u64, max_keys: u32) -> RateLimit {
+        RateLimit {
+            key: Some(tollgate_shared::config::model::BucketKeyExpr {
+                expression: "jwt.sub".into(),
+                max_keys,
+            }),
+            ..limit(max, 1, Duration::from_secs(3600))
+        }
+    }
+
+    fn evictions() -> IntCounter {
+        IntCounter::new("evictions", "test").unwrap()
+    }
+
+    #[test]
+    fn each_caller_has_a_bucket_and_null_keys_share_one() {
+        let store = RateLimits::default();
+        let counter = evictions();
+        let keyed = store.keyed(key(), &keyed_limit(2, 10), true, counter, &mut Vec::new());
+        for caller in ["alice", "bob"] {
+            assert!(keyed.bucket(Some(caller)).try_take(2));
+            assert!(!keyed.bucket(Some(caller)).try_take(1), "{caller} is out");
+        }
+        assert!(keyed.bucket(None).try_take(2));
+        assert!(
+            !keyed.bucket(None).try_take(1),
+            "callers without a key share one"
+        );
+        let alice = keyed.bucket(Some("alice"));
+        assert_eq!(alice.key.value.as_deref(), Some("alice"));
+        let hashed = KeyedBuckets::new(key(), keyed_limit(2, 10), false, evictions());
+        let shown = hashed.bucket(Some("10.0.0.1")).key.value.clone().unwrap();
+        assert!(
+            shown.starts_with("sha256:") && !shown.contains("10.0"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn only_full_unheld_buckets_are_evicted_and_new_callers_overflow_otherwise() {
+        let counter = evictions();
+        let keyed = KeyedBuckets::new(key(), keyed_limit(2, 2), true, counter.clone());
+        assert!(keyed.bucket(Some("spent")).try_take(1));
+        let held = keyed.bucket(Some("held"));
+        // Both slots taken: one bucket has tokens taken, the other is held by a request.
+        let third = keyed.bucket(Some("third"));
+        assert_eq!(third.key.value.as_deref(), Some("<overflow>"));
+        assert_eq!(counter.get(), 0);
+        assert_eq!(
+            keyed.bucket(Some("spent")).level().remaining,
+            1,
+            "an emptied bucket is never refilled by eviction"
+        );
+        drop(held);
+        // `held` is full and no longer held: evicted for the newcomer.
+        let fourth = keyed.bucket(Some("fourth"));
+        assert_eq!(fourth.key.value.as_deref(), Some("fourth"));
+        assert_eq!(counter.get(), 1);
+        assert_eq!(keyed.callers(), 2);
+    }
+
+    #[test]
+    fn callers_levels_survive_a_reload_and_a_changed_limit() {
+        let store = RateLimits::default();
+        let first = store.keyed(
+            key(),
+            &keyed_limit(5, 10),
+            true,
+            evictions(),
+            &mut Vec::new(),
+        );
+        assert!(first.bucket(Some("alice")).try_take(4));
+        let same = store.keyed(
+            key(),
+            &keyed_limit(5, 10),
+            true,
+            evictions(),
+            &mut Vec::new(),
+        );
+        assert!(Arc::ptr_eq(&first, &same));
+        assert!(first.bucket(None).try_take(5));
+        let raised = store.keyed(
+            key(),
+            &keyed_limit(50, 10),
+            true,
+            evictions(),
+            &mut Vec::new(),
+        );
+        assert_eq!(raised.bucket(Some("alice")).level().remaining, 1);
+        assert_eq!(
+            raised.bucket(None).level().remaining,
+            0,
+            "shared buckets carried too"
+        );
+        assert_eq!(raised.bucket(Some("bob")).level().remaining, 50);
     }
 }

@@ -13,7 +13,7 @@ use tollgate_shared::{Snapshot, SnapshotSource};
 
 use crate::jwt::{Verifier, Verifiers};
 use crate::llm::failover::ProviderPool;
-use crate::ratelimit::Bucket;
+use crate::ratelimit::{Bucket, EntryBuckets, KeyedBuckets};
 use crate::telemetry::{RequestLabels, Telemetry};
 use crate::tls::{BackendClients, PolicyClients, Tls};
 
@@ -28,6 +28,9 @@ pub struct Runtime {
     pub tls: Tls,
     /// Labels of a request on no known port: the gateway only.
     pub labels: Arc<RequestLabels>,
+    /// A request's CEL variables are read before it ends (rate-limit keys): its record
+    /// keeps the headers.
+    pub reads_requests: bool,
 }
 
 pub struct PortTable {
@@ -54,8 +57,10 @@ pub struct CompiledRoute {
     pub name: Arc<str>,
     /// Bind, gateway, listener and route: the labels of every request metric of this route.
     pub labels: Arc<RequestLabels>,
-    /// One bucket per `localRateLimit` entry, shared with the gateway's bucket store.
+    /// One bucket per unkeyed `localRateLimit` entry, shared with the gateway's bucket store.
     pub limits: Vec<Arc<Bucket>>,
+    /// The keyed entries: each request takes from its caller's bucket.
+    pub keyed_limits: Vec<KeyedLimit>,
     pub hostnames: Vec<HostPattern>,
     pub policies: Policies,
     /// The clients of the route's `backendTLS` policy, if it has one (`https` to `host`
@@ -67,6 +72,14 @@ pub struct CompiledRoute {
     pub mcp_auth: Option<Arc<Verifier>>,
     pub backends: Vec<CompiledBackend>,
     pub total_weight: u32,
+}
+
+/// A keyed `localRateLimit` entry: its buckets and the compiled key.
+pub struct KeyedLimit {
+    pub buckets: Arc<KeyedBuckets>,
+    pub key: cel::Program,
+    /// The claims the key reads as `jwt.NAME` (null when absent).
+    pub jwt_claims: Vec<String>,
 }
 
 pub struct CompiledBackend {
@@ -112,8 +125,8 @@ impl HostPattern {
     }
 }
 
-/// Hands out the rate-limit bucket for (listener, route, position, limit).
-pub type BucketSource<'a> = dyn FnMut(&str, &str, usize, &RateLimit) -> Arc<Bucket> + 'a;
+/// Hands out the rate-limit buckets for (listener, route, position, limit).
+pub type BucketSource<'a> = dyn FnMut(&str, &str, usize, &RateLimit) -> EntryBuckets + 'a;
 
 impl Runtime {
     /// Compiles `snapshot` for the gateway named `gateway`.
@@ -148,8 +161,14 @@ impl Runtime {
                 };
                 (b.port, Arc::new(table))
             })
-            .collect();
+            .collect::<HashMap<_, _>>();
+        let keyed = ports
+            .values()
+            .flat_map(|t| &t.listeners)
+            .flat_map(|l| &l.routes)
+            .any(|r| !r.keyed_limits.is_empty());
         Runtime {
+            reads_requests: keyed || telemetry.uses_cel(),
             snapshot,
             source,
             applied_at: SystemTime::now(),
@@ -178,20 +197,37 @@ fn compile_listener(
         .routes
         .iter()
         .map(|r| {
-            let limits = r
-                .policies
-                .local_rate_limit
-                .iter()
-                .enumerate()
-                .map(|(i, limit)| buckets(&l.name, &r.name, i, limit))
-                .collect();
+            let (mut limits, mut keyed_limits) = (Vec::new(), Vec::new());
+            for (i, limit) in r.policies.local_rate_limit.iter().enumerate() {
+                match buckets(&l.name, &r.name, i, limit) {
+                    EntryBuckets::One(b) => limits.push(b),
+                    EntryBuckets::PerKey(b) => {
+                        let expr = limit.key.as_ref().map_or("", |k| k.expression.as_str());
+                        // `RateLimit::new` (validation and proto alike) compiled it.
+                        let key = cel::Program::compile(expr)
+                            .expect("a validated rate-limit key compiles");
+                        let jwt_claims = crate::telemetry::fields::jwt_claims_read([expr]);
+                        keyed_limits.push(KeyedLimit {
+                            buckets: b,
+                            key,
+                            jwt_claims,
+                        });
+                    }
+                }
+            }
             let labels = RequestLabels {
                 bind: port.bind.clone(),
                 gateway: port.gateway.clone(),
                 listener: Some(listener.clone()),
                 route: Some(r.name.as_str().into()),
             };
-            Arc::new(compile_route(r, labels, limits, clients, jwt))
+            Arc::new(compile_route(
+                r,
+                labels,
+                (limits, keyed_limits),
+                clients,
+                jwt,
+            ))
         })
         .collect();
     let mut entries: Vec<Entry> = l
@@ -218,7 +254,7 @@ fn compile_listener(
 fn compile_route(
     r: &Route,
     labels: RequestLabels,
-    limits: Vec<Arc<Bucket>>,
+    (limits, keyed_limits): (Vec<Arc<Bucket>>, Vec<KeyedLimit>),
     clients: &BackendClients,
     jwt: &Verifiers,
 ) -> CompiledRoute {
@@ -234,6 +270,7 @@ fn compile_route(
         name: r.name.as_str().into(),
         labels: Arc::new(labels),
         limits,
+        keyed_limits,
         hostnames: r.hostnames.iter().map(|h| HostPattern::new(h)).collect(),
         backend_tls: clients.get(&r.policies),
         // `Verifiers::load` walked these same routes: a policy without its verifier would

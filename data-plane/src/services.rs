@@ -13,7 +13,7 @@ use crate::jwt::Verifiers;
 use crate::jwt::remote::RemoteKeySets;
 use crate::mcp::Sessions;
 use crate::metrics::Metrics;
-use crate::ratelimit::{BucketKey, RateLimits};
+use crate::ratelimit::{BucketKey, EntryBuckets, RateLimits};
 use crate::runtime::Runtime;
 use crate::telemetry::{Sinks, Telemetry};
 use crate::tls::Tls;
@@ -96,8 +96,19 @@ impl Services {
                     route: route.to_string(),
                     position,
                     kind: limit.kind,
+                    value: None,
                 };
-                self.rate_limits.bucket(key, limit, &mut seen)
+                match &limit.key {
+                    None => EntryBuckets::One(self.rate_limits.bucket(key, limit, &mut seen)),
+                    Some(k) => {
+                        let shown = names_an_identity(&k.expression);
+                        let evictions = self.metrics.key_evictions(&key);
+                        let keyed = self
+                            .rate_limits
+                            .keyed(key, limit, shown, evictions, &mut seen);
+                        EntryBuckets::PerKey(keyed)
+                    }
+                }
             },
         );
         self.rate_limits.retain(&seen);
@@ -119,5 +130,49 @@ impl Services {
         self.mcp.reconcile(&runtime);
         self.applied.send_replace(());
         runtime
+    }
+}
+
+/// Whether a rate-limit key is a caller's identity name (`jwt.sub`, `jwt.email`,
+/// `apiKey.name`, `basicAuth.username`...), shown as is in the admin API and to the control
+/// plane; any other value (an address, a header) is shown as a short hash.
+fn names_an_identity(expr: &str) -> bool {
+    let field = |rest: &str| {
+        !rest.is_empty()
+            && rest
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+    };
+    let expr = expr.trim();
+    match expr.split_once('.') {
+        Some(("jwt", rest)) => field(rest),
+        Some(("apiKey", rest)) => field(rest) && rest != "key",
+        _ => expr == "basicAuth.username",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::names_an_identity;
+
+    #[test]
+    fn identity_names_are_shown_and_other_keys_hashed() {
+        for shown in [
+            "jwt.sub",
+            "jwt.org.team",
+            "apiKey.name",
+            "basicAuth.username",
+        ] {
+            assert!(names_an_identity(shown), "{shown}");
+        }
+        for hashed in [
+            "source.address",
+            "apiKey.key",
+            "request.headers[\"x-user\"]",
+            "jwt.sub + source.address",
+            "jwt",
+        ] {
+            assert!(!names_an_identity(hashed), "{hashed}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 
 pub mod cors;
 pub mod jwt_auth;
+mod limits;
 pub mod mcp_auth;
 pub mod normalize;
 mod origin;
@@ -16,6 +17,7 @@ pub mod route;
 mod tests;
 pub mod upstream;
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -28,6 +30,7 @@ use crate::http::body::{BoxBody, ObservedBody};
 use crate::http::client::Limits;
 use crate::http::error::ProxyError;
 use crate::http::{RequestBody, read_body, strip_hop_by_hop};
+use crate::ratelimit::Bucket;
 use crate::runtime::{CompiledRoute, PortTable, Runtime, Target};
 use crate::services::Services;
 use crate::telemetry::{self, Reason, RequestLabels, record::RequestRecord};
@@ -42,6 +45,8 @@ struct Outcome {
     /// The request's `Origin`, when the route's CORS policy allows it.
     cors_origin: Option<HeaderValue>,
     route: Option<Arc<CompiledRoute>>,
+    /// The caller's buckets of the route's keyed rate limits.
+    caller_buckets: Vec<Arc<Bucket>>,
     local: bool,
 }
 
@@ -88,7 +93,12 @@ pub async fn serve(
     };
     let telemetry = &runtime.telemetry;
     let traced = telemetry.tracer.as_ref().and_then(|t| t.start(&req));
-    let record = Arc::new(RequestRecord::new(&req, peer, telemetry.uses_cel(), traced));
+    let record = Arc::new(RequestRecord::new(
+        &req,
+        peer,
+        runtime.reads_requests,
+        traced,
+    ));
     let mut pending = Pending {
         runtime: &runtime,
         record: &record,
@@ -97,6 +107,7 @@ pub async fn serve(
             backend: None,
             cors_origin: None,
             route: None,
+            caller_buckets: Vec::new(),
             local: false,
         }),
     };
@@ -127,7 +138,7 @@ pub async fn serve(
         && let Some(level) = out
             .route
             .as_ref()
-            .and_then(|r| ratelimit::tightest(&r.limits))
+            .and_then(|r| ratelimit::tightest(r.limits.iter().chain(&out.caller_buckets)))
     {
         level.write_headers(resp.headers_mut());
     }
@@ -252,7 +263,14 @@ async fn handle(
     }
 
     // Phase: localRateLimit (requests); token limits are checked with the LLM request.
-    ratelimit::admit_request(&route.limits).map_err(ProxyError::RateLimited)?;
+    let caller = limits::caller_buckets(route, record);
+    let buckets: Cow<'_, [Arc<Bucket>]> = if caller.is_empty() {
+        Cow::Borrowed(&route.limits)
+    } else {
+        Cow::Owned(route.limits.iter().chain(&caller).cloned().collect())
+    };
+    out.caller_buckets = caller;
+    ratelimit::admit_request(&buckets).map_err(ProxyError::RateLimited)?;
 
     // Phase: body limit.
     let max_body = rt.snapshot.config.settings.max_body_size;
@@ -336,7 +354,7 @@ async fn handle(
                     metrics: &services.metrics,
                     route_name: &route.name,
                     policies,
-                    buckets: &route.limits,
+                    buckets: &buckets,
                     pool,
                     limits,
                     record,

@@ -22,9 +22,9 @@ pub use super::listeners::{
 };
 use super::path::YamlPath;
 pub use super::policies::{
-    BackendAuth, BackendTls, Cors, HeaderModifier, Jwks, JwtAuth, JwtLocation, JwtMode,
-    JwtProvider, McpAuthentication, McpIdp, Policies, RateLimit, RateLimitKind, Retry, RouteType,
-    RouteTypes, Secret, Timeout, UrlRewrite, Verification,
+    BackendAuth, BackendTls, BucketKeyExpr, Cors, HeaderModifier, Jwks, JwtAuth, JwtLocation,
+    JwtMode, JwtProvider, McpAuthentication, McpIdp, Policies, RateLimit, RateLimitKind, Retry,
+    RouteType, RouteTypes, Secret, Timeout, UrlRewrite, Verification,
 };
 pub use super::settings::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BODY_SIZE, Fields, ListenAddr, LogFormat, Logging,

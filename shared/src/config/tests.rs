@@ -570,3 +570,31 @@ fn mcp_authentication_is_strict_by_default_and_its_jwks_file_is_referenced() {
         )]
     );
 }
+
+#[test]
+fn rate_limit_keys_are_checked() {
+    let errs = errors(
+        r#"binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        localRateLimit:
+        - {maxTokens: 1, tokensPerFill: 1, fillInterval: 1s, key: 'jwt.sub +'}
+        - {maxTokens: 1, tokensPerFill: 1, fillInterval: 1s, maxKeys: 10}
+        - {maxTokens: 1, tokensPerFill: 1, fillInterval: 1s, key: jwt.sub, maxKeys: 0}
+"#,
+    );
+    let entry = |i: usize, rest: &str| {
+        format!("binds[0].listeners[0].routes[0].policies.localRateLimit[{i}]{rest}")
+    };
+    assert_reported(
+        &errs,
+        [
+            (entry(0, ".key"), "not a CEL expression"),
+            (entry(1, ".maxKeys"), "set `key` too"),
+            (entry(2, ".maxKeys"), "maxKeys must be 1..="),
+        ],
+    );
+}

@@ -61,12 +61,14 @@ fn main() {
                 route: "r".into(),
                 position: 0,
                 kind: RateLimitKind::Requests,
+                value: None,
             },
             RateLimit {
                 max_tokens: u64::from(per_sec),
                 tokens_per_fill: u64::from(per_sec),
                 fill_interval: Duration::from_secs(1),
                 kind: RateLimitKind::Requests,
+                key: None,
             },
             u64::from(per_sec),
         ));

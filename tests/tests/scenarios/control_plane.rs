@@ -436,3 +436,53 @@ async fn one_file_is_gateway_default() {
     })
     .await;
 }
+
+/// Callers' buckets of keyed limits reach the control plane: identity names as they are,
+/// other keys (an address) as a short hash.
+#[tokio::test(flavor = "multi_thread")]
+async fn callers_buckets_are_reported_with_names_or_hashes() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: api\n      policies:\n        localRateLimit:\n        - {{maxTokens: 100, tokensPerFill: 1, fillInterval: 1h, key: 'request.headers[\"x-user\"]'}}\n        - {{maxTokens: 100, tokensPerFill: 1, fillInterval: 1h, key: source.address}}\n      backends: [{{host: \"{}\"}}]\n",
+        up.authority()
+    );
+    let cp = ControlPlane::start(&[("edge.yaml", &config)]).await;
+    let url = cp.url();
+    let proxy = Proxy::spawn(ProxyOptions {
+        control_plane: Some((&url, "edge")),
+        ..Default::default()
+    });
+    proxy.wait_ready().await;
+    eventually(Duration::from_secs(10), || async {
+        let resp = tollgate_tests::http()
+            .get(proxy.url(port, "/"))
+            .header("x-user", "alice")
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        (resp.status() == 200)
+            .then_some(())
+            .ok_or("not serving".to_string())
+    })
+    .await;
+    let keys = eventually(Duration::from_secs(15), || async {
+        let v = cp.json("/api/proxies").await;
+        let keys: Vec<String> = v["proxies"][0]["buckets"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|b| b["level"] == 99)
+            .filter_map(|b| Some(b["key"].as_str()?.to_string()))
+            .collect();
+        if keys.len() == 2 {
+            Ok(keys)
+        } else {
+            Err(format!("{v}"))
+        }
+    })
+    .await;
+    // A header's value is not an identity name: hashed like the address.
+    assert!(keys.iter().all(|k| k.starts_with("sha256:")), "{keys:?}");
+    assert!(!cp.json("/api/proxies").await.to_string().contains("alice"));
+}

@@ -219,3 +219,100 @@ async fn token_limits_debit_actual_usage_also_when_the_client_leaves() {
     })
     .await;
 }
+
+/// `localRateLimit[].key` (Tollgate's extension): one bucket per caller, exact under
+/// concurrency, bounded with new callers overflowing into one shared bucket, listed by the
+/// admin API (identity names shown, other values hashed), kept across reloads.
+#[tokio::test(flavor = "multi_thread")]
+async fn per_caller_buckets_are_exact_bounded_and_kept_across_reloads() {
+    use super::keys::TestKey;
+    let key = TestKey::ec("k");
+    let upstream = FakeUpstream::start("u").await;
+    let port = free_port();
+    let jwks = super::keys::jwks(&[&key]);
+    let config = |max: u64| {
+        format!(
+            "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: keyed\n      policies:\n        jwtAuth: {{issuer: idp, jwks: '{jwks}'}}\n        localRateLimit:\n        - {{maxTokens: {max}, tokensPerFill: 1, fillInterval: 1h, key: jwt.sub, maxKeys: 2}}\n        - {{maxTokens: 1000, tokensPerFill: 1, fillInterval: 1h, key: source.address}}\n      backends: [{{host: \"{}\"}}]\n",
+            upstream.authority()
+        )
+    };
+    let proxy = Proxy::start(&config(3)).await;
+    let token = |sub: &str| {
+        key.token(&json!({"iss": "idp", "sub": sub,
+            "exp": jsonwebtoken::get_current_timestamp() + 600}))
+    };
+    let burst = |bearer: Option<String>| {
+        let url = proxy.url(port, "/r");
+        async move {
+            let requests = (0..10).map(|_| {
+                let mut req = tollgate_tests::http().get(&url);
+                if let Some(t) = &bearer {
+                    req = req.bearer_auth(t);
+                }
+                async move { req.send().await.unwrap().status().as_u16() }
+            });
+            let codes = futures_util::future::join_all(requests).await;
+            codes.iter().filter(|c| **c == 200).count()
+        }
+    };
+    // Concurrent bursts: each caller gets exactly its own budget.
+    let (alice, bob, anonymous) = tokio::join!(
+        burst(Some(token("alice"))),
+        burst(Some(token("bob"))),
+        burst(None)
+    );
+    assert_eq!(
+        (alice, bob, anonymous),
+        (3, 3, 3),
+        "anonymous callers share one bucket"
+    );
+    // Two callers have buckets (maxKeys 2), neither full: a third overflows into a shared one.
+    assert_eq!(burst(Some(token("carol"))).await, 3);
+    assert_eq!(
+        burst(Some(token("dave"))).await,
+        0,
+        "carol spent the overflow bucket"
+    );
+
+    let listed = proxy.admin_json("/api/ratelimits").await;
+    let keys: Vec<&str> = listed["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["position"] == 0)
+        .map(|b| b["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys, ["<null>", "<overflow>", "alice", "bob"]);
+    let addresses: Vec<&str> = listed["buckets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|b| b["position"] == 1 && b["key"].as_str().unwrap().starts_with("sha256:"))
+        .map(|b| b["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(addresses.len(), 1, "{listed}");
+    assert!(
+        !listed.to_string().contains("127.0.0.1"),
+        "addresses are hashed: {listed}"
+    );
+    assert_eq!(
+        proxy
+            .metric(
+                "tollgate_ratelimit_keys",
+                &["route=\"keyed\"", "position=\"0\""]
+            )
+            .await,
+        2.0
+    );
+
+    // A reload with a larger bucket keeps each caller's level: alice stays spent.
+    let version = proxy.version().await;
+    proxy.replace_config(&config(4));
+    proxy.wait_version_change(&version).await;
+    assert_eq!(burst(Some(token("alice"))).await, 0);
+    assert_eq!(
+        burst(Some(token("erin"))).await,
+        0,
+        "the overflow bucket is spent too"
+    );
+}

@@ -41,7 +41,7 @@ pub use cors::{Cors, RawCors};
 pub use header_modifier::{HeaderModifier, RawHeaderModifier};
 pub use jwt_auth::{Jwks, JwtAuth, JwtLocation, JwtMode, JwtProvider, RawJwtAuth};
 pub use mcp_authentication::{McpAuthentication, McpIdp, RawMcpAuthentication};
-pub use rate_limit::{RateLimit, RateLimitKind, RawRateLimit};
+pub use rate_limit::{BucketKeyExpr, RateLimit, RateLimitKind, RawRateLimit};
 pub use retry::{RawRetry, Retry};
 pub use timeout::{RawTimeout, Timeout};
 pub use url_rewrite::{RawUrlRewrite, UrlRewrite};

@@ -18,6 +18,25 @@ pub struct RawRateLimit {
     pub fill_interval: String,
     #[serde(rename = "type")]
     pub kind: Option<RateLimitKind>,
+    /// Tollgate's extension: a CEL expression whose value picks the caller's own bucket.
+    pub key: Option<String>,
+    pub max_keys: Option<u32>,
+}
+
+/// The default bound on the buckets of one keyed entry.
+pub const DEFAULT_MAX_KEYS: u32 = 10_000;
+/// The largest `maxKeys` accepted.
+pub const MAX_MAX_KEYS: u32 = 1_000_000;
+
+/// `key` (Tollgate's extension to agentgateway's `localRateLimit`): one bucket per distinct
+/// value of a CEL expression over the request and its identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BucketKeyExpr {
+    /// The CEL expression (`jwt.sub`, `apiKey.name`, `source.address`...).
+    pub expression: String,
+    /// At most this many buckets; beyond it only full buckets are evicted.
+    pub max_keys: u32,
 }
 
 /// `localRateLimit[]`: a token bucket, full at start.
@@ -34,6 +53,9 @@ pub struct RateLimit {
     /// What a token stands for.
     #[serde(rename = "type")]
     pub kind: RateLimitKind,
+    /// One bucket per caller, when set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<BucketKeyExpr>,
 }
 
 impl RateLimit {
@@ -43,8 +65,23 @@ impl RateLimit {
         tokens_per_fill: u64,
         fill_interval: Duration,
         kind: RateLimitKind,
+        key: Option<BucketKeyExpr>,
     ) -> Result<RateLimit, Vec<Invalid>> {
-        let problem = if fill_interval.is_zero() {
+        let key_problem = key.as_ref().and_then(|k| {
+            if let Err(e) = crate::config::settings::check_cel(&k.expression) {
+                Some(Invalid::at("key", format!("not a CEL expression: {e}")))
+            } else if k.max_keys == 0 || k.max_keys > MAX_MAX_KEYS {
+                Some(Invalid::at(
+                    "maxKeys",
+                    format!("maxKeys must be 1..={MAX_MAX_KEYS}"),
+                ))
+            } else {
+                None
+            }
+        });
+        let problem = if let Some(p) = key_problem {
+            Some(p)
+        } else if fill_interval.is_zero() {
             Some(Invalid::at(
                 "fillInterval",
                 "fillInterval must be greater than zero",
@@ -78,6 +115,7 @@ impl RateLimit {
                 tokens_per_fill,
                 fill_interval,
                 kind,
+                key,
             }),
         }
     }
@@ -97,7 +135,27 @@ impl Validator<'_> {
     pub fn rate_limit(&mut self, raw: &RawRateLimit, path: &YamlPath) -> Option<RateLimit> {
         let fill_interval = self.duration(&raw.fill_interval, &path.key("fillInterval"))?;
         let kind = raw.kind.unwrap_or(RateLimitKind::Requests);
-        let built = RateLimit::new(raw.max_tokens, raw.tokens_per_fill, fill_interval, kind);
+        let key = match (&raw.key, raw.max_keys) {
+            (Some(expression), max_keys) => Some(BucketKeyExpr {
+                expression: expression.clone(),
+                max_keys: max_keys.unwrap_or(DEFAULT_MAX_KEYS),
+            }),
+            (None, Some(_)) => {
+                self.error(
+                    &path.key("maxKeys"),
+                    "`maxKeys` bounds a `key`: set `key` too",
+                );
+                return None;
+            }
+            (None, None) => None,
+        };
+        let built = RateLimit::new(
+            raw.max_tokens,
+            raw.tokens_per_fill,
+            fill_interval,
+            kind,
+            key,
+        );
         self.checked(built, path)
     }
 }
@@ -112,6 +170,8 @@ impl From<&RateLimit> for pb::RateLimit {
                 RateLimitKind::Requests => pb::RateLimitKind::Requests,
                 RateLimitKind::Tokens => pb::RateLimitKind::Tokens,
             } as i32,
+            key: l.key.as_ref().map(|k| k.expression.clone()),
+            max_keys: l.key.as_ref().map_or(0, |k| k.max_keys),
         }
     }
 }
@@ -129,6 +189,10 @@ impl TryFrom<pb::RateLimit> for RateLimit {
             l.tokens_per_fill,
             duration(l.fill_interval_nanos),
             kind,
+            l.key.map(|expression| BucketKeyExpr {
+                expression,
+                max_keys: l.max_keys,
+            }),
         )
         .map_err(InvalidSnapshot::from)
     }
