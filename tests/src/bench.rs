@@ -189,3 +189,71 @@ pub fn start_tollgate(dir: &Path, name: &str, config: &str, port: u16) -> anyhow
     wait_port(port)?;
     Ok(Guard(child))
 }
+
+/// Requests answered per second by `concurrency` loops, each sending `request()` in turn for
+/// `run`.
+pub async fn requests_per_second<F>(concurrency: usize, run: Duration, request: F) -> f64
+where
+    F: Fn() -> reqwest::RequestBuilder + Clone + Send + 'static,
+{
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let started = tokio::time::Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (request, done) = (request.clone(), done.clone());
+            tokio::spawn(async move {
+                while started.elapsed() < run {
+                    if let Ok(r) = request().send().await
+                        && r.status().is_success()
+                        && r.bytes().await.is_ok()
+                    {
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+    done.load(std::sync::atomic::Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64()
+}
+
+/// p50 and p99 in milliseconds of `request()` sent at `qps` for `run` (after 32 requests that
+/// warm the client's connections).
+pub async fn paced_latency<F>(qps: u64, run: Duration, request: F) -> (f64, f64)
+where
+    F: Fn() -> reqwest::RequestBuilder + Clone + Send + 'static,
+{
+    let samples = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+    for _ in 0..32 {
+        let _ = request().send().await;
+    }
+    let mut tick = tokio::time::interval(Duration::from_micros(1_000_000 / qps));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::new();
+    while started.elapsed() < run {
+        tick.tick().await;
+        let (request, samples) = (request.clone(), samples.clone());
+        tasks.push(tokio::spawn(async move {
+            let sent = tokio::time::Instant::now();
+            if let Ok(r) = request().send().await
+                && r.status().is_success()
+                && r.bytes().await.is_ok()
+            {
+                samples.lock().push(sent.elapsed().as_secs_f64() * 1000.0);
+            }
+        }));
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    let mut xs = samples.lock().clone();
+    if xs.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    xs.sort_by(f64::total_cmp);
+    let at = |q: f64| xs[((xs.len() - 1) as f64 * q) as usize];
+    (at(0.50), at(0.99))
+}

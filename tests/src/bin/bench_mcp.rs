@@ -15,6 +15,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::json;
+use tollgate_tests::bench::median;
 use tollgate_tests::{binary, free_port};
 
 struct Guard(Child);
@@ -101,11 +102,6 @@ async fn measure(path: Path, sessions: usize, secs: u64) -> anyhow::Result<Run> 
         p50: pct(0.50),
         p99: pct(0.99),
     })
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.partial_cmp(b).unwrap());
-    v[v.len() / 2]
 }
 
 #[tokio::main]
