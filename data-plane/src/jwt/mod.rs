@@ -19,6 +19,19 @@ use self::remote::{RemoteJwks, RemoteKeySets};
 /// Clock skew allowed on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 60;
 
+/// The algorithms a JWKS key may verify: never HMAC (a JWKS holds public keys).
+const ASYMMETRIC: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
 /// A token's validated claims.
 pub type Claims = Map<String, Value>;
 
@@ -89,7 +102,7 @@ enum KeySource {
 struct Issuer {
     name: String,
     keys: KeySource,
-    validation: Validation,
+    validations: Vec<(Algorithm, Validation)>,
     required_claims: Vec<String>,
 }
 
@@ -189,10 +202,16 @@ impl Verifier {
         if header.alg.family() == AlgorithmFamily::Hmac {
             return Err(Rejection::Algorithm);
         }
-        // The issuer picks the keys; nothing else of the unverified payload is trusted.
-        let unverified: Claims = jsonwebtoken::dangerous::insecure_decode_claims(token)
-            .map_err(|_| Rejection::Malformed)?;
-        let issuer = self.issuer(&unverified).ok_or(Rejection::UnknownIssuer)?;
+        let issuer = match self.issuers.as_slice() {
+            // The one issuer's validation checks `iss`: no need to read the payload twice.
+            [only] => only,
+            // The issuer picks the keys; nothing else of the unverified payload is trusted.
+            _ => {
+                let unverified: Claims = jsonwebtoken::dangerous::insecure_decode_claims(token)
+                    .map_err(|_| Rejection::Malformed)?;
+                self.issuer(&unverified).ok_or(Rejection::UnknownIssuer)?
+            }
+        };
         let fetched;
         let keys: &[Key] = match &issuer.keys {
             KeySource::Fixed(keys) => keys,
@@ -208,11 +227,12 @@ impl Verifier {
         if candidates.peek().is_none() {
             return Err(Rejection::UnknownKey);
         }
+        let Some(validation) = issuer.validation(header.alg) else {
+            return Err(Rejection::Algorithm);
+        };
         let mut refused = Rejection::Algorithm;
         for key in candidates.filter(|k| k.algorithms.contains(&header.alg)) {
-            let mut validation = issuer.validation.clone();
-            validation.algorithms = vec![header.alg];
-            match jsonwebtoken::decode::<Claims>(token, &key.key, &validation) {
+            match jsonwebtoken::decode::<Claims>(token, &key.key, validation) {
                 Ok(data) => return issuer.require(data.claims),
                 Err(e) => {
                     refused = rejection(e.kind());
@@ -251,21 +271,35 @@ impl Issuer {
     }
 
     fn new(provider: &JwtProvider, keys: KeySource) -> Issuer {
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.leeway = LEEWAY_SECS;
-        validation.validate_nbf = true;
-        validation.set_issuer(&[&provider.issuer]);
-        if provider.audiences.is_empty() {
-            validation.validate_aud = false;
-        } else {
-            validation.set_audience(&provider.audiences);
-        }
+        // One validation per accepted algorithm, built here rather than per request.
+        let validations = ASYMMETRIC
+            .iter()
+            .map(|alg| {
+                let mut validation = Validation::new(*alg);
+                validation.leeway = LEEWAY_SECS;
+                validation.validate_nbf = true;
+                validation.set_issuer(&[&provider.issuer]);
+                if provider.audiences.is_empty() {
+                    validation.validate_aud = false;
+                } else {
+                    validation.set_audience(&provider.audiences);
+                }
+                (*alg, validation)
+            })
+            .collect();
         Issuer {
             name: provider.issuer.clone(),
             keys,
-            validation,
+            validations,
             required_claims: provider.required_claims.clone(),
         }
+    }
+
+    /// The checks of a token signed with `alg`; `None` for an algorithm never accepted.
+    fn validation(&self, alg: Algorithm) -> Option<&Validation> {
+        self.validations
+            .iter()
+            .find_map(|(a, v)| (*a == alg).then_some(v))
     }
 
     /// `requiredClaims`: every one present.
