@@ -257,3 +257,11 @@ where
     let at = |q: f64| xs[((xs.len() - 1) as f64 * q) as usize];
     (at(0.50), at(0.99))
 }
+
+/// The run length in seconds given as the first argument, or `default`.
+pub fn seconds_arg(default: u64) -> u64 {
+    std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
+}

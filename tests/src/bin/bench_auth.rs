@@ -10,7 +10,7 @@ use std::time::Duration;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::json;
-use tollgate_tests::bench::{median, paced_latency, requests_per_second};
+use tollgate_tests::bench::{median, paced_latency, requests_per_second, seconds_arg};
 use tollgate_tests::{FakeUpstream, Proxy, free_port};
 
 const CONCURRENCY: usize = 32;
@@ -40,10 +40,7 @@ fn signed(alg: Algorithm, kid: &str) -> anyhow::Result<(serde_json::Value, Strin
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+    let seconds = seconds_arg(5);
     let run = Duration::from_secs(seconds);
     let (es_jwk, es_token) = signed(Algorithm::ES256, "es")?;
     let (ed_jwk, ed_token) = signed(Algorithm::EdDSA, "ed")?;

@@ -15,7 +15,7 @@ use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::json;
-use tollgate_tests::bench::median;
+use tollgate_tests::bench::{median, seconds_arg};
 use tollgate_tests::{binary, free_port};
 
 struct Guard(Child);
@@ -106,10 +106,7 @@ async fn measure(path: Path, sessions: usize, secs: u64) -> anyhow::Result<Run> 
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let secs: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(10);
+    let secs = seconds_arg(10);
     let port = free_port();
     let dir = tempfile::tempdir()?;
     let config = dir.path().join("bench-mcp.yaml");

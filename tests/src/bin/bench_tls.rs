@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use tollgate_tests::bench::{median, paced_latency, requests_per_second};
+use tollgate_tests::bench::{median, paced_latency, requests_per_second, seconds_arg};
 use tollgate_tests::tls::{TestCa, https_client};
 use tollgate_tests::{FakeUpstream, Proxy, free_port};
 
@@ -18,10 +18,7 @@ const ROUNDS: usize = 3;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let seconds: u64 = std::env::args()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(5);
+    let seconds = seconds_arg(5);
     let run = Duration::from_secs(seconds);
     let ca = TestCa::new("bench ca");
     let dir = tempfile::tempdir()?;

@@ -111,10 +111,30 @@ fn claims(issuer: &str, audience: &str) -> Value {
     json!({"iss": issuer, "sub": "alice", "aud": audience, "exp": get_current_timestamp() + 600})
 }
 
-fn jwt_config(port: u16, upstream: &str, issuer: &str, jwks_url: &str) -> String {
-    format!(
-        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends: [{{host: \"{upstream}\"}}]\n      policies:\n        jwtAuth:\n          mode: strict\n          issuer: {issuer}\n          audiences: [api]\n          jwks: {{url: \"{jwks_url}\"}}\n"
-    )
+/// A proxy with one strict `jwtAuth` route whose keys are at `idp`'s JWKS URL.
+struct JwksRoute {
+    proxy: Proxy,
+    upstream: FakeUpstream,
+    config: String,
+    url: String,
+}
+
+async fn jwks_route(idp: &FakeIdp) -> JwksRoute {
+    let upstream = FakeUpstream::start("u").await;
+    let port = free_port();
+    let issuer = idp.base();
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends: [{{host: \"{}\"}}]\n      policies:\n        jwtAuth:\n          mode: strict\n          issuer: {issuer}\n          audiences: [api]\n          jwks: {{url: \"{issuer}/jwks.json\"}}\n",
+        upstream.authority()
+    );
+    let proxy = Proxy::start(&config).await;
+    let url = proxy.url(port, "/r");
+    JwksRoute {
+        proxy,
+        upstream,
+        config,
+        url,
+    }
 }
 
 async fn status(url: &str, token: &str) -> (u16, String) {
@@ -131,17 +151,13 @@ async fn status(url: &str, token: &str) -> (u16, String) {
 async fn fetched_keys_follow_rotation_and_unknown_kids_cannot_flood_the_issuer() {
     let (first, second) = (TestKey::ec("first"), TestKey::rsa("second"));
     let idp = FakeIdp::start(&[&first]).await;
-    let upstream = FakeUpstream::start("u").await;
-    let port = free_port();
+    let JwksRoute {
+        proxy,
+        config,
+        url,
+        upstream: _upstream,
+    } = jwks_route(&idp).await;
     let issuer = idp.base();
-    let config = jwt_config(
-        port,
-        &upstream.authority(),
-        &issuer,
-        &format!("{issuer}/jwks.json"),
-    );
-    let proxy = Proxy::start(&config).await;
-    let url = proxy.url(port, "/r");
 
     let (code, body) = status(&url, &first.token(&claims(&issuer, "api"))).await;
     assert_eq!(code, 200, "{body}");
@@ -193,17 +209,13 @@ async fn an_unreachable_key_set_is_a_503_until_its_keys_arrive() {
     let key = TestKey::ed25519("k");
     let idp = FakeIdp::start(&[&key]).await;
     idp.state.down.store(true, Ordering::SeqCst);
-    let upstream = FakeUpstream::start("u").await;
-    let port = free_port();
+    let JwksRoute {
+        proxy,
+        upstream,
+        url,
+        config: _,
+    } = jwks_route(&idp).await;
     let issuer = idp.base();
-    let config = jwt_config(
-        port,
-        &upstream.authority(),
-        &issuer,
-        &format!("{issuer}/jwks.json"),
-    );
-    let proxy = Proxy::start(&config).await;
-    let url = proxy.url(port, "/r");
     let token = key.token(&claims(&issuer, "api"));
 
     let (code, body) = status(&url, &token).await;
