@@ -8,7 +8,9 @@ use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, AlgorithmFamily, DecodingKey, Validation};
 use serde_json::{Map, Value};
-use tollgate_shared::config::model::{Config, Jwks, JwtAuth, JwtLocation, JwtMode, JwtProvider};
+use tollgate_shared::config::model::{
+    Config, CredentialLocation, Jwks, JwtAuth, JwtMode, JwtProvider,
+};
 
 /// Clock skew allowed on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 60;
@@ -89,7 +91,7 @@ struct Issuer {
 pub struct Verifier {
     pub mode: JwtMode,
     /// Where the token is read.
-    pub location: JwtLocation,
+    pub location: CredentialLocation,
     issuers: Vec<Issuer>,
 }
 

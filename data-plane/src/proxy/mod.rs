@@ -6,6 +6,7 @@
 //! debits) when the body ends.
 
 pub mod cors;
+pub mod credential;
 pub mod jwt_auth;
 pub mod normalize;
 mod origin;

@@ -22,7 +22,7 @@ pub use super::listeners::{
 };
 use super::path::YamlPath;
 pub use super::policies::{
-    BackendAuth, BackendTls, Cors, HeaderModifier, Jwks, JwtAuth, JwtLocation, JwtMode,
+    BackendAuth, BackendTls, Cors, CredentialLocation, HeaderModifier, Jwks, JwtAuth, JwtMode,
     JwtProvider, Policies, RateLimit, RateLimitKind, Retry, RouteType, RouteTypes, Secret, Timeout,
     UrlRewrite, Verification,
 };

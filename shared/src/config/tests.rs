@@ -477,7 +477,7 @@ fn jwt_auth_defaults_and_jwks_files_are_referenced() {
         .clone()
         .unwrap();
     assert_eq!(jwt.mode, JwtMode::Optional);
-    assert_eq!(jwt.location, JwtLocation::default());
+    assert_eq!(jwt.location, CredentialLocation::default());
     assert_eq!(jwt.providers[0].jwks, Jwks::File("keys/jwks.json".into()));
     let files = config.referenced_files();
     assert_eq!(
