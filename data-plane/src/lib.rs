@@ -9,6 +9,7 @@ pub mod admin;
 pub mod clock;
 pub mod connection;
 pub mod gateway;
+pub mod htpasswd;
 pub mod http;
 pub mod jwt;
 pub mod llm;

@@ -11,8 +11,11 @@ use tollgate_shared::config::model::{
 };
 use tollgate_shared::{Snapshot, SnapshotSource};
 
+use crate::htpasswd::HtpasswdFiles;
 use crate::jwt::{Verifier, Verifiers};
 use crate::llm::failover::ProviderPool;
+use crate::proxy::api_key::ApiKeys;
+use crate::proxy::basic_auth::BasicAuthPolicy;
 use crate::ratelimit::Bucket;
 use crate::telemetry::{RequestLabels, Telemetry};
 use crate::tls::{BackendClients, PolicyClients, Tls};
@@ -28,6 +31,8 @@ pub struct Runtime {
     pub tls: Tls,
     /// Labels of a request on no known port: the gateway only.
     pub labels: Arc<RequestLabels>,
+    /// The `basicAuth` htpasswd files, read when the config was applied and watched since.
+    pub htpasswd: HtpasswdFiles,
 }
 
 pub struct PortTable {
@@ -63,6 +68,10 @@ pub struct CompiledRoute {
     pub backend_tls: Option<PolicyClients>,
     /// The `jwtAuth` policy's keys, parsed when the config was applied.
     pub jwt: Option<Arc<Verifier>>,
+    /// The `apiKey` policy's keys, hashed when the config was applied.
+    pub api_keys: Option<ApiKeys>,
+    /// The `basicAuth` policy and its htpasswd users.
+    pub basic_auth: Option<BasicAuthPolicy>,
     pub backends: Vec<CompiledBackend>,
     pub total_weight: u32,
 }
@@ -121,6 +130,7 @@ impl Runtime {
         telemetry: Telemetry,
         tls: Tls,
         jwt: &Verifiers,
+        htpasswd: HtpasswdFiles,
         gateway: &Arc<str>,
         buckets: &mut BucketSource<'_>,
     ) -> Runtime {
@@ -140,7 +150,10 @@ impl Runtime {
                     listeners: b
                         .listeners
                         .iter()
-                        .map(|l| compile_listener(l, &labels, &tls.backends, jwt, buckets))
+                        .map(|l| {
+                            let auth = (jwt, &htpasswd);
+                            compile_listener(l, &labels, &tls.backends, auth, buckets)
+                        })
                         .collect(),
                     labels: Arc::new(labels),
                 };
@@ -160,6 +173,7 @@ impl Runtime {
                 listener: None,
                 route: None,
             }),
+            htpasswd,
         }
     }
 }
@@ -168,7 +182,7 @@ fn compile_listener(
     l: &Listener,
     port: &RequestLabels,
     clients: &BackendClients,
-    jwt: &Verifiers,
+    auth: (&Verifiers, &HtpasswdFiles),
     buckets: &mut BucketSource<'_>,
 ) -> ListenerTable {
     let listener: Arc<str> = l.name.as_str().into();
@@ -189,7 +203,7 @@ fn compile_listener(
                 listener: Some(listener.clone()),
                 route: Some(r.name.as_str().into()),
             };
-            Arc::new(compile_route(r, labels, limits, clients, jwt))
+            Arc::new(compile_route(r, labels, limits, clients, auth))
         })
         .collect();
     let mut entries: Vec<Entry> = l
@@ -218,7 +232,7 @@ fn compile_route(
     labels: RequestLabels,
     limits: Vec<Arc<Bucket>>,
     clients: &BackendClients,
-    jwt: &Verifiers,
+    (jwt, htpasswd): (&Verifiers, &HtpasswdFiles),
 ) -> CompiledRoute {
     let mut policies = r.policies.clone();
     let serves_mcp = r
@@ -240,6 +254,15 @@ fn compile_route(
             jwt.get(p)
                 .expect("Verifiers::load read every route's jwtAuth")
                 .clone()
+        }),
+        api_keys: r.policies.api_key.as_ref().map(ApiKeys::compile),
+        // `HtpasswdFiles::load` read every route's file, as `Verifiers::load` did the JWKS.
+        basic_auth: r.policies.basic_auth.as_ref().map(|p| BasicAuthPolicy {
+            policy: p.clone(),
+            users: htpasswd
+                .get(&p.htpasswd)
+                .expect("HtpasswdFiles::load read every route's basicAuth file")
+                .clone(),
         }),
         policies,
         backends: r

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use tollgate_shared::{Snapshot, SnapshotSource};
 
+use crate::htpasswd::HtpasswdFiles;
 use crate::http::budget::ParseBudget;
 use crate::http::client::{self, HttpClient};
 use crate::jwt::Verifiers;
@@ -68,6 +69,7 @@ impl Services {
         source: SnapshotSource,
         tls: Tls,
         jwt: &Verifiers,
+        htpasswd: HtpasswdFiles,
     ) -> Arc<Runtime> {
         for warning in snapshot.config.warnings() {
             tracing::warn!(source = %source, "config warning: {warning}");
@@ -80,6 +82,7 @@ impl Services {
             telemetry,
             tls,
             jwt,
+            htpasswd,
             &self.name,
             &mut |listener, route, position, limit| {
                 let key = BucketKey {

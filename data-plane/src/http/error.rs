@@ -7,6 +7,8 @@ use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::{BoxBody, full};
 use crate::jwt::Rejection;
+use crate::proxy::api_key::ApiKeyRejection;
+use crate::proxy::basic_auth::BasicRejection;
 use crate::ratelimit::Level;
 use crate::telemetry::Reason;
 
@@ -59,6 +61,18 @@ pub enum ProxyError {
     /// `jwtAuth` refused the request; the text names the reason, never the token.
     #[error("unauthorized: {0}")]
     Unauthorized(Rejection),
+    /// `apiKey` refused the request; the text names the reason, never the key.
+    #[error("unauthorized: {0}")]
+    ApiKeyRejected(ApiKeyRejection),
+    /// `basicAuth` refused the request: a `Basic` challenge for `realm`.
+    #[error("unauthorized: {rejection}")]
+    BasicAuthRejected {
+        rejection: BasicRejection,
+        realm: String,
+    },
+    /// The bounded bcrypt pool stayed full (a flood of password checks).
+    #[error("too many password checks in progress; retry later")]
+    PasswordChecksBusy,
 }
 
 impl ProxyError {
@@ -85,7 +99,10 @@ impl ProxyError {
             ProxyError::StreamConflict => StatusCode::CONFLICT,
             ProxyError::McpForbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::SessionBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ProxyError::Unauthorized(_)
+            | ProxyError::ApiKeyRejected(_)
+            | ProxyError::BasicAuthRejected { .. } => StatusCode::UNAUTHORIZED,
+            ProxyError::PasswordChecksBusy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -109,7 +126,10 @@ impl ProxyError {
             ProxyError::UpstreamTimeout { .. } | ProxyError::RequestTimeout(_) => Reason::Timeout,
             ProxyError::UpstreamProtocol { .. } => Reason::UpstreamFailure,
             ProxyError::RateLimited(_) => Reason::RateLimit,
-            ProxyError::Unauthorized(_) => Reason::Unauthenticated,
+            ProxyError::Unauthorized(_)
+            | ProxyError::ApiKeyRejected(_)
+            | ProxyError::BasicAuthRejected { .. } => Reason::Unauthenticated,
+            ProxyError::PasswordChecksBusy => Reason::Overloaded,
         }
     }
 
@@ -136,6 +156,12 @@ impl ProxyError {
                 Rejection::Missing => HeaderValue::from_static("Bearer"),
                 _ => HeaderValue::from_static("Bearer error=\"invalid_token\""),
             };
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let ProxyError::BasicAuthRejected { realm, .. } = self
+            && let Ok(challenge) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\""))
+        {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, challenge);
         }

@@ -30,6 +30,36 @@ pub struct RawNamed {
     pub name: String,
 }
 
+/// What a request without a credential gets (`apiKey`, `basicAuth`); an invalid credential
+/// is always refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum AuthMode {
+    /// A valid credential is required.
+    Strict,
+    /// No credential passes without identity (the default, as in agentgateway).
+    #[default]
+    Optional,
+}
+
+impl From<AuthMode> for pb::AuthMode {
+    fn from(m: AuthMode) -> Self {
+        match m {
+            AuthMode::Optional => pb::AuthMode::Optional,
+            AuthMode::Strict => pb::AuthMode::Strict,
+        }
+    }
+}
+
+impl From<pb::AuthMode> for AuthMode {
+    fn from(m: pb::AuthMode) -> Self {
+        match m {
+            pb::AuthMode::Optional => AuthMode::Optional,
+            pb::AuthMode::Strict => AuthMode::Strict,
+        }
+    }
+}
+
 /// Where the credential is read (and removed before the request goes upstream).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "camelCase")]
