@@ -215,3 +215,292 @@ async fn every_api_key_rejection_is_a_401_that_names_its_reason_and_no_secret_le
         assert!(!everything.contains(secret), "`{secret}` leaked");
     }
 }
+
+const APR1_USER: (&str, &str, &str) = ("ann", "password", "$apr1$abcdefgh$FBwExRW4dCc8aL.OvjpIE1");
+const SHA_USER: (&str, &str, &str) = ("sam", "password", "{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=");
+const BCRYPT_PASSWORD: &str = "b-secret-pw-31";
+
+/// `user:hash` lines: a `$2y$` bcrypt user `bea` (cost `cost`), plus the apr1 and SHA users.
+fn htpasswd(cost: u32) -> String {
+    let bcrypt = bcrypt::hash(BCRYPT_PASSWORD, cost)
+        .unwrap()
+        .replacen("$2b$", "$2y$", 1);
+    format!(
+        "# test users\nbea:{bcrypt}\n{}:{}\n{}:{}\n",
+        APR1_USER.0, APR1_USER.2, SHA_USER.0, SHA_USER.2
+    )
+}
+
+fn basic(user: &str, password: &str) -> String {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+    format!("Basic {encoded}")
+}
+
+fn basic_auth_config(port: u16, upstream: &str) -> String {
+    let route = |name: &str, policy: &str| {
+        format!(
+            "    - name: {name}\n      matches: [{{path: {{pathPrefix: /{name}}}}}]\n      backends: [{{host: \"{upstream}\"}}]\n      policies:\n        basicAuth:\n          htpasswd: {{file: users/.htpasswd}}\n{policy}"
+        )
+    };
+    format!(
+        "config:\n  logging:\n    format: json\n    fields:\n      add: {{user: basicAuth.username, group: apiKey.group}}\nbinds:\n- port: {port}\n  listeners:\n  - routes:\n{}{}{}    - name: open\n      matches: [{{path: {{pathPrefix: /open}}}}]\n      backends: [{{host: \"{upstream}\"}}]\n",
+        route(
+            "strict",
+            "          mode: strict\n          realm: Tollgate Test\n"
+        ),
+        route("optional", ""),
+        route(
+            "header",
+            "          mode: strict\n          authorizationLocation: {header: {name: x-basic, prefix: 'Basic '}}\n"
+        ),
+    )
+}
+
+struct BasicSetup {
+    proxy: Proxy,
+    upstream: FakeUpstream,
+    port: u16,
+    cwd: tempfile::TempDir,
+}
+
+async fn basic_auth_proxy(cost: u32) -> BasicSetup {
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(cwd.path().join("users")).unwrap();
+    std::fs::write(cwd.path().join("users/.htpasswd"), htpasswd(cost)).unwrap();
+    let upstream = FakeUpstream::start("u").await;
+    let port = free_port();
+    let config = basic_auth_config(port, &upstream.authority());
+    let proxy = Proxy::spawn(ProxyOptions {
+        config: &config,
+        cwd: Some(cwd.path()),
+        ..Default::default()
+    });
+    proxy.wait_ready().await;
+    BasicSetup {
+        proxy,
+        upstream,
+        port,
+        cwd,
+    }
+}
+
+/// Status, `WWW-Authenticate` and body of a GET with `headers`.
+async fn challenge(url: &str, headers: &[(&str, &str)]) -> (u16, Option<String>, String) {
+    let mut req = tollgate_tests::http().get(url);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, challenge, resp.text().await.unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn basic_auth_accepts_every_htpasswd_scheme_and_the_credentials_stay_at_the_gateway() {
+    let s = basic_auth_proxy(4).await;
+    for (user, password) in [
+        ("bea", BCRYPT_PASSWORD),
+        (APR1_USER.0, APR1_USER.1),
+        (SHA_USER.0, SHA_USER.1),
+    ] {
+        let (status, _, body) = challenge(
+            &s.proxy.url(s.port, "/strict/ok"),
+            &[("authorization", &basic(user, password))],
+        )
+        .await;
+        assert_eq!(status, 200, "{user}: {body}");
+    }
+    let (status, _, _) = challenge(
+        &s.proxy.url(s.port, "/header/ok"),
+        &[("x-basic", &basic("bea", BCRYPT_PASSWORD))],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let (status, _, _) = challenge(&s.proxy.url(s.port, "/optional/anonymous"), &[]).await;
+    assert_eq!(
+        status, 200,
+        "optional: no credentials pass without identity"
+    );
+    let seen = s.upstream.requests();
+    assert_eq!(seen.len(), 5);
+    for r in &seen {
+        assert!(r.headers.get("authorization").is_none(), "{}", r.path);
+        assert!(r.headers.get("x-basic").is_none(), "{}", r.path);
+    }
+
+    let lines = access_lines(&s.proxy, 5).await;
+    let users: Vec<&str> = lines[..4]
+        .iter()
+        .map(|l| l["user"].as_str().unwrap())
+        .collect();
+    assert_eq!(users, ["bea", "ann", "sam", "bea"]);
+    assert!(lines[4].get("user").is_none(), "no identity: null, omitted");
+    assert!(lines[0].get("group").is_none(), "no API key: null, omitted");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_basic_auth_rejection_is_a_401_with_the_realm_and_no_secret_leaks() {
+    let s = basic_auth_proxy(4).await;
+    let wrong = basic("bea", "not-the-password");
+    let unknown = basic("nobody", BCRYPT_PASSWORD);
+    let cases = [
+        ("/strict/x", None, "unauthorized: missing basic credentials"),
+        (
+            "/strict/x",
+            Some("Basic !!!"),
+            "unauthorized: malformed basic credentials",
+        ),
+        (
+            "/strict/x",
+            Some("Basic bm9jb2xvbg=="),
+            "unauthorized: malformed basic credentials",
+        ),
+        (
+            "/strict/x",
+            Some(wrong.as_str()),
+            "unauthorized: invalid username or password",
+        ),
+        (
+            "/strict/x",
+            Some(unknown.as_str()),
+            "unauthorized: invalid username or password",
+        ),
+        (
+            "/optional/x",
+            Some(wrong.as_str()),
+            "unauthorized: invalid username or password",
+        ),
+    ];
+    for (path, authorization, expected) in cases {
+        let headers: Vec<(&str, &str)> = authorization
+            .map(|a| ("authorization", a))
+            .into_iter()
+            .collect();
+        let (status, realm, body) = challenge(&s.proxy.url(s.port, path), &headers).await;
+        assert_eq!(
+            (status, body.as_str()),
+            (401, expected),
+            "{path} {authorization:?}"
+        );
+        let expected_realm = if path.starts_with("/strict") {
+            "Basic realm=\"Tollgate Test\""
+        } else {
+            "Basic realm=\"Restricted\""
+        };
+        assert_eq!(realm.as_deref(), Some(expected_realm));
+    }
+    assert!(s.upstream.requests().is_empty());
+
+    let config = s.proxy.admin_json("/api/config").await.to_string();
+    assert!(config.contains("users/.htpasswd"), "the file is named");
+    let _ = access_lines(&s.proxy, cases.len()).await;
+    let everything = format!("{config}{}{}", s.proxy.log(), s.proxy.access_log());
+    for secret in [
+        BCRYPT_PASSWORD,
+        "not-the-password",
+        &wrong[6..],
+        APR1_USER.2,
+        SHA_USER.2,
+        "$2y$",
+    ] {
+        assert!(!everything.contains(secret), "`{secret}` leaked");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_htpasswd_file_is_used_and_a_broken_one_keeps_the_last_users() {
+    let s = basic_auth_proxy(4).await;
+    let url = s.proxy.url(s.port, "/strict/x");
+    let file = s.cwd.path().join("users/.htpasswd");
+    let sam = basic(SHA_USER.0, SHA_USER.1);
+    assert_eq!(challenge(&url, &[("authorization", &sam)]).await.0, 200);
+
+    // `sam` leaves, `zoe` arrives (`{SHA}` of "zoe-pw").
+    std::fs::write(
+        &file,
+        format!(
+            "{}:{}\nzoe:{{SHA}}{}\n",
+            APR1_USER.0,
+            APR1_USER.2,
+            sha1_base64("zoe-pw")
+        ),
+    )
+    .unwrap();
+    let zoe = basic("zoe", "zoe-pw");
+    eventually(std::time::Duration::from_secs(10), || async {
+        match challenge(&url, &[("authorization", &zoe)]).await.0 {
+            200 => Ok(()),
+            other => Err(format!("zoe got {other}")),
+        }
+    })
+    .await;
+    assert_eq!(challenge(&url, &[("authorization", &sam)]).await.0, 401);
+
+    // A broken file is refused; the last good users stay.
+    std::fs::write(&file, "zoe:plaintext-password\n").unwrap();
+    s.proxy.wait_log("htpasswd file not used", 0).await;
+    assert_eq!(challenge(&url, &[("authorization", &zoe)]).await.0, 200);
+    assert!(!s.proxy.log().contains("plaintext-password"));
+}
+
+fn sha1_base64(password: &str) -> String {
+    use base64::Engine;
+    use sha1::Digest;
+    base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(password.as_bytes()))
+}
+
+/// The median time of `n` GETs of `url` with `headers`, each expected to answer `status`.
+async fn median_latency(url: &str, headers: &[(&str, &str)], status: u16, n: usize) -> f64 {
+    let mut took = Vec::new();
+    for _ in 0..n {
+        #[expect(clippy::disallowed_methods, reason = "latency is wall time")]
+        let start = std::time::Instant::now();
+        assert_eq!(challenge(url, headers).await.0, status, "{url}");
+        took.push(start.elapsed().as_secs_f64());
+    }
+    took.sort_by(f64::total_cmp);
+    took[n / 2]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_wrong_bcrypt_passwords_stalls_neither_other_routes_nor_known_callers() {
+    let s = basic_auth_proxy(10).await;
+    let strict = s.proxy.url(s.port, "/strict/x");
+    let open = s.proxy.url(s.port, "/open/x");
+    let good = basic("bea", BCRYPT_PASSWORD);
+    // Verified once, the pair is cached: later requests skip bcrypt.
+    assert_eq!(challenge(&strict, &[("authorization", &good)]).await.0, 200);
+    let baseline = median_latency(&open, &[], 200, 20).await;
+    let known_baseline = median_latency(&strict, &[("authorization", &good)], 200, 20).await;
+
+    let flood: Vec<_> = (0..48)
+        .map(|i| {
+            let (url, wrong) = (strict.clone(), basic("bea", &format!("wrong-{i}")));
+            tokio::spawn(async move { challenge(&url, &[("authorization", &wrong)]).await.0 })
+        })
+        .collect();
+    let during = median_latency(&open, &[], 200, 20).await;
+    let known_during = median_latency(&strict, &[("authorization", &good)], 200, 20).await;
+    let still_flooding = flood.iter().any(|f| !f.is_finished());
+    let mut statuses = Vec::new();
+    for f in flood {
+        statuses.push(f.await.unwrap());
+    }
+    assert!(still_flooding, "the measurements ran during the flood");
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 503),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&401), "{statuses:?}");
+    let (open_ratio, known_ratio) = (during / baseline, known_during / known_baseline);
+    println!(
+        "flood: open route median x{open_ratio:.1}, cached caller median x{known_ratio:.1}; flood statuses {statuses:?}"
+    );
+    assert!(open_ratio < 20.0, "open route slowed x{open_ratio:.1}");
+    assert!(known_ratio < 20.0, "cached caller slowed x{known_ratio:.1}");
+}
