@@ -170,6 +170,9 @@ fn apr1(password: &[u8], salt: &[u8]) -> String {
 /// The users of one htpasswd file, and the credentials verified against it.
 pub struct Users {
     hashes: HashMap<String, Arc<Hash>>,
+    /// Checked for unknown users, so that a missing user costs what a wrong password does
+    /// and timing does not tell which users exist.
+    decoy: Option<Arc<Hash>>,
     /// SHA-256 of (user, password) -> when the pair was verified.
     verified: Mutex<HashMap<[u8; 32], Instant>>,
 }
@@ -189,8 +192,14 @@ impl Users {
             let hash = Hash::parse(hash).map_err(|e| format!("line {} (`{user}`): {e}", n + 1))?;
             hashes.insert(user.to_string(), Arc::new(hash));
         }
+        let decoy = hashes
+            .values()
+            .find(|h| h.is_slow())
+            .or_else(|| hashes.values().next())
+            .cloned();
         Ok(Users {
             hashes,
+            decoy,
             verified: Mutex::new(HashMap::new()),
         })
     }
@@ -198,8 +207,10 @@ impl Users {
     /// Whether `password` is `user`'s. bcrypt runs on the bounded pool; a pair verified in the
     /// last [`VERIFIED_TTL`] is not checked again.
     pub async fn check(&self, user: &str, password: &str) -> Result<bool, PoolBusy> {
-        let Some(hash) = self.hashes.get(user) else {
-            return Ok(false);
+        let (known, hash) = match (self.hashes.get(user), &self.decoy) {
+            (Some(hash), _) => (true, hash),
+            (None, Some(decoy)) => (false, decoy),
+            (None, None) => return Ok(false),
         };
         let pair: [u8; 32] = Sha256::new()
             .chain_update(user)
@@ -228,6 +239,7 @@ impl Users {
         } else {
             hash.verify(password)
         };
+        let valid = valid && known;
         if valid {
             self.remember(pair, now);
         }

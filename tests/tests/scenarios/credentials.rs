@@ -478,20 +478,44 @@ async fn a_flood_of_wrong_bcrypt_passwords_stalls_neither_other_routes_nor_known
     let baseline = median_latency(&open, &[], 200, 20).await;
     let known_baseline = median_latency(&strict, &[("authorization", &good)], 200, 20).await;
 
-    let flood: Vec<_> = (0..48)
+    // 32 callers send wrong passwords until the measurements are done.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flood: Vec<_> = (0..32)
         .map(|i| {
-            let (url, wrong) = (strict.clone(), basic("bea", &format!("wrong-{i}")));
-            tokio::spawn(async move { challenge(&url, &[("authorization", &wrong)]).await.0 })
+            let (url, stop) = (strict.clone(), stop.clone());
+            let wrong = basic("bea", &format!("wrong-{i}"));
+            tokio::spawn(async move {
+                let mut statuses = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    statuses.push(challenge(&url, &[("authorization", &wrong)]).await.0);
+                }
+                statuses
+            })
         })
         .collect();
+    // Under way: the first wrong passwords were refused.
+    eventually(std::time::Duration::from_secs(10), || async {
+        let refused = s
+            .proxy
+            .metric(
+                "agentgateway_requests_total",
+                &[r#"route="strict""#, r#"reason="Unauthenticated""#],
+            )
+            .await;
+        if refused >= 2.0 {
+            Ok(())
+        } else {
+            Err(format!("{refused} refused"))
+        }
+    })
+    .await;
     let during = median_latency(&open, &[], 200, 20).await;
     let known_during = median_latency(&strict, &[("authorization", &good)], 200, 20).await;
-    let still_flooding = flood.iter().any(|f| !f.is_finished());
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let mut statuses = Vec::new();
     for f in flood {
-        statuses.push(f.await.unwrap());
+        statuses.extend(f.await.unwrap());
     }
-    assert!(still_flooding, "the measurements ran during the flood");
     assert!(
         statuses.iter().all(|s| *s == 401 || *s == 503),
         "{statuses:?}"
@@ -499,8 +523,75 @@ async fn a_flood_of_wrong_bcrypt_passwords_stalls_neither_other_routes_nor_known
     assert!(statuses.contains(&401), "{statuses:?}");
     let (open_ratio, known_ratio) = (during / baseline, known_during / known_baseline);
     println!(
-        "flood: open route median x{open_ratio:.1}, cached caller median x{known_ratio:.1}; flood statuses {statuses:?}"
+        "flood: open route median x{open_ratio:.1}, cached caller median x{known_ratio:.1}; {} wrong passwords refused, {} turned away busy",
+        statuses.iter().filter(|s| **s == 401).count(),
+        statuses.iter().filter(|s| **s == 503).count()
     );
     assert!(open_ratio < 20.0, "open route slowed x{open_ratio:.1}");
     assert!(known_ratio < 20.0, "cached caller slowed x{known_ratio:.1}");
+}
+
+/// A client whose every request carries `authorization` (or none).
+fn client_with(authorization: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(value) = authorization {
+        headers.insert(reqwest::header::AUTHORIZATION, value.parse().unwrap());
+    }
+    tollgate_tests::http_builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_mcp_session_belongs_to_the_api_key_or_user_that_opened_it() {
+    use tollgate_tests::mcp::McpClient;
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(cwd.path().join(".htpasswd"), htpasswd(4)).unwrap();
+    let port = free_port();
+    let base = tollgate_tests::mcp::config(port, &["one"], "", "");
+    let policy = |name: &str, policy: &str| {
+        let route = base.split("  - routes:\n").nth(1).unwrap();
+        route.replacen(
+            "    - name: mcp\n",
+            &format!(
+                "    - name: {name}\n      matches: [{{path: {{pathPrefix: /{name}}}}}]\n      policies:\n        {policy}\n"
+            ),
+            1,
+        )
+    };
+    let config = format!(
+        "{}  - routes:\n{}{}",
+        base.split("  - routes:\n").next().unwrap(),
+        policy("keyed", "apiKey: {keys: [{key: key-one}, {key: key-two}]}"),
+        policy("basic", "basicAuth: {htpasswd: {file: .htpasswd}}"),
+    );
+    let proxy = Proxy::spawn(ProxyOptions {
+        config: &config,
+        cwd: Some(cwd.path()),
+        ..Default::default()
+    });
+    proxy.wait_ready().await;
+    let ann = basic(APR1_USER.0, APR1_USER.1);
+    let sam = basic(SHA_USER.0, SHA_USER.1);
+    for (route, owner, others) in [
+        ("keyed", "Bearer key-one", ["Bearer key-two", ""]),
+        ("basic", ann.as_str(), [sam.as_str(), ""]),
+    ] {
+        let url = proxy.url(port, &format!("/{route}"));
+        let mut opener = McpClient::with_http(&url, client_with(Some(owner)));
+        let answer = opener.initialize().await;
+        assert!(answer.get("result").is_some(), "{route}: {answer}");
+        assert!(!opener.tool_names().await.is_empty());
+        // Another identity, or none, does not find the session: 404, as for an unknown one.
+        for other in others {
+            let mut intruder =
+                McpClient::with_http(&url, client_with(Some(other).filter(|o| !o.is_empty())));
+            intruder.session = opener.session.clone();
+            let resp = intruder
+                .post(&serde_json::json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list"}))
+                .await;
+            assert_eq!(resp.status(), 404, "{route}: {other:?}");
+        }
+    }
 }
