@@ -119,6 +119,15 @@ impl HostPattern {
     }
 }
 
+/// What client authentication read from files when the config was applied.
+#[derive(Clone, Copy)]
+pub struct ClientAuth<'a> {
+    /// The `jwtAuth` keys.
+    pub jwt: &'a Verifiers,
+    /// The `basicAuth` users.
+    pub htpasswd: &'a HtpasswdFiles,
+}
+
 /// Hands out the rate-limit bucket for (listener, route, position, limit).
 pub type BucketSource<'a> = dyn FnMut(&str, &str, usize, &RateLimit) -> Arc<Bucket> + 'a;
 
@@ -129,8 +138,7 @@ impl Runtime {
         source: SnapshotSource,
         telemetry: Telemetry,
         tls: Tls,
-        jwt: &Verifiers,
-        htpasswd: HtpasswdFiles,
+        auth: ClientAuth<'_>,
         gateway: &Arc<str>,
         buckets: &mut BucketSource<'_>,
     ) -> Runtime {
@@ -150,10 +158,7 @@ impl Runtime {
                     listeners: b
                         .listeners
                         .iter()
-                        .map(|l| {
-                            let auth = (jwt, &htpasswd);
-                            compile_listener(l, &labels, &tls.backends, auth, buckets)
-                        })
+                        .map(|l| compile_listener(l, &labels, &tls.backends, auth, buckets))
                         .collect(),
                     labels: Arc::new(labels),
                 };
@@ -173,7 +178,7 @@ impl Runtime {
                 listener: None,
                 route: None,
             }),
-            htpasswd,
+            htpasswd: auth.htpasswd.clone(),
         }
     }
 }
@@ -182,7 +187,7 @@ fn compile_listener(
     l: &Listener,
     port: &RequestLabels,
     clients: &BackendClients,
-    auth: (&Verifiers, &HtpasswdFiles),
+    auth: ClientAuth<'_>,
     buckets: &mut BucketSource<'_>,
 ) -> ListenerTable {
     let listener: Arc<str> = l.name.as_str().into();
@@ -232,7 +237,7 @@ fn compile_route(
     labels: RequestLabels,
     limits: Vec<Arc<Bucket>>,
     clients: &BackendClients,
-    (jwt, htpasswd): (&Verifiers, &HtpasswdFiles),
+    ClientAuth { jwt, htpasswd }: ClientAuth<'_>,
 ) -> CompiledRoute {
     let mut policies = r.policies.clone();
     let serves_mcp = r

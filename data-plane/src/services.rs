@@ -13,7 +13,7 @@ use crate::jwt::Verifiers;
 use crate::mcp::Sessions;
 use crate::metrics::Metrics;
 use crate::ratelimit::{BucketKey, RateLimits};
-use crate::runtime::Runtime;
+use crate::runtime::{ClientAuth, Runtime};
 use crate::telemetry::{Sinks, Telemetry};
 use crate::tls::Tls;
 
@@ -81,8 +81,10 @@ impl Services {
             source,
             telemetry,
             tls,
-            jwt,
-            htpasswd,
+            ClientAuth {
+                jwt,
+                htpasswd: &htpasswd,
+            },
             &self.name,
             &mut |listener, route, position, limit| {
                 let key = BucketKey {
