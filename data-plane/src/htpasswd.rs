@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
-use tollgate_shared::config::model::Config;
+use tollgate_shared::config::model::{BasicAuth, Config};
 
 use crate::clock::{self, Instant};
 
@@ -44,6 +44,24 @@ static BCRYPT_POOL: LazyLock<Semaphore> = LazyLock::new(|| {
 pub struct HtpasswdError {
     pub file: String,
     pub reason: String,
+}
+
+/// Why `basicAuth` refused a request; the text is the 401 body (it never contains the
+/// credentials).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BasicRejection {
+    #[error("missing basic credentials")]
+    Missing,
+    #[error("malformed basic credentials")]
+    Malformed,
+    #[error("invalid username or password")]
+    Invalid,
+}
+
+/// The compiled form of one `basicAuth` policy: the policy and its file's users.
+pub struct BasicAuthPolicy {
+    pub policy: BasicAuth,
+    pub users: Arc<HtpasswdCell>,
 }
 
 /// The bcrypt pool stayed full for [`POOL_WAIT`].

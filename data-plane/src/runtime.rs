@@ -11,11 +11,10 @@ use tollgate_shared::config::model::{
 };
 use tollgate_shared::{Snapshot, SnapshotSource};
 
-use crate::htpasswd::HtpasswdFiles;
+use crate::api_key::ApiKeys;
+use crate::htpasswd::{BasicAuthPolicy, HtpasswdFiles};
 use crate::jwt::{Verifier, Verifiers};
 use crate::llm::failover::ProviderPool;
-use crate::proxy::api_key::ApiKeys;
-use crate::proxy::basic_auth::BasicAuthPolicy;
 use crate::ratelimit::Bucket;
 use crate::telemetry::{RequestLabels, Telemetry};
 use crate::tls::{BackendClients, PolicyClients, Tls};

@@ -6,9 +6,9 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::{BoxBody, full};
+use crate::api_key::ApiKeyRejection;
+use crate::htpasswd::BasicRejection;
 use crate::jwt::Rejection;
-use crate::proxy::api_key::ApiKeyRejection;
-use crate::proxy::basic_auth::BasicRejection;
 use crate::ratelimit::Level;
 use crate::telemetry::Reason;
 

@@ -1,9 +1,9 @@
 //! The request pipeline: named phases in a fixed order (DESIGN §4), one config load per request.
 //!
-//! path normalisation -> route match -> cors -> jwtAuth -> apiKey -> basicAuth -> MCP origin and host check ->
-//! localRateLimit -> body limit -> rewrites -> backend selection -> backendAuth -> LLM
-//! processing -> upstream call (timeouts, retries) -> response headers -> metrics (and token
-//! debits) when the body ends.
+//! path normalisation -> route match -> cors -> jwtAuth -> apiKey -> basicAuth -> MCP origin
+//! and host check -> localRateLimit -> body limit -> rewrites -> backend selection ->
+//! backendAuth -> LLM processing -> upstream call (timeouts, retries) -> response headers ->
+//! metrics (and token debits) when the body ends.
 
 pub mod api_key;
 pub mod basic_auth;
@@ -212,8 +212,7 @@ async fn handle(
     // Phase: apiKey. The key leaves the request here, whatever the outcome.
     if let Some(keys) = &route.api_keys {
         let mut uri = req.uri().clone();
-        let identity = keys
-            .authenticate(&mut uri, req.headers_mut())
+        let identity = api_key::authenticate(keys, &mut uri, req.headers_mut())
             .map_err(ProxyError::ApiKeyRejected)?;
         *req.uri_mut() = uri;
         if let Some(identity) = identity {
@@ -224,8 +223,7 @@ async fn handle(
     // Phase: basicAuth. The credentials leave the request here, whatever the outcome.
     if let Some(basic) = &route.basic_auth {
         let mut uri = req.uri().clone();
-        let user = basic
-            .authenticate(&mut uri, req.headers_mut())
+        let user = basic_auth::authenticate(basic, &mut uri, req.headers_mut())
             .await
             .map_err(|refusal| match refusal {
                 basic_auth::Refusal::Rejected(rejection) => ProxyError::BasicAuthRejected {

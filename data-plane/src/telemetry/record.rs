@@ -10,8 +10,8 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Uri, Version};
 
 use super::trace::Traced;
+use crate::api_key::ApiKeyIdentity;
 use crate::jwt::{self, Claims};
-use crate::proxy::api_key::ApiKeyIdentity;
 use crate::tls::TlsSession;
 
 /// What an LLM exchange learned, set when its response ends.
