@@ -392,6 +392,18 @@ mod tests {
     }
 
     #[test]
+    fn the_verified_cache_is_bounded() {
+        let users = Users::parse("s:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n").unwrap();
+        let now = clock::system().now();
+        for i in 0..=VERIFIED_MAX as u32 {
+            let mut pair = [0u8; 32];
+            pair[..4].copy_from_slice(&i.to_be_bytes());
+            users.remember(pair, now);
+        }
+        assert_eq!(users.verified.lock().len(), VERIFIED_MAX);
+    }
+
+    #[test]
     fn unsupported_entries_are_refused_by_line_without_the_hash() {
         let err = Users::parse("ok:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\nplain:hunter2\n")
             .err()

@@ -551,6 +551,68 @@ fn api_key_defaults_and_deferred_keys() {
 }
 
 #[test]
+fn basic_auth_defaults_errors_and_the_htpasswd_file_is_referenced() {
+    let config = load_str(
+        "binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        basicAuth: {htpasswd: {file: users/.htpasswd}}
+",
+        "f",
+        &env(),
+    )
+    .unwrap();
+    let basic = config.binds[0].listeners[0].routes[0]
+        .policies
+        .basic_auth
+        .clone()
+        .unwrap();
+    assert_eq!(basic.mode, AuthMode::Optional);
+    assert_eq!(basic.realm, "Restricted");
+    assert_eq!(
+        basic.authorization_location,
+        CredentialLocation::authorization("Basic ")
+    );
+    assert_eq!(
+        config.referenced_files(),
+        [(
+            "binds[0].listeners[0].routes[0].policies.basicAuth.htpasswd.file".to_string(),
+            "users/.htpasswd".into()
+        )]
+    );
+    let errs = errors(
+        r#"binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        basicAuth: {htpasswd: "user:$apr1$x$y"}
+    - backends: [{host: 'a:1'}]
+      policies:
+        basicAuth: {htpasswd: {file: f}, realm: 'say "hi"'}
+    - backends: [{host: 'a:1'}]
+      policies:
+        basicAuth: {htpasswd: {file: f}, authorizationLocation: {cookie: {name: ''}}}
+"#,
+    );
+    let route = |i: usize, rest: &str| {
+        format!("binds[0].listeners[0].routes[{i}].policies.basicAuth{rest}")
+    };
+    assert_reported(
+        &errs,
+        [
+            (route(0, ".htpasswd"), "invalid type"),
+            (route(1, ".realm"), "without quotes"),
+            (route(2, ".authorizationLocation"), "name is empty"),
+        ],
+    );
+}
+
+#[test]
 fn jwt_auth_defaults_and_jwks_files_are_referenced() {
     let config = load_str(
         "binds:
