@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 use tollgate_shared::{Snapshot, SnapshotSource};
 
 use crate::connection;
+use crate::htpasswd::{HtpasswdError, HtpasswdFiles};
 use crate::jwt::{JwksError, Verifiers};
 use crate::metrics::Metrics;
 use crate::runtime::Runtime;
@@ -37,6 +38,8 @@ pub enum ApplyError {
     Tls(#[from] TlsError),
     #[error(transparent)]
     Jwks(#[from] JwksError),
+    #[error(transparent)]
+    Htpasswd(#[from] HtpasswdError),
 }
 
 struct PortHandle {
@@ -79,10 +82,11 @@ impl Gateway {
     ) -> Result<(), ApplyError> {
         let drain = snapshot.config.settings.drain_timeout;
         let wanted: Vec<u16> = snapshot.config.binds.iter().map(|b| b.port).collect();
-        // Read the TLS and JWKS files (fetched JWKS arrive on their own) and bind first: the steps that can fail, so a failure
-        // leaves everything as it was.
+        // Read the TLS, JWKS and htpasswd files (fetched JWKS arrive on their own) and bind
+        // first: the steps that can fail, so a failure leaves everything as it was.
         let tls = Tls::load(&snapshot.config)?;
         let jwt = Verifiers::load(&snapshot.config, &self.services.jwks)?;
+        let htpasswd = HtpasswdFiles::load(&snapshot.config)?;
         let mut ports = self.ports.lock();
         let mut fresh = Vec::new();
         for port in wanted.iter().filter(|p| !ports.contains_key(p)) {
@@ -99,7 +103,7 @@ impl Gateway {
             .filter(|p| !wanted.contains(p))
             .copied()
             .collect();
-        self.services.install(snapshot, source, tls, &jwt);
+        self.services.install(snapshot, source, tls, &jwt, htpasswd);
         for (port, listener) in fresh {
             let stop = CancellationToken::new();
             let task = tokio::spawn(accept_loop(

@@ -6,10 +6,12 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod api_key;
 pub mod clock;
 pub mod connection;
 pub mod fetch;
 pub mod gateway;
+pub mod htpasswd;
 pub mod http;
 pub mod jwt;
 pub mod llm;

@@ -201,6 +201,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         gw.clone(),
         metrics.clone(),
     ));
+    tokio::spawn(tollgate_data_plane::source::htpasswd::watch(gw.clone()));
 
     let admin_addr = resolve_addr(
         cli.admin_addr.as_deref(),

@@ -11,6 +11,8 @@ use tollgate_shared::config::model::{
 };
 use tollgate_shared::{Snapshot, SnapshotSource};
 
+use crate::api_key::ApiKeys;
+use crate::htpasswd::{BasicAuthPolicy, HtpasswdFiles};
 use crate::jwt::{Verifier, Verifiers};
 use crate::llm::failover::ProviderPool;
 use crate::ratelimit::{Bucket, EntryBuckets, KeyedBuckets};
@@ -31,6 +33,8 @@ pub struct Runtime {
     /// A request's CEL variables are read before it ends (rate-limit keys): its record
     /// keeps the headers.
     pub reads_requests: bool,
+    /// The `basicAuth` htpasswd files, read when the config was applied and watched since.
+    pub htpasswd: HtpasswdFiles,
 }
 
 pub struct PortTable {
@@ -70,6 +74,10 @@ pub struct CompiledRoute {
     pub jwt: Option<Arc<Verifier>>,
     /// The `mcpAuthentication` policy's keys.
     pub mcp_auth: Option<Arc<Verifier>>,
+    /// The `apiKey` policy's keys, hashed when the config was applied.
+    pub api_keys: Option<ApiKeys>,
+    /// The `basicAuth` policy and its htpasswd users.
+    pub basic_auth: Option<BasicAuthPolicy>,
     pub backends: Vec<CompiledBackend>,
     pub total_weight: u32,
 }
@@ -78,8 +86,8 @@ pub struct CompiledRoute {
 pub struct KeyedLimit {
     pub buckets: Arc<KeyedBuckets>,
     pub key: cel::Program,
-    /// The claims the key reads as `jwt.NAME` (null when absent).
-    pub jwt_claims: Vec<String>,
+    /// The identity members the key reads (`jwt.sub`: null when absent).
+    pub identity_members: Vec<String>,
 }
 
 pub struct CompiledBackend {
@@ -125,6 +133,15 @@ impl HostPattern {
     }
 }
 
+/// What client authentication read from files when the config was applied.
+#[derive(Clone, Copy)]
+pub struct ClientAuth<'a> {
+    /// The `jwtAuth` and `mcpAuthentication` keys.
+    pub jwt: &'a Verifiers,
+    /// The `basicAuth` users.
+    pub htpasswd: &'a HtpasswdFiles,
+}
+
 /// Hands out the rate-limit buckets for (listener, route, position, limit).
 pub type BucketSource<'a> = dyn FnMut(&str, &str, usize, &RateLimit) -> EntryBuckets + 'a;
 
@@ -135,7 +152,7 @@ impl Runtime {
         source: SnapshotSource,
         telemetry: Telemetry,
         tls: Tls,
-        jwt: &Verifiers,
+        auth: ClientAuth<'_>,
         gateway: &Arc<str>,
         buckets: &mut BucketSource<'_>,
     ) -> Runtime {
@@ -155,7 +172,7 @@ impl Runtime {
                     listeners: b
                         .listeners
                         .iter()
-                        .map(|l| compile_listener(l, &labels, &tls.backends, jwt, buckets))
+                        .map(|l| compile_listener(l, &labels, &tls.backends, auth, buckets))
                         .collect(),
                     labels: Arc::new(labels),
                 };
@@ -181,6 +198,7 @@ impl Runtime {
                 listener: None,
                 route: None,
             }),
+            htpasswd: auth.htpasswd.clone(),
         }
     }
 }
@@ -189,7 +207,7 @@ fn compile_listener(
     l: &Listener,
     port: &RequestLabels,
     clients: &BackendClients,
-    jwt: &Verifiers,
+    auth: ClientAuth<'_>,
     buckets: &mut BucketSource<'_>,
 ) -> ListenerTable {
     let listener: Arc<str> = l.name.as_str().into();
@@ -206,11 +224,12 @@ fn compile_listener(
                         // `RateLimit::new` (validation and proto alike) compiled it.
                         let key = cel::Program::compile(expr)
                             .expect("a validated rate-limit key compiles");
-                        let jwt_claims = crate::telemetry::fields::jwt_claims_read([expr]);
+                        let identity_members =
+                            crate::telemetry::fields::identity_members_read([expr]);
                         keyed_limits.push(KeyedLimit {
                             buckets: b,
                             key,
-                            jwt_claims,
+                            identity_members,
                         });
                     }
                 }
@@ -226,7 +245,7 @@ fn compile_listener(
                 labels,
                 (limits, keyed_limits),
                 clients,
-                jwt,
+                auth,
             ))
         })
         .collect();
@@ -256,7 +275,7 @@ fn compile_route(
     labels: RequestLabels,
     (limits, keyed_limits): (Vec<Arc<Bucket>>, Vec<KeyedLimit>),
     clients: &BackendClients,
-    jwt: &Verifiers,
+    ClientAuth { jwt, htpasswd }: ClientAuth<'_>,
 ) -> CompiledRoute {
     let mut policies = r.policies.clone();
     let serves_mcp = r
@@ -284,6 +303,15 @@ fn compile_route(
             jwt.get(&p.jwt)
                 .expect("Verifiers::load read every route's mcpAuthentication")
                 .clone()
+        }),
+        api_keys: r.policies.api_key.as_ref().map(ApiKeys::compile),
+        // `HtpasswdFiles::load` read every route's file, as `Verifiers::load` did the JWKS.
+        basic_auth: r.policies.basic_auth.as_ref().map(|p| BasicAuthPolicy {
+            policy: p.clone(),
+            users: htpasswd
+                .get(&p.htpasswd)
+                .expect("HtpasswdFiles::load read every route's basicAuth file")
+                .clone(),
         }),
         policies,
         backends: r

@@ -7,6 +7,7 @@ use arc_swap::ArcSwapOption;
 use tollgate_shared::{Snapshot, SnapshotSource};
 
 use crate::fetch::Fetcher;
+use crate::htpasswd::HtpasswdFiles;
 use crate::http::budget::ParseBudget;
 use crate::http::client::{self, HttpClient};
 use crate::jwt::Verifiers;
@@ -14,7 +15,7 @@ use crate::jwt::remote::RemoteKeySets;
 use crate::mcp::Sessions;
 use crate::metrics::Metrics;
 use crate::ratelimit::{BucketKey, EntryBuckets, RateLimits};
-use crate::runtime::Runtime;
+use crate::runtime::{ClientAuth, Runtime};
 use crate::telemetry::{Sinks, Telemetry};
 use crate::tls::Tls;
 
@@ -76,6 +77,7 @@ impl Services {
         source: SnapshotSource,
         tls: Tls,
         jwt: &Verifiers,
+        htpasswd: HtpasswdFiles,
     ) -> Arc<Runtime> {
         for warning in snapshot.config.warnings() {
             tracing::warn!(source = %source, "config warning: {warning}");
@@ -87,7 +89,10 @@ impl Services {
             source,
             telemetry,
             tls,
-            jwt,
+            ClientAuth {
+                jwt,
+                htpasswd: &htpasswd,
+            },
             &self.name,
             &mut |listener, route, position, limit| {
                 let key = BucketKey {

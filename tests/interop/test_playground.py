@@ -220,3 +220,55 @@ def test_with_an_admin_token_the_playground_sends_the_typed_token(browser, fakes
         page.locator("#admin-token").dispatch_event("change")
         expect(page.locator("#config-json")).to_contain_text('"binds"')
         context.close()
+
+
+CLIENT_KEY = "tg-playground-client-key-7e3a"
+
+
+def test_the_credential_field_reaches_api_key_protected_routes(browser, fakes):
+    """Issue 14: the MCP and LLM pages send the typed credential as `Authorization: Bearer` to
+    routes with `apiKey` (strict); it is kept in the page, never in the browser's storage."""
+    mcp_port, ai_port, admin = free_port(), free_port(), free_port()
+    cors = CORS.replace("allowHeaders: [", "allowHeaders: [authorization, ")
+    protect = f"      policies:\n        apiKey: {{mode: strict, keys: [{{key: $CLIENT_KEY}}]}}\n        {cors}\n"
+    mcp = MCP_ROUTE.format(cors="", cmd=json.dumps(sys.executable), script=json.dumps(MCP_SERVER))
+    mcp = mcp.replace("      policies:\n        \n", protect)
+    ai = ROUTE.format(
+        name="openai", kind="openAI", model="gpt-4o-mini", addr=fakes["openai"], env="OPENAI_API_KEY"
+    ).replace("      policies:\n", protect)
+    config = (
+        f"binds:\n- port: {mcp_port}\n  listeners:\n  - routes:{mcp}"
+        f"- port: {ai_port}\n  listeners:\n  - routes:{ai}"
+    )
+    env = {"OPENAI_API_KEY": OPENAI_KEY, "CLIENT_KEY": CLIENT_KEY}
+    with run_tollgate(config, env=env, admin=f"127.0.0.1:{admin}") as log:
+        wait_for(f"http://127.0.0.1:{admin}/healthz", log)
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{admin}/ui#mcp")
+        page.select_option("#mcp-route", "demo-mcp")
+        page.click("#mcp-connect")
+        expect(page.locator("#mcp-error")).to_contain_text("HTTP 401")
+        page.fill("#mcp-key", CLIENT_KEY)
+        page.click("#mcp-connect")
+        expect(page.locator("#mcp-status")).to_have_text("connected", timeout=SLOW_MS)
+        expect(page.locator("#mcp-tools [data-tool='echo']")).to_be_visible()
+        page.select_option("#mcp-transport", "sse")
+        page.click("#mcp-connect")
+        expect(page.locator("#mcp-error")).to_contain_text("cannot send a credential")
+
+        page.click("#nav-llm")
+        page.fill("#llm-message", "hello with a key")
+        page.click("#llm-send")
+        expect(page.locator("#llm-error")).to_contain_text("HTTP 401")
+        page.fill("#llm-key", CLIENT_KEY)
+        page.click("#llm-send")
+        expect(page.locator("#llm-answer")).to_have_text("openai says: hello with a key", timeout=SLOW_MS)
+
+        stored = page.evaluate("JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])")
+        assert CLIENT_KEY not in stored
+        page.reload()
+        page.click("#nav-llm")
+        expect(page.locator("#llm-key")).to_have_value("")
+        context.close()
+        assert CLIENT_KEY not in open(log).read()

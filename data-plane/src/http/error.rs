@@ -6,6 +6,8 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::body::{BoxBody, full};
+use crate::api_key::ApiKeyRejection;
+use crate::htpasswd::BasicRejection;
 use crate::jwt::Rejection;
 use crate::ratelimit::Level;
 use crate::telemetry::Reason;
@@ -70,6 +72,18 @@ pub enum ProxyError {
     /// for MCP clients, could not be had.
     #[error("authorization server unavailable: {0}")]
     AuthServer(String),
+    /// `apiKey` refused the request; the text names the reason, never the key.
+    #[error("unauthorized: {0}")]
+    ApiKeyRejected(ApiKeyRejection),
+    /// `basicAuth` refused the request: a `Basic` challenge for `realm`.
+    #[error("unauthorized: {rejection}")]
+    BasicAuthRejected {
+        rejection: BasicRejection,
+        realm: String,
+    },
+    /// The bounded bcrypt pool stayed full (a flood of password checks).
+    #[error("too many password checks in progress; retry later")]
+    PasswordChecksBusy,
 }
 
 impl ProxyError {
@@ -102,10 +116,12 @@ impl ProxyError {
                 rejection: Rejection::KeysUnavailable,
                 ..
             } => StatusCode::SERVICE_UNAVAILABLE,
-            ProxyError::Unauthorized(_) | ProxyError::McpUnauthorized { .. } => {
-                StatusCode::UNAUTHORIZED
-            }
+            ProxyError::Unauthorized(_)
+            | ProxyError::McpUnauthorized { .. }
+            | ProxyError::ApiKeyRejected(_)
+            | ProxyError::BasicAuthRejected { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::AuthServer(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::PasswordChecksBusy => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -129,10 +145,12 @@ impl ProxyError {
             ProxyError::UpstreamTimeout { .. } | ProxyError::RequestTimeout(_) => Reason::Timeout,
             ProxyError::UpstreamProtocol { .. } => Reason::UpstreamFailure,
             ProxyError::RateLimited(_) => Reason::RateLimit,
-            ProxyError::Unauthorized(_) | ProxyError::McpUnauthorized { .. } => {
-                Reason::Unauthenticated
-            }
+            ProxyError::Unauthorized(_)
+            | ProxyError::McpUnauthorized { .. }
+            | ProxyError::ApiKeyRejected(_)
+            | ProxyError::BasicAuthRejected { .. } => Reason::Unauthenticated,
             ProxyError::AuthServer(_) => Reason::UpstreamFailure,
+            ProxyError::PasswordChecksBusy => Reason::Overloaded,
         }
     }
 
@@ -162,6 +180,12 @@ impl ProxyError {
             _ => None,
         };
         if let Some(challenge) = challenge {
+            resp.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, challenge);
+        }
+        if let ProxyError::BasicAuthRejected { realm, .. } = self
+            && let Ok(challenge) = HeaderValue::from_str(&format!("Basic realm=\"{realm}\""))
+        {
             resp.headers_mut()
                 .insert(header::WWW_AUTHENTICATE, challenge);
         }

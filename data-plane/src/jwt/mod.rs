@@ -11,7 +11,9 @@ use std::sync::Arc;
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, AlgorithmFamily, Validation};
 use serde_json::{Map, Value};
-use tollgate_shared::config::model::{Config, Jwks, JwtAuth, JwtLocation, JwtMode, JwtProvider};
+use tollgate_shared::config::model::{
+    Config, CredentialLocation, Jwks, JwtAuth, JwtMode, JwtProvider,
+};
 
 use self::keys::Key;
 use self::remote::{RemoteJwks, RemoteKeySets};
@@ -110,7 +112,7 @@ struct Issuer {
 pub struct Verifier {
     pub mode: JwtMode,
     /// Where the token is read.
-    pub location: JwtLocation,
+    pub location: CredentialLocation,
     issuers: Vec<Issuer>,
 }
 

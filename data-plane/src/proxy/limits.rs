@@ -16,7 +16,7 @@ pub fn caller_buckets(route: &CompiledRoute, record: &RequestRecord) -> Vec<Arc<
         .keyed_limits
         .iter()
         .map(|limit| {
-            let ctx = fields::request_context(record, &limit.jwt_claims);
+            let ctx = fields::request_context(record, &limit.identity_members);
             let value = key_value(limit.key.execute(&ctx).ok());
             limit.buckets.bucket(value.as_deref())
         })

@@ -1,11 +1,14 @@
 //! The request pipeline: named phases in a fixed order (DESIGN §4), one config load per request.
 //!
-//! path normalisation -> route match -> cors -> jwtAuth -> mcpAuthentication -> MCP origin and host check ->
-//! localRateLimit -> body limit -> rewrites -> backend selection -> backendAuth -> LLM
-//! processing -> upstream call (timeouts, retries) -> response headers -> metrics (and token
-//! debits) when the body ends.
+//! path normalisation -> route match -> cors -> jwtAuth -> mcpAuthentication -> apiKey ->
+//! basicAuth -> MCP origin and host check -> localRateLimit -> body limit -> rewrites ->
+//! backend selection -> backendAuth -> LLM processing -> upstream call (timeouts, retries) ->
+//! response headers -> metrics (and token debits) when the body ends.
 
+pub mod api_key;
+pub mod basic_auth;
 pub mod cors;
+pub mod credential;
 pub mod jwt_auth;
 mod limits;
 pub mod mcp_auth;
@@ -259,6 +262,35 @@ async fn handle(
                     let _ = record.jwt.set(Arc::new(claims));
                 }
             }
+        }
+    }
+
+    // Phase: apiKey. The key leaves the request here, whatever the outcome.
+    if let Some(keys) = &route.api_keys {
+        let mut uri = req.uri().clone();
+        let identity = api_key::authenticate(keys, &mut uri, req.headers_mut())
+            .map_err(ProxyError::ApiKeyRejected)?;
+        *req.uri_mut() = uri;
+        if let Some(identity) = identity {
+            let _ = record.api_key.set(identity);
+        }
+    }
+
+    // Phase: basicAuth. The credentials leave the request here, whatever the outcome.
+    if let Some(basic) = &route.basic_auth {
+        let mut uri = req.uri().clone();
+        let user = basic_auth::authenticate(basic, &mut uri, req.headers_mut())
+            .await
+            .map_err(|refusal| match refusal {
+                basic_auth::Refusal::Rejected(rejection) => ProxyError::BasicAuthRejected {
+                    rejection,
+                    realm: basic.policy.realm.clone(),
+                },
+                basic_auth::Refusal::Busy(_) => ProxyError::PasswordChecksBusy,
+            })?;
+        *req.uri_mut() = uri;
+        if let Some(user) = user {
+            let _ = record.basic_auth.set(user);
         }
     }
 

@@ -67,7 +67,7 @@ pub async fn watch(gw: Arc<Gateway>, metrics: Arc<Metrics>) {
     }
 }
 
-fn directory(file: &Path) -> PathBuf {
+pub(super) fn directory(file: &Path) -> PathBuf {
     match file.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),

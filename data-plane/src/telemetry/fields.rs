@@ -72,31 +72,55 @@ fn redacted_path_and_query(uri: &Uri) -> String {
     redact::url(uri.path_and_query().map_or("/", |p| p.as_str()))
 }
 
-/// The claim names the expressions read as `jwt.NAME`. The `jwt` map gets each of them, null
-/// when the caller has no such claim (or no identity), so `jwt.sub` reads as null rather than
-/// failing (DESIGN §10). A consequence: `has(jwt.NAME)` is true for these names; test
-/// `jwt.NAME != null` instead.
-pub fn jwt_claims_read<'a>(expressions: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+/// The variables that carry the caller's identity: maps, empty without one.
+const IDENTITY_VARIABLES: [&str; 3] = ["jwt", "apiKey", "basicAuth"];
+
+/// The members the expressions read of the identity variables, as `VAR.NAME` (`jwt.sub`,
+/// `apiKey.group`). Each variable's map gets each of them, null when the caller has no such
+/// member (or no identity), so `jwt.sub` reads as null rather than failing (DESIGN §10). A
+/// consequence: `has(jwt.NAME)` is true for these names; test `jwt.NAME != null` instead.
+pub fn identity_members_read<'a>(expressions: impl IntoIterator<Item = &'a str>) -> Vec<String> {
     let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut names: Vec<String> = Vec::new();
     for expr in expressions {
-        for (at, _) in expr.match_indices("jwt.") {
-            if expr[..at].chars().next_back().is_some_and(is_ident) {
-                continue;
-            }
-            let rest = &expr[at + 4..];
-            let name = &rest[..rest.find(|c| !is_ident(c)).unwrap_or(rest.len())];
-            if !name.is_empty() && !names.iter().any(|n| n == name) {
-                names.push(name.to_string());
+        for variable in IDENTITY_VARIABLES {
+            let prefix = format!("{variable}.");
+            for (at, _) in expr.match_indices(&prefix) {
+                if expr[..at].chars().next_back().is_some_and(is_ident) {
+                    continue;
+                }
+                let rest = &expr[at + prefix.len()..];
+                let name = &rest[..rest.find(|c| !is_ident(c)).unwrap_or(rest.len())];
+                let member = format!("{prefix}{name}");
+                if !name.is_empty() && !names.contains(&member) {
+                    names.push(member);
+                }
             }
         }
     }
     names
 }
 
-/// The variables of one finished request; `jwt_claims` from [`jwt_claims_read`].
-pub fn context(record: &RequestRecord, outcome: &Outcome<'_>, jwt_claims: &[String]) -> Ctx {
-    let mut ctx = request_context(record, jwt_claims);
+/// `variable`'s map: `members`, plus null for each member read (`identity_members_read`) it
+/// lacks.
+fn identity_variable(
+    ctx: &mut Ctx,
+    variable: &str,
+    mut members: Map<String, Value>,
+    read: &[String],
+) {
+    let names = read
+        .iter()
+        .filter_map(|m| m.strip_prefix(variable)?.strip_prefix('.'));
+    for name in names {
+        members.entry(name).or_insert(Value::Null);
+    }
+    let _ = ctx.add_variable(variable, Value::Object(members));
+}
+
+/// The variables of one finished request; `identity_members` from [`identity_members_read`].
+pub fn context(record: &RequestRecord, outcome: &Outcome<'_>, identity_members: &[String]) -> Ctx {
+    let mut ctx = request_context(record, identity_members);
     let _ = ctx.add_variable(
         "response",
         json!({"code": outcome.status, "reason": outcome.reason.as_str()}),
@@ -111,8 +135,8 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>, jwt_claims: &[Stri
 }
 
 /// The variables known before the request goes upstream: `request`, `source` and the
-/// caller's identity (`jwt`).
-pub fn request_context(record: &RequestRecord, jwt_claims: &[String]) -> Ctx {
+/// caller's identity (`jwt`, `apiKey`, `basicAuth`).
+pub fn request_context(record: &RequestRecord, identity_members: &[String]) -> Ctx {
     let mut ctx = cel::Context::default();
     let uri = &record.uri;
     let headers: Map<String, Value> = record
@@ -151,17 +175,28 @@ pub fn request_context(record: &RequestRecord, jwt_claims: &[String]) -> Ctx {
         source["subjectAltNames"] = json!(id.subject_alt_names);
     }
     let _ = ctx.add_variable("source", source);
-    // `jwt`: the validated claims, or an empty map without identity; claims read by the
-    // config's expressions are null when absent.
-    let mut jwt = record
-        .jwt
-        .get()
-        .map(|claims| Map::clone(claims))
-        .unwrap_or_default();
-    for name in jwt_claims {
-        jwt.entry(name.clone()).or_insert(Value::Null);
-    }
-    let _ = ctx.add_variable("jwt", Value::Object(jwt));
+    // `jwt`: the validated claims; `apiKey`: the key's metadata, the key itself redacted (as
+    // agentgateway); empty maps without identity.
+    let jwt = record.jwt.get().map(|claims| Map::clone(claims));
+    identity_variable(&mut ctx, "jwt", jwt.unwrap_or_default(), identity_members);
+    let api_key = record.api_key.get().map(|k| {
+        let mut members = k.metadata.clone();
+        members.insert("key".to_string(), json!(redact::REDACTED));
+        members
+    });
+    identity_variable(
+        &mut ctx,
+        "apiKey",
+        api_key.unwrap_or_default(),
+        identity_members,
+    );
+    let basic = record.basic_auth.get().map(|user| {
+        let mut members = Map::new();
+        members.insert("username".to_string(), json!(user));
+        members
+    });
+    let basic = basic.unwrap_or_default();
+    identity_variable(&mut ctx, "basicAuth", basic, identity_members);
     ctx
 }
 
@@ -235,15 +270,25 @@ mod tests {
     use super::*;
 
     #[test]
-    fn claims_read_as_jwt_members_are_found_once() {
-        let names = jwt_claims_read([
+    fn identity_members_read_are_found_once() {
+        let names = identity_members_read([
             "jwt.sub != null",
             "jwt.sub + jwt.tenant_id",
             "myjwt.x",
             "string(jwt.groups[0])",
             "jwt",
+            "apiKey.group + basicAuth.username + myapiKey.x",
         ]);
-        assert_eq!(names, ["sub", "tenant_id", "groups"]);
+        assert_eq!(
+            names,
+            [
+                "jwt.sub",
+                "jwt.tenant_id",
+                "jwt.groups",
+                "apiKey.group",
+                "basicAuth.username"
+            ]
+        );
     }
 
     #[test]

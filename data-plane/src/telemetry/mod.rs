@@ -172,8 +172,8 @@ pub struct Telemetry {
     pub log: Option<AccessLog>,
     pub tracer: Option<Tracer>,
     metric_fields: Expressions,
-    /// Claim names the expressions read as `jwt.NAME` (null when absent).
-    jwt_claims: Vec<String>,
+    /// The identity members the expressions read (`jwt.sub`, `apiKey.group`): null when absent.
+    identity_members: Vec<String>,
     pub request_vecs: Arc<RequestVecs>,
     client_labels: Arc<ClientLabels>,
 }
@@ -190,7 +190,7 @@ impl Telemetry {
             .flat_map(|f| f.add.values())
             .chain(&settings.logging.filter)
             .map(String::as_str);
-        let jwt_claims = fields::jwt_claims_read(expressions);
+        let identity_members = fields::identity_members_read(expressions);
         Telemetry {
             log: sinks
                 .writer
@@ -204,7 +204,7 @@ impl Telemetry {
                 })
             }),
             metric_fields,
-            jwt_claims,
+            identity_members,
             request_vecs,
             client_labels: metrics.client_labels.clone(),
         }
@@ -221,7 +221,7 @@ impl Telemetry {
     pub fn finish(&self, record: &RequestRecord, o: &Outcome<'_>) {
         let ctx = self
             .uses_cel()
-            .then(|| fields::context(record, o, &self.jwt_claims));
+            .then(|| fields::context(record, o, &self.identity_members));
         let status = itoa_status(o.status);
         let [bind, gateway, listener, route] = o.labels.values();
         let standard = [

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method, Uri, Version};
 
 use super::trace::Traced;
+use crate::api_key::ApiKeyIdentity;
 use crate::jwt::{self, Claims};
 use crate::tls::TlsSession;
 
@@ -65,6 +66,11 @@ pub struct RequestRecord {
     pub mcp: OnceLock<McpFacts>,
     /// The caller's validated JWT claims (CEL's `jwt`), set by the `jwtAuth` phase.
     pub jwt: OnceLock<Arc<Claims>>,
+    /// The caller's API key (CEL's `apiKey`), set by the `apiKey` phase.
+    pub api_key: OnceLock<Arc<ApiKeyIdentity>>,
+    /// The caller's htpasswd username (CEL's `basicAuth.username`), set by the `basicAuth`
+    /// phase.
+    pub basic_auth: OnceLock<String>,
     upstream_nanos: AtomicU64,
     attempts: AtomicU32,
     /// The server span, when this request is traced.
@@ -108,6 +114,8 @@ impl RequestRecord {
             llm: OnceLock::new(),
             mcp: OnceLock::new(),
             jwt: OnceLock::new(),
+            api_key: OnceLock::new(),
+            basic_auth: OnceLock::new(),
             upstream_nanos: AtomicU64::new(0),
             attempts: AtomicU32::new(0),
             trace,
@@ -121,9 +129,16 @@ impl RequestRecord {
         self.attempts.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// The caller's identity (issuer and subject of its JWT), when it has one.
+    /// The caller's identity, when it has one: the issuer and subject of its JWT, else
+    /// `apiKey:<short digest>` of its key, else `basic:<username>`.
     pub fn identity(&self) -> Option<String> {
-        self.jwt.get().map(|claims| jwt::identity(claims))
+        if let Some(claims) = self.jwt.get() {
+            return Some(jwt::identity(claims));
+        }
+        if let Some(key) = self.api_key.get() {
+            return Some(format!("apiKey:{}", key.id));
+        }
+        self.basic_auth.get().map(|user| format!("basic:{user}"))
     }
 
     pub fn upstream_time(&self) -> Duration {

@@ -196,12 +196,18 @@ function pick(messages, id) {
   return reply;
 }
 
+/** `Authorization: Bearer` for the credential typed in a page, if any. */
+function bearer(fieldId) {
+  const credential = $(fieldId).value.trim();
+  return credential ? { Authorization: `Bearer ${credential}` } : {};
+}
+
 /** MCP Streamable HTTP (2025-06-18): every message is a POST, replies are JSON or SSE. */
 class StreamableClient {
-  constructor(url) {
+  constructor(url, headers) {
     this.url = url;
     this.nextId = 1;
-    this.headers = {};
+    this.headers = { ...headers };
     this.protocolVersion = "2025-06-18";
   }
 
@@ -410,7 +416,13 @@ async function mcpConnect() {
   renderTools([]);
   const url = $("mcp-url").value.trim();
   if (!url) return showError("mcp-error", "Enter the URL of an MCP route.");
-  const client = $("mcp-transport").value === "sse" ? new SseClient(url) : new StreamableClient(url);
+  const credential = bearer("mcp-key");
+  const sse = $("mcp-transport").value === "sse";
+  if (sse && credential.Authorization) {
+    return showError("mcp-error", "The legacy SSE transport cannot send a credential (EventSource sends no " +
+      "headers): use Streamable HTTP, or clear the credential.");
+  }
+  const client = sse ? new SseClient(url) : new StreamableClient(url, credential);
   mcp.client = client;
   client.onlost = (err) => {
     if (mcp.client !== client) return;
@@ -613,9 +625,7 @@ async function llmSend() {
   $("llm-raw").textContent = "";
   const url = $("llm-url").value.trim();
   if (!url) return showError("llm-error", "Enter the URL of an AI route.");
-  const headers = { "Content-Type": "application/json" };
-  const key = $("llm-key").value.trim();
-  if (key) headers.Authorization = `Bearer ${key}`;
+  const headers = { "Content-Type": "application/json", ...bearer("llm-key") };
   const body = { model: $("llm-model").value.trim(), messages: [{ role: "user", content: $("llm-message").value }] };
   $("llm-send").disabled = true;
   $("llm-status").textContent = "waiting…";

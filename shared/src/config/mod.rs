@@ -33,9 +33,9 @@ use yaml::Document;
 pub enum LoadMode {
     /// Expand every reference (a standalone proxy, `tollgate check`).
     ExpandAll,
-    /// Keep references in secret fields (`backendAuth.key`, stdio `env` values, header-modifier
-    /// values) as written, for each proxy to resolve: the control plane never holds or sends a
-    /// key.
+    /// Keep references in secret fields (`backendAuth.key`, `apiKey` keys, stdio `env` values,
+    /// header-modifier values) as written, for each proxy to resolve: the control plane never
+    /// holds or sends a key.
     DeferSecrets,
 }
 

@@ -22,9 +22,10 @@ pub use super::listeners::{
 };
 use super::path::YamlPath;
 pub use super::policies::{
-    BackendAuth, BackendTls, BucketKeyExpr, Cors, HeaderModifier, Jwks, JwtAuth, JwtLocation,
-    JwtMode, JwtProvider, McpAuthentication, McpIdp, Policies, RateLimit, RateLimitKind, Retry,
-    RouteType, RouteTypes, Secret, Timeout, UrlRewrite, Verification,
+    ApiKey, ApiKeyAuth, ApiKeyCredential, AuthMode, BackendAuth, BackendTls, BasicAuth,
+    BucketKeyExpr, Cors, CredentialLocation, HeaderModifier, Jwks, JwtAuth, JwtMode, JwtProvider,
+    McpAuthentication, McpIdp, Policies, RateLimit, RateLimitKind, Retry, RouteType, RouteTypes,
+    Secret, Timeout, UrlRewrite, Verification,
 };
 pub use super::settings::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BODY_SIZE, Fields, ListenAddr, LogFormat, Logging,
@@ -72,7 +73,7 @@ impl Config {
         warnings
     }
 
-    /// Every file the config names (certificates, keys, roots, JWKS), with its field path
+    /// Every file the config names (certificates, keys, roots, JWKS, htpasswd), with its field path
     /// (`binds[0].listeners[1].tls.cert`): the proxy reads these from its own filesystem.
     pub fn referenced_files(&self) -> Vec<(String, PathBuf)> {
         fn backend_tls(out: &mut Vec<(String, PathBuf)>, at: &str, tls: Option<&BackendTls>) {
@@ -113,6 +114,10 @@ impl Config {
                         if let Jwks::File(file) = &provider.jwks {
                             out.push((format!("{rp}.policies.{at}.jwks.file"), file.clone()));
                         }
+                    }
+                    if let Some(basic) = &route.policies.basic_auth {
+                        let at = format!("{rp}.policies.basicAuth.htpasswd.file");
+                        out.push((at, basic.htpasswd.clone()));
                     }
                     backend_tls(
                         &mut out,
@@ -163,6 +168,16 @@ impl Config {
             if let Some(a) = &mut policies.backend_auth {
                 let path = format!("{at}.policies.backendAuth.key");
                 f(&SecretField::key(&path), &mut a.key);
+            }
+            for (i, k) in policies
+                .api_key
+                .iter_mut()
+                .flat_map(|a| a.keys.iter_mut().enumerate())
+            {
+                if let ApiKeyCredential::Key(key) = &mut k.key {
+                    let path = format!("{at}.policies.apiKey.keys[{i}].key");
+                    f(&SecretField::key(&path), key);
+                }
             }
             let modifiers = [
                 (

@@ -457,6 +457,162 @@ fn jwt_auth_errors_name_their_fields() {
 }
 
 #[test]
+fn api_key_errors_name_their_fields() {
+    let errs = errors(
+        r#"binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        apiKey:
+          mode: permissive
+          keys: [{key: a}]
+    - backends: [{host: 'a:1'}]
+      policies:
+        apiKey:
+          keys:
+          - {key: a}
+          - {keyHash: 'sha256:ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb'}
+    - backends: [{host: 'a:1'}]
+      policies:
+        apiKey: {keys: []}
+    - backends: [{host: 'a:1'}]
+      policies:
+        apiKey: {keys: [{key: a}], location: {header: {name: 'Bad Name'}}}
+"#,
+    );
+    let route =
+        |i: usize, rest: &str| format!("binds[0].listeners[0].routes[{i}].policies.apiKey{rest}");
+    assert_reported(
+        &errs,
+        [
+            (route(0, ".mode"), "unknown value `permissive`"),
+            (route(1, ".keys[1]"), "listed twice"),
+            (route(2, ".keys"), "at least one key"),
+            (route(3, ".location.header.name"), "not a valid header name"),
+        ],
+    );
+    let errs = errors(
+        r#"binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        apiKey:
+          keys:
+          - {keyHash: 'sha256:abc'}
+          - {key: a, keyHash: 'sha256:ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb'}
+          - {key: b, metadata: [x]}
+          - {key: ''}
+"#,
+    );
+    let at = |rest: &str| format!("binds[0].listeners[0].routes[0].policies.apiKey.keys{rest}");
+    assert_reported(
+        &errs,
+        [
+            (at("[0].keyHash"), "64 hex digits"),
+            (at("[1]"), "exactly one of `key` or `keyHash`"),
+            (at("[2].metadata"), "must be a map"),
+            (at("[3].key"), "the key is empty"),
+        ],
+    );
+}
+
+#[test]
+fn api_key_defaults_and_deferred_keys() {
+    let text = "binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        apiKey: {keys: [{key: $CLIENT_KEY, metadata: {group: eng}}]}
+";
+    let mut env = env();
+    env.insert("CLIENT_KEY".to_string(), "sk-client".to_string());
+    let config = load_str(text, "f", &env).unwrap();
+    let policy = config.binds[0].listeners[0].routes[0]
+        .policies
+        .api_key
+        .clone()
+        .unwrap();
+    assert_eq!(policy.mode, AuthMode::Optional);
+    assert_eq!(policy.location, CredentialLocation::default());
+    assert_eq!(policy.keys[0].metadata["group"], "eng");
+    let shown = serde_json::to_string(&config).unwrap();
+    assert!(shown.contains("$CLIENT_KEY"), "{shown}");
+    let ApiKeyCredential::Key(key) = &policy.keys[0].key else {
+        panic!("a key");
+    };
+    assert_eq!(key.reference(), Some("$CLIENT_KEY"));
+    assert_eq!(key.expose(), "sk-client");
+}
+
+#[test]
+fn basic_auth_defaults_errors_and_the_htpasswd_file_is_referenced() {
+    let config = load_str(
+        "binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        basicAuth: {htpasswd: {file: users/.htpasswd}}
+",
+        "f",
+        &env(),
+    )
+    .unwrap();
+    let basic = config.binds[0].listeners[0].routes[0]
+        .policies
+        .basic_auth
+        .clone()
+        .unwrap();
+    assert_eq!(basic.mode, AuthMode::Optional);
+    assert_eq!(basic.realm, "Restricted");
+    assert_eq!(
+        basic.authorization_location,
+        CredentialLocation::authorization("Basic ")
+    );
+    assert_eq!(
+        config.referenced_files(),
+        [(
+            "binds[0].listeners[0].routes[0].policies.basicAuth.htpasswd.file".to_string(),
+            "users/.htpasswd".into()
+        )]
+    );
+    let errs = errors(
+        r#"binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        basicAuth: {htpasswd: "user:$apr1$x$y"}
+    - backends: [{host: 'a:1'}]
+      policies:
+        basicAuth: {htpasswd: {file: f}, realm: 'say "hi"'}
+    - backends: [{host: 'a:1'}]
+      policies:
+        basicAuth: {htpasswd: {file: f}, authorizationLocation: {cookie: {name: ''}}}
+"#,
+    );
+    let route = |i: usize, rest: &str| {
+        format!("binds[0].listeners[0].routes[{i}].policies.basicAuth{rest}")
+    };
+    assert_reported(
+        &errs,
+        [
+            (route(0, ".htpasswd"), "invalid type"),
+            (route(1, ".realm"), "without quotes"),
+            (route(2, ".authorizationLocation"), "name is empty"),
+        ],
+    );
+}
+
+#[test]
 fn jwt_auth_defaults_and_jwks_files_are_referenced() {
     let config = load_str(
         "binds:
@@ -477,7 +633,7 @@ fn jwt_auth_defaults_and_jwks_files_are_referenced() {
         .clone()
         .unwrap();
     assert_eq!(jwt.mode, JwtMode::Optional);
-    assert_eq!(jwt.location, JwtLocation::default());
+    assert_eq!(jwt.location, CredentialLocation::default());
     assert_eq!(jwt.providers[0].jwks, Jwks::File("keys/jwks.json".into()));
     let files = config.referenced_files();
     assert_eq!(

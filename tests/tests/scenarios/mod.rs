@@ -5,6 +5,7 @@ mod auth;
 mod check;
 mod control_plane;
 mod cp_security;
+mod credentials;
 mod errors;
 mod keys;
 mod lifecycle;

@@ -42,11 +42,13 @@ impl Harness {
         );
         let tls = crate::tls::Tls::load(&config).expect("readable TLS files");
         let jwt = crate::jwt::Verifiers::load(&config, &Default::default()).expect("usable JWKS");
+        let htpasswd = crate::htpasswd::HtpasswdFiles::load(&config).expect("usable htpasswd");
         services.install(
             Snapshot::new(config),
             SnapshotSource::File("test.yaml".into()),
             tls,
             &jwt,
+            htpasswd,
         );
         Harness { services }
     }

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::credential::{CredentialLocation, RawCredentialLocation};
 use crate::config::model::Invalid;
 use crate::config::path::YamlPath;
 use crate::config::validate::Validator;
@@ -16,7 +17,7 @@ use crate::proto::v1 as pb;
 pub struct RawJwtAuth {
     #[serde(default)]
     pub mode: JwtMode,
-    pub location: Option<RawJwtLocation>,
+    pub location: Option<RawCredentialLocation>,
     pub providers: Option<Vec<RawJwtProvider>>,
     pub issuer: Option<String>,
     pub audiences: Option<Vec<String>>,
@@ -55,27 +56,6 @@ pub struct RawJwksSource {
     pub url: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RawJwtLocation {
-    pub header: Option<RawJwtHeader>,
-    pub query_parameter: Option<RawNamed>,
-    pub cookie: Option<RawNamed>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawJwtHeader {
-    pub name: String,
-    pub prefix: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawNamed {
-    pub name: String,
-}
-
 /// What a request without a valid token gets.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -88,31 +68,6 @@ pub enum JwtMode {
     Optional,
     /// Never rejected: a valid token gives an identity, anything else passes without one.
     Permissive,
-}
-
-/// Where the token is read (and removed before the request goes upstream).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub enum JwtLocation {
-    /// A header (lowercase name), after `prefix` (matched without regard to case).
-    Header {
-        name: String,
-        prefix: Option<String>,
-    },
-    /// A query parameter.
-    QueryParameter(String),
-    /// A cookie.
-    Cookie(String),
-}
-
-impl Default for JwtLocation {
-    /// `Authorization: Bearer <token>`.
-    fn default() -> Self {
-        JwtLocation::Header {
-            name: "authorization".to_string(),
-            prefix: Some("Bearer ".to_string()),
-        }
-    }
 }
 
 /// Where an issuer's public keys come from.
@@ -149,7 +104,7 @@ pub struct JwtAuth {
     /// What happens without a valid token.
     pub mode: JwtMode,
     /// Where the token is read.
-    pub location: JwtLocation,
+    pub location: CredentialLocation,
     /// The trusted issuers, unique.
     pub providers: Vec<JwtProvider>,
 }
@@ -191,7 +146,7 @@ impl JwtAuth {
     /// At least one provider, each valid, issuers unique; a usable token name.
     pub(crate) fn new(
         mode: JwtMode,
-        location: JwtLocation,
+        location: CredentialLocation,
         providers: Vec<JwtProvider>,
     ) -> Result<JwtAuth, Vec<Invalid>> {
         let mut problems = Vec::new();
@@ -214,7 +169,7 @@ impl JwtAuth {
                 });
             }
         }
-        if let Some(problem) = location.problem() {
+        if let Some(problem) = location.problem("location") {
             problems.push(problem);
         }
         if !problems.is_empty() {
@@ -225,26 +180,6 @@ impl JwtAuth {
             location,
             providers,
         })
-    }
-}
-
-impl JwtLocation {
-    fn problem(&self) -> Option<Invalid> {
-        match self {
-            JwtLocation::Header { name, .. }
-                if http::HeaderName::from_bytes(name.as_bytes()).is_err()
-                    || name.chars().any(|c| c.is_ascii_uppercase()) =>
-            {
-                Some(Invalid::at(
-                    "location.header.name",
-                    format!("`{name}` is not a valid header name"),
-                ))
-            }
-            JwtLocation::QueryParameter(name) | JwtLocation::Cookie(name) if name.is_empty() => {
-                Some(Invalid::at("location", "the token's name is empty"))
-            }
-            _ => None,
-        }
     }
 }
 
@@ -303,10 +238,12 @@ impl Validator<'_> {
                 path,
             )?],
         };
-        let location = match &raw.location {
-            None => JwtLocation::default(),
-            Some(l) => self.jwt_location(l, &path.key("location"))?,
-        };
+        let location = self.credential_location(
+            raw.location.as_ref(),
+            path,
+            "location",
+            CredentialLocation::default(),
+        )?;
         self.checked(JwtAuth::new(raw.mode, location, providers), path)
     }
 
@@ -362,53 +299,17 @@ impl Validator<'_> {
             path,
         )
     }
-
-    pub(super) fn jwt_location(
-        &mut self,
-        raw: &RawJwtLocation,
-        path: &YamlPath,
-    ) -> Option<JwtLocation> {
-        let location = match (&raw.header, &raw.query_parameter, &raw.cookie) {
-            (Some(h), None, None) => Some(JwtLocation::Header {
-                name: h.name.to_ascii_lowercase(),
-                prefix: h.prefix.clone(),
-            }),
-            (None, Some(q), None) => Some(JwtLocation::QueryParameter(q.name.clone())),
-            (None, None, Some(c)) => Some(JwtLocation::Cookie(c.name.clone())),
-            _ => {
-                self.error(
-                    path,
-                    "`location` needs exactly one of `header`, `queryParameter` or `cookie`",
-                );
-                None
-            }
-        }?;
-        // The problem's field starts with `location`, as seen from `jwtAuth`.
-        let jwt_auth = path.parent().unwrap_or_else(YamlPath::root);
-        self.checked(
-            location.problem().map_or(Ok(location), |p| Err(vec![p])),
-            &jwt_auth,
-        )
-    }
 }
 
 impl From<&JwtAuth> for pb::JwtAuth {
     fn from(a: &JwtAuth) -> Self {
-        let at = match &a.location {
-            JwtLocation::Header { name, prefix } => pb::jwt_location::At::Header(pb::JwtHeader {
-                name: name.clone(),
-                prefix: prefix.clone(),
-            }),
-            JwtLocation::QueryParameter(name) => pb::jwt_location::At::QueryParameter(name.clone()),
-            JwtLocation::Cookie(name) => pb::jwt_location::At::Cookie(name.clone()),
-        };
         pb::JwtAuth {
             mode: match a.mode {
                 JwtMode::Optional => pb::JwtMode::Optional,
                 JwtMode::Strict => pb::JwtMode::Strict,
                 JwtMode::Permissive => pb::JwtMode::Permissive,
             } as i32,
-            location: Some(pb::JwtLocation { at: Some(at) }),
+            location: Some((&a.location).into()),
             providers: a
                 .providers
                 .iter()
@@ -438,15 +339,7 @@ impl TryFrom<pb::JwtAuth> for JwtAuth {
             pb::JwtMode::Strict => JwtMode::Strict,
             pb::JwtMode::Permissive => JwtMode::Permissive,
         };
-        let location = match a.location.and_then(|l| l.at) {
-            Some(pb::jwt_location::At::Header(h)) => JwtLocation::Header {
-                name: h.name,
-                prefix: h.prefix,
-            },
-            Some(pb::jwt_location::At::QueryParameter(name)) => JwtLocation::QueryParameter(name),
-            Some(pb::jwt_location::At::Cookie(name)) => JwtLocation::Cookie(name),
-            None => return convert::missing("location"),
-        };
+        let location = convert::required(a.location, "location")?;
         let mut providers = Vec::new();
         for (i, p) in a.providers.into_iter().enumerate() {
             let jwks = match p.jwks.and_then(|j| j.source) {

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::jwt_auth::{JwtLocation, RawJwks, RawJwtLocation, RawJwtValidationOptions};
+use super::credential::{CredentialLocation, RawCredentialLocation};
+use super::jwt_auth::{RawJwks, RawJwtValidationOptions};
 use super::{JwtAuth, JwtMode};
 use crate::config::model::Invalid;
 use crate::config::path::YamlPath;
@@ -23,7 +24,7 @@ pub struct RawMcpAuthentication {
     pub jwks: Option<RawJwks>,
     pub provider: Option<RawMcpProvider>,
     pub resource_metadata: Option<BTreeMap<String, Value>>,
-    pub authorization_location: Option<RawJwtLocation>,
+    pub authorization_location: Option<RawCredentialLocation>,
     pub jwt_validation_options: Option<RawJwtValidationOptions>,
 }
 
@@ -136,10 +137,12 @@ impl Validator<'_> {
             raw.jwt_validation_options.as_ref(),
             path,
         );
-        let location = match &raw.authorization_location {
-            None => Some(JwtLocation::default()),
-            Some(l) => self.jwt_location(l, &path.key("authorizationLocation")),
-        };
+        let location = self.credential_location(
+            raw.authorization_location.as_ref(),
+            path,
+            "authorizationLocation",
+            CredentialLocation::default(),
+        );
         // An unknown adapter (`okta: {}`) was reported when the section was read.
         let idp = match &raw.provider {
             None => None,

@@ -21,9 +21,12 @@
 //! in `examples/kitchen-sink.yaml`; one pipeline phase in the data plane.
 
 mod ai;
+mod api_key;
 mod backend_auth;
 mod backend_tls;
+mod basic_auth;
 mod cors;
+mod credential;
 mod header_modifier;
 mod jwt_auth;
 mod mcp_authentication;
@@ -35,11 +38,14 @@ mod url_rewrite;
 use serde::{Deserialize, Serialize};
 
 pub use ai::{RawAiPolicy, RouteType, RouteTypes};
+pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyCredential, RawApiKeyAuth};
 pub use backend_auth::{BackendAuth, RawBackendAuth, Secret};
 pub use backend_tls::{BackendTls, RawBackendTls, Verification};
+pub use basic_auth::{BasicAuth, RawBasicAuth};
 pub use cors::{Cors, RawCors};
+pub use credential::{AuthMode, CredentialLocation};
 pub use header_modifier::{HeaderModifier, RawHeaderModifier};
-pub use jwt_auth::{Jwks, JwtAuth, JwtLocation, JwtMode, JwtProvider, RawJwtAuth};
+pub use jwt_auth::{Jwks, JwtAuth, JwtMode, JwtProvider, RawJwtAuth};
 pub use mcp_authentication::{McpAuthentication, McpIdp, RawMcpAuthentication};
 pub use rate_limit::{BucketKeyExpr, RateLimit, RateLimitKind, RawRateLimit};
 pub use retry::{RawRetry, Retry};
@@ -68,6 +74,8 @@ pub struct RawPolicies {
     #[serde(rename = "backendTLS")]
     pub backend_tls: Option<Lenient<RawBackendTls>>,
     pub jwt_auth: Option<Lenient<RawJwtAuth>>,
+    pub api_key: Option<Lenient<RawApiKeyAuth>>,
+    pub basic_auth: Option<Lenient<RawBasicAuth>>,
     pub mcp_authentication: Option<Lenient<RawMcpAuthentication>>,
 }
 
@@ -101,6 +109,12 @@ pub struct Policies {
     /// `jwtAuth`: the client's identity from a JWT (route level only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt_auth: Option<JwtAuth>,
+    /// `apiKey`: the client's identity from a key it presents (route level only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub api_key: Option<ApiKeyAuth>,
+    /// `basicAuth`: the client's identity from htpasswd credentials (route level only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub basic_auth: Option<BasicAuth>,
     /// `mcpAuthentication`: MCP's OAuth flow and its token check (route level only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp_authentication: Option<McpAuthentication>,
@@ -131,6 +145,8 @@ impl Policies {
             ai_routes: last(levels, |p| p.ai_routes.as_ref()),
             backend_tls: last(levels, |p| p.backend_tls.as_ref()),
             jwt_auth: last(levels, |p| p.jwt_auth.as_ref()),
+            api_key: last(levels, |p| p.api_key.as_ref()),
+            basic_auth: last(levels, |p| p.basic_auth.as_ref()),
             mcp_authentication: last(levels, |p| p.mcp_authentication.as_ref()),
         }
     }
@@ -187,6 +203,8 @@ impl Validator<'_> {
                 Self::backend_tls,
             ),
             jwt_auth: self.section(raw.jwt_auth.as_ref(), path, "jwtAuth", Self::jwt_auth),
+            api_key: self.section(raw.api_key.as_ref(), path, "apiKey", Self::api_key_auth),
+            basic_auth: self.section(raw.basic_auth.as_ref(), path, "basicAuth", Self::basic_auth),
             mcp_authentication: self.section(
                 raw.mcp_authentication.as_ref(),
                 path,
@@ -211,6 +229,8 @@ impl From<&Policies> for pb::Policies {
             ai_routes: p.ai_routes.as_ref().map(Into::into),
             backend_tls: p.backend_tls.as_ref().map(Into::into),
             jwt_auth: p.jwt_auth.as_ref().map(Into::into),
+            api_key: p.api_key.as_ref().map(Into::into),
+            basic_auth: p.basic_auth.as_ref().map(Into::into),
             mcp_authentication: p.mcp_authentication.as_ref().map(Into::into),
         }
     }
@@ -232,6 +252,8 @@ impl TryFrom<pb::Policies> for Policies {
             ai_routes: convert::optional(p.ai_routes, "ai.routes")?,
             backend_tls: convert::optional(p.backend_tls, "backendTLS")?,
             jwt_auth: convert::optional(p.jwt_auth, "jwtAuth")?,
+            api_key: convert::optional(p.api_key, "apiKey")?,
+            basic_auth: convert::optional(p.basic_auth, "basicAuth")?,
             mcp_authentication: convert::optional(p.mcp_authentication, "mcpAuthentication")?,
         })
     }
