@@ -11,6 +11,7 @@ use tollgate_shared::config::model::{
 };
 use tollgate_shared::{Snapshot, SnapshotSource};
 
+use crate::authz::Rules;
 use crate::jwt::{Verifier, Verifiers};
 use crate::llm::failover::ProviderPool;
 use crate::ratelimit::Bucket;
@@ -28,6 +29,9 @@ pub struct Runtime {
     pub tls: Tls,
     /// Labels of a request on no known port: the gateway only.
     pub labels: Arc<RequestLabels>,
+    /// Some route has `authorization` or `mcpAuthorization` rules: requests keep their
+    /// headers for CEL's `request.headers`.
+    pub authorizes: bool,
 }
 
 pub struct PortTable {
@@ -63,6 +67,10 @@ pub struct CompiledRoute {
     pub backend_tls: Option<PolicyClients>,
     /// The `jwtAuth` policy's keys, parsed when the config was applied.
     pub jwt: Option<Arc<Verifier>>,
+    /// The `authorization` rules, compiled.
+    pub authorization: Option<Rules>,
+    /// The `mcpAuthorization` rules, compiled.
+    pub mcp_authorization: Option<Arc<Rules>>,
     pub backends: Vec<CompiledBackend>,
     pub total_weight: u32,
 }
@@ -147,7 +155,13 @@ impl Runtime {
                 (b.port, Arc::new(table))
             })
             .collect();
+        let authorizes = snapshot.config.binds.iter().any(|b| {
+            b.listeners.iter().flat_map(|l| &l.routes).any(|r| {
+                r.policies.authorization.is_some() || r.policies.mcp_authorization.is_some()
+            })
+        });
         Runtime {
+            authorizes,
             snapshot,
             source,
             applied_at: SystemTime::now(),
@@ -241,6 +255,12 @@ fn compile_route(
                 .expect("Verifiers::load read every route's jwtAuth")
                 .clone()
         }),
+        authorization: r.policies.authorization.as_ref().map(Rules::compile),
+        mcp_authorization: r
+            .policies
+            .mcp_authorization
+            .as_ref()
+            .map(|p| Arc::new(Rules::compile(p))),
         policies,
         backends: r
             .backends

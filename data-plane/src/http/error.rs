@@ -59,6 +59,9 @@ pub enum ProxyError {
     /// `jwtAuth` refused the request; the text names the reason, never the token.
     #[error("unauthorized: {0}")]
     Unauthorized(Rejection),
+    /// `authorization` refused the request; the body names the policy, never its rules.
+    #[error("forbidden: the route's {0} policy does not allow this request")]
+    Forbidden(&'static str),
 }
 
 impl ProxyError {
@@ -86,6 +89,7 @@ impl ProxyError {
             ProxyError::McpForbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::SessionBusy(_) => StatusCode::SERVICE_UNAVAILABLE,
             ProxyError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
         }
     }
 
@@ -110,6 +114,7 @@ impl ProxyError {
             ProxyError::UpstreamProtocol { .. } => Reason::UpstreamFailure,
             ProxyError::RateLimited(_) => Reason::RateLimit,
             ProxyError::Unauthorized(_) => Reason::Unauthenticated,
+            ProxyError::Forbidden(_) => Reason::Authorization,
         }
     }
 

@@ -27,6 +27,7 @@ use serde_json::json;
 use tollgate_shared::config::model::{McpBackend, McpSettings, McpTargetKind};
 
 use self::session::{Session, TransportKind};
+use crate::authz::Rules;
 use crate::http::RequestBody;
 use crate::http::body::BoxBody;
 use crate::http::error::ProxyError;
@@ -53,9 +54,17 @@ pub struct Observer {
     pub record: Arc<RequestRecord>,
     /// The session the message belongs to, once known, as its log id (never the id itself).
     pub session: OnceLock<Arc<str>>,
+    /// The route's `mcpAuthorization` rules: what this caller may list and call.
+    pub authorization: Option<Arc<Rules>>,
 }
 
 impl Observer {
+    /// The rules and this request's CEL context, when the route has `mcpAuthorization`.
+    fn access(&self) -> Option<(&Rules, crate::telemetry::fields::Ctx)> {
+        let rules = self.authorization.as_deref()?;
+        Some((rules, rules.context(&self.record)))
+    }
+
     /// Records (for logs and spans) and counts one request.
     fn request(
         &self,

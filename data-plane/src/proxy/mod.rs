@@ -1,7 +1,7 @@
 //! The request pipeline: named phases in a fixed order (DESIGN §4), one config load per request.
 //!
-//! path normalisation -> route match -> cors -> jwtAuth -> MCP origin and host check ->
-//! localRateLimit -> body limit -> rewrites -> backend selection -> backendAuth -> LLM
+//! path normalisation -> route match -> cors -> jwtAuth -> authorization -> MCP origin and
+//! host check -> localRateLimit -> body limit -> rewrites -> backend selection -> backendAuth -> LLM
 //! processing -> upstream call (timeouts, retries) -> response headers -> metrics (and token
 //! debits) when the body ends.
 
@@ -86,7 +86,8 @@ pub async fn serve(
     };
     let telemetry = &runtime.telemetry;
     let traced = telemetry.tracer.as_ref().and_then(|t| t.start(&req));
-    let record = Arc::new(RequestRecord::new(&req, peer, telemetry.uses_cel(), traced));
+    let keep_headers = telemetry.uses_cel() || runtime.authorizes;
+    let record = Arc::new(RequestRecord::new(&req, peer, keep_headers, traced));
     let mut pending = Pending {
         runtime: &runtime,
         record: &record,
@@ -206,6 +207,15 @@ async fn handle(
         }
     }
 
+    // Phase: authorization. Rules that read `llm.*` wait for the parsed LLM request.
+    let authorize_llm = route.authorization.as_ref().filter(|r| r.reads_llm());
+    if let Some(rules) = &route.authorization
+        && authorize_llm.is_none()
+        && !rules.allows_request(record, None)
+    {
+        return Err(ProxyError::Forbidden("authorization"));
+    }
+
     // Phase: localRateLimit (requests); token limits are checked with the LLM request.
     ratelimit::admit_request(&route.limits).map_err(ProxyError::RateLimited)?;
 
@@ -245,6 +255,13 @@ async fn handle(
     // Phase: backend selection.
     let index = upstream::pick_backend(route, |_| true)
         .ok_or_else(|| ProxyError::NoBackend(route.name.to_string()))?;
+    // Only an `ai` backend parses an LLM request: others decide `llm.*` rules now, without it.
+    if let Some(rules) = authorize_llm
+        && !matches!(route.backends[index].target, Target::Ai(_))
+        && !rules.allows_request(record, None)
+    {
+        return Err(ProxyError::Forbidden("authorization"));
+    }
     let timeouts = policies.timeout.as_ref();
     let limits = Limits {
         backend_timeout: timeouts.and_then(|t| t.backend_request_timeout),
@@ -296,6 +313,7 @@ async fn handle(
                     limits,
                     record,
                     budget: &services.llm_budget,
+                    authorization: authorize_llm,
                     on_retry: &retry_labels,
                 };
                 let served = llm::serve(call, parts, body).await?;
@@ -326,6 +344,7 @@ async fn handle(
                         },
                         record: record.clone(),
                         session: std::sync::OnceLock::new(),
+                        authorization: route.mcp_authorization.clone(),
                     },
                     max_body: max_body.min(rt.snapshot.config.settings.mcp.max_body_size),
                 };

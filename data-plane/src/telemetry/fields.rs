@@ -7,7 +7,7 @@ use serde_json::{Map, Value, json};
 use tollgate_shared::config::redact;
 
 use super::Outcome;
-use super::record::RequestRecord;
+use super::record::{LlmFacts, RequestRecord};
 
 /// The variables of one request.
 pub type Ctx = cel::Context<'static, 'static>;
@@ -168,34 +168,39 @@ pub fn request_context(record: &RequestRecord, jwt_claims: &[String]) -> Ctx {
 /// `llm`, once the LLM exchange is known.
 pub fn add_llm(ctx: &mut Ctx, record: &RequestRecord) {
     if let Some(llm) = record.llm.get() {
-        let total = match (llm.input_tokens, llm.output_tokens) {
-            (None, None) => None,
-            (i, o) => Some(i.unwrap_or(0) + o.unwrap_or(0)),
-        };
-        let mut vars = Map::new();
-        let mut put = |camel: &str, snake: &str, v: Value| {
-            vars.insert(camel.to_string(), v.clone());
-            if snake != camel {
-                vars.insert(snake.to_string(), v);
-            }
-        };
-        put("provider", "provider", json!(llm.provider));
-        put("requestModel", "request_model", json!(llm.request_model));
-        put("responseModel", "response_model", json!(llm.response_model));
-        put("inputTokens", "input_tokens", json!(llm.input_tokens));
-        put("outputTokens", "output_tokens", json!(llm.output_tokens));
-        put("totalTokens", "total_tokens", json!(total));
-        put("streaming", "streaming", json!(llm.streaming));
-        put(
-            "prompt",
-            "prompt",
-            llm.prompt
-                .as_deref()
-                .and_then(|raw| serde_json::from_slice(raw).ok())
-                .unwrap_or(Value::Null),
-        );
-        let _ = ctx.add_variable("llm", Value::Object(vars));
+        add_llm_facts(ctx, llm);
     }
+}
+
+/// `llm` from `llm` (authorization reads it before the exchange ends).
+pub fn add_llm_facts(ctx: &mut Ctx, llm: &LlmFacts) {
+    let total = match (llm.input_tokens, llm.output_tokens) {
+        (None, None) => None,
+        (i, o) => Some(i.unwrap_or(0) + o.unwrap_or(0)),
+    };
+    let mut vars = Map::new();
+    let mut put = |camel: &str, snake: &str, v: Value| {
+        vars.insert(camel.to_string(), v.clone());
+        if snake != camel {
+            vars.insert(snake.to_string(), v);
+        }
+    };
+    put("provider", "provider", json!(llm.provider));
+    put("requestModel", "request_model", json!(llm.request_model));
+    put("responseModel", "response_model", json!(llm.response_model));
+    put("inputTokens", "input_tokens", json!(llm.input_tokens));
+    put("outputTokens", "output_tokens", json!(llm.output_tokens));
+    put("totalTokens", "total_tokens", json!(total));
+    put("streaming", "streaming", json!(llm.streaming));
+    put(
+        "prompt",
+        "prompt",
+        llm.prompt
+            .as_deref()
+            .and_then(|raw| serde_json::from_slice(raw).ok())
+            .unwrap_or(Value::Null),
+    );
+    let _ = ctx.add_variable("llm", Value::Object(vars));
 }
 
 /// `mcp`, once the gateway has routed the MCP request.

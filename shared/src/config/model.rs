@@ -23,8 +23,8 @@ pub use super::listeners::{
 use super::path::YamlPath;
 pub use super::policies::{
     BackendAuth, BackendTls, Cors, HeaderModifier, Jwks, JwtAuth, JwtLocation, JwtMode,
-    JwtProvider, Policies, RateLimit, RateLimitKind, Retry, RouteType, RouteTypes, Secret, Timeout,
-    UrlRewrite, Verification,
+    JwtProvider, Policies, RateLimit, RateLimitKind, Retry, RouteType, RouteTypes, Rule, RuleSet,
+    Secret, Timeout, UrlRewrite, Verification,
 };
 pub use super::settings::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BODY_SIZE, Fields, ListenAddr, LogFormat, Logging,

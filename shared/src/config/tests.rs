@@ -488,3 +488,53 @@ fn jwt_auth_defaults_and_jwks_files_are_referenced() {
         )]
     );
 }
+
+#[test]
+fn authorization_rules_are_compiled_and_errors_point_at_the_rule() {
+    let text = r#"binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        authorization:
+          rules:
+          - 'jwt.sub == "a"'
+          - deny: 'source.address == "10.0.0.1"'
+          - require: 'request.method =='
+        mcpAuthorization:
+          rules: [{permit: 'true'}]
+"#;
+    let errs = errors(text);
+    let policy = "binds[0].listeners[0].routes[0].policies";
+    assert_reported(
+        &errs,
+        [
+            (
+                format!("{policy}.authorization.rules[2]"),
+                "invalid CEL expression",
+            ),
+            (format!("{policy}.mcpAuthorization.rules[0]"), ""),
+        ],
+    );
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    let line = errs
+        .iter()
+        .find(|e| e.path.ends_with("rules[2]"))
+        .unwrap()
+        .line;
+    assert_eq!(line, 11);
+    let ok = text.replace("'request.method =='", "'request.method != \"DELETE\"'");
+    let ok = ok.replace("{permit: 'true'}", "'mcp.tool.name == \"echo\"'");
+    let config = load_str(&ok, "f", &env()).unwrap();
+    let policies = &config.binds[0].listeners[0].routes[0].policies;
+    assert_eq!(
+        policies.authorization.as_ref().unwrap().rules,
+        [
+            Rule::Allow("jwt.sub == \"a\"".into()),
+            Rule::Deny("source.address == \"10.0.0.1\"".into()),
+            Rule::Require("request.method != \"DELETE\"".into()),
+        ]
+    );
+    assert!(policies.mcp_authorization.is_some());
+}

@@ -21,6 +21,7 @@
 //! in `examples/kitchen-sink.yaml`; one pipeline phase in the data plane.
 
 mod ai;
+mod authorization;
 mod backend_auth;
 mod backend_tls;
 mod cors;
@@ -34,6 +35,7 @@ mod url_rewrite;
 use serde::{Deserialize, Serialize};
 
 pub use ai::{RawAiPolicy, RouteType, RouteTypes};
+pub use authorization::{RawRuleSet, Rule, RuleSet};
 pub use backend_auth::{BackendAuth, RawBackendAuth, Secret};
 pub use backend_tls::{BackendTls, RawBackendTls, Verification};
 pub use cors::{Cors, RawCors};
@@ -66,6 +68,8 @@ pub struct RawPolicies {
     #[serde(rename = "backendTLS")]
     pub backend_tls: Option<Lenient<RawBackendTls>>,
     pub jwt_auth: Option<Lenient<RawJwtAuth>>,
+    pub authorization: Option<Lenient<RawRuleSet>>,
+    pub mcp_authorization: Option<Lenient<RawRuleSet>>,
 }
 
 /// `policies`: what applies to the requests of a route (or, for some, of a backend). `None`
@@ -98,6 +102,12 @@ pub struct Policies {
     /// `jwtAuth`: the client's identity from a JWT (route level only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jwt_auth: Option<JwtAuth>,
+    /// `authorization`: CEL rules a request must pass (route level only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<RuleSet>,
+    /// `mcpAuthorization`: CEL rules over the MCP tool, prompt or resource (route level only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_authorization: Option<RuleSet>,
 }
 
 impl Policies {
@@ -125,6 +135,8 @@ impl Policies {
             ai_routes: last(levels, |p| p.ai_routes.as_ref()),
             backend_tls: last(levels, |p| p.backend_tls.as_ref()),
             jwt_auth: last(levels, |p| p.jwt_auth.as_ref()),
+            authorization: last(levels, |p| p.authorization.as_ref()),
+            mcp_authorization: last(levels, |p| p.mcp_authorization.as_ref()),
         }
     }
 }
@@ -174,6 +186,18 @@ impl Validator<'_> {
                 Self::backend_tls,
             ),
             jwt_auth: self.section(raw.jwt_auth.as_ref(), path, "jwtAuth", Self::jwt_auth),
+            authorization: self.section(
+                raw.authorization.as_ref(),
+                path,
+                "authorization",
+                Self::rule_set,
+            ),
+            mcp_authorization: self.section(
+                raw.mcp_authorization.as_ref(),
+                path,
+                "mcpAuthorization",
+                Self::rule_set,
+            ),
         }
     }
 }
@@ -192,6 +216,8 @@ impl From<&Policies> for pb::Policies {
             ai_routes: p.ai_routes.as_ref().map(Into::into),
             backend_tls: p.backend_tls.as_ref().map(Into::into),
             jwt_auth: p.jwt_auth.as_ref().map(Into::into),
+            authorization: p.authorization.as_ref().map(Into::into),
+            mcp_authorization: p.mcp_authorization.as_ref().map(Into::into),
         }
     }
 }
@@ -212,6 +238,8 @@ impl TryFrom<pb::Policies> for Policies {
             ai_routes: convert::optional(p.ai_routes, "ai.routes")?,
             backend_tls: convert::optional(p.backend_tls, "backendTLS")?,
             jwt_auth: convert::optional(p.jwt_auth, "jwtAuth")?,
+            authorization: convert::optional(p.authorization, "authorization")?,
+            mcp_authorization: convert::optional(p.mcp_authorization, "mcpAuthorization")?,
         })
     }
 }
