@@ -19,7 +19,7 @@ use tollgate_shared::config::model::{FailureMode, McpBackend, McpTargetKind};
 
 use super::names::Naming;
 use super::outbound::Outbound;
-use super::upstream::{TargetError, Upstream};
+use super::upstream::{Remote, TargetError, Upstream};
 use super::{Observer, RouteKey};
 
 /// The client's transport, which decides where answers go.
@@ -119,7 +119,7 @@ impl Session {
         transport: TransportKind,
         backend: McpBackend,
         (client, identity): (IpAddr, Option<String>),
-        http: impl Fn() -> reqwest::Client,
+        remote: impl Fn() -> Remote,
     ) -> Session {
         let naming = Naming::new(backend.targets.len(), backend.prefix_mode);
         let outbound = Outbound::new();
@@ -127,8 +127,8 @@ impl Session {
             .targets
             .iter()
             .map(|t| {
-                let remote = !matches!(t.kind, McpTargetKind::Stdio { .. });
-                Upstream::new(t.clone(), remote.then(&http), outbound.clone(), naming)
+                let http = (!matches!(t.kind, McpTargetKind::Stdio { .. })).then(&remote);
+                Upstream::new(t.clone(), http, outbound.clone(), naming)
             })
             .collect();
         Session {

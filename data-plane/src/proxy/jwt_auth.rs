@@ -7,19 +7,20 @@ use tollgate_shared::config::model::{JwtLocation, JwtMode};
 
 use crate::jwt::{Claims, Rejection, Verifier};
 
-/// The claims of the caller (`None`: no identity), or why the request is refused.
+/// The claims of the caller and its token (`None`: no identity), or why the request is
+/// refused.
 pub fn authenticate(
     verifier: &Verifier,
     uri: &mut Uri,
     headers: &mut HeaderMap,
-) -> Result<Option<Claims>, Rejection> {
+) -> Result<Option<(Claims, String)>, Rejection> {
     let token = take_token(&verifier.location, uri, headers);
     let verified = match token {
         None => Err(Rejection::Missing),
-        Some(token) => verifier.verify(&token),
+        Some(token) => verifier.verify(&token).map(|claims| (claims, token)),
     };
     match (verified, verifier.mode) {
-        (Ok(claims), _) => Ok(Some(claims)),
+        (Ok(authenticated), _) => Ok(Some(authenticated)),
         (Err(_), JwtMode::Permissive) | (Err(Rejection::Missing), JwtMode::Optional) => Ok(None),
         (Err(rejection), _) => Err(rejection),
     }

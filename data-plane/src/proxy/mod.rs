@@ -1,9 +1,10 @@
 //! The request pipeline: named phases in a fixed order (DESIGN §4), one config load per request.
 //!
 //! path normalisation -> route match -> cors -> jwtAuth -> authorization -> MCP origin and
-//! host check -> localRateLimit -> body limit -> rewrites -> backend selection -> backendAuth -> LLM
-//! processing -> upstream call (timeouts, retries) -> response headers -> metrics (and token
-//! debits) when the body ends.
+//! host check -> localRateLimit -> body limit -> rewrites -> backend selection -> backendAuth
+//! (a key, or the caller's token passed through) -> LLM processing (`llm.*` authorization) ->
+//! upstream call (timeouts, retries) -> response headers -> metrics (and token debits) when
+//! the body ends.
 
 pub mod cors;
 pub mod jwt_auth;
@@ -21,11 +22,13 @@ use std::time::Instant;
 
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
+use tollgate_shared::config::model::BackendAuth;
 
 use self::upstream::OutBody;
 use crate::http::body::{BoxBody, ObservedBody};
 use crate::http::client::Limits;
 use crate::http::error::ProxyError;
+use crate::http::passthrough::Passthrough;
 use crate::http::{RequestBody, read_body, strip_hop_by_hop};
 use crate::runtime::{CompiledRoute, PortTable, Runtime, Target};
 use crate::services::Services;
@@ -197,13 +200,18 @@ async fn handle(
     }
 
     // Phase: jwtAuth. The token leaves the request here, whatever the outcome.
+    let mut passthrough = None;
     if let Some(verifier) = &route.jwt {
         let mut uri = req.uri().clone();
-        let claims = jwt_auth::authenticate(verifier, &mut uri, req.headers_mut())
+        let authenticated = jwt_auth::authenticate(verifier, &mut uri, req.headers_mut())
             .map_err(ProxyError::Unauthorized)?;
         *req.uri_mut() = uri;
-        if let Some(claims) = claims {
+        if let Some((claims, token)) = authenticated {
             let _ = record.jwt.set(Arc::new(claims));
+            // Kept only when `backendAuth.passthrough` sends it on.
+            if let Some(BackendAuth::Passthrough { location }) = &policies.backend_auth {
+                passthrough = Passthrough::new(location, &token);
+            }
         }
     }
 
@@ -272,12 +280,19 @@ async fn handle(
         let values = [bind, gateway, listener, route, backend];
         services.metrics.retries.with_label_values(&values).inc();
     };
+    // Phase: backendAuth: the caller's token passed through (an `ai` provider's own key
+    // replaces it later); remote MCP targets get it on their session's connections.
+    if let Some(token) = &passthrough
+        && !matches!(route.backends[index].target, Target::Mcp(_))
+    {
+        token.apply(&mut parts.uri, &mut parts.headers);
+    }
     let call = async {
         match &route.backends[index].target {
             Target::Host(_) => {
-                // Phase: backendAuth.
-                if let Some(auth) = &policies.backend_auth
-                    && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", auth.key.expose()))
+                // Phase: backendAuth (the configured key).
+                if let Some(key) = policies.backend_auth.as_ref().and_then(BackendAuth::key)
+                    && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
                 {
                     parts.headers.insert(header::AUTHORIZATION, v);
                 }
@@ -347,6 +362,7 @@ async fn handle(
                         authorization: route.mcp_authorization.clone(),
                     },
                     max_body: max_body.min(rt.snapshot.config.settings.mcp.max_body_size),
+                    passthrough: passthrough.clone(),
                 };
                 if let Some(uri) = client_uri {
                     parts.uri = uri;

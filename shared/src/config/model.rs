@@ -159,9 +159,9 @@ impl Config {
     pub fn visit_secrets(&mut self, f: &mut dyn FnMut(&SecretField<'_>, &mut Secret)) {
         for (at, route) in self.routes_mut() {
             let policies = &mut route.policies;
-            if let Some(a) = &mut policies.backend_auth {
+            if let Some(BackendAuth::Key(key)) = &mut policies.backend_auth {
                 let path = format!("{at}.policies.backendAuth.key");
-                f(&SecretField::key(&path), &mut a.key);
+                f(&SecretField::key(&path), key);
             }
             let modifiers = [
                 (
@@ -193,11 +193,11 @@ impl Config {
                     BackendKind::Ai(ai) => {
                         for (g, group) in ai.groups.iter_mut().enumerate() {
                             for (p, provider) in group.iter_mut().enumerate() {
-                                if let Some(a) = &mut provider.backend_auth {
+                                if let Some(BackendAuth::Key(key)) = &mut provider.backend_auth {
                                     let path = format!(
                                         "{at}.ai.groups[{g}].providers[{p}].backendAuth.key"
                                     );
-                                    f(&SecretField::key(&path), &mut a.key);
+                                    f(&SecretField::key(&path), key);
                                 }
                             }
                         }

@@ -66,7 +66,13 @@ fn seed_failover_loads_with_both_spellings() {
         assert_eq!(providers.len(), 2);
         assert_eq!(providers[0].provider, Provider::Anthropic);
         assert_eq!(
-            providers[1].backend_auth.as_ref().unwrap().key.expose(),
+            providers[1]
+                .backend_auth
+                .as_ref()
+                .unwrap()
+                .key()
+                .unwrap()
+                .expose(),
             "sk-openai"
         );
         assert_eq!(
@@ -186,7 +192,13 @@ fn the_most_specific_level_sets_each_policy_whole() {
     let provider = &ai.groups[0][0];
     let effective = Policies::effective(&[&route.policies, &provider.policies()]);
     assert_eq!(
-        effective.backend_auth.as_ref().unwrap().key.expose(),
+        effective
+            .backend_auth
+            .as_ref()
+            .unwrap()
+            .key()
+            .unwrap()
+            .expose(),
         "provider-key"
     );
     assert_eq!(effective.retry, route.policies.retry);
@@ -537,4 +549,41 @@ fn authorization_rules_are_compiled_and_errors_point_at_the_rule() {
         ]
     );
     assert!(policies.mcp_authorization.is_some());
+}
+
+#[test]
+fn backend_auth_is_a_key_or_a_passthrough() {
+    let errs = errors(
+        r#"binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        backendAuth: {key: k, passthrough: {}}
+    - backends: [{host: 'a:1'}]
+      policies:
+        backendAuth: {passthrough: {location: {cookie: {name: ''}}}}
+    - backends:
+      - ai:
+          name: o
+          provider: {openAI: {}}
+          policies: {backendAuth: {passthrough: {}}}
+"#,
+    );
+    let route = |i: usize| format!("binds[0].listeners[0].routes[{i}]");
+    assert_reported(
+        &errs,
+        [
+            (
+                format!("{}.policies.backendAuth", route(0)),
+                "exactly one of",
+            ),
+            (
+                format!("{}.policies.backendAuth.passthrough.location", route(1)),
+                "empty",
+            ),
+            (format!("{}.backends[0].ai", route(2)), "route policy"),
+        ],
+    );
 }

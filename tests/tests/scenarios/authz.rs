@@ -237,3 +237,114 @@ async fn mcp_lists_and_calls_follow_the_callers_identity() {
         .await;
     assert_eq!(resp.status(), 401);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passthrough_forwards_the_callers_token_to_hosts_and_providers() {
+    let upstream = FakeUpstream::start("u").await;
+    let token = example_token("example2.key");
+    let openai = FakeLlm::start(Kind::OpenAi, Some(&token)).await;
+    let port = free_port();
+    let route = |name: &str, backend: String, passthrough: &str| {
+        format!(
+            "    - name: {name}\n      matches: [{{path: {{pathPrefix: /{name}}}}}]\n      backends: [{backend}]\n      policies:\n{EXAMPLE_JWT}        backendAuth: {{passthrough: {passthrough}}}\n"
+        )
+    };
+    let host = format!("{{host: \"{}\"}}", upstream.authority());
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n{}{}{}",
+        route("bearer", host.clone(), "{}"),
+        route(
+            "query",
+            host,
+            "{location: {queryParameter: {name: access_token}}}"
+        ),
+        route(
+            "llm",
+            format!(
+                "{{ai: {{name: o, provider: {{openAI: {{model: gpt-4o}}}}, hostOverride: \"{}\"}}}}",
+                openai.authority()
+            ),
+            "{}"
+        ),
+    );
+    let proxy = Proxy::spawn(ProxyOptions {
+        config: &config,
+        cwd: Some(&example_dir()),
+        ..Default::default()
+    });
+    proxy.wait_ready().await;
+    let caller = client_as(Some(&token));
+    for path in ["/bearer/a", "/query/b?x=1"] {
+        let resp = caller.get(proxy.url(port, path)).send().await.unwrap();
+        assert_eq!(resp.status(), 200, "{path}");
+    }
+    let anonymous = tollgate_tests::http().get(proxy.url(port, "/bearer/c"));
+    assert_eq!(anonymous.send().await.unwrap().status(), 200);
+    let seen = upstream.requests();
+    assert_eq!(seen[0].headers["authorization"], format!("Bearer {token}"));
+    assert_eq!(seen[1].path, format!("/query/b?x=1&access_token={token}"));
+    assert!(seen[1].headers.get("authorization").is_none());
+    assert!(
+        seen[2].headers.get("authorization").is_none(),
+        "no token, none sent"
+    );
+
+    // A provider without its own key gets the caller's token (the fake accepts only it).
+    let resp = caller
+        .post(proxy.url(port, "/llm/v1/chat/completions"))
+        .json(&json!({"messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passthrough_gives_remote_mcp_targets_the_callers_identity() {
+    // Gateway A requires a token and applies the example's rules; gateway B reaches it as two
+    // remote targets and passes its caller's token through.
+    let a_port = free_port();
+    let a_config = mcp_config(a_port).replace(
+        "          audiences:",
+        "          mode: strict\n          audiences:",
+    );
+    let a = Proxy::spawn(ProxyOptions {
+        config: &a_config,
+        cwd: Some(&example_dir()),
+        ..Default::default()
+    });
+    let b_port = free_port();
+    let b_config = format!(
+        "binds:\n- port: {b_port}\n  listeners:\n  - routes:\n    - policies:\n{EXAMPLE_JWT}        backendAuth: {{passthrough: {{}}}}\n      backends:\n      - mcp:\n          targets:\n          - name: streamable\n            mcp: {{host: \"127.0.0.1:{a_port}\"}}\n          - name: legacy\n            sse: {{host: \"http://127.0.0.1:{a_port}/sse\"}}\n"
+    );
+    let b = Proxy::spawn(ProxyOptions {
+        config: &b_config,
+        cwd: Some(&example_dir()),
+        ..Default::default()
+    });
+    a.wait_ready().await;
+    b.wait_ready().await;
+    let url = b.url(b_port, "/mcp");
+    let mut c = McpClient::with_http(&url, client_as(Some(&example_token("example1.key"))));
+    let answer = c.initialize().await;
+    assert!(answer.get("result").is_some(), "{answer}");
+    let mut tools = c.tool_names().await;
+    tools.sort();
+    assert_eq!(
+        tools,
+        [
+            "legacy_add",
+            "legacy_echo",
+            "legacy_pid",
+            "streamable_add",
+            "streamable_echo",
+            "streamable_pid"
+        ],
+        "A saw example1's identity on both transports"
+    );
+
+    // Without a token B has none to pass: A refuses its targets' connections.
+    let answer = McpClient::new(&url).initialize().await;
+    let message = answer["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("401 Unauthorized"), "{answer}");
+}

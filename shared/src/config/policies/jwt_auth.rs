@@ -350,7 +350,11 @@ impl Validator<'_> {
         )
     }
 
-    fn jwt_location(&mut self, raw: &RawJwtLocation, path: &YamlPath) -> Option<JwtLocation> {
+    pub(crate) fn jwt_location(
+        &mut self,
+        raw: &RawJwtLocation,
+        path: &YamlPath,
+    ) -> Option<JwtLocation> {
         let location = match (&raw.header, &raw.query_parameter, &raw.cookie) {
             (Some(h), None, None) => Some(JwtLocation::Header {
                 name: h.name.to_ascii_lowercase(),
@@ -375,9 +379,9 @@ impl Validator<'_> {
     }
 }
 
-impl From<&JwtAuth> for pb::JwtAuth {
-    fn from(a: &JwtAuth) -> Self {
-        let at = match &a.location {
+impl From<&JwtLocation> for pb::JwtLocation {
+    fn from(l: &JwtLocation) -> Self {
+        let at = match l {
             JwtLocation::Header { name, prefix } => pb::jwt_location::At::Header(pb::JwtHeader {
                 name: name.clone(),
                 prefix: prefix.clone(),
@@ -385,13 +389,37 @@ impl From<&JwtAuth> for pb::JwtAuth {
             JwtLocation::QueryParameter(name) => pb::jwt_location::At::QueryParameter(name.clone()),
             JwtLocation::Cookie(name) => pb::jwt_location::At::Cookie(name.clone()),
         };
+        pb::JwtLocation { at: Some(at) }
+    }
+}
+
+impl TryFrom<pb::JwtLocation> for JwtLocation {
+    type Error = InvalidSnapshot;
+
+    fn try_from(l: pb::JwtLocation) -> convert::Result<JwtLocation> {
+        match l.at {
+            Some(pb::jwt_location::At::Header(h)) => Ok(JwtLocation::Header {
+                name: h.name,
+                prefix: h.prefix,
+            }),
+            Some(pb::jwt_location::At::QueryParameter(name)) => {
+                Ok(JwtLocation::QueryParameter(name))
+            }
+            Some(pb::jwt_location::At::Cookie(name)) => Ok(JwtLocation::Cookie(name)),
+            None => convert::missing(""),
+        }
+    }
+}
+
+impl From<&JwtAuth> for pb::JwtAuth {
+    fn from(a: &JwtAuth) -> Self {
         pb::JwtAuth {
             mode: match a.mode {
                 JwtMode::Optional => pb::JwtMode::Optional,
                 JwtMode::Strict => pb::JwtMode::Strict,
                 JwtMode::Permissive => pb::JwtMode::Permissive,
             } as i32,
-            location: Some(pb::JwtLocation { at: Some(at) }),
+            location: Some((&a.location).into()),
             providers: a
                 .providers
                 .iter()
@@ -420,15 +448,7 @@ impl TryFrom<pb::JwtAuth> for JwtAuth {
             pb::JwtMode::Strict => JwtMode::Strict,
             pb::JwtMode::Permissive => JwtMode::Permissive,
         };
-        let location = match a.location.and_then(|l| l.at) {
-            Some(pb::jwt_location::At::Header(h)) => JwtLocation::Header {
-                name: h.name,
-                prefix: h.prefix,
-            },
-            Some(pb::jwt_location::At::QueryParameter(name)) => JwtLocation::QueryParameter(name),
-            Some(pb::jwt_location::At::Cookie(name)) => JwtLocation::Cookie(name),
-            None => return convert::missing("location"),
-        };
+        let location = convert::required(a.location, "location")?;
         let mut providers = Vec::new();
         for (i, p) in a.providers.into_iter().enumerate() {
             let jwks = match p.jwks.and_then(|j| j.source) {
