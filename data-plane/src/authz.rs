@@ -21,18 +21,35 @@ pub struct Rules {
     /// The claims the rules read as `jwt.NAME` (null when absent).
     jwt_claims: Vec<String>,
     reads_llm: bool,
+    /// Whether a rule calls one of [`FUNCTIONS`] (else they are not registered per request).
+    calls_functions: bool,
 }
+
+/// The functions [`add_functions`] registers.
+const FUNCTIONS: [&str; 9] = [
+    "ip",
+    "isIP",
+    "cidr",
+    "containsIP",
+    "containsCIDR",
+    "prefixLength",
+    "family",
+    "isLoopback",
+    "isUnspecified",
+];
 
 impl Rules {
     /// The config was validated, so every rule compiles.
     pub fn compile(set: &RuleSet) -> Rules {
         let (mut allow, mut deny, mut require) = (Vec::new(), Vec::new(), Vec::new());
-        let mut reads_llm = false;
+        let (mut reads_llm, mut calls_functions) = (false, false);
         for rule in &set.rules {
             let Ok(program) = Program::compile(rule.expression()) else {
                 continue;
             };
-            reads_llm |= program.references().has_variable("llm");
+            let references = program.references();
+            reads_llm |= references.has_variable("llm");
+            calls_functions |= FUNCTIONS.iter().any(|f| references.has_function(f));
             match rule {
                 Rule::Allow(_) => allow.push(program),
                 Rule::Deny(_) => deny.push(program),
@@ -45,6 +62,7 @@ impl Rules {
             require,
             jwt_claims: fields::jwt_claims_read(set.rules.iter().map(Rule::expression)),
             reads_llm,
+            calls_functions,
         }
     }
 
@@ -57,7 +75,9 @@ impl Rules {
     /// call: built once per request, then shared by every decision about it.
     pub fn context(&self, record: &RequestRecord) -> Ctx {
         let mut ctx = fields::request_context(record, &self.jwt_claims);
-        add_functions(&mut ctx);
+        if self.calls_functions {
+            add_functions(&mut ctx);
+        }
         ctx
     }
 
@@ -96,8 +116,7 @@ impl Rules {
     }
 }
 
-/// agentgateway's IP and CIDR functions (the Kubernetes CEL libraries): `ip`, `isIP`, `cidr`,
-/// `containsIP`, `containsCIDR`, `prefixLength`, `family`, `isLoopback`, `isUnspecified`.
+/// agentgateway's IP and CIDR functions (the Kubernetes CEL libraries), [`FUNCTIONS`].
 fn add_functions(ctx: &mut Ctx) {
     let _ = ctx.add_function("ip", |s: Arc<String>| -> Result<Value, ExecutionError> {
         let ip = parse_ip("ip", &s)?;
@@ -303,8 +322,11 @@ mod tests {
     }
 
     #[test]
-    fn llm_readers_are_found() {
+    fn llm_readers_and_function_calls_are_found() {
         assert!(rules(vec![Rule::Allow(r#"llm.requestModel == "m""#.into())]).reads_llm());
-        assert!(!rules(vec![Rule::Allow(r#"jwt.sub == "llm""#.into())]).reads_llm());
+        let plain = rules(vec![Rule::Allow(r#"jwt.sub == "llm""#.into())]);
+        assert!(!plain.reads_llm() && !plain.calls_functions);
+        let member = rules(vec![Rule::Deny(r#"x.containsIP("1.2.3.4")"#.into())]);
+        assert!(member.calls_functions);
     }
 }

@@ -297,6 +297,13 @@ async fn passthrough_forwards_the_callers_token_to_hosts_and_providers() {
         .await
         .unwrap();
     assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+
+    let signature = token.rsplit('.').next().unwrap();
+    let logs = format!("{}{}", proxy.access_log(), proxy.log());
+    assert!(
+        !logs.contains(signature),
+        "the passed-through token is never logged"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
