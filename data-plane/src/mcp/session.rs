@@ -80,10 +80,10 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// What a client-facing name refers to (the `resource_type` metric label).
 /// What a list holds, for `mcpAuthorization`: the kind of item and how it is named.
 type Listed<T> = (Kind, fn(&T) -> &str);
 
+/// What a client-facing name refers to (the `resource_type` metric label).
 #[derive(Clone, Copy)]
 enum Kind {
     Tool,
@@ -127,8 +127,8 @@ impl Session {
             .targets
             .iter()
             .map(|t| {
-                let http = (!matches!(t.kind, McpTargetKind::Stdio { .. })).then(&remote);
-                Upstream::new(t.clone(), http, outbound.clone(), naming)
+                let is_remote = !matches!(t.kind, McpTargetKind::Stdio { .. });
+                Upstream::new(t.clone(), is_remote.then(&remote), outbound.clone(), naming)
             })
             .collect();
         Session {
