@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod api_key;
+pub mod authz;
 pub mod clock;
 pub mod connection;
 pub mod fetch;

@@ -12,6 +12,7 @@ use tollgate_shared::config::model::{
 use tollgate_shared::{Snapshot, SnapshotSource};
 
 use crate::api_key::ApiKeys;
+use crate::authz::Rules;
 use crate::htpasswd::{BasicAuthPolicy, HtpasswdFiles};
 use crate::jwt::{Verifier, Verifiers};
 use crate::llm::failover::ProviderPool;
@@ -30,8 +31,8 @@ pub struct Runtime {
     pub tls: Tls,
     /// Labels of a request on no known port: the gateway only.
     pub labels: Arc<RequestLabels>,
-    /// A request's CEL variables are read before it ends (rate-limit keys): its record
-    /// keeps the headers.
+    /// A request's CEL variables are read before it ends (rate-limit keys, `authorization` or
+    /// `mcpAuthorization` rules): its record keeps the headers for `request.headers`.
     pub reads_requests: bool,
     /// The `basicAuth` htpasswd files, read when the config was applied and watched since.
     pub htpasswd: HtpasswdFiles,
@@ -78,6 +79,10 @@ pub struct CompiledRoute {
     pub api_keys: Option<ApiKeys>,
     /// The `basicAuth` policy and its htpasswd users.
     pub basic_auth: Option<BasicAuthPolicy>,
+    /// The `authorization` rules, compiled.
+    pub authorization: Option<Rules>,
+    /// The `mcpAuthorization` rules, compiled.
+    pub mcp_authorization: Option<Arc<Rules>>,
     pub backends: Vec<CompiledBackend>,
     pub total_weight: u32,
 }
@@ -179,13 +184,17 @@ impl Runtime {
                 (b.port, Arc::new(table))
             })
             .collect::<HashMap<_, _>>();
-        let keyed = ports
+        let reads_requests = ports
             .values()
             .flat_map(|t| &t.listeners)
             .flat_map(|l| &l.routes)
-            .any(|r| !r.keyed_limits.is_empty());
+            .any(|r| {
+                !r.keyed_limits.is_empty()
+                    || r.authorization.is_some()
+                    || r.mcp_authorization.is_some()
+            });
         Runtime {
-            reads_requests: keyed || telemetry.uses_cel(),
+            reads_requests: reads_requests || telemetry.uses_cel(),
             snapshot,
             source,
             applied_at: SystemTime::now(),
@@ -313,6 +322,12 @@ fn compile_route(
                 .expect("HtpasswdFiles::load read every route's basicAuth file")
                 .clone(),
         }),
+        authorization: r.policies.authorization.as_ref().map(Rules::compile),
+        mcp_authorization: r
+            .policies
+            .mcp_authorization
+            .as_ref()
+            .map(|p| Arc::new(Rules::compile(p))),
         policies,
         backends: r
             .backends

@@ -53,8 +53,8 @@ def wait_for(url, log, proc=None):
 
 
 @contextlib.contextmanager
-def run_tollgate(config, env=None, admin="off"):
-    """A real tollgate on `config` (YAML text), ready; yields the path of its log."""
+def run_tollgate(config, env=None, admin="off", cwd=None):
+    """A real tollgate on `config` (YAML text), ready, run from `cwd`; yields the path of its log."""
     tmp = tempfile.mkdtemp()
     path = os.path.join(tmp, "gateway.yaml")
     with open(path, "w") as f:
@@ -68,6 +68,7 @@ def run_tollgate(config, env=None, admin="off"):
         ],
         env=dict(os.environ, **(env or {})),
         stderr=log,
+        cwd=cwd,
     )
     try:
         wait_for(f"http://127.0.0.1:{ready}/healthz/ready", log.name, proc)

@@ -84,6 +84,9 @@ pub enum ProxyError {
     /// The bounded bcrypt pool stayed full (a flood of password checks).
     #[error("too many password checks in progress; retry later")]
     PasswordChecksBusy,
+    /// `authorization` refused the request; the body names the policy, never its rules.
+    #[error("forbidden: the route's {0} policy does not allow this request")]
+    Forbidden(&'static str),
 }
 
 impl ProxyError {
@@ -120,6 +123,7 @@ impl ProxyError {
             | ProxyError::McpUnauthorized { .. }
             | ProxyError::ApiKeyRejected(_)
             | ProxyError::BasicAuthRejected { .. } => StatusCode::UNAUTHORIZED,
+            ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::AuthServer(_) => StatusCode::BAD_GATEWAY,
             ProxyError::PasswordChecksBusy => StatusCode::SERVICE_UNAVAILABLE,
         }
@@ -149,6 +153,7 @@ impl ProxyError {
             | ProxyError::McpUnauthorized { .. }
             | ProxyError::ApiKeyRejected(_)
             | ProxyError::BasicAuthRejected { .. } => Reason::Unauthenticated,
+            ProxyError::Forbidden(_) => Reason::Authorization,
             ProxyError::AuthServer(_) => Reason::UpstreamFailure,
             ProxyError::PasswordChecksBusy => Reason::Overloaded,
         }

@@ -60,6 +60,9 @@ pub struct AiCall<'a> {
     pub record: &'a Arc<RequestRecord>,
     /// Bytes of large requests parsed at once, process-wide.
     pub budget: &'a ParseBudget,
+    /// The route's `authorization` rules when they read `llm.*`: decided once the request
+    /// is parsed, before any provider is called.
+    pub authorization: Option<&'a crate::authz::Rules>,
     /// Called with the provider's name before each retry.
     pub on_retry: &'a (dyn Fn(&str) + Sync),
 }
@@ -161,6 +164,19 @@ pub async fn serve(
     }
 }
 
+/// The route's `llm.*` authorization, with what is known of the request (the model the client
+/// asked for).
+fn authorize(call: &AiCall<'_>, llm: Option<&LlmFacts>) -> Result<(), ProxyError> {
+    let Some(rules) = call.authorization else {
+        return Ok(());
+    };
+    if rules.allows_request(call.record, llm) {
+        Ok(())
+    } else {
+        Err(ProxyError::Forbidden("authorization"))
+    }
+}
+
 /// The plan and request of attempt `attempt` on provider `id`, or `None` for `/v1/models`,
 /// which the gateway answers itself. The client's body is parsed, and its tokens reserved,
 /// once, when first needed.
@@ -191,6 +207,10 @@ fn prepare<'b>(
     if reservation.is_none() {
         ratelimit::admit_tokens(call.buckets).map_err(ProxyError::RateLimited)?;
     }
+    // Requests that are not parsed have no `llm` for the rules: those reading it are false.
+    if attempt == 0 && matches!(kind, RouteType::Models | RouteType::Passthrough) {
+        authorize(call, None)?;
+    }
     let plan = match kind {
         RouteType::Models => return Ok(None),
         RouteType::Passthrough => Plan {
@@ -212,7 +232,16 @@ fn prepare<'b>(
                 Format::OpenAi
             };
             if parsed.is_none() {
-                *parsed = Some(ClientRequest::parse(body)?);
+                let request = ClientRequest::parse(body)?;
+                let requested = request.string("model").or_else(|| provider.model.clone());
+                let facts = requested.map(|request_model| LlmFacts {
+                    provider: provider::system(provider.provider),
+                    request_model,
+                    streaming: request.streaming(),
+                    ..LlmFacts::default()
+                });
+                authorize(call, facts.as_ref())?;
+                *parsed = Some(request);
             }
             let request = parsed.as_ref().expect("parsed above");
             let upstream = Format::of(provider.provider);

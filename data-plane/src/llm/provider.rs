@@ -87,15 +87,18 @@ pub fn apply_auth(p: Provider, auth: Option<&BackendAuth>, headers: &mut HeaderM
         .map(str::to_string);
     match p {
         Provider::OpenAi => {
-            if let Some(a) = auth
-                && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", a.key.expose()))
+            if let Some(key) = auth.and_then(BackendAuth::key)
+                && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
             {
                 headers.remove("x-api-key");
                 headers.insert(header::AUTHORIZATION, v);
             }
         }
         Provider::Anthropic => {
-            let key = auth.map(|a| a.key.expose().to_string()).or(client_bearer);
+            let key = auth
+                .and_then(BackendAuth::key)
+                .map(|k| k.expose().to_string())
+                .or(client_bearer);
             if let Some(v) = key.and_then(|k| HeaderValue::from_str(&k).ok()) {
                 headers.remove(header::AUTHORIZATION);
                 headers.insert("x-api-key", v);
@@ -151,9 +154,7 @@ mod tests {
 
     #[test]
     fn anthropic_auth_replaces_client_credentials() {
-        let auth = BackendAuth {
-            key: Secret::new("sk-ant".into(), None),
-        };
+        let auth = BackendAuth::Key(Secret::new("sk-ant".into(), None));
         let mut h = HeaderMap::new();
         h.insert(
             header::AUTHORIZATION,
@@ -168,9 +169,7 @@ mod tests {
 
     #[test]
     fn openai_auth_is_a_bearer_token() {
-        let auth = BackendAuth {
-            key: Secret::new("sk-oai".into(), None),
-        };
+        let auth = BackendAuth::Key(Secret::new("sk-oai".into(), None));
         let mut h = HeaderMap::new();
         h.insert("x-api-key", HeaderValue::from_static("client-key"));
         apply_auth(Provider::OpenAi, Some(&auth), &mut h);

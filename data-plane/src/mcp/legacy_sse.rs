@@ -41,6 +41,7 @@ fn open(call: McpRequest<'_>, parts: &request::Parts) -> Result<Response<BoxBody
             call.observer.record.peer.ip(),
             call.observer.record.identity(),
         ),
+        call.passthrough.clone(),
     )?;
     let stream = session
         .outbound

@@ -27,9 +27,12 @@ use serde_json::json;
 use tollgate_shared::config::model::{McpBackend, McpSettings, McpTargetKind};
 
 use self::session::{Session, TransportKind};
+use self::upstream::Remote;
+use crate::authz::Rules;
 use crate::http::RequestBody;
 use crate::http::body::BoxBody;
 use crate::http::error::ProxyError;
+use crate::http::passthrough::Passthrough;
 use crate::metrics::Metrics;
 use crate::runtime::{Runtime, Target};
 use crate::telemetry::RequestLabels;
@@ -53,9 +56,17 @@ pub struct Observer {
     pub record: Arc<RequestRecord>,
     /// The session the message belongs to, once known, as its log id (never the id itself).
     pub session: OnceLock<Arc<str>>,
+    /// The route's `mcpAuthorization` rules: what this caller may list and call.
+    pub authorization: Option<Arc<Rules>>,
 }
 
 impl Observer {
+    /// The rules and this request's CEL context, when the route has `mcpAuthorization`.
+    fn access(&self) -> Option<(&Rules, crate::telemetry::fields::Ctx)> {
+        let rules = self.authorization.as_deref()?;
+        Some((rules, rules.context(&self.record)))
+    }
+
     /// Records (for logs and spans) and counts one request.
     fn request(
         &self,
@@ -209,6 +220,7 @@ impl Sessions {
         backend: &McpBackend,
         remote_http: Option<&reqwest::Client>,
         (client, identity): (IpAddr, Option<String>),
+        passthrough: Option<Passthrough>,
     ) -> Result<Arc<Session>, ProxyError> {
         let limits = self.settings.load();
         let _admit = self.admit.lock();
@@ -261,10 +273,11 @@ impl Sessions {
             transport,
             backend.clone(),
             (client, identity),
-            || {
-                remote_http
+            || Remote {
+                http: remote_http
                     .cloned()
-                    .unwrap_or_else(|| self.http.get_or_init(remote_client).clone())
+                    .unwrap_or_else(|| self.http.get_or_init(remote_client).clone()),
+                passthrough: passthrough.clone(),
             },
         ));
         self.map.insert(id, session.clone());
@@ -476,6 +489,9 @@ pub struct McpRequest<'a> {
     pub remote_http: Option<&'a reqwest::Client>,
     pub observer: Observer,
     pub max_body: u64,
+    /// The caller's token for remote targets (`backendAuth.passthrough`), kept by a session it
+    /// opens.
+    pub passthrough: Option<Passthrough>,
 }
 
 /// Serves one client request: legacy SSE when the path's last segment is `sse`, Streamable

@@ -19,7 +19,7 @@ use tollgate_shared::config::model::{FailureMode, McpBackend, McpTargetKind};
 
 use super::names::Naming;
 use super::outbound::Outbound;
-use super::upstream::{TargetError, Upstream};
+use super::upstream::{Remote, TargetError, Upstream};
 use super::{Observer, RouteKey};
 
 /// The client's transport, which decides where answers go.
@@ -80,6 +80,9 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// What a list holds, for `mcpAuthorization`: the kind of item and how it is named.
+type Listed<T> = (Kind, fn(&T) -> &str);
+
 /// What a client-facing name refers to (the `resource_type` metric label).
 #[derive(Clone, Copy)]
 enum Kind {
@@ -116,7 +119,7 @@ impl Session {
         transport: TransportKind,
         backend: McpBackend,
         (client, identity): (IpAddr, Option<String>),
-        http: impl Fn() -> reqwest::Client,
+        remote: impl Fn() -> Remote,
     ) -> Session {
         let naming = Naming::new(backend.targets.len(), backend.prefix_mode);
         let outbound = Outbound::new();
@@ -124,8 +127,8 @@ impl Session {
             .targets
             .iter()
             .map(|t| {
-                let remote = !matches!(t.kind, McpTargetKind::Stdio { .. });
-                Upstream::new(t.clone(), remote.then(&http), outbound.clone(), naming)
+                let is_remote = !matches!(t.kind, McpTargetKind::Stdio { .. });
+                Upstream::new(t.clone(), is_remote.then(&remote), outbound.clone(), naming)
             })
             .collect();
         Session {
@@ -304,6 +307,7 @@ impl Session {
                     .merged(
                         obs,
                         |p| async move { p.list_all_tools().await },
+                        Some((Kind::Tool, |x: &rmcp::model::Tool| x.name.as_ref())),
                         |t, x| x.name = self.naming.name(t, &x.name).into(),
                     )
                     .await?;
@@ -317,6 +321,7 @@ impl Session {
                     .merged(
                         obs,
                         |p| async move { p.list_all_prompts().await },
+                        Some((Kind::Prompt, |x: &rmcp::model::Prompt| x.name.as_str())),
                         |t, x| x.name = self.naming.name(t, &x.name),
                     )
                     .await?;
@@ -330,6 +335,7 @@ impl Session {
                     .merged(
                         obs,
                         |p| async move { p.list_all_resources().await },
+                        Some((Kind::Resource, |x: &rmcp::model::Resource| x.uri.as_str())),
                         |t, x| x.uri = self.naming.uri(t, &x.uri),
                     )
                     .await?;
@@ -343,6 +349,7 @@ impl Session {
                     .merged(
                         obs,
                         |p| async move { p.list_all_resource_templates().await },
+                        None,
                         |t, x| x.uri_template = self.naming.uri(t, &x.uri_template),
                     )
                     .await?;
@@ -466,12 +473,17 @@ impl Session {
             ErrorData::invalid_params(format!("unknown {} `{text}`", kind.as_str()), None)
         })?;
         let own = own.to_string();
-        obs.note(
-            method,
-            kind.as_str(),
-            Some(&self.targets[index].name),
-            Some(&own),
-        );
+        let target = &self.targets[index].name;
+        obs.note(method, kind.as_str(), Some(target), Some(&own));
+        // agentgateway's answer: the item is unknown, so the caller learns nothing of it.
+        if let Some((rules, ctx)) = obs.access()
+            && !rules.allows_mcp(&ctx, kind.as_str(), target, &own)
+        {
+            return Err(ErrorData::invalid_params(
+                format!("Unknown {}: {text}", kind.as_str()),
+                None,
+            ));
+        }
         *text = own;
         Ok(index)
     }
@@ -529,11 +541,13 @@ impl Session {
         result
     }
 
-    /// Every target's whole list, each item renamed for its target by `rename`.
+    /// Every target's whole list, each item renamed for its target by `rename`. With
+    /// `mcpAuthorization`, only the items of `kind` (named by `name`) the caller may use.
     async fn merged<T, F, Fut>(
         &self,
         obs: &Observer,
         list: F,
+        authorized: Option<Listed<T>>,
         rename: impl Fn(&str, &mut T),
     ) -> Result<Vec<T>, ErrorData>
     where
@@ -541,12 +555,23 @@ impl Session {
         Fut: std::future::Future<Output = Result<Vec<T>, ServiceError>>,
     {
         let lists = self.fan_out(obs, list).await?;
+        // One context for the whole list: only `mcp` changes from item to item.
+        let access = authorized.and_then(|a| Some((a, obs.access()?)));
         let mut all = Vec::new();
         for (target, items) in lists {
-            all.extend(items.into_iter().map(|mut item| {
-                rename(target, &mut item);
-                item
-            }));
+            all.extend(
+                items
+                    .into_iter()
+                    .filter(|item| {
+                        access.as_ref().is_none_or(|((kind, name), (rules, ctx))| {
+                            rules.allows_mcp(ctx, kind.as_str(), target, name(item))
+                        })
+                    })
+                    .map(|mut item| {
+                        rename(target, &mut item);
+                        item
+                    }),
+            );
         }
         Ok(all)
     }

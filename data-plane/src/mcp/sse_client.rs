@@ -25,13 +25,20 @@ type Transport = (
 );
 
 /// Opens the event stream at `url` and returns rmcp's (sink, stream) transport pair.
-pub async fn connect(http: &reqwest::Client, url: &str) -> Result<Transport, SseClientError> {
+/// `header` goes with every request (the caller's token, with `backendAuth.passthrough`).
+pub async fn connect(
+    http: &reqwest::Client,
+    url: &str,
+    header: Option<(http::HeaderName, http::HeaderValue)>,
+) -> Result<Transport, SseClientError> {
+    let headers: http::HeaderMap = header.into_iter().collect();
     let connect_err = |reason: String| SseClientError::Connect {
         url: url.to_string(),
         reason,
     };
     let resp = http
         .get(url)
+        .headers(headers.clone())
         .header("accept", "text/event-stream")
         .send()
         .await
@@ -69,6 +76,7 @@ pub async fn connect(http: &reqwest::Client, url: &str) -> Result<Transport, Sse
         while let Some(message) = rx.recv().await {
             let sent = http
                 .post(post_url.clone())
+                .headers(headers.clone())
                 .header("content-type", "application/json")
                 .body(serde_json::to_vec(&message).unwrap_or_default())
                 .send()

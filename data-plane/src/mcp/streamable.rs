@@ -87,6 +87,7 @@ async fn post(
                         call.observer.record.peer.ip(),
                         call.observer.record.identity(),
                     ),
+                    call.passthrough.clone(),
                 )?;
                 let _ = call.observer.session.set(session.log_id.clone());
                 call.observer.request("initialize", "", None, None);

@@ -24,6 +24,7 @@ use tollgate_shared::config::model::{McpTarget, McpTargetKind};
 use super::names::Naming;
 use super::outbound::Outbound;
 use super::sse_client;
+use crate::http::passthrough::Passthrough;
 use crate::http::sse::MAX_SSE_EVENT;
 
 /// How long a target may take to start and answer `initialize`.
@@ -59,6 +60,27 @@ impl Connection {
     }
 }
 
+/// How a session reaches remote targets: its HTTP client and, with
+/// `backendAuth.passthrough`, the token of the caller that opened it.
+#[derive(Clone)]
+pub struct Remote {
+    pub http: reqwest::Client,
+    pub passthrough: Option<Passthrough>,
+}
+
+impl Remote {
+    fn url(&self, url: &str) -> String {
+        self.passthrough
+            .as_ref()
+            .map_or_else(|| url.to_string(), |p| p.url(url))
+    }
+
+    /// Headers sent with every request to the target.
+    fn headers(&self) -> Option<(http::HeaderName, http::HeaderValue)> {
+        self.passthrough.as_ref().and_then(Passthrough::header)
+    }
+}
+
 pub struct Upstream {
     pub target: McpTarget,
     pub name: Arc<str>,
@@ -69,7 +91,7 @@ pub struct Upstream {
     /// Set by `close`: no connection opens after it.
     closed: AtomicBool,
     /// The HTTP client of remote targets (`None` for stdio ones).
-    http: Option<reqwest::Client>,
+    remote: Option<Remote>,
     outbound: Outbound,
     naming: Naming,
 }
@@ -77,7 +99,7 @@ pub struct Upstream {
 impl Upstream {
     pub fn new(
         target: McpTarget,
-        http: Option<reqwest::Client>,
+        remote: Option<Remote>,
         outbound: Outbound,
         naming: Naming,
     ) -> Upstream {
@@ -88,7 +110,7 @@ impl Upstream {
             connecting: tokio::sync::Mutex::new(()),
             restarts: AtomicU32::new(0),
             closed: AtomicBool::new(false),
-            http,
+            remote,
             outbound,
             naming,
         }
@@ -205,25 +227,27 @@ impl Upstream {
                 (start(forwarder, child, fail).await?, pid)
             }
             McpTargetKind::Mcp { url } => {
-                let http = self
-                    .http
-                    .clone()
+                let remote = self
+                    .remote
+                    .as_ref()
                     .ok_or_else(|| fail("no HTTP client".into()))?;
                 let transport = StreamableHttpClientTransport::with_client(
-                    http,
+                    remote.http.clone(),
                     // The same bounds as the legacy SSE client's (rmcp's default is 16 MiB).
-                    StreamableHttpClientTransportConfig::with_uri(url.expose())
+                    StreamableHttpClientTransportConfig::with_uri(remote.url(url.expose()))
+                        .custom_headers(remote.headers().into_iter().collect())
                         .max_sse_event_size(MAX_SSE_EVENT)
                         .max_json_response_size(MAX_SSE_EVENT),
                 );
                 (start(forwarder, transport, remote_fail).await?, None)
             }
             McpTargetKind::Sse { url } => {
-                let http = self
-                    .http
+                let remote = self
+                    .remote
                     .as_ref()
                     .ok_or_else(|| fail("no HTTP client".into()))?;
-                let transport = sse_client::connect(http, url.expose())
+                let url = remote.url(url.expose());
+                let transport = sse_client::connect(&remote.http, &url, remote.headers())
                     .await
                     .map_err(|e| remote_fail(e.to_string()))?;
                 (start(forwarder, transport, remote_fail).await?, None)

@@ -32,8 +32,9 @@ pub enum Step {
     Answer(Response<BoxBody>),
     /// A client registration, proxied once its body is read.
     Register,
-    /// Go on, with the caller's claims (none under `optional`/`permissive` without a token).
-    Continue(Option<Claims>),
+    /// Go on, with the caller's claims and token (none under `optional`/`permissive` without
+    /// a valid token).
+    Continue(Option<(Claims, String)>),
 }
 
 /// Serves discovery or checks the token (removing it from the request).

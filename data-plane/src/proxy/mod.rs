@@ -1,9 +1,10 @@
 //! The request pipeline: named phases in a fixed order (DESIGN §4), one config load per request.
 //!
 //! path normalisation -> route match -> cors -> jwtAuth -> mcpAuthentication -> apiKey ->
-//! basicAuth -> MCP origin and host check -> localRateLimit -> body limit -> rewrites ->
-//! backend selection -> backendAuth -> LLM processing -> upstream call (timeouts, retries) ->
-//! response headers -> metrics (and token debits) when the body ends.
+//! basicAuth -> authorization -> MCP origin and host check -> localRateLimit -> body limit ->
+//! rewrites -> backend selection -> backendAuth (a key, or the caller's token passed through)
+//! -> LLM processing (`llm.*` authorization) -> upstream call (timeouts, retries) -> response
+//! headers -> metrics (and token debits) when the body ends.
 
 pub mod api_key;
 pub mod basic_auth;
@@ -27,12 +28,15 @@ use std::time::Instant;
 
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
+use tollgate_shared::config::model::{BackendAuth, Policies};
 
 use self::upstream::OutBody;
 use crate::http::body::{BoxBody, ObservedBody};
 use crate::http::client::Limits;
 use crate::http::error::ProxyError;
+use crate::http::passthrough::Passthrough;
 use crate::http::{RequestBody, read_body, strip_hop_by_hop};
+use crate::jwt::Claims;
 use crate::ratelimit::Bucket;
 use crate::runtime::{CompiledRoute, PortTable, Runtime, Target};
 use crate::services::Services;
@@ -212,15 +216,14 @@ async fn handle(
     }
 
     // Phase: jwtAuth. The token leaves the request here, whatever the outcome.
+    let mut passthrough = None;
     if let Some(verifier) = &route.jwt {
         let mut uri = req.uri().clone();
-        let claims = jwt_auth::authenticate(verifier, &mut uri, req.headers_mut())
+        let authenticated = jwt_auth::authenticate(verifier, &mut uri, req.headers_mut())
             .await
             .map_err(ProxyError::Unauthorized)?;
         *req.uri_mut() = uri;
-        if let Some(claims) = claims {
-            let _ = record.jwt.set(Arc::new(claims));
-        }
+        passthrough = identified(record, policies, authenticated);
     }
 
     // Phase: mcpAuthentication. Discovery is answered here; other requests need a token.
@@ -257,10 +260,8 @@ async fn handle(
                 );
                 return register.await;
             }
-            mcp_auth::Step::Continue(claims) => {
-                if let Some(claims) = claims {
-                    let _ = record.jwt.set(Arc::new(claims));
-                }
+            mcp_auth::Step::Continue(authenticated) => {
+                passthrough = identified(record, policies, authenticated);
             }
         }
     }
@@ -292,6 +293,15 @@ async fn handle(
         if let Some(user) = user {
             let _ = record.basic_auth.set(user);
         }
+    }
+
+    // Phase: authorization. Rules that read `llm.*` wait for the parsed LLM request.
+    let authorize_llm = route.authorization.as_ref().filter(|r| r.reads_llm());
+    if let Some(rules) = &route.authorization
+        && authorize_llm.is_none()
+        && !rules.allows_request(record, None)
+    {
+        return Err(ProxyError::Forbidden("authorization"));
     }
 
     // Phase: localRateLimit (requests); token limits are checked with the LLM request.
@@ -340,6 +350,13 @@ async fn handle(
     // Phase: backend selection.
     let index = upstream::pick_backend(route, |_| true)
         .ok_or_else(|| ProxyError::NoBackend(route.name.to_string()))?;
+    // Only an `ai` backend parses an LLM request: others decide `llm.*` rules now, without it.
+    if let Some(rules) = authorize_llm
+        && !matches!(route.backends[index].target, Target::Ai(_))
+        && !rules.allows_request(record, None)
+    {
+        return Err(ProxyError::Forbidden("authorization"));
+    }
     let timeouts = policies.timeout.as_ref();
     let limits = Limits {
         backend_timeout: timeouts.and_then(|t| t.backend_request_timeout),
@@ -350,12 +367,19 @@ async fn handle(
         let values = [bind, gateway, listener, route, backend];
         services.metrics.retries.with_label_values(&values).inc();
     };
+    // Phase: backendAuth: the caller's token passed through (an `ai` provider's own key
+    // replaces it later); remote MCP targets get it on their session's connections.
+    if let Some(token) = &passthrough
+        && !matches!(route.backends[index].target, Target::Mcp(_))
+    {
+        token.apply(&mut parts.uri, &mut parts.headers);
+    }
     let call = async {
         match &route.backends[index].target {
             Target::Host(_) => {
-                // Phase: backendAuth.
-                if let Some(auth) = &policies.backend_auth
-                    && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", auth.key.expose()))
+                // Phase: backendAuth (the configured key).
+                if let Some(key) = policies.backend_auth.as_ref().and_then(BackendAuth::key)
+                    && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
                 {
                     parts.headers.insert(header::AUTHORIZATION, v);
                 }
@@ -391,6 +415,7 @@ async fn handle(
                     limits,
                     record,
                     budget: &services.llm_budget,
+                    authorization: authorize_llm,
                     on_retry: &retry_labels,
                 };
                 let served = llm::serve(call, parts, body).await?;
@@ -421,8 +446,10 @@ async fn handle(
                         },
                         record: record.clone(),
                         session: std::sync::OnceLock::new(),
+                        authorization: route.mcp_authorization.clone(),
                     },
                     max_body: max_body.min(rt.snapshot.config.settings.mcp.max_body_size),
+                    passthrough: passthrough.clone(),
                 };
                 if let Some(uri) = client_uri {
                     parts.uri = uri;
@@ -440,6 +467,21 @@ async fn handle(
     };
     out.backend = Some(backend);
     Ok(resp)
+}
+
+/// Keeps a validated token's claims as the caller's identity, and the token itself when
+/// `backendAuth.passthrough` sends it on.
+fn identified(
+    record: &RequestRecord,
+    policies: &Policies,
+    authenticated: Option<(Claims, String)>,
+) -> Option<Passthrough> {
+    let (claims, token) = authenticated?;
+    let _ = record.jwt.set(Arc::new(claims));
+    match &policies.backend_auth {
+        Some(BackendAuth::Passthrough { location }) => Passthrough::new(location, &token),
+        _ => None,
+    }
 }
 
 /// Streams the body through a size limit, or buffers it when a retry may need it again.

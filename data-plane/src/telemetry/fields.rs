@@ -1,13 +1,15 @@
 //! CEL fields: the config's expressions, compiled once per apply, evaluated per request over
 //! the variables of DESIGN §10 (camelCase, plus the snake_case aliases the seed configs use).
 
+use std::sync::{Arc, LazyLock};
+
 use http::Uri;
 use indexmap::IndexMap;
 use serde_json::{Map, Value, json};
 use tollgate_shared::config::redact;
 
 use super::Outcome;
-use super::record::RequestRecord;
+use super::record::{LlmFacts, RequestRecord};
 
 /// The variables of one request.
 pub type Ctx = cel::Context<'static, 'static>;
@@ -134,10 +136,17 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>, identity_members: 
     ctx
 }
 
+/// An empty context with CEL's standard library, whose declarations are built once per
+/// process: building them (`Context::default`) costs more than evaluating most expressions.
+fn stdlib_context() -> Ctx {
+    static STDLIB: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::stdlib()));
+    cel::Context::with_env(STDLIB.clone())
+}
+
 /// The variables known before the request goes upstream: `request`, `source` and the
 /// caller's identity (`jwt`, `apiKey`, `basicAuth`).
 pub fn request_context(record: &RequestRecord, identity_members: &[String]) -> Ctx {
-    let mut ctx = cel::Context::default();
+    let mut ctx = stdlib_context();
     let uri = &record.uri;
     let headers: Map<String, Value> = record
         .headers
@@ -203,34 +212,39 @@ pub fn request_context(record: &RequestRecord, identity_members: &[String]) -> C
 /// `llm`, once the LLM exchange is known.
 pub fn add_llm(ctx: &mut Ctx, record: &RequestRecord) {
     if let Some(llm) = record.llm.get() {
-        let total = match (llm.input_tokens, llm.output_tokens) {
-            (None, None) => None,
-            (i, o) => Some(i.unwrap_or(0) + o.unwrap_or(0)),
-        };
-        let mut vars = Map::new();
-        let mut put = |camel: &str, snake: &str, v: Value| {
-            vars.insert(camel.to_string(), v.clone());
-            if snake != camel {
-                vars.insert(snake.to_string(), v);
-            }
-        };
-        put("provider", "provider", json!(llm.provider));
-        put("requestModel", "request_model", json!(llm.request_model));
-        put("responseModel", "response_model", json!(llm.response_model));
-        put("inputTokens", "input_tokens", json!(llm.input_tokens));
-        put("outputTokens", "output_tokens", json!(llm.output_tokens));
-        put("totalTokens", "total_tokens", json!(total));
-        put("streaming", "streaming", json!(llm.streaming));
-        put(
-            "prompt",
-            "prompt",
-            llm.prompt
-                .as_deref()
-                .and_then(|raw| serde_json::from_slice(raw).ok())
-                .unwrap_or(Value::Null),
-        );
-        let _ = ctx.add_variable("llm", Value::Object(vars));
+        add_llm_facts(ctx, llm);
     }
+}
+
+/// `llm` from `llm` (authorization reads it before the exchange ends).
+pub fn add_llm_facts(ctx: &mut Ctx, llm: &LlmFacts) {
+    let total = match (llm.input_tokens, llm.output_tokens) {
+        (None, None) => None,
+        (i, o) => Some(i.unwrap_or(0) + o.unwrap_or(0)),
+    };
+    let mut vars = Map::new();
+    let mut put = |camel: &str, snake: &str, v: Value| {
+        vars.insert(camel.to_string(), v.clone());
+        if snake != camel {
+            vars.insert(snake.to_string(), v);
+        }
+    };
+    put("provider", "provider", json!(llm.provider));
+    put("requestModel", "request_model", json!(llm.request_model));
+    put("responseModel", "response_model", json!(llm.response_model));
+    put("inputTokens", "input_tokens", json!(llm.input_tokens));
+    put("outputTokens", "output_tokens", json!(llm.output_tokens));
+    put("totalTokens", "total_tokens", json!(total));
+    put("streaming", "streaming", json!(llm.streaming));
+    put(
+        "prompt",
+        "prompt",
+        llm.prompt
+            .as_deref()
+            .and_then(|raw| serde_json::from_slice(raw).ok())
+            .unwrap_or(Value::Null),
+    );
+    let _ = ctx.add_variable("llm", Value::Object(vars));
 }
 
 /// `mcp`, once the gateway has routed the MCP request.

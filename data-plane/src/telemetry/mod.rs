@@ -36,6 +36,8 @@ pub enum Reason {
     RateLimit,
     /// `jwtAuth` refused the request (401).
     Unauthenticated,
+    /// `authorization` refused the request (403); agentgateway's reason name.
+    Authorization,
 }
 
 impl Reason {
@@ -52,6 +54,7 @@ impl Reason {
             Reason::UpstreamFailure => "UpstreamFailure",
             Reason::RateLimit => "RateLimit",
             Reason::Unauthenticated => "Unauthenticated",
+            Reason::Authorization => "Authorization",
         }
     }
 

@@ -25,7 +25,7 @@ pub use super::policies::{
     ApiKey, ApiKeyAuth, ApiKeyCredential, AuthMode, BackendAuth, BackendTls, BasicAuth,
     BucketKeyExpr, Cors, CredentialLocation, HeaderModifier, Jwks, JwtAuth, JwtMode, JwtProvider,
     McpAuthentication, McpIdp, Policies, RateLimit, RateLimitKind, Retry, RouteType, RouteTypes,
-    Secret, Timeout, UrlRewrite, Verification,
+    Rule, RuleSet, Secret, Timeout, UrlRewrite, Verification,
 };
 pub use super::settings::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BODY_SIZE, Fields, ListenAddr, LogFormat, Logging,
@@ -165,9 +165,9 @@ impl Config {
     pub fn visit_secrets(&mut self, f: &mut dyn FnMut(&SecretField<'_>, &mut Secret)) {
         for (at, route) in self.routes_mut() {
             let policies = &mut route.policies;
-            if let Some(a) = &mut policies.backend_auth {
+            if let Some(BackendAuth::Key(key)) = &mut policies.backend_auth {
                 let path = format!("{at}.policies.backendAuth.key");
-                f(&SecretField::key(&path), &mut a.key);
+                f(&SecretField::key(&path), key);
             }
             for (i, k) in policies
                 .api_key
@@ -209,11 +209,11 @@ impl Config {
                     BackendKind::Ai(ai) => {
                         for (g, group) in ai.groups.iter_mut().enumerate() {
                             for (p, provider) in group.iter_mut().enumerate() {
-                                if let Some(a) = &mut provider.backend_auth {
+                                if let Some(BackendAuth::Key(key)) = &mut provider.backend_auth {
                                     let path = format!(
                                         "{at}.ai.groups[{g}].providers[{p}].backendAuth.key"
                                     );
-                                    f(&SecretField::key(&path), &mut a.key);
+                                    f(&SecretField::key(&path), key);
                                 }
                             }
                         }

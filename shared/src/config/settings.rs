@@ -574,7 +574,7 @@ impl Validator<'_> {
         }
     }
 
-    fn cel(&mut self, expr: &str, path: &YamlPath) {
+    pub(crate) fn cel(&mut self, expr: &str, path: &YamlPath) {
         if let Err(e) = check_cel(expr) {
             self.error(path, format!("invalid CEL expression `{expr}`: {e}"));
         }

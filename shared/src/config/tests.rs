@@ -66,7 +66,13 @@ fn seed_failover_loads_with_both_spellings() {
         assert_eq!(providers.len(), 2);
         assert_eq!(providers[0].provider, Provider::Anthropic);
         assert_eq!(
-            providers[1].backend_auth.as_ref().unwrap().key.expose(),
+            providers[1]
+                .backend_auth
+                .as_ref()
+                .unwrap()
+                .key()
+                .unwrap()
+                .expose(),
             "sk-openai"
         );
         assert_eq!(
@@ -186,7 +192,13 @@ fn the_most_specific_level_sets_each_policy_whole() {
     let provider = &ai.groups[0][0];
     let effective = Policies::effective(&[&route.policies, &provider.policies()]);
     assert_eq!(
-        effective.backend_auth.as_ref().unwrap().key.expose(),
+        effective
+            .backend_auth
+            .as_ref()
+            .unwrap()
+            .key()
+            .unwrap()
+            .expose(),
         "provider-key"
     );
     assert_eq!(effective.retry, route.policies.retry);
@@ -751,6 +763,93 @@ fn rate_limit_keys_are_checked() {
             (entry(0, ".key"), "not a CEL expression"),
             (entry(1, ".maxKeys"), "set `key` too"),
             (entry(2, ".maxKeys"), "maxKeys must be 1..="),
+        ],
+    );
+}
+
+#[test]
+fn authorization_rules_are_compiled_and_errors_point_at_the_rule() {
+    let text = r#"binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        authorization:
+          rules:
+          - 'jwt.sub == "a"'
+          - deny: 'source.address == "10.0.0.1"'
+          - require: 'request.method =='
+        mcpAuthorization:
+          rules: [{permit: 'true'}]
+"#;
+    let errs = errors(text);
+    let policy = "binds[0].listeners[0].routes[0].policies";
+    assert_reported(
+        &errs,
+        [
+            (
+                format!("{policy}.authorization.rules[2]"),
+                "invalid CEL expression",
+            ),
+            (format!("{policy}.mcpAuthorization.rules[0]"), ""),
+        ],
+    );
+    assert_eq!(errs.len(), 2, "{errs:?}");
+    let line = errs
+        .iter()
+        .find(|e| e.path.ends_with("rules[2]"))
+        .unwrap()
+        .line;
+    assert_eq!(line, 11);
+    let ok = text.replace("'request.method =='", "'request.method != \"DELETE\"'");
+    let ok = ok.replace("{permit: 'true'}", "'mcp.tool.name == \"echo\"'");
+    let config = load_str(&ok, "f", &env()).unwrap();
+    let policies = &config.binds[0].listeners[0].routes[0].policies;
+    assert_eq!(
+        policies.authorization.as_ref().unwrap().rules,
+        [
+            Rule::Allow("jwt.sub == \"a\"".into()),
+            Rule::Deny("source.address == \"10.0.0.1\"".into()),
+            Rule::Require("request.method != \"DELETE\"".into()),
+        ]
+    );
+    assert!(policies.mcp_authorization.is_some());
+}
+
+#[test]
+fn backend_auth_is_a_key_or_a_passthrough() {
+    let errs = errors(
+        r#"binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        backendAuth: {key: k, passthrough: {}}
+    - backends: [{host: 'a:1'}]
+      policies:
+        backendAuth: {passthrough: {location: {cookie: {name: ''}}}}
+    - backends:
+      - ai:
+          name: o
+          provider: {openAI: {}}
+          policies: {backendAuth: {passthrough: {}}}
+"#,
+    );
+    let route = |i: usize| format!("binds[0].listeners[0].routes[{i}]");
+    assert_reported(
+        &errs,
+        [
+            (
+                format!("{}.policies.backendAuth", route(0)),
+                "exactly one of",
+            ),
+            (
+                format!("{}.policies.backendAuth.passthrough.location", route(1)),
+                "empty",
+            ),
+            (format!("{}.backends[0].ai", route(2)), "route policy"),
         ],
     );
 }

@@ -72,7 +72,7 @@ fn every_seed_config_is_judged_correctly() {
 #[test]
 fn every_repo_config_is_valid() {
     let root = workspace_root();
-    // agentgateway's own examples, as its users bring them.
+    // `tests/fixtures/agentgateway`: agentgateway's examples, which must load unchanged.
     let files: Vec<_> = ["examples", "deploy", "tests/fixtures/agentgateway"]
         .iter()
         .flat_map(|d| yaml_files(&root.join(d)))

@@ -2,6 +2,7 @@
 
 mod adversarial;
 mod auth;
+mod authz;
 mod check;
 mod control_plane;
 mod cp_security;

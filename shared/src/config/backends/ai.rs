@@ -254,6 +254,12 @@ impl Validator<'_> {
             (None, Some(a)) => self.backend_auth(a, &path.key("policies").key("backendAuth")),
             (None, None) => None,
         };
+        if let Some(BackendAuth::Passthrough { .. }) = auth {
+            self.error(
+                path,
+                "backendAuth.passthrough is a route policy (the route's `policies`), not a provider's",
+            );
+        }
         let backend_tls = policies
             .and_then(|p| p.backend_tls.as_ref())
             .and_then(|t| self.backend_tls(t, &path.key("policies").key("backendTLS")));

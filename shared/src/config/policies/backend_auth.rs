@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::credential::{CredentialLocation, RawCredentialLocation};
 use crate::config::path::YamlPath;
 use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, missing};
@@ -13,14 +14,36 @@ use crate::proto::v1 as pb;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBackendAuth {
-    pub key: String,
+    pub key: Option<String>,
+    pub passthrough: Option<RawPassthrough>,
 }
 
-/// `backendAuth`: sent upstream as `Authorization: Bearer <key>` (or the provider's header).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPassthrough {
+    pub location: Option<RawCredentialLocation>,
+}
+
+/// `backendAuth`: the credential the backend gets.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct BackendAuth {
-    /// The key; shown only as its reference.
-    pub key: Secret,
+#[serde(rename_all = "camelCase")]
+pub enum BackendAuth {
+    /// `key`: sent as `Authorization: Bearer <key>` (or the provider's header); shown only as
+    /// its reference.
+    Key(Secret),
+    /// `passthrough`: the caller's token, as `jwtAuth` validated it, put at `location`
+    /// (default `Authorization: Bearer`).
+    Passthrough { location: CredentialLocation },
+}
+
+impl BackendAuth {
+    /// The configured key, unless the policy passes the caller's token through.
+    pub fn key(&self) -> Option<&Secret> {
+        match self {
+            BackendAuth::Key(key) => Some(key),
+            BackendAuth::Passthrough { .. } => None,
+        }
+    }
 }
 
 /// A credential. Only [`Secret::expose`] reveals it; everything else prints the reference.
@@ -103,21 +126,36 @@ impl Serialize for Secret {
 
 impl Validator<'_> {
     pub fn backend_auth(&mut self, raw: &RawBackendAuth, path: &YamlPath) -> Option<BackendAuth> {
+        let options = [
+            ("key", raw.key.is_some()),
+            ("passthrough", raw.passthrough.is_some()),
+        ];
+        if !self.exactly_one(path, "`backendAuth`", &options) {
+            return None;
+        }
+        if let Some(passthrough) = &raw.passthrough {
+            let location = self.credential_location(
+                passthrough.location.as_ref(),
+                &path.key("passthrough"),
+                "location",
+                CredentialLocation::default(),
+            )?;
+            return Some(BackendAuth::Passthrough { location });
+        }
+        let key = raw.key.as_deref().unwrap_or_default();
         let kp = path.key("key");
-        if raw.key.is_empty() {
+        if key.is_empty() {
             self.error(
                 &kp,
                 "the key is empty (is its environment variable set to an empty value?)",
             );
-        } else if http::HeaderValue::from_str(&raw.key).is_err() {
+        } else if http::HeaderValue::from_str(key).is_err() {
             self.error(
                 &kp,
                 "the key contains characters that cannot be sent in a header",
             );
         }
-        Some(BackendAuth {
-            key: self.secret(&raw.key, &kp),
-        })
+        Some(BackendAuth::Key(self.secret(key, &kp)))
     }
 }
 
@@ -148,8 +186,15 @@ impl TryFrom<pb::Secret> for Secret {
 
 impl From<&BackendAuth> for pb::BackendAuth {
     fn from(a: &BackendAuth) -> Self {
-        pb::BackendAuth {
-            key: Some((&a.key).into()),
+        match a {
+            BackendAuth::Key(key) => pb::BackendAuth {
+                key: Some(key.into()),
+                passthrough: None,
+            },
+            BackendAuth::Passthrough { location } => pb::BackendAuth {
+                key: None,
+                passthrough: Some(location.into()),
+            },
         }
     }
 }
@@ -158,8 +203,9 @@ impl TryFrom<pb::BackendAuth> for BackendAuth {
     type Error = InvalidSnapshot;
 
     fn try_from(a: pb::BackendAuth) -> convert::Result<BackendAuth> {
-        Ok(BackendAuth {
-            key: convert::required(a.key, "key")?,
-        })
+        match convert::optional(a.passthrough, "passthrough")? {
+            Some(location) => Ok(BackendAuth::Passthrough { location }),
+            None => Ok(BackendAuth::Key(convert::required(a.key, "key")?)),
+        }
     }
 }

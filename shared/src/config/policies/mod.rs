@@ -22,6 +22,7 @@
 
 mod ai;
 mod api_key;
+mod authorization;
 mod backend_auth;
 mod backend_tls;
 mod basic_auth;
@@ -39,6 +40,7 @@ use serde::{Deserialize, Serialize};
 
 pub use ai::{RawAiPolicy, RouteType, RouteTypes};
 pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyCredential, RawApiKeyAuth};
+pub use authorization::{RawRuleSet, Rule, RuleSet};
 pub use backend_auth::{BackendAuth, RawBackendAuth, Secret};
 pub use backend_tls::{BackendTls, RawBackendTls, Verification};
 pub use basic_auth::{BasicAuth, RawBasicAuth};
@@ -77,6 +79,8 @@ pub struct RawPolicies {
     pub api_key: Option<Lenient<RawApiKeyAuth>>,
     pub basic_auth: Option<Lenient<RawBasicAuth>>,
     pub mcp_authentication: Option<Lenient<RawMcpAuthentication>>,
+    pub authorization: Option<Lenient<RawRuleSet>>,
+    pub mcp_authorization: Option<Lenient<RawRuleSet>>,
 }
 
 /// `policies`: what applies to the requests of a route (or, for some, of a backend). `None`
@@ -118,6 +122,12 @@ pub struct Policies {
     /// `mcpAuthentication`: MCP's OAuth flow and its token check (route level only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp_authentication: Option<McpAuthentication>,
+    /// `authorization`: CEL rules a request must pass (route level only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authorization: Option<RuleSet>,
+    /// `mcpAuthorization`: CEL rules over the MCP tool, prompt or resource (route level only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mcp_authorization: Option<RuleSet>,
 }
 
 impl Policies {
@@ -148,6 +158,8 @@ impl Policies {
             api_key: last(levels, |p| p.api_key.as_ref()),
             basic_auth: last(levels, |p| p.basic_auth.as_ref()),
             mcp_authentication: last(levels, |p| p.mcp_authentication.as_ref()),
+            authorization: last(levels, |p| p.authorization.as_ref()),
+            mcp_authorization: last(levels, |p| p.mcp_authorization.as_ref()),
         }
     }
 }
@@ -211,6 +223,18 @@ impl Validator<'_> {
                 "mcpAuthentication",
                 Self::mcp_authentication,
             ),
+            authorization: self.section(
+                raw.authorization.as_ref(),
+                path,
+                "authorization",
+                Self::rule_set,
+            ),
+            mcp_authorization: self.section(
+                raw.mcp_authorization.as_ref(),
+                path,
+                "mcpAuthorization",
+                Self::rule_set,
+            ),
         }
     }
 }
@@ -232,6 +256,8 @@ impl From<&Policies> for pb::Policies {
             api_key: p.api_key.as_ref().map(Into::into),
             basic_auth: p.basic_auth.as_ref().map(Into::into),
             mcp_authentication: p.mcp_authentication.as_ref().map(Into::into),
+            authorization: p.authorization.as_ref().map(Into::into),
+            mcp_authorization: p.mcp_authorization.as_ref().map(Into::into),
         }
     }
 }
@@ -255,6 +281,8 @@ impl TryFrom<pb::Policies> for Policies {
             api_key: convert::optional(p.api_key, "apiKey")?,
             basic_auth: convert::optional(p.basic_auth, "basicAuth")?,
             mcp_authentication: convert::optional(p.mcp_authentication, "mcpAuthentication")?,
+            authorization: convert::optional(p.authorization, "authorization")?,
+            mcp_authorization: convert::optional(p.mcp_authorization, "mcpAuthorization")?,
         })
     }
 }

@@ -1,0 +1,106 @@
+//! `policies.authorization` and `policies.mcpAuthorization`: CEL rule sets, in agentgateway's
+//! spelling (a plain string is an `allow` rule; `{allow|deny|require: <expr>}` as newer
+//! agentgateway writes them).
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::path::YamlPath;
+use crate::config::validate::Validator;
+use crate::convert::{self, InvalidSnapshot, missing};
+use crate::proto::v1 as pb;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRuleSet {
+    pub rules: Vec<RawRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawRule {
+    Allow(String),
+    Tagged(Rule),
+}
+
+/// One rule: a CEL expression and what its being true means.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub enum Rule {
+    /// Allows the request when true (a plain string in the config).
+    Allow(String),
+    /// Refuses the request when true, whatever else holds.
+    Deny(String),
+    /// Must be true for the request to be allowed.
+    Require(String),
+}
+
+impl Rule {
+    pub fn expression(&self) -> &str {
+        match self {
+            Rule::Allow(e) | Rule::Deny(e) | Rule::Require(e) => e,
+        }
+    }
+}
+
+/// `authorization` / `mcpAuthorization`: no deny rule true, every require rule true, and
+/// (when there are allow rules) one allow rule true. A rule that fails at run time is false.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleSet {
+    /// The rules, in the order written.
+    pub rules: Vec<Rule>,
+}
+
+impl Validator<'_> {
+    pub fn rule_set(&mut self, raw: &RawRuleSet, path: &YamlPath) -> Option<RuleSet> {
+        let rules: Vec<Rule> = raw
+            .rules
+            .iter()
+            .map(|r| match r {
+                RawRule::Allow(e) => Rule::Allow(e.clone()),
+                RawRule::Tagged(rule) => rule.clone(),
+            })
+            .collect();
+        for (i, rule) in rules.iter().enumerate() {
+            self.cel(rule.expression(), &path.key("rules").index(i));
+        }
+        Some(RuleSet { rules })
+    }
+}
+
+impl From<&RuleSet> for pb::RuleSet {
+    fn from(r: &RuleSet) -> Self {
+        use pb::rule::Kind;
+        pb::RuleSet {
+            rules: r
+                .rules
+                .iter()
+                .map(|rule| pb::Rule {
+                    kind: Some(match rule {
+                        Rule::Allow(e) => Kind::Allow(e.clone()),
+                        Rule::Deny(e) => Kind::Deny(e.clone()),
+                        Rule::Require(e) => Kind::Require(e.clone()),
+                    }),
+                })
+                .collect(),
+        }
+    }
+}
+
+impl TryFrom<pb::RuleSet> for RuleSet {
+    type Error = InvalidSnapshot;
+
+    fn try_from(r: pb::RuleSet) -> convert::Result<RuleSet> {
+        use pb::rule::Kind;
+        let rules = r
+            .rules
+            .into_iter()
+            .map(|rule| match rule.kind {
+                Some(Kind::Allow(e)) => Ok(Rule::Allow(e)),
+                Some(Kind::Deny(e)) => Ok(Rule::Deny(e)),
+                Some(Kind::Require(e)) => Ok(Rule::Require(e)),
+                None => missing("rules"),
+            })
+            .collect::<convert::Result<_>>()?;
+        Ok(RuleSet { rules })
+    }
+}
