@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 use tollgate_shared::admin::{AdminAccess, KnownNames, guard};
 
 use crate::gateway::Gateway;
+use crate::ratelimit::LISTED_CALLERS;
 use crate::services::Services;
 
 /// Binds `addr` and serves `router` until the process ends.
@@ -90,11 +91,12 @@ async fn config(State(services): State<Arc<Services>>) -> impl IntoResponse {
     }
 }
 
-/// Every bucket: identity, settings, current level and time to the next refill.
+/// Every bucket (of keyed limits, the 256 emptiest callers' of each): identity, settings,
+/// current level and time to the next refill.
 async fn rate_limits(State(services): State<Arc<Services>>) -> impl IntoResponse {
     let buckets: Vec<serde_json::Value> = services
         .rate_limits
-        .all()
+        .all(LISTED_CALLERS)
         .iter()
         .map(|b| {
             let level = b.level();

@@ -16,7 +16,8 @@ use crate::telemetry::record::{LlmFacts, RequestRecord};
 /// One compiled rule set.
 pub struct Rules {
     allow: Vec<Program>,
-    deny: Vec<Program>,
+    /// Each with whether it reads `llm`.
+    deny: Vec<(Program, bool)>,
     require: Vec<Program>,
     /// The identity members the rules read (`jwt.sub`: null when absent).
     identity_members: Vec<String>,
@@ -39,20 +40,20 @@ const FUNCTIONS: [&str; 9] = [
 ];
 
 impl Rules {
-    /// The config was validated, so every rule compiles.
+    /// `RuleSet::new` (validation and pushed configs alike) compiled every rule.
     pub fn compile(set: &RuleSet) -> Rules {
         let (mut allow, mut deny, mut require) = (Vec::new(), Vec::new(), Vec::new());
         let (mut reads_llm, mut calls_functions) = (false, false);
         for rule in &set.rules {
-            let Ok(program) = Program::compile(rule.expression()) else {
-                continue;
-            };
+            let program =
+                Program::compile(rule.expression()).expect("a validated CEL rule compiles");
             let references = program.references();
-            reads_llm |= references.has_variable("llm");
+            let reads = references.has_variable("llm");
+            reads_llm |= reads;
             calls_functions |= FUNCTIONS.iter().any(|f| references.has_function(f));
             match rule {
                 Rule::Allow(_) => allow.push(program),
-                Rule::Deny(_) => deny.push(program),
+                Rule::Deny(_) => deny.push((program, reads)),
                 Rule::Require(_) => require.push(program),
             }
         }
@@ -87,7 +88,7 @@ impl Rules {
         if let Some(llm) = llm {
             fields::add_llm_facts(&mut ctx, llm);
         }
-        self.allows(&ctx)
+        self.allows(&ctx, llm.is_some())
     }
 
     /// The decision for one MCP tool, prompt or resource (`kind`) of target `target`, in the
@@ -101,15 +102,18 @@ impl Rules {
         let mut mcp = json!({"tool": null, "prompt": null, "resource": null});
         mcp[kind] = item;
         let _ = scope.add_variable("mcp", mcp);
-        self.allows(&scope)
+        self.allows(&scope, false)
     }
 
     /// agentgateway's order: any deny refuses; every require must hold; then any allow
     /// allows; with no allow rule (only deny or require rules) the request is allowed. A rule
-    /// that fails to evaluate (a missing field, a wrong type) is false.
-    fn allows(&self, ctx: &cel::Context<'_, '_>) -> bool {
+    /// that fails to evaluate (a missing field, a wrong type) is false; but a deny rule that
+    /// reads `llm` where there is no LLM request (`llm_known` false: passthrough and model
+    /// lists, MCP) refuses, so a model deny-list cannot be dodged by another path.
+    fn allows(&self, ctx: &cel::Context<'_, '_>, llm_known: bool) -> bool {
         let holds = |p: &Program| matches!(p.execute(ctx), Ok(Value::Bool(true)));
-        if self.deny.iter().any(holds) || !self.require.iter().all(holds) {
+        let denies = |(p, reads_llm): &(Program, bool)| (*reads_llm && !llm_known) || holds(p);
+        if self.deny.iter().any(denies) || !self.require.iter().all(holds) {
             return false;
         }
         self.allow.is_empty() || self.allow.iter().any(holds)
@@ -289,7 +293,7 @@ mod tests {
     fn allows(r: &Rules, method: &str) -> bool {
         let mut ctx = Ctx::default();
         let _ = ctx.add_variable("request", json!({"method": method}));
-        r.allows(&ctx)
+        r.allows(&ctx, false)
     }
 
     #[test]
@@ -318,6 +322,11 @@ mod tests {
         assert!(
             allows(&r, "GET"),
             "a deny that fails does not deny (as agentgateway)"
+        );
+        let r = rules(vec![Rule::Deny(r#"llm.requestModel == "o1""#.into())]);
+        assert!(
+            !allows(&r, "GET"),
+            "a deny on `llm` refuses where no LLM request is known"
         );
     }
 

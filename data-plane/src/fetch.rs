@@ -16,7 +16,8 @@ impl Default for Fetcher {
     fn default() -> Self {
         let tls = crate::tls::backend::default_client_config();
         Fetcher {
-            client: crate::mcp::reqwest_client(tls).unwrap_or_default(),
+            // Only a TLS backend that cannot start fails here: a broken build, not a case.
+            client: crate::mcp::reqwest_client(tls).expect("the gateway's HTTP client builds"),
         }
     }
 }

@@ -223,7 +223,7 @@ impl Metrics {
     pub fn set_bucket_levels(&self, limits: &crate::ratelimit::RateLimits) {
         self.bucket_tokens.reset();
         self.ratelimit_keys.reset();
-        for b in limits.all().iter().filter(|b| b.key.value.is_none()) {
+        for b in limits.unkeyed() {
             self.bucket_tokens
                 .with_label_values(&bucket_labels(&b.key))
                 .set(b.level().remaining as i64);

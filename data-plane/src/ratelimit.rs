@@ -10,7 +10,8 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
 
 use dashmap::DashMap;
 
@@ -299,7 +300,15 @@ pub struct KeyedBuckets {
     null: Arc<Bucket>,
     overflow: Arc<Bucket>,
     evictions: IntCounter,
+    clock: Clock,
+    origin: Instant,
+    /// Nanoseconds after `origin` before which no eviction scan runs: a flood of new keys
+    /// costs one scan a second, not one each.
+    next_scan: AtomicU64,
 }
+
+/// The least time between two eviction scans of a keyed limit.
+const SCAN_EVERY: Duration = Duration::from_secs(1);
 
 impl KeyedBuckets {
     fn new(
@@ -307,6 +316,7 @@ impl KeyedBuckets {
         limit: RateLimit,
         show_values: bool,
         evictions: IntCounter,
+        clock: Clock,
     ) -> KeyedBuckets {
         let max_keys = limit.key.as_ref().map_or(1, |k| k.max_keys as usize);
         let shared = |value: &str| {
@@ -325,6 +335,9 @@ impl KeyedBuckets {
             show_values,
             max_keys,
             evictions,
+            origin: clock.now(),
+            clock,
+            next_scan: AtomicU64::new(0),
         }
     }
 
@@ -363,6 +376,23 @@ impl KeyedBuckets {
 
     /// Drops every bucket that is full and held by no request: it is the same as a new one.
     fn evict_full(&self) {
+        let now = u64::try_from(
+            self.clock
+                .now()
+                .saturating_duration_since(self.origin)
+                .as_nanos(),
+        )
+        .unwrap_or(u64::MAX);
+        let due = self.next_scan.load(Ordering::Relaxed);
+        let next = now.saturating_add(SCAN_EVERY.as_nanos() as u64);
+        if now < due
+            || self
+                .next_scan
+                .compare_exchange(due, next, Ordering::AcqRel, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
         let before = self.buckets.len();
         self.buckets
             .retain(|_, b| Arc::strong_count(b) > 1 || b.level().remaining < b.limit.max_tokens);
@@ -375,11 +405,17 @@ impl KeyedBuckets {
         self.buckets.len()
     }
 
-    /// Every bucket: the shared ones first, then the callers'.
-    pub fn all(&self) -> Vec<Arc<Bucket>> {
-        let mut all = vec![self.null.clone(), self.overflow.clone()];
-        all.extend(self.buckets.iter().map(|e| e.value().clone()));
-        all
+    /// The shared buckets, then at most `callers` of the callers' buckets, emptiest first.
+    pub fn emptiest(&self, callers: usize) -> Vec<Arc<Bucket>> {
+        let mut levels: Vec<(u64, Arc<Bucket>)> = self
+            .buckets
+            .iter()
+            .map(|e| (e.value().level().remaining, e.value().clone()))
+            .collect();
+        levels.sort_by_key(|(remaining, _)| *remaining);
+        let mut out = vec![self.null.clone(), self.overflow.clone()];
+        out.extend(levels.into_iter().take(callers).map(|(_, b)| b));
+        out
     }
 
     /// The same callers with `limit`'s settings, each at its level (clamped), the shared
@@ -390,6 +426,7 @@ impl KeyedBuckets {
             limit.clone(),
             self.show_values,
             self.evictions.clone(),
+            self.clock.clone(),
         );
         let carry = |old: &Bucket| {
             let level = old.level().remaining;
@@ -413,6 +450,10 @@ fn short_hash(value: &str) -> String {
     let hex: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256:{hex}")
 }
+
+/// Callers' buckets listed per keyed entry (admin API, control plane report): the emptiest,
+/// those being limited; the control plane keeps 512 buckets per proxy.
+pub const LISTED_CALLERS: usize = 256;
 
 /// What a `localRateLimit` entry gets from the store: one bucket, or one per caller.
 pub enum EntryBuckets {
@@ -476,6 +517,7 @@ impl RateLimits {
                 limit.clone(),
                 show_values,
                 evictions,
+                clock::system(),
             )),
         };
         keyed.insert(key, kept.clone());
@@ -488,16 +530,22 @@ impl RateLimits {
         self.keyed.lock().retain(|k, _| seen.contains(k));
     }
 
+    /// The buckets of entries without a key.
+    pub fn unkeyed(&self) -> Vec<Arc<Bucket>> {
+        self.buckets.lock().values().cloned().collect()
+    }
+
     /// Every keyed entry.
     pub fn keyed_entries(&self) -> Vec<Arc<KeyedBuckets>> {
         self.keyed.lock().values().cloned().collect()
     }
 
-    /// All buckets (each caller's of keyed entries too), sorted by identity.
-    pub fn all(&self) -> Vec<Arc<Bucket>> {
-        let mut all: Vec<Arc<Bucket>> = self.buckets.lock().values().cloned().collect();
+    /// All buckets, sorted by identity: with each keyed entry's shared buckets and at most
+    /// `callers_per_entry` of its callers' (the emptiest: the callers being limited).
+    pub fn all(&self, callers_per_entry: usize) -> Vec<Arc<Bucket>> {
+        let mut all = self.unkeyed();
         for entry in self.keyed_entries() {
-            all.extend(entry.all());
+            all.extend(entry.emptiest(callers_per_entry));
         }
         all.sort_by(|a, b| {
             (&a.key.listener, &a.key.route, a.key.position, &a.key.value).cmp(&(
@@ -514,8 +562,6 @@ impl RateLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicU64;
-    use std::time::Duration;
 
     fn limit(max: u64, per: u64, every: Duration) -> RateLimit {
         RateLimit {
@@ -672,7 +718,7 @@ mod tests {
         let lowered = store.bucket(key(), &limit(1, 1, Duration::from_secs(60)), &mut seen);
         assert_eq!(lowered.level().remaining, 0);
         store.retain(&[]);
-        assert!(store.all().is_empty());
+        assert!(store.all(LISTED_CALLERS).is_empty());
     }
 
     fn keyed_limit(max: u64, max_keys: u32) -> RateLimit {
@@ -705,7 +751,7 @@ mod tests {
         );
         let alice = keyed.bucket(Some("alice"));
         assert_eq!(alice.key.value.as_deref(), Some("alice"));
-        let hashed = KeyedBuckets::new(key(), keyed_limit(2, 10), false, evictions());
+        let hashed = KeyedBuckets::new(key(), keyed_limit(2, 10), false, evictions(), Clock::new());
         let shown = hashed.bucket(Some("10.0.0.1")).key.value.clone().unwrap();
         assert!(
             shown.starts_with("sha256:") && !shown.contains("10.0"),
@@ -716,7 +762,8 @@ mod tests {
     #[test]
     fn only_full_unheld_buckets_are_evicted_and_new_callers_overflow_otherwise() {
         let counter = evictions();
-        let keyed = KeyedBuckets::new(key(), keyed_limit(2, 2), true, counter.clone());
+        let (clock, time) = Clock::mock();
+        let keyed = KeyedBuckets::new(key(), keyed_limit(2, 2), true, counter.clone(), clock);
         assert!(keyed.bucket(Some("spent")).try_take(1));
         let held = keyed.bucket(Some("held"));
         // Both slots taken: one bucket has tokens taken, the other is held by a request.
@@ -729,6 +776,12 @@ mod tests {
             "an emptied bucket is never refilled by eviction"
         );
         drop(held);
+        assert_eq!(
+            keyed.bucket(Some("fourth")).key.value.as_deref(),
+            Some("<overflow>"),
+            "one scan a second, however many new keys arrive"
+        );
+        time.increment(SCAN_EVERY);
         // `held` is full and no longer held: evicted for the newcomer.
         let fourth = keyed.bucket(Some("fourth"));
         assert_eq!(fourth.key.value.as_deref(), Some("fourth"));

@@ -210,7 +210,9 @@ fn bearer_challenge(rejection: &Rejection, resource_metadata: Option<&str>) -> H
     if let Some(url) = resource_metadata {
         params.push(format!("resource_metadata=\"{url}\""));
     }
-    if *rejection != Rejection::Missing {
+    // A token the gateway could not check (its issuer's keys are unavailable) is not invalid:
+    // the client keeps it.
+    if !matches!(rejection, Rejection::Missing | Rejection::KeysUnavailable) {
         params.push("error=\"invalid_token\"".to_string());
     }
     if params.is_empty() {

@@ -17,6 +17,9 @@ pub enum Refusal {
     Busy(PoolBusy),
 }
 
+/// The longest base64 `user:password` accepted (about 768 bytes decoded).
+const MAX_ENCODED_CREDENTIALS: usize = 1024;
+
 /// The caller's username (`None`: no credentials, and the mode allows it), or why the request
 /// is refused.
 pub async fn authenticate(
@@ -30,6 +33,11 @@ pub async fn authenticate(
             AuthMode::Strict => Err(Refusal::Rejected(BasicRejection::Missing)),
         };
     };
+    // A password check costs time in its length (apr1 hashes it a thousand times): longer
+    // credentials than any real one are refused before decoding.
+    if encoded.len() > MAX_ENCODED_CREDENTIALS {
+        return Err(Refusal::Rejected(BasicRejection::Malformed));
+    }
     let (user, password) = STANDARD
         .decode(encoded)
         .ok()

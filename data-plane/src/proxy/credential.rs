@@ -13,7 +13,12 @@ pub fn take_credential(
 ) -> Option<String> {
     match location {
         CredentialLocation::Header { name, prefix } => {
-            let value = headers.get(name.as_str())?.to_str().ok()?;
+            let value = headers.get(name.as_str())?;
+            let Ok(value) = value.to_str() else {
+                // Unreadable, so no credential: but it goes no further either.
+                headers.remove(name.as_str());
+                return None;
+            };
             let token = match prefix {
                 None => value,
                 Some(prefix) => value
@@ -44,8 +49,13 @@ pub fn take_credential(
         CredentialLocation::Cookie(name) => {
             let mut token = None;
             let mut kept = Vec::new();
-            for value in headers.get_all(header::COOKIE) {
-                for cookie in value.to_str().ok()?.split(';').map(str::trim) {
+            // A `Cookie` header that is not text is dropped with the credential's.
+            for value in headers
+                .get_all(header::COOKIE)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+            {
+                for cookie in value.split(';').map(str::trim) {
                     match cookie.split_once('=') {
                         Some((key, value)) if key == name => {
                             token.get_or_insert_with(|| value.trim_matches('"').to_string());
@@ -55,14 +65,13 @@ pub fn take_credential(
                     }
                 }
             }
-            let token = token?;
             headers.remove(header::COOKIE);
             if let Ok(v) = HeaderValue::from_str(&kept.join("; "))
                 && !kept.is_empty()
             {
                 headers.insert(header::COOKIE, v);
             }
-            (!token.is_empty()).then_some(token)
+            token.filter(|t| !t.is_empty())
         }
     }
 }
@@ -144,5 +153,27 @@ mod tests {
         assert_eq!(headers["cookie"], "a=1; b=2");
         let (_, _, headers) = take(&location, "/", &[("cookie", "jwt=tok")]);
         assert!(headers.get("cookie").is_none());
+    }
+
+    #[test]
+    fn unreadable_values_never_keep_the_credential() {
+        let location = CredentialLocation::Cookie("jwt".into());
+        let mut uri: Uri = "/".parse().unwrap();
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_bytes(b"x=\xff").unwrap());
+        headers.append(header::COOKIE, "jwt=tok; a=1".parse().unwrap());
+        assert_eq!(
+            take_credential(&location, &mut uri, &mut headers).as_deref(),
+            Some("tok")
+        );
+        assert_eq!(headers.get_all(header::COOKIE).iter().count(), 1);
+        assert_eq!(headers[header::COOKIE], "a=1");
+        let location = CredentialLocation::Header {
+            name: "x-key".into(),
+            prefix: None,
+        };
+        headers.insert("x-key", HeaderValue::from_bytes(b"k\xff").unwrap());
+        assert_eq!(take_credential(&location, &mut uri, &mut headers), None);
+        assert!(headers.get("x-key").is_none());
     }
 }

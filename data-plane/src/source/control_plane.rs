@@ -27,6 +27,7 @@ use tonic::metadata::{Ascii, MetadataValue};
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint, Identity};
 
 use crate::gateway::Gateway;
+use crate::ratelimit::LISTED_CALLERS;
 use crate::source::allow::PushAllowList;
 use crate::source::{Outcome, report};
 
@@ -235,35 +236,27 @@ fn message(kind: pb::proxy_message::Kind) -> pb::ProxyMessage {
     pb::ProxyMessage { kind: Some(kind) }
 }
 
-/// Callers' buckets of keyed limits reported at most (the emptiest first); the control
-/// plane keeps 512 buckets per proxy.
-const MAX_REPORTED_CALLERS: usize = 256;
-
 fn status_report(gw: &Gateway) -> pb::Status {
-    let (mut callers, unkeyed): (Vec<_>, Vec<_>) = gw
+    let buckets = gw
         .services
         .rate_limits
-        .all()
-        .into_iter()
-        .map(|b| (b.level(), b))
-        .partition(|(_, b)| b.key.value.is_some());
-    callers.sort_by_key(|(level, _)| level.remaining);
-    callers.truncate(MAX_REPORTED_CALLERS);
-    let buckets = unkeyed
+        .all(LISTED_CALLERS)
         .iter()
-        .chain(&callers)
-        .map(|(level, b)| pb::BucketLevel {
-            listener: b.key.listener.clone(),
-            route: b.key.route.clone(),
-            position: b.key.position as u32,
-            kind: match b.key.kind {
-                RateLimitKind::Requests => pb::RateLimitKind::Requests,
-                RateLimitKind::Tokens => pb::RateLimitKind::Tokens,
-            } as i32,
-            max_tokens: level.limit,
-            level: level.remaining,
-            seconds_to_refill: level.reset_secs,
-            key: b.key.value.clone(),
+        .map(|b| {
+            let level = b.level();
+            pb::BucketLevel {
+                listener: b.key.listener.clone(),
+                route: b.key.route.clone(),
+                position: b.key.position as u32,
+                kind: match b.key.kind {
+                    RateLimitKind::Requests => pb::RateLimitKind::Requests,
+                    RateLimitKind::Tokens => pb::RateLimitKind::Tokens,
+                } as i32,
+                max_tokens: level.limit,
+                level: level.remaining,
+                seconds_to_refill: level.reset_secs,
+                key: b.key.value.clone(),
+            }
         })
         .collect();
     pb::Status {

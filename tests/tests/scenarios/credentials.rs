@@ -345,7 +345,14 @@ async fn every_basic_auth_rejection_is_a_401_with_the_realm_and_no_secret_leaks(
     let s = basic_auth_proxy(4).await;
     let wrong = basic("bea", "not-the-password");
     let unknown = basic("nobody", BCRYPT_PASSWORD);
+    // A password long enough to cost real time in apr1 is refused before any check.
+    let huge = basic("bea", &"p".repeat(4096));
     let cases = [
+        (
+            "/strict/x",
+            Some(huge.as_str()),
+            "unauthorized: malformed basic credentials",
+        ),
         ("/strict/x", None, "unauthorized: missing basic credentials"),
         (
             "/strict/x",

@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::model::Invalid;
 use crate::config::path::YamlPath;
+use crate::config::settings::check_cel;
 use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, missing};
 use crate::proto::v1 as pb;
@@ -43,11 +45,35 @@ impl Rule {
 }
 
 /// `authorization` / `mcpAuthorization`: no deny rule true, every require rule true, and
-/// (when there are allow rules) one allow rule true. A rule that fails at run time is false.
+/// (when there are allow rules) one allow rule true. A rule that fails at run time is false,
+/// except a deny rule, which then refuses (it fails closed).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleSet {
-    /// The rules, in the order written.
+    /// The rules, in the order written; each compiles.
     pub rules: Vec<Rule>,
+}
+
+impl RuleSet {
+    /// Every rule compiles (the proxy compiles them again and relies on it).
+    fn new(rules: Vec<Rule>) -> Result<RuleSet, Vec<Invalid>> {
+        let problems: Vec<Invalid> = rules
+            .iter()
+            .enumerate()
+            .filter_map(|(i, rule)| {
+                let expr = rule.expression();
+                let e = check_cel(expr).err()?;
+                Some(Invalid::at(
+                    &format!("rules[{i}]"),
+                    format!("invalid CEL expression `{expr}`: {e}"),
+                ))
+            })
+            .collect();
+        if problems.is_empty() {
+            Ok(RuleSet { rules })
+        } else {
+            Err(problems)
+        }
+    }
 }
 
 impl Validator<'_> {
@@ -60,10 +86,7 @@ impl Validator<'_> {
                 RawRule::Tagged(rule) => rule.clone(),
             })
             .collect();
-        for (i, rule) in rules.iter().enumerate() {
-            self.cel(rule.expression(), &path.key("rules").index(i));
-        }
-        Some(RuleSet { rules })
+        self.checked(RuleSet::new(rules), path)
     }
 }
 
@@ -101,6 +124,6 @@ impl TryFrom<pb::RuleSet> for RuleSet {
                 None => missing("rules"),
             })
             .collect::<convert::Result<_>>()?;
-        Ok(RuleSet { rules })
+        RuleSet::new(rules).map_err(InvalidSnapshot::from)
     }
 }
