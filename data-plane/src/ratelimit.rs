@@ -105,6 +105,17 @@ pub fn admit_request(buckets: &[Arc<Bucket>]) -> Result<(), Level> {
     Ok(())
 }
 
+/// Gives back what [`admit_request`] took, for a request refused after it (by `llm.*`
+/// authorization rules): refused callers spend no tokens.
+pub fn refund_request(buckets: &[Arc<Bucket>]) {
+    for b in buckets
+        .iter()
+        .filter(|b| b.limit.kind == RateLimitKind::Requests)
+    {
+        b.give_back(1);
+    }
+}
+
 /// The token-type pre-check of any request on an LLM route: every token bucket has at least
 /// one token.
 pub fn admit_tokens(buckets: &[Arc<Bucket>]) -> Result<(), Level> {

@@ -264,7 +264,7 @@ impl Issuer {
                 (text, file)
             }
         };
-        let keys = keys::parse(&text).map_err(|reason| JwksError {
+        let keys = keys::parse(&text, keys::Unusable::Refuse).map_err(|reason| JwksError {
             issuer: provider.issuer.clone(),
             file,
             reason,

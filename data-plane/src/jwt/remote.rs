@@ -13,7 +13,7 @@ use parking_lot::Mutex;
 use tokio::time::Instant;
 use tollgate_shared::config::redact;
 
-use super::keys::{self, Key};
+use super::keys::{self, Key, Unusable};
 use crate::fetch::Fetcher;
 
 /// How often a key set is fetched again while fetches succeed.
@@ -120,7 +120,7 @@ impl RemoteJwks {
             .map_err(|e| e.to_string())
             .and_then(|body| {
                 let text = std::str::from_utf8(&body).map_err(|_| "not UTF-8".to_string())?;
-                keys::parse(text)
+                keys::parse(text, Unusable::Skip)
             });
         let ok = fetched.is_ok();
         match fetched {

@@ -418,7 +418,13 @@ async fn handle(
                     authorization: authorize_llm,
                     on_retry: &retry_labels,
                 };
-                let served = llm::serve(call, parts, body).await?;
+                let served = match llm::serve(call, parts, body).await {
+                    Err(refused @ ProxyError::Forbidden(_)) => {
+                        ratelimit::refund_request(&buckets);
+                        return Err(refused);
+                    }
+                    served => served?,
+                };
                 let label = served
                     .provider
                     .unwrap_or_else(|| route.backends[index].label.clone());

@@ -124,7 +124,7 @@ async fn a_model_allow_list_is_decided_before_any_provider_call() {
     let openai = FakeLlm::start(Kind::OpenAi, None).await;
     let port = free_port();
     let config = format!(
-        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - ai: {{name: o, provider: {{openAI: {{}}}}, hostOverride: \"{}\"}}\n      policies:\n{EXAMPLE_JWT}        authorization:\n          rules:\n          - 'llm.requestModel == \"gpt-4o-mini\"'\n          - 'jwt.sub == \"test-user\" && llm.requestModel.startsWith(\"gpt-4o\")'\n",
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - ai: {{name: o, provider: {{openAI: {{}}}}, hostOverride: \"{}\"}}\n      policies:\n{EXAMPLE_JWT}        authorization:\n          rules:\n          - 'llm.requestModel == \"gpt-4o-mini\"'\n          - 'jwt.sub == \"test-user\" && llm.requestModel.startsWith(\"gpt-4o\")'\n        localRateLimit: [{{maxTokens: 2, tokensPerFill: 1, fillInterval: 1h}}]\n",
         openai.authority()
     );
     let proxy = Proxy::spawn(ProxyOptions {
@@ -142,8 +142,11 @@ async fn a_model_allow_list_is_decided_before_any_provider_call() {
             (resp.status().as_u16(), resp.text().await.unwrap())
         }
     };
-    let (status, body) = ask("gpt-4o", None).await;
-    assert_eq!((status, body.as_str()), (403, FORBIDDEN));
+    // Refused callers spend none of the route's two requests.
+    for _ in 0..5 {
+        let (status, body) = ask("gpt-4o", None).await;
+        assert_eq!((status, body.as_str()), (403, FORBIDDEN));
+    }
     assert!(
         openai.seen().is_empty(),
         "no provider call for a denied model"
