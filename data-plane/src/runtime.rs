@@ -17,6 +17,7 @@ use crate::htpasswd::{BasicAuthPolicy, HtpasswdFiles};
 use crate::jwt::{Verifier, Verifiers};
 use crate::llm::failover::ProviderPool;
 use crate::ratelimit::{Bucket, EntryBuckets, KeyedBuckets};
+use crate::telemetry::record::CredentialNames;
 use crate::telemetry::{RequestLabels, Telemetry};
 use crate::tls::{BackendClients, PolicyClients, Tls};
 
@@ -34,6 +35,8 @@ pub struct Runtime {
     /// A request's CEL variables are read before it ends (rate-limit keys, `authorization` or
     /// `mcpAuthorization` rules): its record keeps the headers for `request.headers`.
     pub reads_requests: bool,
+    /// Where the routes read client credentials: redacted in every request's record.
+    pub credential_names: CredentialNames,
     /// The `basicAuth` htpasswd files, read when the config was applied and watched since.
     pub htpasswd: HtpasswdFiles,
 }
@@ -193,7 +196,22 @@ impl Runtime {
                     || r.authorization.is_some()
                     || r.mcp_authorization.is_some()
             });
+        let policies = snapshot
+            .config
+            .binds
+            .iter()
+            .flat_map(|b| &b.listeners)
+            .flat_map(|l| &l.routes)
+            .map(|r| &r.policies);
+        let credential_names = CredentialNames::of(policies.flat_map(|p| {
+            let jwt = p.jwt_auth.iter().map(|j| &j.location);
+            let mcp = p.mcp_authentication.iter().map(|m| &m.jwt.location);
+            let key = p.api_key.iter().map(|k| &k.location);
+            let basic = p.basic_auth.iter().map(|b| &b.authorization_location);
+            jwt.chain(mcp).chain(key).chain(basic)
+        }));
         Runtime {
+            credential_names,
             reads_requests: reads_requests || telemetry.uses_cel(),
             snapshot,
             source,

@@ -104,6 +104,7 @@ pub async fn serve(
         &req,
         peer,
         runtime.reads_requests,
+        &runtime.credential_names,
         traced,
     ));
     let mut pending = Pending {

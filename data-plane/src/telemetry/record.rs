@@ -8,6 +8,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Uri, Version};
+use tollgate_shared::config::model::CredentialLocation;
+use tollgate_shared::config::redact;
 
 use super::trace::Traced;
 use crate::api_key::ApiKeyIdentity;
@@ -77,6 +79,74 @@ pub struct RequestRecord {
     pub trace: Option<Traced>,
 }
 
+/// Where the config's routes read client credentials (header and query parameter names the
+/// name-based redaction would not recognise, such as `x-client-id`): the record keeps their
+/// values redacted, so no CEL field, label or log line can show them.
+#[derive(Debug, Default)]
+pub struct CredentialNames {
+    pub headers: Vec<http::HeaderName>,
+    pub params: Vec<String>,
+}
+
+impl CredentialNames {
+    /// The names of every location in `locations`.
+    pub fn of<'a>(locations: impl IntoIterator<Item = &'a CredentialLocation>) -> CredentialNames {
+        let mut names = CredentialNames::default();
+        for location in locations {
+            match location {
+                CredentialLocation::Header { name, .. } => {
+                    if let Ok(name) = http::HeaderName::from_bytes(name.as_bytes())
+                        && !names.headers.contains(&name)
+                    {
+                        names.headers.push(name);
+                    }
+                }
+                CredentialLocation::QueryParameter(name) => {
+                    if !names.params.contains(name) {
+                        names.params.push(name.clone());
+                    }
+                }
+                // `cookie` is redacted whole, by its name.
+                CredentialLocation::Cookie(_) => {}
+            }
+        }
+        names
+    }
+
+    fn headers(&self, headers: &HeaderMap) -> HeaderMap {
+        let mut kept = headers.clone();
+        for name in &self.headers {
+            if kept.contains_key(name) {
+                kept.insert(name, http::HeaderValue::from_static(redact::REDACTED));
+            }
+        }
+        kept
+    }
+
+    fn uri(&self, uri: &Uri) -> Uri {
+        let Some(query) = uri.query() else {
+            return uri.clone();
+        };
+        let named = |pair: &str| {
+            let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+            self.params.iter().any(|p| p == name)
+        };
+        if !query.split('&').any(named) {
+            return uri.clone();
+        }
+        let query: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if named(pair) => format!("{name}={}", redact::REDACTED),
+                _ => pair.to_string(),
+            })
+            .collect();
+        let mut parts = uri.clone().into_parts();
+        parts.path_and_query = format!("{}?{}", uri.path(), query.join("&")).parse().ok();
+        Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
+    }
+}
+
 impl RequestRecord {
     #[expect(
         clippy::disallowed_methods,
@@ -86,6 +156,7 @@ impl RequestRecord {
         req: &http::Request<B>,
         peer: SocketAddr,
         keep_headers: bool,
+        credentials: &CredentialNames,
         trace: Option<Traced>,
     ) -> RequestRecord {
         let host = req
@@ -102,10 +173,10 @@ impl RequestRecord {
             start: SystemTime::now(),
             started: Instant::now(),
             method: req.method().clone(),
-            uri: req.uri().clone(),
+            uri: credentials.uri(req.uri()),
             version: req.version(),
             host,
-            headers: keep_headers.then(|| req.headers().clone()),
+            headers: keep_headers.then(|| credentials.headers(req.headers())),
             peer,
             client_identity: req
                 .extensions()
@@ -147,5 +218,33 @@ impl RequestRecord {
 
     pub fn attempts(&self) -> u32 {
         self.attempts.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn configured_credential_locations_are_redacted_in_the_record() {
+        let names = CredentialNames::of([
+            &CredentialLocation::Header {
+                name: "x-client-id".into(),
+                prefix: None,
+            },
+            &CredentialLocation::QueryParameter("k".into()),
+        ]);
+        let req = http::Request::builder()
+            .uri("/p?a=1&k=opaque123&b=2")
+            .header("x-client-id", "opaque123")
+            .header("x-other", "v")
+            .body(())
+            .unwrap();
+        let peer = "127.0.0.1:1".parse().unwrap();
+        let record = RequestRecord::new(&req, peer, true, &names, None);
+        let headers = record.headers.as_ref().unwrap();
+        assert_eq!(headers["x-client-id"], redact::REDACTED);
+        assert_eq!(headers["x-other"], "v");
+        assert_eq!(record.uri.to_string(), "/p?a=1&k=<redacted>&b=2");
     }
 }
