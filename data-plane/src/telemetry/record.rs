@@ -137,7 +137,8 @@ impl CredentialNames {
         let query: Vec<String> = query
             .split('&')
             .map(|pair| match pair.split_once('=') {
-                Some((name, _)) if named(pair) => format!("{name}={}", redact::REDACTED),
+                // `<redacted>`, percent-encoded: a URI cannot hold `<`.
+                Some((name, _)) if named(pair) => format!("{name}=%3Credacted%3E"),
                 _ => pair.to_string(),
             })
             .collect();
@@ -245,6 +246,6 @@ mod tests {
         let headers = record.headers.as_ref().unwrap();
         assert_eq!(headers["x-client-id"], redact::REDACTED);
         assert_eq!(headers["x-other"], "v");
-        assert_eq!(record.uri.to_string(), "/p?a=1&k=<redacted>&b=2");
+        assert_eq!(record.uri.to_string(), "/p?a=1&k=%3Credacted%3E&b=2");
     }
 }
