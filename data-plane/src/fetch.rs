@@ -1,6 +1,7 @@
 //! Bounded HTTP calls the gateway makes on its own behalf (JWKS, OAuth metadata): a deadline,
 //! a size cap, redirects not followed, the web PKI roots; errors never carry the URL.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
@@ -106,5 +107,75 @@ impl Fetcher {
         tokio::time::timeout(timeout, call)
             .await
             .map_err(|_| FetchError::Timeout(timeout))?
+    }
+}
+
+/// JSON documents fetched by URL and kept a while (successes [`KEEP_DOCUMENT`], failures
+/// [`KEEP_FAILURE`]), one fetch at a time per URL: clients asking for a document (OAuth
+/// metadata for MCP clients) cannot make the gateway fetch it once each. Its URLs come from
+/// the config, so it holds a bounded number.
+#[derive(Default)]
+pub struct DocumentCache {
+    entries: parking_lot::Mutex<std::collections::HashMap<String, Arc<Document>>>,
+}
+
+/// How long a fetched document is served before it is fetched again.
+pub const KEEP_DOCUMENT: Duration = Duration::from_secs(300);
+/// How long a failed fetch is answered as failed before it is tried again.
+pub const KEEP_FAILURE: Duration = Duration::from_secs(10);
+
+struct Document {
+    fetched: tokio::sync::OnceCell<(tokio::time::Instant, Result<serde_json::Value, String>)>,
+}
+
+impl Document {
+    fn stale(&self) -> bool {
+        self.fetched.get().is_some_and(|(at, result)| {
+            let keep = if result.is_ok() {
+                KEEP_DOCUMENT
+            } else {
+                KEEP_FAILURE
+            };
+            at.elapsed() >= keep
+        })
+    }
+}
+
+impl DocumentCache {
+    /// The JSON at `url`, from the cache or fetched now (joining a fetch under way).
+    pub async fn get(
+        &self,
+        fetcher: &Fetcher,
+        url: &str,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<serde_json::Value, String> {
+        let document = {
+            let mut entries = self.entries.lock();
+            match entries.get(url) {
+                Some(d) if !d.stale() => d.clone(),
+                _ => {
+                    let fresh = Arc::new(Document {
+                        fetched: tokio::sync::OnceCell::new(),
+                    });
+                    entries.insert(url.to_string(), fresh.clone());
+                    fresh
+                }
+            }
+        };
+        let (_, result) = document
+            .fetched
+            .get_or_init(|| async {
+                let fetched = fetcher
+                    .get(url, limit, timeout)
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|body| {
+                        serde_json::from_slice(&body).map_err(|e| format!("not JSON: {e}"))
+                    });
+                (tokio::time::Instant::now(), fetched)
+            })
+            .await;
+        result.clone()
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use tollgate_shared::{Snapshot, SnapshotSource};
 
-use crate::fetch::Fetcher;
+use crate::fetch::{DocumentCache, Fetcher};
 use crate::htpasswd::HtpasswdFiles;
 use crate::http::budget::ParseBudget;
 use crate::http::client::{self, HttpClient};
@@ -34,6 +34,8 @@ pub struct Services {
     pub sinks: Sinks,
     /// The gateway's own HTTP calls (OAuth metadata for MCP clients).
     pub fetcher: Fetcher,
+    /// Authorization servers' metadata served to MCP clients, kept across applies.
+    pub oauth_documents: DocumentCache,
     /// Fetched JWKS (`jwks.url`), kept across applies with their refresh tasks.
     pub jwks: RemoteKeySets,
     runtime: ArcSwapOption<Runtime>,
@@ -50,6 +52,7 @@ impl Services {
             sinks,
             metrics,
             fetcher: Fetcher::default(),
+            oauth_documents: DocumentCache::default(),
             jwks: RemoteKeySets::default(),
             client: client::client(),
             rate_limits: RateLimits::default(),

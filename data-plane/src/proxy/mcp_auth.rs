@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use tollgate_shared::config::model::{McpAuthentication, McpIdp};
 
 use super::jwt_auth;
-use crate::fetch::Fetcher;
+use crate::fetch::{DocumentCache, Fetcher};
 use crate::http::body::{BoxBody, full};
 use crate::http::error::ProxyError;
 use crate::jwt::{Claims, Verifier};
@@ -42,6 +42,7 @@ pub async fn check(
     policy: &McpAuthentication,
     verifier: &Verifier,
     fetcher: &Fetcher,
+    documents: &DocumentCache,
     tls: bool,
     uri: &mut Uri,
     headers: &mut HeaderMap,
@@ -59,7 +60,7 @@ pub async fn check(
             return Ok(Step::Register);
         }
         let base = base_url(policy, tls, uri, headers);
-        let metadata = authorization_server(policy, fetcher, &base, path, rest).await?;
+        let metadata = authorization_server(policy, fetcher, documents, &base, path, rest).await?;
         return Ok(Step::Answer(json_response(StatusCode::OK, &metadata)));
     }
     match jwt_auth::authenticate(verifier, uri, headers).await {
@@ -166,10 +167,12 @@ fn protected_resource(policy: &McpAuthentication, base: &str, rest: &str) -> Val
     metadata
 }
 
-/// The issuer's metadata (RFC 8414, or OpenID discovery for Keycloak), adapted for the provider.
+/// The issuer's metadata (RFC 8414, or OpenID discovery for Keycloak; cached), adapted for the
+/// provider.
 async fn authorization_server(
     policy: &McpAuthentication,
     fetcher: &Fetcher,
+    documents: &DocumentCache,
     base: &str,
     path: &str,
     rest: &str,
@@ -180,12 +183,10 @@ async fn authorization_server(
         _ => rfc8414_url(issuer),
     };
     let unavailable = |e: String| ProxyError::AuthServer(format!("metadata: {e}"));
-    let body = fetcher
-        .get(&url, MAX_METADATA_BYTES, AUTH_SERVER_TIMEOUT)
+    let mut metadata = documents
+        .get(fetcher, &url, MAX_METADATA_BYTES, AUTH_SERVER_TIMEOUT)
         .await
-        .map_err(|e| unavailable(e.to_string()))?;
-    let mut metadata: Value =
-        serde_json::from_slice(&body).map_err(|e| unavailable(format!("not JSON: {e}")))?;
+        .map_err(unavailable)?;
     let Some(fields) = metadata.as_object_mut() else {
         return Err(unavailable("not a JSON object".to_string()));
     };

@@ -235,6 +235,7 @@ async fn handle(
             policy,
             verifier,
             &services.fetcher,
+            &services.oauth_documents,
             tls,
             &mut uri,
             req.headers_mut(),

@@ -35,6 +35,7 @@ struct FakeIdp {
 struct IdpState {
     jwks: Mutex<String>,
     jwks_fetches: AtomicUsize,
+    metadata_fetches: AtomicUsize,
     down: AtomicBool,
     registrations: Mutex<Vec<Value>>,
 }
@@ -58,7 +59,10 @@ impl FakeIdp {
             .route("/jwks.json", get(serve_jwks))
             .route(
                 "/.well-known/oauth-authorization-server",
-                get(move || async move { Json(oauth) }),
+                get(move |State(state): State<Arc<IdpState>>| async move {
+                    state.metadata_fetches.fetch_add(1, Ordering::SeqCst);
+                    Json(oauth)
+                }),
             )
             .route(
                 "/realms/mcp/.well-known/openid-configuration",
@@ -304,6 +308,16 @@ async fn mcp_clients_discover_the_authorization_server_and_need_its_token() {
         server["registration_endpoint"],
         format!("{issuer}/register")
     );
+    // Anonymous clients cannot make the gateway fetch it again and again: it is cached.
+    for _ in 0..5 {
+        let again = http
+            .get(format!("{base}/.well-known/oauth-authorization-server/mcp"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(again.status(), 200);
+    }
+    assert_eq!(idp.state.metadata_fetches.load(Ordering::SeqCst), 1);
 
     // A bad token: 401 with `invalid_token`; a good one opens a session and calls tools.
     let wrong_audience = key.token(&claims(&issuer, "elsewhere"));
