@@ -232,7 +232,11 @@ fn prepare<'b>(
                 Format::OpenAi
             };
             if parsed.is_none() {
-                let request = ClientRequest::parse(body)?;
+                *parsed = Some(ClientRequest::parse(body)?);
+            }
+            let request = parsed.as_ref().expect("parsed above");
+            // Every attempt: a failover to another provider is decided for that provider.
+            if call.authorization.is_some() {
                 let requested = request.string("model").or_else(|| provider.model.clone());
                 let facts = requested.map(|request_model| LlmFacts {
                     provider: provider::system(provider.provider),
@@ -241,9 +245,7 @@ fn prepare<'b>(
                     ..LlmFacts::default()
                 });
                 authorize(call, facts.as_ref())?;
-                *parsed = Some(request);
             }
-            let request = parsed.as_ref().expect("parsed above");
             let upstream = Format::of(provider.provider);
             let model = provider
                 .model
