@@ -4,74 +4,30 @@
 //! (`tollgate_tls_certificate_reloads_total`), never as config loads: the config in force did
 //! not change. Followed again after every apply.
 
-use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use tollgate_shared::watch::DirWatch;
-
+use super::files;
 use crate::gateway::Gateway;
 use crate::metrics::Metrics;
 use crate::tls::listener::CertCell;
 
 /// Runs until the gateway's services go away.
 pub async fn watch(gw: Arc<Gateway>, metrics: Arc<Metrics>) {
-    let mut applied = gw.services.applied();
-    loop {
-        let cells: Vec<Arc<CertCell>> = gw
-            .runtime()
-            .map(|rt| {
-                rt.tls
-                    .binds
-                    .values()
-                    .flat_map(|b| b.cells())
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        let dirs: BTreeSet<PathBuf> = cells
-            .iter()
-            .flat_map(|c| [Some(&c.cert), Some(&c.key), c.root.as_ref()])
-            .flatten()
-            .map(|file| directory(file))
-            .collect();
-        let mut watches: Vec<DirWatch> = dirs
-            .iter()
-            .filter_map(|dir| {
-                DirWatch::new(dir, |_| true)
-                    .inspect_err(|e| tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a certificate directory; renewals there are not seen"))
-                    .ok()
-            })
-            .collect();
-        // Files renewed between the apply's read and the watch are seen now.
-        reload(&cells, &metrics);
-        if watches.is_empty() {
-            if applied.changed().await.is_err() {
-                return;
-            }
-            continue;
-        }
-        loop {
-            let changed =
-                futures_util::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-            tokio::select! {
-                gone = applied.changed() => {
-                    if gone.is_err() {
-                        return;
-                    }
-                    break;
-                }
-                _ = changed => reload(&cells, &metrics),
-            }
-        }
-    }
-}
-
-pub(super) fn directory(file: &Path) -> PathBuf {
-    match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
+    files::follow(
+        gw,
+        "certificate",
+        |rt| {
+            let binds = rt.tls.binds.values();
+            binds.flat_map(|b| b.cells()).cloned().collect()
+        },
+        |c: &CertCell| {
+            let files = [Some(&c.cert), Some(&c.key), c.root.as_ref()];
+            files.into_iter().flatten().map(PathBuf::as_path).collect()
+        },
+        |cells| reload(cells, &metrics),
+    )
+    .await;
 }
 
 fn reload(cells: &[Arc<CertCell>], metrics: &Metrics) {

@@ -3,55 +3,22 @@
 //! the last good users. Logged, never counted as config loads: the config did not change.
 //! Followed again after every apply.
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 
-use tollgate_shared::watch::DirWatch;
-
-use super::certs::directory;
+use super::files;
 use crate::gateway::Gateway;
 use crate::htpasswd::HtpasswdCell;
 
 /// Runs until the gateway's services go away.
 pub async fn watch(gw: Arc<Gateway>) {
-    let mut applied = gw.services.applied();
-    loop {
-        let cells: Vec<Arc<HtpasswdCell>> = gw
-            .runtime()
-            .map(|rt| rt.htpasswd.cells().cloned().collect())
-            .unwrap_or_default();
-        let dirs: BTreeSet<PathBuf> = cells.iter().map(|c| directory(&c.file)).collect();
-        let mut watches: Vec<DirWatch> = dirs
-            .iter()
-            .filter_map(|dir| {
-                DirWatch::new(dir, |_| true)
-                    .inspect_err(|e| tracing::warn!(dir = %dir.display(), error = %e, "cannot watch an htpasswd directory; changes there are not seen"))
-                    .ok()
-            })
-            .collect();
-        // Files changed between the apply's read and the watch are seen now.
-        reload(&cells);
-        if watches.is_empty() {
-            if applied.changed().await.is_err() {
-                return;
-            }
-            continue;
-        }
-        loop {
-            let changed =
-                futures_util::future::select_all(watches.iter_mut().map(|w| Box::pin(w.changed())));
-            tokio::select! {
-                gone = applied.changed() => {
-                    if gone.is_err() {
-                        return;
-                    }
-                    break;
-                }
-                _ = changed => reload(&cells),
-            }
-        }
-    }
+    files::follow(
+        gw,
+        "htpasswd",
+        |rt| rt.htpasswd.cells().cloned().collect(),
+        |c: &HtpasswdCell| vec![c.file.as_path()],
+        reload,
+    )
+    .await;
 }
 
 fn reload(cells: &[Arc<HtpasswdCell>]) {

@@ -5,6 +5,7 @@ pub mod allow;
 pub mod certs;
 pub mod control_plane;
 pub mod file;
+mod files;
 pub mod htpasswd;
 
 use tollgate_shared::SnapshotSource;
