@@ -2,6 +2,7 @@
 //! apply (fetched sets when they change), so a request only verifies; signatures are the
 //! `jsonwebtoken` crate's.
 
+mod cache;
 mod keys;
 pub mod remote;
 
@@ -15,6 +16,7 @@ use tollgate_shared::config::model::{
     Config, CredentialLocation, Jwks, JwtAuth, JwtMode, JwtProvider,
 };
 
+use self::cache::{VerifiedTokens, VerifiedWith};
 use self::keys::Key;
 use self::remote::{RemoteJwks, RemoteKeySets};
 
@@ -114,6 +116,7 @@ pub struct Verifier {
     /// Where the token is read.
     pub location: CredentialLocation,
     issuers: Vec<Issuer>,
+    verified: VerifiedTokens,
 }
 
 /// One verifier per distinct `jwtAuth` policy of a config.
@@ -158,33 +161,39 @@ impl Verifier {
             mode: policy.mode,
             location: policy.location.clone(),
             issuers,
+            verified: VerifiedTokens::default(),
         })
     }
 
     /// The claims of a valid token, or why it is not; a token whose key a fetched set lacks
     /// (or that arrives before the set) waits for a fetch, at most one per
     /// [`remote::REFETCH_AT_MOST_EVERY`].
-    pub async fn verify_fetching(&self, token: &str) -> Result<Claims, Rejection> {
-        let first = self.verify(token);
-        if !matches!(
-            first,
-            Err(Rejection::UnknownKey | Rejection::KeysUnavailable)
-        ) {
-            return first;
+    pub async fn verify_fetching(&self, token: &str) -> Result<Arc<Claims>, Rejection> {
+        let now = jsonwebtoken::get_current_timestamp();
+        if let Some(claims) = self.verified.get(token, now) {
+            return Ok(claims);
         }
-        let remote = jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(token)
-            .ok()
-            .and_then(|claims| self.issuer(&claims))
-            .and_then(|issuer| match &issuer.keys {
-                KeySource::Remote(set) => Some(set.clone()),
-                KeySource::Fixed(_) => None,
-            });
-        match remote {
-            Some(set) => {
-                set.refresh_on_demand().await;
-                self.verify(token)
-            }
-            None => first,
+        let mut verified = self.verify_with(token);
+        if matches!(
+            verified,
+            Err(Rejection::UnknownKey | Rejection::KeysUnavailable)
+        ) && let Some(set) = self.remote_set(token)
+        {
+            set.refresh_on_demand().await;
+            verified = self.verify_with(token);
+        }
+        let (claims, with) = verified?;
+        let claims = Arc::new(claims);
+        self.verified.insert(token, claims.clone(), with, now);
+        Ok(claims)
+    }
+
+    /// The fetched key set of the token's issuer, if its keys are fetched.
+    fn remote_set(&self, token: &str) -> Option<Arc<RemoteJwks>> {
+        let claims = jsonwebtoken::dangerous::insecure_decode_claims::<Claims>(token).ok()?;
+        match &self.issuer(&claims)?.keys {
+            KeySource::Remote(set) => Some(set.clone()),
+            KeySource::Fixed(_) => None,
         }
     }
 
@@ -195,6 +204,11 @@ impl Verifier {
 
     /// The claims of a valid token, or why it is not, with the keys known now.
     pub fn verify(&self, token: &str) -> Result<Claims, Rejection> {
+        self.verify_with(token).map(|(claims, _)| claims)
+    }
+
+    /// [`Verifier::verify`], with the fetched keys that verified the token.
+    fn verify_with(&self, token: &str) -> Result<(Claims, VerifiedWith), Rejection> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| match e.kind() {
             ErrorKind::InvalidAlgorithmName | ErrorKind::UnsupportedAlgorithm => {
                 Rejection::Algorithm
@@ -214,12 +228,12 @@ impl Verifier {
                 self.issuer(&unverified).ok_or(Rejection::UnknownIssuer)?
             }
         };
-        let fetched;
-        let keys: &[Key] = match &issuer.keys {
-            KeySource::Fixed(keys) => keys,
+        let held: Arc<Vec<Key>>;
+        let (keys, fetched): (&[Key], VerifiedWith) = match &issuer.keys {
+            KeySource::Fixed(keys) => (keys, None),
             KeySource::Remote(set) => {
-                fetched = set.keys().ok_or(Rejection::KeysUnavailable)?;
-                &fetched
+                held = set.keys().ok_or(Rejection::KeysUnavailable)?;
+                (&held, Some((set.clone(), held.clone())))
             }
         };
         let mut candidates = keys
@@ -235,7 +249,7 @@ impl Verifier {
         let mut refused = Rejection::Algorithm;
         for key in candidates.filter(|k| k.algorithms.contains(&header.alg)) {
             match jsonwebtoken::decode::<Claims>(token, &key.key, validation) {
-                Ok(data) => return issuer.require(data.claims),
+                Ok(data) => return issuer.require(data.claims).map(|c| (c, fetched)),
                 Err(e) => {
                     refused = rejection(e.kind());
                     // Another key of the issuer may have signed a token without a `kid`.

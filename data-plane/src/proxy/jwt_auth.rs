@@ -1,6 +1,8 @@
 //! The `jwtAuth` phase: takes the token from where the policy says (removing it, so the
 //! credential stays at the gateway), verifies it and applies the policy's `mode`.
 
+use std::sync::Arc;
+
 use http::Uri;
 use http::header::HeaderMap;
 use tollgate_shared::config::model::JwtMode;
@@ -14,7 +16,7 @@ pub async fn authenticate(
     verifier: &Verifier,
     uri: &mut Uri,
     headers: &mut HeaderMap,
-) -> Result<Option<(Claims, String)>, Rejection> {
+) -> Result<Option<(Arc<Claims>, String)>, Rejection> {
     let token = take_credential(&verifier.location, uri, headers);
     let verified = match token {
         None => Err(Rejection::Missing),

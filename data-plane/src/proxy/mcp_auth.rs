@@ -3,6 +3,7 @@
 //! registration) and checks every other request's token as `jwtAuth` does; a refusal points
 //! the client at the metadata, so MCP clients find where to get a token.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -34,7 +35,7 @@ pub enum Step {
     Register,
     /// Go on, with the caller's claims and token (none under `optional`/`permissive` without
     /// a valid token).
-    Continue(Option<(Claims, String)>),
+    Continue(Option<(Arc<Claims>, String)>),
 }
 
 /// Serves discovery or checks the token (removing it from the request).

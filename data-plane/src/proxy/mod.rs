@@ -482,10 +482,10 @@ async fn handle(
 fn identified(
     record: &RequestRecord,
     policies: &Policies,
-    authenticated: Option<(Claims, String)>,
+    authenticated: Option<(Arc<Claims>, String)>,
 ) -> Option<Passthrough> {
     let (claims, token) = authenticated?;
-    let _ = record.jwt.set(Arc::new(claims));
+    let _ = record.jwt.set(claims);
     match &policies.backend_auth {
         Some(BackendAuth::Passthrough { location }) => Passthrough::new(location, &token),
         _ => None,
