@@ -101,7 +101,15 @@ pub fn load_str_with(
         v.error(&path, format!("environment variable `{name}` is not set (write ${{{name}:-default}} for a fallback)"));
     }
     let config = match &value {
-        yaml_serde::Value::Null => Some(v.config(&RawConfig::default())),
+        // An editor writing in place, or a failed copy, leaves an empty file: taken as a
+        // config, it would remove every listener.
+        yaml_serde::Value::Null => {
+            v.error(
+                &YamlPath::root(),
+                "the file is empty (or holds only comments): refused, since it would remove every listener; write `binds: []` to mean no listeners",
+            );
+            None
+        }
         value => {
             let raw = raw::decode::<RawConfig>(value);
             v.lenient(&raw, &YamlPath::root()).map(|raw| v.config(raw))

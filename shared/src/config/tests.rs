@@ -853,3 +853,56 @@ fn backend_auth_is_a_key_or_a_passthrough() {
         ],
     );
 }
+
+#[test]
+fn header_modifiers_take_agentgateways_map_form_and_the_list_form() {
+    let config = load_str(
+        r#"binds:
+- port: 1
+  listeners:
+  - routes:
+    - backends: [{host: 'a:1'}]
+      policies:
+        requestHeaderModifier:
+          add: {x-req-added: value, X-Two: "2"}
+          remove: [x-illegal-header]
+        responseHeaderModifier:
+          set: [{name: x-set, value: v}]
+"#,
+        "f",
+        &env(),
+    )
+    .unwrap();
+    let policies = &config.binds[0].listeners[0].routes[0].policies;
+    let request = policies.request_header_modifier.as_ref().unwrap();
+    let added: Vec<(&str, &str)> = request
+        .add
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.expose()))
+        .collect();
+    assert_eq!(added, [("x-req-added", "value"), ("x-two", "2")]);
+    let response = policies.response_header_modifier.as_ref().unwrap();
+    assert_eq!(response.set[0].0, "x-set");
+    let errs = errors(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n    - backends: [{host: 'a:1'}]\n      policies:\n        requestHeaderModifier:\n          set: {'bad name': v}\n",
+    );
+    assert_reported(
+        &errs,
+        [(
+            "binds[0].listeners[0].routes[0].policies.requestHeaderModifier.set.bad name"
+                .to_string(),
+            "not a valid header name",
+        )],
+    );
+}
+
+#[test]
+fn an_emptied_file_is_not_a_config_but_binds_empty_is() {
+    for text in ["", "\n", "# only a comment\n# and another\n"] {
+        let errs = errors(text);
+        assert_eq!(errs.len(), 1, "{text:?}: {errs:?}");
+        assert!(errs[0].message.contains("the file is empty"), "{errs:?}");
+    }
+    let config = load_str("binds: []\n", "f", &env()).unwrap();
+    assert!(config.binds.is_empty());
+}

@@ -19,7 +19,7 @@ fn edge(port: u16, upstream: &str, tag: &str, auth: bool) -> String {
         ""
     };
     format!(
-        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: api\n      policies:\n{auth}        localRateLimit: [{{maxTokens: 1000, tokensPerFill: 1, fillInterval: 1h}}]\n        requestHeaderModifier: {{set: [{{name: x-tag, value: \"{tag}\"}}]}}\n      backends: [{{host: \"{upstream}\"}}]\n"
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: api\n      policies:\n{auth}        localRateLimit: [{{maxTokens: 1000, tokensPerFill: 1, fillInterval: 1h}}]\n        requestHeaderModifier: {{set: {{x-tag: \"{tag}\"}}}}\n      backends: [{{host: \"{upstream}\"}}]\n"
     )
 }
 
@@ -155,6 +155,20 @@ async fn snapshots_stream_to_three_proxies() {
     .await;
     assert_eq!(gateway_version(&cp).await, v2);
     assert!(proxy_statuses(&cp).await.iter().all(|(_, s)| s == "SYNCED"));
+    // Nor is an emptied file: pushed, it would remove every proxy's listeners.
+    cp.write("edge.yaml", "");
+    eventually(Duration::from_secs(10), || async {
+        let g = cp.json("/api/gateways").await;
+        let message = g["gateways"][0]["lastError"][0]["message"].as_str();
+        if message.is_some_and(|m| m.contains("the file is empty")) {
+            Ok(())
+        } else {
+            Err(format!("{g}"))
+        }
+    })
+    .await;
+    assert_eq!(gateway_version(&cp).await, v2);
+    all_serve(&proxies, port, "v2").await;
 
     // A snapshot one proxy cannot apply (its environment lacks the key): ERROR for that proxy,
     // which keeps serving v2; the others move to v3.

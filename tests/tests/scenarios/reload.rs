@@ -149,6 +149,22 @@ async fn broken_edit_keeps_the_last_good_config() {
     );
     assert!(log.contains("did you mean `pathPrefix`"), "{log}");
 
+    // A file emptied in place (an editor, a failed copy) is refused too: every listener stays.
+    proxy.write_config("# truncated\n");
+    eventually(Duration::from_secs(5), || async {
+        let failed = proxy
+            .metric("agentgateway_config_reloads_total", &["result=\"failure\""])
+            .await;
+        if failed == 2.0 {
+            Ok(())
+        } else {
+            Err(format!("failures {failed}"))
+        }
+    })
+    .await;
+    assert_eq!(upstream_of(&proxy.url(port, "/b/1")).await.unwrap(), "b");
+    assert!(proxy.log().contains("the file is empty"));
+
     proxy.write_config(&good.replace("/b", "/fixed"));
     proxy.wait_version_change(&version).await;
     assert_eq!(

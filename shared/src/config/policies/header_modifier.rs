@@ -1,6 +1,7 @@
 //! `policies.requestHeaderModifier` and `policies.responseHeaderModifier`: headers added, set
 //! and removed on the way up or down.
 
+use indexmap::IndexMap;
 use serde::ser::SerializeSeq;
 use serde::{Deserialize, Serialize, Serializer};
 
@@ -14,11 +15,50 @@ use crate::proto::v1 as pb;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHeaderModifier {
     #[serde(default)]
-    pub add: Vec<RawHeader>,
+    pub add: RawHeaders,
     #[serde(default)]
-    pub set: Vec<RawHeader>,
+    pub set: RawHeaders,
     #[serde(default)]
     pub remove: Vec<String>,
+}
+
+/// Headers as agentgateway writes them (`{name: value}`), or as a list of `{name, value}`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RawHeaders {
+    Map(IndexMap<String, String>),
+    List(Vec<RawHeader>),
+}
+
+impl Default for RawHeaders {
+    fn default() -> Self {
+        RawHeaders::List(Vec::new())
+    }
+}
+
+impl RawHeaders {
+    /// `(name, value, the name's path, the value's path)` in the order written.
+    fn pairs(&self, at: &YamlPath) -> Vec<(&str, &str, YamlPath, YamlPath)> {
+        match self {
+            RawHeaders::Map(map) => map
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str(), at.key(name), at.key(name)))
+                .collect(),
+            RawHeaders::List(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, h)| {
+                    let entry = at.index(i);
+                    (
+                        h.name.as_str(),
+                        h.value.as_str(),
+                        entry.key("name"),
+                        entry.key("value"),
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,21 +110,20 @@ impl Validator<'_> {
         raw: &RawHeaderModifier,
         path: &YamlPath,
     ) -> Option<HeaderModifier> {
-        let mut pairs = |list: &[RawHeader], key: &str| -> Vec<(String, Secret)> {
+        let mut pairs = |headers: &RawHeaders, key: &str| -> Vec<(String, Secret)> {
             let mut out = Vec::new();
-            for (i, h) in list.iter().enumerate() {
-                let hp = path.key(key).index(i);
-                if !self.header_name(&h.name, &hp.key("name")) {
+            for (name, value, name_at, value_at) in headers.pairs(&path.key(key)) {
+                if !self.header_name(name, &name_at) {
                     continue;
                 }
-                if http::HeaderValue::from_str(&h.value).is_err() {
+                if http::HeaderValue::from_str(value).is_err() {
                     self.error(
-                        &hp.key("value"),
+                        &value_at,
                         "the value contains characters not allowed in a header",
                     );
                 } else {
-                    let value = self.secret(&h.value, &hp.key("value"));
-                    out.push((h.name.to_ascii_lowercase(), value));
+                    let value = self.secret(value, &value_at);
+                    out.push((name.to_ascii_lowercase(), value));
                 }
             }
             out
