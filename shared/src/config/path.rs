@@ -69,6 +69,31 @@ impl YamlPath {
         matches!(self.0.last(), Some(Segment::Key(k)) if k == key)
     }
 
+    /// The last key, if the path ends with one.
+    pub fn last_key(&self) -> Option<&str> {
+        match self.0.last() {
+            Some(Segment::Key(k)) => Some(k),
+            _ => None,
+        }
+    }
+
+    /// The path with every index written `[]` (`binds[].listeners[].name`): the field it
+    /// names, whatever the element.
+    pub fn shape(&self) -> String {
+        let mut out = String::new();
+        for (i, seg) in self.0.iter().enumerate() {
+            match seg {
+                Segment::Key(k) if i == 0 => out.push_str(k),
+                Segment::Key(k) => {
+                    out.push('.');
+                    out.push_str(k);
+                }
+                Segment::Index(_) => out.push_str("[]"),
+            }
+        }
+        out
+    }
+
     pub fn push(&mut self, segment: Segment) {
         self.0.push(segment);
     }

@@ -228,7 +228,10 @@ fn frontend_policies_are_checked_and_unimplemented_fields_named() {
     assert_reported(
         &errs,
         [
-            ("frontendPolicies.http.http2WindowSize", "unknown field"),
+            (
+                "frontendPolicies.http.http2WindowSize",
+                "an agentgateway feature Tollgate does not support",
+            ),
             ("frontendPolicies.http.headerReadTimeout", "soon"),
             (
                 "frontendPolicies.http.http1IdleTimeout",
@@ -905,4 +908,22 @@ fn an_emptied_file_is_not_a_config_but_binds_empty_is() {
     }
     let config = load_str("binds: []\n", "f", &env()).unwrap();
     assert!(config.binds.is_empty());
+}
+
+#[test]
+fn agentgateway_features_tollgate_lacks_are_named_as_such_and_typos_are_typos() {
+    let errs = errors(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n    - backends: [{host: 'a:1'}]\n      policies:\n        csrf: {}\n        retri: {}\n",
+    );
+    let policy = "binds[0].listeners[0].routes[0].policies";
+    assert_reported(
+        &errs,
+        [
+            (
+                format!("{policy}.csrf"),
+                "`csrf` is an agentgateway feature Tollgate does not support",
+            ),
+            (format!("{policy}.retri"), "did you mean `retry`"),
+        ],
+    );
 }

@@ -114,7 +114,13 @@ impl<'a> Validator<'a> {
         for e in &value.errors {
             let full = path.join(&e.path);
             if e.at_key {
-                self.key_error(&full, e.message.clone());
+                let message = match full.last_key() {
+                    Some(name) if is_agentgateway_field(&full) => format!(
+                        "`{name}` is an agentgateway feature Tollgate does not support (yet)"
+                    ),
+                    _ => e.message.clone(),
+                };
+                self.key_error(&full, message);
             } else {
                 self.error(&full, e.message.clone());
             }
@@ -261,4 +267,17 @@ impl<'a> Validator<'a> {
             self.error(path, format!("`{method}` is not an HTTP method"));
         }
     }
+}
+
+/// agentgateway's field paths (`binds[].listeners[].routes[].policies.extProc`), from its
+/// published schema.
+const AGENTGATEWAY_FIELDS: &str = include_str!("agentgateway_fields.txt");
+
+/// Whether `path` (indices ignored) is a field of agentgateway's config: an unknown field
+/// there is a feature Tollgate lacks, not a typo.
+fn is_agentgateway_field(path: &YamlPath) -> bool {
+    let shape = path.shape();
+    AGENTGATEWAY_FIELDS
+        .lines()
+        .any(|line| !line.starts_with('#') && line == shape)
 }
