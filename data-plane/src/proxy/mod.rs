@@ -1,7 +1,8 @@
 //! The request pipeline: named phases in a fixed order (DESIGN §4), one config load per request.
 //!
 //! path normalisation -> route match -> cors -> jwtAuth -> mcpAuthentication -> apiKey ->
-//! basicAuth -> authorization -> MCP origin and host check -> localRateLimit -> body limit ->
+//! basicAuth -> authorization -> MCP origin and host check -> localRateLimit ->
+//! directResponse -> body limit ->
 //! rewrites -> backend selection -> backendAuth (a key, or the caller's token passed through)
 //! -> LLM processing (`llm.*` authorization) -> upstream call (timeouts, retries) -> response
 //! headers -> metrics (and token debits) when the body ends.
@@ -26,6 +27,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
 use tollgate_shared::config::model::{BackendAuth, Policies};
@@ -315,6 +317,17 @@ async fn handle(
     };
     out.caller_buckets = caller;
     ratelimit::admit_request(&buckets).map_err(ProxyError::RateLimited)?;
+
+    // Phase: directResponse, after the route's identity and limits.
+    if let Some(direct) = &policies.direct_response {
+        out.local = true;
+        let mut resp = Response::new(crate::http::body::full(Bytes::from(direct.body.clone())));
+        *resp.status_mut() =
+            http::StatusCode::from_u16(direct.status).unwrap_or(http::StatusCode::OK);
+        resp.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+        return Ok(resp);
+    }
 
     // Phase: body limit.
     let max_body = rt.snapshot.config.settings.max_body_size;

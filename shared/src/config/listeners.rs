@@ -157,7 +157,8 @@ pub struct Route {
 }
 
 impl Route {
-    /// A route with at least one match and one backend, whose prefix rewrite (if any) has a
+    /// A route with at least one match and one backend (or a direct response), whose prefix
+    /// rewrite (if any) has a
     /// prefix to replace in every match.
     pub(crate) fn new(
         name: String,
@@ -170,10 +171,10 @@ impl Route {
         if matches.is_empty() {
             problems.push(Invalid::at("matches", "a route needs at least one match"));
         }
-        if backends.is_empty() {
+        if backends.is_empty() && policies.direct_response.is_none() {
             problems.push(Invalid::at(
                 "backends",
-                "a route needs at least one backend",
+                "a route needs at least one backend (or a `directResponse`)",
             ));
         }
         if matches!(policies.url_rewrite, Some(UrlRewrite::Prefix(_)))

@@ -927,3 +927,33 @@ fn agentgateway_features_tollgate_lacks_are_named_as_such_and_typos_are_typos() 
         ],
     );
 }
+
+#[test]
+fn a_direct_response_route_needs_no_backend_and_is_checked() {
+    let config = load_str(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n    - policies:\n        directResponse: {body: hello!, status: 200}\n",
+        "f",
+        &env(),
+    )
+    .unwrap();
+    let route = &config.binds[0].listeners[0].routes[0];
+    assert!(route.backends.is_empty());
+    let direct = route.policies.direct_response.as_ref().unwrap();
+    assert_eq!((direct.status, direct.body.as_str()), (200, "hello!"));
+    let errs = errors(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n    - policies:\n        directResponse: {status: 99}\n    - policies: {}\n",
+    );
+    assert_reported(
+        &errs,
+        [
+            (
+                "binds[0].listeners[0].routes[0].policies.directResponse.status".to_string(),
+                "200 to 599",
+            ),
+            (
+                "binds[0].listeners[0].routes[1].backends".to_string(),
+                "or a `directResponse`",
+            ),
+        ],
+    );
+}

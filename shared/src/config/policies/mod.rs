@@ -28,6 +28,7 @@ mod backend_tls;
 mod basic_auth;
 mod cors;
 mod credential;
+mod direct_response;
 mod header_modifier;
 mod jwt_auth;
 mod mcp_authentication;
@@ -46,6 +47,7 @@ pub use backend_tls::{BackendTls, RawBackendTls, Verification};
 pub use basic_auth::{BasicAuth, RawBasicAuth};
 pub use cors::{Cors, RawCors};
 pub use credential::{AuthMode, CredentialLocation};
+pub use direct_response::{DirectResponse, RawDirectResponse};
 pub use header_modifier::{HeaderModifier, RawHeaderModifier};
 pub use jwt_auth::{Jwks, JwtAuth, JwtMode, JwtProvider, RawJwtAuth};
 pub use mcp_authentication::{McpAuthentication, McpIdp, RawMcpAuthentication};
@@ -81,6 +83,7 @@ pub struct RawPolicies {
     pub mcp_authentication: Option<Lenient<RawMcpAuthentication>>,
     pub authorization: Option<Lenient<RawRuleSet>>,
     pub mcp_authorization: Option<Lenient<RawRuleSet>>,
+    pub direct_response: Option<Lenient<RawDirectResponse>>,
 }
 
 /// `policies`: what applies to the requests of a route (or, for some, of a backend). `None`
@@ -128,6 +131,9 @@ pub struct Policies {
     /// `mcpAuthorization`: CEL rules over the MCP tool, prompt or resource (route level only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mcp_authorization: Option<RuleSet>,
+    /// `directResponse`: the gateway answers the route itself (route level only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub direct_response: Option<DirectResponse>,
 }
 
 impl Policies {
@@ -160,6 +166,7 @@ impl Policies {
             mcp_authentication: last(levels, |p| p.mcp_authentication.as_ref()),
             authorization: last(levels, |p| p.authorization.as_ref()),
             mcp_authorization: last(levels, |p| p.mcp_authorization.as_ref()),
+            direct_response: last(levels, |p| p.direct_response.as_ref()),
         }
     }
 }
@@ -235,6 +242,12 @@ impl Validator<'_> {
                 "mcpAuthorization",
                 Self::rule_set,
             ),
+            direct_response: self.section(
+                raw.direct_response.as_ref(),
+                path,
+                "directResponse",
+                Self::direct_response,
+            ),
         }
     }
 }
@@ -258,6 +271,7 @@ impl From<&Policies> for pb::Policies {
             mcp_authentication: p.mcp_authentication.as_ref().map(Into::into),
             authorization: p.authorization.as_ref().map(Into::into),
             mcp_authorization: p.mcp_authorization.as_ref().map(Into::into),
+            direct_response: p.direct_response.as_ref().map(Into::into),
         }
     }
 }
@@ -283,6 +297,7 @@ impl TryFrom<pb::Policies> for Policies {
             mcp_authentication: convert::optional(p.mcp_authentication, "mcpAuthentication")?,
             authorization: convert::optional(p.authorization, "authorization")?,
             mcp_authorization: convert::optional(p.mcp_authorization, "mcpAuthorization")?,
+            direct_response: convert::optional(p.direct_response, "directResponse")?,
         })
     }
 }
