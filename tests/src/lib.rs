@@ -56,6 +56,18 @@ pub async fn get(url: impl reqwest::IntoUrl) -> reqwest::Result<reqwest::Respons
     http().get(url).send().await
 }
 
+/// Sends `req`: the status, the `WWW-Authenticate` challenge (if any) and the body.
+pub async fn challenged(req: reqwest::RequestBuilder) -> (u16, Option<String>, String) {
+    let resp = req.send().await.expect("the request is sent");
+    let status = resp.status().as_u16();
+    let challenge = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    (status, challenge, resp.text().await.unwrap_or_default())
+}
+
 /// GETs `url` and parses the JSON answer.
 pub async fn get_json(url: &str) -> serde_json::Value {
     crate::get(url).await.unwrap().json().await.unwrap()

@@ -95,13 +95,7 @@ async fn call(s: &Setup, path: &str, bearer: Option<&str>) -> (u16, Option<Strin
     if let Some(token) = bearer {
         req = req.bearer_auth(token);
     }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let challenge = resp
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_string());
-    (status, challenge, resp.text().await.unwrap())
+    tollgate_tests::challenged(req).await
 }
 
 #[tokio::test(flavor = "multi_thread")]

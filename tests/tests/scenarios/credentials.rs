@@ -288,13 +288,7 @@ async fn challenge(url: &str, headers: &[(&str, &str)]) -> (u16, Option<String>,
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
-    let resp = req.send().await.unwrap();
-    let status = resp.status().as_u16();
-    let challenge = resp
-        .headers()
-        .get("www-authenticate")
-        .map(|v| v.to_str().unwrap().to_string());
-    (status, challenge, resp.text().await.unwrap())
+    tollgate_tests::challenged(req).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
