@@ -155,6 +155,7 @@ impl DocumentCache {
             match entries.get(url) {
                 Some(d) if !d.stale() => d.clone(),
                 _ => {
+                    entries.retain(|_, d| !d.stale());
                     let fresh = Arc::new(Document {
                         fetched: tokio::sync::OnceCell::new(),
                     });

@@ -5,6 +5,8 @@ use http::header::{self, HeaderMap};
 use http::{HeaderValue, Uri};
 use tollgate_shared::config::model::CredentialLocation;
 
+use crate::telemetry::record::decoded;
+
 /// Removes the credential from the request and returns it (`None` when absent or empty).
 pub fn take_credential(
     location: &CredentialLocation,
@@ -74,13 +76,6 @@ pub fn take_credential(
             token.filter(|t| !t.is_empty())
         }
     }
-}
-
-fn decoded(text: &str) -> String {
-    form_urlencoded::parse(format!("{text}=").as_bytes())
-        .next()
-        .map(|(k, _)| k.into_owned())
-        .unwrap_or_default()
 }
 
 /// `uri` with its query replaced (removed when empty).

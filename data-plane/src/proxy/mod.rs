@@ -152,7 +152,7 @@ pub async fn serve(
     {
         level.write_headers(resp.headers_mut());
     }
-    if reason == Reason::Upstream
+    if matches!(reason, Reason::Upstream | Reason::DirectResponse)
         && let Some(m) = out
             .route
             .as_ref()

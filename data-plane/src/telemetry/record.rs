@@ -127,9 +127,10 @@ impl CredentialNames {
         let Some(query) = uri.query() else {
             return uri.clone();
         };
+        // Compared decoded, as the credential phases read them (`?%6B=` is `?k=`).
         let named = |pair: &str| {
             let name = pair.split_once('=').map_or(pair, |(n, _)| n);
-            self.params.iter().any(|p| p == name)
+            self.params.contains(&decoded(name))
         };
         if !query.split('&').any(named) {
             return uri.clone();
@@ -146,6 +147,14 @@ impl CredentialNames {
         parts.path_and_query = format!("{}?{}", uri.path(), query.join("&")).parse().ok();
         Uri::from_parts(parts).unwrap_or_else(|_| uri.clone())
     }
+}
+
+/// A query parameter's name or value, percent- and `+`-decoded.
+pub fn decoded(text: &str) -> String {
+    form_urlencoded::parse(format!("{text}=").as_bytes())
+        .next()
+        .map(|(k, _)| k.into_owned())
+        .unwrap_or_default()
 }
 
 impl RequestRecord {
@@ -236,7 +245,7 @@ mod tests {
             &CredentialLocation::QueryParameter("k".into()),
         ]);
         let req = http::Request::builder()
-            .uri("/p?a=1&k=opaque123&b=2")
+            .uri("/p?a=1&k=opaque123&b=2&%6B=opaque456")
             .header("x-client-id", "opaque123")
             .header("x-other", "v")
             .body(())
@@ -246,6 +255,9 @@ mod tests {
         let headers = record.headers.as_ref().unwrap();
         assert_eq!(headers["x-client-id"], redact::REDACTED);
         assert_eq!(headers["x-other"], "v");
-        assert_eq!(record.uri.to_string(), "/p?a=1&k=%3Credacted%3E&b=2");
+        assert_eq!(
+            record.uri.to_string(),
+            "/p?a=1&k=%3Credacted%3E&b=2&%6B=%3Credacted%3E"
+        );
     }
 }

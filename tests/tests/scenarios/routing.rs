@@ -127,7 +127,7 @@ async fn admin_shows_config_without_secrets() {
 async fn direct_responses_answer_without_a_backend_after_authorization() {
     let port = free_port();
     let config = format!(
-        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: direct-response\n      matches: [{{path: {{pathPrefix: /direct}}}}]\n      policies:\n        directResponse: {{body: \"hello!\", status: 200}}\n    - name: ip-rules\n      matches: [{{path: {{pathPrefix: /ips}}}}]\n      policies:\n        authorization:\n          rules:\n          - |\n            cidr(\"10.0.0.0/8\").containsIP(source.address)\n        directResponse: {{body: \"hello!\", status: 200}}\n"
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: direct-response\n      matches: [{{path: {{pathPrefix: /direct}}}}]\n      policies:\n        directResponse: {{body: \"hello!\", status: 200}}\n        responseHeaderModifier: {{set: {{x-served-by: gateway}}}}\n    - name: ip-rules\n      matches: [{{path: {{pathPrefix: /ips}}}}]\n      policies:\n        authorization:\n          rules:\n          - |\n            cidr(\"10.0.0.0/8\").containsIP(source.address)\n        directResponse: {{body: \"hello!\", status: 200}}\n"
     );
     let proxy = Proxy::start(&config).await;
     let resp = tollgate_tests::get(proxy.url(port, "/direct/x"))
@@ -135,6 +135,11 @@ async fn direct_responses_answer_without_a_backend_after_authorization() {
         .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "text/plain");
+    assert_eq!(
+        resp.headers()["x-served-by"],
+        "gateway",
+        "the route's modifier applies"
+    );
     assert_eq!(resp.text().await.unwrap(), "hello!");
     // 127.0.0.1 is outside 10.0.0.0/8: the rule refuses before the direct response.
     let resp = tollgate_tests::get(proxy.url(port, "/ips")).await.unwrap();

@@ -45,8 +45,9 @@ impl Rule {
 }
 
 /// `authorization` / `mcpAuthorization`: no deny rule true, every require rule true, and
-/// (when there are allow rules) one allow rule true. A rule that fails at run time is false,
-/// except a deny rule, which then refuses (it fails closed).
+/// (when there are allow rules) one allow rule true. A rule that fails at run time is false
+/// (a deny rule that fails does not deny), except a deny rule reading `llm` where no LLM
+/// request is known, which refuses.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct RuleSet {
     /// The rules, in the order written; each compiles.

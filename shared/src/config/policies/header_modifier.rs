@@ -24,7 +24,10 @@ pub struct RawHeaderModifier {
 
 /// Headers as agentgateway writes them (`{name: value}`), or as a list of `{name, value}`.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
+#[serde(
+    untagged,
+    expecting = "headers as a map of name: value (text), or a list of {name, value}"
+)]
 pub enum RawHeaders {
     Map(IndexMap<String, String>),
     List(Vec<RawHeader>),
