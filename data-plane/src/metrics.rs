@@ -19,6 +19,8 @@ pub struct Metrics {
     /// Time the gateway itself adds: time to the response head minus upstream time.
     pub overhead: HistogramVec,
     pub retries: IntCounterVec,
+    /// `requestMirror` copies, by result.
+    pub mirrors: IntCounterVec,
     pub reloads: IntCounterVec,
     /// Listener certificate renewals read from disk, by result; apart from config loads.
     pub tls_certificate_reloads: IntCounterVec,
@@ -61,6 +63,14 @@ impl Metrics {
                 "Upstream attempts after the first.",
             ),
             &["bind", "gateway", "listener", "route", "backend"],
+        )
+        .expect("valid metric");
+        let mirrors = IntCounterVec::new(
+            Opts::new(
+                "tollgate_mirror_requests_total",
+                "requestMirror copies: sent (answered), failed, or skipped (too many in flight, body too large).",
+            ),
+            &["bind", "gateway", "listener", "route", "result"],
         )
         .expect("valid metric");
         let reloads = IntCounterVec::new(
@@ -185,6 +195,7 @@ impl Metrics {
             Box::new(ratelimit_key_evictions.clone()),
             Box::new(overhead.clone()),
             Box::new(retries.clone()),
+            Box::new(mirrors.clone()),
             Box::new(reloads.clone()),
             Box::new(tls_certificate_reloads.clone()),
             Box::new(config_synchronized.clone()),
@@ -201,6 +212,7 @@ impl Metrics {
             removed: Mutex::new(Vec::new()),
             overhead,
             retries,
+            mirrors,
             reloads,
             tls_certificate_reloads,
             gen_ai_token_usage,

@@ -10,6 +10,7 @@ use crate::fetch::{DocumentCache, Fetcher};
 use crate::htpasswd::HtpasswdFiles;
 use crate::http::budget::ParseBudget;
 use crate::http::client::{self, HttpClient};
+use crate::http::mirror::Mirrors;
 use crate::jwt::Verifiers;
 use crate::jwt::remote::RemoteKeySets;
 use crate::mcp::Sessions;
@@ -24,6 +25,8 @@ pub struct Services {
     pub name: Arc<str>,
     pub metrics: Arc<Metrics>,
     pub client: HttpClient,
+    /// `requestMirror` copies in flight, bounded over every route.
+    pub mirrors: Mirrors,
     /// Rate-limit buckets, kept across applies.
     pub rate_limits: RateLimits,
     /// MCP sessions and their children, kept across applies.
@@ -45,6 +48,8 @@ pub struct Services {
 
 impl Services {
     pub fn new(name: &str, metrics: Arc<Metrics>, sinks: Sinks) -> Services {
+        let client = client::client();
+        let mirrors = Mirrors::new(client.clone(), metrics.mirrors.clone());
         Services {
             name: name.into(),
             mcp: Arc::new(Sessions::new(metrics.clone())),
@@ -54,7 +59,8 @@ impl Services {
             fetcher: Fetcher::default(),
             oauth_documents: DocumentCache::default(),
             jwks: RemoteKeySets::default(),
-            client: client::client(),
+            mirrors,
+            client,
             rate_limits: RateLimits::default(),
             runtime: ArcSwapOption::empty(),
             applied: tokio::sync::watch::Sender::new(()),

@@ -6,6 +6,7 @@ pub mod body;
 pub mod budget;
 pub mod client;
 pub mod error;
+pub mod mirror;
 pub mod passthrough;
 pub mod retry;
 pub mod sse;

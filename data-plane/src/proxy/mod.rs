@@ -2,9 +2,9 @@
 //!
 //! path normalisation -> route match -> cors -> jwtAuth -> mcpAuthentication -> apiKey ->
 //! basicAuth -> authorization -> MCP origin and host check -> localRateLimit ->
-//! directResponse -> body limit ->
-//! rewrites -> backend selection -> backendAuth (a key, or the caller's token passed through)
-//! -> LLM processing (`llm.*` authorization) -> upstream call (timeouts, retries) -> response
+//! directResponse -> requestRedirect -> body limit -> rewrites (path, `Host`, headers) ->
+//! backend selection -> requestMirror -> backendAuth (a key, or the caller's token passed
+//! through) -> LLM processing (`llm.*` authorization) -> upstream call (timeouts, retries) -> response
 //! headers -> metrics (and token debits) when the body ends.
 
 pub mod api_key;
@@ -30,12 +30,13 @@ use std::time::Instant;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
-use tollgate_shared::config::model::{BackendAuth, Policies};
+use tollgate_shared::config::model::{AuthorityRewrite, BackendAuth, Policies};
 
 use self::upstream::OutBody;
 use crate::http::body::{BoxBody, ObservedBody};
 use crate::http::client::Limits;
 use crate::http::error::ProxyError;
+use crate::http::mirror::Mirrors;
 use crate::http::passthrough::Passthrough;
 use crate::http::{RequestBody, read_body, strip_hop_by_hop};
 use crate::jwt::Claims;
@@ -329,6 +330,19 @@ async fn handle(
         return Ok(resp);
     }
 
+    // Phase: requestRedirect, likewise.
+    if let Some(redirect) = &policies.request_redirect {
+        out.local = true;
+        let tls = req.extensions().get::<TlsSession>().is_some();
+        let path = &selected.matcher.path;
+        let location = rewrite::redirect_location(redirect, path, req.uri(), req.headers(), tls)?;
+        let mut resp = Response::new(crate::http::body::empty());
+        *resp.status_mut() =
+            http::StatusCode::from_u16(redirect.status).unwrap_or(http::StatusCode::FOUND);
+        resp.headers_mut().insert(header::LOCATION, location);
+        return Ok(resp);
+    }
+
     // Phase: body limit.
     let max_body = rt.snapshot.config.settings.max_body_size;
     let declared = crate::http::declared_length(req.headers());
@@ -340,13 +354,28 @@ async fn handle(
     let (mut parts, body) = req.into_parts();
     // MCP backends answer on the client's own path (legacy SSE names it back to the client).
     let client_uri = policies.url_rewrite.as_ref().map(|_| parts.uri.clone());
-    if let Some(rule) = &policies.url_rewrite
+    let url_rewrite = policies.url_rewrite.as_ref();
+    if let Some(rule) = url_rewrite.and_then(|u| u.path.as_ref())
         && let Some(pq) = rewrite::rewrite_path(rule, &selected.matcher.path, &parts.uri)
     {
         let mut uri = parts.uri.clone().into_parts();
         uri.path_and_query = Some(pq);
         parts.uri =
             http::Uri::from_parts(uri).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
+    }
+    let scheme = if route.backend_tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let client_authority = rewrite::client_authority(&parts.uri, &parts.headers);
+    if let Some(host) = url_rewrite
+        .and_then(|u| u.authority.as_ref())
+        .and_then(|a| rewrite::rewrite_authority(a, client_authority.as_ref(), scheme))
+    {
+        let host = HeaderValue::from_str(&host)
+            .map_err(|_| ProxyError::BadRequest(format!("cannot send host `{host}`")))?;
+        parts.headers.insert(header::HOST, host);
     }
     // The client's hop-by-hop headers go first: `Connection: x-name` must not remove a
     // header the gateway sets.
@@ -392,6 +421,22 @@ async fn handle(
     let call = async {
         match &route.backends[index].target {
             Target::Host(_) => {
+                // Phase: requestMirror, before the gateway's own key is added.
+                let mirror = policies
+                    .request_mirror
+                    .as_ref()
+                    .filter(|m| Mirrors::chosen(m));
+                let replay = policies.retry.is_some() || mirror.is_some();
+                let body = out_body(body, declared, max_body, replay).await?;
+                if let Some(rule) = mirror {
+                    let labels = route.labels.values();
+                    match &body {
+                        OutBody::Replayable(bytes) => {
+                            services.mirrors.send(rule, &parts, bytes.clone(), labels);
+                        }
+                        OutBody::Stream(_) => services.mirrors.skip(&labels),
+                    }
+                }
                 // Phase: backendAuth (the configured key).
                 if let Some(key) = policies.backend_auth.as_ref().and_then(BackendAuth::key)
                     && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
@@ -399,11 +444,12 @@ async fn handle(
                     parts.headers.insert(header::AUTHORIZATION, v);
                 }
                 // Phase: upstream call.
-                let body = out_body(body, declared, max_body, policies.retry.is_some()).await?;
                 let tls = route.backend_tls.as_ref();
                 let via = upstream::Via {
                     client: tls.map_or(&services.client, |c| &c.http),
                     https: tls.is_some(),
+                    backend_host: url_rewrite
+                        .is_some_and(|u| u.authority == Some(AuthorityRewrite::Auto)),
                 };
                 let (index, resp) =
                     upstream::call_with_retries(via, route, &parts, body, limits, record, |i| {

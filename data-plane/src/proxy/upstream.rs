@@ -53,6 +53,8 @@ pub struct Via<'a> {
     pub client: &'a HttpClient,
     /// The route's `backendTLS` client: backends are called over `https`.
     pub https: bool,
+    /// `urlRewrite.authority: auto`: the backend's authority is sent as `Host`.
+    pub backend_host: bool,
 }
 
 /// Runs the attempts a route's retry policy allows over its `host` backends; a streamed body
@@ -83,7 +85,7 @@ pub async fn call_with_retries(
         };
         let req = match (&route.backends[index].target, body) {
             (Target::Host(authority), Some(body)) => {
-                upstream_request(authority, via.https, parts, body, attempt)
+                upstream_request(authority, via, parts, body, attempt)
             }
             _ => Err(ProxyError::NoBackend(route.name.to_string())),
         };
@@ -100,13 +102,13 @@ pub async fn call_with_retries(
 /// The request of one attempt to `authority`.
 fn upstream_request<'a>(
     authority: &'a str,
-    https: bool,
+    via: Via<'_>,
     parts: &http::request::Parts,
     body: BoxBody,
     attempt: u32,
 ) -> Result<(&'a str, Request<BoxBody>), ProxyError> {
     let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    let scheme = if https { "https" } else { "http" };
+    let scheme = if via.https { "https" } else { "http" };
     let uri: Uri = format!("{scheme}://{authority}{pq}")
         .parse()
         .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream URI: {e}")))?;
@@ -114,6 +116,11 @@ fn upstream_request<'a>(
     *req.method_mut() = parts.method.clone();
     *req.uri_mut() = uri;
     *req.headers_mut() = parts.headers.clone();
+    if via.backend_host
+        && let Ok(host) = http::HeaderValue::from_str(authority)
+    {
+        req.headers_mut().insert(http::header::HOST, host);
+    }
     retry::mark_attempt(req.headers_mut(), attempt);
     Ok((authority, req))
 }

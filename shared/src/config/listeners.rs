@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use super::backends::{Backend, BackendKind, McpTargetKind, RawBackend};
 use super::model::Invalid;
 use super::path::YamlPath;
-use super::policies::{Policies, RawPolicies, UrlRewrite};
+use super::policies::{PathRewrite, Policies, RawPolicies};
 use super::raw::Lenient;
 use super::tls::{ListenerTls, RawListenerTls};
 use super::validate::Validator;
@@ -171,20 +171,61 @@ impl Route {
         if matches.is_empty() {
             problems.push(Invalid::at("matches", "a route needs at least one match"));
         }
-        if backends.is_empty() && policies.direct_response.is_none() {
-            problems.push(Invalid::at(
+        let answered_here = [
+            ("directResponse", policies.direct_response.is_some()),
+            ("requestRedirect", policies.request_redirect.is_some()),
+        ];
+        match answered_here.iter().find(|(_, set)| *set) {
+            None if backends.is_empty() => problems.push(Invalid::at(
                 "backends",
-                "a route needs at least one backend (or a `directResponse`)",
+                "a route needs at least one backend (or a `directResponse` or `requestRedirect`)",
+            )),
+            Some((policy, _)) if !backends.is_empty() => problems.push(Invalid::at(
+                "backends",
+                format!(
+                    "the route answers with its `{policy}`: its backends would never be called"
+                ),
+            )),
+            _ => {}
+        }
+        if answered_here.iter().all(|(_, set)| *set) {
+            problems.push(Invalid::at(
+                "policies.requestRedirect",
+                "a route answers with a `directResponse` or a `requestRedirect`, not both",
             ));
         }
-        if matches!(policies.url_rewrite, Some(UrlRewrite::Prefix(_)))
-            && !matches
+        let prefix_rewrites = [
+            (
+                "policies.urlRewrite.path.prefix",
+                policies.url_rewrite.as_ref().and_then(|u| u.path.as_ref()),
+            ),
+            (
+                "policies.requestRedirect.path.prefix",
+                policies
+                    .request_redirect
+                    .as_ref()
+                    .and_then(|r| r.path.as_ref()),
+            ),
+        ];
+        let all_prefix = matches
+            .iter()
+            .all(|m| matches!(m.path, PathMatch::PathPrefix(_)));
+        for (at, rewrite) in prefix_rewrites {
+            if matches!(rewrite, Some(PathRewrite::Prefix(_))) && !all_prefix {
+                problems.push(Invalid::at(
+                    at,
+                    "a prefix rewrite needs every match of the route to be a `pathPrefix` match",
+                ));
+            }
+        }
+        if policies.request_mirror.is_some()
+            && backends
                 .iter()
-                .all(|m| matches!(m.path, PathMatch::PathPrefix(_)))
+                .any(|b| !matches!(b.kind, BackendKind::Host(_)))
         {
             problems.push(Invalid::at(
-                "policies.urlRewrite.path.prefix",
-                "a prefix rewrite needs every match of the route to be a `pathPrefix` match",
+                "policies.requestMirror",
+                "`requestMirror` copies requests to `host` backends only (LLM and MCP requests are not mirrored)",
             ));
         }
         if policies.backend_tls.is_some() {
@@ -426,13 +467,13 @@ impl Validator<'_> {
         let backends = self.list(&raw.backends, path, "backends", |v, b, _, bp| {
             v.backend(b, bp)
         });
-        let written = !raw.backends.is_empty();
+        let all_failed = !raw.backends.is_empty() && backends.is_empty();
         let built = Route::new(name, raw.hostnames.clone(), matches, policies, backends).map_err(
             |problems| {
                 // Backends that were written but failed are reported already.
                 problems
                     .into_iter()
-                    .filter(|p| !(written && p.is_at("backends")))
+                    .filter(|p| !(all_failed && p.is_at("backends")))
                     .collect()
             },
         );

@@ -957,3 +957,81 @@ fn a_direct_response_route_needs_no_backend_and_is_checked() {
         ],
     );
 }
+
+#[test]
+fn redirects_rewrites_and_mirrors_are_checked_where_written() {
+    let route = |policies: &str, backends: &str| {
+        format!("    - matches: [{{path: {{exact: /x}}}}]\n      policies: {policies}\n{backends}")
+    };
+    let host = "      backends: [{host: \"127.0.0.1:1\"}]\n";
+    let ai = "      backends: [{ai: {name: m, provider: {openAI: {}}}}]\n";
+    let routes = [
+        route("{urlRewrite: {authority: {host: \"a:1\"}}}", host),
+        route("{urlRewrite: {authority: sideways}}", host),
+        route("{urlRewrite: {authority: {full: a, port: 2}}}", host),
+        route("{urlRewrite: {}}", host),
+        route("{requestRedirect: {authority: auto, status: 200}}", ""),
+        route("{requestRedirect: {scheme: ftp}}", ""),
+        route(
+            "{requestRedirect: {path: {prefix: /y}}, directResponse: {status: 200}}",
+            "",
+        ),
+        route(
+            "{requestMirror: {backend: {host: \"127.0.0.1:2\"}, percentage: 50}}",
+            host,
+        ),
+        route(
+            "{requestMirror: {backend: {host: \"127.0.0.1:2\"}, percentage: 1}}",
+            ai,
+        ),
+        route(
+            "{requestMirror: {backend: {service: {name: x, port: 1}}, percentage: 1}}",
+            host,
+        ),
+        route("{requestRedirect: {scheme: https}}", host),
+    ];
+    let errs = errors(&format!(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n{}",
+        routes.concat()
+    ));
+    let at = |i: usize, field: &str| format!("binds[0].listeners[0].routes[{i}].{field}");
+    assert_reported(
+        &errs,
+        [
+            (
+                at(0, "policies.urlRewrite.authority.host"),
+                "not a host name (without a port)",
+            ),
+            (
+                at(1, "policies.urlRewrite.authority"),
+                "expected `auto` or `none`",
+            ),
+            (at(2, "policies.urlRewrite.authority"), "exactly one of"),
+            (at(3, "policies.urlRewrite"), "needs `path` or `authority`"),
+            (
+                at(4, "policies.requestRedirect.authority"),
+                "applies to `urlRewrite`",
+            ),
+            (at(4, "policies.requestRedirect.status"), "300 to 399"),
+            (
+                at(5, "policies.requestRedirect.scheme"),
+                "unknown scheme `ftp`",
+            ),
+            (at(10, "backends"), "its backends would never be called"),
+            (
+                at(6, "policies.requestRedirect"),
+                "`directResponse` or a `requestRedirect`, not both",
+            ),
+            (
+                at(6, "policies.requestRedirect.path.prefix"),
+                "every match of the route to be a `pathPrefix`",
+            ),
+            (at(7, "policies.requestMirror.percentage"), "0.0 to 1.0"),
+            (at(8, "policies.requestMirror"), "`host` backends only"),
+            (
+                at(9, "policies.requestMirror.backend.service"),
+                "Tollgate does not support",
+            ),
+        ],
+    );
+}

@@ -33,6 +33,8 @@ mod header_modifier;
 mod jwt_auth;
 mod mcp_authentication;
 mod rate_limit;
+mod request_mirror;
+mod request_redirect;
 mod retry;
 mod timeout;
 mod url_rewrite;
@@ -52,9 +54,11 @@ pub use header_modifier::{HeaderModifier, RawHeaderModifier};
 pub use jwt_auth::{Jwks, JwtAuth, JwtMode, JwtProvider, RawJwtAuth};
 pub use mcp_authentication::{McpAuthentication, McpIdp, RawMcpAuthentication};
 pub use rate_limit::{BucketKeyExpr, RateLimit, RateLimitKind, RawRateLimit};
+pub use request_mirror::{RawRequestMirror, RequestMirror};
+pub use request_redirect::{RawRequestRedirect, RequestRedirect};
 pub use retry::{RawRetry, Retry};
 pub use timeout::{RawTimeout, Timeout};
-pub use url_rewrite::{RawUrlRewrite, UrlRewrite};
+pub use url_rewrite::{AuthorityRewrite, PathRewrite, RawUrlRewrite, UrlRewrite};
 
 use super::path::YamlPath;
 use super::raw::Lenient;
@@ -84,6 +88,8 @@ pub struct RawPolicies {
     pub authorization: Option<Lenient<RawRuleSet>>,
     pub mcp_authorization: Option<Lenient<RawRuleSet>>,
     pub direct_response: Option<Lenient<RawDirectResponse>>,
+    pub request_redirect: Option<Lenient<RawRequestRedirect>>,
+    pub request_mirror: Option<Lenient<RawRequestMirror>>,
 }
 
 /// `policies`: what applies to the requests of a route (or, for some, of a backend). `None`
@@ -134,6 +140,12 @@ pub struct Policies {
     /// `directResponse`: the gateway answers the route itself (route level only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct_response: Option<DirectResponse>,
+    /// `requestRedirect`: the gateway answers with a redirect (route level only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_redirect: Option<RequestRedirect>,
+    /// `requestMirror`: a share of requests copied to another host.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_mirror: Option<RequestMirror>,
 }
 
 impl Policies {
@@ -167,6 +179,8 @@ impl Policies {
             authorization: last(levels, |p| p.authorization.as_ref()),
             mcp_authorization: last(levels, |p| p.mcp_authorization.as_ref()),
             direct_response: last(levels, |p| p.direct_response.as_ref()),
+            request_redirect: last(levels, |p| p.request_redirect.as_ref()),
+            request_mirror: last(levels, |p| p.request_mirror.as_ref()),
         }
     }
 }
@@ -248,6 +262,18 @@ impl Validator<'_> {
                 "directResponse",
                 Self::direct_response,
             ),
+            request_redirect: self.section(
+                raw.request_redirect.as_ref(),
+                path,
+                "requestRedirect",
+                Self::request_redirect,
+            ),
+            request_mirror: self.section(
+                raw.request_mirror.as_ref(),
+                path,
+                "requestMirror",
+                Self::request_mirror,
+            ),
         }
     }
 }
@@ -272,6 +298,8 @@ impl From<&Policies> for pb::Policies {
             authorization: p.authorization.as_ref().map(Into::into),
             mcp_authorization: p.mcp_authorization.as_ref().map(Into::into),
             direct_response: p.direct_response.as_ref().map(Into::into),
+            request_redirect: p.request_redirect.as_ref().map(Into::into),
+            request_mirror: p.request_mirror.as_ref().map(Into::into),
         }
     }
 }
@@ -298,6 +326,8 @@ impl TryFrom<pb::Policies> for Policies {
             authorization: convert::optional(p.authorization, "authorization")?,
             mcp_authorization: convert::optional(p.mcp_authorization, "mcpAuthorization")?,
             direct_response: convert::optional(p.direct_response, "directResponse")?,
+            request_redirect: convert::optional(p.request_redirect, "requestRedirect")?,
+            request_mirror: convert::optional(p.request_mirror, "requestMirror")?,
         })
     }
 }

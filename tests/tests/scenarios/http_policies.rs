@@ -1,0 +1,182 @@
+//! agentgateway's HTTP route policies through a real proxy: the authority sent upstream
+//! (`urlRewrite.authority`), redirects answered by the gateway, and mirrored requests.
+
+use std::time::Duration;
+
+use tollgate_tests::{FakeUpstream, Proxy, free_port};
+
+fn host_seen(up: &FakeUpstream, path: &str) -> String {
+    let seen = up.requests();
+    let request = seen.iter().find(|r| r.path == path).unwrap();
+    request.headers["host"].to_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn authority_rewrites_and_redirects() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let route = |name: &str, prefix: &str, policy: &str, backend: bool| {
+        let backends = if backend {
+            format!("      backends: [{{host: \"{}\"}}]\n", up.authority())
+        } else {
+            String::new()
+        };
+        format!(
+            "    - name: {name}\n      matches: [{{path: {{pathPrefix: {prefix}}}}}]\n      policies:\n        {policy}\n{backends}"
+        )
+    };
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n{}{}{}{}{}{}",
+        route(
+            "full",
+            "/full",
+            "urlRewrite: {authority: {full: custom-host-header}, path: {full: /new-path}}",
+            true
+        ),
+        route(
+            "port",
+            "/port",
+            "urlRewrite: {authority: {port: 9999}}",
+            true
+        ),
+        route("auto", "/auto", "urlRewrite: {authority: auto}", true),
+        route("none", "/none", "urlRewrite: {authority: none}", true),
+        route(
+            "https",
+            "/old",
+            "requestRedirect: {scheme: https, path: {prefix: /new}, status: 301}",
+            false
+        ),
+        route(
+            "moved",
+            "/moved",
+            "requestRedirect: {authority: {host: elsewhere.test}}",
+            false
+        ),
+    );
+    let proxy = Proxy::start(&config).await;
+    let client = tollgate_tests::http_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |path: &str| client.get(proxy.url(port, path)).send();
+
+    assert_eq!(get("/full/x").await.unwrap().status(), 200);
+    assert_eq!(host_seen(&up, "/new-path"), "custom-host-header");
+    assert_eq!(get("/port").await.unwrap().status(), 200);
+    assert_eq!(host_seen(&up, "/port"), "127.0.0.1:9999");
+    assert_eq!(get("/auto").await.unwrap().status(), 200);
+    assert_eq!(host_seen(&up, "/auto"), up.authority());
+    assert_eq!(get("/none").await.unwrap().status(), 200);
+    assert_eq!(host_seen(&up, "/none"), format!("127.0.0.1:{port}"));
+
+    let resp = get("/old/a?q=1").await.unwrap();
+    assert_eq!(resp.status(), 301);
+    assert_eq!(resp.headers()["location"], "https://127.0.0.1/new/a?q=1");
+    let resp = get("/moved/b").await.unwrap();
+    assert_eq!(resp.status(), 302, "302 when no status is set");
+    assert_eq!(
+        resp.headers()["location"],
+        format!("http://elsewhere.test:{port}/moved/b"),
+        "the request's port is kept when neither scheme nor port change"
+    );
+    let redirected = up.requests().iter().any(|r| r.path.starts_with("/old"));
+    assert!(!redirected, "a redirect never reaches a backend");
+}
+
+/// agentgateway's `http` example mirrors half of its requests: the share holds within bounds,
+/// copies carry the body but not the gateway's key, and a mirror that never answers neither
+/// delays nor changes the real response; its failures are only counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn mirrors_copy_a_share_and_never_touch_the_real_response() {
+    let up = FakeUpstream::start("real").await;
+    let mirror = FakeUpstream::start("mirror").await;
+    // Accepts connections and never answers.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let _hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = silent.accept().await {
+            held.push(conn);
+        }
+    });
+    let port = free_port();
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: half\n      matches: [{{path: {{pathPrefix: /half}}}}]\n      policies:\n        backendAuth: {{key: gateway-secret}}\n        requestMirror: {{backend: {{host: \"{}\"}}, percentage: .5}}\n      backends: [{{host: \"{}\"}}]\n    - name: silent\n      matches: [{{path: {{pathPrefix: /silent}}}}]\n      policies:\n        requestMirror: {{backend: {{host: \"{silent_addr}\"}}, percentage: 1.0}}\n      backends: [{{host: \"{}\"}}]\n",
+        mirror.authority(),
+        up.authority(),
+        up.authority()
+    );
+    let proxy = Proxy::start(&config).await;
+    let client = tollgate_tests::http();
+    const SENT: usize = 200;
+    for i in 0..SENT {
+        let resp = client
+            .post(proxy.url(port, &format!("/half/{i}")))
+            .body(format!("body {i}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let echoed: serde_json::Value = resp.json().await.unwrap();
+        assert_eq!(
+            echoed["upstream"], "real",
+            "the mirror never answers the client"
+        );
+    }
+    let sent = tollgate_tests::eventually(Duration::from_secs(10), || async {
+        let counted = proxy
+            .metric(
+                "tollgate_mirror_requests_total",
+                &["route=\"half\"", "result=\"sent\""],
+            )
+            .await;
+        if counted as usize == mirror.requests().len() {
+            Ok(counted as usize)
+        } else {
+            Err(format!(
+                "{counted} counted, {} seen",
+                mirror.requests().len()
+            ))
+        }
+    })
+    .await;
+    // Binomial(200, 0.5): 60..=140 is more than five standard deviations either side.
+    assert!((60..=140).contains(&sent), "{sent} of {SENT} mirrored");
+    for copy in mirror.requests() {
+        let n = copy.path.trim_start_matches("/half/");
+        assert_eq!(copy.method, "POST");
+        assert_eq!(copy.body, format!("body {n}").as_bytes());
+        assert!(copy.headers.get("authorization").is_none(), "{copy:?}");
+    }
+    let real = up.requests();
+    assert_eq!(real.len(), SENT);
+    assert!(
+        real.iter()
+            .all(|r| r.headers["authorization"] == "Bearer gateway-secret")
+    );
+
+    // The silent mirror holds every copy until its timeout; the real answers are unaffected.
+    let quick = tollgate_tests::http_builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    for _ in 0..3 {
+        let resp = quick.get(proxy.url(port, "/silent")).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+    }
+    tollgate_tests::eventually(Duration::from_secs(20), || async {
+        let failed = proxy
+            .metric(
+                "tollgate_mirror_requests_total",
+                &["route=\"silent\"", "result=\"failed\""],
+            )
+            .await;
+        if failed == 3.0 {
+            Ok(())
+        } else {
+            Err(format!("{failed} failed copies counted"))
+        }
+    })
+    .await;
+}
