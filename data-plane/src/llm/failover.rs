@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use tollgate_shared::config::model::{AiBackend, AiProvider, Policies};
 
+use super::edit::RequestEdits;
 use crate::clock::{self, Clock, Instant};
 use crate::tls::{BackendClients, PolicyClients};
 
@@ -23,6 +24,8 @@ pub struct ProviderState {
     /// The clients of `policies`' `backendTLS`, if any: the provider is then called over
     /// `https` through them.
     pub backend_tls: Option<PolicyClients>,
+    /// `policies.ai` edits of its requests, compiled once.
+    pub edits: Option<RequestEdits>,
     ejected_until_ms: AtomicU64,
     ejections: AtomicU32,
     /// Exponentially weighted moving average of time to response head, in microseconds.
@@ -69,6 +72,7 @@ impl ProviderPool {
                         ProviderState {
                             provider: p.clone(),
                             backend_tls: clients.get(&policies),
+                            edits: policies.ai.as_ref().and_then(RequestEdits::compile),
                             policies,
                             ejected_until_ms: AtomicU64::new(0),
                             ejections: AtomicU32::new(0),
@@ -161,7 +165,7 @@ mod tests {
             host_override: None,
             path_override: None,
             path_prefix: None,
-            routes: None,
+            ai: None,
             backend_auth: None,
             backend_tls: None,
         }

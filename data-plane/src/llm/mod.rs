@@ -1,6 +1,7 @@
 //! LLM backends (DESIGN §5): route types, provider choice with failover, translation between
 //! OpenAI chat completions and Anthropic Messages, and token usage.
 
+pub mod edit;
 pub mod failover;
 pub mod provider;
 pub mod request;
@@ -199,8 +200,9 @@ fn prepare<'b>(
     let provider = &state.provider;
     let kind = state
         .policies
-        .ai_routes
+        .ai
         .as_ref()
+        .and_then(|a| a.routes.as_ref())
         .map_or(RouteType::Completions, |m| m.classify(path));
     // Every path of the route draws on the same token buckets (DESIGN §5); a retry does not
     // pay again for what its request reserved.
@@ -235,6 +237,8 @@ fn prepare<'b>(
                 *parsed = Some(ClientRequest::parse(body)?);
             }
             let request = parsed.as_ref().expect("parsed above");
+            let edited = state.edits.as_ref().map(|e| request.edited(e, client));
+            let request = edited.as_ref().unwrap_or(request);
             // Every attempt: a failover to another provider is decided for that provider.
             if call.authorization.is_some() {
                 let requested = request.string("model").or_else(|| provider.model.clone());
@@ -286,9 +290,8 @@ fn prepare<'b>(
                             .record
                             .headers
                             .is_some()
-                            .then(|| request.raw("messages"))
-                            .flatten()
-                            .map(|raw| body.slice_ref(raw.get().as_bytes())),
+                            .then(|| request.raw_bytes("messages", body))
+                            .flatten(),
                         temperature: request.f64("temperature"),
                         max_tokens,
                         ..LlmFacts::default()

@@ -126,7 +126,7 @@ mod tests {
             host_override: None,
             path_override: None,
             path_prefix: prefix.map(str::to_string),
-            routes: None,
+            ai: None,
             backend_auth: None,
             backend_tls: None,
         }

@@ -11,18 +11,21 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::edit::RequestEdits;
 use super::provider::Format;
 use super::translate::{self, InvalidRequest};
 use crate::http::error::ProxyError;
 
-/// The request body's top-level fields, each the raw JSON text of its value in the body.
-/// Keys are sorted (as in `serde_json::Map`); a repeated key keeps its last value.
+/// The request body's top-level fields, each the raw JSON text of its value in the body (or
+/// of a value a `policies.ai` edit set). Keys are sorted (as in `serde_json::Map`); a repeated
+/// key keeps its last value.
+#[derive(Clone)]
 pub struct ClientRequest<'a> {
     fields: Fields<'a>,
 }
 
 /// A JSON object's fields as raw JSON text, borrowed from the bytes read.
-type Fields<'a> = BTreeMap<Cow<'a, str>, &'a RawValue>;
+type Fields<'a> = BTreeMap<Cow<'a, str>, Cow<'a, RawValue>>;
 
 /// Most top-level fields a request may have (APIs define a few dozen): a body of millions of
 /// tiny fields would cost many times its bytes even as raw values.
@@ -86,7 +89,7 @@ impl<'de> Deserialize<'de> for BoundedFields<'de> {
             fn visit_map<M: MapAccess<'de>>(self, mut map: M) -> Result<Self::Value, M::Error> {
                 let mut fields = Fields::new();
                 while let Some((key, value)) = map.next_entry::<Cow<'de, str>, &RawValue>()? {
-                    fields.insert(key, value);
+                    fields.insert(key, Cow::Borrowed(value));
                     if fields.len() > MAX_FIELDS {
                         return Err(de::Error::custom(format_args!(
                             "more than {MAX_FIELDS} top-level fields"
@@ -121,8 +124,54 @@ impl<'a> ClientRequest<'a> {
     }
 
     /// The raw JSON text of field `key`.
-    pub fn raw(&self, key: &str) -> Option<&'a RawValue> {
-        self.fields.get(key).copied()
+    pub fn raw(&self, key: &str) -> Option<&RawValue> {
+        self.fields.get(key).map(AsRef::as_ref)
+    }
+
+    /// Field `key`'s bytes: a slice of `body` when the client wrote it, else a copy.
+    pub fn raw_bytes(&self, key: &str, body: &bytes::Bytes) -> Option<bytes::Bytes> {
+        match self.fields.get(key)? {
+            Cow::Borrowed(raw) => Some(body.slice_ref(raw.get().as_bytes())),
+            Cow::Owned(raw) => Some(bytes::Bytes::copy_from_slice(raw.get().as_bytes())),
+        }
+    }
+
+    /// The request with a provider's `policies.ai` edits applied, in agentgateway's order:
+    /// overrides, defaults, the model alias, then prompts.
+    pub fn edited(&self, edits: &RequestEdits, format: Format) -> ClientRequest<'a> {
+        let mut fields = self.fields.clone();
+        for (name, value) in edits.overrides() {
+            fields.insert(Cow::Owned(name.clone()), Cow::Owned(value.clone()));
+        }
+        for (name, value) in edits.defaults() {
+            fields
+                .entry(Cow::Owned(name.clone()))
+                .or_insert_with(|| Cow::Owned(value.clone()));
+        }
+        let mut edited = ClientRequest { fields };
+        if let Some(model) = edited.string("model")
+            && let Some(alias) = edits.alias(&model)
+        {
+            let alias = serde_json::value::to_raw_value(alias).expect("a string serializes");
+            edited
+                .fields
+                .insert(Cow::Borrowed("model"), Cow::Owned(alias));
+        }
+        if edits.has_prompts()
+            && let Some(messages) = edited.raw("messages")
+            && let Some((messages, system)) =
+                edits.with_prompts(format, messages, edited.raw("system"))
+        {
+            edited
+                .fields
+                .insert(Cow::Borrowed("messages"), Cow::Owned(messages));
+            if let Some(system) = system {
+                edited
+                    .fields
+                    .insert(Cow::Borrowed("system"), Cow::Owned(system));
+            }
+        }
+        edited
     }
 
     /// Field `key` read as a `T`, or `None` when absent or of another type.
@@ -214,13 +263,16 @@ impl<'a> ClientRequest<'a> {
             ),
         }
         .map(|mut o| {
-            o.insert("include_usage".into(), &include_usage);
+            o.insert("include_usage".into(), Cow::Borrowed(&include_usage));
             serde_json::value::to_raw_value(&o).expect("JSON fields")
         });
         let max_tokens = (format == Format::Anthropic && self.raw("max_tokens").is_none())
             .then(|| to_raw(&Value::from(translate::DEFAULT_MAX_TOKENS)));
-        let mut out: BTreeMap<&str, &RawValue> =
-            self.fields.iter().map(|(k, v)| (k.as_ref(), *v)).collect();
+        let mut out: BTreeMap<&str, &RawValue> = self
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect();
         out.insert("model", &model);
         if let Some(options) = &options {
             out.insert("stream_options", options);

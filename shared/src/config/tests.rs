@@ -77,8 +77,9 @@ fn seed_failover_loads_with_both_spellings() {
         );
         assert_eq!(
             providers[0]
-                .routes
+                .ai
                 .as_ref()
+                .and_then(|a| a.routes.as_ref())
                 .unwrap()
                 .classify("/v1/chat/completions"),
             RouteType::Completions
@@ -202,7 +203,7 @@ fn the_most_specific_level_sets_each_policy_whole() {
         "provider-key"
     );
     assert_eq!(effective.retry, route.policies.retry);
-    assert_eq!(effective.ai_routes, route.policies.ai_routes);
+    assert_eq!(effective.ai, route.policies.ai);
 
     let partial_retry = Policies {
         retry: Some(Retry {
@@ -1033,5 +1034,46 @@ fn redirects_rewrites_and_mirrors_are_checked_where_written() {
                 "Tollgate does not support",
             ),
         ],
+    );
+}
+
+#[test]
+fn ai_request_edits_are_checked_and_combine_part_by_part() {
+    let errs = errors(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n    - policies:\n        ai:\n          prompts: {prepend: [{role: robot, content: x}]}\n          modelAliases: {fast: \"gpt-*\"}\n          overrides: {messages: []}\n          defaults: {stream: true}\n      backends: [{host: \"127.0.0.1:1\"}]\n",
+    );
+    let at = |field: &str| format!("binds[0].listeners[0].routes[0].policies.ai.{field}");
+    assert_reported(
+        &errs,
+        [
+            (at("prompts.prepend[0].role"), "unknown role `robot`"),
+            (at("modelAliases.fast"), "to a model name"),
+            (at("overrides.messages"), "cannot be set here"),
+            (at("defaults.stream"), "cannot be set here"),
+        ],
+    );
+    let config = load_str(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n    - policies:\n        ai:\n          prompts: {append: [{role: system, content: brief}]}\n          defaults: {temperature: 0.5}\n      backends:\n      - ai:\n          name: p\n          provider: {openAI: {}}\n          routes: {/v1/messages: messages}\n          policies:\n            ai: {defaults: {max_tokens: 9}}\n",
+        "f",
+        &env(),
+    )
+    .unwrap();
+    let route = &config.binds[0].listeners[0].routes[0];
+    let BackendKind::Ai(ai) = &route.backends[0].kind else {
+        panic!("an ai backend")
+    };
+    let provider = ai.groups[0][0].policies();
+    let effective = Policies::effective(&[&route.policies, &provider])
+        .ai
+        .unwrap();
+    assert_eq!(effective.prompts.unwrap().append[0].content, "brief");
+    assert_eq!(
+        effective.defaults["max_tokens"], 9,
+        "the provider's defaults win whole"
+    );
+    assert!(!effective.defaults.contains_key("temperature"));
+    assert!(
+        effective.routes.is_some(),
+        "inline routes are the provider's ai.routes"
     );
 }

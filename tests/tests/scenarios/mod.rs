@@ -1,6 +1,7 @@
 //! Scenario tests, one module per capability.
 
 mod adversarial;
+mod ai_policies;
 mod auth;
 mod authz;
 mod check;

@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::model::Invalid;
 use crate::config::path::YamlPath;
 use crate::config::policies::{
-    BackendAuth, BackendTls, Policies, RawAiPolicy, RawBackendAuth, RawBackendTls, RouteType,
-    RouteTypes,
+    AiPolicy, BackendAuth, BackendTls, Policies, RawAiPolicy, RawBackendAuth, RawBackendTls,
+    RouteType,
 };
 use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, enum_value};
@@ -117,8 +117,9 @@ pub struct AiProvider {
     pub path_override: Option<String>,
     /// Prefix put before the provider's path.
     pub path_prefix: Option<String>,
-    /// Backend-level `ai.routes` (inline `routes` or `policies.ai.routes`).
-    pub routes: Option<RouteTypes>,
+    /// Backend-level `policies.ai` (its `routes` may also be written inline as `routes`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ai: Option<AiPolicy>,
     /// Backend-level `backendAuth` (inline or `policies.backendAuth`).
     pub backend_auth: Option<BackendAuth>,
     /// Backend-level `policies.backendTLS`.
@@ -133,7 +134,7 @@ impl AiProvider {
     pub fn policies(&self) -> Policies {
         Policies {
             backend_auth: self.backend_auth.clone(),
-            ai_routes: self.routes.clone(),
+            ai: self.ai.clone(),
             backend_tls: self.backend_tls.clone(),
             ..Policies::default()
         }
@@ -230,14 +231,17 @@ impl Validator<'_> {
             .routes
             .as_ref()
             .map(|r| self.route_types(r, &path.key("routes")));
-        let policy_routes = policies
+        let mut ai = policies
             .and_then(|p| p.ai.as_ref())
-            .map(|a| self.route_types(&a.routes, &path.key("policies").key("ai").key("routes")));
-        if inline_routes.is_some() && policy_routes.is_some() {
+            .and_then(|a| self.ai_policy(a, &path.key("policies").key("ai")));
+        if inline_routes.is_some() && ai.as_ref().is_some_and(|a| a.routes.is_some()) {
             self.error(
                 path,
                 "route types are set both in `routes` and `policies.ai.routes`; keep one",
             );
+        }
+        if let Some(routes) = inline_routes {
+            ai.get_or_insert_default().routes = Some(routes);
         }
         let auth = match (
             &raw.backend_auth,
@@ -270,7 +274,7 @@ impl Validator<'_> {
             host_override,
             path_override: raw.path_override.clone(),
             path_prefix: raw.path_prefix.clone(),
-            routes: inline_routes.or(policy_routes),
+            ai,
             backend_auth: auth,
             backend_tls,
         })
@@ -320,7 +324,7 @@ impl From<&AiProvider> for pb::AiProvider {
             host_override: p.host_override.clone(),
             path_override: p.path_override.clone(),
             path_prefix: p.path_prefix.clone(),
-            routes: p.routes.as_ref().map(Into::into),
+            ai: p.ai.as_ref().map(Into::into),
             backend_auth: p.backend_auth.as_ref().map(Into::into),
             backend_tls: p.backend_tls.as_ref().map(Into::into),
         }
@@ -341,7 +345,7 @@ impl TryFrom<pb::AiProvider> for AiProvider {
             host_override: p.host_override,
             path_override: p.path_override,
             path_prefix: p.path_prefix,
-            routes: convert::optional(p.routes, "routes")?,
+            ai: convert::optional(p.ai, "ai")?,
             backend_auth: convert::optional(p.backend_auth, "backendAuth")?,
             backend_tls: convert::optional(p.backend_tls, "backendTLS")?,
         })

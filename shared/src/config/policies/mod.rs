@@ -41,7 +41,7 @@ mod url_rewrite;
 
 use serde::{Deserialize, Serialize};
 
-pub use ai::{RawAiPolicy, RouteType, RouteTypes};
+pub use ai::{AiPolicy, PromptMessage, Prompts, RawAiPolicy, RouteType, RouteTypes};
 pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyCredential, RawApiKeyAuth};
 pub use authorization::{RawRuleSet, Rule, RuleSet};
 pub use backend_auth::{BackendAuth, RawBackendAuth, Secret};
@@ -113,8 +113,9 @@ pub struct Policies {
     pub response_header_modifier: Option<HeaderModifier>,
     /// `timeout`: request and per-attempt bounds.
     pub timeout: Option<Timeout>,
-    /// `ai.routes`: the path -> route-type map for `ai` backends.
-    pub ai_routes: Option<RouteTypes>,
+    /// `ai`: how `ai` backends read and edit requests (levels combine part by part).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ai: Option<AiPolicy>,
     /// `backendTLS`: how connections to the backend are secured.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(rename = "backendTLS")]
@@ -170,7 +171,7 @@ impl Policies {
             request_header_modifier: last(levels, |p| p.request_header_modifier.as_ref()),
             response_header_modifier: last(levels, |p| p.response_header_modifier.as_ref()),
             timeout: last(levels, |p| p.timeout.as_ref()),
-            ai_routes: last(levels, |p| p.ai_routes.as_ref()),
+            ai: AiPolicy::effective(levels.iter().filter_map(|p| p.ai.as_ref())),
             backend_tls: last(levels, |p| p.backend_tls.as_ref()),
             jwt_auth: last(levels, |p| p.jwt_auth.as_ref()),
             api_key: last(levels, |p| p.api_key.as_ref()),
@@ -228,7 +229,7 @@ impl Validator<'_> {
                 Self::header_modifier,
             ),
             timeout: self.section(raw.timeout.as_ref(), path, "timeout", Self::timeout),
-            ai_routes: self.section(raw.ai.as_ref(), path, "ai", Self::ai_policy),
+            ai: self.section(raw.ai.as_ref(), path, "ai", Self::ai_policy),
             backend_tls: self.section(
                 raw.backend_tls.as_ref(),
                 path,
@@ -289,7 +290,7 @@ impl From<&Policies> for pb::Policies {
             request_header_modifier: p.request_header_modifier.as_ref().map(Into::into),
             response_header_modifier: p.response_header_modifier.as_ref().map(Into::into),
             timeout: p.timeout.as_ref().map(Into::into),
-            ai_routes: p.ai_routes.as_ref().map(Into::into),
+            ai: p.ai.as_ref().map(Into::into),
             backend_tls: p.backend_tls.as_ref().map(Into::into),
             jwt_auth: p.jwt_auth.as_ref().map(Into::into),
             api_key: p.api_key.as_ref().map(Into::into),
@@ -317,7 +318,7 @@ impl TryFrom<pb::Policies> for Policies {
             request_header_modifier: p.request_header_modifier.map(Into::into),
             response_header_modifier: p.response_header_modifier.map(Into::into),
             timeout: p.timeout.map(Into::into),
-            ai_routes: convert::optional(p.ai_routes, "ai.routes")?,
+            ai: convert::optional(p.ai, "ai")?,
             backend_tls: convert::optional(p.backend_tls, "backendTLS")?,
             jwt_auth: convert::optional(p.jwt_auth, "jwtAuth")?,
             api_key: convert::optional(p.api_key, "apiKey")?,
