@@ -12,6 +12,7 @@ pub mod clock;
 pub mod connection;
 pub mod fetch;
 pub mod gateway;
+pub mod health;
 pub mod htpasswd;
 pub mod http;
 pub mod jwt;

@@ -13,6 +13,8 @@ use tollgate_shared::{Snapshot, SnapshotSource};
 
 use crate::api_key::ApiKeys;
 use crate::authz::Rules;
+use crate::clock;
+use crate::health::{Answer, HealthRule, HealthState};
 use crate::htpasswd::{BasicAuthPolicy, HtpasswdFiles};
 use crate::jwt::{Verifier, Verifiers};
 use crate::llm::failover::ProviderPool;
@@ -103,6 +105,23 @@ pub struct CompiledBackend {
     /// The `backend` metric label.
     pub label: Arc<str>,
     pub target: Target,
+    /// A `host` backend's `policies.health` and its state.
+    pub health: Option<(HealthRule, HealthState)>,
+}
+
+impl CompiledBackend {
+    /// Whether the backend may be chosen (not evicted).
+    pub fn available(&self) -> bool {
+        self.health
+            .as_ref()
+            .is_none_or(|(_, state)| state.available())
+    }
+
+    /// Feeds an attempt's answer to the backend's health; returns the eviction it caused.
+    pub fn record(&self, answer: Answer) -> Option<std::time::Duration> {
+        let (rule, state) = self.health.as_ref()?;
+        state.record(rule, answer)
+    }
 }
 
 pub enum Target {
@@ -351,6 +370,10 @@ fn compile_route(
             .backends
             .iter()
             .map(|b| CompiledBackend {
+                health: b
+                    .health
+                    .as_ref()
+                    .map(|h| (HealthRule::compile(h), HealthState::new(clock::system()))),
                 weight: b.weight,
                 label: b.kind.label().into(),
                 target: match &b.kind {

@@ -1,21 +1,20 @@
 //! Provider choice for `ai` backends: priority tiers, ejection of failed providers, latency.
 //!
 //! Groups are tiers: a request uses the first tier with a healthy provider it has not tried;
-//! inside a tier the lowest latency wins and listed order breaks ties. A failed provider is
-//! ejected for 10 s, doubling on each repeat up to 5 min, so later requests skip it even
-//! without a health policy (DESIGN §5, beyond agentgateway).
+//! inside a tier the lowest latency wins and listed order breaks ties. A provider's answers
+//! feed its health (`crate::health`): without `policies.health`, a failed provider is ejected
+//! for 10 s, doubling on each repeat up to 5 min, so later requests skip it (DESIGN §5,
+//! beyond agentgateway).
 
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tollgate_shared::config::model::{AiBackend, AiProvider, Policies};
 
 use super::edit::RequestEdits;
-use crate::clock::{self, Clock, Instant};
+use crate::clock::{self, Clock};
+use crate::health::{Answer, HealthRule, HealthState};
 use crate::tls::{BackendClients, PolicyClients};
-
-pub const BASE_EJECTION: Duration = Duration::from_secs(10);
-pub const MAX_EJECTION: Duration = Duration::from_secs(300);
 
 pub struct ProviderState {
     pub provider: AiProvider,
@@ -26,16 +25,11 @@ pub struct ProviderState {
     pub backend_tls: Option<PolicyClients>,
     /// `policies.ai` edits of its requests, compiled once.
     pub edits: Option<RequestEdits>,
-    ejected_until_ms: AtomicU64,
-    ejections: AtomicU32,
+    /// `policies.health`, or the default backoff.
+    rule: HealthRule,
+    health: HealthState,
     /// Exponentially weighted moving average of time to response head, in microseconds.
     latency_us: AtomicU64,
-}
-
-impl ProviderState {
-    fn healthy(&self, now: u64) -> bool {
-        self.ejected_until_ms.load(Ordering::Relaxed) <= now
-    }
 }
 
 /// Where a provider sits: (tier, index in tier).
@@ -43,9 +37,6 @@ pub type ProviderId = (usize, usize);
 
 pub struct ProviderPool {
     pub tiers: Vec<Vec<ProviderState>>,
-    clock: Clock,
-    /// Ejection deadlines are milliseconds since this instant, so that they fit in atomics.
-    origin: Instant,
 }
 
 impl ProviderPool {
@@ -69,31 +60,30 @@ impl ProviderPool {
                 g.iter()
                     .map(|p| {
                         let policies = Policies::effective(&[route, &p.policies()]);
+                        let rule = match &p.health {
+                            Some(policy) => HealthRule::compile(policy),
+                            None => HealthRule::Backoff {
+                                retried: policies
+                                    .retry
+                                    .iter()
+                                    .flat_map(|r| r.codes.clone())
+                                    .collect(),
+                            },
+                        };
                         ProviderState {
+                            rule,
+                            health: HealthState::new(clock.clone()),
                             provider: p.clone(),
                             backend_tls: clients.get(&policies),
                             edits: policies.ai.as_ref().and_then(RequestEdits::compile),
                             policies,
-                            ejected_until_ms: AtomicU64::new(0),
-                            ejections: AtomicU32::new(0),
                             latency_us: AtomicU64::new(0),
                         }
                     })
                     .collect()
             })
             .collect();
-        ProviderPool {
-            tiers,
-            origin: clock.now(),
-            clock,
-        }
-    }
-
-    fn now_ms(&self) -> u64 {
-        self.clock
-            .now()
-            .saturating_duration_since(self.origin)
-            .as_millis() as u64
+        ProviderPool { tiers }
     }
 
     pub fn get(&self, id: ProviderId) -> &ProviderState {
@@ -106,13 +96,12 @@ impl ProviderPool {
 
     /// The next provider for a request that already tried `tried`; `None` when all were tried.
     pub fn choose(&self, tried: &[ProviderId]) -> Option<ProviderId> {
-        let now = self.now_ms();
         let untried = |t: usize, i: usize| !tried.contains(&(t, i));
         for (t, tier) in self.tiers.iter().enumerate() {
             let best = tier
                 .iter()
                 .enumerate()
-                .filter(|(i, s)| untried(t, *i) && s.healthy(now))
+                .filter(|(i, s)| untried(t, *i) && s.health.available())
                 .min_by_key(|(_, s)| s.latency_us.load(Ordering::Relaxed));
             if let Some((i, _)) = best {
                 return Some((t, i));
@@ -124,23 +113,19 @@ impl ProviderPool {
             .enumerate()
             .flat_map(|(t, tier)| tier.iter().enumerate().map(move |(i, s)| ((t, i), s)))
             .filter(|((t, i), _)| untried(*t, *i))
-            .min_by_key(|(_, s)| s.ejected_until_ms.load(Ordering::Relaxed))
+            .min_by_key(|(_, s)| s.health.evicted_until())
             .map(|(id, _)| id)
     }
 
-    /// Ejects the provider; returns how long it stays out.
-    pub fn record_failure(&self, id: ProviderId) -> Duration {
+    /// Feeds an attempt's answer to the provider's health; returns the eviction it caused.
+    pub fn record(&self, id: ProviderId, answer: Answer) -> Option<Duration> {
         let s = self.get(id);
-        let n = s.ejections.fetch_add(1, Ordering::Relaxed).min(16);
-        let out = BASE_EJECTION.saturating_mul(1 << n).min(MAX_EJECTION);
-        s.ejected_until_ms
-            .store(self.now_ms() + out.as_millis() as u64, Ordering::Relaxed);
-        out
+        s.health.record(&s.rule, answer)
     }
 
-    pub fn record_success(&self, id: ProviderId, latency: Duration) {
+    /// Feeds the time to a healthy answer's head to the provider's latency average.
+    pub fn record_latency(&self, id: ProviderId, latency: Duration) {
         let s = self.get(id);
-        s.ejections.store(0, Ordering::Relaxed);
         let sample = latency.as_micros() as u64;
         let old = s.latency_us.load(Ordering::Relaxed);
         let next = if old == 0 {
@@ -155,6 +140,7 @@ impl ProviderPool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::health::{BASE_BACKOFF, MAX_BACKOFF};
     use tollgate_shared::config::model::Provider;
 
     fn provider(name: &str) -> AiProvider {
@@ -166,9 +152,20 @@ mod tests {
             path_override: None,
             path_prefix: None,
             ai: None,
+            health: None,
             backend_auth: None,
             backend_tls: None,
         }
+    }
+
+    fn fail(p: &ProviderPool, id: ProviderId) -> Duration {
+        p.record(id, Answer::None)
+            .expect("the default rule ejects on no answer")
+    }
+
+    fn succeed(p: &ProviderPool, id: ProviderId, latency: Duration) {
+        assert_eq!(p.record(id, Answer::Status(200, None)), None);
+        p.record_latency(id, latency);
     }
 
     fn pool(tiers: &[&[&str]], clock: Clock) -> ProviderPool {
@@ -196,13 +193,13 @@ mod tests {
     #[test]
     fn ejected_providers_are_skipped_and_backoff_doubles() {
         let p = pool(&[&["a", "b"]], Clock::mock().0);
-        assert_eq!(p.record_failure((0, 0)), Duration::from_secs(10));
+        assert_eq!(fail(&p, (0, 0)), Duration::from_secs(10));
         assert_eq!(p.choose(&[]), Some((0, 1)));
-        assert_eq!(p.record_failure((0, 0)), Duration::from_secs(20));
+        assert_eq!(fail(&p, (0, 0)), Duration::from_secs(20));
         for _ in 0..10 {
-            p.record_failure((0, 0));
+            fail(&p, (0, 0));
         }
-        assert_eq!(p.record_failure((0, 0)), MAX_EJECTION);
+        assert_eq!(fail(&p, (0, 0)), MAX_BACKOFF);
         // Only ejected ones left: still try one rather than fail.
         assert_eq!(p.choose(&[(0, 1)]), Some((0, 0)));
     }
@@ -211,40 +208,36 @@ mod tests {
     fn an_ejection_expires_and_a_success_resets_the_backoff() {
         let (clock, time) = Clock::mock();
         let p = pool(&[&["a", "b"]], clock);
-        p.record_failure((0, 0));
-        time.increment(BASE_EJECTION - Duration::from_millis(1));
+        fail(&p, (0, 0));
+        time.increment(BASE_BACKOFF - Duration::from_millis(1));
         assert_eq!(p.choose(&[]), Some((0, 1)), "still ejected");
         time.increment(Duration::from_millis(1));
-        p.record_success((0, 1), Duration::from_millis(5));
-        p.record_success((0, 0), Duration::from_millis(1));
+        succeed(&p, (0, 1), Duration::from_millis(5));
+        succeed(&p, (0, 0), Duration::from_millis(1));
         assert_eq!(p.choose(&[]), Some((0, 0)), "back, and the faster one");
-        assert_eq!(
-            p.record_failure((0, 0)),
-            BASE_EJECTION,
-            "success reset the backoff"
-        );
-        time.increment(BASE_EJECTION);
-        assert_eq!(p.record_failure((0, 0)), BASE_EJECTION * 2);
+        assert_eq!(fail(&p, (0, 0)), BASE_BACKOFF, "success reset the backoff");
+        time.increment(BASE_BACKOFF);
+        assert_eq!(fail(&p, (0, 0)), BASE_BACKOFF * 2);
     }
 
     #[test]
     fn among_ejected_providers_the_soonest_back_is_tried() {
         let (clock, time) = Clock::mock();
         let p = pool(&[&["a"], &["b"]], clock);
-        p.record_failure((0, 0));
-        p.record_failure((0, 0));
+        fail(&p, (0, 0));
+        fail(&p, (0, 0));
         time.increment(Duration::from_secs(1));
-        p.record_failure((1, 0));
+        fail(&p, (1, 0));
         assert_eq!(p.choose(&[]), Some((1, 0)), "b is back in 10 s, a in 19 s");
-        time.increment(BASE_EJECTION);
+        time.increment(BASE_BACKOFF);
         assert_eq!(p.choose(&[]), Some((1, 0)), "b is healthy again");
     }
 
     #[test]
     fn lower_latency_wins_inside_a_tier() {
         let p = pool(&[&["a", "b"]], Clock::mock().0);
-        p.record_success((0, 0), Duration::from_millis(50));
-        p.record_success((0, 1), Duration::from_millis(5));
+        succeed(&p, (0, 0), Duration::from_millis(50));
+        succeed(&p, (0, 1), Duration::from_millis(5));
         assert_eq!(p.choose(&[]), Some((0, 1)));
     }
 }

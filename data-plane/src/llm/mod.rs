@@ -26,6 +26,7 @@ use self::provider::Format;
 use self::request::ClientRequest;
 use self::stream::Translate;
 use self::usage::Usage;
+use crate::health::{self, Answer};
 use crate::http::body::{BoxBody, BoxError, full};
 use crate::http::budget::ParseBudget;
 use crate::http::client::{HttpClient, Limits, send_to};
@@ -134,16 +135,15 @@ pub async fn serve(
             .await
             .inspect_err(|e| {
                 if e.is_retryable() {
-                    call.pool.record_failure(id);
+                    call.pool.record(id, Answer::None);
                 }
             })?;
             let status = resp.status();
-            let listed = retry.is_some_and(|r| r.codes.contains(&status.as_u16()));
-            if listed || status.as_u16() >= 500 || status == StatusCode::TOO_MANY_REQUESTS {
-                let out = call.pool.record_failure(id);
-                tracing::warn!(provider = %provider.name, status = status.as_u16(), ejected_for = ?out, "provider failed");
-            } else {
-                call.pool.record_success(id, started.elapsed());
+            let answer = Answer::Status(status.as_u16(), health::retry_after(resp.headers()));
+            if let Some(out) = call.pool.record(id, answer) {
+                tracing::warn!(provider = %provider.name, status = status.as_u16(), evicted_for = ?out, "provider evicted");
+            } else if status.as_u16() < 500 && status != StatusCode::TOO_MANY_REQUESTS {
+                call.pool.record_latency(id, started.elapsed());
             }
             let name: Arc<str> = provider.name.as_str().into();
             Ok(Attempt::Answered(status, Some((resp, plan, name))))

@@ -127,6 +127,7 @@ mod tests {
             path_override: None,
             path_prefix: prefix.map(str::to_string),
             ai: None,
+            health: None,
             backend_auth: None,
             backend_tls: None,
         }

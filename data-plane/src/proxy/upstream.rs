@@ -6,6 +6,7 @@ use http::{Request, Response, Uri};
 use hyper::body::Incoming;
 use rand::Rng;
 
+use crate::health::{Answer, retry_after};
 use crate::http::body::{BoxBody, full};
 use crate::http::client::{HttpClient, Limits, send_to};
 use crate::http::error::ProxyError;
@@ -22,8 +23,16 @@ pub enum OutBody {
     Replayable(Bytes),
 }
 
-/// Picks a backend by weight among those `accept` allows.
+/// Picks a backend by weight among those `accept` allows, skipping evicted ones unless all
+/// of them are.
 pub fn pick_backend(
+    route: &CompiledRoute,
+    accept: impl Fn(&CompiledBackend) -> bool,
+) -> Option<usize> {
+    pick_by_weight(route, |b| accept(b) && b.available()).or_else(|| pick_by_weight(route, accept))
+}
+
+fn pick_by_weight(
     route: &CompiledRoute,
     accept: impl Fn(&CompiledBackend) -> bool,
 ) -> Option<usize> {
@@ -90,9 +99,22 @@ pub async fn call_with_retries(
             _ => Err(ProxyError::NoBackend(route.name.to_string())),
         };
         let backend = format!("for route {}", route.name);
+        let chosen = &route.backends[index];
         async move {
             let (authority, req) = req?;
-            let resp = send_to(via.client, authority, &backend, req, limits, record).await?;
+            let sent = send_to(via.client, authority, &backend, req, limits, record).await;
+            let answer = match &sent {
+                Ok(resp) => Some(Answer::Status(
+                    resp.status().as_u16(),
+                    retry_after(resp.headers()),
+                )),
+                Err(e) if e.is_retryable() => Some(Answer::None),
+                Err(_) => None,
+            };
+            if let Some(out) = answer.and_then(|a| chosen.record(a)) {
+                tracing::warn!(backend = %chosen.label, evicted_for = ?out, "backend evicted");
+            }
+            let resp = sent?;
             Ok(Attempt::Answered(resp.status(), (index, resp)))
         }
     })

@@ -138,7 +138,7 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>, identity_members: 
 
 /// An empty context with CEL's standard library, whose declarations are built once per
 /// process: building them (`Context::default`) costs more than evaluating most expressions.
-fn stdlib_context() -> Ctx {
+pub fn stdlib_context() -> Ctx {
     static STDLIB: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::stdlib()));
     cel::Context::with_env(STDLIB.clone())
 }

@@ -23,10 +23,11 @@ pub use super::listeners::{
 use super::path::YamlPath;
 pub use super::policies::{
     AiPolicy, ApiKey, ApiKeyAuth, ApiKeyCredential, AuthMode, AuthorityRewrite, BackendAuth,
-    BackendTls, BasicAuth, BucketKeyExpr, Cors, CredentialLocation, DirectResponse, HeaderModifier,
-    Jwks, JwtAuth, JwtMode, JwtProvider, McpAuthentication, McpIdp, PathRewrite, Policies,
-    PromptMessage, Prompts, RateLimit, RateLimitKind, RequestMirror, RequestRedirect, Retry,
-    RouteType, RouteTypes, Rule, RuleSet, Secret, Timeout, UrlRewrite, Verification,
+    BackendTls, BasicAuth, BucketKeyExpr, Cors, CredentialLocation, DirectResponse, Eviction,
+    HeaderModifier, HealthPolicy, Jwks, JwtAuth, JwtMode, JwtProvider, McpAuthentication, McpIdp,
+    PathRewrite, Policies, PromptMessage, Prompts, RateLimit, RateLimitKind, RequestMirror,
+    RequestRedirect, Retry, RouteType, RouteTypes, Rule, RuleSet, Secret, Timeout, UrlRewrite,
+    Verification,
 };
 pub use super::settings::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BODY_SIZE, Fields, ListenAddr, LogFormat, Logging,

@@ -1077,3 +1077,31 @@ fn ai_request_edits_are_checked_and_combine_part_by_part() {
         "inline routes are the provider's ai.routes"
     );
 }
+
+#[test]
+fn health_policies_are_checked_where_written() {
+    let errs = errors(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n    - backends:\n      - host: \"127.0.0.1:1\"\n        policies: {health: {unhealthyExpression: \"response.code >=\", eviction: {restoreHealth: 2, consecutiveFailures: 0, duration: 0s}}}\n      - ai:\n          name: p\n          provider: {openAI: {}}\n          policies: {health: {eviction: {healthThreshold: -1}}}\n      - mcp: {targets: [{name: t, stdio: {cmd: x}}]}\n        policies: {health: {}}\n",
+    );
+    let at = |field: &str| format!("binds[0].listeners[0].routes[0].backends[{field}");
+    assert_reported(
+        &errs,
+        [
+            (at("0].policies.health.unhealthyExpression"), "invalid CEL"),
+            (
+                at("0].policies.health.eviction.restoreHealth"),
+                "0.0 to 1.0",
+            ),
+            (
+                at("0].policies.health.eviction.consecutiveFailures"),
+                "at least 1",
+            ),
+            (at("0].policies.health.eviction.duration"), "at most 1h"),
+            (
+                at("1].ai.policies.health.eviction.healthThreshold"),
+                "0.0 to 1.0",
+            ),
+            (at("2].policies.health"), "applies to `host` backends"),
+        ],
+    );
+}

@@ -180,3 +180,33 @@ async fn mirrors_copy_a_share_and_never_touch_the_real_response() {
     })
     .await;
 }
+
+/// `policies.health` on `host` backends: a backend that refuses connections is evicted after
+/// its first failure, so the route's other backend takes every later request.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unhealthy_host_backend_is_evicted() {
+    let live = FakeUpstream::start("live").await;
+    let dead = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let dead_addr = dead.local_addr().unwrap();
+    drop(dead);
+    let port = free_port();
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - host: \"{}\"\n      - host: \"{dead_addr}\"\n        policies:\n          health:\n            unhealthyExpression: response.code >= 500\n            eviction: {{duration: 1h}}\n",
+        live.authority()
+    );
+    let proxy = Proxy::start(&config).await;
+    let mut failed = 0;
+    for _ in 0..40 {
+        let resp = tollgate_tests::get(proxy.url(port, "/")).await.unwrap();
+        if resp.status() != 200 {
+            assert_eq!(resp.status(), 503, "connection refused");
+            failed += 1;
+        }
+    }
+    // Half the requests would fail without eviction; with it, only the first sent there.
+    assert_eq!(
+        failed, 1,
+        "{failed} of 40 requests reached the dead backend"
+    );
+    assert_eq!(live.requests().len(), 39);
+}

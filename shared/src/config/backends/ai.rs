@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::config::model::Invalid;
 use crate::config::path::YamlPath;
 use crate::config::policies::{
-    AiPolicy, BackendAuth, BackendTls, Policies, RawAiPolicy, RawBackendAuth, RawBackendTls,
-    RouteType,
+    AiPolicy, BackendAuth, BackendTls, HealthPolicy, Policies, RawAiPolicy, RawBackendAuth,
+    RawBackendTls, RawHealth, RouteType,
 };
 use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, enum_value};
@@ -46,6 +46,7 @@ pub struct RawBackendPolicies {
     pub ai: Option<RawAiPolicy>,
     #[serde(rename = "backendTLS")]
     pub backend_tls: Option<RawBackendTls>,
+    pub health: Option<RawHealth>,
 }
 
 /// Exactly one of the fields.
@@ -126,6 +127,10 @@ pub struct AiProvider {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[serde(rename = "backendTLS")]
     pub backend_tls: Option<BackendTls>,
+    /// `policies.health`: when the provider is evicted; unset, a failed provider is ejected
+    /// for 10 s, doubling on each repeat up to 5 min.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthPolicy>,
 }
 
 impl AiProvider {
@@ -267,7 +272,11 @@ impl Validator<'_> {
         let backend_tls = policies
             .and_then(|p| p.backend_tls.as_ref())
             .and_then(|t| self.backend_tls(t, &path.key("policies").key("backendTLS")));
+        let health = policies
+            .and_then(|p| p.health.as_ref())
+            .and_then(|h| self.health(h, &path.key("policies").key("health")));
         Some(AiProvider {
+            health,
             name,
             provider,
             model,
@@ -325,6 +334,7 @@ impl From<&AiProvider> for pb::AiProvider {
             path_override: p.path_override.clone(),
             path_prefix: p.path_prefix.clone(),
             ai: p.ai.as_ref().map(Into::into),
+            health: p.health.as_ref().map(Into::into),
             backend_auth: p.backend_auth.as_ref().map(Into::into),
             backend_tls: p.backend_tls.as_ref().map(Into::into),
         }
@@ -346,6 +356,7 @@ impl TryFrom<pb::AiProvider> for AiProvider {
             path_override: p.path_override,
             path_prefix: p.path_prefix,
             ai: convert::optional(p.ai, "ai")?,
+            health: convert::optional(p.health, "health")?,
             backend_auth: convert::optional(p.backend_auth, "backendAuth")?,
             backend_tls: convert::optional(p.backend_tls, "backendTLS")?,
         })

@@ -10,6 +10,7 @@ pub use ai::{AiBackend, AiProvider, Provider, RawAi};
 pub use mcp::{FailureMode, McpBackend, McpTarget, McpTargetKind, PrefixMode, RawMcp};
 
 use super::path::YamlPath;
+use super::policies::{HealthPolicy, RawHealth};
 use super::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, missing};
 use crate::proto::v1 as pb;
@@ -21,6 +22,14 @@ pub struct RawBackend {
     pub host: Option<String>,
     pub ai: Option<RawAi>,
     pub mcp: Option<RawMcp>,
+    pub policies: Option<RawHostPolicies>,
+}
+
+/// A `host` backend's own policies (an `ai` provider's are under `ai.policies`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawHostPolicies {
+    pub health: Option<RawHealth>,
 }
 
 /// `backends[]`: where a route's requests go.
@@ -31,6 +40,9 @@ pub struct Backend {
     /// What the backend is.
     #[serde(flatten)]
     pub kind: BackendKind,
+    /// `policies.health` of a `host` backend: when it is evicted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<HealthPolicy>,
 }
 
 /// Exactly one of `host`, `ai` or `mcp`.
@@ -73,6 +85,19 @@ impl Validator<'_> {
         if !self.exactly_one(path, "a backend", &options) {
             return None;
         }
+        let health = raw.policies.as_ref().and_then(|p| p.health.as_ref());
+        let health_path = path.key("policies").key("health");
+        let health = match health {
+            Some(_) if raw.host.is_none() => {
+                self.error(
+                    &health_path,
+                    "a backend's `policies.health` applies to `host` backends; an `ai` provider's goes under `ai.policies.health`",
+                );
+                None
+            }
+            Some(h) => self.health(h, &health_path),
+            None => None,
+        };
         let kind = if let Some(h) = &raw.host {
             BackendKind::Host(self.authority(h, &path.key("host"))?)
         } else if let Some(ai) = &raw.ai {
@@ -80,7 +105,11 @@ impl Validator<'_> {
         } else {
             BackendKind::Mcp(self.mcp(raw.mcp.as_ref()?, &path.key("mcp"))?)
         };
-        Some(Backend { weight, kind })
+        Some(Backend {
+            weight,
+            kind,
+            health,
+        })
     }
 }
 
@@ -94,6 +123,7 @@ impl From<&Backend> for pb::Backend {
                 BackendKind::Ai(ai) => Kind::Ai(ai.into()),
                 BackendKind::Mcp(m) => Kind::Mcp(m.into()),
             }),
+            health: b.health.as_ref().map(Into::into),
         }
     }
 }
@@ -112,6 +142,7 @@ impl TryFrom<pb::Backend> for Backend {
         Ok(Backend {
             weight: b.weight,
             kind,
+            health: convert::optional(b.health, "health")?,
         })
     }
 }
