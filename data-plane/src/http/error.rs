@@ -87,6 +87,10 @@ pub enum ProxyError {
     /// `authorization` refused the request; the body names the policy, never its rules.
     #[error("forbidden: the route's {0} policy does not allow this request")]
     Forbidden(&'static str),
+    /// The provider's configured key is empty (`${OPENAI_API_KEY:-}` with the variable unset):
+    /// `fix` says what to set, never a value.
+    #[error("provider {provider} has no API key: {fix}")]
+    ProviderKeyMissing { provider: String, fix: String },
 }
 
 impl ProxyError {
@@ -125,7 +129,9 @@ impl ProxyError {
             | ProxyError::BasicAuthRejected { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::AuthServer(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::PasswordChecksBusy => StatusCode::SERVICE_UNAVAILABLE,
+            ProxyError::PasswordChecksBusy | ProxyError::ProviderKeyMissing { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -143,9 +149,9 @@ impl ProxyError {
             | ProxyError::McpForbidden(_)
             | ProxyError::StreamConflict => Reason::InvalidRequest,
             ProxyError::McpCapacity { .. } | ProxyError::SessionBusy(_) => Reason::Overloaded,
-            ProxyError::NoBackend(_) | ProxyError::UpstreamConnect { .. } => {
-                Reason::NoHealthyBackend
-            }
+            ProxyError::NoBackend(_)
+            | ProxyError::UpstreamConnect { .. }
+            | ProxyError::ProviderKeyMissing { .. } => Reason::NoHealthyBackend,
             ProxyError::UpstreamTimeout { .. } | ProxyError::RequestTimeout(_) => Reason::Timeout,
             ProxyError::UpstreamProtocol { .. } => Reason::UpstreamFailure,
             ProxyError::RateLimited(_) => Reason::RateLimit,

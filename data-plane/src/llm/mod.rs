@@ -213,6 +213,24 @@ fn prepare<'b>(
     if attempt == 0 && matches!(kind, RouteType::Models | RouteType::Passthrough) {
         authorize(call, None)?;
     }
+    if kind != RouteType::Models
+        && let Some(key) = state.policies.backend_auth.as_ref().and_then(BackendAuth::key)
+        && key.expose().is_empty()
+    {
+        let variables = key.variables();
+        let fix = if variables.is_empty() {
+            "its backendAuth key is empty".to_string()
+        } else {
+            format!(
+                "set {} in the gateway's environment and restart it",
+                variables.join(" or ")
+            )
+        };
+        return Err(ProxyError::ProviderKeyMissing {
+            provider: provider.name.clone(),
+            fix,
+        });
+    }
     let plan = match kind {
         RouteType::Models => return Ok(None),
         RouteType::Passthrough => Plan {

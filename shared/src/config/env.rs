@@ -28,6 +28,20 @@ impl Env for HashMap<String, String> {
     }
 }
 
+/// The variables `text` reads, in order (`${A:-x}` reads `A`).
+pub(crate) fn variables(text: &str) -> Vec<String> {
+    struct Reads(std::cell::RefCell<Vec<String>>);
+    impl Env for Reads {
+        fn var(&self, name: &str) -> Option<String> {
+            self.0.borrow_mut().push(name.to_string());
+            None
+        }
+    }
+    let reads = Reads(Default::default());
+    let _ = expand(text, &reads);
+    reads.0.into_inner()
+}
+
 /// Expands one string; `Err` lists the variables that are unset and have no default.
 pub fn expand(text: &str, env: &dyn Env) -> Result<String, Vec<String>> {
     let mut out = String::with_capacity(text.len());
@@ -186,6 +200,7 @@ mod tests {
         assert_eq!(expand("x$A-y", &e).unwrap(), "x1-y");
         assert_eq!(expand("${A}b", &e).unwrap(), "1b");
         assert_eq!(expand("${NOPE:-dflt}", &e).unwrap(), "dflt");
+        assert_eq!(variables("${A:-x}-$B-$$C"), ["A", "B"]);
         assert_eq!(expand("${EMPTY:-dflt}", &e).unwrap(), "dflt");
         assert_eq!(expand("${A:-dflt}", &e).unwrap(), "1");
         assert_eq!(expand("$$A costs $5", &e).unwrap(), "$A costs $5");

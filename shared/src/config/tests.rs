@@ -1105,3 +1105,24 @@ fn health_policies_are_checked_where_written() {
         ],
     );
 }
+
+#[test]
+fn an_empty_provider_key_needs_an_explicit_empty_default() {
+    let route = |key: &str| {
+        format!(
+            "binds:\n- port: 1\n  listeners:\n  - routes:\n    - policies: {{backendAuth: {{key: \"{key}\"}}}}\n      backends: [{{ai: {{name: p, provider: {{openAI: {{}}}}}}}}]\n"
+        )
+    };
+    let config = load_str(&route("${UNSET_KEY:-}"), "f", &env()).unwrap();
+    let policies = &config.binds[0].listeners[0].routes[0].policies;
+    let key = policies.backend_auth.as_ref().unwrap().key().unwrap();
+    assert_eq!(key.expose(), "");
+    assert_eq!(key.variables(), ["UNSET_KEY"]);
+    assert_reported(
+        &errors(&route("")),
+        [(
+            "binds[0].listeners[0].routes[0].policies.backendAuth.key".to_string(),
+            "`${VAR:-}` allows that",
+        )],
+    );
+}

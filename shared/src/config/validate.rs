@@ -178,6 +178,11 @@ impl<'a> Validator<'a> {
     }
 
     /// A secret as loaded: expanded, or (when its reference was kept) still unresolved.
+    /// The text a value at `path` was expanded from (`$VAR`, `${VAR:-x}`), if any.
+    pub fn template(&self, path: &YamlPath) -> Option<&str> {
+        self.templates.get(path).map(String::as_str)
+    }
+
     pub fn secret(&self, value: &str, path: &YamlPath) -> Secret {
         match self.templates.get(path) {
             Some(t) if t == value => Secret::unresolved(t.clone()),

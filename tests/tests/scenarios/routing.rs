@@ -145,3 +145,35 @@ async fn direct_responses_answer_without_a_backend_after_authorization() {
     let resp = tollgate_tests::get(proxy.url(port, "/ips")).await.unwrap();
     assert_eq!(resp.status(), 403);
 }
+
+/// The README's first command: `examples/quickstart.yaml`, unchanged, with no key and no
+/// network, answers on every route: the welcome text, an LLM error that says what to set, and
+/// the Playground.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_quickstart_answers_on_every_route_without_keys() {
+    let path = tollgate_tests::workspace_root().join("examples/quickstart.yaml");
+    let config = std::fs::read_to_string(path).unwrap();
+    let proxy = Proxy::spawn(ProxyOptions {
+        config: &config,
+        ip: std::net::IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 60)),
+        env: vec![("OPENAI_API_KEY", "")],
+        ..Default::default()
+    });
+    proxy.wait_ready().await;
+    let welcome = tollgate_tests::get(proxy.url(3000, "/")).await.unwrap();
+    assert_eq!(welcome.status(), 200);
+    assert!(welcome.text().await.unwrap().contains("Tollgate is running"));
+    let llm = tollgate_tests::http()
+        .post(proxy.url(3000, "/v1/chat/completions"))
+        .json(&serde_json::json!({"messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(llm.status(), 503);
+    let text = llm.text().await.unwrap();
+    assert!(text.contains("set OPENAI_API_KEY"), "{text}");
+    let ui = tollgate_tests::get(format!("http://{}/ui", proxy.admin))
+        .await
+        .unwrap();
+    assert_eq!(ui.status(), 200);
+}

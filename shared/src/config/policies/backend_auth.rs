@@ -78,6 +78,14 @@ impl Secret {
         self.reference.as_deref()
     }
 
+    /// The environment variables the reference reads (none for a literal value).
+    pub fn variables(&self) -> Vec<String> {
+        self.reference
+            .as_deref()
+            .map(crate::config::env::variables)
+            .unwrap_or_default()
+    }
+
     /// Expands the reference from `env`; `Err` names the unset variables.
     pub fn resolve(&mut self, env: &dyn crate::config::Env) -> Result<(), Vec<String>> {
         if let Some(r) = &self.reference {
@@ -144,10 +152,14 @@ impl Validator<'_> {
         }
         let key = raw.key.as_deref().unwrap_or_default();
         let kp = path.key("key");
-        if key.is_empty() {
+        // `${VAR:-}` says the key may be empty: requests then get an error naming VAR.
+        let may_be_empty = self
+            .template(&kp)
+            .is_some_and(|t| t.starts_with("${") && t.ends_with(":-}"));
+        if key.is_empty() && !may_be_empty {
             self.error(
                 &kp,
-                "the key is empty (is its environment variable set to an empty value?)",
+                "the key is empty (is its environment variable set to an empty value? `${VAR:-}` allows that)",
             );
         } else if http::HeaderValue::from_str(key).is_err() {
             self.error(
