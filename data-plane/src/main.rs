@@ -95,12 +95,20 @@ enum Command {
         #[arg(short = 'f', long = "file")]
         file: PathBuf,
     },
+    /// Print the config's JSON Schema (as committed in `schema/config.json`).
+    Schema,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    if let Some(Command::Check { file }) = &cli.command {
-        return check(file);
+    match &cli.command {
+        Some(Command::Check { file }) => return check(file),
+        Some(Command::Schema) => {
+            let schema = tollgate_shared::config::json_schema();
+            println!("{}", serde_json::to_string_pretty(&schema).expect("JSON"));
+            return ExitCode::SUCCESS;
+        }
+        None => {}
     }
     tollgate_shared::process::run("tollgate", run(cli))
 }

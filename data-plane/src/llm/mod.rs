@@ -214,7 +214,11 @@ fn prepare<'b>(
         authorize(call, None)?;
     }
     if kind != RouteType::Models
-        && let Some(key) = state.policies.backend_auth.as_ref().and_then(BackendAuth::key)
+        && let Some(key) = state
+            .policies
+            .backend_auth
+            .as_ref()
+            .and_then(BackendAuth::key)
         && key.expose().is_empty()
     {
         let variables = key.variables();

@@ -19,7 +19,7 @@ use crate::proto::v1 as pb;
 
 // === raw ===
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawFrontendPolicies {
     pub http: Option<Lenient<RawFrontendHttp>>,
@@ -27,7 +27,7 @@ pub struct RawFrontendPolicies {
     pub tls: Option<Lenient<RawFrontendTls>>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawFrontendHttp {
     pub header_read_timeout: Option<String>,
@@ -36,7 +36,7 @@ pub struct RawFrontendHttp {
     pub xff_num_trusted_hops: Option<u32>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawFrontendTcp {
     pub max_connections: Option<u32>,

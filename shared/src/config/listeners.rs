@@ -18,14 +18,14 @@ use crate::proto::v1 as pb;
 
 // === raw ===
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBind {
     pub port: u16,
     pub listeners: Vec<Lenient<RawListener>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawListener {
     pub name: Option<String>,
@@ -36,7 +36,7 @@ pub struct RawListener {
     pub routes: Vec<Lenient<RawRoute>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawRoute {
     pub name: Option<String>,
@@ -49,7 +49,7 @@ pub struct RawRoute {
     pub backends: Vec<Lenient<RawBackend>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawMatch {
     pub path: Option<RawPathMatch>,
@@ -61,7 +61,7 @@ pub struct RawMatch {
 }
 
 /// Exactly one of the fields (checked by validation; serde's enum form needs YAML tags).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawPathMatch {
     pub exact: Option<String>,
@@ -69,7 +69,7 @@ pub struct RawPathMatch {
     pub regex: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawNamedMatch {
     pub name: String,
@@ -77,7 +77,7 @@ pub struct RawNamedMatch {
 }
 
 /// Exactly one of the fields.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawStringMatch {
     pub exact: Option<String>,

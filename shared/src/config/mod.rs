@@ -126,6 +126,20 @@ pub fn load_str_with(
     Err(ConfigErrors(errors))
 }
 
+/// The JSON Schema of a config file, from the raw types (what `tollgate schema` prints and
+/// `schema/config.json` holds), for editors: `# yaml-language-server: $schema=...`.
+pub fn json_schema() -> serde_json::Value {
+    let mut schema = schemars::generate::SchemaSettings::draft2020_12()
+        .into_generator()
+        .into_root_schema_for::<RawConfig>();
+    schema.insert("title".into(), "Tollgate config".into());
+    schema.insert(
+        "description".into(),
+        "A Tollgate (or agentgateway local) config file; see examples/kitchen-sink.yaml.".into(),
+    );
+    schema.to_value()
+}
+
 #[cfg(test)]
 mod kitchen_sink;
 #[cfg(test)]

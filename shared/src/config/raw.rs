@@ -30,6 +30,44 @@ pub struct DecodeError {
     pub at_key: bool,
 }
 
+/// The schema of a size: bytes, or text such as `10MiB`.
+pub(crate) fn byte_size_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}],
+        "description": "bytes, or a size such as `10MiB`"
+    })
+}
+
+/// The schema of a sampling rate: a boolean, a fraction 0.0-1.0, or a CEL expression.
+pub(crate) fn sampling_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "anyOf": [
+            {"type": "boolean"},
+            {"type": "number", "minimum": 0, "maximum": 1},
+            {"type": "string"}
+        ]
+    })
+}
+
+/// Decoded leniently, written as `T`: the schema is `T`'s.
+impl<T: schemars::JsonSchema> schemars::JsonSchema for Lenient<T> {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        T::schema_name()
+    }
+
+    fn schema_id() -> std::borrow::Cow<'static, str> {
+        T::schema_id()
+    }
+
+    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        T::json_schema(generator)
+    }
+
+    fn inline_schema() -> bool {
+        T::inline_schema()
+    }
+}
+
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Lenient<T> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = yaml_serde::Value::deserialize(d)?;
@@ -137,7 +175,7 @@ pub fn suggest<'a>(name: &str, candidates: &[&'a str]) -> Option<&'a str> {
         .map(|(_, c)| c)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawConfig {
     #[serde(default)]

@@ -15,7 +15,7 @@ use crate::proto::v1 as pb;
 
 // === raw ===
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawSettings {
     pub admin_addr: Option<String>,
@@ -24,6 +24,8 @@ pub struct RawSettings {
     pub stats_addr: Option<String>,
     pub readiness_addr: Option<String>,
     /// Largest request body accepted, as bytes or a size such as `10MiB`.
+    #[serde(default)]
+    #[schemars(schema_with = "super::raw::byte_size_schema")]
     pub max_body_size: Option<yaml_serde::Value>,
     /// How long in-flight requests may take to finish on shutdown or port removal.
     pub drain_timeout: Option<String>,
@@ -33,7 +35,7 @@ pub struct RawSettings {
     pub mcp: Option<Lenient<RawMcpSettings>>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawMcpSettings {
     /// Idle time after which a session is closed, e.g. `30m`.
@@ -43,6 +45,8 @@ pub struct RawMcpSettings {
     /// Most stdio child processes across all sessions.
     pub max_children: Option<u32>,
     /// Largest MCP message accepted, as bytes or a size such as `1MiB`.
+    #[serde(default)]
+    #[schemars(schema_with = "super::raw::byte_size_schema")]
     pub max_body_size: Option<yaml_serde::Value>,
     /// Most live sessions opened from one client address.
     pub max_sessions_per_client: Option<u32>,
@@ -52,17 +56,21 @@ pub struct RawMcpSettings {
     pub unused_session_ttl: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawTracing {
     pub otlp_endpoint: String,
     pub otlp_protocol: Option<String>,
+    #[serde(default)]
+    #[schemars(schema_with = "super::raw::sampling_schema")]
     pub random_sampling: Option<yaml_serde::Value>,
+    #[serde(default)]
+    #[schemars(schema_with = "super::raw::sampling_schema")]
     pub client_sampling: Option<yaml_serde::Value>,
     pub fields: Option<RawFields>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawFields {
     #[serde(default)]
@@ -71,7 +79,7 @@ pub struct RawFields {
     pub remove: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawMetrics {
     pub fields: Option<RawFields>,
@@ -79,7 +87,7 @@ pub struct RawMetrics {
     pub remove: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawLogging {
     pub filter: Option<String>,

@@ -1126,3 +1126,14 @@ fn an_empty_provider_key_needs_an_explicit_empty_default() {
         )],
     );
 }
+
+#[test]
+fn the_committed_json_schema_is_current() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../schema/config.json");
+    let committed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(
+        committed == json_schema(),
+        "schema/config.json is stale: run `cargo run --bin tollgate -- schema > schema/config.json`"
+    );
+}

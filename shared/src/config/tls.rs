@@ -18,7 +18,7 @@ use crate::proto::v1 as pb;
 
 // === raw ===
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawListenerTls {
     pub cert: String,
@@ -31,7 +31,7 @@ pub struct RawListenerTls {
     pub max_tls_version: Option<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawFrontendTls {
     pub handshake_timeout: Option<String>,

@@ -162,7 +162,13 @@ async fn the_quickstart_answers_on_every_route_without_keys() {
     proxy.wait_ready().await;
     let welcome = tollgate_tests::get(proxy.url(3000, "/")).await.unwrap();
     assert_eq!(welcome.status(), 200);
-    assert!(welcome.text().await.unwrap().contains("Tollgate is running"));
+    assert!(
+        welcome
+            .text()
+            .await
+            .unwrap()
+            .contains("Tollgate is running")
+    );
     let llm = tollgate_tests::http()
         .post(proxy.url(3000, "/v1/chat/completions"))
         .json(&serde_json::json!({"messages": [{"role": "user", "content": "hi"}]}))

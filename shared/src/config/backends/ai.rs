@@ -17,7 +17,7 @@ use crate::proto::v1 as pb;
 
 /// An `ai` backend: one provider (fields inline) or priority `groups` of providers.
 /// Group members use the same shape; validation rejects `groups` nested inside them.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawAi {
     pub groups: Option<Vec<RawAiGroup>>,
@@ -32,14 +32,14 @@ pub struct RawAi {
     pub policies: Option<RawBackendPolicies>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawAiGroup {
     pub providers: Vec<RawAi>,
 }
 
 /// A provider's own `policies` (the backend level): the three it accepts today.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBackendPolicies {
     pub backend_auth: Option<RawBackendAuth>,
@@ -50,7 +50,7 @@ pub struct RawBackendPolicies {
 }
 
 /// Exactly one of the fields.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawProviderKind {
     #[serde(rename = "openAI")]
@@ -58,7 +58,7 @@ pub struct RawProviderKind {
     pub anthropic: Option<RawModel>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawModel {
     pub model: Option<String>,

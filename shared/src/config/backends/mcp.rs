@@ -15,7 +15,7 @@ use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, enum_value, missing};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawMcp {
     pub targets: Vec<Lenient<RawMcpTarget>>,
@@ -23,7 +23,7 @@ pub struct RawMcp {
     pub failure_mode: Option<FailureMode>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawMcpTarget {
     pub name: String,
@@ -32,7 +32,7 @@ pub struct RawMcpTarget {
     pub mcp: Option<RawRemoteTarget>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawStdio {
     pub cmd: String,
@@ -45,7 +45,7 @@ pub struct RawStdio {
     pub inherit_env: Vec<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawRemoteTarget {
     pub host: String,
@@ -97,7 +97,7 @@ impl McpBackend {
 }
 
 /// `prefixMode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum PrefixMode {
     /// Only when the backend has more than one target.
@@ -107,7 +107,7 @@ pub enum PrefixMode {
 }
 
 /// `failureMode`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum FailureMode {
     /// A failed target is left out; the others serve.

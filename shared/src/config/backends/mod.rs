@@ -15,7 +15,7 @@ use super::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, missing};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBackend {
     pub weight: Option<u32>,
@@ -26,7 +26,7 @@ pub struct RawBackend {
 }
 
 /// A `host` backend's own policies (an `ai` provider's are under `ai.policies`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHostPolicies {
     pub health: Option<RawHealth>,

@@ -11,7 +11,7 @@ use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, enum_value};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawAiPolicy {
     #[serde(default)]
@@ -25,7 +25,7 @@ pub struct RawAiPolicy {
     pub overrides: IndexMap<String, Value>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawPrompts {
     #[serde(default)]
@@ -35,7 +35,7 @@ pub struct RawPrompts {
 }
 
 /// A message the gateway adds to a request (`prompts.prepend` / `append`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PromptMessage {
     /// `system`, `developer`, `user` or `assistant`.
@@ -189,7 +189,7 @@ impl RouteTypes {
 }
 
 /// How an `ai` backend treats a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum RouteType {
     /// OpenAI chat completions, translated for the provider.

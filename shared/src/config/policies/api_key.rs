@@ -12,7 +12,7 @@ use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawApiKeyAuth {
     pub keys: Vec<RawApiKey>,
@@ -21,7 +21,7 @@ pub struct RawApiKeyAuth {
     pub location: Option<RawCredentialLocation>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawApiKey {
     pub key: Option<String>,

@@ -11,13 +11,13 @@ use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, missing};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRuleSet {
     pub rules: Vec<RawRule>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum RawRule {
     Allow(String),
@@ -25,7 +25,7 @@ pub enum RawRule {
 }
 
 /// One rule: a CEL expression and what its being true means.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub enum Rule {
     /// Allows the request when true (a plain string in the config).

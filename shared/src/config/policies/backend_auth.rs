@@ -11,14 +11,14 @@ use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, missing};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBackendAuth {
     pub key: Option<String>,
     pub passthrough: Option<RawPassthrough>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawPassthrough {
     pub location: Option<RawCredentialLocation>,

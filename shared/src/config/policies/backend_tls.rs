@@ -12,7 +12,7 @@ use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, path_string};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBackendTls {
     pub cert: Option<String>,

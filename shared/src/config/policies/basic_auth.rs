@@ -16,7 +16,7 @@ use crate::proto::v1 as pb;
 /// The realm of the challenge when the policy names none (as agentgateway).
 const DEFAULT_REALM: &str = "Restricted";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawBasicAuth {
     pub htpasswd: RawHtpasswd,
@@ -26,7 +26,7 @@ pub struct RawBasicAuth {
     pub authorization_location: Option<RawCredentialLocation>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHtpasswd {
     pub file: String,

@@ -10,7 +10,7 @@ use crate::config::validate::Validator;
 use crate::convert::{duration, nanos};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawCors {
     #[serde(default)]

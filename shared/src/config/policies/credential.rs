@@ -9,7 +9,7 @@ use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawCredentialLocation {
     pub header: Option<RawCredentialHeader>,
@@ -17,14 +17,14 @@ pub struct RawCredentialLocation {
     pub cookie: Option<RawNamed>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawCredentialHeader {
     pub name: String,
     pub prefix: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawNamed {
     pub name: String,
@@ -32,7 +32,9 @@ pub struct RawNamed {
 
 /// What a request without a credential gets (`apiKey`, `basicAuth`); an invalid credential
 /// is always refused.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum AuthMode {
     /// A valid credential is required.

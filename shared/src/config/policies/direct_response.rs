@@ -10,7 +10,7 @@ use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawDirectResponse {
     pub body: Option<String>,

@@ -11,7 +11,7 @@ use crate::config::redact;
 use crate::config::validate::Validator;
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHeaderModifier {
     #[serde(default)]
@@ -23,7 +23,7 @@ pub struct RawHeaderModifier {
 }
 
 /// Headers as agentgateway writes them (`{name: value}`), or as a list of `{name, value}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(
     untagged,
     expecting = "headers as a map of name: value (text), or a list of {name, value}"
@@ -64,7 +64,7 @@ impl RawHeaders {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHeader {
     pub name: String,

@@ -13,14 +13,14 @@ use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, duration, nanos};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawHealth {
     pub unhealthy_expression: Option<String>,
     pub eviction: Option<RawEviction>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawEviction {
     pub duration: Option<String>,

@@ -12,7 +12,7 @@ use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, path_string};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawJwtAuth {
     #[serde(default)]
@@ -25,7 +25,7 @@ pub struct RawJwtAuth {
     pub jwt_validation_options: Option<RawJwtValidationOptions>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawJwtProvider {
     pub issuer: String,
@@ -34,7 +34,7 @@ pub struct RawJwtProvider {
     pub jwt_validation_options: Option<RawJwtValidationOptions>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawJwtValidationOptions {
     #[serde(default)]
@@ -42,14 +42,14 @@ pub struct RawJwtValidationOptions {
 }
 
 /// `jwks`: inline JSON text, or `{file}` / `{url}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(untagged)]
 pub enum RawJwks {
     Inline(String),
     Source(RawJwksSource),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawJwksSource {
     pub file: Option<String>,
@@ -57,7 +57,9 @@ pub struct RawJwksSource {
 }
 
 /// What a request without a valid token gets.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "camelCase")]
 pub enum JwtMode {
     /// A valid token is required: none, or an invalid one, is a 401.

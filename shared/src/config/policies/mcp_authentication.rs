@@ -15,7 +15,7 @@ use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawMcpAuthentication {
     pub mode: Option<JwtMode>,
@@ -29,14 +29,14 @@ pub struct RawMcpAuthentication {
 }
 
 /// `provider`: one adapter for an authorization server that does not follow the MCP spec.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawMcpProvider {
     pub auth0: Option<RawEmpty>,
     pub keycloak: Option<RawEmpty>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawEmpty {}
 

@@ -69,7 +69,7 @@ use crate::convert::{self, InvalidSnapshot};
 use crate::proto::v1 as pb;
 
 /// Route policies. Each is decoded on its own so every bad one is reported.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawPolicies {
     pub cors: Option<Lenient<RawCors>>,

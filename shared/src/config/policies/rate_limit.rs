@@ -10,7 +10,7 @@ use crate::config::validate::{MAX_DURATION, Validator};
 use crate::convert::{self, InvalidSnapshot, duration, enum_value, nanos};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawRateLimit {
     pub max_tokens: u64,
@@ -122,7 +122,7 @@ impl RateLimit {
 }
 
 /// `type`: what one token of the bucket pays for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum RateLimitKind {
     /// One request.

@@ -9,7 +9,7 @@ use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawRequestMirror {
     pub backend: RawMirrorBackend,
@@ -17,7 +17,7 @@ pub struct RawRequestMirror {
 }
 
 /// agentgateway's backend reference; Tollgate has no services or named backends.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawMirrorBackend {
     pub host: String,

@@ -11,7 +11,7 @@ use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawRequestRedirect {
     pub scheme: Option<String>,

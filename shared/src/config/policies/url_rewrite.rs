@@ -9,7 +9,7 @@ use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, missing};
 use crate::proto::v1 as pb;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawUrlRewrite {
     pub path: Option<RawPathRewrite>,
@@ -17,7 +17,7 @@ pub struct RawUrlRewrite {
 }
 
 /// Exactly one of the fields.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawPathRewrite {
     pub full: Option<String>,
@@ -26,7 +26,7 @@ pub struct RawPathRewrite {
 
 /// agentgateway's `authority`: `auto` or `none` as words, or exactly one of `full`, `host`,
 /// `port`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(
     untagged,
     expecting = "an authority rewrite: `auto`, `none`, or one of `full`, `host`, `port`"
@@ -36,7 +36,7 @@ pub enum RawAuthorityRewrite {
     Parts(RawAuthorityParts),
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawAuthorityParts {
     pub full: Option<String>,
