@@ -1,8 +1,11 @@
 //! One client connection, served until it ends, the port drains, or it holds the gateway with
 //! nothing to do: no first request head within `headerReadTimeout`, or no request in progress
 //! for `http1IdleTimeout` / `http2IdleTimeout` (`frontendPolicies.http`). Idle connections
-//! are closed gracefully (HTTP/2 gets GOAWAY), then dropped if they linger. On an HTTPS bind
-//! the TLS handshake comes first; its listener and client identity go with every request.
+//! are closed gracefully (HTTP/2 gets GOAWAY), then dropped if they linger; one open past
+//! `maxConnectionDuration` is closed gracefully too, after its requests. The head and HTTP/2
+//! limits of `frontendPolicies.http` and the TCP keepalives of `frontendPolicies.tcp` are set
+//! here. On an HTTPS bind the TLS handshake comes first; its listener and client identity go
+//! with every request.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,7 +20,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tollgate_shared::config::model::FrontendHttp;
+use tollgate_shared::config::model::{FrontendHttp, FrontendPolicies, Keepalives};
 
 use crate::http::body::{BoxBody, ObservedBody};
 use crate::proxy;
@@ -99,10 +102,14 @@ pub struct Accepted<S = TcpStream> {
 pub async fn accept(
     services: Arc<Services>,
     conn: Accepted,
-    http: FrontendHttp,
+    frontend: FrontendPolicies,
     tls: Option<Arc<BindTls>>,
 ) {
     let _ = conn.stream.set_nodelay(true);
+    if let Some(k) = frontend.tcp.keepalives {
+        set_keepalives(&conn.stream, k);
+    }
+    let http = frontend.http;
     let Some(tls) = tls else {
         return serve(services, conn, http, None).await;
     };
@@ -129,6 +136,65 @@ pub async fn accept(
             serve(services, conn, http, Some(session)).await;
         }
         Err(e) => tracing::debug!(%peer, port, error = %e, "TLS handshake failed"),
+    }
+}
+
+/// `frontendPolicies.tcp.keepalives` on a client socket (a failure is only logged: the
+/// connection still works).
+fn set_keepalives(stream: &TcpStream, k: Keepalives) {
+    let socket = socket2::SockRef::from(stream);
+    let set = if k.enabled {
+        let probes = socket2::TcpKeepalive::new()
+            .with_time(k.time)
+            .with_interval(k.interval)
+            .with_retries(k.retries);
+        socket.set_tcp_keepalive(&probes)
+    } else {
+        socket.set_keepalive(false)
+    };
+    if let Err(e) = set {
+        tracing::debug!(error = %e, "cannot set TCP keepalives");
+    }
+}
+
+/// The HTTP/1 and HTTP/2 server with `frontendPolicies.http`'s limits (hyper's defaults for
+/// the unset ones).
+fn server(http: &FrontendHttp) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut h1 = builder.http1();
+    h1.timer(TokioTimer::new())
+        .header_read_timeout(http.header_read_timeout)
+        .max_buf_size(MAX_HEAD_SIZE);
+    if let Some(n) = http.http1_max_headers {
+        h1.max_headers(n as usize);
+    }
+    let mut h2 = builder.http2();
+    h2.timer(TokioTimer::new())
+        .keep_alive_interval(http.http2_keepalive_interval);
+    // hyper's own defaults (1 MiB windows) stay unless the config sets a value.
+    if let Some(size) = http.http2_window_size {
+        h2.initial_stream_window_size(size);
+    }
+    if let Some(size) = http.http2_connection_window_size {
+        h2.initial_connection_window_size(size);
+    }
+    if let Some(size) = http.http2_frame_size {
+        h2.max_frame_size(size);
+    }
+    if let Some(size) = http.http2_max_header_size {
+        h2.max_header_list_size(size);
+    }
+    if let Some(timeout) = http.http2_keepalive_timeout {
+        h2.keep_alive_timeout(timeout);
+    }
+    builder
+}
+
+/// Resolves when a connection has been open for `limit` (never without one).
+async fn lifetime(limit: Option<Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -163,18 +229,17 @@ async fn serve<S>(
             )
         }
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(http.header_read_timeout)
-        .max_buf_size(MAX_HEAD_SIZE);
+    let builder = server(&http);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let draining = tokio::select! {
         _ = conn.as_mut() => return,
         _ = force_close.cancelled() => return,
         _ = drain.cancelled() => true,
+        _ = lifetime(http.max_connection_duration) => {
+            tracing::debug!(%peer, port, "closing a connection open past frontendPolicies.http.maxConnectionDuration");
+            true
+        }
         setting = activity.idle(&http) => {
             tracing::debug!(%peer, port, "closing a connection idle past frontendPolicies.http.{setting}");
             false

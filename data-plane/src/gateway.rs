@@ -195,7 +195,7 @@ async fn accept_loop(
                         drain: stop.clone(),
                         force_close: force_close.clone(),
                     };
-                    connections.spawn(connection::accept(services.clone(), accepted, frontend.http, tls));
+                    connections.spawn(connection::accept(services.clone(), accepted, frontend, tls));
                 }
                 Err(e) => {
                     // Usually out of file descriptors: back off instead of spinning.

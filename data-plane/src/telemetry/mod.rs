@@ -104,6 +104,9 @@ pub struct Sinks {
     writer: Option<tracing_appender::non_blocking::NonBlocking>,
     guard: Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>,
     exporter: Mutex<Option<Arc<Exporter>>>,
+    /// Carries OTLP/HTTP exports (`None` outside a runtime: HTTP export is then reported as
+    /// unavailable).
+    otlp_http: Option<Arc<dyn opentelemetry_http::HttpClient>>,
 }
 
 impl Sinks {
@@ -119,6 +122,7 @@ impl Sinks {
             writer: Some(writer),
             guard: Mutex::new(Some(guard)),
             exporter: Mutex::new(None),
+            otlp_http: None,
         }
     }
 
@@ -128,6 +132,15 @@ impl Sinks {
             writer: None,
             guard: Mutex::new(None),
             exporter: Mutex::new(None),
+            otlp_http: None,
+        }
+    }
+
+    /// These sinks with `client` for OTLP/HTTP exports.
+    pub fn with_otlp_http(self, client: Option<Arc<dyn opentelemetry_http::HttpClient>>) -> Sinks {
+        Sinks {
+            otlp_http: client,
+            ..self
         }
     }
 
@@ -138,7 +151,7 @@ impl Sinks {
         if let Some(e) = current.as_ref().filter(|e| e.serves(config)) {
             return Some(e.clone());
         }
-        let fresh = match Exporter::new(config) {
+        let fresh = match Exporter::new(config, self.otlp_http.clone()) {
             Ok(e) => Arc::new(e),
             Err(e) => {
                 tracing::error!(endpoint = %tollgate_shared::config::redact::url(&config.otlp_endpoint), error = %e, "cannot set up OTLP tracing");

@@ -223,14 +223,18 @@ fn the_most_specific_level_sets_each_policy_whole() {
 #[test]
 fn frontend_policies_are_checked_and_unimplemented_fields_named() {
     let errs = errors(
-        "frontendPolicies:\n  http:\n    http1IdleTimeout: 0s\n    headerReadTimeout: soon\n    http2WindowSize: 1\n  tcp:\n    maxConnections: 0\nbinds: []\n",
+        "frontendPolicies:\n  http:\n    http1IdleTimeout: 0s\n    headerReadTimeout: soon\n    http2FrameSize: 1\n  tcp:\n    maxConnections: 0\n  networkAuthorization: {rules: []}\nbinds: []\n",
     );
     assert_reported(
         &errs,
         [
             (
-                "frontendPolicies.http.http2WindowSize",
+                "frontendPolicies.networkAuthorization",
                 "an agentgateway feature Tollgate does not support",
+            ),
+            (
+                "frontendPolicies.http.http2FrameSize",
+                "between 16384 and 16777215",
             ),
             ("frontendPolicies.http.headerReadTimeout", "soon"),
             (
@@ -953,6 +957,94 @@ fn a_direct_response_route_needs_no_backend_and_is_checked() {
             (
                 "binds[0].listeners[0].routes[1].backends".to_string(),
                 "or a `directResponse`",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn tracing_over_http_takes_its_path_headers_and_agentgateways_frontend_spelling() {
+    let config = load_str(
+        "config:\n  tracing:\n    otlpEndpoint: https://otel.example.com/api/public/otel/v1/traces\n    otlpProtocol: http\n    headers:\n      Authorization: Basic c2VjcmV0\nbinds: []\n",
+        "t.yaml",
+        &env(),
+    )
+    .unwrap();
+    let tracing = config.settings.tracing.as_ref().unwrap();
+    assert_eq!(tracing.otlp_endpoint, "https://otel.example.com");
+    assert_eq!(tracing.path, "/api/public/otel/v1/traces");
+    assert_eq!(tracing.headers[0].0, "authorization");
+    let dump = serde_json::to_string(&config).unwrap();
+    assert!(!dump.contains("c2VjcmV0"), "{dump}");
+
+    let config = load_str(
+        "frontendPolicies:\n  tracing:\n    host: localhost:4317\n    randomSampling: true\n    attributes: {tenant: 'request.headers[\"x-tenant\"]'}\n  accessLog:\n    filter: response.code >= 400\n    add: {tenant: 'request.path'}\n    remove: [duration]\n  http:\n    maxBufferSize: 1MiB\nbinds: []\n",
+        "t.yaml",
+        &env(),
+    )
+    .unwrap();
+    let tracing = config.settings.tracing.as_ref().unwrap();
+    assert_eq!(tracing.otlp_endpoint, "http://localhost:4317");
+    assert_eq!(tracing.otlp_protocol, OtlpProtocol::Grpc);
+    assert_eq!(tracing.random_sampling, 1.0);
+    assert!(tracing.fields.add.contains_key("tenant"));
+    let logging = &config.settings.logging;
+    assert_eq!(logging.filter.as_deref(), Some("response.code >= 400"));
+    assert_eq!(logging.fields.remove, ["duration"]);
+    assert!(logging.fields.add.contains_key("tenant"));
+    assert_eq!(config.settings.max_body_size, 1024 * 1024);
+}
+
+#[test]
+fn frontend_spellings_of_settings_conflict_with_config_and_are_checked() {
+    let errs = errors(
+        "config:\n  maxBodySize: 1MiB\n  tracing: {otlpEndpoint: 'http://a:4317', path: /x}\n  logging: {filter: 'true'}\nfrontendPolicies:\n  http: {maxBufferSize: 2MiB}\n  tracing: {host: 'http://b:4317', resources: {}}\n  accessLog: {filter: 'request.', otlp: {host: 'b:4317'}}\nbinds: []\n",
+    );
+    assert_reported(
+        &errs,
+        [
+            (
+                "frontendPolicies.http.maxBufferSize",
+                "`config.maxBodySize` is set too",
+            ),
+            (
+                "frontendPolicies.accessLog",
+                "`config.logging.filter/fields` is set too",
+            ),
+            ("frontendPolicies.accessLog.filter", "invalid CEL"),
+            (
+                "frontendPolicies.accessLog.otlp",
+                "an agentgateway feature Tollgate does not support",
+            ),
+            (
+                "frontendPolicies.tracing.resources",
+                "an agentgateway feature Tollgate does not support",
+            ),
+            ("config.tracing.path", "gRPC export has none"),
+        ],
+    );
+    let errs = errors("frontendPolicies:\n  tracing: {host: 'http://b:4317'}\nbinds: []\n");
+    assert_reported(
+        &errs,
+        [("frontendPolicies.tracing.host", "not a host:port")],
+    );
+    let errs = errors(
+        "config:\n  tracing: {otlpEndpoint: 'grpc://a:4317', otlpProtocol: udp}\nfrontendPolicies:\n  tcp: {keepalives: {time: 0s, retries: 0}}\n  http: {http2WindowSize: 0, maxConnectionDuration: 0s}\nbinds: []\n",
+    );
+    assert_reported(
+        &errs,
+        [
+            ("config.tracing.otlpProtocol", "expected grpc or http"),
+            (
+                "config.tracing.otlpEndpoint",
+                "not an http:// or https:// URL",
+            ),
+            ("frontendPolicies.tcp.keepalives.time", "at least 1s"),
+            ("frontendPolicies.tcp.keepalives.retries", "at least 1"),
+            ("frontendPolicies.http.http2WindowSize", "between 1 and"),
+            (
+                "frontendPolicies.http.maxConnectionDuration",
+                "longer than 0s",
             ),
         ],
     );
