@@ -1,5 +1,6 @@
-//! An OTLP trace receiver (the collector's gRPC service, from the official proto) that keeps
-//! every span it is sent, so tests can check names, parent links and attributes.
+//! An OTLP trace receiver (the collector's gRPC service, from the official proto, or OTLP/HTTP
+//! with protobuf bodies) that keeps every span it is sent, so tests can check names, parent
+//! links and attributes, and for HTTP the path and headers of each export.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +16,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use parking_lot::Mutex;
+use prost::Message as _;
 
 use crate::eventually;
 
@@ -26,14 +28,9 @@ struct Sink {
     count: Arc<AtomicU64>,
 }
 
-#[tonic::async_trait]
-impl TraceService for Sink {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+impl Sink {
+    fn receive(&self, request: ExportTraceServiceRequest) {
         let spans: Vec<Span> = request
-            .into_inner()
             .resource_spans
             .into_iter()
             .flat_map(|r| r.scope_spans)
@@ -43,14 +40,32 @@ impl TraceService for Sink {
         if self.keep {
             self.spans.lock().extend(spans);
         }
+    }
+}
+
+#[tonic::async_trait]
+impl TraceService for Sink {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        self.receive(request.into_inner());
         Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
     }
+}
+
+/// One OTLP/HTTP export as received.
+#[derive(Debug, Clone)]
+pub struct HttpExport {
+    pub path: String,
+    pub headers: http::HeaderMap,
 }
 
 pub struct OtlpSink {
     pub addr: SocketAddr,
     spans: Arc<Mutex<Vec<Span>>>,
     count: Arc<AtomicU64>,
+    exports: Arc<Mutex<Vec<HttpExport>>>,
 }
 
 impl OtlpSink {
@@ -79,7 +94,60 @@ impl OtlpSink {
                 .add_service(TraceServiceServer::new(sink))
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
         );
-        OtlpSink { addr, spans, count }
+        OtlpSink {
+            addr,
+            spans,
+            count,
+            exports: Arc::default(),
+        }
+    }
+
+    /// Listens on `addr` for OTLP/HTTP (protobuf bodies, any path) and keeps every span and
+    /// each export's path and headers.
+    pub async fn start_http(addr: &str) -> OtlpSink {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .expect("bind the OTLP/HTTP sink");
+        let addr = listener.local_addr().unwrap();
+        let sink = Sink {
+            keep: true,
+            ..Sink::default()
+        };
+        let exports: Arc<Mutex<Vec<HttpExport>>> = Arc::default();
+        let (spans, count, seen) = (sink.spans.clone(), sink.count.clone(), exports.clone());
+        let receive = move |uri: http::Uri, headers: http::HeaderMap, body: bytes::Bytes| {
+            let (sink, seen) = (sink.clone(), seen.clone());
+            async move {
+                let is_protobuf = headers
+                    .get(http::header::CONTENT_TYPE)
+                    .is_some_and(|v| v == "application/x-protobuf");
+                let Ok(request) = ExportTraceServiceRequest::decode(body) else {
+                    return http::StatusCode::BAD_REQUEST;
+                };
+                if !is_protobuf {
+                    return http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
+                }
+                seen.lock().push(HttpExport {
+                    path: uri.path().to_string(),
+                    headers,
+                });
+                sink.receive(request);
+                http::StatusCode::OK
+            }
+        };
+        let app = axum::Router::new().fallback(axum::routing::post(receive));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        OtlpSink {
+            addr,
+            spans,
+            count,
+            exports,
+        }
+    }
+
+    /// The OTLP/HTTP exports received so far.
+    pub fn exports(&self) -> Vec<HttpExport> {
+        self.exports.lock().clone()
     }
 
     /// Spans received so far.

@@ -8,6 +8,7 @@ mod control_plane;
 mod cp_security;
 mod credentials;
 mod errors;
+mod frontend;
 mod keys;
 mod lifecycle;
 mod llm;

@@ -1,0 +1,186 @@
+//! `frontendPolicies` (HTTP limits, connection lifetime, agentgateway's `tracing` and
+//! `accessLog` spellings) and trace export over OTLP/HTTP and to `https://` collectors, with
+//! real processes.
+
+use std::time::Duration;
+
+use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tollgate_tests::otlp::{OtlpSink, attr};
+use tollgate_tests::{FakeUpstream, Proxy, eventually, free_port};
+
+/// One route to `upstream` on `port`, after `head` (top-level sections).
+fn config(head: &str, port: u16, upstream: &str) -> String {
+    format!(
+        "{head}binds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: api\n      backends: [{{host: \"{upstream}\"}}]\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn traces_are_exported_over_otlp_http_with_the_configured_path_and_headers() {
+    let sink = OtlpSink::start_http("127.0.0.1:0").await;
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let head = format!(
+        "config:\n  tracing:\n    otlpEndpoint: http://{}/api/public/otel/v1/traces\n    otlpProtocol: http\n    headers:\n      Authorization: Basic b3RlbC1zZWNyZXQ=\n    randomSampling: true\n",
+        sink.addr
+    );
+    let proxy = Proxy::start(&config(&head, port, &up.authority())).await;
+    let resp = tollgate_tests::get(proxy.url(port, "/traced")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let span = sink
+        .wait_for("server span", |s| s.kind == SpanKind::Server as i32)
+        .await;
+    assert_eq!(attr(&span, "url.path").as_deref(), Some("/traced"));
+    let export = sink.exports().remove(0);
+    assert_eq!(export.path, "/api/public/otel/v1/traces");
+    assert_eq!(
+        export.headers["authorization"],
+        "Basic b3RlbC1zZWNyZXQ=",
+        "the configured header goes with each export"
+    );
+    let dump = proxy.admin_json("/api/config").await.to_string();
+    assert!(!dump.contains("b3RlbC1zZWNyZXQ="), "{dump}");
+    assert!(!proxy.log().contains("b3RlbC1zZWNyZXQ="));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_https_collector_gets_a_tls_exporter_rather_than_no_tracing() {
+    let up = FakeUpstream::start("u").await;
+    for protocol in ["grpc", "http"] {
+        let port = free_port();
+        let head = format!(
+            "config:\n  tracing:\n    otlpEndpoint: https://127.0.0.1:{}\n    otlpProtocol: {protocol}\n    randomSampling: true\n",
+            free_port()
+        );
+        let proxy = Proxy::start(&config(&head, port, &up.authority())).await;
+        let resp = tollgate_tests::get(proxy.url(port, "/")).await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert!(
+            !proxy.log().contains("cannot set up OTLP tracing"),
+            "{protocol}: {}",
+            proxy.log()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn frontend_tracing_exports_to_its_host_with_attributes_and_removals() {
+    let sink = OtlpSink::start("127.0.0.1:0").await;
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let head = format!(
+        "frontendPolicies:\n  tracing:\n    host: {}\n    randomSampling: true\n    attributes:\n      tenant: 'request.headers[\"x-tenant\"]'\n    remove: [client.address]\n",
+        sink.addr
+    );
+    let proxy = Proxy::start(&config(&head, port, &up.authority())).await;
+    let resp = tollgate_tests::http()
+        .get(proxy.url(port, "/frontend"))
+        .header("x-tenant", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let span = sink
+        .wait_for("server span", |s| s.kind == SpanKind::Server as i32)
+        .await;
+    assert_eq!(attr(&span, "tenant").as_deref(), Some("acme"));
+    assert_eq!(attr(&span, "client.address"), None);
+}
+
+/// What the proxy answers to `request` sent on a fresh connection.
+async fn raw_exchange(port: u16, request: &[u8]) -> String {
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream.write_all(request).await.unwrap();
+    let mut buf = vec![0; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    String::from_utf8_lossy(&buf[..n]).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn header_count_and_buffer_limits_answer_431_and_413() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let head = "frontendPolicies:\n  http:\n    http1MaxHeaders: 8\n    maxBufferSize: 1KiB\n";
+    let proxy = Proxy::start(&config(head, port, &up.authority())).await;
+    let few = "GET / HTTP/1.1\r\nhost: x\r\nx-1: a\r\nconnection: close\r\n\r\n";
+    assert!(raw_exchange(port, few.as_bytes()).await.starts_with("HTTP/1.1 200"));
+    let many: String = (0..12).map(|i| format!("x-{i}: a\r\n")).collect();
+    let many = format!("GET / HTTP/1.1\r\nhost: x\r\n{many}\r\n");
+    let answer = raw_exchange(port, many.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 431"), "{answer}");
+
+    let http = tollgate_tests::http();
+    let small = http.post(proxy.url(port, "/up")).body(vec![b'a'; 512]);
+    assert_eq!(small.send().await.unwrap().status(), 200);
+    let large = http.post(proxy.url(port, "/up")).body(vec![b'a'; 4096]);
+    assert_eq!(large.send().await.unwrap().status(), 413);
+    assert_eq!(up.requests().len(), 2, "the refused requests never reach the upstream");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_is_closed_after_max_connection_duration() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let head = "frontendPolicies:\n  http:\n    maxConnectionDuration: 1s\n";
+    let _proxy = Proxy::start(&config(head, port, &up.authority())).await;
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0; 4096];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+    // A kept-alive connection with nothing in progress: the server closes it at 1s, long
+    // before http1IdleTimeout (10 minutes).
+    let closed = tokio::time::timeout(Duration::from_secs(5), async {
+        loop {
+            if stream.read(&mut buf).await.unwrap_or(0) == 0 {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(closed.is_ok(), "the connection outlived maxConnectionDuration");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_log_filter_add_and_remove_in_the_frontend_spelling() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let head = "config:\n  logging: {format: json}\nfrontendPolicies:\n  accessLog:\n    filter: 'response.code >= 400'\n    add: {tenant: 'request.headers[\"x-tenant\"]'}\n    remove: [src.addr]\n";
+    let proxy = Proxy::start(&config(head, port, &up.authority())).await;
+    let http = tollgate_tests::http();
+    for status in ["200", "404"] {
+        let resp = http
+            .get(proxy.url(port, "/logged"))
+            .header("x-tenant", "acme")
+            .header("x-fake-status", status)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_str(), status);
+    }
+    let line: Value = eventually(Duration::from_secs(5), || async {
+        let log = proxy.access_log();
+        log.lines()
+            .next()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .ok_or_else(|| "no access log line".to_string())
+    })
+    .await;
+    assert_eq!(line["http.status"], 404);
+    assert_eq!(line["tenant"], "acme");
+    assert!(line.get("src.addr").is_none(), "removed");
+    tollgate_tests::settle(Duration::from_millis(300)).await;
+    assert_eq!(proxy.access_log().lines().count(), 1, "the 200 was filtered out");
+}
