@@ -27,7 +27,9 @@ async fn traces_are_exported_over_otlp_http_with_the_configured_path_and_headers
         sink.addr
     );
     let proxy = Proxy::start(&config(&head, port, &up.authority())).await;
-    let resp = tollgate_tests::get(proxy.url(port, "/traced")).await.unwrap();
+    let resp = tollgate_tests::get(proxy.url(port, "/traced"))
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let span = sink
         .wait_for("server span", |s| s.kind == SpanKind::Server as i32)
@@ -36,8 +38,7 @@ async fn traces_are_exported_over_otlp_http_with_the_configured_path_and_headers
     let export = sink.exports().remove(0);
     assert_eq!(export.path, "/api/public/otel/v1/traces");
     assert_eq!(
-        export.headers["authorization"],
-        "Basic b3RlbC1zZWNyZXQ=",
+        export.headers["authorization"], "Basic b3RlbC1zZWNyZXQ=",
         "the configured header goes with each export"
     );
     let dump = proxy.admin_json("/api/config").await.to_string();
@@ -110,7 +111,11 @@ async fn header_count_and_buffer_limits_answer_431_and_413() {
     let head = "frontendPolicies:\n  http:\n    http1MaxHeaders: 8\n    maxBufferSize: 1KiB\n";
     let proxy = Proxy::start(&config(head, port, &up.authority())).await;
     let few = "GET / HTTP/1.1\r\nhost: x\r\nx-1: a\r\nconnection: close\r\n\r\n";
-    assert!(raw_exchange(port, few.as_bytes()).await.starts_with("HTTP/1.1 200"));
+    assert!(
+        raw_exchange(port, few.as_bytes())
+            .await
+            .starts_with("HTTP/1.1 200")
+    );
     let many: String = (0..12).map(|i| format!("x-{i}: a\r\n")).collect();
     let many = format!("GET / HTTP/1.1\r\nhost: x\r\n{many}\r\n");
     let answer = raw_exchange(port, many.as_bytes()).await;
@@ -121,7 +126,11 @@ async fn header_count_and_buffer_limits_answer_431_and_413() {
     assert_eq!(small.send().await.unwrap().status(), 200);
     let large = http.post(proxy.url(port, "/up")).body(vec![b'a'; 4096]);
     assert_eq!(large.send().await.unwrap().status(), 413);
-    assert_eq!(up.requests().len(), 2, "the refused requests never reach the upstream");
+    assert_eq!(
+        up.requests().len(),
+        2,
+        "the refused requests never reach the upstream"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -150,7 +159,10 @@ async fn a_connection_is_closed_after_max_connection_duration() {
         }
     })
     .await;
-    assert!(closed.is_ok(), "the connection outlived maxConnectionDuration");
+    assert!(
+        closed.is_ok(),
+        "the connection outlived maxConnectionDuration"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -182,5 +194,9 @@ async fn access_log_filter_add_and_remove_in_the_frontend_spelling() {
     assert_eq!(line["tenant"], "acme");
     assert!(line.get("src.addr").is_none(), "removed");
     tollgate_tests::settle(Duration::from_millis(300)).await;
-    assert_eq!(proxy.access_log().lines().count(), 1, "the 200 was filtered out");
+    assert_eq!(
+        proxy.access_log().lines().count(),
+        1,
+        "the 200 was filtered out"
+    );
 }
