@@ -4,8 +4,11 @@
 //! are closed gracefully (HTTP/2 gets GOAWAY), then dropped if they linger; one open past
 //! `maxConnectionDuration` is closed gracefully too, after its requests. The head and HTTP/2
 //! limits of `frontendPolicies.http` and the TCP keepalives of `frontendPolicies.tcp` are set
-//! here. On an HTTPS bind the TLS handshake comes first; its listener and client identity go
-//! with every request.
+//! here. A PROXY header (`proxyProtocol`) is read first and names the client; then
+//! `networkAuthorization` decides, once, whether the connection is served. On an HTTPS bind
+//! the TLS handshake comes next; its listener and client identity go with every request.
+
+mod proxy_protocol;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -20,11 +23,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tollgate_shared::config::model::{FrontendHttp, FrontendPolicies, Keepalives};
+use tollgate_shared::config::model::{FrontendHttp, Keepalives, ProxyProtocol};
 
+use crate::authz::Rules;
 use crate::http::body::{BoxBody, ObservedBody};
 use crate::proxy;
 use crate::services::Services;
+use crate::telemetry::fields::Source;
+use crate::telemetry::record::RawPeer;
 use crate::tls::{BindTls, TlsSession};
 
 /// Largest request head (request line and headers) accepted; larger ones get 431.
@@ -98,20 +104,62 @@ pub struct Accepted<S = TcpStream> {
     pub force_close: CancellationToken,
 }
 
+/// What `frontendPolicies` asks of a connection, from the config in force when it arrived.
+pub struct ConnectionPolicy {
+    pub http: FrontendHttp,
+    pub keepalives: Option<Keepalives>,
+    pub proxy_protocol: Option<ProxyProtocol>,
+    pub network_authorization: Option<Arc<Rules>>,
+}
+
 /// Serves one accepted connection: plain, or after the TLS handshake of its bind.
 pub async fn accept(
     services: Arc<Services>,
-    conn: Accepted,
-    frontend: FrontendPolicies,
+    mut conn: Accepted,
+    policy: ConnectionPolicy,
     tls: Option<Arc<BindTls>>,
 ) {
     let _ = conn.stream.set_nodelay(true);
-    if let Some(k) = frontend.tcp.keepalives {
+    if let Some(k) = policy.keepalives {
         set_keepalives(&conn.stream, k);
     }
-    let http = frontend.http;
+    let (peer, port) = (conn.peer, conn.port);
+    let mut raw_peer = None;
+    if let Some(pp) = policy.proxy_protocol {
+        let header = tokio::select! {
+            read = tokio::time::timeout(proxy_protocol::HEADER_TIMEOUT, proxy_protocol::read(&mut conn.stream, pp)) => read,
+            _ = conn.force_close.cancelled() => return,
+        };
+        match header {
+            Ok(Ok(client)) => {
+                if let Some(client) = client {
+                    raw_peer = Some(peer);
+                    conn.peer = client;
+                }
+            }
+            Ok(Err(why)) => {
+                tracing::debug!(%peer, port, "closing a connection: {why}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, port, "closing a connection: no whole PROXY header in time");
+                return;
+            }
+        }
+    }
+    if let Some(rules) = &policy.network_authorization {
+        let source = Source {
+            peer: conn.peer,
+            raw_peer,
+        };
+        if !rules.allows_connection(&source) {
+            tracing::debug!(client = %conn.peer, %peer, port, "closing a connection frontendPolicies.networkAuthorization refuses");
+            return;
+        }
+    }
+    let http = policy.http;
     let Some(tls) = tls else {
-        return serve(services, conn, http, None).await;
+        return serve(services, conn, http, None, raw_peer).await;
     };
     let Accepted {
         stream,
@@ -133,7 +181,7 @@ pub async fn accept(
                 drain,
                 force_close,
             };
-            serve(services, conn, http, Some(session)).await;
+            serve(services, conn, http, Some(session), raw_peer).await;
         }
         Err(e) => tracing::debug!(%peer, port, error = %e, "TLS handshake failed"),
     }
@@ -204,6 +252,7 @@ async fn serve<S>(
     conn: Accepted<S>,
     http: FrontendHttp,
     session: Option<TlsSession>,
+    raw_peer: Option<SocketAddr>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -220,6 +269,9 @@ async fn serve<S>(
         let services = services.clone();
         if let Some(session) = &session {
             req.extensions_mut().insert(session.clone());
+        }
+        if let Some(raw) = raw_peer {
+            req.extensions_mut().insert(RawPeer(raw));
         }
         let busy = tracked.begin(req.version());
         async move {

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{Invalid, as_humantime, as_opt_humantime};
 use super::path::YamlPath;
+use super::policies::{RawRuleSet, RuleSet};
 use super::raw::Lenient;
 use super::settings::{Fields, RawFields, Tracing};
 use super::tls::{FrontendTls, RawFrontendTls};
@@ -30,6 +31,15 @@ pub struct RawFrontendPolicies {
     pub tls: Option<Lenient<RawFrontendTls>>,
     pub access_log: Option<Lenient<RawAccessLog>>,
     pub tracing: Option<Lenient<RawFrontendTracing>>,
+    pub proxy_protocol: Option<Lenient<RawProxyProtocol>>,
+    pub network_authorization: Option<Lenient<RawRuleSet>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawProxyProtocol {
+    pub version: Option<String>,
+    pub mode: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -99,13 +109,58 @@ pub struct RawFrontendTracing {
 // === model ===
 
 /// `frontendPolicies`: how every bind treats client connections.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct FrontendPolicies {
     pub http: FrontendHttp,
     pub tcp: FrontendTcp,
     /// `tls`: handshakes of HTTPS listeners (a listener's own `tls` settings win).
     pub tls: FrontendTls,
+    /// `proxyProtocol`: a PROXY header before anything else on each connection names the
+    /// client; `None`: none is read.
+    pub proxy_protocol: Option<ProxyProtocol>,
+    /// `networkAuthorization`: CEL rules on `source`, decided once per connection (after
+    /// the PROXY header); a refused connection is closed.
+    pub network_authorization: Option<RuleSet>,
+}
+
+/// `frontendPolicies.proxyProtocol` (agentgateway's defaults: v2, strict).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProxyProtocol {
+    pub version: ProxyVersion,
+    pub mode: ProxyMode,
+}
+
+/// Which PROXY protocol versions are accepted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ProxyVersion {
+    V1,
+    #[default]
+    V2,
+    All,
+}
+
+impl ProxyVersion {
+    pub fn allows_v1(self) -> bool {
+        matches!(self, ProxyVersion::V1 | ProxyVersion::All)
+    }
+
+    pub fn allows_v2(self) -> bool {
+        matches!(self, ProxyVersion::V2 | ProxyVersion::All)
+    }
+}
+
+/// Whether a connection without a PROXY header is served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ProxyMode {
+    /// Every connection must start with one; others are closed.
+    #[default]
+    Strict,
+    /// A connection without one is served with its TCP peer as the client.
+    Optional,
 }
 
 /// `frontendPolicies.http`.
@@ -331,6 +386,18 @@ impl Validator<'_> {
         path: &YamlPath,
     ) -> (FrontendPolicies, FrontendSettings) {
         let policies = FrontendPolicies {
+            proxy_protocol: self.section(
+                raw.proxy_protocol.as_ref(),
+                path,
+                "proxyProtocol",
+                Self::proxy_protocol,
+            ),
+            network_authorization: self.section(
+                raw.network_authorization.as_ref(),
+                path,
+                "networkAuthorization",
+                Self::rule_set,
+            ),
             http: self
                 .section(raw.http.as_ref(), path, "http", Self::frontend_http)
                 .unwrap_or_default(),
@@ -367,6 +434,35 @@ impl Validator<'_> {
             }),
         };
         (policies, settings)
+    }
+
+    fn proxy_protocol(&mut self, raw: &RawProxyProtocol, path: &YamlPath) -> Option<ProxyProtocol> {
+        let version = match raw.version.as_deref() {
+            None => ProxyVersion::default(),
+            Some("v1") => ProxyVersion::V1,
+            Some("v2") => ProxyVersion::V2,
+            Some("all") => ProxyVersion::All,
+            Some(other) => {
+                self.error(
+                    &path.key("version"),
+                    format!("unknown version `{other}`; expected v1, v2 or all"),
+                );
+                return None;
+            }
+        };
+        let mode = match raw.mode.as_deref() {
+            None => ProxyMode::default(),
+            Some("strict") => ProxyMode::Strict,
+            Some("optional") => ProxyMode::Optional,
+            Some(other) => {
+                self.error(
+                    &path.key("mode"),
+                    format!("unknown mode `{other}`; expected strict or optional"),
+                );
+                return None;
+            }
+        };
+        Some(ProxyProtocol { version, mode })
     }
 
     fn frontend_tcp(&mut self, raw: &RawFrontendTcp, path: &YamlPath) -> Option<FrontendTcp> {
@@ -509,7 +605,37 @@ impl From<&FrontendPolicies> for pb::FrontendPolicies {
                 }),
             }),
             tls: Some((&f.tls).into()),
+            proxy_protocol: f.proxy_protocol.map(|p| pb::ProxyProtocol {
+                version: match p.version {
+                    ProxyVersion::V1 => pb::ProxyVersion::V1,
+                    ProxyVersion::V2 => pb::ProxyVersion::V2,
+                    ProxyVersion::All => pb::ProxyVersion::All,
+                } as i32,
+                mode: match p.mode {
+                    ProxyMode::Strict => pb::ProxyMode::Strict,
+                    ProxyMode::Optional => pb::ProxyMode::Optional,
+                } as i32,
+            }),
+            network_authorization: f.network_authorization.as_ref().map(Into::into),
         }
+    }
+}
+
+impl TryFrom<pb::ProxyProtocol> for ProxyProtocol {
+    type Error = InvalidSnapshot;
+
+    fn try_from(p: pb::ProxyProtocol) -> convert::Result<ProxyProtocol> {
+        Ok(ProxyProtocol {
+            version: match convert::enum_value(p.version, "version")? {
+                pb::ProxyVersion::V1 => ProxyVersion::V1,
+                pb::ProxyVersion::V2 => ProxyVersion::V2,
+                pb::ProxyVersion::All => ProxyVersion::All,
+            },
+            mode: match convert::enum_value(p.mode, "mode")? {
+                pb::ProxyMode::Strict => ProxyMode::Strict,
+                pb::ProxyMode::Optional => ProxyMode::Optional,
+            },
+        })
     }
 }
 
@@ -558,6 +684,11 @@ impl TryFrom<pb::FrontendPolicies> for FrontendPolicies {
             http: convert::optional(f.http, "http")?.unwrap_or_default(),
             tcp: convert::optional(f.tcp, "tcp")?.unwrap_or_default(),
             tls: convert::optional(f.tls, "tls")?.unwrap_or_default(),
+            proxy_protocol: convert::optional(f.proxy_protocol, "proxyProtocol")?,
+            network_authorization: convert::optional(
+                f.network_authorization,
+                "networkAuthorization",
+            )?,
         })
     }
 }

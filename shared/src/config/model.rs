@@ -16,7 +16,9 @@ pub use super::backends::{
     AiBackend, AiProvider, Backend, BackendKind, FailureMode, McpBackend, McpTarget, McpTargetKind,
     PrefixMode, Provider,
 };
-pub use super::frontend::{FrontendHttp, FrontendPolicies, FrontendTcp, Keepalives};
+pub use super::frontend::{
+    FrontendHttp, FrontendPolicies, FrontendTcp, Keepalives, ProxyMode, ProxyProtocol, ProxyVersion,
+};
 pub use super::listeners::{
     Bind, Listener, NamedMatch, PathMatch, Pattern, Route, RouteMatch, StringMatch,
 };

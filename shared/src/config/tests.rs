@@ -223,14 +223,19 @@ fn the_most_specific_level_sets_each_policy_whole() {
 #[test]
 fn frontend_policies_are_checked_and_unimplemented_fields_named() {
     let errs = errors(
-        "frontendPolicies:\n  http:\n    http1IdleTimeout: 0s\n    headerReadTimeout: soon\n    http2FrameSize: 1\n  tcp:\n    maxConnections: 0\n  networkAuthorization: {rules: []}\nbinds: []\n",
+        "frontendPolicies:\n  http:\n    http1IdleTimeout: 0s\n    headerReadTimeout: soon\n    http2FrameSize: 1\n  tcp:\n    maxConnections: 0\n  tls: {cipherSuites: [x]}\n  proxyProtocol: {version: v3}\n  networkAuthorization: {rules: ['source.address ==']}\nbinds: []\n",
     );
     assert_reported(
         &errs,
         [
+            ("frontendPolicies.tls.cipherSuites", "is not supported"),
             (
-                "frontendPolicies.networkAuthorization",
-                "an agentgateway feature Tollgate does not support",
+                "frontendPolicies.proxyProtocol.version",
+                "expected v1, v2 or all",
+            ),
+            (
+                "frontendPolicies.networkAuthorization.rules[0]",
+                "invalid CEL expression",
             ),
             (
                 "frontendPolicies.http.http2FrameSize",

@@ -1,5 +1,5 @@
-//! `frontendPolicies` (HTTP limits, connection lifetime, agentgateway's `tracing` and
-//! `accessLog` spellings) and trace export over OTLP/HTTP and to `https://` collectors, with
+//! `frontendPolicies` (HTTP limits, connection lifetime, PROXY protocol, network
+//! authorization, agentgateway's `tracing` and `accessLog` spellings) and trace export over OTLP/HTTP and to `https://` collectors, with
 //! real processes.
 
 use std::time::Duration;
@@ -97,10 +97,11 @@ async fn raw_exchange(port: u16, request: &[u8]) -> String {
         .unwrap();
     stream.write_all(request).await.unwrap();
     let mut buf = vec![0; 4096];
-    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+    // A closed (or reset) connection answers nothing.
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut buf))
         .await
-        .expect("an answer")
-        .unwrap();
+        .expect("an answer or a close")
+        .unwrap_or(0);
     String::from_utf8_lossy(&buf[..n]).to_string()
 }
 
@@ -198,5 +199,102 @@ async fn access_log_filter_add_and_remove_in_the_frontend_spelling() {
         proxy.access_log().lines().count(),
         1,
         "the 200 was filtered out"
+    );
+}
+
+/// A PROXY v2 header for a TCP over IPv4 connection from `client`.
+fn proxy_v2(client: std::net::SocketAddrV4, port: u16) -> Vec<u8> {
+    let mut header = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    header.extend([0x21, 0x11, 0, 12]);
+    header.extend(client.ip().octets());
+    header.extend([127, 0, 0, 1]);
+    header.extend(client.port().to_be_bytes());
+    header.extend(port.to_be_bytes());
+    header
+}
+
+/// The proxy's access-log lines (JSON), once there are `n`.
+async fn access_log_lines(proxy: &Proxy, n: usize) -> Vec<Value> {
+    eventually(Duration::from_secs(5), || async {
+        let lines: Vec<Value> = proxy
+            .access_log()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if lines.len() >= n {
+            Ok(lines)
+        } else {
+            Err(format!("{} access log lines", lines.len()))
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn proxy_protocol_names_the_client_and_strict_mode_needs_the_header() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let head = "config:\n  logging:\n    format: json\n    fields:\n      add: {client: source.address, raw: source.rawAddress}\nfrontendPolicies:\n  proxyProtocol: {version: all}\n";
+    let proxy = Proxy::start(&config(head, port, &up.authority())).await;
+    let request = "GET /pp HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+    let v1 = format!("PROXY TCP4 203.0.113.7 10.0.0.1 51000 {port}\r\n{request}");
+    let answer = raw_exchange(port, v1.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let mut v2 = proxy_v2("198.51.100.9:52000".parse().unwrap(), port);
+    v2.extend(request.as_bytes());
+    let answer = raw_exchange(port, &v2).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+
+    let lines = access_log_lines(&proxy, 2).await;
+    assert_eq!(lines[0]["src.addr"], "203.0.113.7:51000");
+    assert_eq!(lines[0]["client"], "203.0.113.7");
+    assert_eq!(lines[0]["raw"], "127.0.0.1");
+    assert_eq!(lines[1]["client"], "198.51.100.9");
+    let forwarded: Vec<_> = up
+        .requests()
+        .iter()
+        .map(|r| r.headers["x-forwarded-for"].to_str().unwrap().to_string())
+        .collect();
+    assert_eq!(forwarded, ["203.0.113.7", "198.51.100.9"]);
+
+    // Strict (the default): a connection without the header is closed unanswered.
+    let answer = raw_exchange(port, request.as_bytes()).await;
+    assert_eq!(answer, "", "no answer without a PROXY header");
+    assert_eq!(up.requests().len(), 2);
+
+    // version v1 refuses a v2 header; optional mode serves a connection without one.
+    let port = free_port();
+    let head = "frontendPolicies:\n  proxyProtocol: {version: v1, mode: optional}\n";
+    let _proxy = Proxy::start(&config(head, port, &up.authority())).await;
+    let mut v2 = proxy_v2("198.51.100.9:52000".parse().unwrap(), port);
+    v2.extend(request.as_bytes());
+    assert_eq!(raw_exchange(port, &v2).await, "");
+    let answer = raw_exchange(port, request.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn network_authorization_closes_a_refused_sources_connection() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let head = "frontendPolicies:\n  proxyProtocol: {version: v1, mode: optional}\n  networkAuthorization:\n    rules:\n    - 'cidr(\"127.0.0.0/8\").containsIP(source.rawAddress)'\n    - deny: 'source.address == \"203.0.113.66\"'\n";
+    let _proxy = Proxy::start(&config(head, port, &up.authority())).await;
+    let request = "GET / HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+    let denied = format!("PROXY TCP4 203.0.113.66 10.0.0.1 51000 {port}\r\n{request}");
+    assert_eq!(raw_exchange(port, denied.as_bytes()).await, "");
+    let allowed = format!("PROXY TCP4 203.0.113.7 10.0.0.1 51000 {port}\r\n{request}");
+    let answer = raw_exchange(port, allowed.as_bytes()).await;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        tollgate_tests::get(format!("http://127.0.0.1:{port}/"))
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    );
+    assert_eq!(
+        up.requests().len(),
+        2,
+        "the refused connection sent nothing upstream"
     );
 }
