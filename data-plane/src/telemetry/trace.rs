@@ -83,15 +83,10 @@ impl Exporter {
         } else {
             ratio
         };
-        let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "tollgate".into());
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .with_sampler(sampler)
-            .with_resource(
-                opentelemetry_sdk::Resource::builder()
-                    .with_service_name(service)
-                    .build(),
-            )
+            .with_resource(super::resource())
             .build();
         let tracer = provider.tracer("tollgate");
         Ok(Exporter {
@@ -100,14 +95,16 @@ impl Exporter {
             tracer,
         })
     }
+}
 
-    /// Whether this exporter already does what `config` asks.
-    pub fn serves(&self, config: &Tracing) -> bool {
+impl super::Export for Exporter {
+    type Config = Tracing;
+
+    fn serves(&self, config: &Tracing) -> bool {
         self.settings == export_settings(config)
     }
 
-    /// Sends what is buffered and stops (blocks: run it off the async workers).
-    pub fn shutdown(&self) {
+    fn shutdown(&self) {
         let _ = self.provider.force_flush();
         let _ = self.provider.shutdown();
     }

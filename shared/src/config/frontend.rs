@@ -15,7 +15,9 @@ use super::model::{Invalid, as_humantime, as_opt_humantime};
 use super::path::YamlPath;
 use super::policies::{RawRuleSet, RuleSet};
 use super::raw::Lenient;
-use super::settings::{Fields, RawFields, Tracing};
+use super::settings::{
+    DEFAULT_OTLP_LOGS_PATH, DEFAULT_OTLP_TRACES_PATH, Fields, LogExport, RawFields, Tracing,
+};
 use super::tls::{FrontendTls, RawFrontendTls};
 use super::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, duration, nanos};
@@ -87,6 +89,16 @@ pub struct RawAccessLog {
     pub add: IndexMap<String, String>,
     #[serde(default)]
     pub remove: Vec<String>,
+    pub otlp: Option<RawAccessLogOtlp>,
+}
+
+/// `frontendPolicies.accessLog.otlp`: the collector access-log records are exported to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAccessLogOtlp {
+    pub host: String,
+    pub protocol: Option<String>,
+    pub path: Option<String>,
 }
 
 /// `frontendPolicies.tracing`: agentgateway's spelling of `config.tracing`, with the
@@ -373,8 +385,16 @@ pub(crate) struct FrontendSettings {
     pub max_buffer_size: Option<u64>,
     /// `tracing`: `config.tracing`.
     pub tracing: Option<Tracing>,
-    /// `accessLog`: `config.logging`'s filter and fields.
-    pub access_log: Option<(Option<String>, Fields)>,
+    /// `accessLog`: `config.logging`'s filter and fields, and their OTLP export.
+    pub access_log: Option<AccessLogSettings>,
+}
+
+/// `frontendPolicies.accessLog`, as `config.logging` holds it.
+#[derive(Debug)]
+pub(crate) struct AccessLogSettings {
+    /// `filter`, `add` and `remove`, when any is written.
+    pub filter_and_fields: Option<(Option<String>, Fields)>,
+    pub otlp: Option<LogExport>,
 }
 
 // === validation ===
@@ -430,7 +450,16 @@ impl Validator<'_> {
                     remove: a.remove.clone(),
                 };
                 // `add` and `remove` sit where `config.logging.fields` has them.
-                Some((a.filter.clone(), v.fields(Some(&fields), p)))
+                let fields = v.fields(Some(&fields), p);
+                let written = a.filter.is_some() || fields != Fields::default();
+                let otlp = match &a.otlp {
+                    None => None,
+                    Some(o) => Some(v.log_export(o, &p.key("otlp"))?),
+                };
+                Some(AccessLogSettings {
+                    filter_and_fields: written.then(|| (a.filter.clone(), fields)),
+                    otlp,
+                })
             }),
         };
         (policies, settings)
@@ -491,21 +520,45 @@ impl Validator<'_> {
         self.checked(built, path)
     }
 
-    fn frontend_tracing(&mut self, raw: &RawFrontendTracing, path: &YamlPath) -> Option<Tracing> {
-        let host = raw.host.trim();
+    /// A collector's `host:port` as the `http://` URL exports go to.
+    fn collector(&mut self, host: &str, path: &YamlPath) -> Option<String> {
+        let host = host.trim();
         let authority = host.parse::<http::uri::Authority>().ok();
         if host.contains("://") || authority.as_ref().and_then(|a| a.port_u16()).is_none() {
             self.error(
-                &path.key("host"),
+                path,
                 format!("`{host}` is not a host:port (the collector's address, without a scheme)"),
             );
             return None;
         }
+        Some(format!("http://{host}"))
+    }
+
+    fn log_export(&mut self, raw: &RawAccessLogOtlp, path: &YamlPath) -> Option<LogExport> {
+        let endpoint = self.collector(&raw.host, &path.key("host"))?;
         let protocol = self.otlp_protocol(raw.protocol.as_deref(), &path.key("protocol"));
         let export_path = self.otlp_path(
             protocol,
             raw.path.clone(),
             raw.path.is_some(),
+            DEFAULT_OTLP_LOGS_PATH,
+            &path.key("path"),
+        );
+        Some(LogExport {
+            endpoint,
+            protocol,
+            path: export_path,
+        })
+    }
+
+    fn frontend_tracing(&mut self, raw: &RawFrontendTracing, path: &YamlPath) -> Option<Tracing> {
+        let endpoint = self.collector(&raw.host, &path.key("host"))?;
+        let protocol = self.otlp_protocol(raw.protocol.as_deref(), &path.key("protocol"));
+        let export_path = self.otlp_path(
+            protocol,
+            raw.path.clone(),
+            raw.path.is_some(),
+            DEFAULT_OTLP_TRACES_PATH,
             &path.key("path"),
         );
         for (name, expr) in &raw.attributes {
@@ -516,7 +569,7 @@ impl Validator<'_> {
             remove: raw.remove.clone(),
         };
         Some(Tracing {
-            otlp_endpoint: format!("http://{host}"),
+            otlp_endpoint: endpoint,
             otlp_protocol: protocol,
             path: export_path,
             headers: Vec::new(),

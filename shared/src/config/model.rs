@@ -30,8 +30,8 @@ pub use super::policies::{
     RouteType, RouteTypes, Rule, RuleSet, Secret, Timeout, UrlRewrite, Verification,
 };
 pub use super::settings::{
-    DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BODY_SIZE, Fields, ListenAddr, LogFormat, Logging,
-    McpSettings, Metrics, OtlpProtocol, REQUEST_LABELS, Settings, Tracing,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BODY_SIZE, Fields, ListenAddr, LogExport, LogFormat,
+    Logging, McpSettings, Metrics, OtlpProtocol, REQUEST_LABELS, Settings, Tracing,
 };
 pub use super::tls::{Alpn, FrontendTls, ListenerTls, TlsVersion};
 

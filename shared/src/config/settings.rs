@@ -270,6 +270,8 @@ pub enum OtlpProtocol {
 
 /// The HTTP path of OTLP trace export when none is given.
 pub const DEFAULT_OTLP_TRACES_PATH: &str = "/v1/traces";
+/// The HTTP path of OTLP log export when none is given.
+pub const DEFAULT_OTLP_LOGS_PATH: &str = "/v1/logs";
 
 /// Labels of every per-request metric, in order; `metrics.fields.add` appends its own.
 pub const REQUEST_LABELS: [&str; 8] = [
@@ -307,6 +309,19 @@ pub struct Logging {
     pub level: Option<String>,
     /// Line format.
     pub format: LogFormat,
+    /// `frontendPolicies.accessLog.otlp`: each line also exported as an OTLP log record.
+    pub otlp: Option<LogExport>,
+}
+
+/// Where access-log records are exported over OTLP.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogExport {
+    /// `http://host:port` of the collector.
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    /// The path HTTP exports are posted to (default `/v1/logs`); empty for gRPC.
+    pub path: String,
 }
 
 /// `config.logging.format`.
@@ -507,6 +522,7 @@ impl Validator<'_> {
             protocol,
             path_in_url.or(raw.path.clone()),
             raw.path.is_some(),
+            DEFAULT_OTLP_TRACES_PATH,
             &path.key("path"),
         );
         let headers = self.headers(&raw.headers, &path.key("headers"));
@@ -579,12 +595,13 @@ impl Validator<'_> {
         Some((format!("{scheme}://{authority}"), named))
     }
 
-    /// The HTTP export path: given (absolute) or the default; none for gRPC.
+    /// The HTTP export path: given (absolute) or `default`; none for gRPC.
     pub(crate) fn otlp_path(
         &mut self,
         protocol: OtlpProtocol,
         given: Option<String>,
         written: bool,
+        default: &str,
         path: &YamlPath,
     ) -> String {
         match (protocol, given) {
@@ -597,14 +614,14 @@ impl Validator<'_> {
                 }
                 String::new()
             }
-            (OtlpProtocol::Http, None) => DEFAULT_OTLP_TRACES_PATH.to_string(),
+            (OtlpProtocol::Http, None) => default.to_string(),
             (OtlpProtocol::Http, Some(p)) if p.starts_with('/') => p,
             (OtlpProtocol::Http, Some(p)) => {
                 self.error(
                     path,
                     format!("`{p}` is not an absolute path (start it with /)"),
                 );
-                DEFAULT_OTLP_TRACES_PATH.to_string()
+                default.to_string()
             }
         }
     }
@@ -711,6 +728,7 @@ impl Validator<'_> {
             fields: self.fields(raw.fields.as_ref(), &path.key("fields")),
             level: raw.level.clone(),
             format,
+            otlp: None,
         }
     }
 }
@@ -776,10 +794,7 @@ impl From<&Tracing> for pb::Tracing {
     fn from(t: &Tracing) -> Self {
         pb::Tracing {
             otlp_endpoint: t.otlp_endpoint.clone(),
-            otlp_protocol: match t.otlp_protocol {
-                OtlpProtocol::Grpc => pb::OtlpProtocol::Grpc,
-                OtlpProtocol::Http => pb::OtlpProtocol::Http,
-            } as i32,
+            otlp_protocol: pb::OtlpProtocol::from(t.otlp_protocol) as i32,
             path: t.path.clone(),
             headers: t
                 .headers
@@ -803,10 +818,7 @@ impl TryFrom<pb::Tracing> for Tracing {
     fn try_from(t: pb::Tracing) -> convert::Result<Tracing> {
         Ok(Tracing {
             otlp_endpoint: t.otlp_endpoint,
-            otlp_protocol: match enum_value(t.otlp_protocol, "otlpProtocol")? {
-                pb::OtlpProtocol::Grpc => OtlpProtocol::Grpc,
-                pb::OtlpProtocol::Http => OtlpProtocol::Http,
-            },
+            otlp_protocol: enum_value::<pb::OtlpProtocol>(t.otlp_protocol, "otlpProtocol")?.into(),
             path: t.path,
             headers: t
                 .headers
@@ -841,9 +853,32 @@ impl From<pb::Metrics> for Metrics {
     }
 }
 
+impl From<OtlpProtocol> for pb::OtlpProtocol {
+    fn from(p: OtlpProtocol) -> Self {
+        match p {
+            OtlpProtocol::Grpc => pb::OtlpProtocol::Grpc,
+            OtlpProtocol::Http => pb::OtlpProtocol::Http,
+        }
+    }
+}
+
+impl From<pb::OtlpProtocol> for OtlpProtocol {
+    fn from(p: pb::OtlpProtocol) -> Self {
+        match p {
+            pb::OtlpProtocol::Grpc => OtlpProtocol::Grpc,
+            pb::OtlpProtocol::Http => OtlpProtocol::Http,
+        }
+    }
+}
+
 impl From<&Logging> for pb::Logging {
     fn from(l: &Logging) -> Self {
         pb::Logging {
+            otlp: l.otlp.as_ref().map(|o| pb::LogExport {
+                endpoint: o.endpoint.clone(),
+                protocol: pb::OtlpProtocol::from(o.protocol) as i32,
+                path: o.path.clone(),
+            }),
             filter: l.filter.clone(),
             fields: Some((&l.fields).into()),
             level: l.level.clone(),
@@ -867,6 +902,17 @@ impl TryFrom<pb::Logging> for Logging {
             filter: l.filter,
             fields: l.fields.unwrap_or_default().into(),
             level: l.level,
+            otlp: l
+                .otlp
+                .map(|o| {
+                    Ok::<_, InvalidSnapshot>(LogExport {
+                        endpoint: o.endpoint,
+                        protocol: enum_value::<pb::OtlpProtocol>(o.protocol, "otlp.protocol")?
+                            .into(),
+                        path: o.path,
+                    })
+                })
+                .transpose()?,
         })
     }
 }

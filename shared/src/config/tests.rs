@@ -998,12 +998,25 @@ fn tracing_over_http_takes_its_path_headers_and_agentgateways_frontend_spelling(
     assert_eq!(logging.fields.remove, ["duration"]);
     assert!(logging.fields.add.contains_key("tenant"));
     assert_eq!(config.settings.max_body_size, 1024 * 1024);
+
+    // `accessLog.otlp` alone sits beside `config.logging`'s filter.
+    let config = load_str(
+        "config:\n  logging: {filter: 'true'}\nfrontendPolicies:\n  accessLog:\n    otlp: {host: 'localhost:4318', protocol: http}\nbinds: []\n",
+        "t.yaml",
+        &env(),
+    )
+    .unwrap();
+    let logging = &config.settings.logging;
+    assert_eq!(logging.filter.as_deref(), Some("true"));
+    let otlp = logging.otlp.as_ref().unwrap();
+    assert_eq!(otlp.endpoint, "http://localhost:4318");
+    assert_eq!(otlp.path, "/v1/logs");
 }
 
 #[test]
 fn frontend_spellings_of_settings_conflict_with_config_and_are_checked() {
     let errs = errors(
-        "config:\n  maxBodySize: 1MiB\n  tracing: {otlpEndpoint: 'http://a:4317', path: /x}\n  logging: {filter: 'true'}\nfrontendPolicies:\n  http: {maxBufferSize: 2MiB}\n  tracing: {host: 'http://b:4317', resources: {}}\n  accessLog: {filter: 'request.', otlp: {host: 'b:4317'}}\nbinds: []\n",
+        "config:\n  maxBodySize: 1MiB\n  tracing: {otlpEndpoint: 'http://a:4317', path: /x}\n  logging: {filter: 'true'}\nfrontendPolicies:\n  http: {maxBufferSize: 2MiB}\n  tracing: {host: 'http://b:4317', resources: {}}\n  accessLog: {filter: 'request.', otlp: {host: 'b:4317', service: {}}}\nbinds: []\n",
     );
     assert_reported(
         &errs,
@@ -1018,7 +1031,7 @@ fn frontend_spellings_of_settings_conflict_with_config_and_are_checked() {
             ),
             ("frontendPolicies.accessLog.filter", "invalid CEL"),
             (
-                "frontendPolicies.accessLog.otlp",
+                "frontendPolicies.accessLog.otlp.service",
                 "an agentgateway feature Tollgate does not support",
             ),
             (

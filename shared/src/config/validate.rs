@@ -134,14 +134,17 @@ impl<'a> Validator<'a> {
             );
             settings.tracing = Some(tracing);
         }
-        if let Some((filter, fields)) = frontend.access_log {
-            let in_config = written
-                .and_then(|c| c.logging.as_ref())
-                .and_then(|l| l.value.as_ref())
-                .is_some_and(|l| l.filter.is_some() || l.fields.is_some());
-            both(self, in_config, "accessLog", "logging.filter/fields");
-            settings.logging.filter = filter;
-            settings.logging.fields = fields;
+        if let Some(access_log) = frontend.access_log {
+            if let Some((filter, fields)) = access_log.filter_and_fields {
+                let in_config = written
+                    .and_then(|c| c.logging.as_ref())
+                    .and_then(|l| l.value.as_ref())
+                    .is_some_and(|l| l.filter.is_some() || l.fields.is_some());
+                both(self, in_config, "accessLog", "logging.filter/fields");
+                settings.logging.filter = filter;
+                settings.logging.fields = fields;
+            }
+            settings.logging.otlp = access_log.otlp;
         }
         settings
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tollgate_tests::otlp::{OtlpSink, attr};
+use tollgate_tests::otlp::{OtlpLogSink, OtlpSink, attr, log_attr};
 use tollgate_tests::{FakeUpstream, Proxy, eventually, free_port};
 
 /// One route to `upstream` on `port`, after `head` (top-level sections).
@@ -296,5 +296,37 @@ async fn network_authorization_closes_a_refused_sources_connection() {
         up.requests().len(),
         2,
         "the refused connection sent nothing upstream"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn access_logs_are_exported_as_otlp_log_records() {
+    let sink = OtlpLogSink::start("127.0.0.1:0").await;
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let head = format!(
+        "frontendPolicies:\n  accessLog:\n    add: {{tenant: 'request.headers[\"x-tenant\"]'}}\n    otlp:\n      host: {}\n",
+        sink.addr
+    );
+    let proxy = Proxy::start(&config(&head, port, &up.authority())).await;
+    let resp = tollgate_tests::http()
+        .get(proxy.url(port, "/exported"))
+        .header("x-tenant", "acme")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let record = sink
+        .wait_for("for /exported", |r| {
+            log_attr(r, "http.path").as_deref() == Some("/exported")
+        })
+        .await;
+    assert_eq!(record.severity_text, "info");
+    assert_eq!(log_attr(&record, "tenant").as_deref(), Some("acme"));
+    assert_eq!(log_attr(&record, "http.status").as_deref(), Some("200"));
+    assert_eq!(log_attr(&record, "route").as_deref(), Some("api"));
+    assert!(
+        proxy.access_log().contains("/exported"),
+        "stdout keeps its line"
     );
 }
