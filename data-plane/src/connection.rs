@@ -306,3 +306,46 @@ async fn serve<S>(
         _ = tokio::time::sleep(CLOSE_GRACE), if !draining => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keepalives_are_set_on_the_socket() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let socket = socket2::SockRef::from(&accepted);
+        set_keepalives(
+            &accepted,
+            Keepalives {
+                enabled: true,
+                time: Duration::from_secs(42),
+                interval: Duration::from_secs(7),
+                retries: 3,
+            },
+        );
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(42)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(7)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
+        set_keepalives(
+            &accepted,
+            Keepalives {
+                enabled: false,
+                ..Keepalives::default()
+            },
+        );
+        assert!(!socket.keepalive().unwrap());
+        drop(client);
+    }
+}

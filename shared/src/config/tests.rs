@@ -982,6 +982,22 @@ fn tracing_over_http_takes_its_path_headers_and_agentgateways_frontend_spelling(
     let dump = serde_json::to_string(&config).unwrap();
     assert!(!dump.contains("c2VjcmV0"), "{dump}");
 
+    // A `$VAR` value is a secret the proxy resolves: dumps show the reference.
+    let config = load_str(
+        "config:\n  tracing:\n    otlpEndpoint: http://otel:4318\n    otlpProtocol: http\n    headers: {x-key: $OPENAI_API_KEY}\nbinds: []\n",
+        "t.yaml",
+        &env(),
+    )
+    .unwrap();
+    let header = &config.settings.tracing.as_ref().unwrap().headers[0].1;
+    assert_eq!(header.expose(), "sk-openai");
+    assert_eq!(header.reference(), Some("$OPENAI_API_KEY"));
+    let dump = serde_json::to_string(&config).unwrap();
+    assert!(
+        dump.contains("$OPENAI_API_KEY") && !dump.contains("sk-openai"),
+        "{dump}"
+    );
+
     let config = load_str(
         "frontendPolicies:\n  tracing:\n    host: localhost:4317\n    randomSampling: true\n    attributes: {tenant: 'request.headers[\"x-tenant\"]'}\n  accessLog:\n    filter: response.code >= 400\n    add: {tenant: 'request.path'}\n    remove: [duration]\n  http:\n    maxBufferSize: 1MiB\nbinds: []\n",
         "t.yaml",
