@@ -330,3 +330,44 @@ async fn access_logs_are_exported_as_otlp_log_records() {
         "stdout keeps its line"
     );
 }
+
+/// The status of a GET over HTTP/2 (prior knowledge) carrying a `size`-byte header, or the
+/// error the connection gave.
+async fn h2_get_with_header(port: u16, size: usize) -> Result<u16, String> {
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(tcp),
+    )
+    .await
+    .map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let req = http::Request::get(format!("http://127.0.0.1:{port}/h2"))
+        .header("x-big", "a".repeat(size))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+    Ok(resp.status().as_u16())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_header_list_limit_refuses_larger_headers() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let head = "frontendPolicies:\n  http:\n    http2MaxHeaderSize: 2048\n    http2WindowSize: 65535\n    http2FrameSize: 32768\n    http2KeepaliveInterval: 10s\n";
+    let _proxy = Proxy::start(&config(head, port, &up.authority())).await;
+    assert_eq!(h2_get_with_header(port, 100).await, Ok(200));
+    let refused = h2_get_with_header(port, 4096).await;
+    assert_eq!(
+        refused,
+        Ok(431),
+        "h2 answers a header list over the limit with 431"
+    );
+    assert_eq!(
+        up.requests().len(),
+        1,
+        "the large header never reached the upstream"
+    );
+}
