@@ -1,5 +1,5 @@
-//! `authorization` and `mcpAuthorization`: CEL rule sets compiled once per apply and decided
-//! per request (or per MCP tool, prompt or resource) with agentgateway's semantics, plus the
+//! `authorization`, `mcpAuthorization` and `networkAuthorization`: CEL rule sets compiled once
+//! per apply and decided per request (or per MCP tool, prompt or resource, or per connection) with agentgateway's semantics, plus the
 //! IP and CIDR functions its rules use (`cidr("10.0.0.0/8").containsIP(source.address)`).
 
 use std::net::IpAddr;
@@ -89,6 +89,16 @@ impl Rules {
             fields::add_llm_facts(&mut ctx, llm);
         }
         self.allows(&ctx, llm.is_some())
+    }
+
+    /// The decision for a new connection (`networkAuthorization`): the rules see only
+    /// `source` (`address`, `port`, `rawAddress`, `rawPort`).
+    pub fn allows_connection(&self, source: &fields::Source) -> bool {
+        let mut ctx = fields::connection_context(source);
+        if self.calls_functions {
+            add_functions(&mut ctx);
+        }
+        self.allows(&ctx, false)
     }
 
     /// The decision for one MCP tool, prompt or resource (`kind`) of target `target`, in the

@@ -1,8 +1,14 @@
 //! One client connection, served until it ends, the port drains, or it holds the gateway with
 //! nothing to do: no first request head within `headerReadTimeout`, or no request in progress
 //! for `http1IdleTimeout` / `http2IdleTimeout` (`frontendPolicies.http`). Idle connections
-//! are closed gracefully (HTTP/2 gets GOAWAY), then dropped if they linger. On an HTTPS bind
-//! the TLS handshake comes first; its listener and client identity go with every request.
+//! are closed gracefully (HTTP/2 gets GOAWAY), then dropped if they linger; one open past
+//! `maxConnectionDuration` is closed gracefully too, after its requests. The head and HTTP/2
+//! limits of `frontendPolicies.http` and the TCP keepalives of `frontendPolicies.tcp` are set
+//! here. A PROXY header (`proxyProtocol`) is read first and names the client; then
+//! `networkAuthorization` decides, once, whether the connection is served. On an HTTPS bind
+//! the TLS handshake comes next; its listener and client identity go with every request.
+
+mod proxy_protocol;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -17,11 +23,14 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
-use tollgate_shared::config::model::FrontendHttp;
+use tollgate_shared::config::model::{FrontendHttp, Keepalives, ProxyProtocol};
 
+use crate::authz::Rules;
 use crate::http::body::{BoxBody, ObservedBody};
 use crate::proxy;
 use crate::services::Services;
+use crate::telemetry::fields::Source;
+use crate::telemetry::record::RawPeer;
 use crate::tls::{BindTls, TlsSession};
 
 /// Largest request head (request line and headers) accepted; larger ones get 431.
@@ -95,16 +104,62 @@ pub struct Accepted<S = TcpStream> {
     pub force_close: CancellationToken,
 }
 
+/// What `frontendPolicies` asks of a connection, from the config in force when it arrived.
+pub struct ConnectionPolicy {
+    pub http: FrontendHttp,
+    pub keepalives: Option<Keepalives>,
+    pub proxy_protocol: Option<ProxyProtocol>,
+    pub network_authorization: Option<Arc<Rules>>,
+}
+
 /// Serves one accepted connection: plain, or after the TLS handshake of its bind.
 pub async fn accept(
     services: Arc<Services>,
-    conn: Accepted,
-    http: FrontendHttp,
+    mut conn: Accepted,
+    policy: ConnectionPolicy,
     tls: Option<Arc<BindTls>>,
 ) {
     let _ = conn.stream.set_nodelay(true);
+    if let Some(k) = policy.keepalives {
+        set_keepalives(&conn.stream, k);
+    }
+    let (peer, port) = (conn.peer, conn.port);
+    let mut raw_peer = None;
+    if let Some(pp) = policy.proxy_protocol {
+        let header = tokio::select! {
+            read = tokio::time::timeout(proxy_protocol::HEADER_TIMEOUT, proxy_protocol::read(&mut conn.stream, pp)) => read,
+            _ = conn.force_close.cancelled() => return,
+        };
+        match header {
+            Ok(Ok(client)) => {
+                if let Some(client) = client {
+                    raw_peer = Some(peer);
+                    conn.peer = client;
+                }
+            }
+            Ok(Err(why)) => {
+                tracing::debug!(%peer, port, "closing a connection: {why}");
+                return;
+            }
+            Err(_) => {
+                tracing::debug!(%peer, port, "closing a connection: no whole PROXY header in time");
+                return;
+            }
+        }
+    }
+    if let Some(rules) = &policy.network_authorization {
+        let source = Source {
+            peer: conn.peer,
+            raw_peer,
+        };
+        if !rules.allows_connection(&source) {
+            tracing::debug!(client = %conn.peer, %peer, port, "closing a connection frontendPolicies.networkAuthorization refuses");
+            return;
+        }
+    }
+    let http = policy.http;
     let Some(tls) = tls else {
-        return serve(services, conn, http, None).await;
+        return serve(services, conn, http, None, raw_peer).await;
     };
     let Accepted {
         stream,
@@ -126,9 +181,68 @@ pub async fn accept(
                 drain,
                 force_close,
             };
-            serve(services, conn, http, Some(session)).await;
+            serve(services, conn, http, Some(session), raw_peer).await;
         }
         Err(e) => tracing::debug!(%peer, port, error = %e, "TLS handshake failed"),
+    }
+}
+
+/// `frontendPolicies.tcp.keepalives` on a client socket (a failure is only logged: the
+/// connection still works).
+fn set_keepalives(stream: &TcpStream, k: Keepalives) {
+    let socket = socket2::SockRef::from(stream);
+    let set = if k.enabled {
+        let probes = socket2::TcpKeepalive::new()
+            .with_time(k.time)
+            .with_interval(k.interval)
+            .with_retries(k.retries);
+        socket.set_tcp_keepalive(&probes)
+    } else {
+        socket.set_keepalive(false)
+    };
+    if let Err(e) = set {
+        tracing::debug!(error = %e, "cannot set TCP keepalives");
+    }
+}
+
+/// The HTTP/1 and HTTP/2 server with `frontendPolicies.http`'s limits (hyper's defaults for
+/// the unset ones).
+fn server(http: &FrontendHttp) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    let mut h1 = builder.http1();
+    h1.timer(TokioTimer::new())
+        .header_read_timeout(http.header_read_timeout)
+        .max_buf_size(MAX_HEAD_SIZE);
+    if let Some(n) = http.http1_max_headers {
+        h1.max_headers(n as usize);
+    }
+    let mut h2 = builder.http2();
+    h2.timer(TokioTimer::new())
+        .keep_alive_interval(http.http2_keepalive_interval);
+    // hyper's own defaults (1 MiB windows) stay unless the config sets a value.
+    if let Some(size) = http.http2_window_size {
+        h2.initial_stream_window_size(size);
+    }
+    if let Some(size) = http.http2_connection_window_size {
+        h2.initial_connection_window_size(size);
+    }
+    if let Some(size) = http.http2_frame_size {
+        h2.max_frame_size(size);
+    }
+    if let Some(size) = http.http2_max_header_size {
+        h2.max_header_list_size(size);
+    }
+    if let Some(timeout) = http.http2_keepalive_timeout {
+        h2.keep_alive_timeout(timeout);
+    }
+    builder
+}
+
+/// Resolves when a connection has been open for `limit` (never without one).
+async fn lifetime(limit: Option<Duration>) {
+    match limit {
+        Some(limit) => tokio::time::sleep(limit).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -138,6 +252,7 @@ async fn serve<S>(
     conn: Accepted<S>,
     http: FrontendHttp,
     session: Option<TlsSession>,
+    raw_peer: Option<SocketAddr>,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -155,6 +270,9 @@ async fn serve<S>(
         if let Some(session) = &session {
             req.extensions_mut().insert(session.clone());
         }
+        if let Some(raw) = raw_peer {
+            req.extensions_mut().insert(RawPeer(raw));
+        }
         let busy = tracked.begin(req.version());
         async move {
             let resp = proxy::serve(&services, req, port, peer).await;
@@ -163,18 +281,17 @@ async fn serve<S>(
             )
         }
     });
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(http.header_read_timeout)
-        .max_buf_size(MAX_HEAD_SIZE);
+    let builder = server(&http);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let draining = tokio::select! {
         _ = conn.as_mut() => return,
         _ = force_close.cancelled() => return,
         _ = drain.cancelled() => true,
+        _ = lifetime(http.max_connection_duration) => {
+            tracing::debug!(%peer, port, "closing a connection open past frontendPolicies.http.maxConnectionDuration");
+            true
+        }
         setting = activity.idle(&http) => {
             tracing::debug!(%peer, port, "closing a connection idle past frontendPolicies.http.{setting}");
             false
@@ -187,5 +304,48 @@ async fn serve<S>(
         _ = conn.as_mut() => {}
         _ = force_close.cancelled() => {}
         _ = tokio::time::sleep(CLOSE_GRACE), if !draining => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keepalives_are_set_on_the_socket() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (accepted, _) = listener.accept().await.unwrap();
+        let socket = socket2::SockRef::from(&accepted);
+        set_keepalives(
+            &accepted,
+            Keepalives {
+                enabled: true,
+                time: Duration::from_secs(42),
+                interval: Duration::from_secs(7),
+                retries: 3,
+            },
+        );
+        assert!(socket.keepalive().unwrap());
+        assert_eq!(
+            socket.tcp_keepalive_time().unwrap(),
+            Duration::from_secs(42)
+        );
+        assert_eq!(
+            socket.tcp_keepalive_interval().unwrap(),
+            Duration::from_secs(7)
+        );
+        assert_eq!(socket.tcp_keepalive_retries().unwrap(), 3);
+        set_keepalives(
+            &accepted,
+            Keepalives {
+                enabled: false,
+                ..Keepalives::default()
+            },
+        );
+        assert!(!socket.keepalive().unwrap());
+        drop(client);
     }
 }

@@ -1,5 +1,6 @@
-//! Bounded HTTP calls the gateway makes on its own behalf (JWKS, OAuth metadata): a deadline,
-//! a size cap, redirects not followed, the web PKI roots; errors never carry the URL.
+//! Bounded HTTP calls the gateway makes on its own behalf (JWKS, OAuth metadata, OTLP/HTTP
+//! export): a deadline, a size cap, redirects not followed, the web PKI roots; errors never
+//! carry the URL.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -74,6 +75,19 @@ impl Fetcher {
         self.send(req, limit, timeout).await
     }
 
+    /// `req` as built, whatever its status.
+    pub async fn request(
+        &self,
+        req: http::Request<Bytes>,
+        limit: usize,
+        timeout: Duration,
+    ) -> Result<Fetched, FetchError> {
+        let req = reqwest::Request::try_from(req)
+            .map_err(|e| FetchError::Request(e.without_url().to_string()))?;
+        let builder = reqwest::RequestBuilder::from_parts(self.client.clone(), req);
+        self.send(builder, limit, timeout).await
+    }
+
     async fn send(
         &self,
         req: reqwest::RequestBuilder,
@@ -107,6 +121,53 @@ impl Fetcher {
         tokio::time::timeout(timeout, call)
             .await
             .map_err(|_| FetchError::Timeout(timeout))?
+    }
+}
+
+/// Longest an OTLP/HTTP export may take, and the largest answer read.
+const OTLP_TIMEOUT: Duration = Duration::from_secs(10);
+const OTLP_ANSWER_LIMIT: usize = 64 * 1024;
+
+/// The OTLP/HTTP exporter's client: the gateway's [`Fetcher`]. The SDK's batch thread is not
+/// a Tokio worker, so each export runs on the runtime this was made on.
+#[derive(Clone)]
+pub struct OtlpHttp {
+    fetcher: Fetcher,
+    runtime: tokio::runtime::Handle,
+}
+
+impl OtlpHttp {
+    /// Exports through `fetcher`, on the current runtime (`None` outside one).
+    pub fn new(fetcher: Fetcher) -> Option<OtlpHttp> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        Some(OtlpHttp { fetcher, runtime })
+    }
+}
+
+impl std::fmt::Debug for OtlpHttp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OtlpHttp")
+    }
+}
+
+#[async_trait::async_trait]
+impl opentelemetry_http::HttpClient for OtlpHttp {
+    async fn send_bytes(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Bytes>, opentelemetry_http::HttpError> {
+        let fetcher = self.fetcher.clone();
+        let fetched = self
+            .runtime
+            .spawn(async move {
+                fetcher
+                    .request(request, OTLP_ANSWER_LIMIT, OTLP_TIMEOUT)
+                    .await
+            })
+            .await??;
+        let mut response = http::Response::new(fetched.body);
+        *response.status_mut() = fetched.status;
+        Ok(response)
     }
 }
 

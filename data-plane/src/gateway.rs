@@ -19,6 +19,7 @@ use tokio::net::{TcpListener, TcpSocket};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tollgate_shared::config::model::FrontendPolicies;
 use tollgate_shared::{Snapshot, SnapshotSource};
 
 use crate::connection;
@@ -173,12 +174,18 @@ async fn accept_loop(
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
                     let runtime = services.runtime();
+                    let default_frontend = FrontendPolicies::default();
                     let frontend = runtime
                         .as_ref()
-                        .map(|rt| rt.snapshot.config.frontend_policies)
-                        .unwrap_or_default();
-                    let tls = runtime.and_then(|rt| rt.tls.binds.get(&port).cloned());
+                        .map_or(&default_frontend, |rt| &rt.snapshot.config.frontend_policies);
+                    let policy = connection::ConnectionPolicy {
+                        http: frontend.http,
+                        keepalives: frontend.tcp.keepalives,
+                        proxy_protocol: frontend.proxy_protocol,
+                        network_authorization: runtime.as_ref().and_then(|rt| rt.network_authorization.clone()),
+                    };
                     let limit = frontend.tcp.max_connections as usize;
+                    let tls = runtime.as_ref().and_then(|rt| rt.tls.binds.get(&port).cloned());
                     if connections.len() >= limit {
                         if !refusing {
                             tracing::warn!(port, limit, "connection limit reached (frontendPolicies.tcp.maxConnections); closing new connections");
@@ -195,7 +202,7 @@ async fn accept_loop(
                         drain: stop.clone(),
                         force_close: force_close.clone(),
                     };
-                    connections.spawn(connection::accept(services.clone(), accepted, frontend.http, tls));
+                    connections.spawn(connection::accept(services.clone(), accepted, policy, tls));
                 }
                 Err(e) => {
                     // Usually out of file descriptors: back off instead of spinning.

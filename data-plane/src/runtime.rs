@@ -41,6 +41,8 @@ pub struct Runtime {
     pub credential_names: CredentialNames,
     /// The `basicAuth` htpasswd files, read when the config was applied and watched since.
     pub htpasswd: HtpasswdFiles,
+    /// `frontendPolicies.networkAuthorization`, decided once per connection.
+    pub network_authorization: Option<Arc<Rules>>,
 }
 
 pub struct PortTable {
@@ -229,7 +231,14 @@ impl Runtime {
             let basic = p.basic_auth.iter().map(|b| &b.authorization_location);
             jwt.chain(mcp).chain(key).chain(basic)
         }));
+        let network_authorization = snapshot
+            .config
+            .frontend_policies
+            .network_authorization
+            .as_ref()
+            .map(|set| Arc::new(Rules::compile(set)));
         Runtime {
+            network_authorization,
             credential_names,
             reads_requests: reads_requests || telemetry.uses_cel(),
             snapshot,

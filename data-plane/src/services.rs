@@ -6,7 +6,7 @@ use std::sync::Arc;
 use arc_swap::ArcSwapOption;
 use tollgate_shared::{Snapshot, SnapshotSource};
 
-use crate::fetch::{DocumentCache, Fetcher};
+use crate::fetch::{DocumentCache, Fetcher, OtlpHttp};
 use crate::htpasswd::HtpasswdFiles;
 use crate::http::budget::ParseBudget;
 use crate::http::client::{self, HttpClient};
@@ -50,13 +50,16 @@ impl Services {
     pub fn new(name: &str, metrics: Arc<Metrics>, sinks: Sinks) -> Services {
         let client = client::client();
         let mirrors = Mirrors::new(client.clone(), metrics.mirrors.clone());
+        let fetcher = Fetcher::default();
+        let otlp_http = OtlpHttp::new(fetcher.clone())
+            .map(|c| Arc::new(c) as Arc<dyn opentelemetry_http::HttpClient>);
         Services {
             name: name.into(),
             mcp: Arc::new(Sessions::new(metrics.clone())),
             llm_budget: crate::llm::budget(),
-            sinks,
+            sinks: sinks.with_otlp_http(otlp_http),
             metrics,
-            fetcher: Fetcher::default(),
+            fetcher,
             oauth_documents: DocumentCache::default(),
             jwks: RemoteKeySets::default(),
             mirrors,

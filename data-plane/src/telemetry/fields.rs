@@ -1,6 +1,7 @@
 //! CEL fields: the config's expressions, compiled once per apply, evaluated per request over
 //! the variables of DESIGN §10 (camelCase, plus the snake_case aliases the seed configs use).
 
+use std::net::SocketAddr;
 use std::sync::{Arc, LazyLock};
 
 use http::Uri;
@@ -9,7 +10,7 @@ use serde_json::{Map, Value, json};
 use tollgate_shared::config::redact;
 
 use super::Outcome;
-use super::record::{LlmFacts, RequestRecord};
+use super::record::{ClientIdentity, LlmFacts, RequestRecord};
 
 /// The variables of one request.
 pub type Ctx = cel::Context<'static, 'static>;
@@ -143,6 +144,40 @@ pub fn stdlib_context() -> Ctx {
     cel::Context::with_env(STDLIB.clone())
 }
 
+/// Where a connection came from: the client (named by a PROXY header, else the TCP peer)
+/// and the TCP peer itself.
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    pub peer: SocketAddr,
+    /// The TCP peer when a PROXY header named another client.
+    pub raw_peer: Option<SocketAddr>,
+}
+
+/// CEL's `source`: `address` and `port` of the client, `rawAddress` and `rawPort` of the TCP
+/// peer (the same without a PROXY header), and a verified client certificate's names.
+pub fn add_source(ctx: &mut Ctx, source: &Source, identity: Option<&ClientIdentity>) {
+    let raw = source.raw_peer.unwrap_or(source.peer);
+    let mut value = json!({
+        "address": source.peer.ip().to_string(),
+        "port": source.peer.port(),
+        "rawAddress": raw.ip().to_string(),
+        "rawPort": raw.port(),
+    });
+    if let Some(id) = identity {
+        value["subject"] = json!(id.subject);
+        value["issuer"] = json!(id.issuer);
+        value["subjectAltNames"] = json!(id.subject_alt_names);
+    }
+    let _ = ctx.add_variable("source", value);
+}
+
+/// The variables of a connection before any request: `source` only.
+pub fn connection_context(source: &Source) -> Ctx {
+    let mut ctx = stdlib_context();
+    add_source(&mut ctx, source, None);
+    ctx
+}
+
 /// The variables known before the request goes upstream: `request`, `source` and the
 /// caller's identity (`jwt`, `apiKey`, `basicAuth`).
 pub fn request_context(record: &RequestRecord, identity_members: &[String]) -> Ctx {
@@ -177,13 +212,11 @@ pub fn request_context(record: &RequestRecord, identity_members: &[String]) -> C
         "startTime": humantime::format_rfc3339_millis(record.start).to_string(),
     });
     let _ = ctx.add_variable("request", request);
-    let mut source = json!({"address": record.peer.ip().to_string(), "port": record.peer.port()});
-    if let Some(id) = &record.client_identity {
-        source["subject"] = json!(id.subject);
-        source["issuer"] = json!(id.issuer);
-        source["subjectAltNames"] = json!(id.subject_alt_names);
-    }
-    let _ = ctx.add_variable("source", source);
+    let source = Source {
+        peer: record.peer,
+        raw_peer: record.raw_peer,
+    };
+    add_source(&mut ctx, &source, record.client_identity.as_deref());
     // `jwt`: the validated claims; `apiKey`: the key's metadata, the key itself redacted (as
     // agentgateway); empty maps without identity.
     let jwt = record.jwt.get().map(|claims| Map::clone(claims));

@@ -1,5 +1,7 @@
 //! Access logs: one line per request on stdout, as text or JSON, with agentgateway's field
-//! names and order, the config's CEL fields, and its CEL filter.
+//! names and order, the config's CEL fields, and its CEL filter; with
+//! `frontendPolicies.accessLog.otlp` each line is also an OTLP log record (its fields as
+//! attributes).
 //!
 //! A line is written straight into one buffer (no intermediate map) and handed to a
 //! non-blocking writer (a channel to a writer thread that batches lines into few writes), so
@@ -8,13 +10,91 @@
 
 use std::fmt::Write as _;
 use std::io::Write as _;
+use std::sync::Arc;
 
+use opentelemetry::logs::{AnyValue, LogRecord as _, Logger as _, LoggerProvider as _, Severity};
+use opentelemetry_http::HttpClient;
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
+use opentelemetry_sdk::logs::{SdkLogger, SdkLoggerProvider};
 use serde_json::Value;
-use tollgate_shared::config::model::{LogFormat, Logging};
+use tollgate_shared::config::model::{LogExport, LogFormat, Logging, OtlpProtocol};
 
 use super::Outcome;
 use super::fields::{Ctx, Expressions, Filter};
 use super::record::RequestRecord;
+
+/// One OTLP log exporter; kept across applies while its settings stay the same.
+pub struct LogExporter {
+    settings: LogExport,
+    provider: SdkLoggerProvider,
+    logger: SdkLogger,
+}
+
+impl LogExporter {
+    /// An exporter for `config`; `http` carries OTLP/HTTP exports.
+    pub fn new(
+        config: &LogExport,
+        http: Option<Arc<dyn HttpClient>>,
+    ) -> anyhow::Result<LogExporter> {
+        let exporter = match config.protocol {
+            OtlpProtocol::Grpc => opentelemetry_otlp::LogExporter::builder()
+                .with_tonic()
+                .with_endpoint(config.endpoint.clone())
+                .build()?,
+            OtlpProtocol::Http => opentelemetry_otlp::LogExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(format!("{}{}", config.endpoint, config.path))
+                .with_shared_http_client(
+                    http.ok_or_else(|| anyhow::anyhow!("OTLP/HTTP export needs a runtime"))?,
+                )
+                .build()?,
+        };
+        let provider = SdkLoggerProvider::builder()
+            .with_batch_exporter(exporter)
+            .with_resource(super::resource())
+            .build();
+        let logger = provider.logger("tollgate");
+        Ok(LogExporter {
+            settings: config.clone(),
+            provider,
+            logger,
+        })
+    }
+
+    /// One access-log record: severity info, target `request`, the line's fields.
+    fn emit(&self, fields: serde_json::Map<String, Value>) {
+        let mut record = self.logger.create_log_record();
+        record.set_severity_number(Severity::Info);
+        record.set_severity_text("info");
+        record.set_target("request");
+        record.set_timestamp(std::time::SystemTime::now());
+        for (key, value) in fields {
+            let value = match value {
+                Value::Bool(b) => AnyValue::Boolean(b),
+                Value::Number(n) if n.is_i64() => AnyValue::Int(n.as_i64().unwrap_or(0)),
+                Value::Number(n) => AnyValue::Double(n.as_f64().unwrap_or(0.0)),
+                Value::String(s) => AnyValue::String(s.into()),
+                other => AnyValue::String(other.to_string().into()),
+            };
+            record.add_attribute(key, value);
+        }
+        self.logger.emit(record);
+    }
+}
+
+impl super::Export for LogExporter {
+    type Config = LogExport;
+
+    fn serves(&self, config: &LogExport) -> bool {
+        &self.settings == config
+    }
+
+    fn shutdown(&self) {
+        let _ = self.provider.force_flush();
+        let _ = self.provider.shutdown();
+    }
+}
 
 pub struct AccessLog {
     format: LogFormat,
@@ -23,6 +103,7 @@ pub struct AccessLog {
     /// Standard fields left out: `fields.remove`, and those a CEL field replaces.
     skip: Vec<String>,
     writer: tracing_appender::non_blocking::NonBlocking,
+    otlp: Option<Arc<LogExporter>>,
 }
 
 impl AccessLog {
@@ -30,6 +111,7 @@ impl AccessLog {
     pub fn new(
         config: &Logging,
         writer: tracing_appender::non_blocking::NonBlocking,
+        otlp: Option<Arc<LogExporter>>,
     ) -> Option<AccessLog> {
         if matches!(config.level.as_deref(), Some("warn" | "error" | "off")) {
             return None;
@@ -48,6 +130,7 @@ impl AccessLog {
             fields,
             skip,
             writer,
+            otlp,
         })
     }
 
@@ -62,7 +145,31 @@ impl AccessLog {
         {
             return;
         }
-        let mut line = Line::start(self.format, &self.skip);
+        let line = self.line(self.format, record, outcome, ctx);
+        let _ = self.writer.clone().write_all(line.as_bytes());
+        if let Some(otlp) = &self.otlp {
+            // The record's fields are the JSON line's, so both always agree.
+            let json = match self.format {
+                LogFormat::Json => line,
+                LogFormat::Text => self.line(LogFormat::Json, record, outcome, ctx),
+            };
+            if let Ok(mut fields) = serde_json::from_str::<serde_json::Map<String, Value>>(&json) {
+                for envelope in ["level", "time", "scope"] {
+                    fields.remove(envelope);
+                }
+                otlp.emit(fields);
+            }
+        }
+    }
+
+    fn line(
+        &self,
+        format: LogFormat,
+        record: &RequestRecord,
+        outcome: &Outcome<'_>,
+        ctx: Option<&Ctx>,
+    ) -> String {
+        let mut line = Line::start(format, &self.skip);
         standard_fields(&mut line, record, outcome);
         if let Some(ctx) = ctx {
             for (name, value) in self.fields.eval(ctx) {
@@ -71,7 +178,7 @@ impl AccessLog {
                 }
             }
         }
-        let _ = self.writer.clone().write_all(line.finish().as_bytes());
+        line.finish()
     }
 }
 

@@ -11,10 +11,10 @@ pub mod trace;
 
 use std::sync::Arc;
 
-use tollgate_shared::config::model::Settings;
+use tollgate_shared::config::model::{LogExport, Settings};
 
 use self::fields::Expressions;
-use self::log::AccessLog;
+use self::log::{AccessLog, LogExporter};
 use self::record::RequestRecord;
 use self::trace::{Exporter, Tracer};
 use crate::metrics::{ClientLabels, Metrics, RequestVecs};
@@ -104,6 +104,10 @@ pub struct Sinks {
     writer: Option<tracing_appender::non_blocking::NonBlocking>,
     guard: Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>,
     exporter: Mutex<Option<Arc<Exporter>>>,
+    log_exporter: Mutex<Option<Arc<LogExporter>>>,
+    /// Carries OTLP/HTTP exports (`None` outside a runtime: HTTP export is then reported as
+    /// unavailable).
+    otlp_http: Option<Arc<dyn opentelemetry_http::HttpClient>>,
 }
 
 impl Sinks {
@@ -119,6 +123,8 @@ impl Sinks {
             writer: Some(writer),
             guard: Mutex::new(Some(guard)),
             exporter: Mutex::new(None),
+            log_exporter: Mutex::new(None),
+            otlp_http: None,
         }
     }
 
@@ -128,27 +134,35 @@ impl Sinks {
             writer: None,
             guard: Mutex::new(None),
             exporter: Mutex::new(None),
+            log_exporter: Mutex::new(None),
+            otlp_http: None,
         }
     }
 
-    /// An exporter for `config`: the current one when it matches, else a new one (the old one
-    /// is flushed and stopped on a side thread).
+    /// These sinks with `client` for OTLP/HTTP exports.
+    pub fn with_otlp_http(self, client: Option<Arc<dyn opentelemetry_http::HttpClient>>) -> Sinks {
+        Sinks {
+            otlp_http: client,
+            ..self
+        }
+    }
+
+    /// A trace exporter for `config` (see [`reuse`]).
     fn exporter(&self, config: &tollgate_shared::config::model::Tracing) -> Option<Arc<Exporter>> {
-        let mut current = self.exporter.lock();
-        if let Some(e) = current.as_ref().filter(|e| e.serves(config)) {
-            return Some(e.clone());
-        }
-        let fresh = match Exporter::new(config) {
-            Ok(e) => Arc::new(e),
-            Err(e) => {
-                tracing::error!(endpoint = %tollgate_shared::config::redact::url(&config.otlp_endpoint), error = %e, "cannot set up OTLP tracing");
-                return None;
-            }
-        };
-        if let Some(old) = current.replace(fresh.clone()) {
-            std::thread::spawn(move || old.shutdown());
-        }
-        Some(fresh)
+        reuse(&self.exporter, config, || {
+            Exporter::new(config, self.otlp_http.clone())
+        })
+        .inspect_err(|e| tracing::error!(endpoint = %tollgate_shared::config::redact::url(&config.otlp_endpoint), error = %e, "cannot set up OTLP tracing"))
+        .ok()
+    }
+
+    /// An access-log exporter for `config` (see [`reuse`]).
+    fn log_exporter(&self, config: &LogExport) -> Option<Arc<LogExporter>> {
+        reuse(&self.log_exporter, config, || {
+            LogExporter::new(config, self.otlp_http.clone())
+        })
+        .inspect_err(|e| tracing::error!(endpoint = %config.endpoint, error = %e, "cannot set up OTLP access-log export"))
+        .ok()
     }
 
     /// Flushes spans and log lines; called once on shutdown.
@@ -156,8 +170,47 @@ impl Sinks {
         if let Some(e) = self.exporter.lock().take() {
             e.shutdown();
         }
+        if let Some(e) = self.log_exporter.lock().take() {
+            e.shutdown();
+        }
         drop(self.guard.lock().take());
     }
+}
+
+/// An OTLP exporter kept across applies while it serves the config.
+pub trait Export {
+    type Config;
+    /// Whether this exporter already does what `config` asks.
+    fn serves(&self, config: &Self::Config) -> bool;
+    /// Sends what is buffered and stops (blocks: run it off the async workers).
+    fn shutdown(&self);
+}
+
+/// The exporter in `slot` when it serves `config`, else a new one from `make` (the old one is
+/// flushed and stopped on a side thread).
+fn reuse<E: Export + Send + Sync + 'static>(
+    slot: &Mutex<Option<Arc<E>>>,
+    config: &E::Config,
+    make: impl FnOnce() -> anyhow::Result<E>,
+) -> anyhow::Result<Arc<E>> {
+    let mut current = slot.lock();
+    if let Some(e) = current.as_ref().filter(|e| e.serves(config)) {
+        return Ok(e.clone());
+    }
+    let fresh = Arc::new(make()?);
+    if let Some(old) = current.replace(fresh.clone()) {
+        std::thread::spawn(move || old.shutdown());
+    }
+    Ok(fresh)
+}
+
+/// The OTLP resource of every export: `service.name` from `OTEL_SERVICE_NAME`, else
+/// `tollgate`.
+fn resource() -> opentelemetry_sdk::Resource {
+    let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "tollgate".into());
+    opentelemetry_sdk::Resource::builder()
+        .with_service_name(service)
+        .build()
 }
 
 /// An HTTP status as three ASCII digits, without allocating.
@@ -195,10 +248,14 @@ impl Telemetry {
             .map(String::as_str);
         let identity_members = fields::identity_members_read(expressions);
         Telemetry {
-            log: sinks
-                .writer
-                .clone()
-                .and_then(|writer| AccessLog::new(&settings.logging, writer)),
+            log: sinks.writer.clone().and_then(|writer| {
+                let otlp = settings
+                    .logging
+                    .otlp
+                    .as_ref()
+                    .and_then(|o| sinks.log_exporter(o));
+                AccessLog::new(&settings.logging, writer, otlp)
+            }),
             tracer: settings.tracing.as_ref().and_then(|t| {
                 Some(Tracer {
                     exporter: sinks.exporter(t)?,

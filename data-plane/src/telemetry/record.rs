@@ -53,6 +53,11 @@ pub struct ClientIdentity {
     pub subject_alt_names: Vec<String>,
 }
 
+/// The TCP peer of a connection whose PROXY header named another client; requests carry it
+/// as an extension.
+#[derive(Debug, Clone, Copy)]
+pub struct RawPeer(pub SocketAddr);
+
 pub struct RequestRecord {
     pub start: SystemTime,
     pub started: Instant,
@@ -62,7 +67,10 @@ pub struct RequestRecord {
     pub host: Option<String>,
     /// Copied only when a CEL expression of the config may read them.
     pub headers: Option<HeaderMap>,
+    /// The client: the TCP peer, or the address a PROXY header named.
     pub peer: SocketAddr,
+    /// The TCP peer when a PROXY header named another client (CEL's `source.rawAddress`).
+    pub raw_peer: Option<SocketAddr>,
     pub client_identity: Option<Arc<ClientIdentity>>,
     pub llm: OnceLock<LlmFacts>,
     pub mcp: OnceLock<McpFacts>,
@@ -188,6 +196,7 @@ impl RequestRecord {
             host,
             headers: keep_headers.then(|| credentials.headers(req.headers())),
             peer,
+            raw_peer: req.extensions().get::<RawPeer>().map(|r| r.0),
             client_identity: req
                 .extensions()
                 .get::<TlsSession>()

@@ -1,19 +1,23 @@
-//! OTLP tracing (gRPC): a server span per request and a client span per upstream attempt, W3C
+//! OTLP tracing (gRPC, or HTTP with protobuf bodies; TLS for `https://`): a server span per request and a client span per upstream attempt, W3C
 //! `traceparent` honoured on the way in and propagated on the way out, gen_ai and mcp
 //! attributes, and the config's CEL fields.
 
 use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{
     Span as _, SpanKind, Status, TraceContextExt, Tracer as _, TracerProvider as _,
 };
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_http::{HeaderExtractor, HeaderInjector};
-use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_http::{HeaderExtractor, HeaderInjector, HttpClient};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{Sampler, SdkTracer, SdkTracerProvider};
-use tollgate_shared::config::model::Tracing;
+use tollgate_shared::config::model::{Fields, OtlpProtocol, Tracing};
+use tonic::metadata::{MetadataKey, MetadataMap, MetadataValue};
+use tonic::transport::ClientTlsConfig;
 
 use super::Outcome;
 use super::fields::{self, Ctx, Expressions};
@@ -21,19 +25,57 @@ use super::record::RequestRecord;
 
 /// One OTLP exporter and its sampler; kept across applies while its settings stay the same.
 pub struct Exporter {
-    endpoint: String,
-    random_sampling: f64,
-    client_sampling: bool,
+    /// What it was made for, without the per-config `fields`.
+    settings: Tracing,
     provider: SdkTracerProvider,
     tracer: SdkTracer,
 }
 
+/// `config` without what each applied config reads itself (the CEL fields).
+fn export_settings(config: &Tracing) -> Tracing {
+    Tracing {
+        fields: Fields::default(),
+        ..config.clone()
+    }
+}
+
 impl Exporter {
-    pub fn new(config: &Tracing) -> anyhow::Result<Exporter> {
-        let exporter = opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(config.otlp_endpoint.clone())
-            .build()?;
+    /// An exporter for `config`; `http` carries OTLP/HTTP exports.
+    pub fn new(config: &Tracing, http: Option<Arc<dyn HttpClient>>) -> anyhow::Result<Exporter> {
+        let exporter = match config.otlp_protocol {
+            OtlpProtocol::Grpc => {
+                let mut metadata = MetadataMap::new();
+                for (name, value) in &config.headers {
+                    metadata.insert(
+                        MetadataKey::from_bytes(name.as_bytes())?,
+                        MetadataValue::try_from(value.expose())?,
+                    );
+                }
+                let mut builder = opentelemetry_otlp::SpanExporter::builder()
+                    .with_tonic()
+                    .with_endpoint(config.otlp_endpoint.clone())
+                    .with_metadata(metadata);
+                if config.otlp_endpoint.starts_with("https://") {
+                    builder = builder.with_tls_config(ClientTlsConfig::new().with_webpki_roots());
+                }
+                builder.build()?
+            }
+            OtlpProtocol::Http => opentelemetry_otlp::SpanExporter::builder()
+                .with_http()
+                .with_protocol(Protocol::HttpBinary)
+                .with_endpoint(format!("{}{}", config.otlp_endpoint, config.path))
+                .with_headers(
+                    config
+                        .headers
+                        .iter()
+                        .map(|(n, v)| (n.clone(), v.expose().to_string()))
+                        .collect::<HashMap<_, _>>(),
+                )
+                .with_shared_http_client(
+                    http.ok_or_else(|| anyhow::anyhow!("OTLP/HTTP export needs a runtime"))?,
+                )
+                .build()?,
+        };
         let ratio = Sampler::TraceIdRatioBased(config.random_sampling);
         // Without client sampling, a client's sampled flag does not force a trace.
         let sampler = if config.client_sampling {
@@ -41,35 +83,28 @@ impl Exporter {
         } else {
             ratio
         };
-        let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "tollgate".into());
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .with_sampler(sampler)
-            .with_resource(
-                opentelemetry_sdk::Resource::builder()
-                    .with_service_name(service)
-                    .build(),
-            )
+            .with_resource(super::resource())
             .build();
         let tracer = provider.tracer("tollgate");
         Ok(Exporter {
-            endpoint: config.otlp_endpoint.clone(),
-            random_sampling: config.random_sampling,
-            client_sampling: config.client_sampling,
+            settings: export_settings(config),
             provider,
             tracer,
         })
     }
+}
 
-    /// Whether this exporter already does what `config` asks.
-    pub fn serves(&self, config: &Tracing) -> bool {
-        self.endpoint == config.otlp_endpoint
-            && self.random_sampling == config.random_sampling
-            && self.client_sampling == config.client_sampling
+impl super::Export for Exporter {
+    type Config = Tracing;
+
+    fn serves(&self, config: &Tracing) -> bool {
+        self.settings == export_settings(config)
     }
 
-    /// Sends what is buffered and stops (blocks: run it off the async workers).
-    pub fn shutdown(&self) {
+    fn shutdown(&self) {
         let _ = self.provider.force_flush();
         let _ = self.provider.shutdown();
     }
@@ -77,7 +112,7 @@ impl Exporter {
 
 /// Tracing as one applied config asks for it.
 pub struct Tracer {
-    pub exporter: std::sync::Arc<Exporter>,
+    pub exporter: Arc<Exporter>,
     pub fields: Expressions,
     /// Attributes left off the server span.
     pub remove: Vec<String>,

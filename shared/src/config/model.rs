@@ -16,7 +16,9 @@ pub use super::backends::{
     AiBackend, AiProvider, Backend, BackendKind, FailureMode, McpBackend, McpTarget, McpTargetKind,
     PrefixMode, Provider,
 };
-pub use super::frontend::{FrontendHttp, FrontendPolicies, FrontendTcp};
+pub use super::frontend::{
+    FrontendHttp, FrontendPolicies, FrontendTcp, Keepalives, ProxyMode, ProxyProtocol, ProxyVersion,
+};
 pub use super::listeners::{
     Bind, Listener, NamedMatch, PathMatch, Pattern, Route, RouteMatch, StringMatch,
 };
@@ -30,8 +32,8 @@ pub use super::policies::{
     Verification,
 };
 pub use super::settings::{
-    DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BODY_SIZE, Fields, ListenAddr, LogFormat, Logging,
-    McpSettings, Metrics, REQUEST_LABELS, Settings, Tracing,
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BODY_SIZE, Fields, ListenAddr, LogExport, LogFormat,
+    Logging, McpSettings, Metrics, OtlpProtocol, REQUEST_LABELS, Settings, Tracing,
 };
 pub use super::tls::{Alpn, FrontendTls, ListenerTls, TlsVersion};
 
@@ -165,6 +167,16 @@ impl Config {
 
     /// Calls `f` on every secret of the config, with its field.
     pub fn visit_secrets(&mut self, f: &mut dyn FnMut(&SecretField<'_>, &mut Secret)) {
+        if let Some(tracing) = &mut self.settings.tracing {
+            for (i, (name, value)) in tracing.headers.iter_mut().enumerate() {
+                let path = format!("config.tracing.headers[{i}].value");
+                let field = SecretField {
+                    path: &path,
+                    kind: SecretKind::Header(name),
+                };
+                f(&field, value);
+            }
+        }
         for (at, route) in self.routes_mut() {
             let policies = &mut route.policies;
             if let Some(BackendAuth::Key(key)) = &mut policies.backend_auth {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{Invalid, as_humantime};
 use super::path::YamlPath;
+use super::policies::{RawHeaders, Secret, shown_headers};
 use super::raw::Lenient;
 use super::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, duration, enum_value, invalid, missing, nanos};
@@ -61,6 +62,11 @@ pub struct RawMcpSettings {
 pub struct RawTracing {
     pub otlp_endpoint: String,
     pub otlp_protocol: Option<String>,
+    /// Headers sent with every export (`Authorization` of a SaaS backend).
+    #[serde(default)]
+    pub headers: RawHeaders,
+    /// The HTTP path of `otlpProtocol: http` (default `/v1/traces`).
+    pub path: Option<String>,
     #[serde(default)]
     #[schemars(schema_with = "super::raw::sampling_schema")]
     pub random_sampling: Option<yaml_serde::Value>,
@@ -236,13 +242,22 @@ pub const DEFAULT_MCP_MAX_BODY_SIZE: u64 = 1024 * 1024;
 /// `drainTimeout` when unset.
 pub const DEFAULT_DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// `config.tracing`: OTLP export over gRPC.
+/// `config.tracing` (or `frontendPolicies.tracing`): OTLP trace export.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Tracing {
-    /// `http://` or `https://` URL of the OTLP gRPC collector; dumps redact credentials.
+    /// `http://` or `https://` URL of the OTLP collector (for HTTP without its path); dumps
+    /// redact credentials. `https://` is checked against the webpki roots.
     #[serde(serialize_with = "super::redact::serialize_url")]
     pub otlp_endpoint: String,
+    /// gRPC, or HTTP with protobuf bodies.
+    pub otlp_protocol: OtlpProtocol,
+    /// The path HTTP exports are posted to (`/v1/traces` unless the endpoint or `path` names
+    /// one); empty for gRPC.
+    pub path: String,
+    /// Headers sent with every export (gRPC metadata for gRPC); values are secrets.
+    #[serde(serialize_with = "shown_headers")]
+    pub headers: Vec<(String, Secret)>,
     /// Share of requests without a sampled parent that are traced (0.0..=1.0).
     pub random_sampling: f64,
     /// Whether a client's sampled `traceparent` is honoured.
@@ -250,6 +265,21 @@ pub struct Tracing {
     /// Span attributes added (CEL) and removed.
     pub fields: Fields,
 }
+
+/// `otlpProtocol`: how spans are exported.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OtlpProtocol {
+    #[default]
+    Grpc,
+    /// OTLP/HTTP with protobuf bodies.
+    Http,
+}
+
+/// The HTTP path of OTLP trace export when none is given.
+pub const DEFAULT_OTLP_TRACES_PATH: &str = "/v1/traces";
+/// The HTTP path of OTLP log export when none is given.
+pub const DEFAULT_OTLP_LOGS_PATH: &str = "/v1/logs";
 
 /// Labels of every per-request metric, in order; `metrics.fields.add` appends its own.
 pub const REQUEST_LABELS: [&str; 8] = [
@@ -287,6 +317,19 @@ pub struct Logging {
     pub level: Option<String>,
     /// Line format.
     pub format: LogFormat,
+    /// `frontendPolicies.accessLog.otlp`: each line also exported as an OTLP log record.
+    pub otlp: Option<LogExport>,
+}
+
+/// Where access-log records are exported over OTLP.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogExport {
+    /// `http://host:port` of the collector.
+    pub endpoint: String,
+    pub protocol: OtlpProtocol,
+    /// The path HTTP exports are posted to (default `/v1/logs`); empty for gRPC.
+    pub path: String,
 }
 
 /// `config.logging.format`.
@@ -426,7 +469,7 @@ impl Validator<'_> {
         readable.then_some(settings)
     }
 
-    fn size(&mut self, v: &yaml_serde::Value, path: &YamlPath) -> Option<u64> {
+    pub(crate) fn size(&mut self, v: &yaml_serde::Value, path: &YamlPath) -> Option<u64> {
         match v {
             yaml_serde::Value::Number(n) if n.as_u64().is_some() => n.as_u64(),
             yaml_serde::Value::String(s) => match s.trim().parse::<bytesize::ByteSize>() {
@@ -480,27 +523,17 @@ impl Validator<'_> {
     }
 
     fn tracing(&mut self, raw: &RawTracing, path: &YamlPath) -> Option<Tracing> {
-        match raw.otlp_protocol.as_deref() {
-            None | Some("grpc") => {}
-            Some("http") => self.error(
-                &path.key("otlpProtocol"),
-                "OTLP over HTTP is not supported; use grpc (the default)",
-            ),
-            Some(other) => self.error(
-                &path.key("otlpProtocol"),
-                format!("unknown protocol `{other}`; expected grpc"),
-            ),
-        }
-        if !(raw.otlp_endpoint.starts_with("http://") || raw.otlp_endpoint.starts_with("https://"))
-        {
-            self.error(
-                &path.key("otlpEndpoint"),
-                format!(
-                    "`{}` is not an http:// or https:// URL",
-                    super::redact::url(&raw.otlp_endpoint)
-                ),
-            );
-        }
+        let protocol = self.otlp_protocol(raw.otlp_protocol.as_deref(), &path.key("otlpProtocol"));
+        let (otlp_endpoint, path_in_url) =
+            self.otlp_endpoint(&raw.otlp_endpoint, protocol, &path.key("otlpEndpoint"))?;
+        let export_path = self.otlp_path(
+            protocol,
+            path_in_url.or(raw.path.clone()),
+            raw.path.is_some(),
+            DEFAULT_OTLP_TRACES_PATH,
+            &path.key("path"),
+        );
+        let headers = self.headers(&raw.headers, &path.key("headers"));
         let random_sampling = match &raw.random_sampling {
             None => 0.0,
             Some(v) => self.sampling(v, &path.key("randomSampling"))?,
@@ -510,15 +543,99 @@ impl Validator<'_> {
             Some(v) => self.sampling(v, &path.key("clientSampling"))? > 0.0,
         };
         Some(Tracing {
-            otlp_endpoint: raw.otlp_endpoint.clone(),
+            otlp_endpoint,
+            otlp_protocol: protocol,
+            path: export_path,
+            headers,
             random_sampling,
             client_sampling,
             fields: self.fields(raw.fields.as_ref(), &path.key("fields")),
         })
     }
 
+    /// `grpc` (the default) or `http`.
+    pub(crate) fn otlp_protocol(&mut self, text: Option<&str>, path: &YamlPath) -> OtlpProtocol {
+        match text {
+            None | Some("grpc") => OtlpProtocol::Grpc,
+            Some("http") => OtlpProtocol::Http,
+            Some(other) => {
+                self.error(
+                    path,
+                    format!("unknown protocol `{other}`; expected grpc or http"),
+                );
+                OtlpProtocol::Grpc
+            }
+        }
+    }
+
+    /// The collector's URL; for HTTP split into `scheme://authority` and the path it names
+    /// (agentgateway's reading of `https://host/api/public/otel/v1/traces`).
+    fn otlp_endpoint(
+        &mut self,
+        url: &str,
+        protocol: OtlpProtocol,
+        path: &YamlPath,
+    ) -> Option<(String, Option<String>)> {
+        let parsed = url
+            .parse::<http::Uri>()
+            .ok()
+            .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some());
+        let Some(uri) = parsed else {
+            self.error(
+                path,
+                format!(
+                    "`{}` is not an http:// or https:// URL",
+                    super::redact::url(url)
+                ),
+            );
+            return None;
+        };
+        if protocol == OtlpProtocol::Grpc {
+            return Some((url.to_string(), None));
+        }
+        let named = uri
+            .path_and_query()
+            .map(|p| p.as_str())
+            .filter(|p| !p.is_empty() && *p != "/")
+            .map(str::to_string);
+        let authority = uri.authority().map_or("", |a| a.as_str());
+        let scheme = uri.scheme_str().unwrap_or("http");
+        Some((format!("{scheme}://{authority}"), named))
+    }
+
+    /// The HTTP export path: given (absolute) or `default`; none for gRPC.
+    pub(crate) fn otlp_path(
+        &mut self,
+        protocol: OtlpProtocol,
+        given: Option<String>,
+        written: bool,
+        default: &str,
+        path: &YamlPath,
+    ) -> String {
+        match (protocol, given) {
+            (OtlpProtocol::Grpc, _) => {
+                if written {
+                    self.error(
+                        path,
+                        "`path` is for otlpProtocol: http; gRPC export has none",
+                    );
+                }
+                String::new()
+            }
+            (OtlpProtocol::Http, None) => default.to_string(),
+            (OtlpProtocol::Http, Some(p)) if p.starts_with('/') => p,
+            (OtlpProtocol::Http, Some(p)) => {
+                self.error(
+                    path,
+                    format!("`{p}` is not an absolute path (start it with /)"),
+                );
+                default.to_string()
+            }
+        }
+    }
+
     /// `true`/`false` (also quoted, as the seed writes it) or a ratio in 0..=1.
-    fn sampling(&mut self, v: &yaml_serde::Value, path: &YamlPath) -> Option<f64> {
+    pub(crate) fn sampling(&mut self, v: &yaml_serde::Value, path: &YamlPath) -> Option<f64> {
         let ratio = match v {
             yaml_serde::Value::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
             yaml_serde::Value::Number(n) => n.as_f64(),
@@ -538,7 +655,7 @@ impl Validator<'_> {
         }
     }
 
-    fn fields(&mut self, raw: Option<&RawFields>, path: &YamlPath) -> Fields {
+    pub(crate) fn fields(&mut self, raw: Option<&RawFields>, path: &YamlPath) -> Fields {
         let Some(f) = raw else {
             return Fields::default();
         };
@@ -619,6 +736,7 @@ impl Validator<'_> {
             fields: self.fields(raw.fields.as_ref(), &path.key("fields")),
             level: raw.level.clone(),
             format,
+            otlp: None,
         }
     }
 }
@@ -684,6 +802,17 @@ impl From<&Tracing> for pb::Tracing {
     fn from(t: &Tracing) -> Self {
         pb::Tracing {
             otlp_endpoint: t.otlp_endpoint.clone(),
+            otlp_protocol: pb::OtlpProtocol::from(t.otlp_protocol) as i32,
+            path: t.path.clone(),
+            headers: t
+                .headers
+                .iter()
+                .map(|(name, value)| pb::Header {
+                    name: name.clone(),
+                    value: value.expose().to_string(),
+                    reference: value.reference().unwrap_or_default().to_string(),
+                })
+                .collect(),
             random_sampling: t.random_sampling,
             client_sampling: t.client_sampling,
             fields: Some((&t.fields).into()),
@@ -691,14 +820,26 @@ impl From<&Tracing> for pb::Tracing {
     }
 }
 
-impl From<pb::Tracing> for Tracing {
-    fn from(t: pb::Tracing) -> Self {
-        Tracing {
+impl TryFrom<pb::Tracing> for Tracing {
+    type Error = InvalidSnapshot;
+
+    fn try_from(t: pb::Tracing) -> convert::Result<Tracing> {
+        Ok(Tracing {
             otlp_endpoint: t.otlp_endpoint,
+            otlp_protocol: enum_value::<pb::OtlpProtocol>(t.otlp_protocol, "otlpProtocol")?.into(),
+            path: t.path,
+            headers: t
+                .headers
+                .into_iter()
+                .map(|h| {
+                    let reference = (!h.reference.is_empty()).then_some(h.reference);
+                    (h.name, Secret::new(h.value, reference))
+                })
+                .collect(),
             random_sampling: t.random_sampling,
             client_sampling: t.client_sampling,
             fields: t.fields.unwrap_or_default().into(),
-        }
+        })
     }
 }
 
@@ -720,9 +861,32 @@ impl From<pb::Metrics> for Metrics {
     }
 }
 
+impl From<OtlpProtocol> for pb::OtlpProtocol {
+    fn from(p: OtlpProtocol) -> Self {
+        match p {
+            OtlpProtocol::Grpc => pb::OtlpProtocol::Grpc,
+            OtlpProtocol::Http => pb::OtlpProtocol::Http,
+        }
+    }
+}
+
+impl From<pb::OtlpProtocol> for OtlpProtocol {
+    fn from(p: pb::OtlpProtocol) -> Self {
+        match p {
+            pb::OtlpProtocol::Grpc => OtlpProtocol::Grpc,
+            pb::OtlpProtocol::Http => OtlpProtocol::Http,
+        }
+    }
+}
+
 impl From<&Logging> for pb::Logging {
     fn from(l: &Logging) -> Self {
         pb::Logging {
+            otlp: l.otlp.as_ref().map(|o| pb::LogExport {
+                endpoint: o.endpoint.clone(),
+                protocol: pb::OtlpProtocol::from(o.protocol) as i32,
+                path: o.path.clone(),
+            }),
             filter: l.filter.clone(),
             fields: Some((&l.fields).into()),
             level: l.level.clone(),
@@ -746,6 +910,17 @@ impl TryFrom<pb::Logging> for Logging {
             filter: l.filter,
             fields: l.fields.unwrap_or_default().into(),
             level: l.level,
+            otlp: l
+                .otlp
+                .map(|o| {
+                    Ok::<_, InvalidSnapshot>(LogExport {
+                        endpoint: o.endpoint,
+                        protocol: enum_value::<pb::OtlpProtocol>(o.protocol, "otlp.protocol")?
+                            .into(),
+                        path: o.path,
+                    })
+                })
+                .transpose()?,
         })
     }
 }
@@ -811,7 +986,7 @@ impl TryFrom<pb::Settings> for Settings {
             max_body_size: s.max_body_size,
             drain_timeout: duration(s.drain_timeout_nanos),
             mcp: convert::optional(s.mcp, "mcp")?.unwrap_or_default(),
-            tracing: s.tracing.map(Into::into),
+            tracing: s.tracing.map(Tracing::try_from).transpose()?,
             metrics: s.metrics.unwrap_or_default().into(),
             logging: convert::optional(s.logging, "logging")?.unwrap_or_default(),
         })

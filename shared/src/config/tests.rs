@@ -224,14 +224,23 @@ fn the_most_specific_level_sets_each_policy_whole() {
 #[test]
 fn frontend_policies_are_checked_and_unimplemented_fields_named() {
     let errs = errors(
-        "frontendPolicies:\n  http:\n    http1IdleTimeout: 0s\n    headerReadTimeout: soon\n    http2WindowSize: 1\n  tcp:\n    maxConnections: 0\nbinds: []\n",
+        "frontendPolicies:\n  http:\n    http1IdleTimeout: 0s\n    headerReadTimeout: soon\n    http2FrameSize: 1\n  tcp:\n    maxConnections: 0\n  tls: {cipherSuites: [x]}\n  proxyProtocol: {version: v3}\n  networkAuthorization: {rules: ['source.address ==']}\nbinds: []\n",
     );
     assert_reported(
         &errs,
         [
+            ("frontendPolicies.tls.cipherSuites", "is not supported"),
             (
-                "frontendPolicies.http.http2WindowSize",
-                "an agentgateway feature Tollgate does not support",
+                "frontendPolicies.proxyProtocol.version",
+                "expected v1, v2 or all",
+            ),
+            (
+                "frontendPolicies.networkAuthorization.rules[0]",
+                "invalid CEL expression",
+            ),
+            (
+                "frontendPolicies.http.http2FrameSize",
+                "between 16384 and 16777215",
             ),
             ("frontendPolicies.http.headerReadTimeout", "soon"),
             (
@@ -1135,5 +1144,122 @@ fn the_committed_json_schema_is_current() {
     assert!(
         committed == json_schema(),
         "schema/config.json is stale: run `cargo run --bin tollgate -- schema > schema/config.json`"
+    );
+}
+
+#[test]
+fn tracing_over_http_takes_its_path_headers_and_agentgateways_frontend_spelling() {
+    let config = load_str(
+        "config:\n  tracing:\n    otlpEndpoint: https://otel.example.com/api/public/otel/v1/traces\n    otlpProtocol: http\n    headers:\n      Authorization: Basic c2VjcmV0\nbinds: []\n",
+        "t.yaml",
+        &env(),
+    )
+    .unwrap();
+    let tracing = config.settings.tracing.as_ref().unwrap();
+    assert_eq!(tracing.otlp_endpoint, "https://otel.example.com");
+    assert_eq!(tracing.path, "/api/public/otel/v1/traces");
+    assert_eq!(tracing.headers[0].0, "authorization");
+    let dump = serde_json::to_string(&config).unwrap();
+    assert!(!dump.contains("c2VjcmV0"), "{dump}");
+
+    // A `$VAR` value is a secret the proxy resolves: dumps show the reference.
+    let config = load_str(
+        "config:\n  tracing:\n    otlpEndpoint: http://otel:4318\n    otlpProtocol: http\n    headers: {x-key: $OPENAI_API_KEY}\nbinds: []\n",
+        "t.yaml",
+        &env(),
+    )
+    .unwrap();
+    let header = &config.settings.tracing.as_ref().unwrap().headers[0].1;
+    assert_eq!(header.expose(), "sk-openai");
+    assert_eq!(header.reference(), Some("$OPENAI_API_KEY"));
+    let dump = serde_json::to_string(&config).unwrap();
+    assert!(
+        dump.contains("$OPENAI_API_KEY") && !dump.contains("sk-openai"),
+        "{dump}"
+    );
+
+    let config = load_str(
+        "frontendPolicies:\n  tracing:\n    host: localhost:4317\n    randomSampling: true\n    attributes: {tenant: 'request.headers[\"x-tenant\"]'}\n  accessLog:\n    filter: response.code >= 400\n    add: {tenant: 'request.path'}\n    remove: [duration]\n  http:\n    maxBufferSize: 1MiB\nbinds: []\n",
+        "t.yaml",
+        &env(),
+    )
+    .unwrap();
+    let tracing = config.settings.tracing.as_ref().unwrap();
+    assert_eq!(tracing.otlp_endpoint, "http://localhost:4317");
+    assert_eq!(tracing.otlp_protocol, OtlpProtocol::Grpc);
+    assert_eq!(tracing.random_sampling, 1.0);
+    assert!(tracing.fields.add.contains_key("tenant"));
+    let logging = &config.settings.logging;
+    assert_eq!(logging.filter.as_deref(), Some("response.code >= 400"));
+    assert_eq!(logging.fields.remove, ["duration"]);
+    assert!(logging.fields.add.contains_key("tenant"));
+    assert_eq!(config.settings.max_body_size, 1024 * 1024);
+
+    // `accessLog.otlp` alone sits beside `config.logging`'s filter.
+    let config = load_str(
+        "config:\n  logging: {filter: 'true'}\nfrontendPolicies:\n  accessLog:\n    otlp: {host: 'localhost:4318', protocol: http}\nbinds: []\n",
+        "t.yaml",
+        &env(),
+    )
+    .unwrap();
+    let logging = &config.settings.logging;
+    assert_eq!(logging.filter.as_deref(), Some("true"));
+    let otlp = logging.otlp.as_ref().unwrap();
+    assert_eq!(otlp.endpoint, "http://localhost:4318");
+    assert_eq!(otlp.path, "/v1/logs");
+}
+
+#[test]
+fn frontend_spellings_of_settings_conflict_with_config_and_are_checked() {
+    let errs = errors(
+        "config:\n  maxBodySize: 1MiB\n  tracing: {otlpEndpoint: 'http://a:4317', path: /x}\n  logging: {filter: 'true'}\nfrontendPolicies:\n  http: {maxBufferSize: 2MiB}\n  tracing: {host: 'http://b:4317', resources: {}}\n  accessLog: {filter: 'request.', otlp: {host: 'b:4317', service: {}}}\nbinds: []\n",
+    );
+    assert_reported(
+        &errs,
+        [
+            (
+                "frontendPolicies.http.maxBufferSize",
+                "`config.maxBodySize` is set too",
+            ),
+            (
+                "frontendPolicies.accessLog",
+                "`config.logging.filter/fields` is set too",
+            ),
+            ("frontendPolicies.accessLog.filter", "invalid CEL"),
+            (
+                "frontendPolicies.accessLog.otlp.service",
+                "an agentgateway feature Tollgate does not support",
+            ),
+            (
+                "frontendPolicies.tracing.resources",
+                "an agentgateway feature Tollgate does not support",
+            ),
+            ("config.tracing.path", "gRPC export has none"),
+        ],
+    );
+    let errs = errors("frontendPolicies:\n  tracing: {host: 'http://b:4317'}\nbinds: []\n");
+    assert_reported(
+        &errs,
+        [("frontendPolicies.tracing.host", "not a host:port")],
+    );
+    let errs = errors(
+        "config:\n  tracing: {otlpEndpoint: 'grpc://a:4317', otlpProtocol: udp}\nfrontendPolicies:\n  tcp: {keepalives: {time: 0s, retries: 0}}\n  http: {http2WindowSize: 0, maxConnectionDuration: 0s}\nbinds: []\n",
+    );
+    assert_reported(
+        &errs,
+        [
+            ("config.tracing.otlpProtocol", "expected grpc or http"),
+            (
+                "config.tracing.otlpEndpoint",
+                "not an http:// or https:// URL",
+            ),
+            ("frontendPolicies.tcp.keepalives.time", "at least 1s"),
+            ("frontendPolicies.tcp.keepalives.retries", "at least 1"),
+            ("frontendPolicies.http.http2WindowSize", "between 1 and"),
+            (
+                "frontendPolicies.http.maxConnectionDuration",
+                "longer than 0s",
+            ),
+        ],
     );
 }

@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use super::env::Templates;
 use super::error::ConfigError;
+use super::frontend::FrontendSettings;
 use super::model::{Config, Invalid, Pattern, Secret};
 use super::path::YamlPath;
 use super::raw::{Lenient, RawConfig};
-use super::settings::RawSettings;
+use super::settings::{RawSettings, Settings};
 use super::yaml::Document;
 
 /// The longest duration a config may give: a year and a day. Longer ones are mistakes, and
@@ -81,7 +82,7 @@ impl<'a> Validator<'a> {
             }
             v.bind(b, path)
         });
-        let frontend_policies = self
+        let (frontend_policies, frontend_settings) = self
             .section(
                 raw.frontend_policies.as_ref(),
                 &root,
@@ -89,11 +90,63 @@ impl<'a> Validator<'a> {
                 |v, f, p| Some(v.frontend_policies(f, p)),
             )
             .unwrap_or_default();
+        let settings = self.fold_frontend_settings(raw, settings, frontend_settings);
         Config {
             settings,
             binds,
             frontend_policies,
         }
+    }
+
+    /// `settings` with what `frontendPolicies` set in agentgateway's newer places; a setting
+    /// written in both places is reported at its `frontendPolicies` spelling.
+    fn fold_frontend_settings(
+        &mut self,
+        raw: &RawConfig,
+        mut settings: Settings,
+        frontend: FrontendSettings,
+    ) -> Settings {
+        let written = raw.config.as_ref().and_then(|c| c.value.as_ref());
+        let at = YamlPath::root().key("frontendPolicies");
+        let both = |v: &mut Self, in_config: bool, field: &str, config_field: &str| {
+            if in_config {
+                v.error(
+                    &at.join(&YamlPath::parse(field)),
+                    format!("`config.{config_field}` is set too: set it in one place"),
+                );
+            }
+        };
+        if let Some(size) = frontend.max_buffer_size {
+            both(
+                self,
+                written.is_some_and(|c| c.max_body_size.is_some()),
+                "http.maxBufferSize",
+                "maxBodySize",
+            );
+            settings.max_body_size = size;
+        }
+        if let Some(tracing) = frontend.tracing {
+            both(
+                self,
+                written.is_some_and(|c| c.tracing.is_some()),
+                "tracing",
+                "tracing",
+            );
+            settings.tracing = Some(tracing);
+        }
+        if let Some(access_log) = frontend.access_log {
+            if let Some((filter, fields)) = access_log.filter_and_fields {
+                let in_config = written
+                    .and_then(|c| c.logging.as_ref())
+                    .and_then(|l| l.value.as_ref())
+                    .is_some_and(|l| l.filter.is_some() || l.fields.is_some());
+                both(self, in_config, "accessLog", "logging.filter/fields");
+                settings.logging.filter = filter;
+                settings.logging.fields = fields;
+            }
+            settings.logging.otlp = access_log.otlp;
+        }
+        settings
     }
 
     /// The value a model constructor built, or its broken invariants reported under `path`.

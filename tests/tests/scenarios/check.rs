@@ -114,7 +114,7 @@ fn telemetry_settings_are_checked_with_locations() {
     let file = dir.path().join("obs.yaml");
     std::fs::write(
         &file,
-        "config:\n  tracing:\n    otlpEndpoint: http://127.0.0.1:4317\n    otlpProtocol: http\n    fields:\n      add: {model: 'llm.request_model +'}\n  metrics:\n    fields:\n      add: {gen_ai.system: llm.provider, route: '\"x\"'}\n      remove: [route]\n  logging:\n    filter: 'response.code >='\n    level: loud\nbinds: []\n",
+        "config:\n  tracing:\n    otlpEndpoint: http://127.0.0.1:4317\n    otlpProtocol: udp\n    fields:\n      add: {model: 'llm.request_model +'}\n  metrics:\n    fields:\n      add: {gen_ai.system: llm.provider, route: '\"x\"'}\n      remove: [route]\n  logging:\n    filter: 'response.code >='\n    level: loud\nbinds: []\n",
     )
     .unwrap();
     let out = check(&file);
@@ -122,7 +122,9 @@ fn telemetry_settings_are_checked_with_locations() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let f = file.display();
     for want in [
-        format!("{f}:4:19: config.tracing.otlpProtocol: OTLP over HTTP is not supported"),
+        format!(
+            "{f}:4:19: config.tracing.otlpProtocol: unknown protocol `udp`; expected grpc or http"
+        ),
         format!("{f}:6:"),
         "config.tracing.fields.add.model: invalid CEL expression `llm.request_model +`".to_string(),
         "`gen_ai.system` is not a Prometheus label name".to_string(),

@@ -9,6 +9,7 @@ mod control_plane;
 mod cp_security;
 mod credentials;
 mod errors;
+mod frontend;
 mod http_policies;
 mod keys;
 mod lifecycle;

@@ -99,7 +99,11 @@ fn shown<'a>(name: &str, value: &'a Secret) -> &'a str {
     }
 }
 
-fn shown_headers<S: Serializer>(pairs: &[(String, Secret)], s: S) -> Result<S::Ok, S::Error> {
+/// Header pairs serialized as dumps show them (see [`shown`]).
+pub(crate) fn shown_headers<S: Serializer>(
+    pairs: &[(String, Secret)],
+    s: S,
+) -> Result<S::Ok, S::Error> {
     let mut seq = s.serialize_seq(Some(pairs.len()))?;
     for (name, value) in pairs {
         seq.serialize_element(&(name, shown(name, value)))?;
@@ -108,31 +112,38 @@ fn shown_headers<S: Serializer>(pairs: &[(String, Secret)], s: S) -> Result<S::O
 }
 
 impl Validator<'_> {
+    /// Valid header names (lower-cased) with their values held as secrets, in the order
+    /// written; a bad name or value is reported at its entry.
+    pub(crate) fn headers(
+        &mut self,
+        headers: &RawHeaders,
+        path: &YamlPath,
+    ) -> Vec<(String, Secret)> {
+        let mut out = Vec::new();
+        for (name, value, name_at, value_at) in headers.pairs(path) {
+            if !self.header_name(name, &name_at) {
+                continue;
+            }
+            if http::HeaderValue::from_str(value).is_err() {
+                self.error(
+                    &value_at,
+                    "the value contains characters not allowed in a header",
+                );
+            } else {
+                let value = self.secret(value, &value_at);
+                out.push((name.to_ascii_lowercase(), value));
+            }
+        }
+        out
+    }
+
     pub fn header_modifier(
         &mut self,
         raw: &RawHeaderModifier,
         path: &YamlPath,
     ) -> Option<HeaderModifier> {
-        let mut pairs = |headers: &RawHeaders, key: &str| -> Vec<(String, Secret)> {
-            let mut out = Vec::new();
-            for (name, value, name_at, value_at) in headers.pairs(&path.key(key)) {
-                if !self.header_name(name, &name_at) {
-                    continue;
-                }
-                if http::HeaderValue::from_str(value).is_err() {
-                    self.error(
-                        &value_at,
-                        "the value contains characters not allowed in a header",
-                    );
-                } else {
-                    let value = self.secret(value, &value_at);
-                    out.push((name.to_ascii_lowercase(), value));
-                }
-            }
-            out
-        };
-        let add = pairs(&raw.add, "add");
-        let set = pairs(&raw.set, "set");
+        let add = self.headers(&raw.add, &path.key("add"));
+        let set = self.headers(&raw.set, &path.key("set"));
         for (i, name) in raw.remove.iter().enumerate() {
             self.header_name(name, &path.key("remove").index(i));
         }
