@@ -124,39 +124,13 @@ pub async fn accept(
         set_keepalives(&conn.stream, k);
     }
     let (peer, port) = (conn.peer, conn.port);
-    let mut raw_peer = None;
-    if let Some(pp) = policy.proxy_protocol {
-        let header = tokio::select! {
-            read = tokio::time::timeout(proxy_protocol::HEADER_TIMEOUT, proxy_protocol::read(&mut conn.stream, pp)) => read,
-            _ = conn.force_close.cancelled() => return,
-        };
-        match header {
-            Ok(Ok(client)) => {
-                if let Some(client) = client {
-                    raw_peer = Some(peer);
-                    conn.peer = client;
-                }
-            }
-            Ok(Err(why)) => {
-                tracing::debug!(%peer, port, "closing a connection: {why}");
-                return;
-            }
-            Err(_) => {
-                tracing::debug!(%peer, port, "closing a connection: no whole PROXY header in time");
-                return;
-            }
-        }
-    }
-    if let Some(rules) = &policy.network_authorization {
-        let source = Source {
-            peer: conn.peer,
-            raw_peer,
-        };
-        if !rules.allows_connection(&source) {
-            tracing::debug!(client = %conn.peer, %peer, port, "closing a connection frontendPolicies.networkAuthorization refuses");
+    let raw_peer = match admit(&mut conn, &policy).await {
+        Ok(raw_peer) => raw_peer,
+        Err(why) => {
+            tracing::debug!(%peer, port, "closing a connection: {why}");
             return;
         }
-    }
+    };
     let http = policy.http;
     let Some(tls) = tls else {
         return serve(services, conn, http, None, raw_peer).await;
@@ -185,6 +159,41 @@ pub async fn accept(
         }
         Err(e) => tracing::debug!(%peer, port, error = %e, "TLS handshake failed"),
     }
+}
+
+/// The connection's PROXY header, then `networkAuthorization`: the TCP peer when a header
+/// named another client (who is then `conn.peer`), or why the connection is refused.
+async fn admit(
+    conn: &mut Accepted,
+    policy: &ConnectionPolicy,
+) -> Result<Option<SocketAddr>, String> {
+    let mut raw_peer = None;
+    if let Some(pp) = policy.proxy_protocol {
+        let read = proxy_protocol::read(&mut conn.stream, pp);
+        let client = tokio::select! {
+            read = tokio::time::timeout(proxy_protocol::HEADER_TIMEOUT, read) => {
+                read.map_err(|_| "no whole PROXY header in time".to_string())??
+            }
+            _ = conn.force_close.cancelled() => return Err("the port closed".to_string()),
+        };
+        if let Some(client) = client {
+            raw_peer = Some(conn.peer);
+            conn.peer = client;
+        }
+    }
+    if let Some(rules) = &policy.network_authorization {
+        let source = Source {
+            peer: conn.peer,
+            raw_peer,
+        };
+        if !rules.allows_connection(&source) {
+            return Err(format!(
+                "frontendPolicies.networkAuthorization refuses client {}",
+                conn.peer
+            ));
+        }
+    }
+    Ok(raw_peer)
 }
 
 /// `frontendPolicies.tcp.keepalives` on a client socket (a failure is only logged: the
