@@ -128,6 +128,8 @@ impl OtlpLogSink {
 pub struct HttpExport {
     pub path: String,
     pub headers: http::HeaderMap,
+    /// The resource attributes of the export's spans, as text.
+    pub resource: Vec<(String, String)>,
 }
 
 pub struct OtlpSink {
@@ -196,9 +198,22 @@ impl OtlpSink {
                 if !is_protobuf {
                     return http::StatusCode::UNSUPPORTED_MEDIA_TYPE;
                 }
+                let resource = request
+                    .resource_spans
+                    .iter()
+                    .filter_map(|r| r.resource.as_ref())
+                    .flat_map(|r| &r.attributes)
+                    .filter_map(|kv| {
+                        Some((
+                            kv.key.clone(),
+                            attribute(std::slice::from_ref(kv), &kv.key)?,
+                        ))
+                    })
+                    .collect();
                 seen.lock().push(HttpExport {
                     path: uri.path().to_string(),
                     headers,
+                    resource,
                 });
                 sink.receive(request);
                 http::StatusCode::OK

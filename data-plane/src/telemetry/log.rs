@@ -52,7 +52,7 @@ impl LogExporter {
         };
         let provider = SdkLoggerProvider::builder()
             .with_batch_exporter(exporter)
-            .with_resource(super::resource())
+            .with_resource(super::resource([]))
             .build();
         let logger = provider.logger("tollgate");
         Ok(LogExporter {

@@ -206,10 +206,13 @@ fn reuse<E: Export + Send + Sync + 'static>(
 
 /// The OTLP resource of every export: `service.name` from `OTEL_SERVICE_NAME`, else
 /// `tollgate`.
-fn resource() -> opentelemetry_sdk::Resource {
+fn resource(
+    extra: impl IntoIterator<Item = opentelemetry::KeyValue>,
+) -> opentelemetry_sdk::Resource {
     let service = std::env::var("OTEL_SERVICE_NAME").unwrap_or_else(|_| "tollgate".into());
     opentelemetry_sdk::Resource::builder()
         .with_service_name(service)
+        .with_attributes(extra)
         .build()
 }
 

@@ -86,7 +86,7 @@ impl Exporter {
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
             .with_sampler(sampler)
-            .with_resource(super::resource())
+            .with_resource(resource(&config.resources))
             .build();
         let tracer = provider.tracer("tollgate");
         Ok(Exporter {
@@ -108,6 +108,26 @@ impl super::Export for Exporter {
         let _ = self.provider.force_flush();
         let _ = self.provider.shutdown();
     }
+}
+
+/// The process's resource with `tracing.resources`: each CEL expression evaluated once,
+/// without request variables; one that fails is left out with a warning.
+fn resource(extra: &indexmap::IndexMap<String, String>) -> opentelemetry_sdk::Resource {
+    let ctx = fields::stdlib_context();
+    let attributes = extra.iter().filter_map(|(name, expr)| {
+        let value = cel::Program::compile(expr)
+            .ok()
+            .and_then(|p| p.execute(&ctx).ok())
+            .and_then(|v| v.json().ok());
+        match value {
+            Some(v) => Some(KeyValue::new(name.clone(), fields::text(&v))),
+            None => {
+                tracing::warn!(resource = %name, "tracing resource expression has no value; left out");
+                None
+            }
+        }
+    });
+    super::resource(attributes)
 }
 
 /// Tracing as one applied config asks for it.

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::model::{Invalid, as_humantime, as_opt_humantime};
 use super::path::YamlPath;
-use super::policies::{RawRuleSet, RuleSet};
+use super::policies::{RawHeaderModifier, RawRuleSet, RuleSet};
 use super::raw::Lenient;
 use super::settings::{
     DEFAULT_OTLP_LOGS_PATH, DEFAULT_OTLP_TRACES_PATH, Fields, LogExport, RawFields, Tracing,
@@ -122,6 +122,17 @@ pub struct RawFrontendTracing {
     pub attributes: IndexMap<String, String>,
     #[serde(default)]
     pub remove: Vec<String>,
+    /// Resource attributes of the exported spans: name -> CEL expression (`service.name`).
+    #[serde(default)]
+    pub resources: IndexMap<String, String>,
+    /// How exports reach the collector; only `requestHeaderModifier` (`add`, `set`).
+    pub policies: Option<RawTracingPolicies>,
+}
+
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawTracingPolicies {
+    pub request_header_modifier: Option<RawHeaderModifier>,
 }
 
 // === model ===
@@ -570,6 +581,28 @@ impl Validator<'_> {
         for (name, expr) in &raw.attributes {
             self.cel(expr, &path.key("attributes").key(name.clone()));
         }
+        for (name, expr) in &raw.resources {
+            self.cel(expr, &path.key("resources").key(name.clone()));
+        }
+        let headers = match raw
+            .policies
+            .as_ref()
+            .and_then(|p| p.request_header_modifier.as_ref())
+        {
+            Some(m) => {
+                let at = path.key("policies").key("requestHeaderModifier");
+                if !m.remove.is_empty() {
+                    self.error(
+                        &at.key("remove"),
+                        "an export carries only the headers added or set: there is nothing to remove",
+                    );
+                }
+                let mut headers = self.headers(&m.set, &at.key("set"));
+                headers.extend(self.headers(&m.add, &at.key("add")));
+                headers
+            }
+            None => Vec::new(),
+        };
         let fields = Fields {
             add: raw.attributes.clone(),
             remove: raw.remove.clone(),
@@ -578,7 +611,8 @@ impl Validator<'_> {
             otlp_endpoint: endpoint,
             otlp_protocol: protocol,
             path: export_path,
-            headers: Vec::new(),
+            headers,
+            resources: raw.resources.clone(),
             random_sampling: match &raw.random_sampling {
                 None => 0.0,
                 Some(v) => self.sampling(v, &path.key("randomSampling"))?,

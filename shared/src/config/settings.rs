@@ -264,6 +264,9 @@ pub struct Tracing {
     pub client_sampling: bool,
     /// Span attributes added (CEL) and removed.
     pub fields: Fields,
+    /// Resource attributes (CEL, evaluated once when the exporter is built).
+    #[serde(skip_serializing_if = "IndexMap::is_empty")]
+    pub resources: IndexMap<String, String>,
 }
 
 /// `otlpProtocol`: how spans are exported.
@@ -550,6 +553,7 @@ impl Validator<'_> {
             random_sampling,
             client_sampling,
             fields: self.fields(raw.fields.as_ref(), &path.key("fields")),
+            resources: IndexMap::new(),
         })
     }
 
@@ -816,6 +820,14 @@ impl From<&Tracing> for pb::Tracing {
             random_sampling: t.random_sampling,
             client_sampling: t.client_sampling,
             fields: Some((&t.fields).into()),
+            resources: t
+                .resources
+                .iter()
+                .map(|(name, expression)| pb::Field {
+                    name: name.clone(),
+                    expression: expression.clone(),
+                })
+                .collect(),
         }
     }
 }
@@ -839,6 +851,11 @@ impl TryFrom<pb::Tracing> for Tracing {
             random_sampling: t.random_sampling,
             client_sampling: t.client_sampling,
             fields: t.fields.unwrap_or_default().into(),
+            resources: t
+                .resources
+                .into_iter()
+                .map(|f| (f.name, f.expression))
+                .collect(),
         })
     }
 }

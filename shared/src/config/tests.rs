@@ -1212,7 +1212,7 @@ fn tracing_over_http_takes_its_path_headers_and_agentgateways_frontend_spelling(
 #[test]
 fn frontend_spellings_of_settings_conflict_with_config_and_are_checked() {
     let errs = errors(
-        "config:\n  maxBodySize: 1MiB\n  tracing: {otlpEndpoint: 'http://a:4317', path: /x}\n  logging: {filter: 'true'}\nfrontendPolicies:\n  http: {maxBufferSize: 2MiB}\n  tracing: {host: 'http://b:4317', resources: {}}\n  accessLog: {filter: 'request.', otlp: {host: 'b:4317', service: {}}}\nbinds: []\n",
+        "config:\n  maxBodySize: 1MiB\n  tracing: {otlpEndpoint: 'http://a:4317', path: /x}\n  logging: {filter: 'true'}\nfrontendPolicies:\n  http: {maxBufferSize: 2MiB}\n  tracing: {host: 'http://b:4317'}\n  accessLog: {filter: 'request.', otlp: {host: 'b:4317', service: {}}}\nbinds: []\n",
     );
     assert_reported(
         &errs,
@@ -1230,11 +1230,27 @@ fn frontend_spellings_of_settings_conflict_with_config_and_are_checked() {
                 "frontendPolicies.accessLog.otlp.service",
                 "an agentgateway feature Tollgate does not support",
             ),
+            ("config.tracing.path", "gRPC export has none"),
+        ],
+    );
+    let errs = errors(
+        "frontendPolicies:\n  tracing:\n    host: 'b:4317'\n    resources: {service.name: 'request.'}\n    policies: {requestHeaderModifier: {remove: [x]}, backendTLS: {}}\nbinds: []\n",
+    );
+    assert_reported(
+        &errs,
+        [
             (
-                "frontendPolicies.tracing.resources",
+                "frontendPolicies.tracing.resources.service.name",
+                "invalid CEL",
+            ),
+            (
+                "frontendPolicies.tracing.policies.requestHeaderModifier.remove",
+                "nothing to remove",
+            ),
+            (
+                "frontendPolicies.tracing.policies.backendTLS",
                 "an agentgateway feature Tollgate does not support",
             ),
-            ("config.tracing.path", "gRPC export has none"),
         ],
     );
     let errs = errors("frontendPolicies:\n  tracing: {host: 'http://b:4317'}\nbinds: []\n");

@@ -8,6 +8,7 @@ use opentelemetry_proto::tonic::trace::v1::span::SpanKind;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tollgate_tests::otlp::{OtlpLogSink, OtlpSink, attr, log_attr};
+use tollgate_tests::proxy::ProxyOptions;
 use tollgate_tests::{FakeUpstream, Proxy, eventually, free_port};
 
 /// One route to `upstream` on `port`, after `head` (top-level sections).
@@ -370,4 +371,35 @@ async fn http2_header_list_limit_refuses_larger_headers() {
         1,
         "the large header never reached the upstream"
     );
+}
+
+/// `frontendPolicies.tracing.resources` (CEL, evaluated once) name the exporting service, and
+/// `policies.requestHeaderModifier` sets the export's headers (a SaaS collector's key).
+#[tokio::test(flavor = "multi_thread")]
+async fn frontend_tracing_resources_and_export_headers() {
+    let sink = OtlpSink::start_http("127.0.0.1:0").await;
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let head = format!(
+        "frontendPolicies:\n  tracing:\n    host: {}\n    protocol: http\n    randomSampling: true\n    resources:\n      service.name: '\"edge-\" + \"gateway\"'\n      deployment.environment: '\"test\"'\n    policies:\n      requestHeaderModifier:\n        set: {{x-api-key: $COLLECTOR_KEY}}\n",
+        sink.addr
+    );
+    let proxy = Proxy::spawn(ProxyOptions {
+        config: &config(&head, port, &up.authority()),
+        env: vec![("COLLECTOR_KEY", "collector-secret")],
+        ..Default::default()
+    });
+    proxy.wait_ready().await;
+    let resp = tollgate_tests::get(proxy.url(port, "/r")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    sink.wait_for("server span", |s| s.kind == SpanKind::Server as i32)
+        .await;
+    let export = sink.exports().remove(0);
+    assert_eq!(export.path, "/v1/traces");
+    assert_eq!(export.headers["x-api-key"], "collector-secret");
+    let resource: std::collections::HashMap<_, _> = export.resource.into_iter().collect();
+    assert_eq!(resource["service.name"], "edge-gateway");
+    assert_eq!(resource["deployment.environment"], "test");
+    let dump = proxy.admin_json("/api/config").await.to_string();
+    assert!(!dump.contains("collector-secret"), "{dump}");
 }
