@@ -16,6 +16,7 @@ use crate::authz::Rules;
 use crate::htpasswd::{BasicAuthPolicy, HtpasswdFiles};
 use crate::jwt::{Verifier, Verifiers};
 use crate::llm::failover::ProviderPool;
+use crate::mcp::openapi::OpenApiSpecs;
 use crate::ratelimit::{Bucket, EntryBuckets, KeyedBuckets};
 use crate::telemetry::record::CredentialNames;
 use crate::telemetry::{RequestLabels, Telemetry};
@@ -39,6 +40,14 @@ pub struct Runtime {
     pub credential_names: CredentialNames,
     /// The `basicAuth` htpasswd files, read when the config was applied and watched since.
     pub htpasswd: HtpasswdFiles,
+    /// The `openapi` MCP targets' tools, read when the config was applied.
+    pub openapi: OpenApiSpecs,
+}
+
+/// What the config's files held when it was applied, besides client authentication's.
+pub struct Files {
+    pub tls: Tls,
+    pub openapi: OpenApiSpecs,
 }
 
 pub struct PortTable {
@@ -159,7 +168,7 @@ impl Runtime {
         snapshot: Snapshot,
         source: SnapshotSource,
         telemetry: Telemetry,
-        tls: Tls,
+        Files { tls, openapi }: Files,
         auth: ClientAuth<'_>,
         gateway: &Arc<str>,
         buckets: &mut BucketSource<'_>,
@@ -226,6 +235,7 @@ impl Runtime {
                 route: None,
             }),
             htpasswd: auth.htpasswd.clone(),
+            openapi,
         }
     }
 }

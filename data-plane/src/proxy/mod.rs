@@ -457,6 +457,7 @@ async fn handle(
                     sessions: &services.mcp,
                     backend,
                     remote_http: route.backend_tls.as_ref().map(|c| &c.mcp),
+                    openapi: &rt.openapi,
                     observer: mcp::Observer {
                         metrics: services.metrics.clone(),
                         labels: route.labels.clone(),

@@ -196,9 +196,9 @@ impl Route {
                 })
                 .flatten()
                 .find(|t| match &t.kind {
-                    McpTargetKind::Sse { url } | McpTargetKind::Mcp { url } => {
-                        url.expose().starts_with("http://")
-                    }
+                    McpTargetKind::Sse { url }
+                    | McpTargetKind::Mcp { url }
+                    | McpTargetKind::OpenApi { url, .. } => url.expose().starts_with("http://"),
                     McpTargetKind::Stdio { .. } => false,
                 });
             if let Some(t) = plain {

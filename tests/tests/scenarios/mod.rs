@@ -14,6 +14,7 @@ mod llm;
 mod mcp;
 mod oauth;
 mod observability;
+mod openapi;
 mod ratelimit;
 mod reload;
 mod routing;
