@@ -4,9 +4,11 @@
 //! basicAuth -> authorization -> MCP origin and host check -> localRateLimit ->
 //! directResponse -> body limit ->
 //! rewrites -> backend selection -> backendAuth (a key, or the caller's token passed through)
-//! -> LLM processing (`llm.*` authorization) -> upstream call (timeouts, retries) -> response
-//! headers -> metrics (and token debits) when the body ends.
+//! -> a2a (a call's method read) -> LLM processing (`llm.*` authorization) -> upstream call
+//! (timeouts, retries) -> a2a (an agent card's `url` rewritten) -> response headers -> metrics
+//! (and token debits) when the body ends.
 
+pub mod a2a;
 pub mod api_key;
 pub mod basic_auth;
 pub mod cors;
@@ -398,8 +400,25 @@ async fn handle(
                 {
                     parts.headers.insert(header::AUTHORIZATION, v);
                 }
+                // Phase: a2a (the request): a call's body is read for its method.
+                let a2a = policies.a2a.then(|| {
+                    let tls = parts.extensions.get::<TlsSession>().is_some();
+                    let scheme = a2a::client_scheme(&parts, tls, trusted_hops);
+                    a2a::classify(&parts, client_uri.as_ref().unwrap_or(&parts.uri), scheme)
+                });
+                let body = match &a2a {
+                    Some(a2a::A2aRequest::Call) => {
+                        let bytes = read_body(body, max_body).await?;
+                        let method = a2a::method(&bytes);
+                        a2a::observe(&services.metrics, route, record, Some(method));
+                        OutBody::Replayable(bytes)
+                    }
+                    _ => out_body(body, declared, max_body, policies.retry.is_some()).await?,
+                };
+                if let Some(a2a::A2aRequest::AgentCard(_)) = &a2a {
+                    a2a::observe(&services.metrics, route, record, None);
+                }
                 // Phase: upstream call.
-                let body = out_body(body, declared, max_body, policies.retry.is_some()).await?;
                 let tls = route.backend_tls.as_ref();
                 let via = upstream::Via {
                     client: tls.map_or(&services.client, |c| &c.http),
@@ -416,7 +435,15 @@ async fn handle(
                 // The downstream connection has its own HTTP version.
                 rparts.version = http::Version::default();
                 let resp = Response::from_parts(rparts, rbody.map_err(Into::into).boxed_unsync());
-                Ok((route.backends[index].label.clone(), resp))
+                let label = route.backends[index].label.clone();
+                // Phase: a2a (the response): a served card points back at the gateway.
+                let resp = match a2a {
+                    Some(a2a::A2aRequest::AgentCard(url)) if resp.status().is_success() => {
+                        a2a::rewrite_card(resp, &url, &label).await?
+                    }
+                    _ => resp,
+                };
+                Ok((label, resp))
             }
             Target::Ai(pool) => {
                 let body = read_body(body, max_body).await?;

@@ -205,12 +205,17 @@ fn standard_fields(l: &mut Line<'_>, record: &RequestRecord, o: &Outcome<'_>) {
     }
     let protocol = if record.mcp.get().is_some() {
         "mcp"
+    } else if record.a2a.get().is_some() {
+        "a2a"
     } else if record.llm.get().is_some() {
         "llm"
     } else {
         "http"
     };
     l.str("protocol", protocol);
+    if let Some(Some(method)) = record.a2a.get() {
+        l.str("a2a.method", method);
+    }
     if let Some(m) = record.mcp.get() {
         l.str("mcp.method.name", &m.method);
         l.str("mcp.target", m.target.as_deref().unwrap_or(""));

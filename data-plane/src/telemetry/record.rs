@@ -66,6 +66,8 @@ pub struct RequestRecord {
     pub client_identity: Option<Arc<ClientIdentity>>,
     pub llm: OnceLock<LlmFacts>,
     pub mcp: OnceLock<McpFacts>,
+    /// An `a2a` route's request: a call's JSON-RPC method, `None` for an agent card.
+    pub a2a: OnceLock<Option<String>>,
     /// The caller's validated JWT claims (CEL's `jwt`), set by the `jwtAuth` phase.
     pub jwt: OnceLock<Arc<Claims>>,
     /// The caller's API key (CEL's `apiKey`), set by the `apiKey` phase.
@@ -194,6 +196,7 @@ impl RequestRecord {
                 .and_then(|s| s.identity.clone()),
             llm: OnceLock::new(),
             mcp: OnceLock::new(),
+            a2a: OnceLock::new(),
             jwt: OnceLock::new(),
             api_key: OnceLock::new(),
             basic_auth: OnceLock::new(),

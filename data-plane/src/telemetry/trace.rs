@@ -160,6 +160,9 @@ impl Tracer {
                 attrs.push(KeyValue::new("gen_ai.request.temperature", t));
             }
         }
+        if let Some(a2a) = record.a2a.get() {
+            attrs.push(KeyValue::new("a2a.method", a2a.clone().unwrap_or_default()));
+        }
         if let Some(m) = record.mcp.get() {
             attrs.push(KeyValue::new("mcp.method.name", m.method.clone()));
             attrs.push(KeyValue::new("mcp.resource.type", m.resource_type));

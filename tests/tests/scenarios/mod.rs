@@ -1,5 +1,6 @@
 //! Scenario tests, one module per capability.
 
+mod a2a;
 mod adversarial;
 mod auth;
 mod authz;

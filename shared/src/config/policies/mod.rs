@@ -20,6 +20,7 @@
 //! [`Policies`] (and their proto conversions and [`Policies::effective`] below); the field set
 //! in `examples/kitchen-sink.yaml`; one pipeline phase in the data plane.
 
+mod a2a;
 mod ai;
 mod api_key;
 mod authorization;
@@ -39,6 +40,7 @@ mod url_rewrite;
 
 use serde::{Deserialize, Serialize};
 
+pub use a2a::RawA2a;
 pub use ai::{RawAiPolicy, RouteType, RouteTypes};
 pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyCredential, RawApiKeyAuth};
 pub use authorization::{RawRuleSet, Rule, RuleSet};
@@ -84,6 +86,7 @@ pub struct RawPolicies {
     pub authorization: Option<Lenient<RawRuleSet>>,
     pub mcp_authorization: Option<Lenient<RawRuleSet>>,
     pub direct_response: Option<Lenient<RawDirectResponse>>,
+    pub a2a: Option<Lenient<RawA2a>>,
 }
 
 /// `policies`: what applies to the requests of a route (or, for some, of a backend). `None`
@@ -134,6 +137,9 @@ pub struct Policies {
     /// `directResponse`: the gateway answers the route itself (route level only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub direct_response: Option<DirectResponse>,
+    /// `a2a: {}`: the route carries the agent-to-agent protocol (route level only).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub a2a: bool,
 }
 
 impl Policies {
@@ -167,6 +173,7 @@ impl Policies {
             authorization: last(levels, |p| p.authorization.as_ref()),
             mcp_authorization: last(levels, |p| p.mcp_authorization.as_ref()),
             direct_response: last(levels, |p| p.direct_response.as_ref()),
+            a2a: levels.iter().any(|p| p.a2a),
         }
     }
 }
@@ -248,6 +255,9 @@ impl Validator<'_> {
                 "directResponse",
                 Self::direct_response,
             ),
+            a2a: self
+                .section(raw.a2a.as_ref(), path, "a2a", Self::a2a)
+                .is_some(),
         }
     }
 }
@@ -272,6 +282,7 @@ impl From<&Policies> for pb::Policies {
             authorization: p.authorization.as_ref().map(Into::into),
             mcp_authorization: p.mcp_authorization.as_ref().map(Into::into),
             direct_response: p.direct_response.as_ref().map(Into::into),
+            a2a: p.a2a,
         }
     }
 }
@@ -298,6 +309,7 @@ impl TryFrom<pb::Policies> for Policies {
             authorization: convert::optional(p.authorization, "authorization")?,
             mcp_authorization: convert::optional(p.mcp_authorization, "mcpAuthorization")?,
             direct_response: convert::optional(p.direct_response, "directResponse")?,
+            a2a: p.a2a,
         })
     }
 }
