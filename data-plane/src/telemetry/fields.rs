@@ -9,6 +9,7 @@ use serde_json::{Map, Value, json};
 use tollgate_shared::config::redact;
 
 use super::Outcome;
+use super::functions;
 use super::record::{LlmFacts, RequestRecord};
 
 /// The variables of one request.
@@ -39,7 +40,17 @@ impl Expressions {
         self.items.iter().map(|(n, _)| n.as_str())
     }
 
-    /// Each field's value; `None` when it failed at run time or is null (the field is omitted).
+    /// Log and trace fields: each field's value, a `flatten` result spread into many
+    /// (`name.key`); a field that failed at run time or is null is left out.
+    pub fn eval_spread(&self, ctx: &cel::Context<'_, '_>) -> Vec<(String, Value)> {
+        self.items
+            .iter()
+            .flat_map(|(name, program)| functions::field_values(name, program.execute(ctx)))
+            .collect()
+    }
+
+    /// Each field's value (metric labels: one per field); `None` when it failed at run time
+    /// or is null (the field is omitted).
     pub fn eval<'a>(
         &'a self,
         ctx: &'a cel::Context<'_, '_>,
@@ -139,8 +150,10 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>, identity_members: 
 /// An empty context with CEL's standard library, whose declarations are built once per
 /// process: building them (`Context::default`) costs more than evaluating most expressions.
 fn stdlib_context() -> Ctx {
-    static STDLIB: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::stdlib()));
-    cel::Context::with_env(STDLIB.clone())
+    static STDLIB: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(functions::env()));
+    let mut ctx = cel::Context::with_env(STDLIB.clone());
+    functions::add(&mut ctx);
+    ctx
 }
 
 /// The variables known before the request goes upstream: `request`, `source` and the

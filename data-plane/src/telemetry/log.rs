@@ -65,10 +65,8 @@ impl AccessLog {
         let mut line = Line::start(self.format, &self.skip);
         standard_fields(&mut line, record, outcome);
         if let Some(ctx) = ctx {
-            for (name, value) in self.fields.eval(ctx) {
-                if let Some(v) = value {
-                    line.value(name, &v);
-                }
+            for (name, value) in self.fields.eval_spread(ctx) {
+                line.value(&name, &value);
             }
         }
         let _ = self.writer.clone().write_all(line.finish().as_bytes());

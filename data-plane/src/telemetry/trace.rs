@@ -181,10 +181,8 @@ impl Tracer {
             }
         }
         if let Some(ctx) = ctx {
-            for (name, value) in self.fields.eval(ctx) {
-                if let Some(v) = value {
-                    attrs.push(attribute(name, v));
-                }
+            for (name, value) in self.fields.eval_spread(ctx) {
+                attrs.push(attribute(&name, value));
             }
         }
         attrs.retain(|kv| !self.remove.iter().any(|r| r.as_str() == kv.key.as_str()));
