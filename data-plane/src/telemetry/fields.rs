@@ -257,6 +257,8 @@ pub fn add_llm_facts(ctx: &mut Ctx, llm: &LlmFacts) {
             .and_then(|raw| serde_json::from_slice(raw).ok())
             .unwrap_or(Value::Null),
     );
+    put("params", "params", Value::Object(llm.params.clone()));
+    put("completion", "completion", json!(llm.completion));
     let _ = ctx.add_variable("llm", Value::Object(vars));
 }
 

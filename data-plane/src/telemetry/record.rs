@@ -31,6 +31,11 @@ pub struct LlmFacts {
     /// Request parameters for the `gen_ai.request.*` span attributes.
     pub temperature: Option<f64>,
     pub max_tokens: Option<u64>,
+    /// CEL's `llm.params`: the request's sampling parameters, kept like `prompt`.
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// CEL's `llm.completion`: the answer's texts (one per choice or text block), gathered
+    /// only when kept like `prompt` (`Some`).
+    pub completion: Option<Vec<String>>,
 }
 
 /// What an MCP request was, set when the gateway routes it.

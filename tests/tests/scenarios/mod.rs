@@ -4,6 +4,7 @@ mod a2a;
 mod adversarial;
 mod auth;
 mod authz;
+mod cel;
 mod check;
 mod control_plane;
 mod cp_security;
