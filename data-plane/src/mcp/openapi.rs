@@ -7,10 +7,14 @@
 //! (its `application/json` request body), every local `$ref` inlined.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+use arc_swap::ArcSwap;
 
 use http::{HeaderName, HeaderValue, Method, header};
 use openapiv3::{OpenAPI, Parameter, ParameterSchemaOrContent, ReferenceOr, RequestBody};
+use parking_lot::Mutex;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use rmcp::model::{
     CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, JsonObject,
@@ -40,9 +44,10 @@ const PROTECTED: [HeaderName; 4] = [
     header::HOST,
 ];
 
-/// The OpenAPI specs of a config, read and turned into tools when it is applied.
+/// The OpenAPI specs of a config, read and turned into tools when it is applied; spec files
+/// are read again when they change (`source::openapi`).
 #[derive(Default)]
-pub struct OpenApiSpecs(HashMap<OpenApiSchema, Arc<ToolSet>>);
+pub struct OpenApiSpecs(HashMap<OpenApiSchema, Arc<SpecCell>>);
 
 /// A spec that cannot be served: the config is not applied.
 #[derive(Debug, thiserror::Error)]
@@ -64,30 +69,76 @@ impl OpenApiSpecs {
             if specs.contains_key(schema) {
                 continue;
             }
-            let parsed = match schema {
-                OpenApiSchema::File(path) => std::fs::read_to_string(path)
-                    .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
-                    .and_then(|text| ToolSet::parse(&text))
-                    .map_err(|reason| OpenApiError {
-                        field: format!("{at}.openapi.schema.file"),
-                        reason: format!("OpenAPI spec `{}`: {reason}", path.display()),
-                    }),
-                OpenApiSchema::Inline(text) => {
-                    ToolSet::parse(text).map_err(|reason| OpenApiError {
-                        field: format!("{at}.openapi.schema"),
-                        reason: format!("OpenAPI spec: {reason}"),
-                    })
-                }
-            }?;
-            specs.insert(schema.clone(), Arc::new(parsed));
+            let (file, text, field, shown) = match schema {
+                OpenApiSchema::File(path) => (
+                    Some(path.clone()),
+                    read(path),
+                    format!("{at}.openapi.schema.file"),
+                    format!(" `{}`", path.display()),
+                ),
+                OpenApiSchema::Inline(text) => (
+                    None,
+                    Ok(text.clone()),
+                    format!("{at}.openapi.schema"),
+                    String::new(),
+                ),
+            };
+            let (text, tools) = text
+                .and_then(|text| ToolSet::parse(&text).map(|tools| (text, tools)))
+                .map_err(|reason| OpenApiError {
+                    field,
+                    reason: format!("OpenAPI spec{shown}: {reason}"),
+                })?;
+            let cell = SpecCell {
+                file,
+                tools: ArcSwap::from_pointee(tools),
+                text: Mutex::new(text),
+            };
+            specs.insert(schema.clone(), Arc::new(cell));
         }
         Ok(OpenApiSpecs(specs))
     }
 
-    /// The tools of `schema`, if the config in force names it.
+    /// The tools of `schema` now, if the config in force names it.
     pub fn get(&self, schema: &OpenApiSchema) -> Option<Arc<ToolSet>> {
-        self.0.get(schema).cloned()
+        self.0.get(schema).map(|c| c.tools.load_full())
     }
+
+    /// The specs read from files.
+    pub fn files(&self) -> impl Iterator<Item = &Arc<SpecCell>> {
+        self.0.values().filter(|c| c.file.is_some())
+    }
+}
+
+/// One spec's tools, swapped when its file changes; sessions keep the tools they opened with.
+pub struct SpecCell {
+    /// The spec file; `None` for a spec written in the config.
+    pub file: Option<PathBuf>,
+    tools: ArcSwap<ToolSet>,
+    /// The text the tools were read from: an unchanged file is not parsed again.
+    text: Mutex<String>,
+}
+
+impl SpecCell {
+    /// Reads the file again: `Ok(true)` when it changed and its tools were swapped in; on
+    /// error the last good tools are kept.
+    pub fn reload(&self) -> Result<bool, String> {
+        let Some(file) = &self.file else {
+            return Ok(false);
+        };
+        let text = read(file)?;
+        let mut last = self.text.lock();
+        if *last == text {
+            return Ok(false);
+        }
+        self.tools.store(Arc::new(ToolSet::parse(&text)?));
+        *last = text;
+        Ok(true)
+    }
+}
+
+fn read(file: &Path) -> Result<String, String> {
+    std::fs::read_to_string(file).map_err(|e| format!("cannot read `{}`: {e}", file.display()))
 }
 
 /// The tools of one spec, with the request each one makes.

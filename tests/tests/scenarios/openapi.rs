@@ -153,3 +153,44 @@ async fn a_broken_spec_keeps_the_last_good_config() {
     let mut c = McpClient::connect(&proxy.url(port, "/mcp")).await;
     assert_eq!(c.tool_names().await.len(), 7);
 }
+
+/// A spec with one `GET /<name>` operation per name.
+fn spec_with(names: &[&str]) -> String {
+    let paths: Vec<String> = names
+        .iter()
+        .map(|n| format!(r#""/{n}": {{"get": {{"operationId": "{n}", "responses": {{}}}}}}"#))
+        .collect();
+    format!(
+        r#"{{"openapi": "3.0.3", "info": {{"title": "t", "version": "1"}}, "paths": {{{}}}}}"#,
+        paths.join(", ")
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_spec_file_serves_new_sessions_and_a_broken_one_is_not_used() {
+    let api = FakeUpstream::start("api").await;
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let spec = dir.path().join("api.json");
+    std::fs::write(&spec, spec_with(&["one"])).unwrap();
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - mcp:\n          targets:\n          - name: api\n            openapi: {{schema: {{file: '{}'}}, host: '{}'}}\n",
+        spec.display(),
+        api.authority()
+    );
+    let proxy = Proxy::start(&config).await;
+    let url = proxy.url(port, "/mcp");
+    assert_eq!(McpClient::connect(&url).await.tool_names().await, ["one"]);
+
+    let before = proxy.log().matches("OpenAPI spec changed").count();
+    std::fs::write(&spec, spec_with(&["one", "two"])).unwrap();
+    proxy.wait_log("OpenAPI spec changed", before).await;
+    let mut names = McpClient::connect(&url).await.tool_names().await;
+    names.sort();
+    assert_eq!(names, ["one", "two"]);
+
+    let before = proxy.log().matches("OpenAPI spec not used").count();
+    std::fs::write(&spec, "{\"openapi\": ").unwrap();
+    proxy.wait_log("OpenAPI spec not used", before).await;
+    assert_eq!(McpClient::connect(&url).await.tool_names().await.len(), 2);
+}
