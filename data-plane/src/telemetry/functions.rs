@@ -1,15 +1,19 @@
 //! agentgateway's CEL functions beyond the standard library (its `schema/cel-functions.md`),
-//! with the same results: `json`, `toJson`, `base64.encode` / `base64.decode`, the strings
-//! extension, `flatten` / `flattenRecursive` (log and trace fields), `uuid` and `random`.
+//! with the same results: `json`, `toJson`, `unvalidatedJwtPayload`, `base64.encode` /
+//! `base64.decode`, `sha1` / `sha256` / `md5.encode`, the strings extension, `regexReplace`,
+//! `merge`, `fail`, `flatten` / `flattenRecursive` (log and trace fields), `uuid` and
+//! `random`.
 
 use std::sync::Arc;
 
 use base64::Engine;
 use base64::prelude::BASE64_STANDARD;
-use cel::common::types::CelString;
+use cel::common::types::{CelBytes, CelString};
+use cel::extractors::This;
 use cel::objects::{Opaque, Value};
 use cel::{Env, ExecutionError};
 use serde_json::Value as Json;
+use sha2::Digest;
 
 /// The standard library, the strings and encoders extensions, and `base64.encode` of a string
 /// (agentgateway's spelling; cel-go's takes bytes, which also works).
@@ -20,7 +24,13 @@ pub fn env() -> Env {
         .and_then(|()| env.add_extension(cel::extensions::encoders))
         .and_then(|()| {
             cel::add_overload!(env, fn encode_string: (CelString<'_>) -> CelString<'static>, name = "base64.encode")
-        });
+        })
+        .and_then(|()| cel::add_overload!(env, fn sha1_string: (CelString<'_>) -> CelString<'static>, name = "sha1.encode"))
+        .and_then(|()| cel::add_overload!(env, fn sha1_bytes: (CelBytes<'_>) -> CelString<'static>, name = "sha1.encode"))
+        .and_then(|()| cel::add_overload!(env, fn sha256_string: (CelString<'_>) -> CelString<'static>, name = "sha256.encode"))
+        .and_then(|()| cel::add_overload!(env, fn sha256_bytes: (CelBytes<'_>) -> CelString<'static>, name = "sha256.encode"))
+        .and_then(|()| cel::add_overload!(env, fn md5_string: (CelString<'_>) -> CelString<'static>, name = "md5.encode"))
+        .and_then(|()| cel::add_overload!(env, fn md5_bytes: (CelBytes<'_>) -> CelString<'static>, name = "md5.encode"));
     extended.expect("the extensions are declared once");
     env
 }
@@ -28,6 +38,43 @@ pub fn env() -> Env {
 fn encode_string(this: &CelString<'_>) -> CelString<'static> {
     BASE64_STANDARD.encode(this.inner()).into()
 }
+
+/// The lowercase hex digest of `bytes` by `D`.
+fn hex_digest<D: Digest>(bytes: &[u8]) -> CelString<'static> {
+    D::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<String>()
+        .into()
+}
+
+fn sha1_string(this: &CelString<'_>) -> CelString<'static> {
+    hex_digest::<sha1::Sha1>(this.inner().as_bytes())
+}
+
+fn sha1_bytes(this: &CelBytes<'_>) -> CelString<'static> {
+    hex_digest::<sha1::Sha1>(this.inner())
+}
+
+fn sha256_string(this: &CelString<'_>) -> CelString<'static> {
+    hex_digest::<sha2::Sha256>(this.inner().as_bytes())
+}
+
+fn sha256_bytes(this: &CelBytes<'_>) -> CelString<'static> {
+    hex_digest::<sha2::Sha256>(this.inner())
+}
+
+fn md5_string(this: &CelString<'_>) -> CelString<'static> {
+    hex_digest::<md5::Md5>(this.inner().as_bytes())
+}
+
+fn md5_bytes(this: &CelBytes<'_>) -> CelString<'static> {
+    hex_digest::<md5::Md5>(this.inner())
+}
+
+/// The largest compiled `regexReplace` pattern: a pattern comes from the config, but its
+/// size is bounded all the same.
+const MAX_REGEX: usize = 1 << 20;
 
 /// Registers the functions that need no declaration in the environment.
 pub fn add(ctx: &mut cel::Context<'_, '_>) {
@@ -51,6 +98,52 @@ pub fn add(ctx: &mut cel::Context<'_, '_>) {
             .map_err(|e| ExecutionError::function_error("toJson", e.to_string()))?;
         Ok(Value::String(Arc::new(json.to_string())))
     });
+    let _ = ctx.add_function(
+        "unvalidatedJwtPayload",
+        |token: Arc<String>| -> Result<Value, ExecutionError> {
+            let fail = |why: &str| ExecutionError::function_error("unvalidatedJwtPayload", why);
+            let payload = token.split('.').nth(1).ok_or_else(|| fail("not a JWT"))?;
+            let decoded = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload.trim_end_matches('='))
+                .map_err(|_| fail("the payload is not base64url"))?;
+            let claims: Json =
+                serde_json::from_slice(&decoded).map_err(|_| fail("the payload is not JSON"))?;
+            cel::to_value(claims).map_err(|e| fail(&e.to_string()))
+        },
+    );
+    let _ = ctx.add_function(
+        "regexReplace",
+        |This(text): This<Arc<String>>,
+         pattern: Arc<String>,
+         with: Arc<String>|
+         -> Result<Value, ExecutionError> {
+            let re = regex::RegexBuilder::new(&pattern)
+                .size_limit(MAX_REGEX)
+                .build()
+                .map_err(|e| ExecutionError::function_error("regexReplace", e.to_string()))?;
+            Ok(Value::String(Arc::new(
+                re.replace_all(&text, with.as_str()).into_owned(),
+            )))
+        },
+    );
+    let _ = ctx.add_function(
+        "merge",
+        |This(base): This<Value>, other: Value| -> Result<Value, ExecutionError> {
+            let fail = || ExecutionError::function_error("merge", "takes two maps");
+            let (Ok(Json::Object(mut base)), Ok(Json::Object(other))) = (base.json(), other.json())
+            else {
+                return Err(fail());
+            };
+            base.extend(other);
+            cel::to_value(Json::Object(base)).map_err(|_| fail())
+        },
+    );
+    let _ = ctx.add_function(
+        "fail",
+        |why: Arc<String>| -> Result<Value, ExecutionError> {
+            Err(ExecutionError::function_error("fail", why.as_str()))
+        },
+    );
     let _ = ctx.add_function("flatten", |v: Value| flatten_signal(v, false));
     let _ = ctx.add_function("flattenRecursive", |v: Value| flatten_signal(v, true));
     let _ = ctx.add_function("uuid", || uuid::Uuid::new_v4().to_string());
@@ -166,6 +259,41 @@ mod tests {
             json_of(r#"string(base64.decode("aGVsbG8K"))"#),
             json!("hello\n")
         );
+    }
+
+    #[test]
+    fn digests_are_lowercase_hex() {
+        assert_eq!(
+            json_of(r#"sha256.encode("hello")"#),
+            json!("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824")
+        );
+        assert_eq!(
+            json_of(r#"sha1.encode(b"hello")"#),
+            json!("aaf4c61ddcc5e8a2dabede0f3b482cd9aea9434d")
+        );
+        assert_eq!(
+            json_of(r#"md5.encode("hello")"#),
+            json!("5d41402abc4b2a76b9719d911017c592")
+        );
+    }
+
+    #[test]
+    fn regex_replace_merge_fail_and_jwt_payloads() {
+        assert_eq!(
+            json_of(r#""/id/1234/data".regexReplace("/id/[0-9]*/", "/id/{id}/")"#),
+            json!("/id/{id}/data")
+        );
+        assert_eq!(
+            json_of(r#"{"a": 2, "k": "v"}.merge({"a": 3})"#),
+            json!({"a": 3, "k": "v"})
+        );
+        assert!(eval(r#"fail("no")"#).is_err());
+        // {"alg":"none"}.{"sub":"me"}.
+        assert_eq!(
+            json_of(r#"unvalidatedJwtPayload("eyJhbGciOiJub25lIn0.eyJzdWIiOiJtZSJ9.").sub"#),
+            json!("me")
+        );
+        assert!(eval(r#"unvalidatedJwtPayload("nope")"#).is_err());
     }
 
     #[test]
