@@ -187,6 +187,16 @@ impl Route {
                 "a prefix rewrite needs every match of the route to be a `pathPrefix` match",
             ));
         }
+        if policies.a2a
+            && backends
+                .iter()
+                .any(|b| !matches!(b.kind, BackendKind::Host(_)))
+        {
+            problems.push(Invalid::at(
+                "policies.a2a",
+                "`a2a` applies to `host` backends (A2A agents); this route has an `ai` or `mcp` one",
+            ));
+        }
         if policies.backend_tls.is_some() {
             let plain = backends
                 .iter()

@@ -999,3 +999,22 @@ fn openapi_targets_take_a_file_or_inline_spec_and_name_what_is_not_supported() {
     ));
     assert_reported(&errs, [(format!("{at}.schema"), "exactly one of `file`")]);
 }
+
+#[test]
+fn a2a_applies_to_host_backends() {
+    let route = |backend: &str| {
+        format!(
+            "binds:\n- port: 1\n  listeners:\n  - routes:\n    - policies: {{a2a: {{}}}}\n      backends: [{backend}]\n"
+        )
+    };
+    let config = load_str(&route("{host: 'a:1'}"), "t.yaml", &env()).unwrap();
+    assert!(config.binds[0].listeners[0].routes[0].policies.a2a);
+    let errs = errors(&route("{mcp: {targets: [{name: t, mcp: {host: 'a:1'}}]}}"));
+    assert_reported(
+        &errs,
+        [(
+            "binds[0].listeners[0].routes[0].policies.a2a",
+            "applies to `host` backends",
+        )],
+    );
+}
