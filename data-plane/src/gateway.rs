@@ -25,8 +25,9 @@ use tollgate_shared::{Snapshot, SnapshotSource};
 use crate::connection;
 use crate::htpasswd::{HtpasswdError, HtpasswdFiles};
 use crate::jwt::{JwksError, Verifiers};
+use crate::mcp::openapi::{OpenApiError, OpenApiSpecs};
 use crate::metrics::Metrics;
-use crate::runtime::Runtime;
+use crate::runtime::{Files, Runtime};
 use crate::services::Services;
 use crate::telemetry::Sinks;
 use crate::tls::{Tls, TlsError};
@@ -41,6 +42,8 @@ pub enum ApplyError {
     Jwks(#[from] JwksError),
     #[error(transparent)]
     Htpasswd(#[from] HtpasswdError),
+    #[error(transparent)]
+    OpenApi(#[from] OpenApiError),
 }
 
 struct PortHandle {
@@ -83,11 +86,12 @@ impl Gateway {
     ) -> Result<(), ApplyError> {
         let drain = snapshot.config.settings.drain_timeout;
         let wanted: Vec<u16> = snapshot.config.binds.iter().map(|b| b.port).collect();
-        // Read the TLS, JWKS and htpasswd files (fetched JWKS arrive on their own) and bind
+        // Read the TLS, JWKS, htpasswd and OpenAPI files (fetched JWKS arrive on their own) and bind
         // first: the steps that can fail, so a failure leaves everything as it was.
         let tls = Tls::load(&snapshot.config)?;
         let jwt = Verifiers::load(&snapshot.config, &self.services.jwks)?;
         let htpasswd = HtpasswdFiles::load(&snapshot.config)?;
+        let openapi = OpenApiSpecs::load(&snapshot.config)?;
         let mut ports = self.ports.lock();
         let mut fresh = Vec::new();
         for port in wanted.iter().filter(|p| !ports.contains_key(p)) {
@@ -104,7 +108,9 @@ impl Gateway {
             .filter(|p| !wanted.contains(p))
             .copied()
             .collect();
-        self.services.install(snapshot, source, tls, &jwt, htpasswd);
+        let files = Files { tls, openapi };
+        self.services
+            .install(snapshot, source, files, &jwt, htpasswd);
         for (port, listener) in fresh {
             let stop = CancellationToken::new();
             let task = tokio::spawn(accept_loop(

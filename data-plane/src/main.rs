@@ -210,6 +210,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         metrics.clone(),
     ));
     tokio::spawn(tollgate_data_plane::source::htpasswd::watch(gw.clone()));
+    tokio::spawn(tollgate_data_plane::source::openapi::watch(gw.clone()));
 
     let admin_addr = resolve_addr(
         cli.admin_addr.as_deref(),

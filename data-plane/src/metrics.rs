@@ -37,6 +37,7 @@ pub struct Metrics {
     /// MCP targets that failed to start or answer and were skipped (fail-open) or failed a call.
     pub mcp_target_failures: IntCounterVec,
     pub mcp_sessions: IntGauge,
+    pub a2a_requests: IntCounterVec,
     /// 1, labelled with the applied config's version and source.
     pub config_info: IntGaugeVec,
     /// Label values that come from requests, bounded per route.
@@ -169,6 +170,14 @@ impl Metrics {
         .expect("valid metric");
         let mcp_sessions = IntGauge::new("tollgate_mcp_sessions", "Live MCP client sessions.")
             .expect("valid metric");
+        let a2a_requests = IntCounterVec::new(
+            Opts::new(
+                "tollgate_a2a_requests_total",
+                "Requests of `a2a` routes: JSON-RPC calls by method, and agent card fetches.",
+            ),
+            &["bind", "gateway", "listener", "route", "method"],
+        )
+        .expect("valid metric");
         let overhead = HistogramVec::new(
             HistogramOpts::new(
                 "tollgate_gateway_overhead_seconds",
@@ -204,6 +213,7 @@ impl Metrics {
             Box::new(mcp_requests.clone()),
             Box::new(mcp_target_failures.clone()),
             Box::new(mcp_sessions.clone()),
+            Box::new(a2a_requests.clone()),
         ]);
         let request_vecs = RequestVecs::new(Vec::new());
         Metrics {
@@ -224,6 +234,7 @@ impl Metrics {
             mcp_requests,
             mcp_target_failures,
             mcp_sessions,
+            a2a_requests,
             config_info,
             client_labels: Arc::default(),
         }

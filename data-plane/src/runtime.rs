@@ -18,6 +18,7 @@ use crate::health::{Answer, HealthRule, HealthState};
 use crate::htpasswd::{BasicAuthPolicy, HtpasswdFiles};
 use crate::jwt::{Verifier, Verifiers};
 use crate::llm::failover::ProviderPool;
+use crate::mcp::openapi::OpenApiSpecs;
 use crate::ratelimit::{Bucket, EntryBuckets, KeyedBuckets};
 use crate::telemetry::record::CredentialNames;
 use crate::telemetry::{RequestLabels, Telemetry};
@@ -43,6 +44,14 @@ pub struct Runtime {
     pub htpasswd: HtpasswdFiles,
     /// `frontendPolicies.networkAuthorization`, decided once per connection.
     pub network_authorization: Option<Arc<Rules>>,
+    /// The `openapi` MCP targets' tools, read when the config was applied.
+    pub openapi: OpenApiSpecs,
+}
+
+/// What the config's files held when it was applied, besides client authentication's.
+pub struct Files {
+    pub tls: Tls,
+    pub openapi: OpenApiSpecs,
 }
 
 pub struct PortTable {
@@ -180,7 +189,7 @@ impl Runtime {
         snapshot: Snapshot,
         source: SnapshotSource,
         telemetry: Telemetry,
-        tls: Tls,
+        Files { tls, openapi }: Files,
         auth: ClientAuth<'_>,
         gateway: &Arc<str>,
         buckets: &mut BucketSource<'_>,
@@ -254,6 +263,7 @@ impl Runtime {
                 route: None,
             }),
             htpasswd: auth.htpasswd.clone(),
+            openapi,
         }
     }
 }

@@ -16,9 +16,8 @@ use crate::jwt::remote::RemoteKeySets;
 use crate::mcp::Sessions;
 use crate::metrics::Metrics;
 use crate::ratelimit::{BucketKey, EntryBuckets, RateLimits};
-use crate::runtime::{ClientAuth, Runtime};
+use crate::runtime::{ClientAuth, Files, Runtime};
 use crate::telemetry::{Sinks, Telemetry};
-use crate::tls::Tls;
 
 pub struct Services {
     /// Gateway name, the `gateway` metric label.
@@ -87,7 +86,7 @@ impl Services {
         &self,
         snapshot: Snapshot,
         source: SnapshotSource,
-        tls: Tls,
+        files: Files,
         jwt: &Verifiers,
         htpasswd: HtpasswdFiles,
     ) -> Arc<Runtime> {
@@ -100,7 +99,7 @@ impl Services {
             snapshot,
             source,
             telemetry,
-            tls,
+            files,
             ClientAuth {
                 jwt,
                 htpasswd: &htpasswd,

@@ -268,6 +268,7 @@ fn prepare<'b>(
                     provider: provider::system(provider.provider),
                     request_model,
                     streaming: request.streaming(),
+                    params: request.params(),
                     ..LlmFacts::default()
                 });
                 authorize(call, facts.as_ref())?;
@@ -286,6 +287,8 @@ fn prepare<'b>(
                 .upstream_body(client, upstream, &model)
                 .map_err(|e| ProxyError::BadRequest(format!("invalid LLM request: {e}")))?;
             let max_tokens = request.max_tokens();
+            // The prompt, parameters and completion are kept only when CEL may read them.
+            let keep = call.record.headers.is_some();
             let prompt_estimate = usage::estimate(body.len());
             let reservation = match reservation {
                 Some(r) => r.clone(),
@@ -308,12 +311,13 @@ fn prepare<'b>(
                         provider: provider::system(provider.provider),
                         request_model: model,
                         streaming: request.streaming(),
-                        prompt: call
-                            .record
-                            .headers
-                            .is_some()
-                            .then(|| request.raw_bytes("messages", body))
-                            .flatten(),
+                        prompt: keep.then(|| request.raw_bytes("messages", body)).flatten(),
+                        params: if keep {
+                            request.params()
+                        } else {
+                            Default::default()
+                        },
+                        completion: keep.then(Vec::new),
                         temperature: request.f64("temperature"),
                         max_tokens,
                         ..LlmFacts::default()
@@ -503,7 +507,10 @@ async fn respond(
         Some(translated.map_err(|e| bad(format!("not a valid answer: {e}")))?)
     };
     usage::probe(std::str::from_utf8(&bytes).unwrap_or_default(), &mut usage);
-    if let Some(ex) = exchange {
+    if let Some(mut ex) = exchange {
+        if let Some(texts) = ex.facts.completion.as_mut() {
+            *texts = usage::completion(&bytes);
+        }
         ex.finish(&usage);
     }
     match out {
@@ -551,8 +558,11 @@ impl StreamState {
     fn handle(&mut self, next: Option<Result<eventsource_stream::Event, String>>) {
         match next {
             Some(Ok(ev)) => {
-                if self.exchange.is_some() {
+                if let Some(ex) = self.exchange.as_mut() {
                     self.streamed_text += usage::streamed_text(&ev.data);
+                    if let Some(texts) = ex.facts.completion.as_mut() {
+                        usage::append_streamed(&ev.data, texts);
+                    }
                 }
                 self.translator.event(&ev, &mut self.queue);
                 self.finished = self.translator.core().done;

@@ -200,6 +200,24 @@ impl<'a> ClientRequest<'a> {
     }
 
     /// `max_completion_tokens`, else `max_tokens`.
+    /// agentgateway's `llm.params`: the sampling parameters the request sets.
+    pub fn params(&self) -> serde_json::Map<String, Value> {
+        const PARAMS: [&str; 8] = [
+            "temperature",
+            "top_p",
+            "frequency_penalty",
+            "presence_penalty",
+            "seed",
+            "max_tokens",
+            "encoding_format",
+            "dimensions",
+        ];
+        PARAMS
+            .iter()
+            .filter_map(|k| Some((k.to_string(), self.read::<Value>(k)?)))
+            .collect()
+    }
+
     pub fn max_tokens(&self) -> Option<u64> {
         self.u64("max_completion_tokens")
             .or_else(|| self.u64("max_tokens"))

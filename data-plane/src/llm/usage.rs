@@ -165,6 +165,43 @@ pub fn streamed_text(data: &str) -> usize {
     })
 }
 
+/// The texts of a complete answer, either format: each OpenAI choice's message content, or
+/// each Anthropic text block (agentgateway's `llm.completion`).
+pub fn completion(body: &[u8]) -> Vec<String> {
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return Vec::new();
+    };
+    let texts = match (answer["choices"].as_array(), answer["content"].as_array()) {
+        (Some(choices), _) => choices
+            .iter()
+            .filter_map(|c| c["message"]["content"].as_str())
+            .collect(),
+        (None, Some(blocks)) => blocks.iter().filter_map(|b| b["text"].as_str()).collect(),
+        (None, None) => Vec::new(),
+    };
+    texts.into_iter().map(str::to_string).collect()
+}
+
+/// Adds a stream event's generated text (not tool arguments) to the streamed completion, one
+/// text in all.
+pub fn append_streamed(data: &str, texts: &mut Vec<String>) {
+    if !data.contains("delta") {
+        return;
+    }
+    let Ok(p) = serde_json::from_str::<TextProbe<'_>>(data) else {
+        return;
+    };
+    let deltas = p.choices.iter().filter_map(|c| c.delta.as_ref());
+    for d in deltas.chain(p.delta.as_ref()) {
+        for text in [&d.content, &d.text].into_iter().flatten() {
+            match texts.first_mut() {
+                Some(all) => all.push_str(text),
+                None => texts.push(text.to_string()),
+            }
+        }
+    }
+}
+
 /// The most of a passthrough answer kept to find its usage: a JSON body, or one SSE line.
 const MAX_METERED: usize = 1024 * 1024;
 
@@ -270,6 +307,30 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn completions_are_the_texts_of_either_format() {
+        let openai = br#"{"choices":[{"message":{"content":"a"}},{"message":{"content":"b"}}]}"#;
+        assert_eq!(completion(openai), ["a", "b"]);
+        let anthropic =
+            br#"{"content":[{"type":"text","text":"hi"},{"type":"tool_use","input":{}}]}"#;
+        assert_eq!(completion(anthropic), ["hi"]);
+        assert!(completion(b"not json").is_empty());
+        let mut texts = Vec::new();
+        append_streamed(
+            r#"{"choices":[{"index":0,"delta":{"content":"hel"}}]}"#,
+            &mut texts,
+        );
+        append_streamed(
+            r#"{"type":"content_block_delta","delta":{"type":"text_delta","text":"lo"}}"#,
+            &mut texts,
+        );
+        append_streamed(
+            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{}"}}]}}]}"#,
+            &mut texts,
+        );
+        assert_eq!(texts, ["hello"]);
+    }
 
     #[test]
     fn streamed_text_counts_both_formats() {

@@ -32,17 +32,7 @@ pub async fn serve(
 }
 
 fn open(call: McpRequest<'_>, parts: &request::Parts) -> Result<Response<BoxBody>, ProxyError> {
-    let session = call.sessions.create(
-        call.observer.route.clone(),
-        TransportKind::Sse,
-        call.backend,
-        call.remote_http,
-        (
-            call.observer.record.peer.ip(),
-            call.observer.record.identity(),
-        ),
-        call.passthrough.clone(),
-    )?;
+    let session = call.sessions.create(&call, TransportKind::Sse)?;
     let stream = session
         .outbound
         .open_stream()

@@ -9,13 +9,14 @@ mod events;
 mod legacy_sse;
 mod message;
 pub mod names;
+pub mod openapi;
 mod outbound;
 mod session;
 mod sse_client;
 mod streamable;
 mod upstream;
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -26,6 +27,7 @@ use http::{Response, request};
 use serde_json::json;
 use tollgate_shared::config::model::{McpBackend, McpSettings, McpTargetKind};
 
+use self::openapi::OpenApiSpecs;
 use self::session::{Session, TransportKind};
 use self::upstream::Remote;
 use crate::authz::Rules;
@@ -210,18 +212,16 @@ impl Sessions {
         self.map.is_empty()
     }
 
-    /// Opens a session for `client` (its address and identity) unless a limit (in total or per
-    /// client address) is reached.
-    /// Remote targets use `remote_http` (the route's `backendTLS` client) or the default one.
+    /// Opens a session for the caller of `call` (its address and identity) unless a limit (in
+    /// total or per client address) is reached.
+    /// Remote targets use the route's `backendTLS` client or the default one.
     fn create(
         self: &Arc<Self>,
-        route: RouteKey,
+        call: &McpRequest<'_>,
         transport: TransportKind,
-        backend: &McpBackend,
-        remote_http: Option<&reqwest::Client>,
-        (client, identity): (IpAddr, Option<String>),
-        passthrough: Option<Passthrough>,
     ) -> Result<Arc<Session>, ProxyError> {
+        let backend = call.backend;
+        let client = call.observer.record.peer.ip();
         let limits = self.settings.load();
         let _admit = self.admit.lock();
         let full = |what, setting, limit| {
@@ -269,16 +269,18 @@ impl Sessions {
         let id: Arc<str> = uuid::Uuid::new_v4().simple().to_string().into();
         let session = Arc::new(Session::new(
             id.clone(),
-            route,
+            call.observer.route.clone(),
             transport,
             backend.clone(),
-            (client, identity),
+            (client, call.observer.record.identity()),
             || Remote {
-                http: remote_http
+                http: call
+                    .remote_http
                     .cloned()
                     .unwrap_or_else(|| self.http.get_or_init(remote_client).clone()),
-                passthrough: passthrough.clone(),
+                passthrough: call.passthrough.clone(),
             },
+            call.openapi,
         ));
         self.map.insert(id, session.clone());
         self.metrics.mcp_sessions.inc();
@@ -374,6 +376,7 @@ impl Sessions {
                                 McpTargetKind::Stdio { .. } => "stdio",
                                 McpTargetKind::Sse { .. } => "sse",
                                 McpTargetKind::Mcp { .. } => "mcp",
+                                McpTargetKind::OpenApi { .. } => "openapi",
                             },
                             "pid": conn.as_ref().and_then(|c| c.pid),
                             "connected": conn.is_some(),
@@ -487,6 +490,8 @@ pub struct McpRequest<'a> {
     pub backend: &'a McpBackend,
     /// The route's `backendTLS` client for remote targets, if it has one.
     pub remote_http: Option<&'a reqwest::Client>,
+    /// The config's OpenAPI specs, for `openapi` targets.
+    pub openapi: &'a OpenApiSpecs,
     pub observer: Observer,
     pub max_body: u64,
     /// The caller's token for remote targets (`backendAuth.passthrough`), kept by a session it

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tollgate_shared::config::model::{FailureMode, McpBackend, McpTargetKind};
 
 use super::names::Naming;
+use super::openapi::OpenApiSpecs;
 use super::outbound::Outbound;
 use super::upstream::{Remote, TargetError, Upstream};
 use super::{Observer, RouteKey};
@@ -120,6 +121,7 @@ impl Session {
         backend: McpBackend,
         (client, identity): (IpAddr, Option<String>),
         remote: impl Fn() -> Remote,
+        openapi: &OpenApiSpecs,
     ) -> Session {
         let naming = Naming::new(backend.targets.len(), backend.prefix_mode);
         let outbound = Outbound::new();
@@ -128,7 +130,12 @@ impl Session {
             .iter()
             .map(|t| {
                 let is_remote = !matches!(t.kind, McpTargetKind::Stdio { .. });
-                Upstream::new(t.clone(), is_remote.then(&remote), outbound.clone(), naming)
+                let tools = match &t.kind {
+                    McpTargetKind::OpenApi { schema, .. } => openapi.get(schema),
+                    _ => None,
+                };
+                let remote = is_remote.then(&remote);
+                Upstream::new(t.clone(), remote, outbound.clone(), naming, tools)
             })
             .collect();
         Session {

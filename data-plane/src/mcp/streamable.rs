@@ -78,17 +78,7 @@ async fn post(
         };
         return match req.request {
             ClientRequest::InitializeRequest(init) => {
-                let session = call.sessions.create(
-                    call.observer.route.clone(),
-                    TransportKind::StreamableHttp,
-                    call.backend,
-                    call.remote_http,
-                    (
-                        call.observer.record.peer.ip(),
-                        call.observer.record.identity(),
-                    ),
-                    call.passthrough.clone(),
-                )?;
+                let session = call.sessions.create(&call, TransportKind::StreamableHttp)?;
                 let _ = call.observer.session.set(session.log_id.clone());
                 call.observer.request("initialize", "", None, None);
                 let answer = session.initialize(init.params, &call.observer).await;

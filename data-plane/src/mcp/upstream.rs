@@ -1,5 +1,5 @@
-//! One session's connection to one MCP target: a stdio child, a Streamable HTTP server or a
-//! legacy SSE server, driven by rmcp's client.
+//! One session's connection to one MCP target: a stdio child, a Streamable HTTP server, a
+//! legacy SSE server or an OpenAPI target's in-process server, driven by rmcp's client.
 //!
 //! A connection that closes (a child that exited) is re-opened on the next call, replaying the
 //! session's `initialize`, so the client's session keeps working.
@@ -22,6 +22,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tollgate_shared::config::model::{McpTarget, McpTargetKind};
 
 use super::names::Naming;
+use super::openapi::{OpenApiServer, ToolSet};
 use super::outbound::Outbound;
 use super::sse_client;
 use crate::http::passthrough::Passthrough;
@@ -31,6 +32,8 @@ use crate::http::sse::MAX_SSE_EVENT;
 const START_TIMEOUT: Duration = Duration::from_secs(30);
 /// How long a closing connection may take to stop before its process group is killed.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// The in-memory pipe between a session and an OpenAPI target's server.
+const IN_PROCESS_BUFFER: usize = 64 * 1024;
 
 /// Why a target could not be reached.
 #[derive(Debug, thiserror::Error)]
@@ -69,14 +72,14 @@ pub struct Remote {
 }
 
 impl Remote {
-    fn url(&self, url: &str) -> String {
+    pub(super) fn url(&self, url: &str) -> String {
         self.passthrough
             .as_ref()
             .map_or_else(|| url.to_string(), |p| p.url(url))
     }
 
     /// Headers sent with every request to the target.
-    fn headers(&self) -> Option<(http::HeaderName, http::HeaderValue)> {
+    pub(super) fn headers(&self) -> Option<(http::HeaderName, http::HeaderValue)> {
         self.passthrough.as_ref().and_then(Passthrough::header)
     }
 }
@@ -94,6 +97,8 @@ pub struct Upstream {
     remote: Option<Remote>,
     outbound: Outbound,
     naming: Naming,
+    /// An `openapi` target's tools, read when the config was applied.
+    openapi: Option<Arc<ToolSet>>,
 }
 
 impl Upstream {
@@ -102,6 +107,7 @@ impl Upstream {
         remote: Option<Remote>,
         outbound: Outbound,
         naming: Naming,
+        openapi: Option<Arc<ToolSet>>,
     ) -> Upstream {
         Upstream {
             name: target.name.as_str().into(),
@@ -113,6 +119,7 @@ impl Upstream {
             remote,
             outbound,
             naming,
+            openapi,
         }
     }
 
@@ -251,6 +258,29 @@ impl Upstream {
                     .await
                     .map_err(|e| remote_fail(e.to_string()))?;
                 (start(forwarder, transport, remote_fail).await?, None)
+            }
+            McpTargetKind::OpenApi { url, .. } => {
+                let remote = self
+                    .remote
+                    .as_ref()
+                    .ok_or_else(|| fail("no HTTP client".into()))?;
+                let tools = self
+                    .openapi
+                    .clone()
+                    .ok_or_else(|| fail("its OpenAPI spec was not loaded".into()))?;
+                let server = OpenApiServer {
+                    tools,
+                    base: url.expose().to_string(),
+                    remote: remote.clone(),
+                };
+                let (ours, theirs) = tokio::io::duplex(IN_PROCESS_BUFFER);
+                // The server ends when the session's side of the pipe closes.
+                tokio::spawn(async move {
+                    if let Ok(running) = rmcp::ServiceExt::serve(server, theirs).await {
+                        let _ = running.waiting().await;
+                    }
+                });
+                (start(forwarder, ours, fail).await?, None)
             }
         };
         let info = service

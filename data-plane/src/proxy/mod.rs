@@ -3,10 +3,12 @@
 //! path normalisation -> route match -> cors -> jwtAuth -> mcpAuthentication -> apiKey ->
 //! basicAuth -> authorization -> MCP origin and host check -> localRateLimit ->
 //! directResponse -> requestRedirect -> body limit -> rewrites (path, `Host`, headers) ->
-//! backend selection -> requestMirror -> backendAuth (a key, or the caller's token passed
-//! through) -> LLM processing (`llm.*` authorization) -> upstream call (timeouts, retries) -> response
-//! headers -> metrics (and token debits) when the body ends.
+//! backend selection -> a2a (a call's method read) -> requestMirror -> backendAuth (a key, or
+//! the caller's token passed through) -> LLM processing (`llm.*` authorization) -> upstream
+//! call (timeouts, retries) -> a2a (an agent card's `url` rewritten) -> response headers ->
+//! metrics (and token debits) when the body ends.
 
+pub mod a2a;
 pub mod api_key;
 pub mod basic_auth;
 pub mod cors;
@@ -421,13 +423,32 @@ async fn handle(
     let call = async {
         match &route.backends[index].target {
             Target::Host(_) => {
-                // Phase: requestMirror, before the gateway's own key is added.
+                // Phase: a2a (the request): a call's body is read for its method.
+                let a2a = policies.a2a.then(|| {
+                    let tls = parts.extensions.get::<TlsSession>().is_some();
+                    let scheme = a2a::client_scheme(&parts, tls, trusted_hops);
+                    a2a::classify(&parts, client_uri.as_ref().unwrap_or(&parts.uri), scheme)
+                });
                 let mirror = policies
                     .request_mirror
                     .as_ref()
                     .filter(|m| Mirrors::chosen(m));
-                let replay = policies.retry.is_some() || mirror.is_some();
-                let body = out_body(body, declared, max_body, replay).await?;
+                let body = match &a2a {
+                    Some(a2a::A2aRequest::Call) => {
+                        let bytes = read_body(body, max_body).await?;
+                        let method = a2a::method(&bytes);
+                        a2a::observe(&services.metrics, route, record, Some(method));
+                        OutBody::Replayable(bytes)
+                    }
+                    _ => {
+                        let replay = policies.retry.is_some() || mirror.is_some();
+                        out_body(body, declared, max_body, replay).await?
+                    }
+                };
+                if let Some(a2a::A2aRequest::AgentCard(_)) = &a2a {
+                    a2a::observe(&services.metrics, route, record, None);
+                }
+                // Phase: requestMirror, before the gateway's own key is added.
                 if let Some(rule) = mirror {
                     let labels = route.labels.values();
                     match &body {
@@ -462,7 +483,15 @@ async fn handle(
                 // The downstream connection has its own HTTP version.
                 rparts.version = http::Version::default();
                 let resp = Response::from_parts(rparts, rbody.map_err(Into::into).boxed_unsync());
-                Ok((route.backends[index].label.clone(), resp))
+                let label = route.backends[index].label.clone();
+                // Phase: a2a (the response): a served card points back at the gateway.
+                let resp = match a2a {
+                    Some(a2a::A2aRequest::AgentCard(url)) if resp.status().is_success() => {
+                        a2a::rewrite_card(resp, &url, &label).await?
+                    }
+                    _ => resp,
+                };
+                Ok((label, resp))
             }
             Target::Ai(pool) => {
                 let body = read_body(body, max_body).await?;
@@ -503,6 +532,7 @@ async fn handle(
                     sessions: &services.mcp,
                     backend,
                     remote_http: route.backend_tls.as_ref().map(|c| &c.mcp),
+                    openapi: &rt.openapi,
                     observer: mcp::Observer {
                         metrics: services.metrics.clone(),
                         labels: route.labels.clone(),

@@ -7,6 +7,7 @@ pub mod control_plane;
 pub mod file;
 mod files;
 pub mod htpasswd;
+pub mod openapi;
 
 use tollgate_shared::SnapshotSource;
 

@@ -10,6 +10,7 @@ use serde_json::{Map, Value, json};
 use tollgate_shared::config::redact;
 
 use super::Outcome;
+use super::functions;
 use super::record::{ClientIdentity, LlmFacts, RequestRecord};
 
 /// The variables of one request.
@@ -40,7 +41,17 @@ impl Expressions {
         self.items.iter().map(|(n, _)| n.as_str())
     }
 
-    /// Each field's value; `None` when it failed at run time or is null (the field is omitted).
+    /// Log and trace fields: each field's value, a `flatten` result spread into many
+    /// (`name.key`); a field that failed at run time or is null is left out.
+    pub fn eval_spread(&self, ctx: &cel::Context<'_, '_>) -> Vec<(String, Value)> {
+        self.items
+            .iter()
+            .flat_map(|(name, program)| functions::field_values(name, program.execute(ctx)))
+            .collect()
+    }
+
+    /// Each field's value (metric labels: one per field); `None` when it failed at run time
+    /// or is null (the field is omitted).
     pub fn eval<'a>(
         &'a self,
         ctx: &'a cel::Context<'_, '_>,
@@ -140,8 +151,10 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>, identity_members: 
 /// An empty context with CEL's standard library, whose declarations are built once per
 /// process: building them (`Context::default`) costs more than evaluating most expressions.
 pub fn stdlib_context() -> Ctx {
-    static STDLIB: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(cel::Env::stdlib()));
-    cel::Context::with_env(STDLIB.clone())
+    static STDLIB: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(functions::env()));
+    let mut ctx = cel::Context::with_env(STDLIB.clone());
+    functions::add(&mut ctx);
+    ctx
 }
 
 /// Where a connection came from: the client (named by a PROXY header, else the TCP peer)
@@ -277,6 +290,8 @@ pub fn add_llm_facts(ctx: &mut Ctx, llm: &LlmFacts) {
             .and_then(|raw| serde_json::from_slice(raw).ok())
             .unwrap_or(Value::Null),
     );
+    put("params", "params", Value::Object(llm.params.clone()));
+    put("completion", "completion", json!(llm.completion));
     let _ = ctx.add_variable("llm", Value::Object(vars));
 }
 

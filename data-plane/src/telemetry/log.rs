@@ -172,10 +172,8 @@ impl AccessLog {
         let mut line = Line::start(format, &self.skip);
         standard_fields(&mut line, record, outcome);
         if let Some(ctx) = ctx {
-            for (name, value) in self.fields.eval(ctx) {
-                if let Some(v) = value {
-                    line.value(name, &v);
-                }
+            for (name, value) in self.fields.eval_spread(ctx) {
+                line.value(&name, &value);
             }
         }
         line.finish()
@@ -312,12 +310,17 @@ fn standard_fields(l: &mut Line<'_>, record: &RequestRecord, o: &Outcome<'_>) {
     }
     let protocol = if record.mcp.get().is_some() {
         "mcp"
+    } else if record.a2a.get().is_some() {
+        "a2a"
     } else if record.llm.get().is_some() {
         "llm"
     } else {
         "http"
     };
     l.str("protocol", protocol);
+    if let Some(Some(method)) = record.a2a.get() {
+        l.str("a2a.method", method);
+    }
     if let Some(m) = record.mcp.get() {
         l.str("mcp.method.name", &m.method);
         l.str("mcp.target", m.target.as_deref().unwrap_or(""));

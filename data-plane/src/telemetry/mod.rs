@@ -5,6 +5,7 @@
 //! its settings from the same `Runtime` load as its routes.
 
 pub mod fields;
+pub mod functions;
 pub mod log;
 pub mod record;
 pub mod trace;

@@ -31,6 +31,11 @@ pub struct LlmFacts {
     /// Request parameters for the `gen_ai.request.*` span attributes.
     pub temperature: Option<f64>,
     pub max_tokens: Option<u64>,
+    /// CEL's `llm.params`: the request's sampling parameters, kept like `prompt`.
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// CEL's `llm.completion`: the answer's texts (one per choice or text block), gathered
+    /// only when kept like `prompt` (`Some`).
+    pub completion: Option<Vec<String>>,
 }
 
 /// What an MCP request was, set when the gateway routes it.
@@ -74,6 +79,8 @@ pub struct RequestRecord {
     pub client_identity: Option<Arc<ClientIdentity>>,
     pub llm: OnceLock<LlmFacts>,
     pub mcp: OnceLock<McpFacts>,
+    /// An `a2a` route's request: a call's JSON-RPC method, `None` for an agent card.
+    pub a2a: OnceLock<Option<String>>,
     /// The caller's validated JWT claims (CEL's `jwt`), set by the `jwtAuth` phase.
     pub jwt: OnceLock<Arc<Claims>>,
     /// The caller's API key (CEL's `apiKey`), set by the `apiKey` phase.
@@ -203,6 +210,7 @@ impl RequestRecord {
                 .and_then(|s| s.identity.clone()),
             llm: OnceLock::new(),
             mcp: OnceLock::new(),
+            a2a: OnceLock::new(),
             jwt: OnceLock::new(),
             api_key: OnceLock::new(),
             basic_auth: OnceLock::new(),

@@ -215,6 +215,9 @@ impl Tracer {
                 attrs.push(KeyValue::new("gen_ai.request.temperature", t));
             }
         }
+        if let Some(a2a) = record.a2a.get() {
+            attrs.push(KeyValue::new("a2a.method", a2a.clone().unwrap_or_default()));
+        }
         if let Some(m) = record.mcp.get() {
             attrs.push(KeyValue::new("mcp.method.name", m.method.clone()));
             attrs.push(KeyValue::new("mcp.resource.type", m.resource_type));
@@ -233,10 +236,8 @@ impl Tracer {
             }
         }
         if let Some(ctx) = ctx {
-            for (name, value) in self.fields.eval(ctx) {
-                if let Some(v) = value {
-                    attrs.push(attribute(name, v));
-                }
+            for (name, value) in self.fields.eval_spread(ctx) {
+                attrs.push(attribute(&name, value));
             }
         }
         attrs.retain(|kv| !self.remove.iter().any(|r| r.as_str() == kv.key.as_str()));

@@ -228,6 +228,16 @@ impl Route {
                 "`requestMirror` copies requests to `host` backends only (LLM and MCP requests are not mirrored)",
             ));
         }
+        if policies.a2a
+            && backends
+                .iter()
+                .any(|b| !matches!(b.kind, BackendKind::Host(_)))
+        {
+            problems.push(Invalid::at(
+                "policies.a2a",
+                "`a2a` applies to `host` backends (A2A agents); this route has an `ai` or `mcp` one",
+            ));
+        }
         if policies.backend_tls.is_some() {
             let plain = backends
                 .iter()
@@ -237,9 +247,9 @@ impl Route {
                 })
                 .flatten()
                 .find(|t| match &t.kind {
-                    McpTargetKind::Sse { url } | McpTargetKind::Mcp { url } => {
-                        url.expose().starts_with("http://")
-                    }
+                    McpTargetKind::Sse { url }
+                    | McpTargetKind::Mcp { url }
+                    | McpTargetKind::OpenApi { url, .. } => url.expose().starts_with("http://"),
                     McpTargetKind::Stdio { .. } => false,
                 });
             if let Some(t) = plain {

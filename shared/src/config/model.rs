@@ -14,7 +14,7 @@ use serde::{Serialize, Serializer};
 
 pub use super::backends::{
     AiBackend, AiProvider, Backend, BackendKind, FailureMode, McpBackend, McpTarget, McpTargetKind,
-    PrefixMode, Provider,
+    OpenApiSchema, PrefixMode, Provider,
 };
 pub use super::frontend::{
     FrontendHttp, FrontendPolicies, FrontendTcp, Keepalives, ProxyMode, ProxyProtocol, ProxyVersion,
@@ -129,6 +129,20 @@ impl Config {
                         route.policies.backend_tls.as_ref(),
                     );
                     for (bk, backend) in route.backends.iter().enumerate() {
+                        if let BackendKind::Mcp(m) = &backend.kind {
+                            for (ti, t) in m.targets.iter().enumerate() {
+                                if let McpTargetKind::OpenApi {
+                                    schema: OpenApiSchema::File(file),
+                                    ..
+                                } = &t.kind
+                                {
+                                    let at = format!(
+                                        "{rp}.backends[{bk}].mcp.targets[{ti}].openapi.schema.file"
+                                    );
+                                    out.push((at, file.clone()));
+                                }
+                            }
+                        }
                         let BackendKind::Ai(ai) = &backend.kind else {
                             continue;
                         };
@@ -260,6 +274,10 @@ impl Config {
                                 }
                                 McpTargetKind::Mcp { url } => {
                                     let path = format!("{at}.mcp.host");
+                                    f(&SecretField::url(&path), url);
+                                }
+                                McpTargetKind::OpenApi { url, .. } => {
+                                    let path = format!("{at}.openapi.host");
                                     f(&SecretField::url(&path), url);
                                 }
                             }

@@ -1279,3 +1279,64 @@ fn frontend_spellings_of_settings_conflict_with_config_and_are_checked() {
         ],
     );
 }
+
+#[test]
+fn openapi_targets_take_a_file_or_inline_spec_and_name_what_is_not_supported() {
+    let target = |body: &str| {
+        format!(
+            "binds:\n- port: 3000\n  listeners:\n  - routes:\n    - backends:\n      - mcp:\n          targets:\n          - name: api\n            openapi:\n{body}"
+        )
+    };
+    let config = load_str(
+        &target("              schema: {file: ./api.json}\n              host: localhost:8080\n"),
+        "t.yaml",
+        &env(),
+    )
+    .unwrap();
+    let files = config.referenced_files();
+    assert_eq!(
+        files,
+        [(
+            "binds[0].listeners[0].routes[0].backends[0].mcp.targets[0].openapi.schema.file"
+                .to_string(),
+            std::path::PathBuf::from("./api.json")
+        )]
+    );
+    let at = "binds[0].listeners[0].routes[0].backends[0].mcp.targets[0].openapi";
+    let errs = errors(&target(
+        "              schema: {url: 'http://specs/api.json'}\n              host: localhost:8080\n              port: 8080\n",
+    ));
+    assert_reported(
+        &errs,
+        [
+            (format!("{at}.schema.url"), "does not support (yet)"),
+            (
+                format!("{at}.port"),
+                "an agentgateway feature Tollgate does not support",
+            ),
+        ],
+    );
+    let errs = errors(&target(
+        "              schema: {}\n              host: localhost:8080\n",
+    ));
+    assert_reported(&errs, [(format!("{at}.schema"), "exactly one of `file`")]);
+}
+
+#[test]
+fn a2a_applies_to_host_backends() {
+    let route = |backend: &str| {
+        format!(
+            "binds:\n- port: 1\n  listeners:\n  - routes:\n    - policies: {{a2a: {{}}}}\n      backends: [{backend}]\n"
+        )
+    };
+    let config = load_str(&route("{host: 'a:1'}"), "t.yaml", &env()).unwrap();
+    assert!(config.binds[0].listeners[0].routes[0].policies.a2a);
+    let errs = errors(&route("{mcp: {targets: [{name: t, mcp: {host: 'a:1'}}]}}"));
+    assert_reported(
+        &errs,
+        [(
+            "binds[0].listeners[0].routes[0].policies.a2a",
+            "applies to `host` backends",
+        )],
+    );
+}

@@ -1,9 +1,11 @@
 //! Scenario tests, one module per capability.
 
+mod a2a;
 mod adversarial;
 mod ai_policies;
 mod auth;
 mod authz;
+mod cel;
 mod check;
 mod control_plane;
 mod cp_security;
@@ -17,6 +19,7 @@ mod llm;
 mod mcp;
 mod oauth;
 mod observability;
+mod openapi;
 mod ratelimit;
 mod reload;
 mod routing;

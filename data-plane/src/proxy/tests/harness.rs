@@ -43,10 +43,11 @@ impl Harness {
         let tls = crate::tls::Tls::load(&config).expect("readable TLS files");
         let jwt = crate::jwt::Verifiers::load(&config, &Default::default()).expect("usable JWKS");
         let htpasswd = crate::htpasswd::HtpasswdFiles::load(&config).expect("usable htpasswd");
+        let openapi = crate::mcp::openapi::OpenApiSpecs::load(&config).expect("usable specs");
         services.install(
             Snapshot::new(config),
             SnapshotSource::File("test.yaml".into()),
-            tls,
+            crate::runtime::Files { tls, openapi },
             &jwt,
             htpasswd,
         );

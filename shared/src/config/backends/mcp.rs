@@ -1,7 +1,8 @@
-//! `mcp` backends: MCP servers (stdio children, streamable HTTP, legacy SSE) behind one
-//! endpoint, their tools prefixed by target name.
+//! `mcp` backends: MCP servers (stdio children, streamable HTTP, legacy SSE, REST APIs
+//! described by OpenAPI) behind one endpoint, their tools prefixed by target name.
 
 use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
 
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,7 @@ use crate::config::policies::Secret;
 use crate::config::raw::Lenient;
 use crate::config::redact;
 use crate::config::validate::Validator;
-use crate::convert::{self, InvalidSnapshot, enum_value, missing};
+use crate::convert::{self, InvalidSnapshot, enum_value, missing, path_string};
 use crate::proto::v1 as pb;
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -30,6 +31,7 @@ pub struct RawMcpTarget {
     pub stdio: Option<RawStdio>,
     pub sse: Option<RawRemoteTarget>,
     pub mcp: Option<RawRemoteTarget>,
+    pub openapi: Option<RawOpenApiTarget>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -49,6 +51,28 @@ pub struct RawStdio {
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawRemoteTarget {
     pub host: String,
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawOpenApiTarget {
+    pub host: String,
+    pub schema: RawOpenApiSchema,
+}
+
+/// `schema`: the spec's text inline, or `{file}` / `{url}`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum RawOpenApiSchema {
+    Inline(String),
+    Source(RawOpenApiSource),
+}
+
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawOpenApiSource {
+    pub file: Option<String>,
+    pub url: Option<String>,
 }
 
 /// `mcp`: the targets one MCP session fans out to.
@@ -142,7 +166,7 @@ impl McpTarget {
     }
 }
 
-/// Exactly one of `stdio`, `sse` or `mcp`.
+/// Exactly one of `stdio`, `sse`, `mcp` or `openapi`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum McpTargetKind {
@@ -171,6 +195,27 @@ pub enum McpTargetKind {
         #[serde(serialize_with = "shown_url")]
         url: Secret,
     },
+    /// A REST API whose OpenAPI operations are served as tools.
+    #[serde(rename = "openapi")]
+    OpenApi {
+        /// Where the spec comes from.
+        schema: OpenApiSchema,
+        /// The API's base URL (`host:port` gets `http://`); a secret, as it may carry
+        /// credentials. The spec's server path and each operation's path follow it.
+        #[serde(serialize_with = "shown_url")]
+        url: Secret,
+    },
+}
+
+/// An OpenAPI 3 document (JSON or YAML).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum OpenApiSchema {
+    /// A file, read by the proxy when the config is applied (relative to its working
+    /// directory).
+    File(PathBuf),
+    /// The document written in the config.
+    Inline(String),
 }
 
 /// Arguments as dumps show them: references or values, credential-looking ones redacted.
@@ -237,6 +282,7 @@ impl Validator<'_> {
             ("stdio", t.stdio.is_some()),
             ("sse", t.sse.is_some()),
             ("mcp", t.mcp.is_some()),
+            ("openapi", t.openapi.is_some()),
         ];
         if !self.exactly_one(path, "a target", &options) {
             return None;
@@ -267,11 +313,46 @@ impl Validator<'_> {
             Some(McpTargetKind::Sse {
                 url: self.target_url(&s.host, "/sse", &path.key("sse").key("host"))?,
             })
-        } else {
-            let m = t.mcp.as_ref()?;
+        } else if let Some(m) = &t.mcp {
             Some(McpTargetKind::Mcp {
                 url: self.target_url(&m.host, "/mcp", &path.key("mcp").key("host"))?,
             })
+        } else {
+            let o = t.openapi.as_ref()?;
+            let at = path.key("openapi");
+            let schema = self.openapi_schema(&o.schema, &at.key("schema"));
+            let url = self.target_url(&o.host, "", &at.key("host"));
+            Some(McpTargetKind::OpenApi {
+                schema: schema?,
+                url: url?,
+            })
+        }
+    }
+
+    fn openapi_schema(&mut self, raw: &RawOpenApiSchema, path: &YamlPath) -> Option<OpenApiSchema> {
+        match raw {
+            RawOpenApiSchema::Inline(text) => Some(OpenApiSchema::Inline(text.clone())),
+            RawOpenApiSchema::Source(RawOpenApiSource {
+                file: Some(file),
+                url: None,
+            }) => Some(OpenApiSchema::File(PathBuf::from(file))),
+            RawOpenApiSchema::Source(RawOpenApiSource {
+                file: None,
+                url: Some(_),
+            }) => {
+                self.error(
+                    &path.key("url"),
+                    "fetching the spec (`schema.url`) is an agentgateway feature Tollgate does not support (yet); download it and use `schema.file`",
+                );
+                None
+            }
+            RawOpenApiSchema::Source(_) => {
+                self.error(
+                    path,
+                    "`schema` needs exactly one of `file` or the spec inline",
+                );
+                None
+            }
         }
     }
 
@@ -358,6 +439,15 @@ impl From<&McpTarget> for pb::McpTarget {
                 }),
                 McpTargetKind::Sse { url } => Kind::Sse(url.into()),
                 McpTargetKind::Mcp { url } => Kind::Mcp(url.into()),
+                McpTargetKind::OpenApi { schema, url } => Kind::Openapi(pb::OpenApiTarget {
+                    schema: Some(match schema {
+                        OpenApiSchema::File(p) => pb::open_api_target::Schema::File(path_string(p)),
+                        OpenApiSchema::Inline(text) => {
+                            pb::open_api_target::Schema::Inline(text.clone())
+                        }
+                    }),
+                    url: Some(url.into()),
+                }),
             }),
         }
     }
@@ -391,6 +481,14 @@ impl TryFrom<pb::McpTarget> for McpTarget {
             },
             Some(Kind::Mcp(url)) => McpTargetKind::Mcp {
                 url: url.try_into()?,
+            },
+            Some(Kind::Openapi(o)) => McpTargetKind::OpenApi {
+                schema: match o.schema {
+                    Some(pb::open_api_target::Schema::File(p)) => OpenApiSchema::File(p.into()),
+                    Some(pb::open_api_target::Schema::Inline(text)) => OpenApiSchema::Inline(text),
+                    None => return missing("openapi.schema"),
+                },
+                url: convert::required(o.url, "openapi.host")?,
             },
             None => return missing(""),
         };

@@ -7,7 +7,9 @@ mod mcp;
 use serde::{Deserialize, Serialize};
 
 pub use ai::{AiBackend, AiProvider, Provider, RawAi};
-pub use mcp::{FailureMode, McpBackend, McpTarget, McpTargetKind, PrefixMode, RawMcp};
+pub use mcp::{
+    FailureMode, McpBackend, McpTarget, McpTargetKind, OpenApiSchema, PrefixMode, RawMcp,
+};
 
 use super::path::YamlPath;
 use super::policies::{HealthPolicy, RawHealth};

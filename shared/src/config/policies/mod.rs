@@ -20,6 +20,7 @@
 //! [`Policies`] (and their proto conversions and [`Policies::effective`] below); the field set
 //! in `examples/kitchen-sink.yaml`; one pipeline phase in the data plane.
 
+mod a2a;
 mod ai;
 mod api_key;
 mod authorization;
@@ -42,6 +43,7 @@ mod url_rewrite;
 
 use serde::{Deserialize, Serialize};
 
+pub use a2a::RawA2a;
 pub use ai::{AiPolicy, PromptMessage, Prompts, RawAiPolicy, RouteType, RouteTypes};
 pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyCredential, RawApiKeyAuth};
 pub use authorization::{RawRuleSet, Rule, RuleSet};
@@ -93,6 +95,7 @@ pub struct RawPolicies {
     pub direct_response: Option<Lenient<RawDirectResponse>>,
     pub request_redirect: Option<Lenient<RawRequestRedirect>>,
     pub request_mirror: Option<Lenient<RawRequestMirror>>,
+    pub a2a: Option<Lenient<RawA2a>>,
 }
 
 /// `policies`: what applies to the requests of a route (or, for some, of a backend). `None`
@@ -150,6 +153,9 @@ pub struct Policies {
     /// `requestMirror`: a share of requests copied to another host.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request_mirror: Option<RequestMirror>,
+    /// `a2a: {}`: the route carries the agent-to-agent protocol (route level only).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub a2a: bool,
 }
 
 impl Policies {
@@ -185,6 +191,7 @@ impl Policies {
             direct_response: last(levels, |p| p.direct_response.as_ref()),
             request_redirect: last(levels, |p| p.request_redirect.as_ref()),
             request_mirror: last(levels, |p| p.request_mirror.as_ref()),
+            a2a: levels.iter().any(|p| p.a2a),
         }
     }
 }
@@ -278,6 +285,9 @@ impl Validator<'_> {
                 "requestMirror",
                 Self::request_mirror,
             ),
+            a2a: self
+                .section(raw.a2a.as_ref(), path, "a2a", Self::a2a)
+                .is_some(),
         }
     }
 }
@@ -304,6 +314,7 @@ impl From<&Policies> for pb::Policies {
             direct_response: p.direct_response.as_ref().map(Into::into),
             request_redirect: p.request_redirect.as_ref().map(Into::into),
             request_mirror: p.request_mirror.as_ref().map(Into::into),
+            a2a: p.a2a,
         }
     }
 }
@@ -332,6 +343,7 @@ impl TryFrom<pb::Policies> for Policies {
             direct_response: convert::optional(p.direct_response, "directResponse")?,
             request_redirect: convert::optional(p.request_redirect, "requestRedirect")?,
             request_mirror: convert::optional(p.request_mirror, "requestMirror")?,
+            a2a: p.a2a,
         })
     }
 }
