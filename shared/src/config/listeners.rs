@@ -11,6 +11,7 @@ use super::model::Invalid;
 use super::path::YamlPath;
 use super::policies::{PathRewrite, Policies, RawPolicies};
 use super::raw::Lenient;
+use super::route_groups::Routed;
 use super::tls::{ListenerTls, RawListenerTls};
 use super::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, invalid, missing};
@@ -157,6 +158,17 @@ pub struct Route {
 }
 
 impl Route {
+    /// `self` with [`Route::new`]'s checks.
+    pub(crate) fn checked(self) -> Result<Route, Vec<Invalid>> {
+        Route::new(
+            self.name,
+            self.hostnames,
+            self.matches,
+            self.policies,
+            self.backends,
+        )
+    }
+
     /// A route with at least one match and one backend (or a direct response), whose prefix
     /// rewrite (if any) has a
     /// prefix to replace in every match.
@@ -441,7 +453,7 @@ impl Validator<'_> {
             _ => {}
         }
         let mut names = HashSet::new();
-        let routes = self.list(&raw.routes, path, "routes", |v, r, i, rp| {
+        let routed = self.list(&raw.routes, path, "routes", |v, r, i, rp| {
             let name = r.name.clone().unwrap_or_else(|| format!("route{i}"));
             if !names.insert(name.clone()) {
                 v.error(
@@ -451,6 +463,23 @@ impl Validator<'_> {
             }
             v.route(r, name, rp)
         });
+        let groups = self.groups();
+        let mut routes = Vec::new();
+        for r in routed {
+            let delegated = matches!(r, Routed::Delegates { .. });
+            for route in self.resolve_delegation(r, &groups) {
+                if delegated && !names.insert(route.name.clone()) && !route.backends.is_empty() {
+                    self.error(
+                        &path.key("routes"),
+                        format!(
+                            "route name `{}` is used twice in this listener (a route group's routes are the listener's routes)",
+                            route.name
+                        ),
+                    );
+                }
+                routes.push(route);
+            }
+        }
         Listener {
             name: raw
                 .name
@@ -462,7 +491,12 @@ impl Validator<'_> {
         }
     }
 
-    fn route(&mut self, raw: &RawRoute, name: String, path: &YamlPath) -> Option<Route> {
+    pub(crate) fn route(
+        &mut self,
+        raw: &RawRoute,
+        name: String,
+        path: &YamlPath,
+    ) -> Option<Routed> {
         let mut matches = self.list(&raw.matches, path, "matches", |v, m, _, mp| {
             Some(v.route_match(m, mp))
         });
@@ -474,6 +508,40 @@ impl Validator<'_> {
                 Some(v.policies(p, pp))
             })
             .unwrap_or_default();
+        let delegates = raw.backends.iter().enumerate().find_map(|(i, b)| {
+            let b = b.value.as_ref()?;
+            let only_group = b.host.is_none() && b.ai.is_none() && b.mcp.is_none();
+            Some((i, b.route_group.clone().filter(|_| only_group)?))
+        });
+        if let Some((i, group)) = delegates {
+            let at = path.key("backends").index(i);
+            if raw.backends.len() > 1 {
+                self.error(
+                    &path.key("backends"),
+                    "a route that delegates to a `routeGroup` has no other backend",
+                );
+                return None;
+            }
+            if policies.direct_response.is_some() || policies.request_redirect.is_some() {
+                self.error(
+                    &at,
+                    "the route answers itself (`directResponse` or `requestRedirect`): it cannot also delegate",
+                );
+                return None;
+            }
+            let parent = Route {
+                name,
+                hostnames: raw.hostnames.clone(),
+                matches,
+                policies,
+                backends: Vec::new(),
+            };
+            return Some(Routed::Delegates {
+                parent,
+                group,
+                at: at.key("routeGroup"),
+            });
+        }
         let backends = self.list(&raw.backends, path, "backends", |v, b, _, bp| {
             v.backend(b, bp)
         });
@@ -487,7 +555,7 @@ impl Validator<'_> {
                     .collect()
             },
         );
-        self.checked(built, path)
+        self.checked(built, path).map(Routed::Route)
     }
 
     fn route_match(&mut self, raw: &RawMatch, path: &YamlPath) -> RouteMatch {

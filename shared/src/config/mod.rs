@@ -10,6 +10,7 @@ mod path;
 mod policies;
 mod raw;
 pub mod redact;
+mod route_groups;
 mod settings;
 mod snapshot;
 mod tls;

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use super::frontend::RawFrontendPolicies;
 use super::listeners::RawBind;
 use super::path::{Segment, YamlPath};
+use super::route_groups::RawRouteGroup;
 use super::settings::RawSettings;
 
 /// A value decoded on its own. Unknown keys are reported and skipped so decoding can go on
@@ -184,4 +185,7 @@ pub struct RawConfig {
     pub binds: Vec<Lenient<RawBind>>,
     #[serde(default)]
     pub frontend_policies: Option<Lenient<RawFrontendPolicies>>,
+    /// Groups of routes that routes delegate to (`routeGroup` backends).
+    #[serde(default)]
+    pub route_groups: Vec<Lenient<RawRouteGroup>>,
 }

@@ -1340,3 +1340,65 @@ fn a2a_applies_to_host_backends() {
         )],
     );
 }
+
+#[test]
+fn route_groups_become_the_parents_routes_and_errors_name_the_delegation() {
+    let config = load_str(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n    - name: parent\n      matches: [{path: {pathPrefix: /team1}, method: GET}]\n      policies: {timeout: {requestTimeout: 5s}, requestHeaderModifier: {set: {x-from: parent}}}\n      backends: [{routeGroup: team1}]\nrouteGroups:\n- name: team1\n  routes:\n  - name: foo\n    matches: [{path: {pathPrefix: /team1/foo}}]\n    policies: {requestHeaderModifier: {set: {x-from: child}}}\n    backends: [{host: \"127.0.0.1:8080\"}]\n",
+        "f",
+        &env(),
+    )
+    .unwrap();
+    let routes = &config.binds[0].listeners[0].routes;
+    let names: Vec<_> = routes.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["foo", "parent"]);
+    let foo = &routes[0];
+    assert_eq!(
+        foo.matches[0].path,
+        PathMatch::PathPrefix("/team1/foo".into())
+    );
+    assert_eq!(
+        foo.matches[0].method.as_deref(),
+        Some("GET"),
+        "the parent's conditions hold"
+    );
+    assert!(
+        foo.policies.timeout.is_some(),
+        "the parent's policies apply"
+    );
+    let modifier = foo.policies.request_header_modifier.as_ref().unwrap();
+    assert_eq!(
+        modifier.set[0].1.expose(),
+        "child",
+        "the child's win, per policy"
+    );
+    let parent = &routes[1];
+    assert!(parent.backends.is_empty());
+    assert_eq!(
+        parent.policies.direct_response.as_ref().unwrap().status,
+        404
+    );
+
+    let errs = errors(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n    - matches: [{path: {pathPrefix: /a}}]\n      backends: [{routeGroup: missing}]\n    - matches: [{path: {pathPrefix: /b}}]\n      backends: [{routeGroup: loop}]\n    - matches: [{path: {pathPrefix: /c}}]\n      backends: [{routeGroup: elsewhere}]\n    - backends: [{routeGroup: loop}, {host: \"127.0.0.1:1\"}]\nrouteGroups:\n- name: loop\n  routes:\n  - matches: [{path: {pathPrefix: /b/x}}]\n    backends: [{routeGroup: loop}]\n- name: elsewhere\n  routes:\n  - name: other\n    matches: [{path: {pathPrefix: /d}}]\n    backends: [{host: \"127.0.0.1:1\"}]\n",
+    );
+    let at = |field: &str| format!("binds[0].listeners[0].routes[{field}");
+    assert_reported(
+        &errs,
+        [
+            (
+                at("0].backends[0].routeGroup"),
+                "no route group is named `missing`",
+            ),
+            (
+                "routeGroups[0].routes[0].backends[0].routeGroup".to_string(),
+                "delegates back to itself",
+            ),
+            (
+                at("2].backends[0].routeGroup"),
+                "can never match under route `route2`",
+            ),
+            (at("3].backends"), "has no other backend"),
+        ],
+    );
+}

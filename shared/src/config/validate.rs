@@ -12,6 +12,7 @@ use super::frontend::FrontendSettings;
 use super::model::{Config, Invalid, Pattern, Secret};
 use super::path::YamlPath;
 use super::raw::{Lenient, RawConfig};
+use super::route_groups::RouteGroups;
 use super::settings::{RawSettings, Settings};
 use super::yaml::Document;
 
@@ -26,6 +27,8 @@ pub struct Validator<'a> {
     templates: &'a Templates,
     /// `LoadMode::DeferSecrets`: secrets keep only their references.
     defer_secrets: bool,
+    /// `routeGroups`, validated before the binds whose routes delegate to them.
+    route_groups: std::sync::Arc<RouteGroups>,
     pub errors: Vec<ConfigError>,
 }
 
@@ -41,6 +44,7 @@ impl<'a> Validator<'a> {
             file,
             templates,
             defer_secrets,
+            route_groups: Default::default(),
             errors: Vec::new(),
         }
     }
@@ -68,6 +72,11 @@ impl<'a> Validator<'a> {
     }
 
     /// The whole document.
+    /// The validated route groups (for resolving delegation).
+    pub fn groups(&self) -> std::sync::Arc<RouteGroups> {
+        self.route_groups.clone()
+    }
+
     pub fn config(&mut self, raw: &RawConfig) -> Config {
         let root = YamlPath::root();
         let settings = self
@@ -75,6 +84,7 @@ impl<'a> Validator<'a> {
                 Some(v.settings(s, p))
             })
             .unwrap_or_else(|| self.settings(&RawSettings::default(), &root.key("config")));
+        self.route_groups = self.route_groups(&raw.route_groups, &root).into();
         let mut ports = HashSet::new();
         let binds = self.list(&raw.binds, &root, "binds", |v, b, _, path| {
             if !ports.insert(b.port) {

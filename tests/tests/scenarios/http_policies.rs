@@ -210,3 +210,46 @@ async fn an_unhealthy_host_backend_is_evicted() {
     );
     assert_eq!(live.requests().len(), 39);
 }
+
+/// agentgateway's `delegation` example, unchanged but for its addresses: a parent route hands
+/// its requests to a route group; what no child matches is a 404, as in agentgateway.
+#[tokio::test(flavor = "multi_thread")]
+async fn route_groups_serve_the_delegation_example() {
+    let (foo, bar, team2) = (
+        FakeUpstream::start("foo").await,
+        FakeUpstream::start("bar").await,
+        FakeUpstream::start("team2").await,
+    );
+    let example =
+        tollgate_tests::workspace_root().join("tests/fixtures/agentgateway/delegation/config.yaml");
+    let port = free_port();
+    let config = std::fs::read_to_string(example)
+        .unwrap()
+        .replace("port: 3000", &format!("port: {port}"))
+        .replace("127.0.0.1:8080", &foo.authority())
+        .replace("127.0.0.1:8081", &bar.authority())
+        .replace("127.0.0.1:8082", &team2.authority());
+    let proxy = Proxy::start(&config).await;
+    let served_by = |path: &'static str| {
+        let url = proxy.url(port, path);
+        async move {
+            let resp = tollgate_tests::get(url).await.unwrap();
+            let status = resp.status().as_u16();
+            let body: serde_json::Value = resp.json().await.unwrap_or_default();
+            (status, body["upstream"].as_str().unwrap_or("").to_string())
+        }
+    };
+    assert_eq!(served_by("/anything/team1/foo").await, (200, "foo".into()));
+    assert_eq!(
+        served_by("/anything/team1/bar/x").await,
+        (200, "bar".into())
+    );
+    assert_eq!(served_by("/anything/team2").await, (200, "team2".into()));
+    assert_eq!(served_by("/anything/team1/other").await.0, 404);
+    assert_eq!(served_by("/other").await.0, 404);
+    let labels = ["route=\"child-foo\"", "status=\"200\""];
+    assert_eq!(
+        proxy.metric("agentgateway_requests_total", &labels).await,
+        1.0
+    );
+}

@@ -24,6 +24,8 @@ pub struct RawBackend {
     pub host: Option<String>,
     pub ai: Option<RawAi>,
     pub mcp: Option<RawMcp>,
+    /// A route group the route delegates to (its only backend; resolved with the route).
+    pub route_group: Option<String>,
     pub policies: Option<RawHostPolicies>,
 }
 
@@ -83,8 +85,9 @@ impl Validator<'_> {
             ("host", raw.host.is_some()),
             ("ai", raw.ai.is_some()),
             ("mcp", raw.mcp.is_some()),
+            ("routeGroup", raw.route_group.is_some()),
         ];
-        if !self.exactly_one(path, "a backend", &options) {
+        if !self.exactly_one(path, "a backend", &options) || raw.route_group.is_some() {
             return None;
         }
         let health = raw.policies.as_ref().and_then(|p| p.health.as_ref());
