@@ -403,3 +403,72 @@ async fn frontend_tracing_resources_and_export_headers() {
     let dump = proxy.admin_json("/api/config").await.to_string();
     assert!(!dump.contains("collector-secret"), "{dump}");
 }
+
+/// The HTTP/2 settings a client is told and the keepalive PINGs it gets, read off the wire:
+/// `http2WindowSize` and `http2FrameSize` in the server's SETTINGS, `http2ConnectionWindowSize`
+/// as its first connection WINDOW_UPDATE, and a PING after `http2KeepaliveInterval` idle.
+#[tokio::test(flavor = "multi_thread")]
+async fn http2_windows_frame_size_and_keepalive_pings_reach_the_wire() {
+    const SETTINGS: u8 = 0x4;
+    const PING: u8 = 0x6;
+    const WINDOW_UPDATE: u8 = 0x8;
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let head = "frontendPolicies:\n  http:\n    http2WindowSize: 1048576\n    http2ConnectionWindowSize: 2097152\n    http2FrameSize: 32768\n    http2KeepaliveInterval: 1s\n    http2KeepaliveTimeout: 10s\n";
+    let _proxy = Proxy::start(&config(head, port, &up.authority())).await;
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    // The client preface and an empty SETTINGS frame.
+    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+    hello.extend_from_slice(&[0, 0, 0, SETTINGS, 0, 0, 0, 0, 0]);
+    conn.write_all(&hello).await.unwrap();
+    let (mut settings, mut window_update, mut pinged) = (Vec::new(), None, false);
+    let read_frames = async {
+        while !pinged {
+            let mut header = [0u8; 9];
+            conn.read_exact(&mut header).await.unwrap();
+            let len = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+            let (kind, flags) = (header[3], header[4]);
+            let stream = u32::from_be_bytes([header[5], header[6], header[7], header[8]]);
+            let mut payload = vec![0u8; len];
+            conn.read_exact(&mut payload).await.unwrap();
+            match kind {
+                SETTINGS if flags & 1 == 0 => {
+                    for pair in payload.chunks(6) {
+                        let id = u16::from_be_bytes([pair[0], pair[1]]);
+                        let value = u32::from_be_bytes([pair[2], pair[3], pair[4], pair[5]]);
+                        settings.push((id, value));
+                    }
+                    // Acknowledge, as a client must.
+                    conn.write_all(&[0, 0, 0, SETTINGS, 1, 0, 0, 0, 0])
+                        .await
+                        .unwrap();
+                }
+                WINDOW_UPDATE if stream == 0 && window_update.is_none() => {
+                    let increment =
+                        u32::from_be_bytes([payload[0], payload[1], payload[2], payload[3]]);
+                    window_update = Some(increment & 0x7fff_ffff);
+                }
+                PING if flags & 1 == 0 => pinged = true,
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_frames)
+        .await
+        .expect("a keepalive PING within 10 s of an idle connection");
+    assert!(
+        settings.contains(&(0x4, 1_048_576)),
+        "INITIAL_WINDOW_SIZE: {settings:?}"
+    );
+    assert!(
+        settings.contains(&(0x5, 32_768)),
+        "MAX_FRAME_SIZE: {settings:?}"
+    );
+    assert_eq!(
+        window_update,
+        Some(2_097_152 - 65_535),
+        "the connection window"
+    );
+}
