@@ -365,15 +365,16 @@ async fn handle(
         parts.uri =
             http::Uri::from_parts(uri).map_err(|e| ProxyError::BadRequest(e.to_string()))?;
     }
-    let scheme = if route.backend_tls.is_some() {
-        "https"
-    } else {
-        "http"
-    };
-    let client_authority = rewrite::client_authority(&parts.uri, &parts.headers);
-    if let Some(host) = url_rewrite
-        .and_then(|u| u.authority.as_ref())
-        .and_then(|a| rewrite::rewrite_authority(a, client_authority.as_ref(), scheme))
+    if let Some(rule) = url_rewrite.and_then(|u| u.authority.as_ref())
+        && let Some(host) = rewrite::rewrite_authority(
+            rule,
+            rewrite::client_authority(&parts.uri, &parts.headers).as_ref(),
+            if route.backend_tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
+        )
     {
         let host = HeaderValue::from_str(&host)
             .map_err(|_| ProxyError::BadRequest(format!("cannot send host `{host}`")))?;

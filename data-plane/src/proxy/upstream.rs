@@ -104,6 +104,7 @@ pub async fn call_with_retries(
             let (authority, req) = req?;
             let sent = send_to(via.client, authority, &backend, req, limits, record).await;
             let answer = match &sent {
+                _ if chosen.health.is_none() => None,
                 Ok(resp) => Some(Answer::Status(
                     resp.status().as_u16(),
                     retry_after(resp.headers()),
