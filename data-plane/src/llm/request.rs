@@ -235,6 +235,19 @@ impl<'a> ClientRequest<'a> {
         Ok(translated.to_string().into_bytes())
     }
 
+    /// The client's fields written back with only the model set: APIs the gateway forwards
+    /// as they are (Responses, embeddings, token counting).
+    pub fn with_model(&self, model: &str) -> Vec<u8> {
+        let model = serde_json::value::to_raw_value(model).expect("a string serializes");
+        let mut out: BTreeMap<&str, &RawValue> = self
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect();
+        out.insert("model", &model);
+        serde_json::to_vec(&out).expect("raw JSON fields serialize")
+    }
+
     /// A request already in the upstream's format: the client's raw fields, written back with
     /// the gateway's fields set, in the same (sorted) key order.
     fn same_format_body(&self, format: Format, model: &str) -> Result<Vec<u8>, InvalidRequest> {

@@ -37,6 +37,9 @@ struct Probe<'a> {
     usage: Option<ProbeUsage>,
     #[serde(borrow)]
     message: Option<ProbeMessage<'a>>,
+    /// A Responses stream event's response (`response.created`, `response.completed`).
+    #[serde(borrow)]
+    response: Option<ProbeMessage<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -56,18 +59,19 @@ struct ProbeUsage {
 
 impl Probe<'_> {
     fn record(self, usage: &mut Usage) {
-        let model = self
-            .message
-            .as_ref()
-            .and_then(|m| m.model.as_ref())
+        let model = [&self.message, &self.response]
+            .into_iter()
+            .flatten()
+            .find_map(|m| m.model.as_ref())
             .or(self.model.as_ref());
         if let Some(m) = model
             && usage.response_model.is_none()
         {
             usage.response_model = Some(m.to_string());
         }
-        for u in [self.usage, self.message.and_then(|m| m.usage)]
-            .into_iter()
+        let nested = [self.message, self.response].into_iter().flatten();
+        for u in std::iter::once(self.usage)
+            .chain(nested.map(|m| m.usage))
             .flatten()
         {
             usage.input = u.prompt_tokens.or(u.input_tokens).or(usage.input);
@@ -77,7 +81,8 @@ impl Probe<'_> {
 }
 
 /// Records usage (and the response model) from a JSON body or stream event: a complete
-/// OpenAI completion or chunk, or an Anthropic message or stream event.
+/// OpenAI completion, chunk or embeddings list, an Anthropic message or stream event, or a
+/// Responses answer or stream event.
 pub fn probe(data: &str, usage: &mut Usage) {
     if (usage.response_model.is_none() || data.contains("\"usage\""))
         && let Ok(p) = serde_json::from_str::<Probe<'_>>(data)
@@ -100,7 +105,27 @@ struct TextProbe<'a> {
     #[serde(borrow, default)]
     choices: Vec<ChoiceProbe<'a>>,
     #[serde(borrow)]
-    delta: Option<DeltaProbe<'a>>,
+    delta: Option<TopDelta<'a>>,
+}
+
+/// A top-level `delta`: Anthropic's object, or the text of a Responses
+/// `response.output_text.delta` (or function call arguments) event.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TopDelta<'a> {
+    #[serde(borrow)]
+    Text(Cow<'a, str>),
+    #[serde(borrow)]
+    Fields(DeltaProbe<'a>),
+}
+
+impl TopDelta<'_> {
+    fn len(&self) -> usize {
+        match self {
+            TopDelta::Text(t) => t.len(),
+            TopDelta::Fields(d) => d.len(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -159,9 +184,9 @@ pub fn streamed_text(data: &str) -> usize {
         p.choices
             .iter()
             .filter_map(|c| c.delta.as_ref())
-            .chain(p.delta.as_ref())
             .map(DeltaProbe::len)
-            .sum()
+            .sum::<usize>()
+            + p.delta.as_ref().map_or(0, TopDelta::len)
     })
 }
 
@@ -283,5 +308,26 @@ mod tests {
         let stop = r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}}"#;
         assert_eq!(streamed_text(stop), 0);
         assert_eq!(estimate(9), 3);
+        let responses = r#"{"type":"response.output_text.delta","item_id":"m","output_index":0,"content_index":0,"delta":"hey"}"#;
+        assert_eq!(streamed_text(responses), 3);
+    }
+
+    #[test]
+    fn usage_of_responses_and_embeddings() {
+        let mut u = Usage::default();
+        probe(
+            r#"{"type":"response.completed","response":{"id":"r","model":"gpt-x","usage":{"input_tokens":5,"output_tokens":7,"total_tokens":12}}}"#,
+            &mut u,
+        );
+        assert_eq!(
+            (u.input, u.output, u.response_model.as_deref()),
+            (Some(5), Some(7), Some("gpt-x"))
+        );
+        let mut u = Usage::default();
+        probe(
+            r#"{"object":"list","data":[],"model":"emb","usage":{"prompt_tokens":8,"total_tokens":8}}"#,
+            &mut u,
+        );
+        assert_eq!((u.input, u.output, u.total()), (Some(8), None, 8));
     }
 }
