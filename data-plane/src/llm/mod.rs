@@ -324,7 +324,10 @@ fn prepare<'b>(
                 *parsed = Some(ClientRequest::parse(body)?);
             }
             let request = parsed.as_ref().expect("parsed above");
-            let edited = state.edits.as_ref().map(|e| request.edited(e, client));
+            let edited = state
+                .edits
+                .as_ref()
+                .map(|e| request.edited(e, client, kind));
             let request = edited.as_ref().unwrap_or(request);
             // Every attempt: a failover to another provider is decided for that provider.
             if call.authorization.is_some() {

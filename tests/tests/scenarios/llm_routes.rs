@@ -264,3 +264,31 @@ async fn apis_a_provider_does_not_speak_are_refused() {
     assert!(resp.text().await.unwrap().contains("anthropicTokenCount"));
     assert!(openai.seen().is_empty() && anthropic.seen().is_empty());
 }
+
+/// agentgateway's `prompt-enrichment` example on its `responses` route: the prompts go
+/// around the input, a text input becoming the user's message.
+#[tokio::test(flavor = "multi_thread")]
+async fn prompts_enrich_responses_input() {
+    let openai = FakeLlm::start(Kind::OpenAi, None).await;
+    let port = free_port();
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - ai: {{name: openai, provider: {{openAI: {{}}}}, hostOverride: \"{}\"}}\n      policies:\n        ai:\n          routes: {{/v1/chat/completions: completions, /v1/responses: responses}}\n          prompts:\n            append: [{{role: system, content: \"Respond with emoji's only\"}}]\n",
+        openai.authority()
+    );
+    let proxy = Proxy::start(&config).await;
+    let resp = post(
+        &proxy.url(port, "/v1/responses"),
+        json!({"model": "gpt-4.1", "instructions": "be kind", "input": "Hello!"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let seen = &openai.seen()[0].body;
+    assert_eq!(
+        seen["input"],
+        json!([
+            {"type": "message", "role": "user", "content": "Hello!"},
+            {"type": "message", "role": "system", "content": "Respond with emoji's only"}
+        ])
+    );
+    assert_eq!(seen["instructions"], "be kind");
+}
