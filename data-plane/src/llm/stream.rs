@@ -520,3 +520,54 @@ impl Translate for OpenAiToAnthropic {
         Some(error_frame(Format::Anthropic, message))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(name: &str, data: &str) -> Event {
+        Event {
+            event: name.into(),
+            data: data.into(),
+            id: String::new(),
+            retry: None,
+        }
+    }
+
+    #[test]
+    fn observed_streams_pass_unchanged_and_end_on_each_apis_last_event() {
+        let mut responses = Observed::new(true);
+        let mut out = VecDeque::new();
+        responses.event(
+            &event(
+                "response.created",
+                r#"{"type":"response.created","response":{"model":"m"}}"#,
+            ),
+            &mut out,
+        );
+        assert!(!responses.core().done);
+        responses.event(
+            &event(
+                "response.completed",
+                r#"{"type":"response.completed","response":{"model":"m","usage":{"input_tokens":2,"output_tokens":3}}}"#,
+            ),
+            &mut out,
+        );
+        assert!(responses.core().done);
+        assert_eq!(responses.core().usage.total(), 5);
+        assert!(out[0].starts_with(b"event: response.created\ndata: {"));
+        let error = responses.error_frame("cut").unwrap();
+        assert!(error.starts_with(b"event: error\ndata: {"), "{error:?}");
+
+        // `detect`: unnamed events are told by their `type` or `[DONE]`; no error frame.
+        for last in [r#"{"type":"message_stop"}"#, "[DONE]"] {
+            let mut detect = Observed::new(false);
+            detect.event(&event("message", r#"{"type":"ping"}"#), &mut out);
+            assert!(!detect.core().done);
+            detect.event(&event("message", last), &mut out);
+            assert!(detect.core().done, "{last}");
+            assert!(detect.error_frame("cut").is_none());
+        }
+        assert_eq!(out.back().unwrap().as_ref(), b"data: [DONE]\n\n");
+    }
+}

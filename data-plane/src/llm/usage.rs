@@ -310,6 +310,8 @@ mod tests {
         assert_eq!(estimate(9), 3);
         let responses = r#"{"type":"response.output_text.delta","item_id":"m","output_index":0,"content_index":0,"delta":"hey"}"#;
         assert_eq!(streamed_text(responses), 3);
+        let responses = r#"{"content_index":0,"delta":"openai ","item_id":"msg_fake","logprobs":[],"output_index":0,"sequence_number":4,"type":"response.output_text.delta"}"#;
+        assert_eq!(streamed_text(responses), 7);
     }
 
     #[test]

@@ -292,3 +292,48 @@ async fn prompts_enrich_responses_input() {
     );
     assert_eq!(seen["instructions"], "be kind");
 }
+
+/// A Responses stream that breaks ends with a Responses `error` event, and its output is
+/// estimated from the text streamed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_responses_stream_ends_with_an_error_event() {
+    let (proxy, port, openai, _anthropic) = setup(1000).await;
+    openai
+        .knobs()
+        .break_stream_after
+        .store(6, std::sync::atomic::Ordering::Relaxed);
+    let request = json!({"model": "gpt-4.1", "stream": true, "input": "a long answer please"});
+    let prompt_estimate = (serde_json::to_vec(&request).unwrap().len() as f64 / 4.0).ceil();
+    let resp = post(&proxy.url(port, "/openai/v1/responses"), request).await;
+    assert_eq!(resp.status(), 200);
+    let events = sse_events(resp).await;
+    let (name, data) = events.last().unwrap();
+    assert_eq!(name, "error", "{events:?}");
+    assert_eq!(data["type"], "error");
+    assert!(
+        data["message"].as_str().unwrap().contains("stream broke"),
+        "{data}"
+    );
+    // The bucket pays the prompt's estimate and the text streamed, a quarter of its bytes.
+    let streamed: usize = events
+        .iter()
+        .filter(|(n, _)| n == "response.output_text.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap().len())
+        .sum();
+    assert!(streamed > 0, "{events:?}");
+    let want = 1000.0 - prompt_estimate - (streamed as f64 / 4.0).ceil();
+    eventually(std::time::Duration::from_secs(5), || async {
+        let level = proxy
+            .metric(
+                "agentgateway_ratelimit_bucket_tokens",
+                &["route=\"openai\""],
+            )
+            .await;
+        if level == want {
+            Ok(())
+        } else {
+            Err(format!("bucket at {level}, want {want}"))
+        }
+    })
+    .await;
+}
