@@ -283,28 +283,30 @@ fn prepare<'b>(
                 .zip(model.clone())
                 .map(|(r, m)| request_facts(provider, r, m));
             authorize(call, facts.as_ref())?;
-            match (request, model) {
-                (Some(request), Some(model)) => {
-                    let exchange =
-                        exchange(call, provider, kind, &request, body, model, reservation)?;
-                    Plan {
-                        path: provider::passthrough_path(provider, pq),
-                        body: body.clone(),
-                        reading: Reading::Observed { responses: false },
-                        rewritten: false,
-                        exchange: Some(exchange),
-                        passthrough_buckets: Vec::new(),
-                    }
-                }
-                // No model to account to: metered like passthrough.
-                _ => Plan {
-                    path: provider::passthrough_path(provider, pq),
-                    body: body.clone(),
-                    reading: Reading::Observed { responses: false },
-                    rewritten: false,
-                    exchange: None,
-                    passthrough_buckets: token_buckets(call),
+            // Without a model to account to, the answer is metered like passthrough.
+            let exchange = match (request, model) {
+                (Some(request), Some(model)) => Some(exchange(
+                    call,
+                    provider,
+                    kind,
+                    &request,
+                    body,
+                    model,
+                    reservation,
+                )?),
+                _ => None,
+            };
+            Plan {
+                path: provider::passthrough_path(provider, pq),
+                body: body.clone(),
+                reading: Reading::Observed { responses: false },
+                rewritten: false,
+                passthrough_buckets: if exchange.is_none() {
+                    token_buckets(call)
+                } else {
+                    Vec::new()
                 },
+                exchange,
             }
         }
         RouteType::Completions
