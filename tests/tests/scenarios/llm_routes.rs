@@ -239,6 +239,15 @@ async fn embeddings_token_counting_and_detect() {
     );
     tokens_metric(&proxy, "input", "chat", 2.0).await;
     tokens_metric(&proxy, "output", "chat", 4.0).await;
+    // A Responses answer through `detect`: its usage shape is read too.
+    let resp = post(
+        &proxy.url(port, "/v1/responses"),
+        json!({"model": "gpt-4.1", "input": "three more words"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    tokens_metric(&proxy, "input", "chat", 5.0).await;
+    tokens_metric(&proxy, "output", "chat", 9.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
