@@ -1,5 +1,6 @@
 //! Fake OpenAI and Anthropic APIs speaking their real wire formats: JSON bodies, SSE event
-//! sequences with usage, and each provider's error bodies. They record what they received
+//! sequences with usage, and each provider's error bodies (chat completions, Responses and
+//! embeddings; Messages and token counting). They record what they received
 //! and can be told to fail, to be slow, to answer garbage or to break a stream.
 
 use std::net::SocketAddr;
@@ -222,16 +223,18 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         }
         (Kind::OpenAi, "/v1/chat/completions") => openai(&body, k),
         (Kind::OpenAi, "/v1/embeddings") => embeddings(&body),
-        (Kind::Anthropic, "/v1/messages") => {
-            if header("anthropic-version").is_none() {
-                return error(
-                    kind,
-                    StatusCode::BAD_REQUEST,
-                    "anthropic-version: header is required",
-                );
-            }
-            anthropic(&body, k)
+        (Kind::OpenAi, "/v1/responses") => responses(&body, k),
+        (Kind::Anthropic, "/v1/messages" | "/v1/messages/count_tokens")
+            if header("anthropic-version").is_none() =>
+        {
+            error(
+                kind,
+                StatusCode::BAD_REQUEST,
+                "anthropic-version: header is required",
+            )
         }
+        (Kind::Anthropic, "/v1/messages") => anthropic(&body, k),
+        (Kind::Anthropic, "/v1/messages/count_tokens") => count_tokens(&body),
         _ => error(kind, StatusCode::NOT_FOUND, &format!("no route for {path}")),
     }
 }
@@ -341,18 +344,152 @@ fn openai(body: &Value, k: &Knobs) -> Response {
         .into_response()
 }
 
-/// OpenAI embeddings: one vector per call, usage counting the input's words.
+/// OpenAI embeddings: one vector per input, as floats or (`encoding_format: base64`, the
+/// Python SDK's default) little-endian f32 bytes in base64; usage counts the input's words.
 fn embeddings(body: &Value) -> Response {
+    use base64::Engine as _;
+    let Some(model) = body["model"].as_str() else {
+        return error(
+            Kind::OpenAi,
+            StatusCode::BAD_REQUEST,
+            "you must provide a model parameter",
+        );
+    };
+    let count = body["input"].as_array().map_or(1, Vec::len);
+    let vector = [0.0f32, 1.0, 0.5];
+    let embedding = if body["encoding_format"] == "base64" {
+        let bytes: Vec<u8> = vector.iter().flat_map(|f| f.to_le_bytes()).collect();
+        json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+    } else {
+        json!(vector)
+    };
+    let data: Vec<Value> = (0..count)
+        .map(|i| json!({"object": "embedding", "index": i, "embedding": embedding}))
+        .collect();
     let input = words(&body["input"]);
     let resp = json!({
-        "object": "list", "model": body["model"],
-        "data": [{"object": "embedding", "index": 0, "embedding": [0.0, 1.0]}],
+        "object": "list", "model": model, "data": data,
         "usage": {"prompt_tokens": input, "total_tokens": input},
     });
     (
         StatusCode::OK,
         [("content-type", "application/json")],
         resp.to_string(),
+    )
+        .into_response()
+}
+
+/// The OpenAI Responses API: one text message answering the last user input (a string or
+/// a list of messages), or its SSE events from `response.created` to `response.completed`.
+fn responses(body: &Value, k: &Knobs) -> Response {
+    let Some(model) = body["model"].as_str() else {
+        return error(
+            Kind::OpenAi,
+            StatusCode::BAD_REQUEST,
+            "you must provide a model parameter",
+        );
+    };
+    let model = format!("{model}-2025-04-14");
+    let said = match &body["input"] {
+        Value::String(s) => s.clone(),
+        messages => last_user_text(messages),
+    };
+    let answer = format!("openai says: {said}");
+    let input = words(&body["input"]) + words(&body["instructions"]);
+    let output = answer.split_whitespace().count() as u64;
+    let item = |text: &str, status: &str| {
+        json!({"type": "message", "id": "msg_fake", "status": status, "role": "assistant",
+            "content": if status == "completed" { json!([{"type": "output_text", "text": text, "annotations": []}]) } else { json!([]) }})
+    };
+    let response = |status: &str, output_items: Value, usage: Value| {
+        json!({
+            "id": "resp_fake", "object": "response", "created_at": 1_700_000_000, "status": status,
+            "error": null, "incomplete_details": null, "instructions": body["instructions"],
+            "max_output_tokens": body["max_output_tokens"], "model": model, "output": output_items,
+            "parallel_tool_calls": true, "previous_response_id": body["previous_response_id"],
+            "reasoning": {"effort": null, "summary": null}, "store": true, "temperature": 1.0,
+            "text": {"format": {"type": "text"}}, "tool_choice": "auto", "tools": [], "top_p": 1.0,
+            "truncation": "disabled", "usage": usage, "user": null, "metadata": {},
+        })
+    };
+    let usage = json!({"input_tokens": input, "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": output, "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": input + output});
+    let done = response("completed", json!([item(&answer, "completed")]), usage);
+    if body["stream"] != true {
+        return (
+            StatusCode::OK,
+            [("content-type", "application/json")],
+            done.to_string(),
+        )
+            .into_response();
+    }
+    let mut events = vec![
+        (
+            "response.created",
+            json!({"response": response("in_progress", json!([]), Value::Null)}),
+        ),
+        (
+            "response.in_progress",
+            json!({"response": response("in_progress", json!([]), Value::Null)}),
+        ),
+        (
+            "response.output_item.added",
+            json!({"output_index": 0, "item": item("", "in_progress")}),
+        ),
+        (
+            "response.content_part.added",
+            json!({"item_id": "msg_fake", "output_index": 0, "content_index": 0, "part": {"type": "output_text", "text": "", "annotations": []}}),
+        ),
+    ];
+    for w in answer.split_inclusive(' ') {
+        events.push((
+            "response.output_text.delta",
+            json!({"item_id": "msg_fake", "output_index": 0, "content_index": 0, "delta": w, "logprobs": []}),
+        ));
+    }
+    let part = json!({"type": "output_text", "text": answer, "annotations": []});
+    events.extend([
+        (
+            "response.output_text.done",
+            json!({"item_id": "msg_fake", "output_index": 0, "content_index": 0, "text": answer, "logprobs": []}),
+        ),
+        (
+            "response.content_part.done",
+            json!({"item_id": "msg_fake", "output_index": 0, "content_index": 0, "part": part}),
+        ),
+        (
+            "response.output_item.done",
+            json!({"output_index": 0, "item": item(&answer, "completed")}),
+        ),
+        ("response.completed", json!({"response": done})),
+    ]);
+    let frames = events
+        .into_iter()
+        .enumerate()
+        .map(|(i, (name, mut data))| {
+            data["type"] = json!(name);
+            data["sequence_number"] = json!(i);
+            format!("event: {name}\ndata: {data}\n\n")
+        })
+        .collect();
+    sse(frames, k.break_stream_after.load(Ordering::Relaxed), None)
+}
+
+/// Anthropic token counting: the words of the messages, system prompt and tools.
+fn count_tokens(body: &Value) -> Response {
+    if body["model"].as_str().is_none() || !body["messages"].is_array() {
+        return error(
+            Kind::Anthropic,
+            StatusCode::BAD_REQUEST,
+            "model and messages: Field required",
+        );
+    }
+    let input = words(&body["messages"]) + words(&body["system"]);
+    (
+        StatusCode::OK,
+        [("content-type", "application/json")],
+        json!({"input_tokens": input}).to_string(),
     )
         .into_response()
 }

@@ -142,6 +142,29 @@ impl RequestEdits {
             .collect();
         Some((messages, Some(raw(&Value::Array(system)))))
     }
+
+    /// A Responses API `input` with the prompts added around it as input messages (a text
+    /// input becomes the user's message first), as agentgateway does; `None` when `input` is
+    /// neither text nor a list.
+    pub fn with_prompts_in_input(&self, input: &RawValue) -> Option<Box<RawValue>> {
+        let message = |role: &str, content: &str| {
+            raw(&json!({"type": "message", "role": role, "content": content}))
+        };
+        let existing: Vec<Box<RawValue>> = match serde_json::from_str::<Value>(input.get()).ok()? {
+            Value::String(text) => vec![message("user", &text)],
+            Value::Array(_) => serde_json::from_str(input.get()).ok()?,
+            _ => return None,
+        };
+        let prompts = |list: &[PromptMessage]| -> Vec<Box<RawValue>> {
+            list.iter().map(|m| message(&m.role, &m.content)).collect()
+        };
+        let all: Vec<Box<RawValue>> = prompts(&self.prepend)
+            .into_iter()
+            .chain(existing)
+            .chain(prompts(&self.append))
+            .collect();
+        Some(to_raw_value(&all).expect("raw JSON values serialize"))
+    }
 }
 
 #[cfg(test)]
@@ -206,5 +229,33 @@ mod tests {
         );
         let not_a_list = to_raw_value(&json!("hi")).unwrap();
         assert!(e.with_prompts(Format::OpenAi, &not_a_list, None).is_none());
+    }
+
+    #[test]
+    fn prompts_surround_a_responses_input_text_or_list() {
+        let e = edits(json!({"prompts": {
+            "prepend": [{"role": "developer", "content": "be brief"}],
+            "append": [{"role": "system", "content": "emoji only"}]
+        }}));
+        let text = to_raw_value(&json!("hi")).unwrap();
+        assert_eq!(
+            e.with_prompts_in_input(&text).unwrap().get(),
+            r#"[{"content":"be brief","role":"developer","type":"message"},{"content":"hi","role":"user","type":"message"},{"content":"emoji only","role":"system","type":"message"}]"#
+        );
+        let list = to_raw_value(
+            &json!([{"role": "user", "content": [{"type": "input_text", "text": "hi"}]}]),
+        )
+        .unwrap();
+        let out = e.with_prompts_in_input(&list).unwrap();
+        assert!(
+            out.get()
+                .contains(r#"{"content":[{"text":"hi","type":"input_text"}],"role":"user"}"#),
+            "{}",
+            out.get()
+        );
+        assert!(
+            e.with_prompts_in_input(&to_raw_value(&json!(3)).unwrap())
+                .is_none()
+        );
     }
 }

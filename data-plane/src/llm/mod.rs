@@ -1,5 +1,6 @@
 //! LLM backends (DESIGN §5): route types, provider choice with failover, translation between
-//! OpenAI chat completions and Anthropic Messages, and token usage.
+//! OpenAI chat completions and Anthropic Messages, the APIs forwarded as they are (Responses,
+//! embeddings, token counting, `detect`), and token usage.
 
 pub mod edit;
 pub mod failover;
@@ -79,8 +80,9 @@ pub struct Served {
 struct Plan {
     path: String,
     body: Bytes,
-    /// `None` for passthrough: nothing is parsed or translated.
-    formats: Option<(Format, Format)>,
+    reading: Reading,
+    /// The gateway wrote the body (as JSON).
+    rewritten: bool,
     exchange: Option<Exchange>,
     /// Passthrough only: the route's token-type buckets, debited with the answer's usage
     /// (other exchanges settle their reservation instead).
@@ -178,13 +180,37 @@ fn authorize(call: &AiCall<'_>, llm: Option<&LlmFacts>) -> Result<(), ProxyError
     }
 }
 
+/// How the gateway reads an answer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    /// Not at all (passthrough, token counting).
+    Untouched,
+    /// Forwarded unchanged, usage read (Responses, embeddings, `detect`); `responses` says
+    /// whether a broken stream ends with a Responses `error` event.
+    Observed { responses: bool },
+    /// Chat in the client's format and the upstream's, translated when they differ.
+    Chat(Format, Format),
+}
+
+/// Why a provider cannot serve an API forwarded as is, or `None` when it can.
+fn unsupported(kind: RouteType, upstream: Format) -> Option<&'static str> {
+    match (kind, upstream) {
+        (RouteType::Responses, Format::Anthropic) => Some(
+            "translation from the Responses API to Anthropic is not supported yet: route `responses` to an openAI provider",
+        ),
+        (RouteType::Embeddings, Format::Anthropic) => {
+            Some("Anthropic has no embeddings API: route `embeddings` to an openAI provider")
+        }
+        (RouteType::AnthropicTokenCount, Format::OpenAi) => Some(
+            "token counting is Anthropic's API: route `anthropicTokenCount` to an anthropic provider",
+        ),
+        _ => None,
+    }
+}
+
 /// The plan and request of attempt `attempt` on provider `id`, or `None` for `/v1/models`,
 /// which the gateway answers itself. The client's body is parsed, and its tokens reserved,
 /// once, when first needed.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "a streamed answer's duration is wall time"
-)]
 fn prepare<'b>(
     call: &AiCall<'_>,
     parts: &http::request::Parts,
@@ -205,8 +231,8 @@ fn prepare<'b>(
         .and_then(|a| a.routes.as_ref())
         .map_or(RouteType::Completions, |m| m.classify(path));
     // Every path of the route draws on the same token buckets (DESIGN §5); a retry does not
-    // pay again for what its request reserved.
-    if reservation.is_none() {
+    // pay again for what its request reserved. Counting tokens spends none (as agentgateway).
+    if reservation.is_none() && kind != RouteType::AnthropicTokenCount {
         ratelimit::admit_tokens(call.buckets).map_err(ProxyError::RateLimited)?;
     }
     // Requests that are not parsed have no `llm` for the rules: those reading it are false.
@@ -240,40 +266,80 @@ fn prepare<'b>(
         RouteType::Passthrough => Plan {
             path: provider::passthrough_path(provider, pq),
             body: body.clone(),
-            formats: None,
+            reading: Reading::Untouched,
+            rewritten: false,
             exchange: None,
-            passthrough_buckets: call
-                .buckets
-                .iter()
-                .filter(|b| b.limit.kind == RateLimitKind::Tokens)
-                .cloned()
-                .collect(),
+            passthrough_buckets: token_buckets(call),
         },
-        RouteType::Completions | RouteType::Messages => {
-            let client = if kind == RouteType::Messages {
-                Format::Anthropic
-            } else {
-                Format::OpenAi
+        RouteType::Detect => {
+            // Read when it is JSON; forwarded as is either way.
+            let request = ClientRequest::parse(body).ok();
+            let model = request
+                .as_ref()
+                .and_then(|r| r.string("model"))
+                .or_else(|| provider.model.clone());
+            let facts = request
+                .as_ref()
+                .zip(model.clone())
+                .map(|(r, m)| request_facts(provider, r, m));
+            authorize(call, facts.as_ref())?;
+            // Without a model to account to, the answer is metered like passthrough.
+            let exchange = match (request, model) {
+                (Some(request), Some(model)) => Some(exchange(
+                    call,
+                    provider,
+                    kind,
+                    &request,
+                    body,
+                    model,
+                    reservation,
+                )?),
+                _ => None,
             };
+            Plan {
+                path: provider::passthrough_path(provider, pq),
+                body: body.clone(),
+                reading: Reading::Observed { responses: false },
+                rewritten: false,
+                passthrough_buckets: if exchange.is_none() {
+                    token_buckets(call)
+                } else {
+                    Vec::new()
+                },
+                exchange,
+            }
+        }
+        RouteType::Completions
+        | RouteType::Messages
+        | RouteType::Responses
+        | RouteType::Embeddings
+        | RouteType::AnthropicTokenCount => {
+            let client = match kind {
+                RouteType::Messages | RouteType::AnthropicTokenCount => Format::Anthropic,
+                _ => Format::OpenAi,
+            };
+            let upstream = Format::of(provider.provider);
+            if let Some(why) = unsupported(kind, upstream) {
+                return Err(ProxyError::BadRequest(why.into()));
+            }
             if parsed.is_none() {
                 *parsed = Some(ClientRequest::parse(body)?);
             }
             let request = parsed.as_ref().expect("parsed above");
-            let edited = state.edits.as_ref().map(|e| request.edited(e, client));
+            let edited = state
+                .edits
+                .as_ref()
+                .map(|e| request.edited(e, client, kind));
             let request = edited.as_ref().unwrap_or(request);
             // Every attempt: a failover to another provider is decided for that provider.
             if call.authorization.is_some() {
                 let requested = request.string("model").or_else(|| provider.model.clone());
-                let facts = requested.map(|request_model| LlmFacts {
-                    provider: provider::system(provider.provider),
-                    request_model,
-                    streaming: request.streaming(),
+                let facts = requested.map(|m| LlmFacts {
                     params: request.params(),
-                    ..LlmFacts::default()
+                    ..request_facts(provider, request, m)
                 });
                 authorize(call, facts.as_ref())?;
             }
-            let upstream = Format::of(provider.provider);
             let model = provider
                 .model
                 .clone()
@@ -283,50 +349,29 @@ fn prepare<'b>(
                         "invalid LLM request: missing field: model not specified".into(),
                     )
                 })?;
-            let out = request
-                .upstream_body(client, upstream, &model)
-                .map_err(|e| ProxyError::BadRequest(format!("invalid LLM request: {e}")))?;
-            let max_tokens = request.max_tokens();
-            // The prompt, parameters and completion are kept only when CEL may read them.
-            let keep = call.record.headers.is_some();
-            let prompt_estimate = usage::estimate(body.len());
-            let reservation = match reservation {
-                Some(r) => r.clone(),
-                None => {
-                    let estimate = prompt_estimate
-                        .saturating_add(max_tokens.unwrap_or(translate::DEFAULT_MAX_TOKENS));
-                    let taken = Reservation::take(call.buckets, estimate)
-                        .map_err(ProxyError::RateLimited)?;
-                    reservation.insert(Arc::new(taken)).clone()
-                }
+            let chat = matches!(kind, RouteType::Completions | RouteType::Messages);
+            let out = if chat {
+                request
+                    .upstream_body(client, upstream, &model)
+                    .map_err(|e| ProxyError::BadRequest(format!("invalid LLM request: {e}")))?
+            } else {
+                request.with_model(&model)
             };
+            let exchange = (kind != RouteType::AnthropicTokenCount)
+                .then(|| exchange(call, provider, kind, request, body, model, reservation))
+                .transpose()?;
             Plan {
-                path: provider::operation_path(provider),
+                path: provider::operation_path(provider, kind),
                 body: Bytes::from(out),
-                formats: Some((client, upstream)),
-                exchange: Some(Exchange {
-                    reservation,
-                    metrics: call.metrics.clone(),
-                    facts: LlmFacts {
-                        provider: provider::system(provider.provider),
-                        request_model: model,
-                        streaming: request.streaming(),
-                        prompt: keep.then(|| request.raw_bytes("messages", body)).flatten(),
-                        params: if keep {
-                            request.params()
-                        } else {
-                            Default::default()
-                        },
-                        completion: keep.then(Vec::new),
-                        temperature: request.f64("temperature"),
-                        max_tokens,
-                        ..LlmFacts::default()
+                reading: match kind {
+                    RouteType::AnthropicTokenCount => Reading::Untouched,
+                    RouteType::Responses | RouteType::Embeddings => Reading::Observed {
+                        responses: kind == RouteType::Responses,
                     },
-                    record: call.record.clone(),
-                    started: Instant::now(),
-                    route: call.route_name.into(),
-                    prompt_estimate,
-                }),
+                    _ => Reading::Chat(client, upstream),
+                },
+                rewritten: true,
+                exchange,
                 passthrough_buckets: Vec::new(),
             }
         }
@@ -335,6 +380,95 @@ fn prepare<'b>(
     let tls = state.backend_tls.is_some();
     let request = upstream_request(parts, provider, auth, tls, &plan, attempt)?;
     Ok(Some((plan, request)))
+}
+
+/// The route's token-type buckets, debited with an answer's usage when no reservation was
+/// taken for it.
+fn token_buckets(call: &AiCall<'_>) -> Vec<Arc<Bucket>> {
+    call.buckets
+        .iter()
+        .filter(|b| b.limit.kind == RateLimitKind::Tokens)
+        .cloned()
+        .collect()
+}
+
+/// What the route's `llm.*` rules know of a parsed request.
+fn request_facts(
+    provider: &tollgate_shared::config::model::AiProvider,
+    request: &ClientRequest<'_>,
+    request_model: String,
+) -> LlmFacts {
+    LlmFacts {
+        provider: provider::system(provider.provider),
+        request_model,
+        streaming: request.streaming(),
+        ..LlmFacts::default()
+    }
+}
+
+/// The exchange of a parsed request of type `kind` to `model`: its tokens (the prompt
+/// estimated from the body's size, plus the most output it asked for, or a default) are
+/// reserved once for all attempts.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a streamed answer's duration is wall time"
+)]
+fn exchange(
+    call: &AiCall<'_>,
+    provider: &tollgate_shared::config::model::AiProvider,
+    kind: RouteType,
+    request: &ClientRequest<'_>,
+    body: &Bytes,
+    model: String,
+    reservation: &mut Option<Arc<Reservation>>,
+) -> Result<Exchange, ProxyError> {
+    let embeddings = kind == RouteType::Embeddings;
+    let max_tokens = match kind {
+        RouteType::Responses => request.u64("max_output_tokens"),
+        RouteType::Embeddings => None,
+        _ => request.max_tokens(),
+    };
+    let prompt_estimate = usage::estimate(body.len());
+    let reservation = match reservation {
+        Some(r) => r.clone(),
+        None => {
+            let output = match max_tokens {
+                _ if embeddings => 0,
+                Some(max) => max,
+                None => translate::DEFAULT_MAX_TOKENS,
+            };
+            let estimate = prompt_estimate.saturating_add(output);
+            let taken =
+                Reservation::take(call.buckets, estimate).map_err(ProxyError::RateLimited)?;
+            reservation.insert(Arc::new(taken)).clone()
+        }
+    };
+    let prompt = ["messages", "input"]
+        .into_iter()
+        .find_map(|field| request.raw_bytes(field, body));
+    // The prompt, parameters and completion are kept only when CEL may read them.
+    let keep = call.record.headers.is_some();
+    Ok(Exchange {
+        reservation,
+        metrics: call.metrics.clone(),
+        facts: LlmFacts {
+            prompt: keep.then_some(prompt).flatten(),
+            params: if keep {
+                request.params()
+            } else {
+                Default::default()
+            },
+            completion: keep.then(Vec::new),
+            temperature: request.f64("temperature"),
+            max_tokens,
+            ..request_facts(provider, request, model)
+        },
+        record: call.record.clone(),
+        started: Instant::now(),
+        route: call.route_name.into(),
+        prompt_estimate,
+        operation: if embeddings { "embeddings" } else { "chat" },
+    })
 }
 
 fn upstream_request(
@@ -355,9 +489,11 @@ fn upstream_request(
     *headers = parts.headers.clone();
     headers.remove(header::HOST);
     headers.remove(header::CONTENT_LENGTH);
-    if plan.formats.is_some() {
-        // The gateway reads these bodies, so they must arrive uncompressed.
+    if plan.reading != Reading::Untouched {
+        // The gateway reads these answers, so they must arrive uncompressed.
         headers.remove(header::ACCEPT_ENCODING);
+    }
+    if plan.rewritten {
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
@@ -423,14 +559,14 @@ async fn respond(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.starts_with("text/event-stream"));
-    let Some((client, upstream_format)) = plan.formats else {
-        let body = body.map_err(Into::into);
-        let body = if plan.passthrough_buckets.is_empty() || !status.is_success() {
-            body.boxed_unsync()
-        } else {
-            usage::Metered::new(body, is_sse, plan.passthrough_buckets.clone()).boxed_unsync()
-        };
-        return Ok(Response::from_parts(parts, body));
+    let (client, upstream_format) = match plan.reading {
+        Reading::Chat(client, upstream) => (client, upstream),
+        Reading::Observed { responses } if status.is_success() => {
+            return observed(parts, body, plan, provider, is_sse, responses).await;
+        }
+        Reading::Untouched | Reading::Observed { .. } => {
+            return Ok(untouched(parts, body, plan, is_sse));
+        }
     };
     if !status.is_success() {
         let bytes = read_all(body, provider).await?;
@@ -470,7 +606,7 @@ async fn respond(
             .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         return Ok(Response::from_parts(
             parts,
-            translated_stream(body, translator, client, exchange),
+            translated_stream(body, translator, exchange),
         ));
     }
     let bytes = read_all(body, provider).await?;
@@ -522,6 +658,54 @@ async fn respond(
     }
 }
 
+/// An answer forwarded as it is: passthrough answers metered for the route's token buckets.
+fn untouched(
+    parts: http::response::Parts,
+    body: Incoming,
+    plan: &Plan,
+    is_sse: bool,
+) -> Response<BoxBody> {
+    let body = body.map_err(Into::into);
+    let body = if plan.passthrough_buckets.is_empty() || !parts.status.is_success() {
+        body.boxed_unsync()
+    } else {
+        usage::Metered::new(body, is_sse, plan.passthrough_buckets.clone()).boxed_unsync()
+    };
+    Response::from_parts(parts, body)
+}
+
+/// A successful answer forwarded unchanged, its usage read: streams event by event, other
+/// bodies whole.
+async fn observed(
+    mut parts: http::response::Parts,
+    body: Incoming,
+    plan: &Plan,
+    provider: &str,
+    is_sse: bool,
+    responses: bool,
+) -> Result<Response<BoxBody>, ProxyError> {
+    let Some(exchange) = plan.exchange.clone() else {
+        return Ok(untouched(parts, body, plan, is_sse));
+    };
+    parts.headers.remove(header::CONTENT_LENGTH);
+    if is_sse {
+        let translator = Box::new(stream::Observed::new(responses));
+        return Ok(Response::from_parts(
+            parts,
+            translated_stream(body, translator, Some(exchange)),
+        ));
+    }
+    let bytes = read_all(body, provider).await?;
+    let mut usage = Usage::default();
+    usage::probe(std::str::from_utf8(&bytes).unwrap_or_default(), &mut usage);
+    let mut exchange = exchange;
+    if let Some(texts) = exchange.facts.completion.as_mut() {
+        *texts = usage::completion(&bytes);
+    }
+    exchange.finish(&usage);
+    Ok(Response::from_parts(parts, full(bytes)))
+}
+
 /// Just enough of an answer to tell a completion or message from something else.
 #[derive(serde::Deserialize)]
 struct Shape {
@@ -533,7 +717,6 @@ struct Shape {
 struct StreamState {
     events: futures_util::stream::BoxStream<'static, Result<eventsource_stream::Event, String>>,
     translator: Box<dyn Translate>,
-    client: Format,
     queue: VecDeque<Bytes>,
     finished: bool,
     exchange: Option<Exchange>,
@@ -569,14 +752,12 @@ impl StreamState {
             }
             Some(Err(e)) => {
                 let message = format!("the upstream stream broke: {e}");
-                self.queue
-                    .push_back(stream::error_frame(self.client, &message));
+                self.queue.extend(self.translator.error_frame(&message));
                 self.finished = true;
             }
             None => {
                 let message = "the upstream stream ended before its last event";
-                self.queue
-                    .push_back(stream::error_frame(self.client, message));
+                self.queue.extend(self.translator.error_frame(message));
                 self.finished = true;
             }
         }
@@ -598,7 +779,6 @@ impl StreamState {
 fn translated_stream(
     body: Incoming,
     translator: Box<dyn Translate>,
-    client: Format,
     exchange: Option<Exchange>,
 ) -> BoxBody {
     use eventsource_stream::Eventsource;
@@ -610,7 +790,6 @@ fn translated_stream(
     let state = StreamState {
         events,
         translator,
-        client,
         queue: VecDeque::new(),
         finished: false,
         exchange,
@@ -651,6 +830,8 @@ pub struct Exchange {
     route: Arc<str>,
     /// The prompt's tokens by [`usage::estimate`] of the request body, for cut streams.
     prompt_estimate: u64,
+    /// `gen_ai.operation.name`: `chat` or `embeddings`.
+    operation: &'static str,
 }
 
 impl Exchange {
@@ -695,7 +876,7 @@ impl Exchange {
                 m.gen_ai_token_usage
                     .with_label_values(&[
                         kind,
-                        "chat",
+                        self.operation,
                         facts.provider,
                         request_model,
                         response_model,
@@ -704,7 +885,12 @@ impl Exchange {
             }
         }
         m.gen_ai_request_duration
-            .with_label_values(&["chat", facts.provider, request_model, response_model])
+            .with_label_values(&[
+                self.operation,
+                facts.provider,
+                request_model,
+                response_model,
+            ])
             .observe(self.started.elapsed().as_secs_f64());
         let _ = self.record.llm.set(facts);
     }

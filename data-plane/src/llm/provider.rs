@@ -1,7 +1,7 @@
 //! Where and how each provider is called: address, path, credentials, headers.
 
 use http::{HeaderMap, HeaderValue, header};
-use tollgate_shared::config::model::{AiProvider, BackendAuth, Provider};
+use tollgate_shared::config::model::{AiProvider, BackendAuth, Provider, RouteType};
 
 /// Sent when the client did not choose an Anthropic API version.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -43,14 +43,18 @@ pub fn base_url(p: &AiProvider, tls: bool) -> String {
     }
 }
 
-/// The provider's own path for a parsed operation (`pathOverride` and `pathPrefix` applied).
-pub fn operation_path(p: &AiProvider) -> String {
+/// The provider's own path for a parsed operation (`pathOverride` and `pathPrefix` applied,
+/// to every operation, as agentgateway does).
+pub fn operation_path(p: &AiProvider, kind: RouteType) -> String {
     if let Some(o) = &p.path_override {
         return o.clone();
     }
-    let suffix = match p.provider {
-        Provider::OpenAi => "/chat/completions",
-        Provider::Anthropic => "/messages",
+    let suffix = match (kind, p.provider) {
+        (RouteType::Responses, _) => "/responses",
+        (RouteType::Embeddings, _) => "/embeddings",
+        (RouteType::AnthropicTokenCount, _) => "/messages/count_tokens",
+        (_, Provider::OpenAi) => "/chat/completions",
+        (_, Provider::Anthropic) => "/messages",
     };
     format!(
         "{}{suffix}",
@@ -136,12 +140,26 @@ mod tests {
     #[test]
     fn paths() {
         assert_eq!(
-            operation_path(&provider(Provider::OpenAi, None)),
+            operation_path(&provider(Provider::OpenAi, None), RouteType::Completions),
             "/v1/chat/completions"
         );
         assert_eq!(
-            operation_path(&provider(Provider::Anthropic, Some("/api/"))),
+            operation_path(
+                &provider(Provider::Anthropic, Some("/api/")),
+                RouteType::Messages
+            ),
             "/api/messages"
+        );
+        assert_eq!(
+            operation_path(&provider(Provider::OpenAi, None), RouteType::Responses),
+            "/v1/responses"
+        );
+        assert_eq!(
+            operation_path(
+                &provider(Provider::Anthropic, None),
+                RouteType::AnthropicTokenCount
+            ),
+            "/v1/messages/count_tokens"
         );
         assert_eq!(
             passthrough_path(&provider(Provider::OpenAi, Some("/x")), "/v1/models?a=1"),

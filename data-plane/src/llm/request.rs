@@ -11,6 +11,8 @@ use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use tollgate_shared::config::model::RouteType;
+
 use super::edit::RequestEdits;
 use super::provider::Format;
 use super::translate::{self, InvalidRequest};
@@ -137,8 +139,14 @@ impl<'a> ClientRequest<'a> {
     }
 
     /// The request with a provider's `policies.ai` edits applied, in agentgateway's order:
-    /// overrides, defaults, the model alias, then prompts.
-    pub fn edited(&self, edits: &RequestEdits, format: Format) -> ClientRequest<'a> {
+    /// overrides, defaults, the model alias, then prompts (to chat `messages` in the client's
+    /// `format`, or to a Responses `input`; embeddings and token counting get none).
+    pub fn edited(
+        &self,
+        edits: &RequestEdits,
+        format: Format,
+        kind: RouteType,
+    ) -> ClientRequest<'a> {
         let mut fields = self.fields.clone();
         for (name, value) in edits.overrides() {
             fields.insert(Cow::Owned(name.clone()), Cow::Owned(value.clone()));
@@ -157,7 +165,19 @@ impl<'a> ClientRequest<'a> {
                 .fields
                 .insert(Cow::Borrowed("model"), Cow::Owned(alias));
         }
-        if edits.has_prompts()
+        if !edits.has_prompts() {
+            return edited;
+        }
+        if kind == RouteType::Responses {
+            if let Some(input) = edited
+                .raw("input")
+                .and_then(|i| edits.with_prompts_in_input(i))
+            {
+                edited
+                    .fields
+                    .insert(Cow::Borrowed("input"), Cow::Owned(input));
+            }
+        } else if matches!(kind, RouteType::Completions | RouteType::Messages)
             && let Some(messages) = edited.raw("messages")
             && let Some((messages, system)) =
                 edits.with_prompts(format, messages, edited.raw("system"))
@@ -251,6 +271,19 @@ impl<'a> ClientRequest<'a> {
             (same, _) => return self.same_format_body(same, model),
         };
         Ok(translated.to_string().into_bytes())
+    }
+
+    /// The client's fields written back with only the model set: APIs the gateway forwards
+    /// as they are (Responses, embeddings, token counting).
+    pub fn with_model(&self, model: &str) -> Vec<u8> {
+        let model = serde_json::value::to_raw_value(model).expect("a string serializes");
+        let mut out: BTreeMap<&str, &RawValue> = self
+            .fields
+            .iter()
+            .map(|(k, v)| (k.as_ref(), v.as_ref()))
+            .collect();
+        out.insert("model", &model);
+        serde_json::to_vec(&out).expect("raw JSON fields serialize")
     }
 
     /// A request already in the upstream's format: the client's raw fields, written back with

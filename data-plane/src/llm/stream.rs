@@ -21,6 +21,8 @@ use super::usage::{Usage, probe};
 pub trait Translate: Send {
     fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>);
     fn core(&self) -> &Core;
+    /// The frame telling the client the stream broke, in its format (none when unknown).
+    fn error_frame(&self, message: &str) -> Option<Bytes>;
 }
 
 /// What every direction tracks: usage so far, and whether the terminal event came.
@@ -86,6 +88,10 @@ impl Translate for OpenAiPassthrough {
     fn core(&self) -> &Core {
         &self.core
     }
+
+    fn error_frame(&self, message: &str) -> Option<Bytes> {
+        Some(error_frame(Format::OpenAi, message))
+    }
 }
 
 /// Anthropic upstream, Anthropic client: forwarded as is, usage observed.
@@ -106,6 +112,76 @@ impl Translate for AnthropicPassthrough {
 
     fn core(&self) -> &Core {
         &self.core
+    }
+
+    fn error_frame(&self, message: &str) -> Option<Bytes> {
+        Some(error_frame(Format::Anthropic, message))
+    }
+}
+
+/// An API the gateway forwards unchanged and only reads usage from (`responses`, `detect`):
+/// the last event is OpenAI's `[DONE]`, Anthropic's `message_stop` or a Responses
+/// `response.completed` (or `.failed`, `.incomplete`).
+pub struct Observed {
+    core: Core,
+    /// Responses clients get an `error` event when the stream breaks; `detect` ones nothing,
+    /// their format being unknown.
+    responses: bool,
+    sequence: u64,
+}
+
+impl Observed {
+    pub fn new(responses: bool) -> Observed {
+        Observed {
+            core: Core::default(),
+            responses,
+            sequence: 0,
+        }
+    }
+}
+
+/// Just an event's `type`, for events that came without an SSE event name.
+#[derive(Deserialize)]
+struct TypeProbe<'a> {
+    #[serde(borrow, rename = "type")]
+    kind: Option<Cow<'a, str>>,
+}
+
+impl Translate for Observed {
+    fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>) {
+        self.sequence += 1;
+        let data = ev.data.trim();
+        let named = (ev.event != "message").then_some(ev.event.as_str());
+        let kind = match named {
+            Some(name) => Some(Cow::Borrowed(name)),
+            None if data.starts_with('{') => serde_json::from_str::<TypeProbe<'_>>(data)
+                .ok()
+                .and_then(|t| t.kind),
+            None => None,
+        };
+        probe(data, &mut self.core.usage);
+        self.core.done = data == "[DONE]"
+            || kind.as_deref().is_some_and(|k| {
+                matches!(
+                    k,
+                    "message_stop"
+                        | "response.completed"
+                        | "response.failed"
+                        | "response.incomplete"
+                )
+            });
+        out.push_back(passthrough_frame(named, &ev.data));
+    }
+
+    fn core(&self) -> &Core {
+        &self.core
+    }
+
+    fn error_frame(&self, message: &str) -> Option<Bytes> {
+        self.responses.then(|| {
+            let error = json!({"type": "error", "code": "api_error", "message": message, "param": null, "sequence_number": self.sequence});
+            named_frame("error", &error)
+        })
     }
 }
 
@@ -299,6 +375,10 @@ impl Translate for AnthropicToOpenAi {
     fn core(&self) -> &Core {
         &self.core
     }
+
+    fn error_frame(&self, message: &str) -> Option<Bytes> {
+        Some(error_frame(Format::OpenAi, message))
+    }
 }
 
 /// OpenAI upstream, Anthropic client: Messages stream events.
@@ -434,5 +514,60 @@ impl Translate for OpenAiToAnthropic {
 
     fn core(&self) -> &Core {
         &self.core
+    }
+
+    fn error_frame(&self, message: &str) -> Option<Bytes> {
+        Some(error_frame(Format::Anthropic, message))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(name: &str, data: &str) -> Event {
+        Event {
+            event: name.into(),
+            data: data.into(),
+            id: String::new(),
+            retry: None,
+        }
+    }
+
+    #[test]
+    fn observed_streams_pass_unchanged_and_end_on_each_apis_last_event() {
+        let mut responses = Observed::new(true);
+        let mut out = VecDeque::new();
+        responses.event(
+            &event(
+                "response.created",
+                r#"{"type":"response.created","response":{"model":"m"}}"#,
+            ),
+            &mut out,
+        );
+        assert!(!responses.core().done);
+        responses.event(
+            &event(
+                "response.completed",
+                r#"{"type":"response.completed","response":{"model":"m","usage":{"input_tokens":2,"output_tokens":3}}}"#,
+            ),
+            &mut out,
+        );
+        assert!(responses.core().done);
+        assert_eq!(responses.core().usage.total(), 5);
+        assert!(out[0].starts_with(b"event: response.created\ndata: {"));
+        let error = responses.error_frame("cut").unwrap();
+        assert!(error.starts_with(b"event: error\ndata: {"), "{error:?}");
+
+        // `detect`: unnamed events are told by their `type` or `[DONE]`; no error frame.
+        for last in [r#"{"type":"message_stop"}"#, "[DONE]"] {
+            let mut detect = Observed::new(false);
+            detect.event(&event("message", r#"{"type":"ping"}"#), &mut out);
+            assert!(!detect.core().done);
+            detect.event(&event("message", last), &mut out);
+            assert!(detect.core().done, "{last}");
+            assert!(detect.error_frame("cut").is_none());
+        }
+        assert_eq!(out.back().unwrap().as_ref(), b"data: [DONE]\n\n");
     }
 }

@@ -37,6 +37,9 @@ struct Probe<'a> {
     usage: Option<ProbeUsage>,
     #[serde(borrow)]
     message: Option<ProbeMessage<'a>>,
+    /// A Responses stream event's response (`response.created`, `response.completed`).
+    #[serde(borrow)]
+    response: Option<ProbeMessage<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -56,18 +59,19 @@ struct ProbeUsage {
 
 impl Probe<'_> {
     fn record(self, usage: &mut Usage) {
-        let model = self
-            .message
-            .as_ref()
-            .and_then(|m| m.model.as_ref())
+        let model = [&self.message, &self.response]
+            .into_iter()
+            .flatten()
+            .find_map(|m| m.model.as_ref())
             .or(self.model.as_ref());
         if let Some(m) = model
             && usage.response_model.is_none()
         {
             usage.response_model = Some(m.to_string());
         }
-        for u in [self.usage, self.message.and_then(|m| m.usage)]
-            .into_iter()
+        let nested = [self.message, self.response].into_iter().flatten();
+        for u in std::iter::once(self.usage)
+            .chain(nested.map(|m| m.usage))
             .flatten()
         {
             usage.input = u.prompt_tokens.or(u.input_tokens).or(usage.input);
@@ -77,7 +81,8 @@ impl Probe<'_> {
 }
 
 /// Records usage (and the response model) from a JSON body or stream event: a complete
-/// OpenAI completion or chunk, or an Anthropic message or stream event.
+/// OpenAI completion, chunk or embeddings list, an Anthropic message or stream event, or a
+/// Responses answer or stream event.
 pub fn probe(data: &str, usage: &mut Usage) {
     if (usage.response_model.is_none() || data.contains("\"usage\""))
         && let Ok(p) = serde_json::from_str::<Probe<'_>>(data)
@@ -100,7 +105,27 @@ struct TextProbe<'a> {
     #[serde(borrow, default)]
     choices: Vec<ChoiceProbe<'a>>,
     #[serde(borrow)]
-    delta: Option<DeltaProbe<'a>>,
+    delta: Option<TopDelta<'a>>,
+}
+
+/// A top-level `delta`: Anthropic's object, or the text of a Responses
+/// `response.output_text.delta` (or function call arguments) event.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TopDelta<'a> {
+    #[serde(borrow)]
+    Text(Cow<'a, str>),
+    #[serde(borrow)]
+    Fields(DeltaProbe<'a>),
+}
+
+impl TopDelta<'_> {
+    fn len(&self) -> usize {
+        match self {
+            TopDelta::Text(t) => t.len(),
+            TopDelta::Fields(d) => d.len(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -159,25 +184,36 @@ pub fn streamed_text(data: &str) -> usize {
         p.choices
             .iter()
             .filter_map(|c| c.delta.as_ref())
-            .chain(p.delta.as_ref())
             .map(DeltaProbe::len)
-            .sum()
+            .sum::<usize>()
+            + p.delta.as_ref().map_or(0, TopDelta::len)
     })
 }
 
-/// The texts of a complete answer, either format: each OpenAI choice's message content, or
-/// each Anthropic text block (agentgateway's `llm.completion`).
+/// The texts of a complete answer, any format: each OpenAI choice's message content, each
+/// Anthropic text block, or each Responses output text (agentgateway's `llm.completion`).
 pub fn completion(body: &[u8]) -> Vec<String> {
     let Ok(answer) = serde_json::from_slice::<serde_json::Value>(body) else {
         return Vec::new();
     };
-    let texts = match (answer["choices"].as_array(), answer["content"].as_array()) {
-        (Some(choices), _) => choices
+    let texts = match (
+        answer["choices"].as_array(),
+        answer["content"].as_array(),
+        answer["output"].as_array(),
+    ) {
+        (Some(choices), _, _) => choices
             .iter()
             .filter_map(|c| c["message"]["content"].as_str())
             .collect(),
-        (None, Some(blocks)) => blocks.iter().filter_map(|b| b["text"].as_str()).collect(),
-        (None, None) => Vec::new(),
+        (None, Some(blocks), _) => blocks.iter().filter_map(|b| b["text"].as_str()).collect(),
+        (None, None, Some(items)) => items
+            .iter()
+            .filter_map(|i| i["content"].as_array())
+            .flatten()
+            .filter(|c| c["type"] == "output_text")
+            .filter_map(|c| c["text"].as_str())
+            .collect(),
+        (None, None, None) => Vec::new(),
     };
     texts.into_iter().map(str::to_string).collect()
 }
@@ -191,13 +227,29 @@ pub fn append_streamed(data: &str, texts: &mut Vec<String>) {
     let Ok(p) = serde_json::from_str::<TextProbe<'_>>(data) else {
         return;
     };
-    let deltas = p.choices.iter().filter_map(|c| c.delta.as_ref());
-    for d in deltas.chain(p.delta.as_ref()) {
-        for text in [&d.content, &d.text].into_iter().flatten() {
-            match texts.first_mut() {
-                Some(all) => all.push_str(text),
-                None => texts.push(text.to_string()),
-            }
+    let fields = |d: &DeltaProbe<'_>| -> Vec<String> {
+        [&d.content, &d.text]
+            .into_iter()
+            .flatten()
+            .map(|t| t.to_string())
+            .collect()
+    };
+    let mut found: Vec<String> = p
+        .choices
+        .iter()
+        .filter_map(|c| c.delta.as_ref())
+        .flat_map(fields)
+        .collect();
+    match &p.delta {
+        Some(TopDelta::Fields(d)) => found.extend(fields(d)),
+        // A Responses text delta (not a function call's arguments).
+        Some(TopDelta::Text(t)) if data.contains("output_text.delta") => found.push(t.to_string()),
+        _ => {}
+    }
+    for text in found {
+        match texts.first_mut() {
+            Some(all) => all.push_str(&text),
+            None => texts.push(text),
         }
     }
 }
@@ -309,7 +361,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn completions_are_the_texts_of_either_format() {
+    fn completions_are_the_texts_of_every_format() {
         let openai = br#"{"choices":[{"message":{"content":"a"}},{"message":{"content":"b"}}]}"#;
         assert_eq!(completion(openai), ["a", "b"]);
         let anthropic =
@@ -329,7 +381,17 @@ mod tests {
             r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":"{}"}}]}}]}"#,
             &mut texts,
         );
-        assert_eq!(texts, ["hello"]);
+        append_streamed(
+            r#"{"type":"response.output_text.delta","delta":"!"}"#,
+            &mut texts,
+        );
+        append_streamed(
+            r#"{"type":"response.function_call_arguments.delta","delta":"{}"}"#,
+            &mut texts,
+        );
+        assert_eq!(texts, ["hello!"]);
+        let responses = br#"{"output":[{"type":"message","content":[{"type":"output_text","text":"hi"}]},{"type":"function_call","arguments":"{}"}]}"#;
+        assert_eq!(completion(responses), ["hi"]);
     }
 
     #[test]
@@ -344,5 +406,28 @@ mod tests {
         let stop = r#"{"type":"message_delta","delta":{"stop_reason":"end_turn"},"usage":{"output_tokens":5}}"#;
         assert_eq!(streamed_text(stop), 0);
         assert_eq!(estimate(9), 3);
+        let responses = r#"{"type":"response.output_text.delta","item_id":"m","output_index":0,"content_index":0,"delta":"hey"}"#;
+        assert_eq!(streamed_text(responses), 3);
+        let responses = r#"{"content_index":0,"delta":"openai ","item_id":"msg_fake","logprobs":[],"output_index":0,"sequence_number":4,"type":"response.output_text.delta"}"#;
+        assert_eq!(streamed_text(responses), 7);
+    }
+
+    #[test]
+    fn usage_of_responses_and_embeddings() {
+        let mut u = Usage::default();
+        probe(
+            r#"{"type":"response.completed","response":{"id":"r","model":"gpt-x","usage":{"input_tokens":5,"output_tokens":7,"total_tokens":12}}}"#,
+            &mut u,
+        );
+        assert_eq!(
+            (u.input, u.output, u.response_model.as_deref()),
+            (Some(5), Some(7), Some("gpt-x"))
+        );
+        let mut u = Usage::default();
+        probe(
+            r#"{"object":"list","data":[],"model":"emb","usage":{"prompt_tokens":8,"total_tokens":8}}"#,
+            &mut u,
+        );
+        assert_eq!((u.input, u.output, u.total()), (Some(8), None, 8));
     }
 }

@@ -1402,3 +1402,39 @@ fn route_groups_become_the_parents_routes_and_errors_name_the_delegation() {
         ],
     );
 }
+
+#[test]
+fn route_types_in_agentgateways_spelling_and_realtime_refused() {
+    let config = load_str(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n    - backends: [{ai: {name: p, provider: {openAI: {}}}}]\n      policies:\n        ai:\n          routes: {/v1/responses: responses, /v1/embeddings: embeddings, /v1/messages/count_tokens: anthropicTokenCount, '*': detect}\n",
+        "t.yaml",
+        &env(),
+    )
+    .unwrap();
+    let routes = config.binds[0].listeners[0].routes[0]
+        .policies
+        .ai
+        .as_ref()
+        .and_then(|a| a.routes.clone())
+        .unwrap();
+    for (path, kind) in [
+        ("/v1/responses", RouteType::Responses),
+        ("/v1/embeddings", RouteType::Embeddings),
+        ("/v1/messages/count_tokens", RouteType::AnthropicTokenCount),
+        ("/v1/messages", RouteType::Detect),
+    ] {
+        assert_eq!(routes.classify(path), kind, "{path}");
+    }
+    let back = RouteTypes::try_from(crate::proto::v1::RouteTypes::from(&routes)).unwrap();
+    assert_eq!(back, routes);
+    let errs = errors(
+        "binds:\n- port: 1\n  listeners:\n  - routes:\n    - backends: [{ai: {name: p, provider: {openAI: {}}}}]\n      policies:\n        ai: {routes: {/v1/realtime: realtime}}\n",
+    );
+    assert_reported(
+        &errs,
+        [(
+            "binds[0].listeners[0].routes[0].policies.ai.routes./v1/realtime",
+            "`realtime` route type",
+        )],
+    );
+}

@@ -9,7 +9,7 @@ use crate::config::model::Invalid;
 use crate::config::path::YamlPath;
 use crate::config::policies::{
     AiPolicy, BackendAuth, BackendTls, HealthPolicy, Policies, RawAiPolicy, RawBackendAuth,
-    RawBackendTls, RawHealth, RouteType,
+    RawBackendTls, RawHealth, RawRouteType,
 };
 use crate::config::validate::Validator;
 use crate::convert::{self, InvalidSnapshot, enum_value};
@@ -27,7 +27,7 @@ pub struct RawAi {
     pub path_override: Option<String>,
     pub path_prefix: Option<String>,
     /// The seed's spelling of the route-type map (agentgateway v0.10).
-    pub routes: Option<IndexMap<String, RouteType>>,
+    pub routes: Option<IndexMap<String, RawRouteType>>,
     pub backend_auth: Option<RawBackendAuth>,
     pub policies: Option<RawBackendPolicies>,
 }

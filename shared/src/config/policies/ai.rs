@@ -15,7 +15,7 @@ use crate::proto::v1 as pb;
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RawAiPolicy {
     #[serde(default)]
-    pub routes: IndexMap<String, RouteType>,
+    pub routes: IndexMap<String, RawRouteType>,
     pub prompts: Option<RawPrompts>,
     #[serde(default)]
     pub model_aliases: IndexMap<String, String>,
@@ -189,7 +189,7 @@ impl RouteTypes {
 }
 
 /// How an `ai` backend treats a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub enum RouteType {
     /// OpenAI chat completions, translated for the provider.
@@ -200,6 +200,47 @@ pub enum RouteType {
     Models,
     /// Forwarded as is.
     Passthrough,
+    /// The OpenAI Responses API, to OpenAI providers.
+    Responses,
+    /// OpenAI embeddings, to OpenAI providers.
+    Embeddings,
+    /// Anthropic `/v1/messages/count_tokens`, to Anthropic providers; no tokens debited.
+    AnthropicTokenCount,
+    /// Forwarded as is, with the model and usage read from whatever format it is in.
+    Detect,
+}
+
+/// A route type as written: [`RouteType`]s and the ones Tollgate refuses.
+#[derive(Debug, Clone, Copy, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum RawRouteType {
+    Completions,
+    Messages,
+    Models,
+    Passthrough,
+    Responses,
+    Embeddings,
+    AnthropicTokenCount,
+    Detect,
+    /// OpenAI's realtime WebSocket API: not supported.
+    Realtime,
+}
+
+impl RawRouteType {
+    /// The supported type, `None` for `realtime`.
+    fn supported(self) -> Option<RouteType> {
+        Some(match self {
+            RawRouteType::Completions => RouteType::Completions,
+            RawRouteType::Messages => RouteType::Messages,
+            RawRouteType::Models => RouteType::Models,
+            RawRouteType::Passthrough => RouteType::Passthrough,
+            RawRouteType::Responses => RouteType::Responses,
+            RawRouteType::Embeddings => RouteType::Embeddings,
+            RawRouteType::AnthropicTokenCount => RouteType::AnthropicTokenCount,
+            RawRouteType::Detect => RouteType::Detect,
+            RawRouteType::Realtime => return None,
+        })
+    }
 }
 
 impl Validator<'_> {
@@ -222,7 +263,7 @@ impl Validator<'_> {
 
     pub fn route_types(
         &mut self,
-        raw: &IndexMap<String, RouteType>,
+        raw: &IndexMap<String, RawRouteType>,
         path: &YamlPath,
     ) -> RouteTypes {
         let mut entries = Vec::new();
@@ -234,7 +275,14 @@ impl Validator<'_> {
                 );
                 continue;
             }
-            entries.push((suffix.clone(), *t));
+            let Some(kind) = t.supported() else {
+                self.key_error(
+                    &path.key(suffix.clone()),
+                    "the `realtime` route type (OpenAI's WebSocket API) is not supported by Tollgate yet",
+                );
+                continue;
+            };
+            entries.push((suffix.clone(), kind));
         }
         RouteTypes::new(entries)
     }
@@ -253,6 +301,10 @@ impl From<&RouteTypes> for pb::RouteTypes {
                         RouteType::Messages => pb::RouteType::Messages,
                         RouteType::Models => pb::RouteType::Models,
                         RouteType::Passthrough => pb::RouteType::Passthrough,
+                        RouteType::Responses => pb::RouteType::Responses,
+                        RouteType::Embeddings => pb::RouteType::Embeddings,
+                        RouteType::AnthropicTokenCount => pb::RouteType::AnthropicTokenCount,
+                        RouteType::Detect => pb::RouteType::Detect,
                     } as i32,
                 })
                 .collect(),
@@ -273,6 +325,10 @@ impl TryFrom<pb::RouteTypes> for RouteTypes {
                     pb::RouteType::Messages => RouteType::Messages,
                     pb::RouteType::Models => RouteType::Models,
                     pb::RouteType::Passthrough => RouteType::Passthrough,
+                    pb::RouteType::Responses => RouteType::Responses,
+                    pb::RouteType::Embeddings => RouteType::Embeddings,
+                    pb::RouteType::AnthropicTokenCount => RouteType::AnthropicTokenCount,
+                    pb::RouteType::Detect => RouteType::Detect,
                 };
                 Ok((e.suffix, kind))
             })

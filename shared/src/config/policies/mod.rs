@@ -44,7 +44,7 @@ mod url_rewrite;
 use serde::{Deserialize, Serialize};
 
 pub use a2a::RawA2a;
-pub use ai::{AiPolicy, PromptMessage, Prompts, RawAiPolicy, RouteType, RouteTypes};
+pub use ai::{AiPolicy, PromptMessage, Prompts, RawAiPolicy, RawRouteType, RouteType, RouteTypes};
 pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyCredential, RawApiKeyAuth};
 pub use authorization::{RawRuleSet, Rule, RuleSet};
 pub use backend_auth::{BackendAuth, RawBackendAuth, Secret};

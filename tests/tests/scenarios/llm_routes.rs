@@ -1,0 +1,348 @@
+//! The route types forwarded to the provider of their own API (Responses, embeddings,
+//! Anthropic token counting, `detect`): key and model set, usage read for token limits,
+//! metrics and logs, and refusals where a provider does not speak the API.
+
+use futures_util::StreamExt;
+use serde_json::{Value, json};
+use tollgate_tests::{FakeLlm, Kind, Proxy, eventually, free_port};
+
+const OPENAI_KEY: &str = "sk-openai-test";
+const ANTHROPIC_KEY: &str = "sk-ant-test";
+
+async fn post(url: &str, body: Value) -> reqwest::Response {
+    tollgate_tests::http()
+        .post(url)
+        .header("authorization", "Bearer client-key")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// An SSE body as (event name, data) pairs.
+async fn sse_events(resp: reqwest::Response) -> Vec<(String, Value)> {
+    let mut text = String::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    text.split("\n\n")
+        .filter(|b| !b.trim().is_empty())
+        .map(|block| {
+            let mut event = String::new();
+            let mut data = String::new();
+            for line in block.lines() {
+                if let Some(e) = line.strip_prefix("event: ") {
+                    event = e.to_string();
+                } else if let Some(d) = line.strip_prefix("data: ") {
+                    data.push_str(d);
+                }
+            }
+            (event, serde_json::from_str(&data).unwrap_or(Value::Null))
+        })
+        .collect()
+}
+
+/// One route of every type to an OpenAI fake (`/openai`) and an Anthropic one
+/// (`/anthropic`), each route with a token bucket of `tokens`, and a `detect` route for
+/// every other path to the OpenAI fake.
+async fn setup(tokens: u64) -> (Proxy, u16, FakeLlm, FakeLlm) {
+    let openai = FakeLlm::start(Kind::OpenAi, Some(OPENAI_KEY)).await;
+    let anthropic = FakeLlm::start(Kind::Anthropic, Some(ANTHROPIC_KEY)).await;
+    let port = free_port();
+    let route = |name: &str, kind: &str, model: &str, key: &str, host: String| {
+        format!(
+            "    - name: {name}\n      matches: [{{path: {{pathPrefix: /{name}}}}}]\n      policies:\n        localRateLimit: [{{maxTokens: {tokens}, tokensPerFill: 1, fillInterval: 1h, type: tokens}}]\n        ai:\n          routes:\n            /v1/responses: responses\n            /v1/embeddings: embeddings\n            /v1/messages/count_tokens: anthropicTokenCount\n            /v1/messages: messages\n      backends:\n      - ai: {{name: {name}, provider: {{{kind}: {{{model}}}}}, hostOverride: \"{host}\", policies: {{backendAuth: {{key: {key}}}}}}}\n"
+        )
+    };
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n{}{}",
+        route("openai", "openAI", "", OPENAI_KEY, openai.authority()),
+        route(
+            "anthropic",
+            "anthropic",
+            "model: claude-haiku-4-5",
+            ANTHROPIC_KEY,
+            anthropic.authority()
+        ),
+    ) + &format!(
+        "    - name: detect\n      policies:\n        ai: {{routes: {{'*': detect}}}}\n      backends:\n      - ai: {{name: detect, provider: {{openAI: {{}}}}, hostOverride: \"{}\", policies: {{backendAuth: {{key: {OPENAI_KEY}}}}}}}\n",
+        openai.authority()
+    );
+    (Proxy::start(&config).await, port, openai, anthropic)
+}
+
+async fn tokens_metric(proxy: &Proxy, kind: &str, operation: &str, want: f64) {
+    eventually(std::time::Duration::from_secs(5), || async {
+        let n = proxy
+            .metric(
+                "agentgateway_gen_ai_client_token_usage_sum",
+                &[
+                    &format!("gen_ai_token_type=\"{kind}\""),
+                    &format!("gen_ai_operation_name=\"{operation}\""),
+                ],
+            )
+            .await;
+        if n == want {
+            Ok(())
+        } else {
+            Err(format!("{kind} {operation} tokens {n}, want {want}"))
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_plain_and_streamed_count_their_usage_and_spend_the_bucket() {
+    let (proxy, port, openai, _anthropic) = setup(20).await;
+    let url = proxy.url(port, "/openai/v1/responses");
+
+    let resp = post(
+        &url,
+        json!({"model": "gpt-4.1", "input": "tell me a joke", "previous_response_id": "resp_earlier"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["object"], "response");
+    assert_eq!(
+        body["output"][0]["content"][0]["text"],
+        "openai says: tell me a joke"
+    );
+    assert_eq!(body["previous_response_id"], "resp_earlier");
+    let seen = &openai.seen()[0];
+    assert_eq!(seen.path, "/v1/responses");
+    assert_eq!(
+        seen.headers["authorization"],
+        format!("Bearer {OPENAI_KEY}")
+    );
+    assert_eq!(seen.body["previous_response_id"], "resp_earlier");
+    // 4 words in, 6 out.
+    tokens_metric(&proxy, "input", "chat", 4.0).await;
+    tokens_metric(&proxy, "output", "chat", 6.0).await;
+
+    let resp = post(
+        &url,
+        json!({"model": "gpt-4.1", "stream": true, "input": [{"role": "user", "content": [{"type": "input_text", "text": "stream it"}]}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let events = sse_events(resp).await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"response.created"));
+    assert_eq!(names.last(), Some(&"response.completed"));
+    let text: String = events
+        .iter()
+        .filter(|(n, _)| n == "response.output_text.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "openai says: stream it");
+    let usage = &events.last().unwrap().1["response"]["usage"];
+    assert_eq!(
+        (
+            usage["input_tokens"].clone(),
+            usage["output_tokens"].clone()
+        ),
+        (json!(2), json!(4))
+    );
+    tokens_metric(&proxy, "output", "chat", 10.0).await;
+
+    // 16 of the 20 tokens are spent, then the next answer's 10 more: the bucket is empty.
+    assert_eq!(
+        post(
+            &url,
+            json!({"model": "gpt-4.1", "input": "one more please"})
+        )
+        .await
+        .status(),
+        200
+    );
+    let refused = post(&url, json!({"model": "gpt-4.1", "input": "and again"})).await;
+    assert_eq!(refused.status(), 429);
+
+    let line = eventually(std::time::Duration::from_secs(5), || async {
+        proxy
+            .access_log()
+            .lines()
+            .find(|l| l.contains("http.path=/openai/v1/responses"))
+            .map(str::to_string)
+            .ok_or_else(|| format!("no access log line: {}", proxy.access_log()))
+    })
+    .await;
+    for want in [
+        "gen_ai.usage.input_tokens=4",
+        "gen_ai.usage.output_tokens=6",
+        "gen_ai.request.model=gpt-4.1",
+        "gen_ai.response.model=gpt-4.1-2025-04-14",
+    ] {
+        assert!(line.contains(want), "{want} missing in {line}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn embeddings_token_counting_and_detect() {
+    let (proxy, port, openai, anthropic) = setup(1000).await;
+
+    let resp = post(
+        &proxy.url(port, "/openai/v1/embeddings"),
+        json!({"model": "text-embedding-3-small", "input": ["three words here", "two more"]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["data"].as_array().unwrap().len(), 2);
+    assert_eq!(openai.seen()[0].path, "/v1/embeddings");
+    tokens_metric(&proxy, "input", "embeddings", 5.0).await;
+
+    // Token counting goes to Anthropic with its key and the configured model, and spends
+    // nothing: the bucket's level is unchanged.
+    let level = || {
+        proxy.metric(
+            "agentgateway_ratelimit_bucket_tokens",
+            &["route=\"anthropic\""],
+        )
+    };
+    let before = level().await;
+    assert!(before > 0.0, "the bucket's gauge is found");
+    let resp = post(
+        &proxy.url(port, "/anthropic/v1/messages/count_tokens"),
+        json!({"model": "claude-opus-4-1", "messages": [{"role": "user", "content": "count my four words"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.json::<Value>().await.unwrap(),
+        json!({"input_tokens": 4})
+    );
+    let seen = &anthropic.seen()[0];
+    assert_eq!(seen.path, "/v1/messages/count_tokens");
+    assert_eq!(seen.headers["x-api-key"], ANTHROPIC_KEY);
+    assert_eq!(seen.body["model"], "claude-haiku-4-5");
+    assert_eq!(level().await, before);
+    tokens_metric(&proxy, "input", "chat", 0.0).await;
+
+    // `detect`: the body goes as it is (no usage option added), usage is still read.
+    let resp = post(
+        &proxy.url(port, "/v1/chat/completions"),
+        json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "detect me"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let seen = openai.seen().pop().unwrap();
+    assert_eq!(seen.path, "/v1/chat/completions");
+    assert_eq!(seen.body["model"], "gpt-4o");
+    assert!(seen.body.get("stream_options").is_none());
+    assert_eq!(
+        seen.headers["authorization"],
+        format!("Bearer {OPENAI_KEY}")
+    );
+    tokens_metric(&proxy, "input", "chat", 2.0).await;
+    tokens_metric(&proxy, "output", "chat", 4.0).await;
+    // A Responses answer through `detect`: its usage shape is read too.
+    let resp = post(
+        &proxy.url(port, "/v1/responses"),
+        json!({"model": "gpt-4.1", "input": "three more words"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    tokens_metric(&proxy, "input", "chat", 5.0).await;
+    tokens_metric(&proxy, "output", "chat", 9.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apis_a_provider_does_not_speak_are_refused() {
+    let (proxy, port, openai, anthropic) = setup(1000).await;
+    let resp = post(
+        &proxy.url(port, "/anthropic/v1/responses"),
+        json!({"model": "claude", "input": "hi"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("translation from the Responses API to Anthropic is not supported yet"),
+        "{text}"
+    );
+    let resp = post(
+        &proxy.url(port, "/openai/v1/messages/count_tokens"),
+        json!({"model": "gpt-4o", "messages": []}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    assert!(resp.text().await.unwrap().contains("anthropicTokenCount"));
+    assert!(openai.seen().is_empty() && anthropic.seen().is_empty());
+}
+
+/// agentgateway's `prompt-enrichment` example on its `responses` route: the prompts go
+/// around the input, a text input becoming the user's message.
+#[tokio::test(flavor = "multi_thread")]
+async fn prompts_enrich_responses_input() {
+    let openai = FakeLlm::start(Kind::OpenAi, None).await;
+    let port = free_port();
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - ai: {{name: openai, provider: {{openAI: {{}}}}, hostOverride: \"{}\"}}\n      policies:\n        ai:\n          routes: {{/v1/chat/completions: completions, /v1/responses: responses}}\n          prompts:\n            append: [{{role: system, content: \"Respond with emoji's only\"}}]\n",
+        openai.authority()
+    );
+    let proxy = Proxy::start(&config).await;
+    let resp = post(
+        &proxy.url(port, "/v1/responses"),
+        json!({"model": "gpt-4.1", "instructions": "be kind", "input": "Hello!"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let seen = &openai.seen()[0].body;
+    assert_eq!(
+        seen["input"],
+        json!([
+            {"type": "message", "role": "user", "content": "Hello!"},
+            {"type": "message", "role": "system", "content": "Respond with emoji's only"}
+        ])
+    );
+    assert_eq!(seen["instructions"], "be kind");
+}
+
+/// A Responses stream that breaks ends with a Responses `error` event, and its output is
+/// estimated from the text streamed.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_responses_stream_ends_with_an_error_event() {
+    let (proxy, port, openai, _anthropic) = setup(1000).await;
+    openai
+        .knobs()
+        .break_stream_after
+        .store(6, std::sync::atomic::Ordering::Relaxed);
+    let request = json!({"model": "gpt-4.1", "stream": true, "input": "a long answer please"});
+    let prompt_estimate = (serde_json::to_vec(&request).unwrap().len() as f64 / 4.0).ceil();
+    let resp = post(&proxy.url(port, "/openai/v1/responses"), request).await;
+    assert_eq!(resp.status(), 200);
+    let events = sse_events(resp).await;
+    let (name, data) = events.last().unwrap();
+    assert_eq!(name, "error", "{events:?}");
+    assert_eq!(data["type"], "error");
+    assert!(
+        data["message"].as_str().unwrap().contains("stream broke"),
+        "{data}"
+    );
+    // The bucket pays the prompt's estimate and the text streamed, a quarter of its bytes.
+    let streamed: usize = events
+        .iter()
+        .filter(|(n, _)| n == "response.output_text.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap().len())
+        .sum();
+    assert!(streamed > 0, "{events:?}");
+    let want = 1000.0 - prompt_estimate - (streamed as f64 / 4.0).ceil();
+    eventually(std::time::Duration::from_secs(5), || async {
+        let level = proxy
+            .metric(
+                "agentgateway_ratelimit_bucket_tokens",
+                &["route=\"openai\""],
+            )
+            .await;
+        if level == want {
+            Ok(())
+        } else {
+            Err(format!("bucket at {level}, want {want}"))
+        }
+    })
+    .await;
+}
