@@ -20,6 +20,9 @@ use serde_json::{Value, json};
 pub enum Kind {
     OpenAi,
     Anthropic,
+    /// Google AI Studio's OpenAI-compatible API (`/v1beta/openai/...`, bearer key, Google's
+    /// error objects).
+    Gemini,
 }
 
 /// A request as the fake saw it.
@@ -133,6 +136,18 @@ fn error(kind: Kind, status: StatusCode, message: &str) -> Response {
         Kind::OpenAi => {
             json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})
         }
+        Kind::Gemini => {
+            let google_status = match status.as_u16() {
+                400 => "INVALID_ARGUMENT",
+                401 => "UNAUTHENTICATED",
+                403 => "PERMISSION_DENIED",
+                404 => "NOT_FOUND",
+                429 => "RESOURCE_EXHAUSTED",
+                503 => "UNAVAILABLE",
+                _ => "INTERNAL",
+            };
+            json!({"error": {"code": status.as_u16(), "message": message, "status": google_status}})
+        }
         Kind::Anthropic => {
             let t = match status.as_u16() {
                 401 => "authentication_error",
@@ -181,7 +196,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             .map(str::to_string)
     };
     let presented = match kind {
-        Kind::OpenAi => {
+        Kind::OpenAi | Kind::Gemini => {
             header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
         }
         Kind::Anthropic => header("x-api-key"),
@@ -192,6 +207,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         let msg = match kind {
             Kind::OpenAi => "Incorrect API key provided",
             Kind::Anthropic => "invalid x-api-key",
+            Kind::Gemini => "API key not valid. Please pass a valid API key.",
         };
         return error(kind, StatusCode::UNAUTHORIZED, msg);
     }
@@ -212,7 +228,8 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             .into_response();
     }
     match (kind, parts.uri.path()) {
-        (_, "/v1/models") => {
+        (Kind::OpenAi | Kind::Anthropic, "/v1/models")
+        | (Kind::Gemini, "/v1beta/openai/models") => {
             let data = json!({"object": "list", "data": [{"id": "fake-model", "object": "model", "created": 0, "owned_by": "fake"}]});
             (
                 StatusCode::OK,
@@ -224,6 +241,8 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         (Kind::OpenAi, "/v1/chat/completions") => openai(&body, k),
         (Kind::OpenAi, "/v1/embeddings") => embeddings(&body),
         (Kind::OpenAi, "/v1/responses") => responses(&body, k),
+        (Kind::Gemini, "/v1beta/openai/chat/completions") => openai(&body, k),
+        (Kind::Gemini, "/v1beta/openai/embeddings") => embeddings(&body),
         (Kind::Anthropic, "/v1/messages" | "/v1/messages/count_tokens")
             if header("anthropic-version").is_none() =>
         {

@@ -20,7 +20,7 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyDataStream, BodyExt, Limited, StreamBody};
 use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
-use tollgate_shared::config::model::{BackendAuth, Policies, RateLimitKind, RouteType};
+use tollgate_shared::config::model::{BackendAuth, Policies, Provider, RateLimitKind, RouteType};
 
 use self::failover::{ProviderId, ProviderPool};
 use self::provider::Format;
@@ -193,8 +193,13 @@ enum Reading {
 }
 
 /// Why a provider cannot serve an API forwarded as is, or `None` when it can.
-fn unsupported(kind: RouteType, upstream: Format) -> Option<&'static str> {
-    match (kind, upstream) {
+fn unsupported(kind: RouteType, provider: Provider) -> Option<&'static str> {
+    if (kind, provider) == (RouteType::Responses, Provider::Gemini) {
+        return Some(
+            "Gemini's OpenAI-compatible API has no Responses endpoint: route `responses` to an openAI provider",
+        );
+    }
+    match (kind, Format::of(provider)) {
         (RouteType::Responses, Format::Anthropic) => Some(
             "translation from the Responses API to Anthropic is not supported yet: route `responses` to an openAI provider",
         ),
@@ -319,7 +324,7 @@ fn prepare<'b>(
                 _ => Format::OpenAi,
             };
             let upstream = Format::of(provider.provider);
-            if let Some(why) = unsupported(kind, upstream) {
+            if let Some(why) = unsupported(kind, provider.provider) {
                 return Err(ProxyError::BadRequest(why.into()));
             }
             if parsed.is_none() {

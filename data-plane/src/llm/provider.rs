@@ -18,7 +18,7 @@ pub enum Format {
 impl Format {
     pub fn of(p: Provider) -> Format {
         match p {
-            Provider::OpenAi => Format::OpenAi,
+            Provider::OpenAi | Provider::Gemini => Format::OpenAi,
             Provider::Anthropic => Format::Anthropic,
         }
     }
@@ -29,6 +29,7 @@ pub fn system(p: Provider) -> &'static str {
     match p {
         Provider::OpenAi => "openai",
         Provider::Anthropic => "anthropic",
+        Provider::Gemini => "gcp.gemini",
     }
 }
 
@@ -40,6 +41,7 @@ pub fn base_url(p: &AiProvider, tls: bool) -> String {
         (Some(h), _) => format!("http://{h}"),
         (None, Provider::OpenAi) => "https://api.openai.com".to_string(),
         (None, Provider::Anthropic) => "https://api.anthropic.com".to_string(),
+        (None, Provider::Gemini) => "https://generativelanguage.googleapis.com".to_string(),
     }
 }
 
@@ -53,30 +55,31 @@ pub fn operation_path(p: &AiProvider, kind: RouteType) -> String {
         (RouteType::Responses, _) => "/responses",
         (RouteType::Embeddings, _) => "/embeddings",
         (RouteType::AnthropicTokenCount, _) => "/messages/count_tokens",
-        (_, Provider::OpenAi) => "/chat/completions",
+        (_, Provider::OpenAi | Provider::Gemini) => "/chat/completions",
         (_, Provider::Anthropic) => "/messages",
     };
-    format!(
-        "{}{suffix}",
-        p.path_prefix
-            .as_deref()
-            .unwrap_or("/v1")
-            .trim_end_matches('/')
-    )
+    format!("{}{suffix}", base_path(p).trim_end_matches('/'))
 }
 
-/// The client's path and query for passthrough, with `pathPrefix` replacing the `/v1` base.
+/// The API's base path: `pathPrefix`, else the provider's (`/v1`, Gemini's `/v1beta/openai`).
+fn base_path(p: &AiProvider) -> &str {
+    p.path_prefix.as_deref().unwrap_or(match p.provider {
+        Provider::Gemini => "/v1beta/openai",
+        Provider::OpenAi | Provider::Anthropic => "/v1",
+    })
+}
+
+/// The client's path and query for passthrough, with the provider's base path (`pathPrefix`,
+/// or Gemini's) replacing the `/v1` base.
 pub fn passthrough_path(p: &AiProvider, path_and_query: &str) -> String {
     if let Some(o) = &p.path_override {
         return o.clone();
     }
-    match &p.path_prefix {
-        Some(prefix) => {
-            let rest = path_and_query.strip_prefix("/v1").unwrap_or(path_and_query);
-            format!("{}{rest}", prefix.trim_end_matches('/'))
-        }
-        None => path_and_query.to_string(),
+    if p.path_prefix.is_none() && p.provider != Provider::Gemini {
+        return path_and_query.to_string();
     }
+    let rest = path_and_query.strip_prefix("/v1").unwrap_or(path_and_query);
+    format!("{}{rest}", base_path(p).trim_end_matches('/'))
 }
 
 /// Puts the key where the provider expects it, replacing the client's own credentials, and
@@ -90,7 +93,7 @@ pub fn apply_auth(p: Provider, auth: Option<&BackendAuth>, headers: &mut HeaderM
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
     match p {
-        Provider::OpenAi => {
+        Provider::OpenAi | Provider::Gemini => {
             if let Some(key) = auth.and_then(BackendAuth::key)
                 && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
             {
@@ -168,6 +171,23 @@ mod tests {
         assert_eq!(
             base_url(&provider(Provider::Anthropic, None), false),
             "https://api.anthropic.com"
+        );
+        let gemini = provider(Provider::Gemini, None);
+        assert_eq!(
+            operation_path(&gemini, RouteType::Messages),
+            "/v1beta/openai/chat/completions"
+        );
+        assert_eq!(
+            operation_path(&gemini, RouteType::Embeddings),
+            "/v1beta/openai/embeddings"
+        );
+        assert_eq!(
+            passthrough_path(&gemini, "/v1/models"),
+            "/v1beta/openai/models"
+        );
+        assert_eq!(
+            base_url(&gemini, false),
+            "https://generativelanguage.googleapis.com"
         );
     }
 

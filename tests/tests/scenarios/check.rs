@@ -11,6 +11,7 @@ fn check(file: &Path) -> std::process::Output {
         .arg(file)
         .env("OPENAI_API_KEY", "sk-test-openai")
         .env("ANTHROPIC_API_KEY", "sk-test-anthropic")
+        .env("GEMINI_API_KEY", "test-gemini")
         .output()
         .unwrap()
 }

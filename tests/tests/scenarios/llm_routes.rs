@@ -346,3 +346,68 @@ async fn a_broken_responses_stream_ends_with_an_error_event() {
     })
     .await;
 }
+
+/// The `gemini` provider (agentgateway's telemetry examples): Google AI Studio's
+/// OpenAI-compatible API on its own paths with the key as a bearer token, chat clients of
+/// either API served through it, `gcp.gemini` in the metrics, and Responses refused.
+#[tokio::test(flavor = "multi_thread")]
+async fn gemini_is_served_through_its_openai_compatible_api() {
+    const GEMINI_KEY: &str = "gemini-test-key";
+    let gemini = FakeLlm::start(Kind::Gemini, Some(GEMINI_KEY)).await;
+    let port = free_port();
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - ai:\n          name: gemini\n          provider: {{gemini: {{model: gemini-1.5-flash}}}}\n          hostOverride: \"{}\"\n      policies:\n        backendAuth: {{key: {GEMINI_KEY}}}\n        ai:\n          routes: {{/v1/chat/completions: completions, /v1/messages: messages, /v1/responses: responses, /v1/models: passthrough}}\n",
+        gemini.authority()
+    );
+    let proxy = Proxy::start(&config).await;
+    let url = |path: &str| proxy.url(port, path);
+    let resp = post(
+        &url("/v1/chat/completions"),
+        json!({"model": "any", "messages": [{"role": "user", "content": "Hello!"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let seen = gemini.seen();
+    assert_eq!(seen[0].path, "/v1beta/openai/chat/completions");
+    assert_eq!(
+        seen[0].headers["authorization"],
+        format!("Bearer {GEMINI_KEY}")
+    );
+    assert_eq!(seen[0].body["model"], "gemini-1.5-flash");
+
+    let resp = post(
+        &url("/v1/messages"),
+        json!({"model": "any", "max_tokens": 32, "messages": [{"role": "user", "content": "Hi"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200, "an Anthropic client, translated");
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["type"], "message");
+
+    let models = tollgate_tests::get(url("/v1/models")).await.unwrap();
+    assert_eq!(models.status(), 200);
+    assert_eq!(gemini.seen().last().unwrap().path, "/v1beta/openai/models");
+
+    let refused = post(
+        &url("/v1/responses"),
+        json!({"model": "any", "input": "hi"}),
+    )
+    .await;
+    assert_eq!(refused.status(), 400);
+    assert!(
+        refused
+            .text()
+            .await
+            .unwrap()
+            .contains("no Responses endpoint")
+    );
+
+    let labels = ["gen_ai_system=\"gcp.gemini\""];
+    let tokens = proxy
+        .metric("agentgateway_gen_ai_client_token_usage_count", &labels)
+        .await;
+    assert!(
+        tokens >= 2.0,
+        "token usage counted under gcp.gemini: {tokens}"
+    );
+}

@@ -56,6 +56,7 @@ pub struct RawProviderKind {
     #[serde(rename = "openAI")]
     pub open_ai: Option<RawModel>,
     pub anthropic: Option<RawModel>,
+    pub gemini: Option<RawModel>,
 }
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -155,6 +156,8 @@ pub enum Provider {
     OpenAi,
     /// `anthropic`: Anthropic's messages API.
     Anthropic,
+    /// `gemini`: Google AI Studio, through its OpenAI-compatible API (as agentgateway).
+    Gemini,
 }
 
 impl Validator<'_> {
@@ -205,19 +208,24 @@ impl Validator<'_> {
             return None;
         };
         let Some(kind) = &raw.provider else {
-            self.error(path, "missing field `provider` (openAI or anthropic)");
+            self.error(
+                path,
+                "missing field `provider` (openAI, anthropic or gemini)",
+            );
             return None;
         };
         let options = [
             ("openAI", kind.open_ai.is_some()),
             ("anthropic", kind.anthropic.is_some()),
+            ("gemini", kind.gemini.is_some()),
         ];
         if !self.exactly_one(&path.key("provider"), "a provider", &options) {
             return None;
         }
-        let (provider, model) = match (&kind.open_ai, &kind.anthropic) {
-            (Some(m), _) => (Provider::OpenAi, m.model.clone()),
-            (None, m) => (Provider::Anthropic, m.as_ref()?.model.clone()),
+        let (provider, model) = match (&kind.open_ai, &kind.anthropic, &kind.gemini) {
+            (Some(m), _, _) => (Provider::OpenAi, m.model.clone()),
+            (None, Some(m), _) => (Provider::Anthropic, m.model.clone()),
+            (None, None, m) => (Provider::Gemini, m.as_ref()?.model.clone()),
         };
         let host_override = match &raw.host_override {
             Some(h) => Some(self.authority(h, &path.key("hostOverride"))?),
@@ -328,6 +336,7 @@ impl From<&AiProvider> for pb::AiProvider {
             provider: match p.provider {
                 Provider::OpenAi => pb::Provider::Openai,
                 Provider::Anthropic => pb::Provider::Anthropic,
+                Provider::Gemini => pb::Provider::Gemini,
             } as i32,
             model: p.model.clone(),
             host_override: p.host_override.clone(),
@@ -349,6 +358,7 @@ impl TryFrom<pb::AiProvider> for AiProvider {
             provider: match enum_value(p.provider, "provider")? {
                 pb::Provider::Openai => Provider::OpenAi,
                 pb::Provider::Anthropic => Provider::Anthropic,
+                pb::Provider::Gemini => Provider::Gemini,
             },
             name: p.name,
             model: p.model,
