@@ -23,6 +23,9 @@ pub enum Kind {
     /// Google AI Studio's OpenAI-compatible API (`/v1beta/openai/...`, bearer key, Google's
     /// error objects).
     Gemini,
+    /// Azure OpenAI (`/openai/v1/...`, or `/openai/deployments/{name}/...?api-version=`;
+    /// the key in `api-key`).
+    Azure,
 }
 
 /// A request as the fake saw it.
@@ -133,6 +136,9 @@ fn last_user_text(messages: &Value) -> String {
 
 fn error(kind: Kind, status: StatusCode, message: &str) -> Response {
     let body = match kind {
+        Kind::Azure => {
+            json!({"error": {"code": status.as_u16().to_string(), "message": message}})
+        }
         Kind::OpenAi => {
             json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})
         }
@@ -200,6 +206,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
         }
         Kind::Anthropic => header("x-api-key"),
+        Kind::Azure => header("api-key"),
     };
     if let Some(key) = &inner.key
         && presented.as_deref() != Some(key.as_str())
@@ -208,6 +215,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             Kind::OpenAi => "Incorrect API key provided",
             Kind::Anthropic => "invalid x-api-key",
             Kind::Gemini => "API key not valid. Please pass a valid API key.",
+            Kind::Azure => "Access denied due to invalid subscription key or wrong API endpoint.",
         };
         return error(kind, StatusCode::UNAUTHORIZED, msg);
     }
@@ -243,6 +251,19 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         (Kind::OpenAi, "/v1/responses") => responses(&body, k),
         (Kind::Gemini, "/v1beta/openai/chat/completions") => openai(&body, k),
         (Kind::Gemini, "/v1beta/openai/embeddings") => embeddings(&body),
+        (Kind::Azure, "/openai/v1/chat/completions") => openai(&body, k),
+        (Kind::Azure, p)
+            if p.starts_with("/openai/deployments/") && p.ends_with("/chat/completions") =>
+        {
+            match parts
+                .uri
+                .query()
+                .and_then(|q| q.strip_prefix("api-version="))
+            {
+                Some(_) => openai(&body, k),
+                None => error(kind, StatusCode::NOT_FOUND, "api-version is required"),
+            }
+        }
         (Kind::Anthropic, "/v1/messages" | "/v1/messages/count_tokens")
             if header("anthropic-version").is_none() =>
         {

@@ -153,6 +153,7 @@ mod tests {
             path_prefix: None,
             ai: None,
             health: None,
+            azure: None,
             backend_auth: None,
             backend_tls: None,
         }

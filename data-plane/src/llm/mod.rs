@@ -362,11 +362,12 @@ fn prepare<'b>(
             } else {
                 request.with_model(&model)
             };
+            let path = provider::operation_path(provider, kind, &model);
             let exchange = (kind != RouteType::AnthropicTokenCount)
                 .then(|| exchange(call, provider, kind, request, body, model, reservation))
                 .transpose()?;
             Plan {
-                path: provider::operation_path(provider, kind),
+                path,
                 body: Bytes::from(out),
                 reading: match kind {
                     RouteType::AnthropicTokenCount => Reading::Untouched,

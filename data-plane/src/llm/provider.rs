@@ -1,7 +1,9 @@
 //! Where and how each provider is called: address, path, credentials, headers.
 
 use http::{HeaderMap, HeaderValue, header};
-use tollgate_shared::config::model::{AiProvider, BackendAuth, Provider, RouteType};
+use tollgate_shared::config::model::{
+    AiProvider, AzureResourceType, BackendAuth, Provider, RouteType,
+};
 
 /// Sent when the client did not choose an Anthropic API version.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
@@ -18,7 +20,7 @@ pub enum Format {
 impl Format {
     pub fn of(p: Provider) -> Format {
         match p {
-            Provider::OpenAi | Provider::Gemini => Format::OpenAi,
+            Provider::OpenAi | Provider::Gemini | Provider::Azure => Format::OpenAi,
             Provider::Anthropic => Format::Anthropic,
         }
     }
@@ -30,6 +32,7 @@ pub fn system(p: Provider) -> &'static str {
         Provider::OpenAi => "openai",
         Provider::Anthropic => "anthropic",
         Provider::Gemini => "gcp.gemini",
+        Provider::Azure => "azure",
     }
 }
 
@@ -42,12 +45,20 @@ pub fn base_url(p: &AiProvider, tls: bool) -> String {
         (None, Provider::OpenAi) => "https://api.openai.com".to_string(),
         (None, Provider::Anthropic) => "https://api.anthropic.com".to_string(),
         (None, Provider::Gemini) => "https://generativelanguage.googleapis.com".to_string(),
+        (None, Provider::Azure) => match &p.azure {
+            Some(a) if a.resource_type == AzureResourceType::Foundry => {
+                format!("https://{}-resource.services.ai.azure.com", a.resource_name)
+            }
+            Some(a) => format!("https://{}.openai.azure.com", a.resource_name),
+            None => "https://invalid.azure".to_string(),
+        },
     }
 }
 
-/// The provider's own path for a parsed operation (`pathOverride` and `pathPrefix` applied,
-/// to every operation, as agentgateway does).
-pub fn operation_path(p: &AiProvider, kind: RouteType) -> String {
+/// The provider's own path (and query) for a parsed operation on `model`: `pathOverride`
+/// and `pathPrefix` apply to every operation, as agentgateway does; Azure's path is built from
+/// its resource, API version and deployment (the model).
+pub fn operation_path(p: &AiProvider, kind: RouteType, model: &str) -> String {
     if let Some(o) = &p.path_override {
         return o.clone();
     }
@@ -55,9 +66,20 @@ pub fn operation_path(p: &AiProvider, kind: RouteType) -> String {
         (RouteType::Responses, _) => "/responses",
         (RouteType::Embeddings, _) => "/embeddings",
         (RouteType::AnthropicTokenCount, _) => "/messages/count_tokens",
-        (_, Provider::OpenAi | Provider::Gemini) => "/chat/completions",
         (_, Provider::Anthropic) => "/messages",
+        (_, _) => "/chat/completions",
     };
+    if let (Some(a), None) = (&p.azure, &p.path_prefix) {
+        return match (a.resource_type, a.api_version.as_str()) {
+            (AzureResourceType::Foundry, _) => {
+                let project = a.project_name.as_deref().unwrap_or(&a.resource_name);
+                format!("/api/projects/{project}/openai/v1{suffix}")
+            }
+            (_, "v1") => format!("/openai/v1{suffix}"),
+            (_, "preview") => format!("/openai/v1{suffix}?api-version=preview"),
+            (_, version) => format!("/openai/deployments/{model}{suffix}?api-version={version}"),
+        };
+    }
     format!("{}{suffix}", base_path(p).trim_end_matches('/'))
 }
 
@@ -65,7 +87,7 @@ pub fn operation_path(p: &AiProvider, kind: RouteType) -> String {
 fn base_path(p: &AiProvider) -> &str {
     p.path_prefix.as_deref().unwrap_or(match p.provider {
         Provider::Gemini => "/v1beta/openai",
-        Provider::OpenAi | Provider::Anthropic => "/v1",
+        Provider::OpenAi | Provider::Anthropic | Provider::Azure => "/v1",
     })
 }
 
@@ -93,6 +115,14 @@ pub fn apply_auth(p: Provider, auth: Option<&BackendAuth>, headers: &mut HeaderM
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
     match p {
+        Provider::Azure => {
+            if let Some(key) = auth.and_then(BackendAuth::key)
+                && let Ok(v) = HeaderValue::from_str(key.expose())
+            {
+                headers.remove(header::AUTHORIZATION);
+                headers.insert("api-key", v);
+            }
+        }
         Provider::OpenAi | Provider::Gemini => {
             if let Some(key) = auth.and_then(BackendAuth::key)
                 && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
@@ -135,6 +165,7 @@ mod tests {
             path_prefix: prefix.map(str::to_string),
             ai: None,
             health: None,
+            azure: None,
             backend_auth: None,
             backend_tls: None,
         }
@@ -143,24 +174,30 @@ mod tests {
     #[test]
     fn paths() {
         assert_eq!(
-            operation_path(&provider(Provider::OpenAi, None), RouteType::Completions),
+            operation_path(
+                &provider(Provider::OpenAi, None),
+                RouteType::Completions,
+                "m"
+            ),
             "/v1/chat/completions"
         );
         assert_eq!(
             operation_path(
                 &provider(Provider::Anthropic, Some("/api/")),
-                RouteType::Messages
+                RouteType::Messages,
+                "m"
             ),
             "/api/messages"
         );
         assert_eq!(
-            operation_path(&provider(Provider::OpenAi, None), RouteType::Responses),
+            operation_path(&provider(Provider::OpenAi, None), RouteType::Responses, "m"),
             "/v1/responses"
         );
         assert_eq!(
             operation_path(
                 &provider(Provider::Anthropic, None),
-                RouteType::AnthropicTokenCount
+                RouteType::AnthropicTokenCount,
+                "m"
             ),
             "/v1/messages/count_tokens"
         );
@@ -174,11 +211,11 @@ mod tests {
         );
         let gemini = provider(Provider::Gemini, None);
         assert_eq!(
-            operation_path(&gemini, RouteType::Messages),
+            operation_path(&gemini, RouteType::Messages, "m"),
             "/v1beta/openai/chat/completions"
         );
         assert_eq!(
-            operation_path(&gemini, RouteType::Embeddings),
+            operation_path(&gemini, RouteType::Embeddings, "m"),
             "/v1beta/openai/embeddings"
         );
         assert_eq!(
@@ -188,6 +225,38 @@ mod tests {
         assert_eq!(
             base_url(&gemini, false),
             "https://generativelanguage.googleapis.com"
+        );
+        let azure = |resource_type, api_version: &str| AiProvider {
+            azure: Some(tollgate_shared::config::model::Azure {
+                resource_name: "acme".into(),
+                resource_type,
+                api_version: api_version.into(),
+                project_name: None,
+            }),
+            ..provider(Provider::Azure, None)
+        };
+        let v1 = azure(AzureResourceType::OpenAi, "v1");
+        assert_eq!(base_url(&v1, false), "https://acme.openai.azure.com");
+        assert_eq!(
+            operation_path(&v1, RouteType::Completions, "gpt-4o"),
+            "/openai/v1/chat/completions"
+        );
+        assert_eq!(
+            operation_path(
+                &azure(AzureResourceType::OpenAi, "2024-10-21"),
+                RouteType::Embeddings,
+                "emb"
+            ),
+            "/openai/deployments/emb/embeddings?api-version=2024-10-21"
+        );
+        let foundry = azure(AzureResourceType::Foundry, "v1");
+        assert_eq!(
+            base_url(&foundry, false),
+            "https://acme-resource.services.ai.azure.com"
+        );
+        assert_eq!(
+            operation_path(&foundry, RouteType::Responses, "m"),
+            "/api/projects/acme/openai/v1/responses"
         );
     }
 

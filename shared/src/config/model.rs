@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 pub use super::backends::{
-    AiBackend, AiProvider, Backend, BackendKind, FailureMode, McpBackend, McpTarget, McpTargetKind,
-    OpenApiSchema, PrefixMode, Provider,
+    AiBackend, AiProvider, Azure, AzureResourceType, Backend, BackendKind, FailureMode, McpBackend,
+    McpTarget, McpTargetKind, OpenApiSchema, PrefixMode, Provider,
 };
 pub use super::frontend::{
     FrontendHttp, FrontendPolicies, FrontendTcp, Keepalives, ProxyMode, ProxyProtocol, ProxyVersion,

@@ -1438,3 +1438,33 @@ fn route_types_in_agentgateways_spelling_and_realtime_refused() {
         )],
     );
 }
+
+#[test]
+fn azure_providers_take_agentgateways_fields() {
+    let provider = |azure: &str| {
+        format!(
+            "binds:\n- port: 1\n  listeners:\n  - routes:\n    - backends:\n      - ai: {{name: a, provider: {{azure: {azure}}}}}\n"
+        )
+    };
+    let config = load_str(
+        &provider("{resourceName: acme, resourceType: openAI}"),
+        "f",
+        &env(),
+    )
+    .unwrap();
+    let BackendKind::Ai(ai) = &config.binds[0].listeners[0].routes[0].backends[0].kind else {
+        panic!("an ai backend")
+    };
+    let azure = ai.groups[0][0].azure.as_ref().unwrap();
+    assert_eq!(azure.api_version, "v1", "agentgateway's default");
+    assert_eq!(azure.resource_type, AzureResourceType::OpenAi);
+    let at = "binds[0].listeners[0].routes[0].backends[0].ai.provider.azure";
+    assert_reported(
+        &errors(&provider("{resourceName: 'a.b/c', resourceType: openAI}")),
+        [(format!("{at}.resourceName"), "letters, digits and `-`")],
+    );
+    assert_reported(
+        &errors(&provider("{resourceName: acme, resourceType: cloud}")),
+        [(format!("{at}.resourceType"), "unknown value `cloud`")],
+    );
+}

@@ -411,3 +411,50 @@ async fn gemini_is_served_through_its_openai_compatible_api() {
         "token usage counted under gcp.gemini: {tokens}"
     );
 }
+
+/// The `azure` provider: the v1 API's paths or a dated deployment path with `api-version`, the
+/// key in `api-key` (not `Authorization`), `azure` in the metrics.
+#[tokio::test(flavor = "multi_thread")]
+async fn azure_openai_is_called_on_its_paths_with_its_key_header() {
+    const AZURE_KEY: &str = "azure-test-key";
+    let azure = FakeLlm::start(Kind::Azure, Some(AZURE_KEY)).await;
+    let port = free_port();
+    let provider = |name: &str, version: &str| {
+        format!(
+            "            - name: {name}\n              provider: {{azure: {{resourceName: acme, resourceType: openAI, apiVersion: \"{version}\"}}}}\n              hostOverride: \"{}\"\n              backendAuth: {{key: {AZURE_KEY}}}\n",
+            azure.authority()
+        )
+    };
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - matches: [{{path: {{pathPrefix: /v1}}}}]\n      backends:\n      - ai:\n          groups:\n          - providers:\n{}    - matches: [{{path: {{pathPrefix: /dated}}}}]\n      backends:\n      - ai:\n          groups:\n          - providers:\n{}",
+        provider("v1", "v1"),
+        provider("dated", "2024-10-21")
+    );
+    let proxy = Proxy::start(&config).await;
+    let ask = |path: &str| {
+        let url = proxy.url(port, path);
+        async move {
+            let body =
+                json!({"model": "gpt-4o", "messages": [{"role": "user", "content": "Hello!"}]});
+            post(&url, body).await
+        }
+    };
+    assert_eq!(ask("/v1/chat/completions").await.status(), 200);
+    assert_eq!(ask("/dated/v1/chat/completions").await.status(), 200);
+    let seen = azure.seen();
+    assert_eq!(seen[0].path, "/openai/v1/chat/completions");
+    assert_eq!(seen[0].headers["api-key"], AZURE_KEY);
+    assert!(
+        seen[0].headers.get("authorization").is_none(),
+        "the client's bearer is replaced"
+    );
+    assert_eq!(
+        seen[1].path,
+        "/openai/deployments/gpt-4o/chat/completions?api-version=2024-10-21"
+    );
+    let labels = ["gen_ai_system=\"azure\""];
+    let tokens = proxy
+        .metric("agentgateway_gen_ai_client_token_usage_count", &labels)
+        .await;
+    assert!(tokens >= 2.0, "token usage counted under azure: {tokens}");
+}

@@ -57,6 +57,42 @@ pub struct RawProviderKind {
     pub open_ai: Option<RawModel>,
     pub anthropic: Option<RawModel>,
     pub gemini: Option<RawModel>,
+    pub azure: Option<RawAzure>,
+}
+
+/// `provider.azure`, agentgateway's spelling.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAzure {
+    pub model: Option<String>,
+    pub resource_name: String,
+    pub resource_type: AzureResourceType,
+    pub api_version: Option<String>,
+    pub project_name: Option<String>,
+}
+
+/// Which Azure endpoint a resource is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+pub enum AzureResourceType {
+    /// Azure OpenAI: `{resourceName}.openai.azure.com`.
+    #[serde(rename = "openAI")]
+    OpenAi,
+    /// Azure AI Foundry: `{resourceName}-resource.services.ai.azure.com`, project paths.
+    #[serde(rename = "foundry", alias = "aiServices")]
+    Foundry,
+}
+
+/// An Azure provider's endpoint.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Azure {
+    pub resource_name: String,
+    pub resource_type: AzureResourceType,
+    /// `v1` (the default), `preview`, or a dated version (deployment paths).
+    pub api_version: String,
+    /// Foundry's project (the resource name when unset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project_name: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
@@ -132,6 +168,9 @@ pub struct AiProvider {
     /// for 10 s, doubling on each repeat up to 5 min.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<HealthPolicy>,
+    /// `provider.azure`'s endpoint (Azure providers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub azure: Option<Azure>,
 }
 
 impl AiProvider {
@@ -158,6 +197,8 @@ pub enum Provider {
     Anthropic,
     /// `gemini`: Google AI Studio, through its OpenAI-compatible API (as agentgateway).
     Gemini,
+    /// `azure`: Azure OpenAI or AI Foundry (OpenAI's API on Azure's paths, `api-key`).
+    Azure,
 }
 
 impl Validator<'_> {
@@ -210,7 +251,7 @@ impl Validator<'_> {
         let Some(kind) = &raw.provider else {
             self.error(
                 path,
-                "missing field `provider` (openAI, anthropic or gemini)",
+                "missing field `provider` (openAI, anthropic, gemini or azure)",
             );
             return None;
         };
@@ -218,15 +259,34 @@ impl Validator<'_> {
             ("openAI", kind.open_ai.is_some()),
             ("anthropic", kind.anthropic.is_some()),
             ("gemini", kind.gemini.is_some()),
+            ("azure", kind.azure.is_some()),
         ];
         if !self.exactly_one(&path.key("provider"), "a provider", &options) {
             return None;
         }
-        let (provider, model) = match (&kind.open_ai, &kind.anthropic, &kind.gemini) {
-            (Some(m), _, _) => (Provider::OpenAi, m.model.clone()),
-            (None, Some(m), _) => (Provider::Anthropic, m.model.clone()),
-            (None, None, m) => (Provider::Gemini, m.as_ref()?.model.clone()),
+        let azure = kind.azure.as_ref().map(|a| Azure {
+            resource_name: a.resource_name.clone(),
+            resource_type: a.resource_type,
+            api_version: a.api_version.clone().unwrap_or_else(|| "v1".to_string()),
+            project_name: a.project_name.clone(),
+        });
+        let (provider, model) = match (&kind.open_ai, &kind.anthropic, &kind.gemini, &kind.azure) {
+            (Some(m), ..) => (Provider::OpenAi, m.model.clone()),
+            (None, Some(m), ..) => (Provider::Anthropic, m.model.clone()),
+            (None, None, Some(m), _) => (Provider::Gemini, m.model.clone()),
+            (None, None, None, a) => (Provider::Azure, a.as_ref()?.model.clone()),
         };
+        if let Some(a) = &azure
+            && (a.resource_name.is_empty()
+                || a.resource_name
+                    .contains(|c: char| !c.is_ascii_alphanumeric() && c != '-'))
+        {
+            self.error(
+                &path.key("provider").key("azure").key("resourceName"),
+                "`resourceName` is an Azure resource name (letters, digits and `-`)",
+            );
+            return None;
+        }
         let host_override = match &raw.host_override {
             Some(h) => Some(self.authority(h, &path.key("hostOverride"))?),
             None => None,
@@ -284,6 +344,7 @@ impl Validator<'_> {
             .and_then(|p| p.health.as_ref())
             .and_then(|h| self.health(h, &path.key("policies").key("health")));
         Some(AiProvider {
+            azure,
             health,
             name,
             provider,
@@ -337,6 +398,7 @@ impl From<&AiProvider> for pb::AiProvider {
                 Provider::OpenAi => pb::Provider::Openai,
                 Provider::Anthropic => pb::Provider::Anthropic,
                 Provider::Gemini => pb::Provider::Gemini,
+                Provider::Azure => pb::Provider::Azure,
             } as i32,
             model: p.model.clone(),
             host_override: p.host_override.clone(),
@@ -344,6 +406,12 @@ impl From<&AiProvider> for pb::AiProvider {
             path_prefix: p.path_prefix.clone(),
             ai: p.ai.as_ref().map(Into::into),
             health: p.health.as_ref().map(Into::into),
+            azure: p.azure.as_ref().map(|a| pb::Azure {
+                resource_name: a.resource_name.clone(),
+                foundry: a.resource_type == AzureResourceType::Foundry,
+                api_version: a.api_version.clone(),
+                project_name: a.project_name.clone(),
+            }),
             backend_auth: p.backend_auth.as_ref().map(Into::into),
             backend_tls: p.backend_tls.as_ref().map(Into::into),
         }
@@ -354,12 +422,26 @@ impl TryFrom<pb::AiProvider> for AiProvider {
     type Error = InvalidSnapshot;
 
     fn try_from(p: pb::AiProvider) -> convert::Result<AiProvider> {
+        if p.provider == pb::Provider::Azure as i32 && p.azure.is_none() {
+            return convert::missing("azure");
+        }
         Ok(AiProvider {
             provider: match enum_value(p.provider, "provider")? {
                 pb::Provider::Openai => Provider::OpenAi,
                 pb::Provider::Anthropic => Provider::Anthropic,
                 pb::Provider::Gemini => Provider::Gemini,
+                pb::Provider::Azure => Provider::Azure,
             },
+            azure: p.azure.map(|a| Azure {
+                resource_name: a.resource_name,
+                resource_type: if a.foundry {
+                    AzureResourceType::Foundry
+                } else {
+                    AzureResourceType::OpenAi
+                },
+                api_version: a.api_version,
+                project_name: a.project_name,
+            }),
             name: p.name,
             model: p.model,
             host_override: p.host_override,
