@@ -195,6 +195,23 @@ impl Proxy {
         std::fs::read_to_string(self.dir.path().join("access.log")).unwrap_or_default()
     }
 
+    /// The access log's JSON lines (`format: json`), once there are at least `n`.
+    pub async fn access_log_json(&self, n: usize) -> Vec<serde_json::Value> {
+        eventually(Duration::from_secs(5), || async {
+            let lines: Vec<serde_json::Value> = self
+                .access_log()
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            if lines.len() >= n {
+                Ok(lines)
+            } else {
+                Err(format!("{} access log lines of {n}", lines.len()))
+            }
+        })
+        .await
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }

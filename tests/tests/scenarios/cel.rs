@@ -2,31 +2,13 @@
 //! fields (the Langfuse example's `flattenRecursive(llm.completion.map(...))`, `llm.params`),
 //! streamed completions, and an `authorization` rule over `llm.params`.
 
-use std::time::Duration;
-
 use serde_json::{Value, json};
-use tollgate_tests::{FakeLlm, Kind, Proxy, eventually, free_port};
+use tollgate_tests::{FakeLlm, Kind, Proxy, free_port};
 
 fn config(port: u16, llm: &str, policies: &str) -> String {
     format!(
         "config:\n  logging:\n    format: json\n    fields:\n      add:\n        completion: 'flattenRecursive(llm.completion.map(c, {{\"role\": \"assistant\", \"content\": c}}))'\n        temperature: llm.params.temperature\n        prompt_b64: 'base64.encode(llm.prompt[0].content)'\n        params_json: 'toJson(llm.params)'\nbinds:\n- port: {port}\n  listeners:\n  - routes:\n    - name: llm\n{policies}      backends:\n      - ai:\n          name: openai\n          provider: {{openAI: {{model: gpt-4o}}}}\n          hostOverride: \"{llm}\"\n"
     )
-}
-
-async fn log_lines(proxy: &Proxy, n: usize) -> Vec<Value> {
-    eventually(Duration::from_secs(5), || async {
-        let lines: Vec<Value> = proxy
-            .access_log()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if lines.len() >= n {
-            Ok(lines)
-        } else {
-            Err(format!("{} access log lines of {n}", lines.len()))
-        }
-    })
-    .await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -46,7 +28,7 @@ async fn access_log_fields_read_the_completion_and_params() {
         assert_eq!(resp.status(), 200);
         resp.bytes().await.unwrap();
     }
-    let lines = log_lines(&proxy, 2).await;
+    let lines = proxy.access_log_json(2).await;
     for line in &lines {
         assert_eq!(line["completion.0.role"], "assistant", "{line}");
         assert_eq!(line["completion.0.content"], "openai says: hi", "{line}");

@@ -214,23 +214,6 @@ fn proxy_v2(client: std::net::SocketAddrV4, port: u16) -> Vec<u8> {
     header
 }
 
-/// The proxy's access-log lines (JSON), once there are `n`.
-async fn access_log_lines(proxy: &Proxy, n: usize) -> Vec<Value> {
-    eventually(Duration::from_secs(5), || async {
-        let lines: Vec<Value> = proxy
-            .access_log()
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect();
-        if lines.len() >= n {
-            Ok(lines)
-        } else {
-            Err(format!("{} access log lines", lines.len()))
-        }
-    })
-    .await
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn proxy_protocol_names_the_client_and_strict_mode_needs_the_header() {
     let up = FakeUpstream::start("u").await;
@@ -246,7 +229,7 @@ async fn proxy_protocol_names_the_client_and_strict_mode_needs_the_header() {
     let answer = raw_exchange(port, &v2).await;
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 
-    let lines = access_log_lines(&proxy, 2).await;
+    let lines = proxy.access_log_json(2).await;
     assert_eq!(lines[0]["src.addr"], "203.0.113.7:51000");
     assert_eq!(lines[0]["client"], "203.0.113.7");
     assert_eq!(lines[0]["raw"], "127.0.0.1");
