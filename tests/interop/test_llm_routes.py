@@ -1,6 +1,6 @@
-"""The official SDKs on the route types forwarded to the provider of their API: OpenAI's
-Responses API (plain and streamed) and embeddings, Anthropic's token counting, and a token
-limit on a Responses route."""
+"""The official SDKs on the route types: OpenAI's Responses API (plain and streamed) and
+embeddings, Anthropic's token counting, a token limit on a Responses route, and the
+Responses API translated for an Anthropic provider (plain, streamed, tools)."""
 
 import anthropic
 import openai
@@ -94,3 +94,51 @@ def test_responses_token_limit(routes):
     client.responses.create(model="gpt-4.1", input="and more")
     with pytest.raises(openai.RateLimitError):
         client.responses.create(model="gpt-4.1", input="refused")
+
+
+def test_responses_translated_for_anthropic(routes):
+    client = openai_client(routes, "anthropic")
+    resp = client.responses.create(model="gpt-4.1", instructions="be brief", input="hello claude")
+    assert resp.status == "completed"
+    assert resp.output_text == "anthropic says: hello claude"
+    assert resp.model == "gpt-4.1-20241022"  # the Anthropic fake names its snapshot
+    assert resp.usage.input_tokens == 4 and resp.usage.output_tokens == 4
+
+
+def test_responses_stream_translated_for_anthropic(routes):
+    client = openai_client(routes, "anthropic")
+    # The SDK's stream helper rebuilds the response from the events: they must be coherent.
+    with client.responses.stream(model="gpt-4.1", input="stream from claude") as stream:
+        deltas = [e.delta for e in stream if e.type == "response.output_text.delta"]
+        final = stream.get_final_response()
+    assert "".join(deltas) == "anthropic says: stream from claude"
+    assert final.output_text == "anthropic says: stream from claude"
+    assert final.usage.output_tokens == 5
+
+
+def test_responses_tools_translated_for_anthropic(routes):
+    client = openai_client(routes, "anthropic")
+    tools = [{"type": "function", "name": "lookup", "description": "Look up a word",
+              "parameters": {"type": "object", "properties": {"q": {"type": "string"}}, "required": ["q"]}}]
+    first = client.responses.create(model="gpt-4.1", input="look it up", tools=tools)
+    calls = [item for item in first.output if item.type == "function_call"]
+    assert [(c.name, c.arguments) for c in calls] == [("lookup", '{"q":"x"}')]
+    follow_up = [
+        {"role": "user", "content": "look it up"},
+        *[c.model_dump(exclude_none=True) for c in calls],
+        {"type": "function_call_output", "call_id": calls[0].call_id, "output": "a result"},
+    ]
+    second = client.responses.create(model="gpt-4.1", input=follow_up)
+    assert second.output_text == "anthropic says: a result"
+    with client.responses.stream(model="gpt-4.1", input="look it up", tools=tools) as stream:
+        args = "".join(e.delta for e in stream if e.type == "response.function_call_arguments.delta")
+        final = stream.get_final_response()
+    assert args == '{"q":"x"}'
+    assert final.output[0].type == "function_call" and final.output[0].call_id == calls[0].call_id
+
+
+def test_responses_state_refused_for_anthropic(routes):
+    client = openai_client(routes, "anthropic")
+    with pytest.raises(openai.BadRequestError) as refused:
+        client.responses.create(model="gpt-4.1", input="again", previous_response_id="resp_1")
+    assert "`previous_response_id` cannot be translated" in refused.value.response.text

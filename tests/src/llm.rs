@@ -127,11 +127,36 @@ fn last_user_text(messages: &Value) -> String {
         Some(Value::String(s)) => s.clone(),
         Some(Value::Array(parts)) => parts
             .iter()
-            .filter_map(|p| p["text"].as_str())
+            .filter_map(|p| p["text"].as_str().or_else(|| p["content"].as_str()))
             .collect::<Vec<_>>()
             .join(" "),
         _ => String::new(),
     }
+}
+
+/// Anthropic's rule for tool results: each answers a `tool_use` of the message just before.
+fn unanswerable_tool_result(messages: &Value) -> Option<String> {
+    let messages = messages.as_array()?;
+    for (i, m) in messages.iter().enumerate() {
+        let results = m["content"].as_array().into_iter().flatten();
+        for result in results.filter(|b| b["type"] == "tool_result") {
+            let id = &result["tool_use_id"];
+            let asked = i
+                .checked_sub(1)
+                .and_then(|p| messages[p]["content"].as_array())
+                .is_some_and(|blocks| {
+                    blocks
+                        .iter()
+                        .any(|b| b["type"] == "tool_use" && &b["id"] == id)
+                });
+            if !asked {
+                return Some(format!(
+                    "messages.{i}: unexpected `tool_use_id` found in `tool_result` blocks: {id}. Each `tool_result` block must have a corresponding `tool_use` block in the previous message."
+                ));
+            }
+        }
+    }
+    None
 }
 
 fn error(kind: Kind, status: StatusCode, message: &str) -> Response {
@@ -555,6 +580,9 @@ fn anthropic(body: &Value, k: &Knobs) -> Response {
             StatusCode::BAD_REQUEST,
             "messages: Field required",
         );
+    }
+    if let Some(why) = unanswerable_tool_result(&body["messages"]) {
+        return error(Kind::Anthropic, StatusCode::BAD_REQUEST, &why);
     }
     let model = format!("{model}-20241022");
     let answer = format!("anthropic says: {}", last_user_text(&body["messages"]));

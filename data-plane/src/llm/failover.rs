@@ -96,7 +96,16 @@ impl ProviderPool {
 
     /// The next provider for a request that already tried `tried`; `None` when all were tried.
     pub fn choose(&self, tried: &[ProviderId]) -> Option<ProviderId> {
-        let untried = |t: usize, i: usize| !tried.contains(&(t, i));
+        self.choose_where(tried, |_| true)
+    }
+
+    /// [`ProviderPool::choose`] among the providers `accept` takes.
+    pub fn choose_where(
+        &self,
+        tried: &[ProviderId],
+        accept: impl Fn(ProviderId) -> bool,
+    ) -> Option<ProviderId> {
+        let untried = |t: usize, i: usize| !tried.contains(&(t, i)) && accept((t, i));
         for (t, tier) in self.tiers.iter().enumerate() {
             let best = tier
                 .iter()

@@ -6,6 +6,7 @@ pub mod edit;
 pub mod failover;
 pub mod provider;
 pub mod request;
+pub mod responses;
 pub mod stream;
 pub mod translate;
 pub mod usage;
@@ -87,6 +88,8 @@ struct Plan {
     /// Passthrough only: the route's token-type buckets, debited with the answer's usage
     /// (other exchanges settle their reservation instead).
     passthrough_buckets: Vec<Arc<Bucket>>,
+    /// A translated Responses request: what its answer repeats of it.
+    responses_template: Option<serde_json::Map<String, Value>>,
 }
 
 #[expect(
@@ -109,8 +112,16 @@ pub async fn serve(
     let policy = retry::Policy {
         retry,
         route: call.route_name,
+        // Providers that speak the request's API first; when none is left, one that does not
+        // answers why.
         next: || {
-            let id = call.pool.choose(&tried).or_else(|| call.pool.choose(&[]))?;
+            let serves = |id| serves(call, parts.uri.path(), id);
+            let id = call
+                .pool
+                .choose_where(&tried, serves)
+                .or_else(|| call.pool.choose_where(&[], serves))
+                .or_else(|| call.pool.choose(&tried))
+                .or_else(|| call.pool.choose(&[]))?;
             tried.push(id);
             Some(id)
         },
@@ -192,17 +203,24 @@ enum Reading {
     Chat(Format, Format),
 }
 
+/// Whether provider `id` speaks the API of a request to `path`.
+fn serves(call: &AiCall<'_>, path: &str, id: ProviderId) -> bool {
+    let state = call.pool.get(id);
+    unsupported(route_type(&state.policies, path), state.provider.provider).is_none()
+}
+
+/// The route type of a request to `path` under a provider's policies.
+fn route_type(policies: &Policies, path: &str) -> RouteType {
+    policies
+        .ai
+        .as_ref()
+        .and_then(|a| a.routes.as_ref())
+        .map_or(RouteType::Completions, |m| m.classify(path))
+}
+
 /// Why a provider cannot serve an API forwarded as is, or `None` when it can.
 fn unsupported(kind: RouteType, provider: Provider) -> Option<&'static str> {
-    if (kind, provider) == (RouteType::Responses, Provider::Gemini) {
-        return Some(
-            "Gemini's OpenAI-compatible API has no Responses endpoint: route `responses` to an openAI provider",
-        );
-    }
     match (kind, Format::of(provider)) {
-        (RouteType::Responses, Format::Anthropic) => Some(
-            "translation from the Responses API to Anthropic is not supported yet: route `responses` to an openAI provider",
-        ),
         (RouteType::Embeddings, Format::Anthropic) => {
             Some("Anthropic has no embeddings API: route `embeddings` to an openAI provider")
         }
@@ -229,12 +247,7 @@ fn prepare<'b>(
     let pq = parts.uri.path_and_query().map_or(path, |p| p.as_str());
     let state = call.pool.get(id);
     let provider = &state.provider;
-    let kind = state
-        .policies
-        .ai
-        .as_ref()
-        .and_then(|a| a.routes.as_ref())
-        .map_or(RouteType::Completions, |m| m.classify(path));
+    let kind = route_type(&state.policies, path);
     // Every path of the route draws on the same token buckets (DESIGN §5); a retry does not
     // pay again for what its request reserved. Counting tokens spends none (as agentgateway).
     if reservation.is_none() && kind != RouteType::AnthropicTokenCount {
@@ -275,6 +288,7 @@ fn prepare<'b>(
             rewritten: false,
             exchange: None,
             passthrough_buckets: token_buckets(call),
+            responses_template: None,
         },
         RouteType::Detect => {
             // Read when it is JSON; forwarded as is either way.
@@ -312,6 +326,7 @@ fn prepare<'b>(
                     Vec::new()
                 },
                 exchange,
+                responses_template: None,
             }
         }
         RouteType::Completions
@@ -321,9 +336,13 @@ fn prepare<'b>(
         | RouteType::AnthropicTokenCount => {
             let client = match kind {
                 RouteType::Messages | RouteType::AnthropicTokenCount => Format::Anthropic,
+                RouteType::Responses => Format::Responses,
                 _ => Format::OpenAi,
             };
             let upstream = Format::of(provider.provider);
+            // Responses go as they are to providers with the API, translated to the others.
+            let translated =
+                kind == RouteType::Responses && !provider::has_responses_api(provider.provider);
             if let Some(why) = unsupported(kind, provider.provider) {
                 return Err(ProxyError::BadRequest(why.into()));
             }
@@ -354,7 +373,7 @@ fn prepare<'b>(
                         "invalid LLM request: missing field: model not specified".into(),
                     )
                 })?;
-            let chat = matches!(kind, RouteType::Completions | RouteType::Messages);
+            let chat = translated || matches!(kind, RouteType::Completions | RouteType::Messages);
             let out = if chat {
                 request
                     .upstream_body(client, upstream, &model)
@@ -362,7 +381,13 @@ fn prepare<'b>(
             } else {
                 request.with_model(&model)
             };
-            let path = provider::operation_path(provider, kind, &model);
+            // A translated request goes to the upstream's chat API.
+            let operation = if translated {
+                RouteType::Completions
+            } else {
+                kind
+            };
+            let path = provider::operation_path(provider, operation, &model);
             let exchange = (kind != RouteType::AnthropicTokenCount)
                 .then(|| exchange(call, provider, kind, request, body, model, reservation))
                 .transpose()?;
@@ -370,15 +395,16 @@ fn prepare<'b>(
                 path,
                 body: Bytes::from(out),
                 reading: match kind {
+                    _ if chat => Reading::Chat(client, upstream),
                     RouteType::AnthropicTokenCount => Reading::Untouched,
-                    RouteType::Responses | RouteType::Embeddings => Reading::Observed {
+                    _ => Reading::Observed {
                         responses: kind == RouteType::Responses,
                     },
-                    _ => Reading::Chat(client, upstream),
                 },
                 rewritten: true,
                 exchange,
                 passthrough_buckets: Vec::new(),
+                responses_template: translated.then(|| request.responses_template()),
             }
         }
     };
@@ -582,7 +608,7 @@ async fn respond(
         }
         let (message, kind) = translate::error_parts(&bytes);
         let shaped = match client {
-            Format::OpenAi => translate::openai_error(&message, &kind),
+            Format::OpenAi | Format::Responses => translate::openai_error(&message, &kind),
             Format::Anthropic => translate::anthropic_error(
                 &message,
                 translate::anthropic_error_type(status.as_u16()),
@@ -592,15 +618,27 @@ async fn respond(
     }
     let exchange = plan.exchange.clone();
     if is_sse {
+        // An upstream that is not Anthropic speaks OpenAI chat.
+        let template = || plan.responses_template.clone().unwrap_or_default();
         let translator: Box<dyn Translate> = match (client, upstream_format) {
-            (Format::OpenAi, Format::OpenAi) => Box::<stream::OpenAiPassthrough>::default(),
             (Format::Anthropic, Format::Anthropic) => {
                 Box::<stream::AnthropicPassthrough>::default()
             }
             (Format::OpenAi, Format::Anthropic) => {
                 Box::new(stream::AnthropicToOpenAi::new(unix_now()))
             }
-            (Format::Anthropic, Format::OpenAi) => Box::<stream::OpenAiToAnthropic>::default(),
+            (Format::Anthropic, _) => Box::<stream::OpenAiToAnthropic>::default(),
+            (Format::Responses, Format::Anthropic) => Box::new(
+                responses::stream::AnthropicToResponses::new(template(), unix_now()),
+            ),
+            (Format::Responses, _) => Box::new(stream::Chain::new(
+                Box::<stream::OpenAiToAnthropic>::default(),
+                Box::new(responses::stream::AnthropicToResponses::new(
+                    template(),
+                    unix_now(),
+                )),
+            )),
+            (Format::OpenAi, _) => Box::<stream::OpenAiPassthrough>::default(),
         };
         parts.headers.remove(header::CONTENT_LENGTH);
         parts.headers.insert(
@@ -645,6 +683,16 @@ async fn respond(
         let translated = match client {
             Format::OpenAi => translate::messages_response_to_completion(&value, unix_now()),
             Format::Anthropic => translate::completion_to_messages_response(&value),
+            Format::Responses => {
+                let message = match upstream_format {
+                    Format::Anthropic => Ok(value),
+                    _ => translate::completion_to_messages_response(&value),
+                };
+                let template = plan.responses_template.as_ref();
+                message.and_then(|m| {
+                    responses::from_message(&m, template.unwrap_or(&Default::default()), unix_now())
+                })
+            }
         };
         Some(translated.map_err(|e| bad(format!("not a valid answer: {e}")))?)
     };

@@ -15,6 +15,8 @@ pub enum Format {
     OpenAi,
     /// Anthropic Messages.
     Anthropic,
+    /// The OpenAI Responses API: a client format only, served by upstreams of the others.
+    Responses,
 }
 
 impl Format {
@@ -24,6 +26,11 @@ impl Format {
             Provider::Anthropic => Format::Anthropic,
         }
     }
+}
+
+/// Whether the provider serves the Responses API itself (others are translated to).
+pub fn has_responses_api(p: Provider) -> bool {
+    matches!(p, Provider::OpenAi | Provider::Azure)
 }
 
 /// `gen_ai.system` / provider id used in telemetry.

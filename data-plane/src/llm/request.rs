@@ -15,6 +15,7 @@ use tollgate_shared::config::model::RouteType;
 
 use super::edit::RequestEdits;
 use super::provider::Format;
+use super::responses;
 use super::translate::{self, InvalidRequest};
 use crate::http::error::ProxyError;
 
@@ -268,9 +269,20 @@ impl<'a> ClientRequest<'a> {
             (Format::Anthropic, Format::OpenAi) => {
                 translate::messages_to_completions(&self.tree()?, model)?
             }
+            (Format::Responses, Format::Anthropic) => responses::to_messages(&self.tree()?, model)?,
+            // Chat-only upstreams: through Messages, the one translation of Responses.
+            (Format::Responses, _) => translate::messages_to_completions(
+                &responses::to_messages(&self.tree()?, model)?,
+                model,
+            )?,
             (same, _) => return self.same_format_body(same, model),
         };
         Ok(translated.to_string().into_bytes())
+    }
+
+    /// What a translated Responses answer repeats of this request.
+    pub fn responses_template(&self) -> Map<String, Value> {
+        responses::template(|key| self.read(key))
     }
 
     /// The client's fields written back with only the model set: APIs the gateway forwards

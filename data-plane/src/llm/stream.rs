@@ -37,14 +37,21 @@ pub fn error_frame(client: Format, message: &str) -> Bytes {
     match client {
         Format::OpenAi => data_frame(&openai_error(message, "api_error")),
         Format::Anthropic => named_frame("error", &anthropic_error(message, "api_error")),
+        Format::Responses => responses_error_frame(message, 0),
     }
+}
+
+/// A Responses API `error` event.
+pub fn responses_error_frame(message: &str, sequence: u64) -> Bytes {
+    let error = json!({"type": "error", "code": "api_error", "message": message, "param": null, "sequence_number": sequence});
+    named_frame("error", &error)
 }
 
 fn data_frame(v: &Value) -> Bytes {
     Bytes::from(format!("data: {v}\n\n"))
 }
 
-fn named_frame(name: &str, v: &Value) -> Bytes {
+pub fn named_frame(name: &str, v: &Value) -> Bytes {
     Bytes::from(format!("event: {name}\ndata: {v}\n\n"))
 }
 
@@ -178,10 +185,66 @@ impl Translate for Observed {
     }
 
     fn error_frame(&self, message: &str) -> Option<Bytes> {
-        self.responses.then(|| {
-            let error = json!({"type": "error", "code": "api_error", "message": message, "param": null, "sequence_number": self.sequence});
-            named_frame("error", &error)
-        })
+        self.responses
+            .then(|| responses_error_frame(message, self.sequence))
+    }
+}
+
+/// Two directions in a row (OpenAI chat -> Messages -> Responses): the first one's frames
+/// are read back as the second one's events.
+pub struct Chain {
+    first: Box<dyn Translate>,
+    second: Box<dyn Translate>,
+    between: VecDeque<Bytes>,
+}
+
+impl Chain {
+    pub fn new(first: Box<dyn Translate>, second: Box<dyn Translate>) -> Self {
+        Chain {
+            first,
+            second,
+            between: VecDeque::new(),
+        }
+    }
+}
+
+/// The events of frames this module wrote: `event:` and `data:` lines, a blank line after each.
+fn frame_events(frame: &[u8]) -> impl Iterator<Item = Event> + '_ {
+    let text = std::str::from_utf8(frame).unwrap_or_default();
+    text.split("\n\n").filter(|e| !e.is_empty()).map(|e| {
+        let mut ev = Event {
+            event: "message".into(),
+            ..Event::default()
+        };
+        let mut data = Vec::new();
+        for line in e.lines() {
+            if let Some(name) = line.strip_prefix("event: ") {
+                ev.event = name.into();
+            } else if let Some(d) = line.strip_prefix("data: ") {
+                data.push(d);
+            }
+        }
+        ev.data = data.join("\n");
+        ev
+    })
+}
+
+impl Translate for Chain {
+    fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>) {
+        self.first.event(ev, &mut self.between);
+        while let Some(frame) = self.between.pop_front() {
+            for inner in frame_events(&frame) {
+                self.second.event(&inner, out);
+            }
+        }
+    }
+
+    fn core(&self) -> &Core {
+        self.second.core()
+    }
+
+    fn error_frame(&self, message: &str) -> Option<Bytes> {
+        self.second.error_frame(message)
     }
 }
 

@@ -187,7 +187,7 @@ fn user_blocks(content: &Value) -> Vec<Value> {
     }
 }
 
-fn parse_data_url(url: &str) -> Option<(&str, &str)> {
+pub(super) fn parse_data_url(url: &str) -> Option<(&str, &str)> {
     let rest = url.strip_prefix("data:")?;
     let (meta, data) = rest.split_once(',')?;
     Some((meta.strip_suffix(";base64")?, data))

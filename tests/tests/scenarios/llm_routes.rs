@@ -254,14 +254,23 @@ async fn embeddings_token_counting_and_detect() {
 async fn apis_a_provider_does_not_speak_are_refused() {
     let (proxy, port, openai, anthropic) = setup(1000).await;
     let resp = post(
-        &proxy.url(port, "/anthropic/v1/responses"),
+        &proxy.url(port, "/anthropic/v1/embeddings"),
         json!({"model": "claude", "input": "hi"}),
     )
     .await;
     assert_eq!(resp.status(), 400);
     let text = resp.text().await.unwrap();
+    assert!(text.contains("Anthropic has no embeddings API"), "{text}");
+    // What a translation cannot honour is refused, not dropped.
+    let resp = post(
+        &proxy.url(port, "/anthropic/v1/responses"),
+        json!({"model": "claude", "input": "hi", "previous_response_id": "resp_1"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let text = resp.text().await.unwrap();
     assert!(
-        text.contains("translation from the Responses API to Anthropic is not supported yet"),
+        text.contains("`previous_response_id` cannot be translated to the upstream's Messages API: the gateway keeps no responses"),
         "{text}"
     );
     let resp = post(
@@ -272,6 +281,110 @@ async fn apis_a_provider_does_not_speak_are_refused() {
     assert_eq!(resp.status(), 400);
     assert!(resp.text().await.unwrap().contains("anthropicTokenCount"));
     assert!(openai.seen().is_empty() && anthropic.seen().is_empty());
+}
+
+/// A Responses client on an Anthropic provider: the request becomes a Messages request and
+/// the answer (plain or streamed, text or a function call) a Responses one, usage counted.
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_are_translated_for_an_anthropic_provider() {
+    let (proxy, port, _openai, anthropic) = setup(1000).await;
+    let url = proxy.url(port, "/anthropic/v1/responses");
+    let resp = post(
+        &url,
+        json!({"model": "gpt-4.1", "instructions": "be brief", "input": "tell me a joke", "max_output_tokens": 50, "temperature": 0.3}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(body["object"], "response");
+    assert_eq!(body["status"], "completed");
+    assert_eq!(body["id"], "resp_fake");
+    assert_eq!(body["model"], "claude-haiku-4-5-20241022");
+    assert_eq!(body["instructions"], "be brief");
+    assert_eq!(body["temperature"], 0.3);
+    assert_eq!(
+        body["output"][0]["content"][0]["text"],
+        "anthropic says: tell me a joke"
+    );
+    // 4 words in (the instructions are the system prompt: 2 more), 6 out.
+    assert_eq!(body["usage"]["input_tokens"], 6);
+    assert_eq!(body["usage"]["output_tokens"], 6);
+    let seen = anthropic.seen();
+    assert_eq!(seen[0].path, "/v1/messages");
+    assert_eq!(seen[0].headers["x-api-key"], ANTHROPIC_KEY);
+    assert_eq!(seen[0].body["system"], "be brief");
+    assert_eq!(seen[0].body["max_tokens"], 50);
+    assert_eq!(seen[0].body["model"], "claude-haiku-4-5");
+    tokens_metric(&proxy, "input", "chat", 6.0).await;
+    tokens_metric(&proxy, "output", "chat", 6.0).await;
+
+    let resp = post(
+        &url,
+        json!({"model": "x", "input": "stream it", "stream": true}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let events = sse_events(resp).await;
+    let text: String = events
+        .iter()
+        .filter(|(n, _)| n == "response.output_text.delta")
+        .map(|(_, d)| d["delta"].as_str().unwrap())
+        .collect();
+    assert_eq!(text, "anthropic says: stream it");
+    let (last, completed) = events.last().unwrap();
+    assert_eq!(last, "response.completed");
+    assert_eq!(completed["response"]["usage"]["output_tokens"], 4);
+    assert_eq!(anthropic.seen()[1].body["stream"], true);
+
+    // A function tool: its call comes back with Anthropic's id, and the call and its
+    // output go back as a tool use and its result.
+    let tools = json!([{"type": "function", "name": "lookup", "parameters": {"type": "object", "properties": {"q": {"type": "string"}}}}]);
+    let resp = post(
+        &url,
+        json!({"model": "x", "input": "look it up", "tools": tools}),
+    )
+    .await;
+    let body: Value = resp.json().await.unwrap();
+    let call = &body["output"][0];
+    assert_eq!(call["type"], "function_call", "{body}");
+    assert_eq!(call["call_id"], "toolu_fake");
+    assert_eq!(call["name"], "lookup");
+    assert_eq!(call["arguments"], "{\"q\":\"x\"}");
+    let resp = post(
+        &url,
+        json!({"model": "x", "input": [
+            {"role": "user", "content": "look it up"},
+            call,
+            {"type": "function_call_output", "call_id": "toolu_fake", "output": "found it"},
+        ]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["output"][0]["content"][0]["text"],
+        "anthropic says: found it"
+    );
+    let sent = &anthropic.seen()[3].body["messages"];
+    assert_eq!(sent[1]["content"][0]["type"], "tool_use");
+    assert_eq!(sent[2]["content"][0]["tool_use_id"], "toolu_fake");
+
+    // The provider's errors reach the client in OpenAI's shape.
+    let resp = post(
+        &url,
+        json!({"model": "x", "input": [{"type": "function_call_output", "call_id": "toolu_nope", "output": "?"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unexpected `tool_use_id`"),
+        "{body}"
+    );
 }
 
 /// agentgateway's `prompt-enrichment` example on its `responses` route: the prompts go
@@ -388,18 +501,30 @@ async fn gemini_is_served_through_its_openai_compatible_api() {
     assert_eq!(models.status(), 200);
     assert_eq!(gemini.seen().last().unwrap().path, "/v1beta/openai/models");
 
-    let refused = post(
+    // No Responses endpoint: translated to chat completions (through Messages).
+    let resp = post(
         &url("/v1/responses"),
-        json!({"model": "any", "input": "hi"}),
+        json!({"model": "any", "input": "hi there"}),
     )
     .await;
-    assert_eq!(refused.status(), 400);
-    assert!(
-        refused
-            .text()
-            .await
-            .unwrap()
-            .contains("no Responses endpoint")
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(answer["object"], "response");
+    assert_eq!(
+        gemini.seen().last().unwrap().path,
+        "/v1beta/openai/chat/completions"
+    );
+    let streamed = post(
+        &url("/v1/responses"),
+        json!({"model": "any", "input": "hi there", "stream": true}),
+    )
+    .await;
+    let events = sse_events(streamed).await;
+    let (last, completed) = events.last().unwrap();
+    assert_eq!(last, "response.completed", "{events:?}");
+    assert_eq!(
+        completed["response"]["output"][0]["content"][0]["text"],
+        answer["output"][0]["content"][0]["text"]
     );
 
     let labels = ["gen_ai_system=\"gcp.gemini\""];
@@ -457,4 +582,39 @@ async fn azure_openai_is_called_on_its_paths_with_its_key_header() {
         .metric("agentgateway_gen_ai_client_token_usage_count", &labels)
         .await;
     assert!(tokens >= 2.0, "token usage counted under azure: {tokens}");
+}
+
+/// A failover group of providers that do not all speak every API: each request goes to one
+/// that speaks its API, whatever the order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mixed_group_sends_each_api_to_a_provider_that_speaks_it() {
+    let openai = FakeLlm::start(Kind::OpenAi, None).await;
+    let anthropic = FakeLlm::start(Kind::Anthropic, None).await;
+    let port = free_port();
+    let provider = |name: &str, kind: &str, host: String| {
+        format!(
+            "            - {{name: {name}, provider: {{{kind}: {{}}}}, hostOverride: \"{host}\"}}\n"
+        )
+    };
+    let config = format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - policies:\n        ai: {{routes: {{/v1/embeddings: embeddings, /v1/messages/count_tokens: anthropicTokenCount, /v1/responses: responses}}}}\n      backends:\n      - ai:\n          groups:\n          - providers:\n{}{}",
+        provider("claude", "anthropic", anthropic.authority()),
+        provider("gpt", "openAI", openai.authority()),
+    );
+    let proxy = Proxy::start(&config).await;
+    let resp = post(
+        &proxy.url(port, "/v1/embeddings"),
+        json!({"model": "text-embedding-3-small", "input": "one"}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(openai.seen().len(), 1);
+    let resp = post(
+        &proxy.url(port, "/v1/messages/count_tokens"),
+        json!({"model": "claude", "messages": [{"role": "user", "content": "two words"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    assert_eq!(anthropic.seen().len(), 1);
+    assert_eq!(openai.seen().len(), 1, "not tried with an API it lacks");
 }
