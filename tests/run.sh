@@ -37,7 +37,7 @@ cargo build --workspace --bins --locked
 echo "== tests"
 cargo test --workspace --locked
 
-echo "== interop: the official OpenAI, Anthropic and MCP Python SDKs, the UI in Chromium, Prometheus, Kubernetes manifests"
+echo "== interop: the official OpenAI, Anthropic and MCP Python SDKs, the Codex CLI, the UI in Chromium, Prometheus, Kubernetes manifests"
 SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
 missing=""
 [ -x /usr/bin/chromium ] || missing="$missing chromium"
@@ -48,6 +48,14 @@ if [ -n "$missing" ]; then
     $SUDO apt-get update -qq
     $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
+# OpenAI's Codex CLI (npm), pinned: the Responses API client of tests/interop/test_codex.py.
+CODEX_VERSION=0.171.0
+CODEX_DIR="$HOME/.cache/tollgate-codex"
+command -v npm >/dev/null || { $SUDO apt-get update -qq; $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+if [ "$("$CODEX_DIR/node_modules/.bin/codex" --version 2>/dev/null)" != "codex-cli $CODEX_VERSION" ]; then
+    npm install --silent --no-audit --no-fund --prefix "$CODEX_DIR" "@openai/codex@$CODEX_VERSION"
+fi
+export TOLLGATE_CODEX="$CODEX_DIR/node_modules/.bin/codex"
 VENV="${TOLLGATE_VENV:-$HOME/.cache/tollgate-venv}"
 [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt

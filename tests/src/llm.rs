@@ -588,7 +588,16 @@ fn anthropic(body: &Value, k: &Knobs) -> Response {
     let answer = format!("anthropic says: {}", last_user_text(&body["messages"]));
     let input = words(&body["messages"]) + words(&body["system"]);
     let output = answer.split_whitespace().count() as u64;
-    let tool = body["tools"][0]["name"].as_str().map(str::to_string);
+    // Like a model: a tool offered is called, then its result is answered in text.
+    let answering_tool = body["messages"]
+        .as_array()
+        .and_then(|m| m.last())
+        .and_then(|m| m["content"].as_array())
+        .is_some_and(|blocks| blocks.iter().any(|b| b["type"] == "tool_result"));
+    let tool = (!answering_tool)
+        .then(|| body["tools"][0]["name"].as_str().map(str::to_string))
+        .flatten();
+    let arguments = tool_arguments(&body["tools"][0]["input_schema"]);
     let stop = if tool.is_some() {
         "tool_use"
     } else {
@@ -606,7 +615,7 @@ fn anthropic(body: &Value, k: &Knobs) -> Response {
         match &tool {
             Some(name) => {
                 frames.push(ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "tool_use", "id": "toolu_fake", "name": name, "input": {}}})));
-                frames.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"q\":\"x\"}"}})));
+                frames.push(ev("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": arguments.to_string()}})));
             }
             None => {
                 frames.push(ev("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})));
@@ -625,7 +634,7 @@ fn anthropic(body: &Value, k: &Knobs) -> Response {
     }
     let content = match &tool {
         Some(name) => {
-            json!([{"type": "tool_use", "id": "toolu_fake", "name": name, "input": {"q": "x"}}])
+            json!([{"type": "tool_use", "id": "toolu_fake", "name": name, "input": arguments}])
         }
         None => json!([{"type": "text", "text": answer}]),
     };
@@ -640,6 +649,22 @@ fn anthropic(body: &Value, k: &Knobs) -> Response {
         resp.to_string(),
     )
         .into_response()
+}
+
+/// A tool call's input: `"x"` for each required property of the tool's schema, else `q`.
+fn tool_arguments(schema: &Value) -> Value {
+    let required: serde_json::Map<String, Value> = schema["required"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .map(|name| (name.to_string(), json!("x")))
+        .collect();
+    if required.is_empty() {
+        json!({"q": "x"})
+    } else {
+        Value::Object(required)
+    }
 }
 
 /// The words the fakes count as tokens, for tests that check usage.

@@ -141,14 +141,12 @@ pub fn to_messages(req: &Value, model: &str) -> Result<Value, InvalidRequest> {
             ));
         }
     }
-    if let Some(tools) = req.get("tools").and_then(Value::as_array)
-        && !tools.is_empty()
-    {
-        let tools = tools
-            .iter()
-            .enumerate()
-            .map(|(i, t)| tool(i, t))
-            .collect::<Result<Vec<_>, _>>()?;
+    let tools = tools(
+        req.get("tools")
+            .and_then(Value::as_array)
+            .map_or(&[], Vec::as_slice),
+    );
+    if !tools.is_empty() {
         body.insert("tools".into(), Value::Array(tools));
     }
     let mut choice = match req.get("tool_choice") {
@@ -330,24 +328,53 @@ fn content_blocks(content: &Value) -> Result<Vec<Value>, String> {
     Ok(blocks)
 }
 
-/// An Anthropic tool of a Responses `function` tool; hosted tools are OpenAI's.
-fn tool(i: usize, t: &Value) -> Result<Value, InvalidRequest> {
-    match t.get("type").and_then(Value::as_str) {
-        Some("function") => {
-            let mut tool = json!({
-                "name": t.get("name").cloned().unwrap_or(Value::Null),
-                "input_schema": t.get("parameters").filter(|p| !p.is_null()).cloned().unwrap_or_else(|| json!({"type": "object"})),
-            });
-            if let Some(d) = t.get("description").filter(|d| !d.is_null()) {
-                tool["description"] = d.clone();
-            }
-            Ok(tool)
+/// Anthropic tools of Responses tools: functions, also those grouped in a `namespace`. Tools
+/// OpenAI runs itself (web and file search, computer use...) cannot run elsewhere: they are
+/// offers the model may ignore, so they are not offered (a `tool_choice` forcing one is
+/// refused).
+fn tools(tools: &[Value]) -> Vec<Value> {
+    let mut out = Vec::with_capacity(tools.len());
+    for t in tools {
+        match t.get("type").and_then(Value::as_str) {
+            Some("function") => out.push(function_tool(t)),
+            Some("namespace") => out.extend(
+                t.get("tools")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .filter(|t| t["type"] == "function")
+                    .map(function_tool),
+            ),
+            _ => {}
         }
-        other => Err(refused(
-            &format!("tools[{i}] of type `{}`", other.unwrap_or("?")),
-            "hosted tools run at OpenAI; only `function` tools translate",
-        )),
     }
+    out
+}
+
+fn function_tool(t: &Value) -> Value {
+    let mut tool = json!({
+        "name": t.get("name").cloned().unwrap_or(Value::Null),
+        "input_schema": t.get("parameters").filter(|p| !p.is_null()).cloned().unwrap_or_else(|| json!({"type": "object"})),
+    });
+    if let Some(d) = t.get("description").filter(|d| !d.is_null()) {
+        tool["description"] = d.clone();
+    }
+    tool
+}
+
+/// The `namespace` of the request's tools that function `name` belongs to.
+pub fn namespace_of(template: &Map<String, Value>, name: &Value) -> Option<Value> {
+    template
+        .get("tools")?
+        .as_array()?
+        .iter()
+        .filter(|t| t["type"] == "namespace")
+        .find(|t| {
+            t["tools"]
+                .as_array()
+                .is_some_and(|inner| inner.iter().any(|f| &f["name"] == name))
+        })
+        .map(|t| t["name"].clone())
 }
 
 // === Anthropic answer -> Responses answer ===
@@ -372,17 +399,26 @@ pub fn message_item(id: &str, text: &str, status: &str) -> Value {
            "content": [{"type": "output_text", "text": text, "annotations": []}]})
 }
 
+/// The id of the `function_call` item of Anthropic tool use `call_id`.
+pub fn function_item_id(call_id: &Value) -> String {
+    let id = call_id.as_str().unwrap_or_default();
+    format!("fc_{}", id.strip_prefix("toolu_").unwrap_or(id))
+}
+
 /// A `function_call` output item for Anthropic tool use `call_id`.
-pub fn function_item(call_id: &Value, name: &Value, arguments: &str, status: &str) -> Value {
-    let id = format!(
-        "fc_{}",
-        call_id
-            .as_str()
-            .unwrap_or_default()
-            .trim_start_matches("toolu_")
-    );
-    json!({"type": "function_call", "id": id, "call_id": call_id, "name": name,
-           "arguments": arguments, "status": status})
+pub fn function_item(
+    call_id: &Value,
+    name: &Value,
+    namespace: Option<&Value>,
+    arguments: &str,
+    status: &str,
+) -> Value {
+    let mut item = json!({"type": "function_call", "id": function_item_id(call_id),
+        "call_id": call_id, "name": name, "arguments": arguments, "status": status});
+    if let Some(ns) = namespace {
+        item["namespace"] = ns.clone();
+    }
+    item
 }
 
 /// Responses `usage` of Anthropic token counts: cached reads and writes are input tokens.
@@ -459,9 +495,11 @@ pub fn from_message(
                 let args = block
                     .get("input")
                     .map_or_else(|| "{}".into(), Value::to_string);
+                let namespace = namespace_of(template, &block["name"]);
                 output.push(function_item(
                     &block["id"],
                     &block["name"],
+                    namespace.as_ref(),
                     &args,
                     "completed",
                 ));

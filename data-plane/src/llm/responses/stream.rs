@@ -7,7 +7,10 @@ use bytes::Bytes;
 use eventsource_stream::Event;
 use serde_json::{Map, Value, json};
 
-use super::{anthropic_counts, function_item, item_id, message_item, response, response_id};
+use super::{
+    anthropic_counts, function_item, function_item_id, item_id, message_item, namespace_of,
+    response, response_id,
+};
 use crate::llm::stream::{Core, Translate, named_frame, responses_error_frame};
 use crate::llm::usage::probe;
 
@@ -18,8 +21,10 @@ enum Item {
         text: String,
     },
     Call {
+        id: String,
         call_id: Value,
         name: Value,
+        namespace: Option<Value>,
         arguments: String,
     },
 }
@@ -31,14 +36,16 @@ impl Item {
             Item::Call {
                 call_id,
                 name,
+                namespace,
                 arguments,
+                ..
             } => {
                 let arguments = if arguments.is_empty() {
                     "{}"
                 } else {
                     arguments
                 };
-                function_item(call_id, name, arguments, status)
+                function_item(call_id, name, namespace.as_ref(), arguments, status)
             }
         }
     }
@@ -128,8 +135,10 @@ impl AnthropicToResponses {
                 text: String::new(),
             },
             Some("tool_use") => Item::Call {
+                id: function_item_id(&content["id"]),
                 call_id: content["id"].clone(),
                 name: content["name"].clone(),
+                namespace: namespace_of(&self.template, &content["name"]),
                 arguments: String::new(),
             },
             // Thinking is not asked for; other blocks have no Responses item.
@@ -232,10 +241,12 @@ impl Translate for AnthropicToResponses {
                     }
                     Some("input_json_delta") => {
                         let part = delta["partial_json"].as_str().unwrap_or("");
-                        if let Some(Item::Call { arguments, .. }) = self.items.get_mut(index) {
-                            arguments.push_str(part);
-                        }
-                        let id = self.items[index].value("in_progress")["id"].clone();
+                        let Some(Item::Call { id, arguments, .. }) = self.items.get_mut(index)
+                        else {
+                            return;
+                        };
+                        arguments.push_str(part);
+                        let id = Value::from(id.as_str());
                         self.emit(
                             "response.function_call_arguments.delta",
                             json!({"item_id": id, "output_index": index, "delta": part}),

@@ -26,7 +26,11 @@ fn a_conversation_with_tools_translates_to_messages() {
             {"type": "reasoning", "id": "rs_1", "summary": []},
             {"type": "function_call_output", "call_id": "toolu_1", "output": "sunny"},
         ],
-        "tools": [{"type": "function", "name": "weather", "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+        "tools": [
+            {"type": "function", "name": "weather", "description": "Weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}},
+            {"type": "web_search", "external_web_access": false},
+            {"type": "namespace", "name": "agents", "tools": [{"type": "function", "name": "spawn", "parameters": {"type": "object"}}]},
+        ],
         "tool_choice": "required",
         "parallel_tool_calls": false,
         "max_output_tokens": 300,
@@ -56,7 +60,10 @@ fn a_conversation_with_tools_translates_to_messages() {
             "max_tokens": 300,
             "temperature": 0.2,
             "stream": true,
-            "tools": [{"name": "weather", "description": "Weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
+            "tools": [
+                {"name": "weather", "description": "Weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}},
+                {"name": "spawn", "input_schema": {"type": "object"}},
+            ],
             "tool_choice": {"type": "any", "disable_parallel_tool_use": true},
         })
     );
@@ -84,8 +91,8 @@ fn state_and_hosted_services_are_refused_by_name() {
             "input[0]: an `item_reference`",
         ),
         (
-            json!({"input": "hi", "tools": [{"type": "web_search"}]}),
-            "tools[0] of type `web_search`",
+            json!({"input": "hi", "tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search"}}),
+            "`tool_choice` {\"type\":\"web_search\"}",
         ),
         (
             json!({"input": "hi", "text": {"format": {"type": "json_schema", "schema": {}}}}),
@@ -107,7 +114,8 @@ fn state_and_hosted_services_are_refused_by_name() {
 
 #[test]
 fn an_anthropic_answer_becomes_a_response() {
-    let req = json!({"input": "hi", "instructions": "Be brief.", "temperature": 0.5});
+    let req = json!({"input": "hi", "instructions": "Be brief.", "temperature": 0.5,
+        "tools": [{"type": "namespace", "name": "geo", "tools": [{"type": "function", "name": "weather"}]}]});
     let message = json!({
         "id": "msg_01abc", "type": "message", "role": "assistant", "model": "claude-x",
         "content": [
@@ -131,7 +139,7 @@ fn an_anthropic_answer_becomes_a_response() {
             {"type": "message", "id": "msg_01abc_0", "status": "completed", "role": "assistant",
              "content": [{"type": "output_text", "text": "Let me check.", "annotations": []}]},
             {"type": "function_call", "id": "fc_9", "call_id": "toolu_9", "name": "weather",
-             "arguments": "{\"city\":\"Paris\"}", "status": "completed"},
+             "namespace": "geo", "arguments": "{\"city\":\"Paris\"}", "status": "completed"},
         ])
     );
     assert_eq!(
