@@ -5,7 +5,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU16, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -48,6 +48,8 @@ pub struct Knobs {
     pub break_stream_after: AtomicUsize,
     /// Hold an OpenAI stream's usage chunk back this long (0 = no pause).
     pub hold_usage_ms: AtomicU64,
+    /// Keep no record of requests (benchmarks send millions).
+    pub forget: AtomicBool,
 }
 
 struct Inner {
@@ -208,12 +210,14 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         .uri
         .path_and_query()
         .map_or("/".into(), |p| p.to_string());
-    inner.seen.lock().push(Seen {
-        path: path.clone(),
-        headers: parts.headers.clone(),
-        body: body.clone(),
-    });
     let k = &inner.knobs;
+    if !k.forget.load(Ordering::Relaxed) {
+        inner.seen.lock().push(Seen {
+            path: path.clone(),
+            headers: parts.headers.clone(),
+            body: body.clone(),
+        });
+    }
     let delay = k.delay_ms.load(Ordering::Relaxed);
     if delay > 0 {
         tokio::time::sleep(Duration::from_millis(delay)).await;
