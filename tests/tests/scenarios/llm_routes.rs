@@ -219,8 +219,25 @@ async fn embeddings_token_counting_and_detect() {
     assert_eq!(seen.path, "/v1/messages/count_tokens");
     assert_eq!(seen.headers["x-api-key"], ANTHROPIC_KEY);
     assert_eq!(seen.body["model"], "claude-haiku-4-5");
-    assert_eq!(level().await, before);
     tokens_metric(&proxy, "input", "chat", 0.0).await;
+    // A message on the same route then spends exactly its own usage (4 + 6 tokens): the
+    // gauge moves, and the count before it spent nothing.
+    let resp = post(
+        &proxy.url(port, "/anthropic/v1/messages"),
+        json!({"model": "m", "max_tokens": 16, "messages": [{"role": "user", "content": "count my four words"}]}),
+    )
+    .await;
+    assert_eq!(resp.status(), 200);
+    resp.bytes().await.unwrap();
+    eventually(std::time::Duration::from_secs(5), || async {
+        let now = level().await;
+        if now == before - 10.0 {
+            Ok(())
+        } else {
+            Err(format!("level {now}, want {} - 10", before))
+        }
+    })
+    .await;
 
     // `detect`: the body goes as it is (no usage option added), usage is still read.
     let resp = post(
@@ -237,8 +254,9 @@ async fn embeddings_token_counting_and_detect() {
         seen.headers["authorization"],
         format!("Bearer {OPENAI_KEY}")
     );
-    tokens_metric(&proxy, "input", "chat", 2.0).await;
-    tokens_metric(&proxy, "output", "chat", 4.0).await;
+    // Counted so far: the message above (4 in, 6 out) and this one (2 in, 4 out).
+    tokens_metric(&proxy, "input", "chat", 6.0).await;
+    tokens_metric(&proxy, "output", "chat", 10.0).await;
     // A Responses answer through `detect`: its usage shape is read too.
     let resp = post(
         &proxy.url(port, "/v1/responses"),
@@ -246,8 +264,8 @@ async fn embeddings_token_counting_and_detect() {
     )
     .await;
     assert_eq!(resp.status(), 200);
-    tokens_metric(&proxy, "input", "chat", 5.0).await;
-    tokens_metric(&proxy, "output", "chat", 9.0).await;
+    tokens_metric(&proxy, "input", "chat", 9.0).await;
+    tokens_metric(&proxy, "output", "chat", 15.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
