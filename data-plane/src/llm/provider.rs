@@ -107,7 +107,13 @@ pub fn passthrough_path(p: &AiProvider, path_and_query: &str) -> String {
     if p.path_prefix.is_none() && p.provider != Provider::Gemini {
         return path_and_query.to_string();
     }
-    let rest = path_and_query.strip_prefix("/v1").unwrap_or(path_and_query);
+    // Only the `/v1` segment is the base: `/v1beta/...` is another API's path.
+    let Some(rest) = path_and_query
+        .strip_prefix("/v1")
+        .filter(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
+    else {
+        return path_and_query.to_string();
+    };
     format!("{}{rest}", base_path(p).trim_end_matches('/'))
 }
 
@@ -228,6 +234,10 @@ mod tests {
         assert_eq!(
             passthrough_path(&gemini, "/v1/models"),
             "/v1beta/openai/models"
+        );
+        assert_eq!(
+            passthrough_path(&gemini, "/v1beta/models/g:generateContent"),
+            "/v1beta/models/g:generateContent"
         );
         assert_eq!(
             base_url(&gemini, false),
