@@ -1,10 +1,12 @@
 //! An Anthropic Messages stream turned into Responses API events, one upstream event at a
 //! time: each text block becomes a `message` item, each tool use a `function_call` item.
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 use eventsource_stream::Event;
+use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
@@ -205,10 +207,44 @@ impl AnthropicToResponses {
     }
 }
 
+/// A text delta, parsed without building a JSON tree.
+#[derive(Deserialize)]
+struct TextDelta<'a> {
+    index: u64,
+    #[serde(borrow)]
+    delta: DeltaText<'a>,
+}
+
+#[derive(Deserialize)]
+struct DeltaText<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+}
+
 impl Translate for AnthropicToResponses {
     fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>) {
-        if ev.event == "ping" {
-            return;
+        match ev.event.as_str() {
+            "ping" => return,
+            "content_block_delta" => {
+                if let Ok(TextDelta {
+                    index,
+                    delta:
+                        DeltaText {
+                            kind,
+                            text: Some(text),
+                        },
+                }) = serde_json::from_str(&ev.data)
+                    && kind == "text_delta"
+                {
+                    if let Some(item) = self.output_index(index) {
+                        self.text_delta(item, &text, out);
+                    }
+                    return;
+                }
+            }
+            _ => {}
         }
         let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
             return;
