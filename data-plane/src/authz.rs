@@ -22,35 +22,19 @@ pub struct Rules {
     /// The identity members the rules read (`jwt.sub`: null when absent).
     identity_members: Vec<String>,
     reads_llm: bool,
-    /// Whether a rule calls one of [`FUNCTIONS`] (else they are not registered per request).
-    calls_functions: bool,
 }
-
-/// The functions [`add_functions`] registers.
-const FUNCTIONS: [&str; 9] = [
-    "ip",
-    "isIP",
-    "cidr",
-    "containsIP",
-    "containsCIDR",
-    "prefixLength",
-    "family",
-    "isLoopback",
-    "isUnspecified",
-];
 
 impl Rules {
     /// `RuleSet::new` (validation and pushed configs alike) compiled every rule.
     pub fn compile(set: &RuleSet) -> Rules {
         let (mut allow, mut deny, mut require) = (Vec::new(), Vec::new(), Vec::new());
-        let (mut reads_llm, mut calls_functions) = (false, false);
+        let mut reads_llm = false;
         for rule in &set.rules {
             let program =
                 Program::compile(rule.expression()).expect("a validated CEL rule compiles");
             let references = program.references();
             let reads = references.has_variable("llm");
             reads_llm |= reads;
-            calls_functions |= FUNCTIONS.iter().any(|f| references.has_function(f));
             match rule {
                 Rule::Allow(_) => allow.push(program),
                 Rule::Deny(_) => deny.push((program, reads)),
@@ -63,7 +47,6 @@ impl Rules {
             require,
             identity_members: fields::identity_members_read(set.rules.iter().map(Rule::expression)),
             reads_llm,
-            calls_functions,
         }
     }
 
@@ -72,14 +55,10 @@ impl Rules {
         self.reads_llm
     }
 
-    /// The request's variables (`request`, `source`, `jwt`, ...) and the functions rules may
-    /// call: built once per request, then shared by every decision about it.
+    /// The request's variables (`request`, `source`, `jwt`, ...): built once per request,
+    /// then shared by every decision about it.
     pub fn context(&self, record: &RequestRecord) -> Ctx {
-        let mut ctx = fields::request_context(record, &self.identity_members);
-        if self.calls_functions {
-            add_functions(&mut ctx);
-        }
-        ctx
+        fields::request_context(record, &self.identity_members)
     }
 
     /// The decision for the request itself, with `llm` when the LLM request is known.
@@ -94,11 +73,7 @@ impl Rules {
     /// The decision for a new connection (`networkAuthorization`): the rules see only
     /// `source` (`address`, `port`, `rawAddress`, `rawPort`).
     pub fn allows_connection(&self, source: &fields::Source) -> bool {
-        let mut ctx = fields::connection_context(source);
-        if self.calls_functions {
-            add_functions(&mut ctx);
-        }
-        self.allows(&ctx, false)
+        self.allows(&fields::connection_context(source), false)
     }
 
     /// The decision for one MCP tool, prompt or resource (`kind`) of target `target`, in the
@@ -130,8 +105,10 @@ impl Rules {
     }
 }
 
-/// agentgateway's IP and CIDR functions (the Kubernetes CEL libraries), [`FUNCTIONS`].
-fn add_functions(ctx: &mut Ctx) {
+/// agentgateway's IP and CIDR functions (the Kubernetes CEL libraries): `ip`, `isIP`,
+/// `cidr`, `containsIP`, `containsCIDR`, `prefixLength`, `family`, `isLoopback`,
+/// `isUnspecified`.
+pub fn add_functions(ctx: &mut Ctx) {
     let _ = ctx.add_function("ip", |s: Arc<String>| -> Result<Value, ExecutionError> {
         let ip = parse_ip("ip", &s)?;
         Ok(Value::Opaque(Arc::new(Ip(ip))))
@@ -341,11 +318,9 @@ mod tests {
     }
 
     #[test]
-    fn llm_readers_and_function_calls_are_found() {
+    fn llm_readers_are_found() {
         assert!(rules(vec![Rule::Allow(r#"llm.requestModel == "m""#.into())]).reads_llm());
         let plain = rules(vec![Rule::Allow(r#"jwt.sub == "llm""#.into())]);
-        assert!(!plain.reads_llm() && !plain.calls_functions);
-        let member = rules(vec![Rule::Deny(r#"x.containsIP("1.2.3.4")"#.into())]);
-        assert!(member.calls_functions);
+        assert!(!plain.reads_llm());
     }
 }

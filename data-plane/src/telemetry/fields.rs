@@ -148,13 +148,17 @@ pub fn context(record: &RequestRecord, outcome: &Outcome<'_>, identity_members: 
     ctx
 }
 
-/// An empty context with CEL's standard library, whose declarations are built once per
-/// process: building them (`Context::default`) costs more than evaluating most expressions.
+/// An empty context with CEL's standard library and the gateway's functions: a scope inside
+/// one root built once per process, since building them costs more than evaluating most
+/// expressions.
 pub fn stdlib_context() -> Ctx {
-    static STDLIB: LazyLock<Arc<cel::Env>> = LazyLock::new(|| Arc::new(functions::env()));
-    let mut ctx = cel::Context::with_env(STDLIB.clone());
-    functions::add(&mut ctx);
-    ctx
+    static ROOT: LazyLock<Ctx> = LazyLock::new(|| {
+        let mut root = cel::Context::with_env(Arc::new(functions::env()));
+        functions::add(&mut root);
+        crate::authz::add_functions(&mut root);
+        root
+    });
+    ROOT.new_inner_scope()
 }
 
 /// Where a connection came from: the client (named by a PROXY header, else the TCP peer)
