@@ -2,6 +2,7 @@
 //! OpenAI chat completions and Anthropic Messages, the APIs forwarded as they are (Responses,
 //! embeddings, token counting, `detect`), and token usage.
 
+pub mod credentials;
 pub mod edit;
 pub mod failover;
 pub mod provider;
@@ -9,6 +10,7 @@ pub mod request;
 pub mod stream;
 pub mod translate;
 pub mod usage;
+pub mod vertex;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -119,11 +121,20 @@ pub async fn serve(
     let answer = retry::run(policy, |id, attempt| {
         let prepared = prepare(call, &parts, &body, &mut parsed, &mut reservation, id, attempt);
         async move {
-            let Some((plan, request)) = prepared? else {
+            let Some((plan, mut request)) = prepared? else {
                 return Ok(Attempt::Local(None));
             };
             let state = call.pool.get(id);
             let provider = &state.provider;
+            if let Some(tokens) = &state.tokens {
+                tokens.authorize(request.headers_mut()).await.map_err(|reason| {
+                    call.pool.record(id, Answer::None);
+                    ProxyError::ProviderCredentials {
+                        provider: provider.name.clone(),
+                        reason,
+                    }
+                })?;
+            }
             let started = Instant::now();
             let client = state.backend_tls.as_ref().map_or(call.client, |c| &c.http);
             let resp = send_to(
@@ -192,14 +203,28 @@ enum Reading {
     Chat(Format, Format),
 }
 
-/// Why a provider cannot serve an API forwarded as is, or `None` when it can.
-fn unsupported(kind: RouteType, provider: Provider) -> Option<&'static str> {
-    if (kind, provider) == (RouteType::Responses, Provider::Gemini) {
-        return Some(
-            "Gemini's OpenAI-compatible API has no Responses endpoint: route `responses` to an openAI provider",
-        );
+/// Why a provider speaking `upstream` cannot serve an API forwarded as is, or `None` when it
+/// can.
+fn unsupported(kind: RouteType, provider: Provider, upstream: Format) -> Option<&'static str> {
+    match (kind, provider) {
+        (RouteType::Responses, Provider::Gemini) => {
+            return Some(
+                "Gemini's OpenAI-compatible API has no Responses endpoint: route `responses` to an openAI provider",
+            );
+        }
+        (RouteType::Responses, Provider::Vertex) if upstream == Format::OpenAi => {
+            return Some(
+                "Vertex's OpenAI-compatible API has no Responses endpoint: route `responses` to an openAI provider",
+            );
+        }
+        (RouteType::Embeddings, Provider::Vertex) => {
+            return Some(
+                "embeddings on Vertex (its `predict` API) are not supported: route `embeddings` to an openAI provider",
+            );
+        }
+        _ => {}
     }
-    match (kind, Format::of(provider)) {
+    match (kind, upstream) {
         (RouteType::Responses, Format::Anthropic) => Some(
             "translation from the Responses API to Anthropic is not supported yet: route `responses` to an openAI provider",
         ),
@@ -323,10 +348,6 @@ fn prepare<'b>(
                 RouteType::Messages | RouteType::AnthropicTokenCount => Format::Anthropic,
                 _ => Format::OpenAi,
             };
-            let upstream = Format::of(provider.provider);
-            if let Some(why) = unsupported(kind, provider.provider) {
-                return Err(ProxyError::BadRequest(why.into()));
-            }
             if parsed.is_none() {
                 *parsed = Some(ClientRequest::parse(body)?);
             }
@@ -354,6 +375,10 @@ fn prepare<'b>(
                         "invalid LLM request: missing field: model not specified".into(),
                     )
                 })?;
+            let upstream = Format::of(provider.provider, &model);
+            if let Some(why) = unsupported(kind, provider.provider, upstream) {
+                return Err(ProxyError::BadRequest(why.into()));
+            }
             let chat = matches!(kind, RouteType::Completions | RouteType::Messages);
             let out = if chat {
                 request
@@ -362,7 +387,9 @@ fn prepare<'b>(
             } else {
                 request.with_model(&model)
             };
-            let path = provider::operation_path(provider, kind, &model);
+            let out = vertex::upstream_body(provider.provider, kind, upstream, out)
+                .map_err(|e| ProxyError::BadRequest(format!("invalid LLM request: {e}")))?;
+            let path = provider::operation_path(provider, kind, &model, request.streaming());
             let exchange = (kind != RouteType::AnthropicTokenCount)
                 .then(|| exchange(call, provider, kind, request, body, model, reservation))
                 .transpose()?;
