@@ -603,7 +603,8 @@ async fn respond(
     };
     if !status.is_success() {
         let bytes = read_all(body, provider).await?;
-        if client == upstream_format {
+        // An error wrapped in an array (Google's shims) is no error object for the client.
+        if client == upstream_format && !bytes.starts_with(b"[") {
             parts.headers.remove(header::CONTENT_LENGTH);
             return Ok(Response::from_parts(parts, full(bytes)));
         }
