@@ -1,7 +1,8 @@
 //! Fake cloud token endpoints speaking their published wire formats: Google's OAuth token
 //! endpoint (the JWT-bearer grant: the assertion's RS256 signature checked with the service
 //! account's public key, its claims and lifetime) and Microsoft Entra's v2.0 token endpoint
-//! (client credentials with a secret or a federated client assertion). Both issue tokens with
+//! (client credentials with a secret or a federated client assertion); gcloud's user
+//! credentials (the refresh-token grant) too. Both issue tokens with
 //! a chosen lifetime into a [`TokenBook`] that the fake providers consult.
 
 use std::collections::HashMap;
@@ -46,6 +47,12 @@ pub enum Client {
     Google {
         client_email: String,
         key: DecodingKey,
+    },
+    /// gcloud's user credentials (`authorized_user`): the refresh-token grant.
+    GoogleUser {
+        client_id: String,
+        client_secret: String,
+        refresh_token: String,
     },
     /// An Entra app registration in `tenant`: its secret, or (workload identity) the federated
     /// token it presents as a client assertion.
@@ -207,6 +214,27 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
                     .map(|why| ("invalid_grant", why))
             }
         }
+        Client::GoogleUser {
+            client_id,
+            client_secret,
+            refresh_token,
+        } => {
+            if parts.uri.path() != "/token" || field("grant_type") != "refresh_token" {
+                Some(("unsupported_grant_type", "Invalid grant_type".to_string()))
+            } else if field("client_id") != client_id || field("client_secret") != client_secret {
+                Some((
+                    "invalid_client",
+                    "The OAuth client was not found.".to_string(),
+                ))
+            } else if field("refresh_token") != refresh_token {
+                Some((
+                    "invalid_grant",
+                    "Token has been expired or revoked.".to_string(),
+                ))
+            } else {
+                None
+            }
+        }
         Client::Entra {
             tenant,
             client_id,
@@ -273,7 +301,7 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         token
     };
     let answer = match &inner.client {
-        Client::Google { .. } => {
+        Client::Google { .. } | Client::GoogleUser { .. } => {
             json!({"access_token": token, "expires_in": expires_in, "token_type": "Bearer"})
         }
         Client::Entra { .. } => {

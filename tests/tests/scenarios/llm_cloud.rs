@@ -328,6 +328,54 @@ async fn google_tokens_are_refreshed_before_expiry_and_a_failed_fetch_is_a_clear
 }
 
 #[tokio::test]
+async fn gcloud_user_credentials_use_the_refresh_token_grant() {
+    const CLIENT_ID: &str = "764086051850-fake.apps.googleusercontent.com";
+    const CLIENT_SECRET: &str = "d-FL95Q19q7MQmFpd7hHD0Ty";
+    const REFRESH_TOKEN: &str = "1//0user-refresh-token";
+    let endpoint = FakeTokenEndpoint::start(Client::GoogleUser {
+        client_id: CLIENT_ID.into(),
+        client_secret: CLIENT_SECRET.into(),
+        refresh_token: REFRESH_TOKEN.into(),
+    })
+    .await;
+    let vertex = FakeLlm::start_with_tokens(Kind::Vertex, endpoint.book()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("application_default_credentials.json");
+    let credentials = json!({
+        "type": "authorized_user",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "refresh_token": REFRESH_TOKEN,
+        "token_uri": endpoint.google_token_uri(),
+    });
+    std::fs::write(&file, credentials.to_string()).unwrap();
+    let port = free_port();
+    let policies = format!(
+        "              policies: {{backendAuth: {{gcp: {{credential: {{file: \"{}\"}}}}}}}}\n",
+        file.display()
+    );
+    let proxy = Proxy::start(&vertex_config(port, &vertex, &policies)).await;
+    let url = proxy.url(port, "/v1/chat/completions");
+    for _ in 0..2 {
+        assert_eq!(
+            post(&url, chat("claude-opus-4-6", false)).await.status(),
+            200
+        );
+    }
+    assert_eq!(endpoint.requests(), 1);
+    assert_eq!(endpoint.refusals(), Vec::<String>::new());
+    assert_eq!(
+        vertex.seen()[0].headers["authorization"],
+        "Bearer ya29.fake-1"
+    );
+    let shown = proxy.admin_json("/api/config").await.to_string();
+    for secret in [CLIENT_SECRET, REFRESH_TOKEN, "ya29."] {
+        assert!(!shown.contains(secret), "{secret} in /api/config");
+        assert!(!proxy.log().contains(secret), "{secret} in the log");
+    }
+}
+
+#[tokio::test]
 async fn vertex_rate_limits_fail_over_and_bad_credentials_are_named() {
     let (_endpoint, vertex, dir, file) = google().await;
     let openai = FakeLlm::start(Kind::OpenAi, Some("sk-openai")).await;
