@@ -11,7 +11,7 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tollgate_shared::config::model::{
-    AiProvider, AzureAuth, AzureResourceType, BackendAuth, GcpAuth, Provider,
+    AiProvider, AzureAuth, AzureResourceType, BackendAuth, Config, GcpAuth, Provider,
 };
 
 use crate::fetch::Fetcher;
@@ -32,6 +32,30 @@ const REFRESH_MARGIN: Duration = Duration::from_secs(300);
 /// A failed fetch is the answer of every request for this long, so that a down token
 /// endpoint gets one call, not one per queued request.
 const FAILURE_HOLD: Duration = Duration::from_secs(2);
+
+/// A configured credential file that cannot be used: the config is rejected (as for TLS,
+/// JWKS and htpasswd files). Names the field and the file, never its contents.
+#[derive(Debug, thiserror::Error)]
+#[error("{field}: {reason}")]
+pub struct CredentialFileError {
+    field: String,
+    reason: String,
+}
+
+/// Reads every `backendAuth.gcp.credential.file` of `config`, so that one that cannot be used
+/// rejects the config before anything changes. (Credentials from the environment are checked
+/// when a request needs them: the config does not name them.)
+pub fn check_files(config: &Config) -> Result<(), CredentialFileError> {
+    for (field, file) in config.referenced_files() {
+        if field.ends_with(".backendAuth.gcp.credential.file") {
+            let auth = GcpAuth {
+                credential_file: Some(file),
+            };
+            google(&auth).map_err(|reason| CredentialFileError { field, reason })?;
+        }
+    }
+    Ok(())
+}
 
 /// How a token is obtained. Holds secrets: deliberately not `Debug`.
 enum Grant {

@@ -376,15 +376,9 @@ async fn gcloud_user_credentials_use_the_refresh_token_grant() {
 }
 
 #[tokio::test]
-async fn vertex_rate_limits_fail_over_and_bad_credentials_are_named() {
-    let (_endpoint, vertex, dir, file) = google().await;
+async fn vertex_rate_limits_fail_over_and_missing_credentials_are_named() {
+    let (_endpoint, vertex, _dir, file) = google().await;
     let openai = FakeLlm::start(Kind::OpenAi, Some("sk-openai")).await;
-    let broken = dir.path().join("broken.json");
-    std::fs::write(
-        &broken,
-        "{\n  \"type\": \"service_account\",\n  \"client_email\": ",
-    )
-    .unwrap();
     let port = free_port();
     let config = format!(
         "binds:
@@ -402,28 +396,30 @@ async fn vertex_rate_limits_fail_over_and_bad_credentials_are_named() {
             - name: vertex
               provider: {{vertex: {{projectId: acme-ml, region: us-east5}}}}
               hostOverride: \"{}\"
-              policies: {{backendAuth: {{gcp: {{credential: {{file: \"{}\"}}}}}}}}
+              policies: {{backendAuth: {{gcp: {{credential: {{file: \"{file}\"}}}}}}}}
           - providers:
             - name: openai
               provider: {{openAI: {{model: gpt-4o}}}}
               hostOverride: \"{}\"
               backendAuth: {{key: sk-openai}}
-    - name: broken
-      matches: [{{path: {{pathPrefix: /broken}}}}]
+    - name: default-credentials
+      matches: [{{path: {{pathPrefix: /adc}}}}]
       backends:
       - ai:
-          name: vertex-broken
+          name: vertex-adc
           provider: {{vertex: {{projectId: acme-ml}}}}
           hostOverride: \"{}\"
-          policies: {{backendAuth: {{gcp: {{credential: {{file: \"{}\"}}}}}}}}
 ",
         vertex.authority(),
-        file,
         openai.authority(),
         vertex.authority(),
-        broken.display(),
     );
-    let proxy = Proxy::start(&config).await;
+    let proxy = Proxy::spawn(ProxyOptions {
+        config: &config,
+        env: vec![("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/adc.json")],
+        ..Default::default()
+    });
+    proxy.wait_ready().await;
     vertex.knobs().fail_status.store(429, Ordering::SeqCst);
     let answer: Value = post(
         &proxy.url(port, "/v1/chat/completions"),
@@ -439,21 +435,46 @@ async fn vertex_rate_limits_fail_over_and_bad_credentials_are_named() {
     );
     assert_eq!(vertex.seen().len(), 1);
 
+    // Credentials from the environment are found (or not) when a request needs them.
     let failed = post(
-        &proxy.url(port, "/broken/v1/chat/completions"),
+        &proxy.url(port, "/adc/v1/chat/completions"),
         chat("google/gemini-2.5-flash", false),
     )
     .await;
     assert_eq!(failed.status(), 503);
-    let body = failed.text().await.unwrap();
-    assert!(
-        body.starts_with("provider vertex-broken has no access token: the Google credential file ")
-            && body.contains(
-                "broken.json: not a credential file (EOF while parsing a value at line 3 column"
-            ),
-        "{body}"
+    assert_eq!(
+        failed.text().await.unwrap(),
+        "provider vertex-adc has no access token: cannot read the Google credential file /nonexistent/adc.json: No such file or directory (os error 2)"
     );
     assert!(proxy.log().contains("provider credentials unusable"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broken_credential_file_rejects_the_config_with_its_line_and_column() {
+    let vertex = FakeLlm::start(Kind::Vertex, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.json");
+    std::fs::write(
+        &broken,
+        "{\n  \"type\": \"service_account\",\n  \"client_email\": ",
+    )
+    .unwrap();
+    let policies = format!(
+        "              policies: {{backendAuth: {{gcp: {{credential: {{file: \"{}\"}}}}}}}}\n",
+        broken.display()
+    );
+    let mut proxy = Proxy::spawn(ProxyOptions {
+        config: &vertex_config(free_port(), &vertex, &policies),
+        ..Default::default()
+    });
+    let status = proxy.wait_exit(Duration::from_secs(10)).await;
+    assert!(!status.success());
+    let log = proxy.log();
+    let expected = format!(
+        "binds[0].listeners[0].routes[0].backends[0].ai.groups[0].providers[0].policies.backendAuth.gcp.credential.file: the Google credential file {}: not a credential file (EOF while parsing a value at line 3 column 18)",
+        broken.display()
+    );
+    assert!(log.contains(&expected), "{log}");
 }
 
 #[tokio::test]
