@@ -1526,6 +1526,18 @@ fn vertex_and_cloud_token_auth_take_agentgateways_fields() {
         "{shown}"
     );
 
+    let workload = "{azure: {explicitConfig: {workloadIdentity: {}}}}";
+    let config = load_str(&provider("{projectId: p}", workload), "f", &env).unwrap();
+    let back = Config::try_from(crate::proto::v1::Config::from(&config)).unwrap();
+    assert_eq!(back, config, "through the proto");
+    let BackendKind::Ai(ai) = &back.binds[0].listeners[0].routes[0].backends[0].kind else {
+        panic!("an ai backend")
+    };
+    assert_eq!(
+        ai.groups[0][0].backend_auth,
+        Some(BackendAuth::Azure(AzureAuth::WorkloadIdentity))
+    );
+
     let at = "binds[0].listeners[0].routes[0].backends[0].ai";
     let auth = format!("{at}.policies.backendAuth");
     assert_reported(
