@@ -88,8 +88,9 @@ impl Gateway {
     ) -> Result<(), ApplyError> {
         let drain = snapshot.config.settings.drain_timeout;
         let wanted: Vec<u16> = snapshot.config.binds.iter().map(|b| b.port).collect();
-        // Read the TLS, JWKS, htpasswd, OpenAPI and cloud credential files (fetched JWKS arrive on their own) and bind
-        // first: the steps that can fail, so a failure leaves everything as it was.
+        // Read the TLS, JWKS, htpasswd, OpenAPI and cloud credential files (fetched JWKS arrive
+        // on their own) and bind first: the steps that can fail, so a failure leaves everything
+        // as it was.
         let tls = Tls::load(&snapshot.config)?;
         let jwt = Verifiers::load(&snapshot.config, &self.services.jwks)?;
         let htpasswd = HtpasswdFiles::load(&snapshot.config)?;

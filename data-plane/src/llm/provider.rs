@@ -1,11 +1,11 @@
 //! Where and how each provider is called: address, path, credentials, headers.
 
 use http::{HeaderMap, HeaderValue, header};
-
-use super::vertex;
 use tollgate_shared::config::model::{
     AiProvider, AzureResourceType, BackendAuth, Provider, RouteType,
 };
+
+use super::vertex;
 
 /// Sent when the client did not choose an Anthropic API version.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
