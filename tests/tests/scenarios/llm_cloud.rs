@@ -77,6 +77,8 @@ fn vertex_config(port: u16, vertex: &FakeLlm, policies: &str) -> String {
             /v1/chat/completions: completions
             /v1/messages/count_tokens: anthropicTokenCount
             /v1/messages: messages
+            /v1/embeddings: embeddings
+            /v1/responses: responses
       backends:
       - ai:
           groups:
@@ -214,6 +216,36 @@ async fn vertex_serves_gemini_and_anthropic_models_with_one_cached_google_token(
             .ends_with("/publishers/anthropic/models/count-tokens:rawPredict")
     );
     assert_eq!(count.body["model"], "claude-opus-4-6");
+
+    // What Vertex cannot serve here is refused before it is called.
+    let calls = vertex.seen().len();
+    let embeddings = post(
+        &proxy.url(port, "/v1/embeddings"),
+        json!({"model": "text-embedding-005", "input": "hi"}),
+    )
+    .await;
+    assert_eq!(embeddings.status(), 400);
+    assert!(
+        embeddings
+            .text()
+            .await
+            .unwrap()
+            .contains("embeddings on Vertex")
+    );
+    let responses = post(
+        &proxy.url(port, "/v1/responses"),
+        json!({"model": "google/gemini-2.5-flash", "input": "hi"}),
+    )
+    .await;
+    assert_eq!(responses.status(), 400);
+    assert!(
+        responses
+            .text()
+            .await
+            .unwrap()
+            .contains("no Responses endpoint")
+    );
+    assert_eq!(vertex.seen().len(), calls);
 
     // Still the first token, fetched once; telemetry names Vertex as agentgateway does.
     assert_eq!(endpoint.requests(), 1);
