@@ -92,6 +92,7 @@ enum EntraProof {
 struct Cached {
     header: HeaderValue,
     refresh_at: Instant,
+    expires_at: Instant,
 }
 
 #[derive(Default)]
@@ -140,7 +141,8 @@ impl TokenSource {
         Ok(())
     }
 
-    /// The cached token, or a new one: concurrent callers wait for the one fetch.
+    /// The cached token, or a new one: concurrent callers wait for the one fetch. A refresh
+    /// that fails leaves the old token in use until it expires.
     async fn bearer(&self) -> Result<HeaderValue, String> {
         let grant = self.grant.as_ref().map_err(Clone::clone)?;
         let mut slot = self.slot.lock().await;
@@ -150,10 +152,15 @@ impl TokenSource {
         {
             return Ok(t.header.clone());
         }
+        let unexpired = slot
+            .token
+            .as_ref()
+            .filter(|t| now < t.expires_at)
+            .map(|t| t.header.clone());
         if let Some((until, why)) = &slot.failure
             && now < *until
         {
-            return Err(why.clone());
+            return unexpired.ok_or_else(|| why.clone());
         }
         match self.fetch(grant).await {
             Ok(cached) => {
@@ -165,8 +172,11 @@ impl TokenSource {
                 Ok(header)
             }
             Err(why) => {
+                if unexpired.is_some() {
+                    tracing::warn!("token refresh failed, the current token is kept: {why}");
+                }
                 slot.failure = Some((Instant::now() + FAILURE_HOLD, why.clone()));
-                Err(why)
+                unexpired.ok_or(why)
             }
         }
     }
@@ -286,9 +296,11 @@ fn token_answer(status: http::StatusCode, body: &[u8]) -> Result<Cached, String>
     let mut header = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| "the token endpoint sent a token that cannot be a header".to_string())?;
     header.set_sensitive(true);
+    let expires_at = Instant::now() + lifetime;
     Ok(Cached {
         header,
-        refresh_at: Instant::now() + lifetime - REFRESH_MARGIN.min(lifetime / 2),
+        refresh_at: expires_at - REFRESH_MARGIN.min(lifetime / 2),
+        expires_at,
     })
 }
 

@@ -278,7 +278,8 @@ async fn vertex_serves_gemini_and_anthropic_models_with_one_cached_google_token(
 }
 
 #[tokio::test]
-async fn google_tokens_are_refreshed_before_expiry_and_a_failed_fetch_is_a_clear_503() {
+async fn google_tokens_are_refreshed_before_expiry_and_a_failed_fetch_is_a_clear_503_once_expired()
+{
     let (endpoint, vertex, _dir, file) = google().await;
     endpoint.knobs().expires_in.store(3, Ordering::SeqCst);
     let port = free_port();
@@ -318,8 +319,23 @@ async fn google_tokens_are_refreshed_before_expiry_and_a_failed_fetch_is_a_clear
         "Bearer ya29.fake-2"
     );
 
+    // A refresh that fails keeps the current token while it lives.
     endpoint.knobs().fail_status.store(503, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(1700)).await;
+    assert_eq!(
+        post(&url, chat("google/gemini-2.5-flash", false))
+            .await
+            .status(),
+        200
+    );
+    assert_eq!(endpoint.requests(), 3);
+    assert_eq!(
+        vertex.seen().last().unwrap().headers["authorization"],
+        "Bearer ya29.fake-2"
+    );
+    // Once it has expired, requests fail with why, and Vertex is not called.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let calls = vertex.seen().len();
     let failed = post(&url, chat("google/gemini-2.5-flash", false)).await;
     assert_eq!(failed.status(), 503);
     let body = failed.text().await.unwrap();
@@ -327,7 +343,7 @@ async fn google_tokens_are_refreshed_before_expiry_and_a_failed_fetch_is_a_clear
         body,
         "provider vertex has no access token: the token endpoint answered 503 Service Unavailable: temporarily_unavailable: the fake was told to fail"
     );
-    let calls = vertex.seen().len();
+    let fetches = endpoint.requests();
     assert_eq!(
         post(&url, chat("google/gemini-2.5-flash", false))
             .await
@@ -336,7 +352,7 @@ async fn google_tokens_are_refreshed_before_expiry_and_a_failed_fetch_is_a_clear
     );
     assert_eq!(
         endpoint.requests(),
-        3,
+        fetches,
         "a failure is held briefly, not refetched per request"
     );
     assert_eq!(
