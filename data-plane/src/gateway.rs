@@ -44,6 +44,8 @@ pub enum ApplyError {
     Htpasswd(#[from] HtpasswdError),
     #[error(transparent)]
     OpenApi(#[from] OpenApiError),
+    #[error(transparent)]
+    Credentials(#[from] crate::llm::credentials::CredentialFileError),
 }
 
 struct PortHandle {
@@ -86,12 +88,14 @@ impl Gateway {
     ) -> Result<(), ApplyError> {
         let drain = snapshot.config.settings.drain_timeout;
         let wanted: Vec<u16> = snapshot.config.binds.iter().map(|b| b.port).collect();
-        // Read the TLS, JWKS, htpasswd and OpenAPI files (fetched JWKS arrive on their own) and bind
-        // first: the steps that can fail, so a failure leaves everything as it was.
+        // Read the TLS, JWKS, htpasswd, OpenAPI and cloud credential files (fetched JWKS arrive
+        // on their own) and bind first: the steps that can fail, so a failure leaves everything
+        // as it was.
         let tls = Tls::load(&snapshot.config)?;
         let jwt = Verifiers::load(&snapshot.config, &self.services.jwks)?;
         let htpasswd = HtpasswdFiles::load(&snapshot.config)?;
         let openapi = OpenApiSpecs::load(&snapshot.config)?;
+        crate::llm::credentials::check_files(&snapshot.config)?;
         let mut ports = self.ports.lock();
         let mut fresh = Vec::new();
         for port in wanted.iter().filter(|p| !ports.contains_key(p)) {

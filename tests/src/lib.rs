@@ -2,6 +2,7 @@
 //! config files edited on disk, and a bounded `eventually`.
 
 pub mod bench;
+pub mod cloud;
 pub mod control_plane;
 pub mod llm;
 pub mod mcp;

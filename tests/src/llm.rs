@@ -26,6 +26,10 @@ pub enum Kind {
     /// Azure OpenAI (`/openai/v1/...`, or `/openai/deployments/{name}/...?api-version=`;
     /// the key in `api-key`).
     Azure,
+    /// Vertex AI: the OpenAI-compatible endpoint (`google/...` models) and Anthropic models'
+    /// `rawPredict` / `streamRawPredict` / `count-tokens:rawPredict` (body with
+    /// `anthropic_version`, no `model`); Google access tokens, Google's error objects.
+    Vertex,
 }
 
 /// A request as the fake saw it.
@@ -55,6 +59,8 @@ pub struct Knobs {
 struct Inner {
     kind: Kind,
     key: Option<String>,
+    /// Bearer tokens from a fake token endpoint, accepted instead of `key` while they live.
+    tokens: Option<crate::cloud::TokenBook>,
     seen: Mutex<Vec<Seen>>,
     knobs: Knobs,
 }
@@ -71,12 +77,27 @@ impl FakeLlm {
         Self::start_on("127.0.0.1:0", kind, key).await
     }
 
+    /// Starts on a free port, accepting only the live bearer tokens of `tokens`.
+    pub async fn start_with_tokens(kind: Kind, tokens: crate::cloud::TokenBook) -> FakeLlm {
+        Self::serve("127.0.0.1:0", kind, None, Some(tokens)).await
+    }
+
     pub async fn start_on(addr: &str, kind: Kind, key: Option<&str>) -> FakeLlm {
+        Self::serve(addr, kind, key, None).await
+    }
+
+    async fn serve(
+        addr: &str,
+        kind: Kind,
+        key: Option<&str>,
+        tokens: Option<crate::cloud::TokenBook>,
+    ) -> FakeLlm {
         let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let inner = Arc::new(Inner {
             kind,
             key: key.map(str::to_string),
+            tokens,
             seen: Mutex::new(Vec::new()),
             knobs: Knobs::default(),
         });
@@ -161,6 +182,20 @@ fn unanswerable_tool_result(messages: &Value) -> Option<String> {
     None
 }
 
+/// Google's error object (`google.rpc.Status` in JSON).
+fn google_error(status: StatusCode, message: &str) -> Value {
+    let google_status = match status.as_u16() {
+        400 => "INVALID_ARGUMENT",
+        401 => "UNAUTHENTICATED",
+        403 => "PERMISSION_DENIED",
+        404 => "NOT_FOUND",
+        429 => "RESOURCE_EXHAUSTED",
+        503 => "UNAVAILABLE",
+        _ => "INTERNAL",
+    };
+    json!({"error": {"code": status.as_u16(), "message": message, "status": google_status}})
+}
+
 fn error(kind: Kind, status: StatusCode, message: &str) -> Response {
     let body = match kind {
         Kind::Azure => {
@@ -169,18 +204,7 @@ fn error(kind: Kind, status: StatusCode, message: &str) -> Response {
         Kind::OpenAi => {
             json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": null}})
         }
-        Kind::Gemini => {
-            let google_status = match status.as_u16() {
-                400 => "INVALID_ARGUMENT",
-                401 => "UNAUTHENTICATED",
-                403 => "PERMISSION_DENIED",
-                404 => "NOT_FOUND",
-                429 => "RESOURCE_EXHAUSTED",
-                503 => "UNAVAILABLE",
-                _ => "INTERNAL",
-            };
-            json!({"error": {"code": status.as_u16(), "message": message, "status": google_status}})
-        }
+        Kind::Gemini | Kind::Vertex => google_error(status, message),
         Kind::Anthropic => {
             let t = match status.as_u16() {
                 401 => "authentication_error",
@@ -230,10 +254,23 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string)
     };
+    let bearer =
+        header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_string));
+    if let Some(tokens) = &inner.tokens
+        && !bearer.as_deref().is_some_and(|t| tokens.valid(t))
+    {
+        let msg = match kind {
+            Kind::Azure => {
+                "Unauthorized. Access token is missing, invalid, audience is incorrect (https://cognitiveservices.azure.com), or have expired."
+            }
+            _ => {
+                "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie or other valid authentication credential."
+            }
+        };
+        return error(kind, StatusCode::UNAUTHORIZED, msg);
+    }
     let presented = match kind {
-        Kind::OpenAi | Kind::Gemini => {
-            header("authorization").and_then(|v| v.strip_prefix("Bearer ").map(str::to_string))
-        }
+        Kind::OpenAi | Kind::Gemini | Kind::Vertex => bearer,
         Kind::Anthropic => header("x-api-key"),
         Kind::Azure => header("api-key"),
     };
@@ -245,10 +282,17 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
             Kind::Anthropic => "invalid x-api-key",
             Kind::Gemini => "API key not valid. Please pass a valid API key.",
             Kind::Azure => "Access denied due to invalid subscription key or wrong API endpoint.",
+            Kind::Vertex => "Request had invalid authentication credentials.",
         };
         return error(kind, StatusCode::UNAUTHORIZED, msg);
     }
     let fail = k.fail_status.load(Ordering::Relaxed);
+    if fail != 0 && kind == Kind::Vertex && path.contains("/endpoints/openapi/") {
+        return vertex_openapi_error(
+            StatusCode::from_u16(fail).unwrap(),
+            "the fake was told to fail",
+        );
+    }
     if fail != 0 {
         return error(
             kind,
@@ -304,7 +348,68 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
         }
         (Kind::Anthropic, "/v1/messages") => anthropic(&body, k),
         (Kind::Anthropic, "/v1/messages/count_tokens") => count_tokens(&body),
+        (Kind::Vertex, p) => vertex(p, &body, k),
         _ => error(kind, StatusCode::NOT_FOUND, &format!("no route for {path}")),
+    }
+}
+
+/// Vertex's OpenAI-compatible endpoint wraps Google's error object in an array.
+fn vertex_openapi_error(status: StatusCode, message: &str) -> Response {
+    (
+        status,
+        [("content-type", "application/json")],
+        json!([google_error(status, message)]).to_string(),
+    )
+        .into_response()
+}
+
+/// Vertex AI's paths under `/v1/projects/{project}/locations/{location}/`.
+fn vertex(path: &str, body: &Value, k: &Knobs) -> Response {
+    let op = path
+        .strip_prefix("/v1/projects/")
+        .and_then(|r| r.split_once("/locations/"))
+        .and_then(|(_, r)| r.split_once('/'))
+        .map_or("", |(_, op)| op);
+    if op == "endpoints/openapi/chat/completions" {
+        // Gemini models are named with their publisher there (`google/gemini-2.5-flash`).
+        if !body["model"].as_str().is_some_and(|m| m.contains('/')) {
+            return vertex_openapi_error(
+                StatusCode::BAD_REQUEST,
+                "Invalid model: the model must be of the form publisher/model",
+            );
+        }
+        return openai(body, k);
+    }
+    let Some((model, method)) = op
+        .strip_prefix("publishers/anthropic/models/")
+        .and_then(|m| m.split_once(':'))
+    else {
+        return error(
+            Kind::Vertex,
+            StatusCode::NOT_FOUND,
+            &format!("no route for {path}"),
+        );
+    };
+    let refuse = |m: &str| error(Kind::Anthropic, StatusCode::BAD_REQUEST, m);
+    if body["anthropic_version"] != "vertex-2023-10-16" {
+        return refuse("anthropic_version: Input should be 'vertex-2023-10-16'");
+    }
+    let streaming = body["stream"] == true;
+    match method {
+        "rawPredict" if model == "count-tokens" => count_tokens(body),
+        _ if body.get("model").is_some() => refuse("model: Extra inputs are not permitted"),
+        "rawPredict" if streaming => refuse("stream: use streamRawPredict"),
+        "streamRawPredict" if !streaming => refuse("stream: streamRawPredict streams"),
+        "rawPredict" | "streamRawPredict" => {
+            let mut body = body.clone();
+            body["model"] = json!(model.replace('@', "-"));
+            anthropic(&body, k)
+        }
+        _ => error(
+            Kind::Vertex,
+            StatusCode::NOT_FOUND,
+            &format!("no method {method}"),
+        ),
     }
 }
 

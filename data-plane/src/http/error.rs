@@ -91,6 +91,9 @@ pub enum ProxyError {
     /// `fix` says what to set, never a value.
     #[error("provider {provider} has no API key: {fix}")]
     ProviderKeyMissing { provider: String, fix: String },
+    /// A `gcp` or `azure` `backendAuth` gave no access token; `reason` names no secret.
+    #[error("provider {provider} has no access token: {reason}")]
+    ProviderCredentials { provider: String, reason: String },
 }
 
 impl ProxyError {
@@ -129,9 +132,9 @@ impl ProxyError {
             | ProxyError::BasicAuthRejected { .. } => StatusCode::UNAUTHORIZED,
             ProxyError::Forbidden(_) => StatusCode::FORBIDDEN,
             ProxyError::AuthServer(_) => StatusCode::BAD_GATEWAY,
-            ProxyError::PasswordChecksBusy | ProxyError::ProviderKeyMissing { .. } => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            ProxyError::PasswordChecksBusy
+            | ProxyError::ProviderKeyMissing { .. }
+            | ProxyError::ProviderCredentials { .. } => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -151,7 +154,8 @@ impl ProxyError {
             ProxyError::McpCapacity { .. } | ProxyError::SessionBusy(_) => Reason::Overloaded,
             ProxyError::NoBackend(_)
             | ProxyError::UpstreamConnect { .. }
-            | ProxyError::ProviderKeyMissing { .. } => Reason::NoHealthyBackend,
+            | ProxyError::ProviderKeyMissing { .. }
+            | ProxyError::ProviderCredentials { .. } => Reason::NoHealthyBackend,
             ProxyError::UpstreamTimeout { .. } | ProxyError::RequestTimeout(_) => Reason::Timeout,
             ProxyError::UpstreamProtocol { .. } => Reason::UpstreamFailure,
             ProxyError::RateLimited(_) => Reason::RateLimit,
@@ -169,7 +173,9 @@ impl ProxyError {
     pub fn is_retryable(&self) -> bool {
         matches!(
             self,
-            ProxyError::UpstreamConnect { .. } | ProxyError::UpstreamTimeout { .. }
+            ProxyError::UpstreamConnect { .. }
+                | ProxyError::UpstreamTimeout { .. }
+                | ProxyError::ProviderCredentials { .. }
         )
     }
 

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tollgate_shared::config::model::{AiBackend, AiProvider, Policies};
 
+use super::credentials::TokenSource;
 use super::edit::RequestEdits;
 use crate::clock::{self, Clock};
 use crate::health::{Answer, HealthRule, HealthState};
@@ -25,6 +26,8 @@ pub struct ProviderState {
     pub backend_tls: Option<PolicyClients>,
     /// `policies.ai` edits of its requests, compiled once.
     pub edits: Option<RequestEdits>,
+    /// The access tokens of a `gcp` or `azure` `backendAuth` (and of Vertex by default).
+    pub tokens: Option<TokenSource>,
     /// `policies.health`, or the default backoff.
     rule: HealthRule,
     health: HealthState,
@@ -76,6 +79,7 @@ impl ProviderPool {
                             provider: p.clone(),
                             backend_tls: clients.get(&policies),
                             edits: policies.ai.as_ref().and_then(RequestEdits::compile),
+                            tokens: TokenSource::for_provider(p, policies.backend_auth.as_ref()),
                             policies,
                             latency_us: AtomicU64::new(0),
                         }
@@ -163,6 +167,7 @@ mod tests {
             ai: None,
             health: None,
             azure: None,
+            vertex: None,
             backend_auth: None,
             backend_tls: None,
         }

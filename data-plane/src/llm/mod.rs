@@ -2,6 +2,7 @@
 //! OpenAI chat completions and Anthropic Messages, the APIs forwarded as they are (Responses,
 //! embeddings, token counting, `detect`), and token usage.
 
+pub mod credentials;
 pub mod edit;
 pub mod failover;
 pub mod provider;
@@ -10,6 +11,7 @@ pub mod responses;
 pub mod stream;
 pub mod translate;
 pub mod usage;
+pub mod vertex;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -130,11 +132,20 @@ pub async fn serve(
     let answer = retry::run(policy, |id, attempt| {
         let prepared = prepare(call, &parts, &body, &mut parsed, &mut reservation, id, attempt);
         async move {
-            let Some((plan, request)) = prepared? else {
+            let Some((plan, mut request)) = prepared? else {
                 return Ok(Attempt::Local(None));
             };
             let state = call.pool.get(id);
             let provider = &state.provider;
+            if let Some(tokens) = &state.tokens {
+                tokens.authorize(request.headers_mut()).await.map_err(|reason| {
+                    call.pool.record(id, Answer::None);
+                    ProxyError::ProviderCredentials {
+                        provider: provider.name.clone(),
+                        reason,
+                    }
+                })?;
+            }
             let started = Instant::now();
             let client = state.backend_tls.as_ref().map_or(call.client, |c| &c.http);
             let resp = send_to(
@@ -203,10 +214,13 @@ enum Reading {
     Chat(Format, Format),
 }
 
-/// Whether provider `id` speaks the API of a request to `path`.
+/// Whether provider `id` speaks the API of a request to `path` (for Vertex, with the
+/// provider's model; a model the client names is checked once it is known).
 fn serves(call: &AiCall<'_>, path: &str, id: ProviderId) -> bool {
     let state = call.pool.get(id);
-    unsupported(route_type(&state.policies, path), state.provider.provider).is_none()
+    let p = &state.provider;
+    let upstream = Format::of(p.provider, p.model.as_deref().unwrap_or_default());
+    unsupported(route_type(&state.policies, path), p.provider, upstream).is_none()
 }
 
 /// The route type of a request to `path` under a provider's policies.
@@ -218,9 +232,14 @@ fn route_type(policies: &Policies, path: &str) -> RouteType {
         .map_or(RouteType::Completions, |m| m.classify(path))
 }
 
-/// Why a provider cannot serve an API forwarded as is, or `None` when it can.
-fn unsupported(kind: RouteType, provider: Provider) -> Option<&'static str> {
-    match (kind, Format::of(provider)) {
+/// Why a provider speaking `upstream` cannot serve an API, or `None` when it can.
+fn unsupported(kind: RouteType, provider: Provider, upstream: Format) -> Option<&'static str> {
+    if (kind, provider) == (RouteType::Embeddings, Provider::Vertex) {
+        return Some(
+            "embeddings on Vertex (its `predict` API) are not supported: route `embeddings` to an openAI provider",
+        );
+    }
+    match (kind, upstream) {
         (RouteType::Embeddings, Format::Anthropic) => {
             Some("Anthropic has no embeddings API: route `embeddings` to an openAI provider")
         }
@@ -339,13 +358,6 @@ fn prepare<'b>(
                 RouteType::Responses => Format::Responses,
                 _ => Format::OpenAi,
             };
-            let upstream = Format::of(provider.provider);
-            // Responses go as they are to providers with the API, translated to the others.
-            let translated =
-                kind == RouteType::Responses && !provider::has_responses_api(provider.provider);
-            if let Some(why) = unsupported(kind, provider.provider) {
-                return Err(ProxyError::BadRequest(why.into()));
-            }
             if parsed.is_none() {
                 *parsed = Some(ClientRequest::parse(body)?);
             }
@@ -373,6 +385,13 @@ fn prepare<'b>(
                         "invalid LLM request: missing field: model not specified".into(),
                     )
                 })?;
+            let upstream = Format::of(provider.provider, &model);
+            if let Some(why) = unsupported(kind, provider.provider, upstream) {
+                return Err(ProxyError::BadRequest(why.into()));
+            }
+            // Responses go as they are to providers with the API, translated to the others.
+            let translated =
+                kind == RouteType::Responses && !provider::has_responses_api(provider.provider);
             let chat = translated || matches!(kind, RouteType::Completions | RouteType::Messages);
             let out = if chat {
                 request
@@ -387,7 +406,9 @@ fn prepare<'b>(
             } else {
                 kind
             };
-            let path = provider::operation_path(provider, operation, &model);
+            let out = vertex::upstream_body(provider.provider, operation, upstream, out)
+                .map_err(|e| ProxyError::BadRequest(format!("invalid LLM request: {e}")))?;
+            let path = provider::operation_path(provider, operation, &model, request.streaming());
             let exchange = (kind != RouteType::AnthropicTokenCount)
                 .then(|| exchange(call, provider, kind, request, body, model, reservation))
                 .transpose()?;
@@ -602,7 +623,8 @@ async fn respond(
     };
     if !status.is_success() {
         let bytes = read_all(body, provider).await?;
-        if client == upstream_format {
+        // An error wrapped in an array (Google's shims) is no error object for the client.
+        if client == upstream_format && !bytes.starts_with(b"[") {
             parts.headers.remove(header::CONTENT_LENGTH);
             return Ok(Response::from_parts(parts, full(bytes)));
         }

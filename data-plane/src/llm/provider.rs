@@ -5,6 +5,8 @@ use tollgate_shared::config::model::{
     AiProvider, AzureResourceType, BackendAuth, Provider, RouteType,
 };
 
+use super::vertex;
+
 /// Sent when the client did not choose an Anthropic API version.
 pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
@@ -20,10 +22,12 @@ pub enum Format {
 }
 
 impl Format {
-    pub fn of(p: Provider) -> Format {
+    /// The format `p` speaks for `model` (Vertex: Anthropic's for Anthropic models).
+    pub fn of(p: Provider, model: &str) -> Format {
         match p {
             Provider::OpenAi | Provider::Gemini | Provider::Azure => Format::OpenAi,
-            Provider::Anthropic => Format::Anthropic,
+            Provider::Vertex if vertex::anthropic_model(model).is_none() => Format::OpenAi,
+            Provider::Anthropic | Provider::Vertex => Format::Anthropic,
         }
     }
 }
@@ -40,6 +44,7 @@ pub fn system(p: Provider) -> &'static str {
         Provider::Anthropic => "anthropic",
         Provider::Gemini => "gcp.gemini",
         Provider::Azure => "azure",
+        Provider::Vertex => "gcp.vertex_ai",
     }
 }
 
@@ -59,15 +64,27 @@ pub fn base_url(p: &AiProvider, tls: bool) -> String {
             Some(a) => format!("https://{}.openai.azure.com", a.resource_name),
             None => "https://invalid.azure".to_string(),
         },
+        (None, Provider::Vertex) => match &p.vertex {
+            Some(v) => format!("https://{}", vertex::host(v)),
+            None => "https://invalid.vertex".to_string(),
+        },
     }
 }
 
 /// The provider's own path (and query) for a parsed operation on `model`: `pathOverride`
 /// and `pathPrefix` apply to every operation, as agentgateway does; Azure's path is built from
-/// its resource, API version and deployment (the model).
-pub fn operation_path(p: &AiProvider, kind: RouteType, model: &str) -> String {
+/// its resource, API version and deployment (the model), Vertex's from its project, region,
+/// model and whether the answer is `streaming`.
+pub fn operation_path(p: &AiProvider, kind: RouteType, model: &str, streaming: bool) -> String {
     if let Some(o) = &p.path_override {
         return o.clone();
+    }
+    if let Some(v) = &p.vertex {
+        let path = vertex::path(v, kind, model, streaming);
+        return match &p.path_prefix {
+            Some(prefix) => format!("{}{path}", prefix.trim_end_matches('/')),
+            None => path,
+        };
     }
     let suffix = match (kind, p.provider) {
         (RouteType::Responses, _) => "/responses",
@@ -94,7 +111,7 @@ pub fn operation_path(p: &AiProvider, kind: RouteType, model: &str) -> String {
 fn base_path(p: &AiProvider) -> &str {
     p.path_prefix.as_deref().unwrap_or(match p.provider {
         Provider::Gemini => "/v1beta/openai",
-        Provider::OpenAi | Provider::Anthropic | Provider::Azure => "/v1",
+        Provider::OpenAi | Provider::Anthropic | Provider::Azure | Provider::Vertex => "/v1",
     })
 }
 
@@ -136,7 +153,7 @@ pub fn apply_auth(p: Provider, auth: Option<&BackendAuth>, headers: &mut HeaderM
                 headers.insert("api-key", v);
             }
         }
-        Provider::OpenAi | Provider::Gemini => {
+        Provider::OpenAi | Provider::Gemini | Provider::Vertex => {
             if let Some(key) = auth.and_then(BackendAuth::key)
                 && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
             {
@@ -179,6 +196,7 @@ mod tests {
             ai: None,
             health: None,
             azure: None,
+            vertex: None,
             backend_auth: None,
             backend_tls: None,
         }
@@ -190,7 +208,8 @@ mod tests {
             operation_path(
                 &provider(Provider::OpenAi, None),
                 RouteType::Completions,
-                "m"
+                "m",
+                false
             ),
             "/v1/chat/completions"
         );
@@ -198,19 +217,26 @@ mod tests {
             operation_path(
                 &provider(Provider::Anthropic, Some("/api/")),
                 RouteType::Messages,
-                "m"
+                "m",
+                false
             ),
             "/api/messages"
         );
         assert_eq!(
-            operation_path(&provider(Provider::OpenAi, None), RouteType::Responses, "m"),
+            operation_path(
+                &provider(Provider::OpenAi, None),
+                RouteType::Responses,
+                "m",
+                false
+            ),
             "/v1/responses"
         );
         assert_eq!(
             operation_path(
                 &provider(Provider::Anthropic, None),
                 RouteType::AnthropicTokenCount,
-                "m"
+                "m",
+                false
             ),
             "/v1/messages/count_tokens"
         );
@@ -224,11 +250,11 @@ mod tests {
         );
         let gemini = provider(Provider::Gemini, None);
         assert_eq!(
-            operation_path(&gemini, RouteType::Messages, "m"),
+            operation_path(&gemini, RouteType::Messages, "m", false),
             "/v1beta/openai/chat/completions"
         );
         assert_eq!(
-            operation_path(&gemini, RouteType::Embeddings, "m"),
+            operation_path(&gemini, RouteType::Embeddings, "m", false),
             "/v1beta/openai/embeddings"
         );
         assert_eq!(
@@ -255,14 +281,15 @@ mod tests {
         let v1 = azure(AzureResourceType::OpenAi, "v1");
         assert_eq!(base_url(&v1, false), "https://acme.openai.azure.com");
         assert_eq!(
-            operation_path(&v1, RouteType::Completions, "gpt-4o"),
+            operation_path(&v1, RouteType::Completions, "gpt-4o", false),
             "/openai/v1/chat/completions"
         );
         assert_eq!(
             operation_path(
                 &azure(AzureResourceType::OpenAi, "2024-10-21"),
                 RouteType::Embeddings,
-                "emb"
+                "emb",
+                false
             ),
             "/openai/deployments/emb/embeddings?api-version=2024-10-21"
         );
@@ -272,7 +299,7 @@ mod tests {
             "https://acme-resource.services.ai.azure.com"
         );
         assert_eq!(
-            operation_path(&foundry, RouteType::Responses, "m"),
+            operation_path(&foundry, RouteType::Responses, "m", false),
             "/api/projects/acme/openai/v1/responses"
         );
     }

@@ -439,7 +439,9 @@ pub fn anthropic_error_type(status: u16) -> &'static str {
 pub fn error_parts(body: &[u8]) -> (String, String) {
     match serde_json::from_slice::<Value>(body) {
         Ok(v) => {
-            let e = v.get("error").unwrap_or(&v);
+            // Vertex's OpenAI-compatible endpoint wraps Google's error object in an array.
+            let e = v.as_array().and_then(|a| a.first()).unwrap_or(&v);
+            let e = e.get("error").unwrap_or(e);
             let message = e.get("message").and_then(Value::as_str).map(str::to_string);
             let kind = e
                 .get("type")

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize, Serializer};
 use super::backends::{Backend, BackendKind, McpTargetKind, RawBackend};
 use super::model::Invalid;
 use super::path::YamlPath;
-use super::policies::{PathRewrite, Policies, RawPolicies};
+use super::policies::{BackendAuth, PathRewrite, Policies, RawPolicies};
 use super::raw::Lenient;
 use super::route_groups::Routed;
 use super::tls::{ListenerTls, RawListenerTls};
@@ -238,6 +238,19 @@ impl Route {
             problems.push(Invalid::at(
                 "policies.requestMirror",
                 "`requestMirror` copies requests to `host` backends only (LLM and MCP requests are not mirrored)",
+            ));
+        }
+        if policies
+            .backend_auth
+            .as_ref()
+            .is_some_and(BackendAuth::is_token)
+            && backends
+                .iter()
+                .any(|b| !matches!(b.kind, BackendKind::Ai(_)))
+        {
+            problems.push(Invalid::at(
+                "policies.backendAuth",
+                "`gcp` and `azure` backendAuth apply to `ai` backends only",
             ));
         }
         if policies.a2a

@@ -14,7 +14,7 @@ use serde::{Serialize, Serializer};
 
 pub use super::backends::{
     AiBackend, AiProvider, Azure, AzureResourceType, Backend, BackendKind, FailureMode, McpBackend,
-    McpTarget, McpTargetKind, OpenApiSchema, PrefixMode, Provider,
+    McpTarget, McpTargetKind, OpenApiSchema, PrefixMode, Provider, Vertex,
 };
 pub use super::frontend::{
     FrontendHttp, FrontendPolicies, FrontendTcp, Keepalives, ProxyMode, ProxyProtocol, ProxyVersion,
@@ -24,12 +24,12 @@ pub use super::listeners::{
 };
 use super::path::YamlPath;
 pub use super::policies::{
-    AiPolicy, ApiKey, ApiKeyAuth, ApiKeyCredential, AuthMode, AuthorityRewrite, BackendAuth,
-    BackendTls, BasicAuth, BucketKeyExpr, Cors, CredentialLocation, DirectResponse, Eviction,
-    HeaderModifier, HealthPolicy, Jwks, JwtAuth, JwtMode, JwtProvider, McpAuthentication, McpIdp,
-    PathRewrite, Policies, PromptMessage, Prompts, RateLimit, RateLimitKind, RequestMirror,
-    RequestRedirect, Retry, RouteType, RouteTypes, Rule, RuleSet, Secret, Timeout, UrlRewrite,
-    Verification,
+    AiPolicy, ApiKey, ApiKeyAuth, ApiKeyCredential, AuthMode, AuthorityRewrite, AzureAuth,
+    BackendAuth, BackendTls, BasicAuth, BucketKeyExpr, Cors, CredentialLocation, DirectResponse,
+    Eviction, GcpAuth, HeaderModifier, HealthPolicy, Jwks, JwtAuth, JwtMode, JwtProvider,
+    McpAuthentication, McpIdp, PathRewrite, Policies, PromptMessage, Prompts, RateLimit,
+    RateLimitKind, RequestMirror, RequestRedirect, Retry, RouteType, RouteTypes, Rule, RuleSet,
+    Secret, Timeout, UrlRewrite, Verification,
 };
 pub use super::settings::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BODY_SIZE, Fields, ListenAddr, LogExport, LogFormat,
@@ -88,6 +88,17 @@ impl Config {
                 }
             }
         }
+        fn gcp_file(out: &mut Vec<(String, PathBuf)>, at: &str, auth: Option<&BackendAuth>) {
+            if let Some(BackendAuth::Gcp(GcpAuth {
+                credential_file: Some(file),
+            })) = auth
+            {
+                out.push((
+                    format!("{at}.backendAuth.gcp.credential.file"),
+                    file.clone(),
+                ));
+            }
+        }
         let mut out = Vec::new();
         for (bi, bind) in self.binds.iter().enumerate() {
             for (li, listener) in bind.listeners.iter().enumerate() {
@@ -128,6 +139,11 @@ impl Config {
                         &format!("{rp}.policies"),
                         route.policies.backend_tls.as_ref(),
                     );
+                    gcp_file(
+                        &mut out,
+                        &format!("{rp}.policies"),
+                        route.policies.backend_auth.as_ref(),
+                    );
                     for (bk, backend) in route.backends.iter().enumerate() {
                         if let BackendKind::Mcp(m) = &backend.kind {
                             for (ti, t) in m.targets.iter().enumerate() {
@@ -152,6 +168,7 @@ impl Config {
                                     "{rp}.backends[{bk}].ai.groups[{gi}].providers[{pi}].policies"
                                 );
                                 backend_tls(&mut out, &at, p.backend_tls.as_ref());
+                                gcp_file(&mut out, &at, p.backend_auth.as_ref());
                             }
                         }
                     }
@@ -193,9 +210,13 @@ impl Config {
         }
         for (at, route) in self.routes_mut() {
             let policies = &mut route.policies;
-            if let Some(BackendAuth::Key(key)) = &mut policies.backend_auth {
-                let path = format!("{at}.policies.backendAuth.key");
-                f(&SecretField::key(&path), key);
+            if let Some((key, secret)) = policies
+                .backend_auth
+                .as_mut()
+                .and_then(BackendAuth::secret_mut)
+            {
+                let path = format!("{at}.policies.backendAuth.{key}");
+                f(&SecretField::key(&path), secret);
             }
             for (i, k) in policies
                 .api_key
@@ -237,11 +258,15 @@ impl Config {
                     BackendKind::Ai(ai) => {
                         for (g, group) in ai.groups.iter_mut().enumerate() {
                             for (p, provider) in group.iter_mut().enumerate() {
-                                if let Some(BackendAuth::Key(key)) = &mut provider.backend_auth {
+                                if let Some((key, secret)) = provider
+                                    .backend_auth
+                                    .as_mut()
+                                    .and_then(BackendAuth::secret_mut)
+                                {
                                     let path = format!(
-                                        "{at}.ai.groups[{g}].providers[{p}].backendAuth.key"
+                                        "{at}.ai.groups[{g}].providers[{p}].backendAuth.{key}"
                                     );
-                                    f(&SecretField::key(&path), key);
+                                    f(&SecretField::key(&path), secret);
                                 }
                             }
                         }

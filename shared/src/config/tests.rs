@@ -1468,3 +1468,114 @@ fn azure_providers_take_agentgateways_fields() {
         [(format!("{at}.resourceType"), "unknown value `cloud`")],
     );
 }
+
+#[test]
+fn vertex_and_cloud_token_auth_take_agentgateways_fields() {
+    let provider = |vertex: &str, auth: &str| {
+        format!(
+            "binds:\n- port: 1\n  listeners:\n  - routes:\n    - backends:\n      - ai: {{name: v, provider: {{vertex: {vertex}}}, policies: {{backendAuth: {auth}}}}}\n"
+        )
+    };
+    let gcp = "{gcp: {type: accessToken, credential: {file: /etc/sa.json}}}";
+    let config = load_str(
+        &provider(
+            "{projectId: acme-1, region: us-east5, model: claude-opus-4-6}",
+            gcp,
+        ),
+        "f",
+        &env(),
+    )
+    .unwrap();
+    let BackendKind::Ai(ai) = &config.binds[0].listeners[0].routes[0].backends[0].kind else {
+        panic!("an ai backend")
+    };
+    let p = &ai.groups[0][0];
+    assert_eq!(p.provider, Provider::Vertex);
+    assert_eq!(
+        p.vertex.as_ref().unwrap().region.as_deref(),
+        Some("us-east5")
+    );
+    assert_eq!(
+        p.backend_auth,
+        Some(BackendAuth::Gcp(GcpAuth {
+            credential_file: Some("/etc/sa.json".into())
+        }))
+    );
+    assert_eq!(
+        config.referenced_files(),
+        [(
+            "binds[0].listeners[0].routes[0].backends[0].ai.groups[0].providers[0].policies.backendAuth.gcp.credential.file".to_string(),
+            std::path::PathBuf::from("/etc/sa.json")
+        )]
+    );
+    let entra = "{azure: {explicitConfig: {clientSecret: {tenant_id: t-1, client_id: c-1, client_secret: $AZ_SECRET}}}}";
+    let env = HashMap::from([("AZ_SECRET".to_string(), "s3cret".to_string())]);
+    let config = load_str(&provider("{projectId: p}", entra), "f", &env).unwrap();
+    let BackendKind::Ai(ai) = &config.binds[0].listeners[0].routes[0].backends[0].kind else {
+        panic!("an ai backend")
+    };
+    let Some(BackendAuth::Azure(AzureAuth::ClientSecret { client_secret, .. })) =
+        &ai.groups[0][0].backend_auth
+    else {
+        panic!("a client secret")
+    };
+    assert_eq!(client_secret.expose(), "s3cret");
+    let shown = serde_json::to_string(&config).unwrap();
+    assert!(
+        !shown.contains("s3cret") && shown.contains("$AZ_SECRET"),
+        "{shown}"
+    );
+
+    let workload = "{azure: {explicitConfig: {workloadIdentity: {}}}}";
+    let config = load_str(&provider("{projectId: p}", workload), "f", &env).unwrap();
+    let back = Config::try_from(crate::proto::v1::Config::from(&config)).unwrap();
+    assert_eq!(back, config, "through the proto");
+    let BackendKind::Ai(ai) = &back.binds[0].listeners[0].routes[0].backends[0].kind else {
+        panic!("an ai backend")
+    };
+    assert_eq!(
+        ai.groups[0][0].backend_auth,
+        Some(BackendAuth::Azure(AzureAuth::WorkloadIdentity))
+    );
+
+    let at = "binds[0].listeners[0].routes[0].backends[0].ai";
+    let auth = format!("{at}.policies.backendAuth");
+    assert_reported(
+        &errors(&provider("{projectId: 'a/b'}", gcp)),
+        [(format!("{at}.provider.vertex.projectId"), "project id")],
+    );
+    assert_reported(
+        &errors(&provider("{projectId: p}", "{gcp: {type: idToken}}")),
+        [(format!("{auth}.gcp.type"), "`idToken` (OIDC ID tokens")],
+    );
+    assert_reported(
+        &errors(&provider(
+            "{projectId: p}",
+            "{gcp: {credential: '{\"type\": 1}'}}",
+        )),
+        [(format!("{auth}.gcp.credential"), "use `credential.file`")],
+    );
+    assert_reported(
+        &errors(&provider("{projectId: p}", "{azure: {implicit: {}}}")),
+        [(format!("{auth}.azure.implicit"), "is not supported")],
+    );
+    assert_reported(
+        &errors(&provider(
+            "{projectId: p}",
+            "{azure: {explicitConfig: {managedIdentity: {}}}}",
+        )),
+        [(
+            format!("{auth}.azure.explicitConfig.managedIdentity"),
+            "is not supported",
+        )],
+    );
+    assert_reported(
+        &errors(
+            "binds:\n- port: 1\n  listeners:\n  - routes:\n    - policies: {backendAuth: {gcp: {}}}\n      backends: [{host: 'a:1'}]\n",
+        ),
+        [(
+            "binds[0].listeners[0].routes[0].policies.backendAuth",
+            "apply to `ai` backends only",
+        )],
+    );
+}

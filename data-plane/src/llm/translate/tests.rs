@@ -135,6 +135,10 @@ fn upstream_errors_keep_their_message() {
     );
     let (m, _) = error_parts(b"upstream exploded");
     assert_eq!(m, "upstream exploded");
+    let (m, _) = error_parts(
+        br#"[{"error":{"code":429,"message":"Quota exceeded","status":"RESOURCE_EXHAUSTED"}}]"#,
+    );
+    assert_eq!(m, "Quota exceeded");
 }
 
 // Regressions kept from fuzzing (`fuzz/regressions/`): each input once crashed a fuzz target.

@@ -58,6 +58,26 @@ pub struct RawProviderKind {
     pub anthropic: Option<RawModel>,
     pub gemini: Option<RawModel>,
     pub azure: Option<RawAzure>,
+    pub vertex: Option<RawVertex>,
+}
+
+/// `provider.vertex`, agentgateway's spelling.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawVertex {
+    pub model: Option<String>,
+    pub region: Option<String>,
+    pub project_id: String,
+}
+
+/// A Vertex AI provider's project and region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Vertex {
+    pub project_id: String,
+    /// `None` is `global` (`aiplatform.googleapis.com`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
 }
 
 /// `provider.azure`, agentgateway's spelling.
@@ -171,6 +191,9 @@ pub struct AiProvider {
     /// `provider.azure`'s endpoint (Azure providers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub azure: Option<Azure>,
+    /// `provider.vertex`'s project and region (Vertex providers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vertex: Option<Vertex>,
 }
 
 impl AiProvider {
@@ -199,6 +222,9 @@ pub enum Provider {
     Gemini,
     /// `azure`: Azure OpenAI or AI Foundry (OpenAI's API on Azure's paths, `api-key`).
     Azure,
+    /// `vertex`: Vertex AI, Gemini models (OpenAI-compatible endpoint) and Anthropic models
+    /// (`rawPredict`), with Google access tokens.
+    Vertex,
 }
 
 impl Validator<'_> {
@@ -251,7 +277,7 @@ impl Validator<'_> {
         let Some(kind) = &raw.provider else {
             self.error(
                 path,
-                "missing field `provider` (openAI, anthropic, gemini or azure)",
+                "missing field `provider` (openAI, anthropic, gemini, azure or vertex)",
             );
             return None;
         };
@@ -260,6 +286,7 @@ impl Validator<'_> {
             ("anthropic", kind.anthropic.is_some()),
             ("gemini", kind.gemini.is_some()),
             ("azure", kind.azure.is_some()),
+            ("vertex", kind.vertex.is_some()),
         ];
         if !self.exactly_one(&path.key("provider"), "a provider", &options) {
             return None;
@@ -270,12 +297,39 @@ impl Validator<'_> {
             api_version: a.api_version.clone().unwrap_or_else(|| "v1".to_string()),
             project_name: a.project_name.clone(),
         });
+        let vertex = kind.vertex.as_ref().map(|v| Vertex {
+            project_id: v.project_id.clone(),
+            region: v.region.clone(),
+        });
         let (provider, model) = match (&kind.open_ai, &kind.anthropic, &kind.gemini, &kind.azure) {
             (Some(m), ..) => (Provider::OpenAi, m.model.clone()),
             (None, Some(m), ..) => (Provider::Anthropic, m.model.clone()),
             (None, None, Some(m), _) => (Provider::Gemini, m.model.clone()),
-            (None, None, None, a) => (Provider::Azure, a.as_ref()?.model.clone()),
+            (None, None, None, Some(a)) => (Provider::Azure, a.model.clone()),
+            (None, None, None, None) => (Provider::Vertex, kind.vertex.as_ref()?.model.clone()),
         };
+        if let Some(v) = &kind.vertex {
+            // Both become part of the host name and path.
+            let label =
+                |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            let vp = path.key("provider").key("vertex");
+            if !label(&v.project_id) {
+                self.error(
+                    &vp.key("projectId"),
+                    "`projectId` is a Google Cloud project id (letters, digits and `-`)",
+                );
+                return None;
+            }
+            if let Some(r) = &v.region
+                && !label(r)
+            {
+                self.error(
+                    &vp.key("region"),
+                    "`region` is a Google Cloud location (`us-central1`, `global`)",
+                );
+                return None;
+            }
+        }
         if let Some(a) = &azure
             && (a.resource_name.is_empty()
                 || a.resource_name
@@ -345,6 +399,7 @@ impl Validator<'_> {
             .and_then(|h| self.health(h, &path.key("policies").key("health")));
         Some(AiProvider {
             azure,
+            vertex,
             health,
             name,
             provider,
@@ -399,6 +454,7 @@ impl From<&AiProvider> for pb::AiProvider {
                 Provider::Anthropic => pb::Provider::Anthropic,
                 Provider::Gemini => pb::Provider::Gemini,
                 Provider::Azure => pb::Provider::Azure,
+                Provider::Vertex => pb::Provider::Vertex,
             } as i32,
             model: p.model.clone(),
             host_override: p.host_override.clone(),
@@ -411,6 +467,10 @@ impl From<&AiProvider> for pb::AiProvider {
                 foundry: a.resource_type == AzureResourceType::Foundry,
                 api_version: a.api_version.clone(),
                 project_name: a.project_name.clone(),
+            }),
+            vertex: p.vertex.as_ref().map(|v| pb::Vertex {
+                project_id: v.project_id.clone(),
+                region: v.region.clone(),
             }),
             backend_auth: p.backend_auth.as_ref().map(Into::into),
             backend_tls: p.backend_tls.as_ref().map(Into::into),
@@ -425,13 +485,21 @@ impl TryFrom<pb::AiProvider> for AiProvider {
         if p.provider == pb::Provider::Azure as i32 && p.azure.is_none() {
             return convert::missing("azure");
         }
+        if p.provider == pb::Provider::Vertex as i32 && p.vertex.is_none() {
+            return convert::missing("vertex");
+        }
         Ok(AiProvider {
             provider: match enum_value(p.provider, "provider")? {
                 pb::Provider::Openai => Provider::OpenAi,
                 pb::Provider::Anthropic => Provider::Anthropic,
                 pb::Provider::Gemini => Provider::Gemini,
                 pb::Provider::Azure => Provider::Azure,
+                pb::Provider::Vertex => Provider::Vertex,
             },
+            vertex: p.vertex.map(|v| Vertex {
+                project_id: v.project_id,
+                region: v.region,
+            }),
             azure: p.azure.map(|a| Azure {
                 resource_name: a.resource_name,
                 resource_type: if a.foundry {

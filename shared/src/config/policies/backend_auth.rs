@@ -5,6 +5,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize, Serializer};
 
+use super::cloud_auth::{AzureAuth, GcpAuth, RawAzureAuth, RawGcpAuth};
 use super::credential::{CredentialLocation, RawCredentialLocation};
 use crate::config::path::YamlPath;
 use crate::config::validate::Validator;
@@ -16,6 +17,8 @@ use crate::proto::v1 as pb;
 pub struct RawBackendAuth {
     pub key: Option<String>,
     pub passthrough: Option<RawPassthrough>,
+    pub gcp: Option<RawGcpAuth>,
+    pub azure: Option<RawAzureAuth>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -34,6 +37,10 @@ pub enum BackendAuth {
     /// `passthrough`: the caller's token, as `jwtAuth` validated it, put at `location`
     /// (default `Authorization: Bearer`).
     Passthrough { location: CredentialLocation },
+    /// `gcp`: a Google OAuth access token, as `Authorization: Bearer` (`ai` providers).
+    Gcp(GcpAuth),
+    /// `azure`: a Microsoft Entra access token, as `Authorization: Bearer` (`ai` providers).
+    Azure(AzureAuth),
 }
 
 impl BackendAuth {
@@ -41,7 +48,24 @@ impl BackendAuth {
     pub fn key(&self) -> Option<&Secret> {
         match self {
             BackendAuth::Key(key) => Some(key),
-            BackendAuth::Passthrough { .. } => None,
+            _ => None,
+        }
+    }
+
+    /// Whether the proxy fetches the credential from a token endpoint (`gcp`, `azure`).
+    pub fn is_token(&self) -> bool {
+        matches!(self, BackendAuth::Gcp(_) | BackendAuth::Azure(_))
+    }
+
+    /// The secret this policy holds, with its key under `backendAuth`.
+    pub fn secret_mut(&mut self) -> Option<(&'static str, &mut Secret)> {
+        match self {
+            BackendAuth::Key(key) => Some(("key", key)),
+            BackendAuth::Azure(AzureAuth::ClientSecret { client_secret, .. }) => Some((
+                "azure.explicitConfig.clientSecret.client_secret",
+                client_secret,
+            )),
+            _ => None,
         }
     }
 }
@@ -137,9 +161,19 @@ impl Validator<'_> {
         let options = [
             ("key", raw.key.is_some()),
             ("passthrough", raw.passthrough.is_some()),
+            ("gcp", raw.gcp.is_some()),
+            ("azure", raw.azure.is_some()),
         ];
         if !self.exactly_one(path, "`backendAuth`", &options) {
             return None;
+        }
+        if let Some(gcp) = &raw.gcp {
+            return self.gcp_auth(gcp, &path.key("gcp")).map(BackendAuth::Gcp);
+        }
+        if let Some(azure) = &raw.azure {
+            return self
+                .azure_auth(azure, &path.key("azure"))
+                .map(BackendAuth::Azure);
         }
         if let Some(passthrough) = &raw.passthrough {
             let location = self.credential_location(
@@ -201,11 +235,19 @@ impl From<&BackendAuth> for pb::BackendAuth {
         match a {
             BackendAuth::Key(key) => pb::BackendAuth {
                 key: Some(key.into()),
-                passthrough: None,
+                ..Default::default()
             },
             BackendAuth::Passthrough { location } => pb::BackendAuth {
-                key: None,
                 passthrough: Some(location.into()),
+                ..Default::default()
+            },
+            BackendAuth::Gcp(gcp) => pb::BackendAuth {
+                gcp: Some(gcp.into()),
+                ..Default::default()
+            },
+            BackendAuth::Azure(azure) => pb::BackendAuth {
+                azure: Some(azure.into()),
+                ..Default::default()
             },
         }
     }
@@ -215,6 +257,12 @@ impl TryFrom<pb::BackendAuth> for BackendAuth {
     type Error = InvalidSnapshot;
 
     fn try_from(a: pb::BackendAuth) -> convert::Result<BackendAuth> {
+        if let Some(gcp) = a.gcp {
+            return Ok(BackendAuth::Gcp(gcp.into()));
+        }
+        if let Some(azure) = convert::optional(a.azure, "azure")? {
+            return Ok(BackendAuth::Azure(azure));
+        }
         match convert::optional(a.passthrough, "passthrough")? {
             Some(location) => Ok(BackendAuth::Passthrough { location }),
             None => Ok(BackendAuth::Key(convert::required(a.key, "key")?)),
