@@ -154,6 +154,7 @@ mod tests {
             ai: None,
             health: None,
             azure: None,
+            bedrock: None,
             backend_auth: None,
             backend_tls: None,
         }

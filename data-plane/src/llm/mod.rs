@@ -2,6 +2,7 @@
 //! OpenAI chat completions and Anthropic Messages, the APIs forwarded as they are (Responses,
 //! embeddings, token counting, `detect`), and token usage.
 
+pub mod bedrock;
 pub mod edit;
 pub mod failover;
 pub mod provider;
@@ -17,8 +18,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyDataStream, BodyExt, Limited, StreamBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyDataStream, BodyExt, StreamBody};
+use hyper::body::Frame;
 use serde_json::{Value, json};
 use tollgate_shared::config::model::{BackendAuth, Policies, Provider, RateLimitKind, RouteType};
 
@@ -87,6 +88,8 @@ struct Plan {
     /// Passthrough only: the route's token-type buckets, debited with the answer's usage
     /// (other exchanges settle their reservation instead).
     passthrough_buckets: Vec<Arc<Bucket>>,
+    /// The model, when the upstream speaks Bedrock's Converse (answers adapted to Anthropic's).
+    converse: Option<String>,
 }
 
 #[expect(
@@ -156,10 +159,17 @@ pub async fn serve(
     drop(share);
     // The final answer is read (and translated) only now; `None` is `/v1/models`.
     match answer {
-        Some((resp, plan, name)) => Ok(Served {
-            response: respond(resp, &plan, &name).await?,
-            provider: Some(name),
-        }),
+        Some((resp, plan, name)) => {
+            let resp = resp.map(|b| b.map_err(BoxError::from).boxed_unsync());
+            let resp = match &plan.converse {
+                Some(model) => bedrock::to_anthropic(resp, model, &name).await?,
+                None => resp,
+            };
+            Ok(Served {
+                response: respond(resp, &plan, &name).await?,
+                provider: Some(name),
+            })
+        }
         None => Ok(Served {
             response: models(call.pool),
             provider: None,
@@ -194,6 +204,13 @@ enum Reading {
 
 /// Why a provider cannot serve an API forwarded as is, or `None` when it can.
 fn unsupported(kind: RouteType, provider: Provider) -> Option<&'static str> {
+    if provider == Provider::Bedrock
+        && !matches!(kind, RouteType::Completions | RouteType::Messages)
+    {
+        return Some(
+            "the bedrock provider serves chat (route types `completions` and `messages`) through Bedrock's Converse API",
+        );
+    }
     if (kind, provider) == (RouteType::Responses, Provider::Gemini) {
         return Some(
             "Gemini's OpenAI-compatible API has no Responses endpoint: route `responses` to an openAI provider",
@@ -275,6 +292,7 @@ fn prepare<'b>(
             rewritten: false,
             exchange: None,
             passthrough_buckets: token_buckets(call),
+            converse: None,
         },
         RouteType::Detect => {
             // Read when it is JSON; forwarded as is either way.
@@ -312,6 +330,7 @@ fn prepare<'b>(
                     Vec::new()
                 },
                 exchange,
+                converse: None,
             }
         }
         RouteType::Completions
@@ -362,7 +381,13 @@ fn prepare<'b>(
             } else {
                 request.with_model(&model)
             };
-            let path = provider::operation_path(provider, kind, &model);
+            let (path, out) = match &provider.bedrock {
+                Some(b) if chat => {
+                    bedrock::converse_request(provider, b, &out, &model, request.streaming())?
+                }
+                _ => (provider::operation_path(provider, kind, &model), out),
+            };
+            let converse = provider.bedrock.is_some().then(|| model.clone());
             let exchange = (kind != RouteType::AnthropicTokenCount)
                 .then(|| exchange(call, provider, kind, request, body, model, reservation))
                 .transpose()?;
@@ -379,6 +404,7 @@ fn prepare<'b>(
                 rewritten: true,
                 exchange,
                 passthrough_buckets: Vec::new(),
+                converse,
             }
         }
     };
@@ -507,6 +533,9 @@ fn upstream_request(
     }
     provider::apply_auth(p.provider, auth, headers);
     retry::mark_attempt(headers, attempt);
+    if let Some(BackendAuth::Aws(aws)) = auth {
+        bedrock::sign_request(&mut req, &plan.body, aws, p)?;
+    }
     Ok(req)
 }
 
@@ -539,20 +568,28 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-async fn read_all(body: Incoming, provider: &str) -> Result<Bytes, ProxyError> {
-    Limited::new(body, MAX_UPSTREAM_BODY)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| ProxyError::UpstreamProtocol {
-            backend: provider.to_string(),
-            reason: format!("reading the answer failed: {e}"),
-        })
+/// The whole answer, at most [`MAX_UPSTREAM_BODY`] bytes.
+async fn read_all(mut body: BoxBody, provider: &str) -> Result<Bytes, ProxyError> {
+    let failed = |reason: String| ProxyError::UpstreamProtocol {
+        backend: provider.to_string(),
+        reason: format!("reading the answer failed: {reason}"),
+    };
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| failed(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > MAX_UPSTREAM_BODY {
+                return Err(failed("length limit exceeded".into()));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
 }
 
 /// Response processing: errors reshaped for the client, bodies translated, usage recorded.
 async fn respond(
-    resp: Response<Incoming>,
+    resp: Response<BoxBody>,
     plan: &Plan,
     provider: &str,
 ) -> Result<Response<BoxBody>, ProxyError> {
@@ -667,13 +704,12 @@ async fn respond(
 /// An answer forwarded as it is: passthrough answers metered for the route's token buckets.
 fn untouched(
     parts: http::response::Parts,
-    body: Incoming,
+    body: BoxBody,
     plan: &Plan,
     is_sse: bool,
 ) -> Response<BoxBody> {
-    let body = body.map_err(Into::into);
     let body = if plan.passthrough_buckets.is_empty() || !parts.status.is_success() {
-        body.boxed_unsync()
+        body
     } else {
         usage::Metered::new(body, is_sse, plan.passthrough_buckets.clone()).boxed_unsync()
     };
@@ -684,7 +720,7 @@ fn untouched(
 /// bodies whole.
 async fn observed(
     mut parts: http::response::Parts,
-    body: Incoming,
+    body: BoxBody,
     plan: &Plan,
     provider: &str,
     is_sse: bool,
@@ -783,7 +819,7 @@ impl StreamState {
 }
 
 fn translated_stream(
-    body: Incoming,
+    body: BoxBody,
     translator: Box<dyn Translate>,
     exchange: Option<Exchange>,
 ) -> BoxBody {

@@ -21,7 +21,8 @@ impl Format {
     pub fn of(p: Provider) -> Format {
         match p {
             Provider::OpenAi | Provider::Gemini | Provider::Azure => Format::OpenAi,
-            Provider::Anthropic => Format::Anthropic,
+            // Bedrock is reached through an adapter around Anthropic Messages (`bedrock`).
+            Provider::Anthropic | Provider::Bedrock => Format::Anthropic,
         }
     }
 }
@@ -33,6 +34,7 @@ pub fn system(p: Provider) -> &'static str {
         Provider::Anthropic => "anthropic",
         Provider::Gemini => "gcp.gemini",
         Provider::Azure => "azure",
+        Provider::Bedrock => "aws.bedrock",
     }
 }
 
@@ -51,6 +53,10 @@ pub fn base_url(p: &AiProvider, tls: bool) -> String {
             }
             Some(a) => format!("https://{}.openai.azure.com", a.resource_name),
             None => "https://invalid.azure".to_string(),
+        },
+        (None, Provider::Bedrock) => match &p.bedrock {
+            Some(b) => super::bedrock::base_url(b),
+            None => "https://invalid.bedrock".to_string(),
         },
     }
 }
@@ -87,7 +93,7 @@ pub fn operation_path(p: &AiProvider, kind: RouteType, model: &str) -> String {
 fn base_path(p: &AiProvider) -> &str {
     p.path_prefix.as_deref().unwrap_or(match p.provider {
         Provider::Gemini => "/v1beta/openai",
-        Provider::OpenAi | Provider::Anthropic | Provider::Azure => "/v1",
+        Provider::OpenAi | Provider::Anthropic | Provider::Azure | Provider::Bedrock => "/v1",
     })
 }
 
@@ -123,7 +129,8 @@ pub fn apply_auth(p: Provider, auth: Option<&BackendAuth>, headers: &mut HeaderM
                 headers.insert("api-key", v);
             }
         }
-        Provider::OpenAi | Provider::Gemini => {
+        // Bedrock: an API key is a bearer token; `backendAuth.aws` signs the request later.
+        Provider::OpenAi | Provider::Gemini | Provider::Bedrock => {
             if let Some(key) = auth.and_then(BackendAuth::key)
                 && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
             {
@@ -166,6 +173,7 @@ mod tests {
             ai: None,
             health: None,
             azure: None,
+            bedrock: None,
             backend_auth: None,
             backend_tls: None,
         }

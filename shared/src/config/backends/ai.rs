@@ -58,6 +58,30 @@ pub struct RawProviderKind {
     pub anthropic: Option<RawModel>,
     pub gemini: Option<RawModel>,
     pub azure: Option<RawAzure>,
+    pub bedrock: Option<RawBedrock>,
+}
+
+/// `provider.bedrock`, agentgateway's spelling.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawBedrock {
+    pub model: Option<String>,
+    pub region: String,
+    pub guardrail_identifier: Option<String>,
+    pub guardrail_version: Option<String>,
+}
+
+/// A Bedrock provider's region and guardrail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bedrock {
+    /// `bedrock-runtime.{region}.amazonaws.com`, and the signing region by default.
+    pub region: String,
+    /// Sent in each Converse request's `guardrailConfig` (with `guardrailVersion`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrail_identifier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrail_version: Option<String>,
 }
 
 /// `provider.azure`, agentgateway's spelling.
@@ -171,6 +195,9 @@ pub struct AiProvider {
     /// `provider.azure`'s endpoint (Azure providers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub azure: Option<Azure>,
+    /// `provider.bedrock`'s region and guardrail (Bedrock providers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bedrock: Option<Bedrock>,
 }
 
 impl AiProvider {
@@ -199,6 +226,8 @@ pub enum Provider {
     Gemini,
     /// `azure`: Azure OpenAI or AI Foundry (OpenAI's API on Azure's paths, `api-key`).
     Azure,
+    /// `bedrock`: Amazon Bedrock's Converse API, requests signed with SigV4.
+    Bedrock,
 }
 
 impl Validator<'_> {
@@ -251,7 +280,7 @@ impl Validator<'_> {
         let Some(kind) = &raw.provider else {
             self.error(
                 path,
-                "missing field `provider` (openAI, anthropic, gemini or azure)",
+                "missing field `provider` (openAI, anthropic, gemini, azure or bedrock)",
             );
             return None;
         };
@@ -260,6 +289,7 @@ impl Validator<'_> {
             ("anthropic", kind.anthropic.is_some()),
             ("gemini", kind.gemini.is_some()),
             ("azure", kind.azure.is_some()),
+            ("bedrock", kind.bedrock.is_some()),
         ];
         if !self.exactly_one(&path.key("provider"), "a provider", &options) {
             return None;
@@ -274,8 +304,13 @@ impl Validator<'_> {
             (Some(m), ..) => (Provider::OpenAi, m.model.clone()),
             (None, Some(m), ..) => (Provider::Anthropic, m.model.clone()),
             (None, None, Some(m), _) => (Provider::Gemini, m.model.clone()),
-            (None, None, None, a) => (Provider::Azure, a.as_ref()?.model.clone()),
+            (None, None, None, Some(a)) => (Provider::Azure, a.model.clone()),
+            (None, None, None, None) => (Provider::Bedrock, kind.bedrock.as_ref()?.model.clone()),
         };
+        let bedrock = kind
+            .bedrock
+            .as_ref()
+            .map(|b| self.bedrock(b, &path.key("provider").key("bedrock")));
         if let Some(a) = &azure
             && (a.resource_name.is_empty()
                 || a.resource_name
@@ -331,6 +366,12 @@ impl Validator<'_> {
             (None, Some(a)) => self.backend_auth(a, &path.key("policies").key("backendAuth")),
             (None, None) => None,
         };
+        if matches!(auth, Some(BackendAuth::Aws(_))) && provider != Provider::Bedrock {
+            self.error(
+                path,
+                "backendAuth.aws signs requests to bedrock providers only",
+            );
+        }
         if let Some(BackendAuth::Passthrough { .. }) = auth {
             self.error(
                 path,
@@ -345,6 +386,7 @@ impl Validator<'_> {
             .and_then(|h| self.health(h, &path.key("policies").key("health")));
         Some(AiProvider {
             azure,
+            bedrock,
             health,
             name,
             provider,
@@ -356,6 +398,23 @@ impl Validator<'_> {
             backend_auth: auth,
             backend_tls,
         })
+    }
+}
+
+impl Validator<'_> {
+    fn bedrock(&mut self, raw: &RawBedrock, path: &YamlPath) -> Bedrock {
+        self.aws_region(&raw.region, &path.key("region"));
+        if raw.guardrail_identifier.is_some() != raw.guardrail_version.is_some() {
+            self.error(
+                path,
+                "`guardrailIdentifier` and `guardrailVersion` go together",
+            );
+        }
+        Bedrock {
+            region: raw.region.clone(),
+            guardrail_identifier: raw.guardrail_identifier.clone(),
+            guardrail_version: raw.guardrail_version.clone(),
+        }
     }
 }
 
@@ -399,6 +458,7 @@ impl From<&AiProvider> for pb::AiProvider {
                 Provider::Anthropic => pb::Provider::Anthropic,
                 Provider::Gemini => pb::Provider::Gemini,
                 Provider::Azure => pb::Provider::Azure,
+                Provider::Bedrock => pb::Provider::Bedrock,
             } as i32,
             model: p.model.clone(),
             host_override: p.host_override.clone(),
@@ -411,6 +471,11 @@ impl From<&AiProvider> for pb::AiProvider {
                 foundry: a.resource_type == AzureResourceType::Foundry,
                 api_version: a.api_version.clone(),
                 project_name: a.project_name.clone(),
+            }),
+            bedrock: p.bedrock.as_ref().map(|b| pb::Bedrock {
+                region: b.region.clone(),
+                guardrail_identifier: b.guardrail_identifier.clone(),
+                guardrail_version: b.guardrail_version.clone(),
             }),
             backend_auth: p.backend_auth.as_ref().map(Into::into),
             backend_tls: p.backend_tls.as_ref().map(Into::into),
@@ -425,13 +490,22 @@ impl TryFrom<pb::AiProvider> for AiProvider {
         if p.provider == pb::Provider::Azure as i32 && p.azure.is_none() {
             return convert::missing("azure");
         }
+        if p.provider == pb::Provider::Bedrock as i32 && p.bedrock.is_none() {
+            return convert::missing("bedrock");
+        }
         Ok(AiProvider {
             provider: match enum_value(p.provider, "provider")? {
                 pb::Provider::Openai => Provider::OpenAi,
                 pb::Provider::Anthropic => Provider::Anthropic,
                 pb::Provider::Gemini => Provider::Gemini,
                 pb::Provider::Azure => Provider::Azure,
+                pb::Provider::Bedrock => Provider::Bedrock,
             },
+            bedrock: p.bedrock.map(|b| Bedrock {
+                region: b.region,
+                guardrail_identifier: b.guardrail_identifier,
+                guardrail_version: b.guardrail_version,
+            }),
             azure: p.azure.map(|a| Azure {
                 resource_name: a.resource_name,
                 resource_type: if a.foundry {

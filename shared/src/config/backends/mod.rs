@@ -6,7 +6,7 @@ mod mcp;
 
 use serde::{Deserialize, Serialize};
 
-pub use ai::{AiBackend, AiProvider, Azure, AzureResourceType, Provider, RawAi};
+pub use ai::{AiBackend, AiProvider, Azure, AzureResourceType, Bedrock, Provider, RawAi};
 pub use mcp::{
     FailureMode, McpBackend, McpTarget, McpTargetKind, OpenApiSchema, PrefixMode, RawMcp,
 };
