@@ -1,29 +1,50 @@
 //! `tollgate-fake-llm`: the fake OpenAI and Anthropic APIs as a process, for the Python SDK
-//! interop tests. Prints `{"openai": ADDR, "anthropic": ADDR}` on one line, then serves until
-//! its standard input closes.
+//! interop tests. Prints `{"openai": ADDR, "anthropic": ADDR}` on one line (and `"bedrock"`
+//! with `--aws-key-id`/`--aws-secret`: a fake Bedrock in `us-east-1` checking signatures made
+//! with those keys), then serves until its standard input closes.
 
+use tollgate_tests::bedrock::{AwsKeys, FakeBedrock};
 use tollgate_tests::{FakeLlm, Kind};
 
 #[tokio::main]
 async fn main() {
     let mut args = std::env::args().skip(1);
     let (mut openai_key, mut anthropic_key) = (None, None);
+    let (mut aws_key_id, mut aws_secret) = (None, None);
     while let Some(flag) = args.next() {
         match flag.as_str() {
             "--openai-key" => openai_key = args.next(),
             "--anthropic-key" => anthropic_key = args.next(),
+            "--aws-key-id" => aws_key_id = args.next(),
+            "--aws-secret" => aws_secret = args.next(),
             other => {
-                eprintln!("unknown flag {other}; flags: --openai-key K --anthropic-key K");
+                eprintln!(
+                    "unknown flag {other}; flags: --openai-key K --anthropic-key K --aws-key-id ID --aws-secret S"
+                );
                 std::process::exit(2);
             }
         }
     }
     let openai = FakeLlm::start(Kind::OpenAi, openai_key.as_deref()).await;
     let anthropic = FakeLlm::start(Kind::Anthropic, anthropic_key.as_deref()).await;
-    println!(
-        "{}",
-        serde_json::json!({"openai": openai.authority(), "anthropic": anthropic.authority()})
-    );
+    let mut addrs =
+        serde_json::json!({"openai": openai.authority(), "anthropic": anthropic.authority()});
+    let bedrock = match (aws_key_id, aws_secret) {
+        (Some(access_key_id), Some(secret_access_key)) => Some(
+            FakeBedrock::start(AwsKeys {
+                access_key_id,
+                secret_access_key,
+                session_token: None,
+                region: "us-east-1".into(),
+            })
+            .await,
+        ),
+        _ => None,
+    };
+    if let Some(b) = &bedrock {
+        addrs["bedrock"] = b.authority().into();
+    }
+    println!("{addrs}");
     // Serve until the parent closes our stdin (or kills us).
     let _ =
         tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
