@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4::SigningParams;
-use http::{HeaderValue, Request, header};
+use http::{Request, header};
 use parking_lot::Mutex;
 use tollgate_shared::config::model::AwsAuth;
 
@@ -15,7 +15,8 @@ use tollgate_shared::config::model::AwsAuth;
 const SERVICE: &str = "bedrock";
 
 /// Signs `req` (whose body is `body`) for `region`: adds `x-amz-date`, `authorization` and,
-/// with a session token, `x-amz-security-token`. Signed: `host`, `content-type` and those.
+/// with a session token, `x-amz-security-token`. Signed: `host`, `content-type` (when set) and
+/// those.
 pub fn sign<B>(
     req: &mut Request<B>,
     body: &[u8],
@@ -41,28 +42,23 @@ pub fn sign<B>(
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json")
-        .to_string();
+        .map(str::to_string);
+    let mut signed = vec![("host", host.as_str())];
+    if let Some(t) = &content_type {
+        signed.push(("content-type", t.as_str()));
+    }
     let uri = req.uri().to_string();
     let signable = SignableRequest::new(
         req.method().as_str(),
         uri.as_str(),
-        [
-            ("host", host.as_str()),
-            ("content-type", content_type.as_str()),
-        ]
-        .into_iter(),
+        signed.into_iter(),
         SignableBody::Bytes(body),
     )
     .map_err(|e| e.to_string())?;
     let (instructions, _) = aws_sigv4::http_request::sign(signable, &params.into())
         .map_err(|e| e.to_string())?
         .into_parts();
-    let headers = req.headers_mut();
-    if let Ok(v) = HeaderValue::from_str(&content_type) {
-        headers.insert(header::CONTENT_TYPE, v);
-    }
-    headers.remove("x-amz-security-token");
+    req.headers_mut().remove("x-amz-security-token");
     instructions.apply_to_request_http1x(req);
     Ok(())
 }
