@@ -19,6 +19,8 @@ use axum::response::{IntoResponse, Response};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
+use crate::llm::words;
+
 /// The keys the fake accepts, and the session token it requires (if any).
 #[derive(Clone)]
 pub struct AwsKeys {
@@ -221,19 +223,6 @@ fn wants_tool(request: &Value) -> Option<String> {
         .pointer("/toolConfig/tools/0/toolSpec/name")
         .and_then(Value::as_str)
         .map(str::to_string)
-}
-
-fn words(v: &Value) -> u64 {
-    match v {
-        Value::String(s) => s.split_whitespace().count() as u64,
-        Value::Array(a) => a.iter().map(words).sum(),
-        Value::Object(o) => o
-            .iter()
-            .filter(|(k, _)| *k == "text" || *k == "content")
-            .map(|(_, v)| words(v))
-            .sum(),
-        _ => 0,
-    }
 }
 
 /// ConverseStream's events for an answer: text in two deltas, or a tool call.
