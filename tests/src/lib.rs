@@ -1,6 +1,7 @@
 //! End-to-end harness: real `tollgate` processes on free loopback ports, fake upstreams,
 //! config files edited on disk, and a bounded `eventually`.
 
+pub mod bedrock;
 pub mod bench;
 pub mod cloud;
 pub mod control_plane;

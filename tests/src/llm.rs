@@ -129,7 +129,8 @@ impl Drop for FakeLlm {
     }
 }
 
-fn words(v: &Value) -> u64 {
+/// Words of a prompt's texts: the fakes' token count.
+pub(crate) fn words(v: &Value) -> u64 {
     match v {
         Value::String(s) => s.split_whitespace().count() as u64,
         Value::Array(a) => a.iter().map(words).sum(),

@@ -168,6 +168,7 @@ mod tests {
             health: None,
             azure: None,
             vertex: None,
+            bedrock: None,
             backend_auth: None,
             backend_tls: None,
         }

@@ -2,6 +2,7 @@
 //! OpenAI chat completions and Anthropic Messages, the APIs forwarded as they are (Responses,
 //! embeddings, token counting, `detect`), and token usage.
 
+pub mod bedrock;
 pub mod credentials;
 pub mod edit;
 pub mod failover;
@@ -20,8 +21,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use http::{HeaderValue, Request, Response, StatusCode, header};
-use http_body_util::{BodyDataStream, BodyExt, Limited, StreamBody};
-use hyper::body::{Frame, Incoming};
+use http_body_util::{BodyDataStream, BodyExt, StreamBody};
+use hyper::body::Frame;
 use serde_json::{Value, json};
 use tollgate_shared::config::model::{BackendAuth, Policies, Provider, RateLimitKind, RouteType};
 
@@ -92,6 +93,8 @@ struct Plan {
     passthrough_buckets: Vec<Arc<Bucket>>,
     /// A translated Responses request: what its answer repeats of it.
     responses_template: Option<serde_json::Map<String, Value>>,
+    /// The model, when the upstream speaks Bedrock's Converse (answers adapted to Anthropic's).
+    converse: Option<String>,
 }
 
 #[expect(
@@ -178,10 +181,17 @@ pub async fn serve(
     drop(share);
     // The final answer is read (and translated) only now; `None` is `/v1/models`.
     match answer {
-        Some((resp, plan, name)) => Ok(Served {
-            response: respond(resp, &plan, &name).await?,
-            provider: Some(name),
-        }),
+        Some((resp, plan, name)) => {
+            let resp = resp.map(|b| b.map_err(BoxError::from).boxed_unsync());
+            let resp = match &plan.converse {
+                Some(model) => bedrock::to_anthropic(resp, model, &name).await?,
+                None => resp,
+            };
+            Ok(Served {
+                response: respond(resp, &plan, &name).await?,
+                provider: Some(name),
+            })
+        }
         None => Ok(Served {
             response: models(call.pool),
             provider: None,
@@ -234,6 +244,16 @@ fn route_type(policies: &Policies, path: &str) -> RouteType {
 
 /// Why a provider speaking `upstream` cannot serve an API, or `None` when it can.
 fn unsupported(kind: RouteType, provider: Provider, upstream: Format) -> Option<&'static str> {
+    if provider == Provider::Bedrock
+        && !matches!(
+            kind,
+            RouteType::Completions | RouteType::Messages | RouteType::Responses
+        )
+    {
+        return Some(
+            "the bedrock provider serves chat (route types `completions`, `messages` and `responses`) through Bedrock's Converse API",
+        );
+    }
     if (kind, provider) == (RouteType::Embeddings, Provider::Vertex) {
         return Some(
             "embeddings on Vertex (its `predict` API) are not supported: route `embeddings` to an openAI provider",
@@ -308,6 +328,7 @@ fn prepare<'b>(
             exchange: None,
             passthrough_buckets: token_buckets(call),
             responses_template: None,
+            converse: None,
         },
         RouteType::Detect => {
             // Read when it is JSON; forwarded as is either way.
@@ -346,6 +367,7 @@ fn prepare<'b>(
                 },
                 exchange,
                 responses_template: None,
+                converse: None,
             }
         }
         RouteType::Completions
@@ -408,7 +430,17 @@ fn prepare<'b>(
             };
             let out = vertex::upstream_body(provider.provider, operation, upstream, out)
                 .map_err(|e| ProxyError::BadRequest(format!("invalid LLM request: {e}")))?;
-            let path = provider::operation_path(provider, operation, &model, request.streaming());
+            let (path, out) = match &provider.bedrock {
+                Some(b) if chat => {
+                    bedrock::converse_request(provider, b, &out, &model, request.streaming())?
+                }
+                _ => {
+                    let path =
+                        provider::operation_path(provider, operation, &model, request.streaming());
+                    (path, out)
+                }
+            };
+            let converse = provider.bedrock.is_some().then(|| model.clone());
             let exchange = (kind != RouteType::AnthropicTokenCount)
                 .then(|| exchange(call, provider, kind, request, body, model, reservation))
                 .transpose()?;
@@ -426,6 +458,7 @@ fn prepare<'b>(
                 exchange,
                 passthrough_buckets: Vec::new(),
                 responses_template: translated.then(|| request.responses_template()),
+                converse,
             }
         }
     };
@@ -554,6 +587,9 @@ fn upstream_request(
     }
     provider::apply_auth(p.provider, auth, headers);
     retry::mark_attempt(headers, attempt);
+    if let Some(BackendAuth::Aws(aws)) = auth {
+        bedrock::sign_request(&mut req, &plan.body, aws, p)?;
+    }
     Ok(req)
 }
 
@@ -586,20 +622,28 @@ fn unix_now() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
-async fn read_all(body: Incoming, provider: &str) -> Result<Bytes, ProxyError> {
-    Limited::new(body, MAX_UPSTREAM_BODY)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|e| ProxyError::UpstreamProtocol {
-            backend: provider.to_string(),
-            reason: format!("reading the answer failed: {e}"),
-        })
+/// The whole answer, at most [`MAX_UPSTREAM_BODY`] bytes.
+async fn read_all(mut body: BoxBody, provider: &str) -> Result<Bytes, ProxyError> {
+    let failed = |reason: String| ProxyError::UpstreamProtocol {
+        backend: provider.to_string(),
+        reason: format!("reading the answer failed: {reason}"),
+    };
+    let mut out = bytes::BytesMut::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| failed(e.to_string()))?;
+        if let Ok(data) = frame.into_data() {
+            if out.len() + data.len() > MAX_UPSTREAM_BODY {
+                return Err(failed("length limit exceeded".into()));
+            }
+            out.extend_from_slice(&data);
+        }
+    }
+    Ok(out.freeze())
 }
 
 /// Response processing: errors reshaped for the client, bodies translated, usage recorded.
 async fn respond(
-    resp: Response<Incoming>,
+    resp: Response<BoxBody>,
     plan: &Plan,
     provider: &str,
 ) -> Result<Response<BoxBody>, ProxyError> {
@@ -737,13 +781,12 @@ async fn respond(
 /// An answer forwarded as it is: passthrough answers metered for the route's token buckets.
 fn untouched(
     parts: http::response::Parts,
-    body: Incoming,
+    body: BoxBody,
     plan: &Plan,
     is_sse: bool,
 ) -> Response<BoxBody> {
-    let body = body.map_err(Into::into);
     let body = if plan.passthrough_buckets.is_empty() || !parts.status.is_success() {
-        body.boxed_unsync()
+        body
     } else {
         usage::Metered::new(body, is_sse, plan.passthrough_buckets.clone()).boxed_unsync()
     };
@@ -754,7 +797,7 @@ fn untouched(
 /// bodies whole.
 async fn observed(
     mut parts: http::response::Parts,
-    body: Incoming,
+    body: BoxBody,
     plan: &Plan,
     provider: &str,
     is_sse: bool,
@@ -853,7 +896,7 @@ impl StreamState {
 }
 
 fn translated_stream(
-    body: Incoming,
+    body: BoxBody,
     translator: Box<dyn Translate>,
     exchange: Option<Exchange>,
 ) -> BoxBody {

@@ -27,7 +27,8 @@ impl Format {
         match p {
             Provider::OpenAi | Provider::Gemini | Provider::Azure => Format::OpenAi,
             Provider::Vertex if vertex::anthropic_model(model).is_none() => Format::OpenAi,
-            Provider::Anthropic | Provider::Vertex => Format::Anthropic,
+            // Bedrock is reached through an adapter around Anthropic Messages (`bedrock`).
+            Provider::Anthropic | Provider::Vertex | Provider::Bedrock => Format::Anthropic,
         }
     }
 }
@@ -45,6 +46,7 @@ pub fn system(p: Provider) -> &'static str {
         Provider::Gemini => "gcp.gemini",
         Provider::Azure => "azure",
         Provider::Vertex => "gcp.vertex_ai",
+        Provider::Bedrock => "aws.bedrock",
     }
 }
 
@@ -67,6 +69,10 @@ pub fn base_url(p: &AiProvider, tls: bool) -> String {
         (None, Provider::Vertex) => match &p.vertex {
             Some(v) => format!("https://{}", vertex::host(v)),
             None => "https://invalid.vertex".to_string(),
+        },
+        (None, Provider::Bedrock) => match &p.bedrock {
+            Some(b) => super::bedrock::base_url(b),
+            None => "https://invalid.bedrock".to_string(),
         },
     }
 }
@@ -111,7 +117,11 @@ pub fn operation_path(p: &AiProvider, kind: RouteType, model: &str, streaming: b
 fn base_path(p: &AiProvider) -> &str {
     p.path_prefix.as_deref().unwrap_or(match p.provider {
         Provider::Gemini => "/v1beta/openai",
-        Provider::OpenAi | Provider::Anthropic | Provider::Azure | Provider::Vertex => "/v1",
+        Provider::OpenAi
+        | Provider::Anthropic
+        | Provider::Azure
+        | Provider::Vertex
+        | Provider::Bedrock => "/v1",
     })
 }
 
@@ -153,7 +163,8 @@ pub fn apply_auth(p: Provider, auth: Option<&BackendAuth>, headers: &mut HeaderM
                 headers.insert("api-key", v);
             }
         }
-        Provider::OpenAi | Provider::Gemini | Provider::Vertex => {
+        // Bedrock: an API key is a bearer token; `backendAuth.aws` signs the request later.
+        Provider::OpenAi | Provider::Gemini | Provider::Vertex | Provider::Bedrock => {
             if let Some(key) = auth.and_then(BackendAuth::key)
                 && let Ok(v) = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
             {
@@ -197,6 +208,7 @@ mod tests {
             health: None,
             azure: None,
             vertex: None,
+            bedrock: None,
             backend_auth: None,
             backend_tls: None,
         }

@@ -165,13 +165,19 @@ pub fn expand_tree(
     }
 }
 
-/// `…backendAuth.key`, `…clientSecret.client_secret`, `…apiKey.keys[i].key`, `…stdio.env.NAME`, `…stdio.args[i]` and header-modifier values: the
+/// `…backendAuth.key`, `…clientSecret.client_secret`, `…backendAuth.aws`'s keys, `…apiKey.keys[i].key`, `…stdio.env.NAME`, `…stdio.args[i]` and header-modifier values: the
 /// fields that hold credentials and need no validation on the control plane.
 fn is_secret(path: &YamlPath) -> bool {
     use super::path::Segment::{Index, Key};
     match path.segments() {
         [.., Key(a), Key(b)] if a == "backendAuth" && b == "key" => true,
         [.., Key(a), Key(b)] if a == "clientSecret" && b == "client_secret" => true,
+        [.., Key(a), Key(b), Key(c)] if a == "backendAuth" && b == "aws" => {
+            matches!(
+                c.as_str(),
+                "accessKeyId" | "secretAccessKey" | "sessionToken"
+            )
+        }
         [.., Key(a), Key(k), Index(_), Key(b)] if a == "apiKey" && k == "keys" && b == "key" => {
             true
         }

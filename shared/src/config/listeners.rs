@@ -6,7 +6,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize, Serializer};
 
-use super::backends::{Backend, BackendKind, McpTargetKind, RawBackend};
+use super::backends::{Backend, BackendKind, McpTargetKind, Provider, RawBackend};
 use super::model::Invalid;
 use super::path::YamlPath;
 use super::policies::{BackendAuth, PathRewrite, Policies, RawPolicies};
@@ -229,6 +229,23 @@ impl Route {
                     "a prefix rewrite needs every match of the route to be a `pathPrefix` match",
                 ));
             }
+        }
+        // A provider's own backendAuth replaces the route's.
+        let unsigned = |b: &Backend| match &b.kind {
+            BackendKind::Ai(ai) => ai
+                .groups
+                .iter()
+                .flatten()
+                .any(|p| p.provider != Provider::Bedrock && p.backend_auth.is_none()),
+            _ => true,
+        };
+        if matches!(policies.backend_auth, Some(BackendAuth::Aws(_)))
+            && backends.iter().any(unsigned)
+        {
+            problems.push(Invalid::at(
+                "policies.backendAuth.aws",
+                "backendAuth.aws signs requests to bedrock providers only: this route has other backends",
+            ));
         }
         if policies.request_mirror.is_some()
             && backends

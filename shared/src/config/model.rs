@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 pub use super::backends::{
-    AiBackend, AiProvider, Azure, AzureResourceType, Backend, BackendKind, FailureMode, McpBackend,
+    AiBackend, AiProvider, Azure, AzureResourceType, Backend, BackendKind, Bedrock, FailureMode, McpBackend,
     McpTarget, McpTargetKind, OpenApiSchema, PrefixMode, Provider, Vertex,
 };
 pub use super::frontend::{
@@ -24,7 +24,7 @@ pub use super::listeners::{
 };
 use super::path::YamlPath;
 pub use super::policies::{
-    AiPolicy, ApiKey, ApiKeyAuth, ApiKeyCredential, AuthMode, AuthorityRewrite, AzureAuth,
+    AiPolicy, ApiKey, ApiKeyAuth, ApiKeyCredential, AuthMode, AuthorityRewrite, AwsAuth, AwsKeys, AzureAuth,
     BackendAuth, BackendTls, BasicAuth, BucketKeyExpr, Cors, CredentialLocation, DirectResponse,
     Eviction, GcpAuth, HeaderModifier, HealthPolicy, Jwks, JwtAuth, JwtMode, JwtProvider,
     McpAuthentication, McpIdp, PathRewrite, Policies, PromptMessage, Prompts, RateLimit,
@@ -210,13 +210,8 @@ impl Config {
         }
         for (at, route) in self.routes_mut() {
             let policies = &mut route.policies;
-            if let Some((key, secret)) = policies
-                .backend_auth
-                .as_mut()
-                .and_then(BackendAuth::secret_mut)
-            {
-                let path = format!("{at}.policies.backendAuth.{key}");
-                f(&SecretField::key(&path), secret);
+            if let Some(auth) = &mut policies.backend_auth {
+                visit_backend_auth(auth, &format!("{at}.policies.backendAuth"), f);
             }
             for (i, k) in policies
                 .api_key
@@ -258,15 +253,10 @@ impl Config {
                     BackendKind::Ai(ai) => {
                         for (g, group) in ai.groups.iter_mut().enumerate() {
                             for (p, provider) in group.iter_mut().enumerate() {
-                                if let Some((key, secret)) = provider
-                                    .backend_auth
-                                    .as_mut()
-                                    .and_then(BackendAuth::secret_mut)
-                                {
-                                    let path = format!(
-                                        "{at}.ai.groups[{g}].providers[{p}].backendAuth.{key}"
-                                    );
-                                    f(&SecretField::key(&path), secret);
+                                if let Some(auth) = &mut provider.backend_auth {
+                                    let path =
+                                        format!("{at}.ai.groups[{g}].providers[{p}].backendAuth");
+                                    visit_backend_auth(auth, &path, f);
                                 }
                             }
                         }
@@ -360,6 +350,41 @@ pub enum SecretKind<'a> {
     Url,
     /// A stdio argument, and whether dumps redact it (a key, a credential flag's value).
     Argument { redacted: bool },
+}
+
+/// The secrets of a `backendAuth` at `path`: its key, or its AWS keys.
+fn visit_backend_auth(
+    auth: &mut BackendAuth,
+    path: &str,
+    f: &mut dyn FnMut(&SecretField<'_>, &mut Secret),
+) {
+    match auth {
+        BackendAuth::Key(key) => f(&SecretField::key(&format!("{path}.key")), key),
+        BackendAuth::Aws(AwsAuth {
+            keys: Some(keys), ..
+        }) => {
+            let fields = [
+                ("accessKeyId", Some(&mut keys.access_key_id)),
+                ("secretAccessKey", Some(&mut keys.secret_access_key)),
+                ("sessionToken", keys.session_token.as_mut()),
+            ];
+            for (name, secret) in fields {
+                if let Some(secret) = secret {
+                    f(&SecretField::key(&format!("{path}.aws.{name}")), secret);
+                }
+            }
+        }
+        BackendAuth::Azure(AzureAuth::ClientSecret { client_secret, .. }) => f(
+            &SecretField::key(&format!(
+                "{path}.azure.explicitConfig.clientSecret.client_secret"
+            )),
+            client_secret,
+        ),
+        BackendAuth::Aws(_)
+        | BackendAuth::Azure(_)
+        | BackendAuth::Gcp(_)
+        | BackendAuth::Passthrough { .. } => {}
+    }
 }
 
 /// Where a secret sits in the config.

@@ -1579,3 +1579,65 @@ fn vertex_and_cloud_token_auth_take_agentgateways_fields() {
         )],
     );
 }
+
+#[test]
+fn bedrock_providers_and_aws_auth_take_agentgateways_fields() {
+    let provider = |bedrock: &str, auth: &str| {
+        format!(
+            "binds:\n- port: 1\n  listeners:\n  - routes:\n    - backends:\n      - ai: {{name: b, provider: {{bedrock: {bedrock}}}, backendAuth: {auth}}}\n"
+        )
+    };
+    let config = load_str(
+        &provider(
+            "{region: eu-west-1, model: m, guardrailIdentifier: g, guardrailVersion: '1'}",
+            "{aws: {}}",
+        ),
+        "f",
+        &env(),
+    )
+    .unwrap();
+    let BackendKind::Ai(ai) = &config.binds[0].listeners[0].routes[0].backends[0].kind else {
+        panic!("an ai backend")
+    };
+    let p = &ai.groups[0][0];
+    assert_eq!(p.provider, Provider::Bedrock);
+    assert_eq!(p.bedrock.as_ref().unwrap().region, "eu-west-1");
+    assert_eq!(
+        p.backend_auth,
+        Some(BackendAuth::Aws(AwsAuth {
+            keys: None,
+            region: None
+        })),
+        "`{{}}`: keys from the proxy's environment or profile file"
+    );
+    let at = "binds[0].listeners[0].routes[0].backends[0].ai";
+    assert_reported(
+        &errors(&provider("{region: 'us east'}", "{aws: {}}")),
+        [(format!("{at}.provider.bedrock.region"), "AWS region")],
+    );
+    assert_reported(
+        &errors(&provider(
+            "{region: us-east-1, guardrailIdentifier: g}",
+            "{aws: {}}",
+        )),
+        [(format!("{at}.provider.bedrock"), "go together")],
+    );
+    assert_reported(
+        &errors(&provider("{region: us-east-1}", "{aws: {accessKeyId: A}}")),
+        [(format!("{at}.backendAuth.aws"), "go together")],
+    );
+    assert_reported(
+        &errors(&provider("{}", "{aws: {}}")),
+        [(format!("{at}.provider.bedrock"), "missing field `region`")],
+    );
+    let openai = "binds:\n- port: 1\n  listeners:\n  - routes:\n    - backends:\n      - ai: {name: o, provider: {openAI: {}}, backendAuth: {aws: {}}}\n";
+    assert_reported(&errors(openai), [(at, "bedrock providers only")]);
+    let host = "binds:\n- port: 1\n  listeners:\n  - routes:\n    - policies: {backendAuth: {aws: {}}}\n      backends: [{host: '127.0.0.1:1'}]\n";
+    assert_reported(
+        &errors(host),
+        [(
+            "binds[0].listeners[0].routes[0].policies.backendAuth.aws",
+            "bedrock providers only",
+        )],
+    );
+}

@@ -16,6 +16,7 @@ mod http_policies;
 mod keys;
 mod lifecycle;
 mod llm;
+mod llm_bedrock;
 mod llm_cloud;
 mod llm_routes;
 mod mcp;

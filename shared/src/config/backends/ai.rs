@@ -59,6 +59,7 @@ pub struct RawProviderKind {
     pub gemini: Option<RawModel>,
     pub azure: Option<RawAzure>,
     pub vertex: Option<RawVertex>,
+    pub bedrock: Option<RawBedrock>,
 }
 
 /// `provider.vertex`, agentgateway's spelling.
@@ -78,6 +79,29 @@ pub struct Vertex {
     /// `None` is `global` (`aiplatform.googleapis.com`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+}
+
+/// `provider.bedrock`, agentgateway's spelling.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawBedrock {
+    pub model: Option<String>,
+    pub region: String,
+    pub guardrail_identifier: Option<String>,
+    pub guardrail_version: Option<String>,
+}
+
+/// A Bedrock provider's region and guardrail.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Bedrock {
+    /// `bedrock-runtime.{region}.amazonaws.com`, and the signing region by default.
+    pub region: String,
+    /// Sent in each Converse request's `guardrailConfig` (with `guardrailVersion`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrail_identifier: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guardrail_version: Option<String>,
 }
 
 /// `provider.azure`, agentgateway's spelling.
@@ -194,6 +218,9 @@ pub struct AiProvider {
     /// `provider.vertex`'s project and region (Vertex providers only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub vertex: Option<Vertex>,
+    /// `provider.bedrock`'s region and guardrail (Bedrock providers only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bedrock: Option<Bedrock>,
 }
 
 impl AiProvider {
@@ -225,6 +252,8 @@ pub enum Provider {
     /// `vertex`: Vertex AI, Gemini models (OpenAI-compatible endpoint) and Anthropic models
     /// (`rawPredict`), with Google access tokens.
     Vertex,
+    /// `bedrock`: Amazon Bedrock's Converse API, requests signed with SigV4.
+    Bedrock,
 }
 
 impl Validator<'_> {
@@ -277,7 +306,7 @@ impl Validator<'_> {
         let Some(kind) = &raw.provider else {
             self.error(
                 path,
-                "missing field `provider` (openAI, anthropic, gemini, azure or vertex)",
+                "missing field `provider` (openAI, anthropic, gemini, azure, vertex or bedrock)",
             );
             return None;
         };
@@ -287,6 +316,7 @@ impl Validator<'_> {
             ("gemini", kind.gemini.is_some()),
             ("azure", kind.azure.is_some()),
             ("vertex", kind.vertex.is_some()),
+            ("bedrock", kind.bedrock.is_some()),
         ];
         if !self.exactly_one(&path.key("provider"), "a provider", &options) {
             return None;
@@ -306,7 +336,10 @@ impl Validator<'_> {
             (None, Some(m), ..) => (Provider::Anthropic, m.model.clone()),
             (None, None, Some(m), _) => (Provider::Gemini, m.model.clone()),
             (None, None, None, Some(a)) => (Provider::Azure, a.model.clone()),
-            (None, None, None, None) => (Provider::Vertex, kind.vertex.as_ref()?.model.clone()),
+            (None, None, None, None) => match (&kind.vertex, &kind.bedrock) {
+                (Some(v), _) => (Provider::Vertex, v.model.clone()),
+                (None, b) => (Provider::Bedrock, b.as_ref()?.model.clone()),
+            },
         };
         if let Some(v) = &kind.vertex {
             // Both become part of the host name and path.
@@ -330,6 +363,10 @@ impl Validator<'_> {
                 return None;
             }
         }
+        let bedrock = kind
+            .bedrock
+            .as_ref()
+            .map(|b| self.bedrock(b, &path.key("provider").key("bedrock")));
         if let Some(a) = &azure
             && (a.resource_name.is_empty()
                 || a.resource_name
@@ -385,6 +422,12 @@ impl Validator<'_> {
             (None, Some(a)) => self.backend_auth(a, &path.key("policies").key("backendAuth")),
             (None, None) => None,
         };
+        if matches!(auth, Some(BackendAuth::Aws(_))) && provider != Provider::Bedrock {
+            self.error(
+                path,
+                "backendAuth.aws signs requests to bedrock providers only",
+            );
+        }
         if let Some(BackendAuth::Passthrough { .. }) = auth {
             self.error(
                 path,
@@ -400,6 +443,7 @@ impl Validator<'_> {
         Some(AiProvider {
             azure,
             vertex,
+            bedrock,
             health,
             name,
             provider,
@@ -411,6 +455,23 @@ impl Validator<'_> {
             backend_auth: auth,
             backend_tls,
         })
+    }
+}
+
+impl Validator<'_> {
+    fn bedrock(&mut self, raw: &RawBedrock, path: &YamlPath) -> Bedrock {
+        self.aws_region(&raw.region, &path.key("region"));
+        if raw.guardrail_identifier.is_some() != raw.guardrail_version.is_some() {
+            self.error(
+                path,
+                "`guardrailIdentifier` and `guardrailVersion` go together",
+            );
+        }
+        Bedrock {
+            region: raw.region.clone(),
+            guardrail_identifier: raw.guardrail_identifier.clone(),
+            guardrail_version: raw.guardrail_version.clone(),
+        }
     }
 }
 
@@ -455,6 +516,7 @@ impl From<&AiProvider> for pb::AiProvider {
                 Provider::Gemini => pb::Provider::Gemini,
                 Provider::Azure => pb::Provider::Azure,
                 Provider::Vertex => pb::Provider::Vertex,
+                Provider::Bedrock => pb::Provider::Bedrock,
             } as i32,
             model: p.model.clone(),
             host_override: p.host_override.clone(),
@@ -472,6 +534,11 @@ impl From<&AiProvider> for pb::AiProvider {
                 project_id: v.project_id.clone(),
                 region: v.region.clone(),
             }),
+            bedrock: p.bedrock.as_ref().map(|b| pb::Bedrock {
+                region: b.region.clone(),
+                guardrail_identifier: b.guardrail_identifier.clone(),
+                guardrail_version: b.guardrail_version.clone(),
+            }),
             backend_auth: p.backend_auth.as_ref().map(Into::into),
             backend_tls: p.backend_tls.as_ref().map(Into::into),
         }
@@ -488,6 +555,9 @@ impl TryFrom<pb::AiProvider> for AiProvider {
         if p.provider == pb::Provider::Vertex as i32 && p.vertex.is_none() {
             return convert::missing("vertex");
         }
+        if p.provider == pb::Provider::Bedrock as i32 && p.bedrock.is_none() {
+            return convert::missing("bedrock");
+        }
         Ok(AiProvider {
             provider: match enum_value(p.provider, "provider")? {
                 pb::Provider::Openai => Provider::OpenAi,
@@ -495,10 +565,16 @@ impl TryFrom<pb::AiProvider> for AiProvider {
                 pb::Provider::Gemini => Provider::Gemini,
                 pb::Provider::Azure => Provider::Azure,
                 pb::Provider::Vertex => Provider::Vertex,
+                pb::Provider::Bedrock => Provider::Bedrock,
             },
             vertex: p.vertex.map(|v| Vertex {
                 project_id: v.project_id,
                 region: v.region,
+            }),
+            bedrock: p.bedrock.map(|b| Bedrock {
+                region: b.region,
+                guardrail_identifier: b.guardrail_identifier,
+                guardrail_version: b.guardrail_version,
             }),
             azure: p.azure.map(|a| Azure {
                 resource_name: a.resource_name,

@@ -19,6 +19,18 @@ pub struct RawBackendAuth {
     pub passthrough: Option<RawPassthrough>,
     pub gcp: Option<RawGcpAuth>,
     pub azure: Option<RawAzureAuth>,
+    pub aws: Option<RawAwsAuth>,
+}
+
+/// `backendAuth.aws`, agentgateway's spelling: explicit keys, or `{}` (with at most a region)
+/// for the proxy's environment or profile file.
+#[derive(Debug, Default, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RawAwsAuth {
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+    pub session_token: Option<String>,
+    pub region: Option<String>,
 }
 
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
@@ -41,6 +53,32 @@ pub enum BackendAuth {
     Gcp(GcpAuth),
     /// `azure`: a Microsoft Entra access token, as `Authorization: Bearer` (`ai` providers).
     Azure(AzureAuth),
+    /// `aws`: requests signed with AWS Signature Version 4 (Bedrock providers).
+    Aws(AwsAuth),
+}
+
+/// `backendAuth.aws`: the credentials requests are signed with.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsAuth {
+    /// Explicit keys; `None` reads them, when signing, from the proxy's environment
+    /// (`AWS_ACCESS_KEY_ID`, ...) or its profile file (`AWS_SHARED_CREDENTIALS_FILE`,
+    /// `~/.aws/credentials`, `AWS_PROFILE`).
+    #[serde(flatten)]
+    pub keys: Option<AwsKeys>,
+    /// The signing region; unset, the provider's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+}
+
+/// Explicit AWS keys.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AwsKeys {
+    pub access_key_id: Secret,
+    pub secret_access_key: Secret,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_token: Option<Secret>,
 }
 
 impl BackendAuth {
@@ -55,18 +93,6 @@ impl BackendAuth {
     /// Whether the proxy fetches the credential from a token endpoint (`gcp`, `azure`).
     pub fn is_token(&self) -> bool {
         matches!(self, BackendAuth::Gcp(_) | BackendAuth::Azure(_))
-    }
-
-    /// The secret this policy holds, with its key under `backendAuth`.
-    pub fn secret_mut(&mut self) -> Option<(&'static str, &mut Secret)> {
-        match self {
-            BackendAuth::Key(key) => Some(("key", key)),
-            BackendAuth::Azure(AzureAuth::ClientSecret { client_secret, .. }) => Some((
-                "azure.explicitConfig.clientSecret.client_secret",
-                client_secret,
-            )),
-            _ => None,
-        }
     }
 }
 
@@ -163,6 +189,7 @@ impl Validator<'_> {
             ("passthrough", raw.passthrough.is_some()),
             ("gcp", raw.gcp.is_some()),
             ("azure", raw.azure.is_some()),
+            ("aws", raw.aws.is_some()),
         ];
         if !self.exactly_one(path, "`backendAuth`", &options) {
             return None;
@@ -174,6 +201,9 @@ impl Validator<'_> {
             return self
                 .azure_auth(azure, &path.key("azure"))
                 .map(BackendAuth::Azure);
+        }
+        if let Some(aws) = &raw.aws {
+            return self.aws_auth(aws, &path.key("aws")).map(BackendAuth::Aws);
         }
         if let Some(passthrough) = &raw.passthrough {
             let location = self.credential_location(
@@ -202,6 +232,59 @@ impl Validator<'_> {
             );
         }
         Some(BackendAuth::Key(self.secret(key, &kp)))
+    }
+}
+
+impl Validator<'_> {
+    fn aws_auth(&mut self, raw: &RawAwsAuth, path: &YamlPath) -> Option<AwsAuth> {
+        let keys = match (&raw.access_key_id, &raw.secret_access_key) {
+            (Some(id), Some(secret)) => {
+                let mut held = |value: &str, key: &str| {
+                    let kp = path.key(key);
+                    if value.is_empty() || http::HeaderValue::from_str(value).is_err() {
+                        self.error(&kp, format!("`{key}` is empty or not printable ASCII"));
+                    }
+                    self.secret(value, &kp)
+                };
+                Some(AwsKeys {
+                    access_key_id: held(id, "accessKeyId"),
+                    secret_access_key: held(secret, "secretAccessKey"),
+                    session_token: raw
+                        .session_token
+                        .as_deref()
+                        .map(|t| held(t, "sessionToken")),
+                })
+            }
+            (None, None) if raw.session_token.is_none() => None,
+            _ => {
+                self.error(
+                    path,
+                    "`accessKeyId` and `secretAccessKey` go together (a `sessionToken` needs both); leave all out to read the proxy's environment or profile file",
+                );
+                return None;
+            }
+        };
+        if let Some(r) = &raw.region {
+            self.aws_region(r, &path.key("region"));
+        }
+        Some(AwsAuth {
+            keys,
+            region: raw.region.clone(),
+        })
+    }
+
+    /// An AWS region name (`us-east-1`): it becomes part of a host name.
+    pub(crate) fn aws_region(&mut self, region: &str, path: &YamlPath) {
+        if region.is_empty()
+            || !region
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        {
+            self.error(
+                path,
+                "an AWS region is lowercase letters, digits and `-` (`us-east-1`)",
+            );
+        }
     }
 }
 
@@ -249,6 +332,19 @@ impl From<&BackendAuth> for pb::BackendAuth {
                 azure: Some(azure.into()),
                 ..Default::default()
             },
+            BackendAuth::Aws(aws) => pb::BackendAuth {
+                aws: Some(pb::AwsAuth {
+                    access_key_id: aws.keys.as_ref().map(|k| (&k.access_key_id).into()),
+                    secret_access_key: aws.keys.as_ref().map(|k| (&k.secret_access_key).into()),
+                    session_token: aws
+                        .keys
+                        .as_ref()
+                        .and_then(|k| k.session_token.as_ref())
+                        .map(Into::into),
+                    region: aws.region.clone(),
+                }),
+                ..Default::default()
+            },
         }
     }
 }
@@ -262,6 +358,21 @@ impl TryFrom<pb::BackendAuth> for BackendAuth {
         }
         if let Some(azure) = convert::optional(a.azure, "azure")? {
             return Ok(BackendAuth::Azure(azure));
+        }
+        if let Some(aws) = a.aws {
+            let keys = match (aws.access_key_id, aws.secret_access_key) {
+                (Some(id), Some(secret)) => Some(AwsKeys {
+                    access_key_id: id.try_into()?,
+                    secret_access_key: secret.try_into()?,
+                    session_token: convert::optional(aws.session_token, "sessionToken")?,
+                }),
+                (None, None) => None,
+                _ => return missing("aws.secretAccessKey"),
+            };
+            return Ok(BackendAuth::Aws(AwsAuth {
+                keys,
+                region: aws.region,
+            }));
         }
         match convert::optional(a.passthrough, "passthrough")? {
             Some(location) => Ok(BackendAuth::Passthrough { location }),

@@ -48,7 +48,7 @@ pub use a2a::RawA2a;
 pub use ai::{AiPolicy, PromptMessage, Prompts, RawAiPolicy, RawRouteType, RouteType, RouteTypes};
 pub use api_key::{ApiKey, ApiKeyAuth, ApiKeyCredential, RawApiKeyAuth};
 pub use authorization::{RawRuleSet, Rule, RuleSet};
-pub use backend_auth::{BackendAuth, RawBackendAuth, Secret};
+pub use backend_auth::{AwsAuth, AwsKeys, BackendAuth, RawBackendAuth, Secret};
 pub use backend_tls::{BackendTls, RawBackendTls, Verification};
 pub use basic_auth::{BasicAuth, RawBasicAuth};
 pub use cloud_auth::{AzureAuth, GcpAuth};
