@@ -1,6 +1,6 @@
-"""The official SDKs through the `bedrock` provider: OpenAI's chat completions (plain and
-streamed) and Anthropic's messages (plain and streamed), translated to Bedrock's Converse API,
-signed with SigV4, against a fake Bedrock that verifies the signature."""
+"""The official SDKs through the `bedrock` provider: OpenAI's chat completions and Responses
+(plain and streamed) and Anthropic's messages (plain and streamed), translated to Bedrock's
+Converse API, signed with SigV4, against a fake Bedrock that verifies the signature."""
 
 import json
 import os
@@ -42,7 +42,7 @@ def gateway(bedrock):
     - policies:
         backendAuth: {{aws: {{accessKeyId: $AWS_KEY_ID, secretAccessKey: $AWS_SECRET}}}}
         ai:
-          routes: {{/v1/chat/completions: completions, /v1/messages: messages}}
+          routes: {{/v1/chat/completions: completions, /v1/messages: messages, /v1/responses: responses}}
       backends:
       - ai:
           name: bedrock
@@ -79,3 +79,17 @@ def test_anthropic_messages_plain_and_streamed(gateway):
     assert text == ANSWER
     assert final.usage.output_tokens == 4
     assert final.stop_reason == "end_turn"
+
+
+def test_openai_responses_plain_streamed_and_tools(gateway):
+    client = openai.OpenAI(base_url=f"{gateway}/v1", api_key="client-key", max_retries=0)
+    resp = client.responses.create(model="any", instructions="be brief", input="Hello Bedrock")
+    assert resp.status == "completed" and resp.output_text == ANSWER
+    with client.responses.stream(model="any", input="Hello Bedrock") as stream:
+        deltas = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert deltas == ANSWER and final.output_text == ANSWER
+    tools = [{"type": "function", "name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+    resp = client.responses.create(model="any", input="Weather?", tools=tools)
+    call = resp.output[0]
+    assert call.type == "function_call" and call.name == "weather" and call.arguments == '{"city":"Paris"}'

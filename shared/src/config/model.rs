@@ -13,8 +13,8 @@ use std::time::Duration;
 use serde::{Serialize, Serializer};
 
 pub use super::backends::{
-    AiBackend, AiProvider, Azure, AzureResourceType, Backend, BackendKind, Bedrock, FailureMode, McpBackend,
-    McpTarget, McpTargetKind, OpenApiSchema, PrefixMode, Provider, Vertex,
+    AiBackend, AiProvider, Azure, AzureResourceType, Backend, BackendKind, Bedrock, FailureMode,
+    McpBackend, McpTarget, McpTargetKind, OpenApiSchema, PrefixMode, Provider, Vertex,
 };
 pub use super::frontend::{
     FrontendHttp, FrontendPolicies, FrontendTcp, Keepalives, ProxyMode, ProxyProtocol, ProxyVersion,
@@ -24,12 +24,12 @@ pub use super::listeners::{
 };
 use super::path::YamlPath;
 pub use super::policies::{
-    AiPolicy, ApiKey, ApiKeyAuth, ApiKeyCredential, AuthMode, AuthorityRewrite, AwsAuth, AwsKeys, AzureAuth,
-    BackendAuth, BackendTls, BasicAuth, BucketKeyExpr, Cors, CredentialLocation, DirectResponse,
-    Eviction, GcpAuth, HeaderModifier, HealthPolicy, Jwks, JwtAuth, JwtMode, JwtProvider,
-    McpAuthentication, McpIdp, PathRewrite, Policies, PromptMessage, Prompts, RateLimit,
-    RateLimitKind, RequestMirror, RequestRedirect, Retry, RouteType, RouteTypes, Rule, RuleSet,
-    Secret, Timeout, UrlRewrite, Verification,
+    AiPolicy, ApiKey, ApiKeyAuth, ApiKeyCredential, AuthMode, AuthorityRewrite, AwsAuth, AwsKeys,
+    AzureAuth, BackendAuth, BackendTls, BasicAuth, BucketKeyExpr, Cors, CredentialLocation,
+    DirectResponse, Eviction, GcpAuth, HeaderModifier, HealthPolicy, Jwks, JwtAuth, JwtMode,
+    JwtProvider, McpAuthentication, McpIdp, PathRewrite, Policies, PromptMessage, Prompts,
+    RateLimit, RateLimitKind, RequestMirror, RequestRedirect, Retry, RouteType, RouteTypes, Rule,
+    RuleSet, Secret, Timeout, UrlRewrite, Verification,
 };
 pub use super::settings::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_MAX_BODY_SIZE, Fields, ListenAddr, LogExport, LogFormat,

@@ -27,7 +27,7 @@ fn keys(session_token: Option<&str>) -> AwsKeys {
 /// (a `backendAuth` value).
 fn config(port: u16, fake: &FakeBedrock, auth: &str) -> String {
     format!(
-        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - ai:\n          name: bedrock\n          provider: {{bedrock: {{region: us-west-2, model: \"{MODEL}\", guardrailIdentifier: gr-test, guardrailVersion: \"3\"}}}}\n          hostOverride: \"{}\"\n      policies:\n        backendAuth: {auth}\n        ai:\n          routes: {{/v1/chat/completions: completions, /v1/messages: messages}}\n",
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - ai:\n          name: bedrock\n          provider: {{bedrock: {{region: us-west-2, model: \"{MODEL}\", guardrailIdentifier: gr-test, guardrailVersion: \"3\"}}}}\n          hostOverride: \"{}\"\n      policies:\n        backendAuth: {auth}\n        ai:\n          routes: {{/v1/chat/completions: completions, /v1/messages: messages, /v1/responses: responses}}\n",
         fake.authority()
     )
 }
@@ -182,6 +182,65 @@ async fn messages_clients_reach_bedrock() {
         sse.contains(r#""usage":{"input_tokens":4,"output_tokens":4}"#),
         "{sse}"
     );
+}
+
+/// A Responses client on Bedrock: translated to Messages, then Converse, signed; the answer
+/// (plain or streamed, text or a function call) comes back as a Responses one.
+#[tokio::test(flavor = "multi_thread")]
+async fn responses_clients_reach_bedrock() {
+    let fake = FakeBedrock::start(keys(None)).await;
+    let port = free_port();
+    let auth = format!("{{aws: {{accessKeyId: {KEY_ID}, secretAccessKey: \"{SECRET}\"}}}}");
+    let proxy = Proxy::start(&config(port, &fake, &auth)).await;
+    let url = proxy.url(port, "/v1/responses");
+    let body: Value = post(
+        &url,
+        json!({"model": "any", "instructions": "Be brief", "input": "Hello there", "max_output_tokens": 64}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(body["object"], "response", "{body}");
+    assert_eq!(body["status"], "completed");
+    assert_eq!(body["output"][0]["content"][0]["text"], ANSWER);
+    assert_eq!(body["usage"]["input_tokens"], 4);
+    assert_eq!(body["usage"]["output_tokens"], 4);
+    let seen = &fake.seen()[0];
+    assert!(!seen.stream, "Converse, not ConverseStream");
+    assert_eq!(seen.body["system"], json!([{"text": "Be brief"}]));
+    assert_eq!(seen.body["inferenceConfig"], json!({"maxTokens": 64}));
+
+    let sse = text(
+        post(
+            &url,
+            json!({"model": "any", "input": "Hello there", "stream": true}),
+        )
+        .await,
+    )
+    .await;
+    let names: Vec<&str> = sse
+        .lines()
+        .filter_map(|l| l.strip_prefix("event: "))
+        .collect();
+    assert_eq!(names.first(), Some(&"response.created"), "{sse}");
+    assert_eq!(names.last(), Some(&"response.completed"), "{sse}");
+    assert!(sse.contains(r#""output_tokens":4"#), "{sse}");
+    assert!(fake.seen()[1].stream, "ConverseStream");
+
+    let tools = json!([{"type": "function", "name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let body: Value = post(
+        &url,
+        json!({"model": "any", "input": "Weather?", "tools": tools}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let call = &body["output"][0];
+    assert_eq!(call["type"], "function_call", "{body}");
+    assert_eq!(call["call_id"], "tooluse_1");
+    assert_eq!(call["arguments"], r#"{"city":"Paris"}"#);
 }
 
 /// A wrong secret: the fake's signature check fails and its 403 reaches the client reshaped
@@ -339,7 +398,7 @@ async fn throttled_bedrock_fails_over_and_stream_exceptions_end_streams() {
     let openai = FakeLlm::start(Kind::OpenAi, Some("sk-openai")).await;
     let port = free_port();
     let config = format!(
-        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - ai:\n          groups:\n          - providers:\n            - name: bedrock\n              provider: {{bedrock: {{region: us-west-2, model: \"{MODEL}\"}}}}\n              hostOverride: \"{}\"\n              backendAuth: {{aws: {{accessKeyId: {KEY_ID}, secretAccessKey: \"{SECRET}\"}}}}\n          - providers:\n            - name: openai\n              provider: {{openAI: {{model: gpt-4o-mini}}}}\n              hostOverride: \"{}\"\n              backendAuth: {{key: sk-openai}}\n      policies:\n        retry: {{attempts: 2, codes: [429, 503]}}\n        ai:\n          routes: {{/v1/chat/completions: completions, /v1/messages: messages}}\n",
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - ai:\n          groups:\n          - providers:\n            - name: bedrock\n              provider: {{bedrock: {{region: us-west-2, model: \"{MODEL}\"}}}}\n              hostOverride: \"{}\"\n              backendAuth: {{aws: {{accessKeyId: {KEY_ID}, secretAccessKey: \"{SECRET}\"}}}}\n          - providers:\n            - name: openai\n              provider: {{openAI: {{model: gpt-4o-mini}}}}\n              hostOverride: \"{}\"\n              backendAuth: {{key: sk-openai}}\n      policies:\n        retry: {{attempts: 2, codes: [429, 503]}}\n        ai:\n          routes: {{/v1/chat/completions: completions, /v1/messages: messages, /v1/responses: responses}}\n",
         fake.authority(),
         openai.authority()
     );

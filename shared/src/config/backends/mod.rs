@@ -6,9 +6,7 @@ mod mcp;
 
 use serde::{Deserialize, Serialize};
 
-pub use ai::{
-    AiBackend, AiProvider, Azure, AzureResourceType, Bedrock, Provider, RawAi, Vertex,
-};
+pub use ai::{AiBackend, AiProvider, Azure, AzureResourceType, Bedrock, Provider, RawAi, Vertex};
 pub use mcp::{
     FailureMode, McpBackend, McpTarget, McpTargetKind, OpenApiSchema, PrefixMode, RawMcp,
 };
