@@ -46,6 +46,8 @@ pub struct Knobs {
     pub fail_status: AtomicU16,
     /// Streams end with a `throttlingException` frame after their first text delta.
     pub stream_exception: AtomicBool,
+    /// Keep no record of requests (benchmarks send millions).
+    pub forget: AtomicBool,
 }
 
 struct Inner {
@@ -165,12 +167,14 @@ async fn handle(State(inner): State<Arc<Inner>>, req: Request) -> Response {
     let Ok(request) = serde_json::from_slice::<Value>(&body) else {
         return error_for(400);
     };
-    inner.seen.lock().push(Seen {
-        model,
-        stream,
-        headers: parts.headers.clone(),
-        body: request.clone(),
-    });
+    if !inner.knobs.forget.load(Ordering::Relaxed) {
+        inner.seen.lock().push(Seen {
+            model,
+            stream,
+            headers: parts.headers.clone(),
+            body: request.clone(),
+        });
+    }
     let failing = inner.knobs.fail_status.load(Ordering::Relaxed);
     if failing != 0 {
         return error_for(failing);

@@ -54,6 +54,8 @@ pub struct Knobs {
     pub hold_usage_ms: AtomicU64,
     /// Keep no record of requests (benchmarks send millions).
     pub forget: AtomicBool,
+    /// Send stream events back to back (else 5 ms apart, as a model would trickle them).
+    pub unpaced: AtomicBool,
 }
 
 struct Inner {
@@ -415,7 +417,13 @@ fn vertex(path: &str, body: &Value, k: &Knobs) -> Response {
 }
 
 /// An SSE answer of `frames`, 5 ms apart, with `pause` more before the frame at its index.
-fn sse(frames: Vec<String>, break_after: usize, pause: Option<(usize, Duration)>) -> Response {
+fn sse(frames: Vec<String>, k: &Knobs, pause: Option<(usize, Duration)>) -> Response {
+    let break_after = k.break_stream_after.load(Ordering::Relaxed);
+    let gap = if k.unpaced.load(Ordering::Relaxed) {
+        Duration::ZERO
+    } else {
+        Duration::from_millis(5)
+    };
     let limit = if break_after == 0 {
         frames.len()
     } else {
@@ -424,8 +432,8 @@ fn sse(frames: Vec<String>, break_after: usize, pause: Option<(usize, Duration)>
     let broken = limit < frames.len();
     let stream = futures_util::stream::iter(frames.into_iter().take(limit).enumerate()).then(
         move |(i, f)| async move {
-            if i > 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
+            if i > 0 && !gap.is_zero() {
+                tokio::time::sleep(gap).await;
             }
             if let Some((at, pause)) = pause
                 && at == i
@@ -500,7 +508,7 @@ fn openai(body: &Value, k: &Knobs) -> Response {
             frames.push(format!("data: {}\n\n", json!({"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1_700_000_000, "model": model, "choices": [], "usage": {"prompt_tokens": input, "completion_tokens": output, "total_tokens": input + output}})));
         }
         frames.push("data: [DONE]\n\n".into());
-        return sse(frames, k.break_stream_after.load(Ordering::Relaxed), pause);
+        return sse(frames, k, pause);
     }
     let mut message = json!({"role": "assistant", "content": answer, "refusal": null});
     if let Some(name) = &tool {
@@ -648,7 +656,7 @@ fn responses(body: &Value, k: &Knobs) -> Response {
             format!("event: {name}\ndata: {data}\n\n")
         })
         .collect();
-    sse(frames, k.break_stream_after.load(Ordering::Relaxed), None)
+    sse(frames, k, None)
 }
 
 /// Anthropic token counting: the words of the messages, system prompt and tools.
@@ -740,7 +748,7 @@ fn anthropic(body: &Value, k: &Knobs) -> Response {
         ));
         frames.push(ev("message_delta", json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null}, "usage": {"output_tokens": output}})));
         frames.push(ev("message_stop", json!({"type": "message_stop"})));
-        return sse(frames, k.break_stream_after.load(Ordering::Relaxed), None);
+        return sse(frames, k, None);
     }
     let content = match &tool {
         Some(name) => {

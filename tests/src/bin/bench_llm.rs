@@ -1,8 +1,9 @@
 //! What translation between LLM APIs costs: each client API (chat completions, Messages,
 //! Responses), plain and streamed, served by a provider of its own API (pass-through) and by
 //! one of another API (translated), at saturation; prints each translation's ratio to the
-//! pass-through of the same client API. Self-contained: the fake providers run in-process
-//! and answer the same short text, so the ratios are the gateway's work.
+//! pass-through of the same client API. Self-contained: the fake providers (Bedrock's checks
+//! each SigV4 signature) run in-process and answer short texts, so the ratios are mostly the
+//! gateway's work.
 //!
 //! `cargo build --release --bins && target/release/tollgate-bench-llm [SECONDS]`
 
@@ -10,11 +11,14 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde_json::{Value, json};
+use tollgate_tests::bedrock::{AwsKeys, FakeBedrock};
 use tollgate_tests::bench::{median, requests_per_second, seconds_arg};
 use tollgate_tests::{FakeLlm, Kind, Proxy, free_port};
 
 const CONCURRENCY: usize = 32;
 const ROUNDS: usize = 3;
+const AWS_KEY_ID: &str = "AKIDBENCH";
+const AWS_SECRET: &str = "bench-secret";
 
 /// A client API: its path and a request body.
 struct Api {
@@ -59,18 +63,37 @@ async fn main() -> anyhow::Result<()> {
     let gemini = FakeLlm::start(Kind::Gemini, None).await;
     for fake in [&openai, &anthropic, &gemini] {
         fake.knobs().forget.store(true, Ordering::Relaxed);
+        fake.knobs().unpaced.store(true, Ordering::Relaxed);
     }
+    let bedrock = FakeBedrock::start(AwsKeys {
+        access_key_id: AWS_KEY_ID.into(),
+        secret_access_key: AWS_SECRET.into(),
+        session_token: None,
+        region: "us-east-1".into(),
+    })
+    .await;
+    bedrock.knobs().forget.store(true, Ordering::Relaxed);
     let port = free_port();
-    let route = |name: &str, provider: &str, host: String| {
+    // `provider` is the provider's YAML, `extra` more of the backend's fields.
+    let route = |name: &str, provider: &str, host: String, extra: &str| {
         format!(
-            "    - name: {name}\n      matches: [{{path: {{pathPrefix: /{name}/}}}}]\n      policies:\n        urlRewrite: {{path: {{prefix: /}}}}\n        ai: {{routes: {{/v1/chat/completions: completions, /v1/messages: messages, /v1/responses: responses}}}}\n      backends:\n      - ai: {{name: {name}, provider: {{{provider}: {{}}}}, hostOverride: \"{host}\"}}\n"
+            "    - name: {name}\n      matches: [{{path: {{pathPrefix: /{name}/}}}}]\n      policies:\n        urlRewrite: {{path: {{prefix: /}}}}\n        ai: {{routes: {{/v1/chat/completions: completions, /v1/messages: messages, /v1/responses: responses}}}}\n      backends:\n      - ai: {{name: {name}, provider: {{{provider}}}, hostOverride: \"{host}\"{extra}}}\n"
         )
     };
+    let signed = format!(
+        ", policies: {{backendAuth: {{aws: {{accessKeyId: {AWS_KEY_ID}, secretAccessKey: {AWS_SECRET}}}}}}}"
+    );
     let config = format!(
-        "config:\n  logging:\n    level: warn\nbinds:\n- port: {port}\n  listeners:\n  - routes:\n{}{}{}",
-        route("openai", "openAI", openai.authority()),
-        route("anthropic", "anthropic", anthropic.authority()),
-        route("gemini", "gemini", gemini.authority()),
+        "config:\n  logging:\n    level: warn\nbinds:\n- port: {port}\n  listeners:\n  - routes:\n{}{}{}{}",
+        route("openai", "openAI: {}", openai.authority(), ""),
+        route("anthropic", "anthropic: {}", anthropic.authority(), ""),
+        route("gemini", "gemini: {}", gemini.authority(), ""),
+        route(
+            "bedrock",
+            "bedrock: {region: us-east-1, model: anthropic.claude-3-haiku-20240307-v1:0}",
+            bedrock.authority(),
+            &signed
+        ),
     );
     let _proxy = Proxy::start(&config).await;
     let client = tollgate_tests::http_builder()
@@ -91,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
             if api.name == "Responses" {
                 variants.push((a, stream, "gemini", false));
             }
+            variants.push((a, stream, "bedrock", false));
         }
     }
     let request = |a: usize, stream: bool, upstream: &str| {
@@ -137,6 +161,8 @@ async fn main() -> anyhow::Result<()> {
             "pass-through"
         } else if upstream == "gemini" {
             "translated via Messages"
+        } else if upstream == "bedrock" {
+            "translated, SigV4-signed"
         } else {
             "translated"
         };
