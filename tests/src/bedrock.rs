@@ -59,7 +59,7 @@ struct Inner {
 pub struct FakeBedrock {
     pub addr: SocketAddr,
     inner: Arc<Inner>,
-    task: tokio::task::JoinHandle<()>,
+    _server: crate::Serving,
 }
 
 /// The text every answer starts with.
@@ -77,10 +77,12 @@ impl FakeBedrock {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(inner.clone());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        FakeBedrock { addr, inner, task }
+        let server = crate::serve(listener, app);
+        FakeBedrock {
+            addr,
+            inner,
+            _server: server,
+        }
     }
 
     pub fn authority(&self) -> String {
@@ -93,12 +95,6 @@ impl FakeBedrock {
 
     pub fn knobs(&self) -> &Knobs {
         &self.inner.knobs
-    }
-}
-
-impl Drop for FakeBedrock {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

@@ -88,7 +88,7 @@ struct Inner {
 pub struct FakeTokenEndpoint {
     pub addr: SocketAddr,
     inner: Arc<Inner>,
-    task: tokio::task::JoinHandle<()>,
+    _server: crate::Serving,
 }
 
 impl FakeTokenEndpoint {
@@ -110,10 +110,12 @@ impl FakeTokenEndpoint {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(inner.clone());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        FakeTokenEndpoint { addr, inner, task }
+        let server = crate::serve(listener, app);
+        FakeTokenEndpoint {
+            addr,
+            inner,
+            _server: server,
+        }
     }
 
     /// Google's token URI (a service account file's `token_uri`).
@@ -141,12 +143,6 @@ impl FakeTokenEndpoint {
 
     pub fn refusals(&self) -> Vec<String> {
         self.inner.refusals.lock().clone()
-    }
-}
-
-impl Drop for FakeTokenEndpoint {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

@@ -75,6 +75,48 @@ pub async fn get_json(url: &str) -> serde_json::Value {
     crate::get(url).await.unwrap().json().await.unwrap()
 }
 
+/// An axum app served until this is dropped: what every fake server holds.
+pub struct Serving(tokio::task::JoinHandle<()>);
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Serves `app` on `listener` until the returned [`Serving`] is dropped.
+pub fn serve<L>(listener: L, app: axum::Router) -> Serving
+where
+    L: axum::serve::Listener<Addr = std::net::SocketAddr>,
+{
+    Serving(tokio::spawn(async move {
+        axum::serve(listener, app).await.unwrap();
+    }))
+}
+
+/// POSTs `body` as JSON with a client's bearer key (which an LLM route's `backendAuth`
+/// replaces).
+pub async fn post_json(url: &str, body: serde_json::Value) -> reqwest::Response {
+    http()
+        .post(url)
+        .header("authorization", "Bearer client-key")
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// The whole body of `resp` as text, read chunk by chunk as a stream arrives.
+pub async fn body_text(resp: reqwest::Response) -> String {
+    use futures_util::StreamExt;
+    let mut out = String::new();
+    let mut stream = resp.bytes_stream();
+    while let Some(chunk) = stream.next().await {
+        out.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+    }
+    out
+}
+
 /// A built binary of the workspace: next to the running executable, or next to its `deps/`
 /// folder when that is a test executable.
 pub fn binary(name: &str) -> PathBuf {

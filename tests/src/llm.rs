@@ -70,7 +70,7 @@ struct Inner {
 pub struct FakeLlm {
     pub addr: SocketAddr,
     inner: Arc<Inner>,
-    task: tokio::task::JoinHandle<()>,
+    _server: crate::Serving,
 }
 
 impl FakeLlm {
@@ -106,10 +106,12 @@ impl FakeLlm {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(inner.clone());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        FakeLlm { addr, inner, task }
+        let server = crate::serve(listener, app);
+        FakeLlm {
+            addr,
+            inner,
+            _server: server,
+        }
     }
 
     pub fn authority(&self) -> String {
@@ -122,12 +124,6 @@ impl FakeLlm {
 
     pub fn knobs(&self) -> &Knobs {
         &self.inner.knobs
-    }
-}
-
-impl Drop for FakeLlm {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

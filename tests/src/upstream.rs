@@ -35,7 +35,7 @@ struct Shared {
 pub struct FakeUpstream {
     pub addr: SocketAddr,
     shared: Shared,
-    task: tokio::task::JoinHandle<()>,
+    _server: crate::Serving,
 }
 
 impl FakeUpstream {
@@ -64,10 +64,12 @@ impl FakeUpstream {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(shared.clone());
-        let task = tokio::spawn(async move {
-            axum::serve(listener, app).await.unwrap();
-        });
-        FakeUpstream { addr, shared, task }
+        let server = crate::serve(listener, app);
+        FakeUpstream {
+            addr,
+            shared,
+            _server: server,
+        }
     }
 
     /// `host:port` for configs.
@@ -90,12 +92,6 @@ impl FakeUpstream {
             }
         })
         .await
-    }
-}
-
-impl Drop for FakeUpstream {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 

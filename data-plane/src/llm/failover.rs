@@ -157,21 +157,7 @@ mod tests {
     use tollgate_shared::config::model::Provider;
 
     fn provider(name: &str) -> AiProvider {
-        AiProvider {
-            name: name.into(),
-            provider: Provider::OpenAi,
-            model: None,
-            host_override: None,
-            path_override: None,
-            path_prefix: None,
-            ai: None,
-            health: None,
-            azure: None,
-            vertex: None,
-            bedrock: None,
-            backend_auth: None,
-            backend_tls: None,
-        }
+        AiProvider::named(name, Provider::OpenAi)
     }
 
     fn fail(p: &ProviderPool, id: ProviderId) -> Duration {

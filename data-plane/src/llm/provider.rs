@@ -198,19 +198,8 @@ mod tests {
 
     fn provider(kind: Provider, prefix: Option<&str>) -> AiProvider {
         AiProvider {
-            name: "p".into(),
-            provider: kind,
-            model: None,
-            host_override: None,
-            path_override: None,
             path_prefix: prefix.map(str::to_string),
-            ai: None,
-            health: None,
-            azure: None,
-            vertex: None,
-            bedrock: None,
-            backend_auth: None,
-            backend_tls: None,
+            ..AiProvider::named("p", kind)
         }
     }
 

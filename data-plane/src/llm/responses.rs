@@ -9,7 +9,9 @@ pub mod stream;
 
 use serde_json::{Map, Value, json};
 
-use super::translate::{BadResponse, DEFAULT_MAX_TOKENS, InvalidRequest, parse_data_url};
+use super::translate::{
+    BadResponse, DEFAULT_MAX_TOKENS, InvalidRequest, parse_data_url, set_tool_choice,
+};
 
 /// The request fields a Responses answer repeats back.
 const ECHOED: [&str; 10] = [
@@ -149,7 +151,7 @@ pub fn to_messages(req: &Value, model: &str) -> Result<Value, InvalidRequest> {
     if !tools.is_empty() {
         body.insert("tools".into(), Value::Array(tools));
     }
-    let mut choice = match req.get("tool_choice") {
+    let choice = match req.get("tool_choice") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) if s == "auto" => Some(json!({"type": "auto"})),
         Some(Value::String(s)) if s == "required" => Some(json!({"type": "any"})),
@@ -164,13 +166,7 @@ pub fn to_messages(req: &Value, model: &str) -> Result<Value, InvalidRequest> {
             ));
         }
     };
-    if req.get("parallel_tool_calls").and_then(Value::as_bool) == Some(false) {
-        let c = choice.get_or_insert_with(|| json!({"type": "auto"}));
-        c["disable_parallel_tool_use"] = Value::Bool(true);
-    }
-    if let Some(c) = choice {
-        body.insert("tool_choice".into(), c);
-    }
+    set_tool_choice(&mut body, choice, req);
     Ok(Value::Object(body))
 }
 

@@ -303,8 +303,17 @@ impl AnthropicToOpenAi {
 /// A `content_block_delta` event, parsed without building a JSON tree.
 #[derive(Deserialize)]
 struct BlockDelta<'a> {
+    #[serde(default)]
+    index: u64,
     #[serde(borrow)]
     delta: DeltaBody<'a>,
+}
+
+/// The block index and text of a `content_block_delta` event's data when it is a text delta:
+/// the hot path of every stream translated from Anthropic.
+pub fn text_delta(data: &str) -> Option<(u64, Cow<'_, str>)> {
+    let BlockDelta { index, delta } = serde_json::from_str(data).ok()?;
+    (delta.kind == "text_delta").then_some((index, delta.text?))
 }
 
 #[derive(Deserialize)]
@@ -347,15 +356,7 @@ impl Translate for AnthropicToOpenAi {
         match ev.event.as_str() {
             "ping" => return,
             "content_block_delta" => {
-                if let Ok(BlockDelta {
-                    delta:
-                        DeltaBody {
-                            kind,
-                            text: Some(text),
-                        },
-                }) = serde_json::from_str(&ev.data)
-                    && kind == "text_delta"
-                {
+                if let Some((_, text)) = text_delta(&ev.data) {
                     let chunk = self.text_chunk(&text);
                     out.push_back(chunk);
                     return;

@@ -146,7 +146,7 @@ pub fn completions_to_messages(req: &Value, model: &str) -> Result<Value, Invali
             .collect();
         body.insert("tools".into(), Value::Array(tools));
     }
-    let mut choice = match req.get("tool_choice") {
+    let choice = match req.get("tool_choice") {
         Some(Value::String(s)) if s == "auto" => Some(json!({"type": "auto"})),
         Some(Value::String(s)) if s == "required" => Some(json!({"type": "any"})),
         Some(Value::String(s)) if s == "none" => Some(json!({"type": "none"})),
@@ -156,6 +156,14 @@ pub fn completions_to_messages(req: &Value, model: &str) -> Result<Value, Invali
             .map(|name| json!({"type": "tool", "name": name})),
         _ => None,
     };
+    set_tool_choice(&mut body, choice, req);
+    Ok(Value::Object(body))
+}
+
+/// Anthropic's `tool_choice`: `choice`, with OpenAI's `parallel_tool_calls: false` as
+/// `disable_parallel_tool_use` (both APIs' requests carry it alike).
+pub(super) fn set_tool_choice(body: &mut Map<String, Value>, choice: Option<Value>, req: &Value) {
+    let mut choice = choice;
     if req.get("parallel_tool_calls").and_then(Value::as_bool) == Some(false) {
         let c = choice.get_or_insert_with(|| json!({"type": "auto"}));
         c["disable_parallel_tool_use"] = Value::Bool(true);
@@ -163,7 +171,6 @@ pub fn completions_to_messages(req: &Value, model: &str) -> Result<Value, Invali
     if let Some(c) = choice {
         body.insert("tool_choice".into(), c);
     }
-    Ok(Value::Object(body))
 }
 
 fn user_blocks(content: &Value) -> Vec<Value> {

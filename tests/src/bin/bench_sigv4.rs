@@ -14,23 +14,12 @@ use tollgate_shared::config::model::{AiProvider, AwsAuth, AwsKeys, Bedrock, Prov
 
 fn provider() -> AiProvider {
     AiProvider {
-        name: "bedrock".into(),
-        provider: Provider::Bedrock,
-        model: None,
-        host_override: None,
-        path_override: None,
-        path_prefix: None,
-        ai: None,
-        health: None,
-        azure: None,
-        vertex: None,
         bedrock: Some(Bedrock {
             region: "us-east-1".into(),
             guardrail_identifier: None,
             guardrail_version: None,
         }),
-        backend_auth: None,
-        backend_tls: None,
+        ..AiProvider::named("bedrock", Provider::Bedrock)
     }
 }
 

@@ -3,11 +3,11 @@
 //! environment or a profile file, session tokens, AWS errors reshaped, failover, and secrets
 //! kept out of `/api/config` and logs.
 
-use futures_util::StreamExt;
 use serde_json::{Value, json};
 use tollgate_tests::bedrock::{ANSWER, AwsKeys, FakeBedrock};
 use tollgate_tests::proxy::ProxyOptions;
 use tollgate_tests::{FakeLlm, Kind, Proxy, free_port};
+use tollgate_tests::{body_text as text, post_json as post};
 
 const MODEL: &str = "anthropic.claude-3-haiku-20240307-v1:0";
 const KEY_ID: &str = "AKIDTOLLGATETEST";
@@ -30,25 +30,6 @@ fn config(port: u16, fake: &FakeBedrock, auth: &str) -> String {
         "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - ai:\n          name: bedrock\n          provider: {{bedrock: {{region: us-west-2, model: \"{MODEL}\", guardrailIdentifier: gr-test, guardrailVersion: \"3\"}}}}\n          hostOverride: \"{}\"\n      policies:\n        backendAuth: {auth}\n        ai:\n          routes: {{/v1/chat/completions: completions, /v1/messages: messages, /v1/responses: responses}}\n",
         fake.authority()
     )
-}
-
-async fn post(url: &str, body: Value) -> reqwest::Response {
-    tollgate_tests::http()
-        .post(url)
-        .header("authorization", "Bearer client-key")
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn text(resp: reqwest::Response) -> String {
-    let mut out = String::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        out.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-    }
-    out
 }
 
 fn chat(stream: bool) -> Value {

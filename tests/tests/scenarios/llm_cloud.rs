@@ -6,7 +6,6 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine;
-use futures_util::StreamExt;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::EncodePrivateKey;
@@ -14,6 +13,7 @@ use serde_json::{Value, json};
 use tollgate_tests::cloud::{Client, FakeTokenEndpoint};
 use tollgate_tests::proxy::ProxyOptions;
 use tollgate_tests::{FakeLlm, Kind, Proxy, eventually, free_port};
+use tollgate_tests::{body_text as text, post_json as post};
 
 const CLIENT_EMAIL: &str = "tollgate@acme-ml.iam.gserviceaccount.com";
 
@@ -89,25 +89,6 @@ fn vertex_config(port: u16, vertex: &FakeLlm, policies: &str) -> String {
 {policies}",
         vertex.authority()
     )
-}
-
-async fn post(url: &str, body: Value) -> reqwest::Response {
-    tollgate_tests::http()
-        .post(url)
-        .header("authorization", "Bearer client-key")
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn text(resp: reqwest::Response) -> String {
-    let mut out = String::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        out.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-    }
-    out
 }
 
 fn chat(model: &str, stream: bool) -> Value {

@@ -2,30 +2,16 @@
 //! Anthropic token counting, `detect`): key and model set, usage read for token limits,
 //! metrics and logs, and refusals where a provider does not speak the API.
 
-use futures_util::StreamExt;
 use serde_json::{Value, json};
+use tollgate_tests::post_json as post;
 use tollgate_tests::{FakeLlm, Kind, Proxy, eventually, free_port};
 
 const OPENAI_KEY: &str = "sk-openai-test";
 const ANTHROPIC_KEY: &str = "sk-ant-test";
 
-async fn post(url: &str, body: Value) -> reqwest::Response {
-    tollgate_tests::http()
-        .post(url)
-        .header("authorization", "Bearer client-key")
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-}
-
 /// An SSE body as (event name, data) pairs.
 async fn sse_events(resp: reqwest::Response) -> Vec<(String, Value)> {
-    let mut text = String::new();
-    let mut stream = resp.bytes_stream();
-    while let Some(chunk) = stream.next().await {
-        text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
-    }
+    let text = tollgate_tests::body_text(resp).await;
     text.split("\n\n")
         .filter(|b| !b.trim().is_empty())
         .map(|block| {

@@ -248,21 +248,7 @@ mod tests {
 
     #[test]
     fn model_ids_are_escaped_in_paths() {
-        let provider = AiProvider {
-            name: "b".into(),
-            provider: tollgate_shared::config::model::Provider::Bedrock,
-            model: None,
-            host_override: None,
-            path_override: None,
-            path_prefix: None,
-            ai: None,
-            health: None,
-            azure: None,
-            vertex: None,
-            bedrock: None,
-            backend_auth: None,
-            backend_tls: None,
-        };
+        let provider = AiProvider::named("b", tollgate_shared::config::model::Provider::Bedrock);
         let bedrock = Bedrock {
             region: "us-east-1".into(),
             guardrail_identifier: None,

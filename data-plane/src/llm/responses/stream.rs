@@ -1,19 +1,17 @@
 //! An Anthropic Messages stream turned into Responses API events, one upstream event at a
 //! time: each text block becomes a `message` item, each tool use a `function_call` item.
 
-use std::borrow::Cow;
 use std::collections::VecDeque;
 
 use bytes::Bytes;
 use eventsource_stream::Event;
-use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::{
     anthropic_counts, function_item, function_item_id, item_id, message_item, namespace_of,
     response, response_id,
 };
-use crate::llm::stream::{Core, Translate, named_frame, responses_error_frame};
+use crate::llm::stream::{Core, Translate, named_frame, responses_error_frame, text_delta};
 use crate::llm::usage::probe;
 
 /// An output item being streamed or done.
@@ -207,37 +205,12 @@ impl AnthropicToResponses {
     }
 }
 
-/// A text delta, parsed without building a JSON tree.
-#[derive(Deserialize)]
-struct TextDelta<'a> {
-    index: u64,
-    #[serde(borrow)]
-    delta: DeltaText<'a>,
-}
-
-#[derive(Deserialize)]
-struct DeltaText<'a> {
-    #[serde(rename = "type", borrow)]
-    kind: Cow<'a, str>,
-    #[serde(borrow)]
-    text: Option<Cow<'a, str>>,
-}
-
 impl Translate for AnthropicToResponses {
     fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>) {
         match ev.event.as_str() {
             "ping" => return,
             "content_block_delta" => {
-                if let Ok(TextDelta {
-                    index,
-                    delta:
-                        DeltaText {
-                            kind,
-                            text: Some(text),
-                        },
-                }) = serde_json::from_str(&ev.data)
-                    && kind == "text_delta"
-                {
+                if let Some((index, text)) = text_delta(&ev.data) {
                     if let Some(item) = self.output_index(index) {
                         self.text_delta(item, &text, out);
                     }

@@ -224,6 +224,25 @@ pub struct AiProvider {
 }
 
 impl AiProvider {
+    /// A provider `name` of kind `provider` with nothing else set (its API's defaults).
+    pub fn named(name: &str, provider: Provider) -> AiProvider {
+        AiProvider {
+            name: name.into(),
+            provider,
+            model: None,
+            host_override: None,
+            path_override: None,
+            path_prefix: None,
+            ai: None,
+            health: None,
+            azure: None,
+            vertex: None,
+            bedrock: None,
+            backend_auth: None,
+            backend_tls: None,
+        }
+    }
+
     /// The policies attached to this provider (the backend level), to be combined with the
     /// route's by [`Policies::effective`].
     pub fn policies(&self) -> Policies {
