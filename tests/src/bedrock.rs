@@ -77,7 +77,7 @@ impl FakeBedrock {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(inner.clone());
-        let server = crate::serve(listener, app);
+        let server = crate::serve(crate::no_delay(listener), app);
         FakeBedrock {
             addr,
             inner,

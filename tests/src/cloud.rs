@@ -110,7 +110,7 @@ impl FakeTokenEndpoint {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(inner.clone());
-        let server = crate::serve(listener, app);
+        let server = crate::serve(crate::no_delay(listener), app);
         FakeTokenEndpoint {
             addr,
             inner,

@@ -94,6 +94,17 @@ where
     }))
 }
 
+/// A TCP listener whose connections send small writes at once, as providers' servers do:
+/// with Nagle's algorithm, a fake's last stream event can wait for the gateway's delayed ACK.
+pub fn no_delay(
+    listener: tokio::net::TcpListener,
+) -> impl axum::serve::Listener<Addr = std::net::SocketAddr> {
+    use axum::serve::ListenerExt;
+    listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    })
+}
+
 /// POSTs `body` as JSON with a client's bearer key (which an LLM route's `backendAuth`
 /// replaces).
 pub async fn post_json(url: &str, body: serde_json::Value) -> reqwest::Response {

@@ -106,7 +106,7 @@ impl FakeLlm {
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(inner.clone());
-        let server = crate::serve(listener, app);
+        let server = crate::serve(crate::no_delay(listener), app);
         FakeLlm {
             addr,
             inner,
