@@ -237,7 +237,13 @@ impl Tracer {
         }
         if let Some(ctx) = ctx {
             for (name, value) in self.fields.eval_spread(ctx) {
-                attrs.push(attribute(&name, value));
+                // agentgateway's `span.name` field renames the span (OpenLLMetry's names).
+                match value {
+                    serde_json::Value::String(s) if name == "span.name" => {
+                        span.update_name(Cow::Owned(s));
+                    }
+                    value => attrs.push(attribute(&name, value)),
+                }
             }
         }
         attrs.retain(|kv| !self.remove.iter().any(|r| r.as_str() == kv.key.as_str()));

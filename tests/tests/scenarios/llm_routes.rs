@@ -622,3 +622,67 @@ async fn a_mixed_group_sends_each_api_to_a_provider_that_speaks_it() {
     assert_eq!(anthropic.seen().len(), 1);
     assert_eq!(openai.seen().len(), 1, "not tried with an API it lacks");
 }
+
+/// agentgateway's four tracing examples for the `gemini` provider (otel, openllmetry, phoenix,
+/// langfuse), unchanged but for where they send: the listener's port, the provider's host (the
+/// Gemini fake) and the collector (an OTLP receiver speaking the example's protocol). Each
+/// answers with the key from `$GEMINI_API_KEY`, and its CEL span fields reach the collector.
+#[tokio::test(flavor = "multi_thread")]
+async fn agentgateways_gemini_tracing_examples_serve_against_the_fake() {
+    use tollgate_tests::otlp::{OtlpSink, attr};
+    const KEY: &str = "gemini-example-key";
+    let gemini = FakeLlm::start(Kind::Gemini, Some(KEY)).await;
+    // (example, a span attribute its fields add, its value)
+    let examples = [
+        ("otel", "gen_ai.provider.name", "gcp.gemini"),
+        ("openllmetry", "gen_ai.system", "gcp.gemini"),
+        ("phoenix", "llm.system", "gcp.gemini"),
+        ("langfuse", "gen_ai.usage.prompt_tokens", "2"),
+    ];
+    for (name, key, want) in examples {
+        let path = tollgate_tests::workspace_root().join(format!(
+            "tests/fixtures/agentgateway/telemetry/tracing/{name}.yaml"
+        ));
+        let mut doc: yaml_serde::Value =
+            yaml_serde::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let tracing = &mut doc["config"]["tracing"];
+        let sink = if tracing["otlpProtocol"].as_str() == Some("http") {
+            OtlpSink::start_http("127.0.0.1:0").await
+        } else {
+            OtlpSink::start("127.0.0.1:0").await
+        };
+        tracing["otlpEndpoint"] = format!("http://{}", sink.addr).into();
+        let port = free_port();
+        let bind = &mut doc["binds"][0];
+        bind["port"] = u64::from(port).into();
+        bind["listeners"][0]["routes"][0]["backends"][0]["ai"]["hostOverride"] =
+            gemini.authority().into();
+        let config = yaml_serde::to_string(&doc).unwrap();
+        let proxy = Proxy::spawn(tollgate_tests::proxy::ProxyOptions {
+            config: &config,
+            env: vec![("GEMINI_API_KEY", KEY)],
+            ..Default::default()
+        });
+        proxy.wait_ready().await;
+        let resp = post(
+            &proxy.url(port, "/v1/chat/completions"),
+            json!({"model": "any", "messages": [{"role": "user", "content": "Hello examples"}]}),
+        )
+        .await;
+        assert_eq!(resp.status(), 200, "{name}");
+        let seen = gemini.seen().pop().unwrap();
+        assert_eq!(seen.body["model"], "gemini-1.5-flash", "{name}");
+        assert_eq!(seen.headers["authorization"], format!("Bearer {KEY}"));
+        let span = sink
+            .wait_for(&format!("of {name} with {key}"), |s| {
+                attr(s, key).as_deref() == Some(want)
+            })
+            .await;
+        if name != "otel" {
+            assert_eq!(
+                span.name, "openai.chat",
+                "{name}: `span.name` is a field too"
+            );
+        }
+    }
+}
