@@ -473,11 +473,17 @@ async fn handle(
                     backend_host: url_rewrite
                         .is_some_and(|u| u.authority == Some(AuthorityRewrite::Auto)),
                 };
-                let (index, resp) =
-                    upstream::call_with_retries(via, route, &parts, body, limits, record, |i| {
-                        retry_labels(&route.backends[i].label)
-                    })
-                    .await?;
+                // Boxed, as the other backends' calls: the request's future stays small.
+                let (index, resp) = Box::pin(upstream::call_with_retries(
+                    via,
+                    route,
+                    &parts,
+                    body,
+                    limits,
+                    record,
+                    |i| retry_labels(&route.backends[i].label),
+                ))
+                .await?;
                 // Phase: response.
                 let (mut rparts, rbody) = resp.into_parts();
                 strip_hop_by_hop(&mut rparts.headers);
@@ -509,7 +515,7 @@ async fn handle(
                     authorization: authorize_llm,
                     on_retry: &retry_labels,
                 };
-                let served = match llm::serve(call, parts, body).await {
+                let served = match Box::pin(llm::serve(call, parts, body)).await {
                     Err(refused @ ProxyError::Forbidden(_)) => {
                         ratelimit::refund_request(&buckets);
                         return Err(refused);
@@ -552,7 +558,7 @@ async fn handle(
                 if let Some(uri) = client_uri {
                     parts.uri = uri;
                 }
-                let resp = mcp::serve(call, parts, body).await?;
+                let resp = Box::pin(mcp::serve(call, parts, body)).await?;
                 Ok((route.backends[index].label.clone(), resp))
             }
         }
