@@ -29,6 +29,9 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(10);
 const ANSWER_LIMIT: usize = 64 * 1024;
 /// A token is refreshed this long before it expires (at most half its lifetime before).
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+/// The longest a token is kept, whatever `expires_in` the endpoint claims (Google's and
+/// Entra's last an hour or a day): a huge value must not overflow the clock.
+const MAX_LIFETIME: Duration = Duration::from_secs(24 * 3600);
 /// A failed fetch is the answer of every request for this long, so that a down token
 /// endpoint gets one call, not one per queued request.
 const FAILURE_HOLD: Duration = Duration::from_secs(2);
@@ -292,7 +295,8 @@ fn token_answer(status: http::StatusCode, body: &[u8]) -> Result<Cached, String>
         Some(serde_json::Value::String(s)) => s.parse().ok(),
         _ => None,
     }
-    .map_or(Duration::from_secs(3600), Duration::from_secs);
+    .map_or(Duration::from_secs(3600), Duration::from_secs)
+    .min(MAX_LIFETIME);
     let mut header = HeaderValue::from_str(&format!("Bearer {token}"))
         .map_err(|_| "the token endpoint sent a token that cannot be a header".to_string())?;
     header.set_sensitive(true);
@@ -485,6 +489,13 @@ mod tests {
         )
         .unwrap();
         assert!(short.refresh_at - Instant::now() <= Duration::from_secs(2));
+        // A hostile lifetime is capped (it once overflowed the clock and panicked).
+        let huge = token_answer(
+            http::StatusCode::OK,
+            format!(r#"{{"access_token":"t","expires_in":{}}}"#, u64::MAX).as_bytes(),
+        )
+        .unwrap();
+        assert!(huge.expires_at - Instant::now() <= MAX_LIFETIME);
         let refused = token_answer(
             http::StatusCode::BAD_REQUEST,
             br#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,

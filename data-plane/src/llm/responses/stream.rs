@@ -51,6 +51,14 @@ impl Item {
     }
 }
 
+/// The most an answer may hold of text, arguments and items: the final events repeat them
+/// whole, so a translated stream keeps them, but an upstream that never stops must not grow
+/// the gateway's memory without bound.
+const MAX_HELD: usize = 16 << 20;
+
+/// What one output item counts against [`MAX_HELD`] beside its text.
+const ITEM_COST: usize = 256;
+
 pub struct AnthropicToResponses {
     core: Core,
     template: Map<String, Value>,
@@ -64,6 +72,8 @@ pub struct AnthropicToResponses {
     stop_reason: Option<String>,
     /// Anthropic's input counts from `message_start`, kept for the final usage.
     counts: (u64, u64, u64),
+    /// Bytes held for the final events, at most [`MAX_HELD`].
+    held: usize,
 }
 
 impl AnthropicToResponses {
@@ -79,6 +89,7 @@ impl AnthropicToResponses {
             blocks: Vec::new(),
             stop_reason: None,
             counts: (0, 0, 0),
+            held: 0,
         }
     }
 
@@ -114,8 +125,23 @@ impl AnthropicToResponses {
         )
     }
 
+    /// Counts `bytes` more held; past [`MAX_HELD`] the stream ends with an error event.
+    fn hold(&mut self, bytes: usize, out: &mut VecDeque<Bytes>) -> bool {
+        self.held = self.held.saturating_add(bytes);
+        if self.held <= MAX_HELD || self.core.done {
+            return !self.core.done;
+        }
+        let message = format!("the answer is longer than the gateway holds ({MAX_HELD} bytes)");
+        out.push_back(responses_error_frame(&message, self.sequence));
+        self.core.done = true;
+        false
+    }
+
     /// The hot path: one text delta, written without a JSON tree.
     fn text_delta(&mut self, index: usize, text: &str, out: &mut VecDeque<Bytes>) {
+        if !self.hold(text.len(), out) {
+            return;
+        }
         let Some(Item::Message { id, text: all }) = self.items.get_mut(index) else {
             return;
         };
@@ -128,6 +154,9 @@ impl AnthropicToResponses {
     }
 
     fn start_block(&mut self, block: u64, content: &Value, out: &mut VecDeque<Bytes>) {
+        if !self.hold(ITEM_COST, out) {
+            return;
+        }
         let index = self.items.len();
         let item = match content["type"].as_str() {
             Some("text") => Item::Message {
@@ -250,6 +279,9 @@ impl Translate for AnthropicToResponses {
                     }
                     Some("input_json_delta") => {
                         let part = delta["partial_json"].as_str().unwrap_or("");
+                        if !self.hold(part.len(), out) {
+                            return;
+                        }
                         let Some(Item::Call { id, arguments, .. }) = self.items.get_mut(index)
                         else {
                             return;

@@ -332,3 +332,37 @@ fn an_upstream_error_event_ends_the_stream_with_an_error_event() {
     assert_eq!(events[0].1["message"], "Overloaded");
     assert!(tr.core().done);
 }
+
+#[test]
+fn an_endless_answer_ends_with_an_error_instead_of_growing_without_bound() {
+    let mut tr = AnthropicToResponses::new(Map::new(), 0);
+    let chunk = "x".repeat(1 << 20);
+    let mut events = vec![
+        (
+            "message_start",
+            json!({"type": "message_start", "message": {"id": "msg_1", "usage": {}}}),
+        ),
+        (
+            "content_block_start",
+            json!({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        ),
+    ];
+    for _ in 0..20 {
+        events.push(("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}})));
+    }
+    let out = feed(&mut tr, &events);
+    let (last, error) = out.last().unwrap();
+    assert_eq!(last, "error");
+    assert!(
+        error["message"]
+            .as_str()
+            .unwrap()
+            .contains("longer than the gateway holds")
+    );
+    assert!(tr.core().done);
+    let deltas = out
+        .iter()
+        .filter(|(n, _)| n == "response.output_text.delta")
+        .count();
+    assert_eq!(deltas, 15, "15 MiB and the item fit in 16 MiB, then the stream ends");
+}
