@@ -364,5 +364,8 @@ fn an_endless_answer_ends_with_an_error_instead_of_growing_without_bound() {
         .iter()
         .filter(|(n, _)| n == "response.output_text.delta")
         .count();
-    assert_eq!(deltas, 15, "15 MiB and the item fit in 16 MiB, then the stream ends");
+    assert_eq!(
+        deltas, 15,
+        "15 MiB and the item fit in 16 MiB, then the stream ends"
+    );
 }
