@@ -108,6 +108,9 @@ pub struct Sample {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub errors: f64,
+    /// CPU time the proxy spent per request, in microseconds (0 when not measured): steadier
+    /// than throughput on a shared machine.
+    pub cpu_us: f64,
 }
 
 /// One oha run; `rate` None = saturation over 32 connections, else fixed QPS over 16.
@@ -145,7 +148,38 @@ pub fn oha(url: &str, body: &Path, seconds: u64, rate: Option<u64>) -> anyhow::R
         p50_ms: ms("p50"),
         p99_ms: ms("p99"),
         errors: 1.0 - total,
+        cpu_us: 0.0,
     })
+}
+
+/// CPU time `pid` has used so far, summed over its threads, in microseconds.
+pub fn cpu_us(pid: u32) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    let ns: u64 = tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("schedstat")).ok())
+        .filter_map(|s| s.split_whitespace().next()?.parse::<u64>().ok())
+        .sum();
+    ns as f64 / 1000.0
+}
+
+/// [`oha`] with the CPU time `pid` spent per request it served.
+pub fn oha_cpu(
+    pid: u32,
+    url: &str,
+    body: &Path,
+    seconds: u64,
+    rate: Option<u64>,
+) -> anyhow::Result<Sample> {
+    let before = cpu_us(pid);
+    let mut sample = oha(url, body, seconds, rate)?;
+    let requests = sample.rps * seconds as f64;
+    if requests > 0.0 {
+        sample.cpu_us = (cpu_us(pid) - before) / requests;
+    }
+    Ok(sample)
 }
 
 pub fn median(mut xs: Vec<f64>) -> f64 {

@@ -65,6 +65,8 @@ struct Inner {
     tokens: Option<crate::cloud::TokenBook>,
     seen: Mutex<Vec<Seen>>,
     knobs: Knobs,
+    /// TCP connections accepted so far.
+    connections: AtomicUsize,
 }
 
 pub struct FakeLlm {
@@ -102,11 +104,19 @@ impl FakeLlm {
             tokens,
             seen: Mutex::new(Vec::new()),
             knobs: Knobs::default(),
+            connections: AtomicUsize::new(0),
         });
         let app = axum::Router::new()
             .fallback(handle)
             .with_state(inner.clone());
-        let server = crate::serve(crate::no_delay(listener), app);
+        let counted = {
+            use axum::serve::ListenerExt;
+            let inner = inner.clone();
+            crate::no_delay(listener).tap_io(move |_| {
+                inner.connections.fetch_add(1, Ordering::Relaxed);
+            })
+        };
+        let server = crate::serve(counted, app);
         FakeLlm {
             addr,
             inner,
@@ -124,6 +134,11 @@ impl FakeLlm {
 
     pub fn knobs(&self) -> &Knobs {
         &self.inner.knobs
+    }
+
+    /// TCP connections the fake has accepted.
+    pub fn connections(&self) -> usize {
+        self.inner.connections.load(Ordering::Relaxed)
     }
 }
 

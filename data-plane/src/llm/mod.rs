@@ -725,17 +725,18 @@ async fn respond(
         reason,
     };
     let mut usage = Usage::default();
+    let not_json = |e: serde_json::Error| bad(format!("the answer is not JSON ({e})"));
     let out = if client == upstream_format {
-        // Same format: checked and measured, then the upstream's bytes go back unchanged.
-        let shape: Shape = serde_json::from_slice(&bytes)
-            .map_err(|e| bad(format!("the answer is not JSON ({e})")))?;
+        // Same format: checked and measured in one pass, then the upstream's bytes go back
+        // unchanged.
+        let answer = usage::answer(&bytes, &mut usage).map_err(not_json)?;
         match client {
-            Format::OpenAi if shape.choices.is_none() => {
+            Format::OpenAi if !answer.has_choices => {
                 return Err(bad(
                     "not a valid answer: an OpenAI completion without `choices`".into(),
                 ));
             }
-            Format::Anthropic if shape.content.is_none() => {
+            Format::Anthropic if !answer.has_content => {
                 return Err(bad(
                     "not a valid answer: an Anthropic message without `content`".into(),
                 ));
@@ -744,8 +745,8 @@ async fn respond(
         }
         None
     } else {
-        let value: Value = serde_json::from_slice(&bytes)
-            .map_err(|e| bad(format!("the answer is not JSON ({e})")))?;
+        let value: Value = serde_json::from_slice(&bytes).map_err(not_json)?;
+        usage::probe_value(&value, &mut usage);
         let translated = match client {
             Format::OpenAi => translate::messages_response_to_completion(&value, unix_now()),
             Format::Anthropic => translate::completion_to_messages_response(&value),
@@ -762,7 +763,6 @@ async fn respond(
         };
         Some(translated.map_err(|e| bad(format!("not a valid answer: {e}")))?)
     };
-    usage::probe(std::str::from_utf8(&bytes).unwrap_or_default(), &mut usage);
     if let Some(mut ex) = exchange {
         if let Some(texts) = ex.facts.completion.as_mut() {
             *texts = usage::completion(&bytes);
@@ -816,20 +816,14 @@ async fn observed(
     }
     let bytes = read_all(body, provider).await?;
     let mut usage = Usage::default();
-    usage::probe(std::str::from_utf8(&bytes).unwrap_or_default(), &mut usage);
+    // Not the route's format to check: an answer that is not JSON is forwarded, unmeasured.
+    let _ = usage::answer(&bytes, &mut usage);
     let mut exchange = exchange;
     if let Some(texts) = exchange.facts.completion.as_mut() {
         *texts = usage::completion(&bytes);
     }
     exchange.finish(&usage);
     Ok(Response::from_parts(parts, full(bytes)))
-}
-
-/// Just enough of an answer to tell a completion or message from something else.
-#[derive(serde::Deserialize)]
-struct Shape {
-    choices: Option<serde::de::IgnoredAny>,
-    content: Option<serde::de::IgnoredAny>,
 }
 
 /// What the stream body owns; reports usage exactly once, on end or drop.

@@ -40,6 +40,23 @@ struct Probe<'a> {
     /// A Responses stream event's response (`response.created`, `response.completed`).
     #[serde(borrow)]
     response: Option<ProbeMessage<'a>>,
+    /// Present in a chat completion.
+    choices: Option<serde::de::IgnoredAny>,
+    /// Present in an Anthropic message.
+    content: Option<serde::de::IgnoredAny>,
+}
+
+/// Just enough of an answer to tell a completion or message from something else.
+#[derive(Deserialize)]
+struct Kind {
+    choices: Option<serde::de::IgnoredAny>,
+    content: Option<serde::de::IgnoredAny>,
+}
+
+/// What a whole answer is, as far as telling a completion from a message goes.
+pub struct Answer {
+    pub has_choices: bool,
+    pub has_content: bool,
 }
 
 #[derive(Deserialize)]
@@ -58,7 +75,11 @@ struct ProbeUsage {
 }
 
 impl Probe<'_> {
-    fn record(self, usage: &mut Usage) {
+    fn record(self, usage: &mut Usage) -> Answer {
+        let answer = Answer {
+            has_choices: self.choices.is_some(),
+            has_content: self.content.is_some(),
+        };
         let model = [&self.message, &self.response]
             .into_iter()
             .flatten()
@@ -77,6 +98,7 @@ impl Probe<'_> {
             usage.input = u.prompt_tokens.or(u.input_tokens).or(usage.input);
             usage.output = u.completion_tokens.or(u.output_tokens).or(usage.output);
         }
+        answer
     }
 }
 
@@ -88,6 +110,25 @@ pub fn probe(data: &str, usage: &mut Usage) {
         && let Ok(p) = serde_json::from_str::<Probe<'_>>(data)
     {
         p.record(usage);
+    }
+}
+
+/// Records usage from a whole answer and tells what it is, in one pass over the body; an
+/// answer whose usage has an unexpected form is still told, unmeasured.
+pub fn answer(body: &[u8], usage: &mut Usage) -> Result<Answer, serde_json::Error> {
+    match serde_json::from_slice::<Probe<'_>>(body) {
+        Ok(probe) => Ok(probe.record(usage)),
+        Err(_) => serde_json::from_slice::<Kind>(body).map(|k| Answer {
+            has_choices: k.choices.is_some(),
+            has_content: k.content.is_some(),
+        }),
+    }
+}
+
+/// Records usage from an answer already parsed into a tree.
+pub fn probe_value(answer: &serde_json::Value, usage: &mut Usage) {
+    if let Ok(probe) = Probe::deserialize(answer) {
+        probe.record(usage);
     }
 }
 
@@ -359,6 +400,23 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_answer_is_told_and_measured_in_one_pass_even_with_odd_usage() {
+        let mut usage = Usage::default();
+        let body =
+            br#"{"model":"m","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":4}}"#;
+        let a = answer(body, &mut usage).unwrap();
+        assert!(a.has_choices && !a.has_content);
+        assert_eq!((usage.input, usage.output), (Some(3), Some(4)));
+        assert_eq!(usage.response_model.as_deref(), Some("m"));
+
+        let mut usage = Usage::default();
+        let a = answer(br#"{"content":[],"model":5,"usage":"many"}"#, &mut usage).unwrap();
+        assert!(a.has_content && !a.has_choices);
+        assert_eq!(usage, Usage::default());
+        assert!(answer(b"not json", &mut usage).is_err());
+    }
 
     #[test]
     fn completions_are_the_texts_of_every_format() {

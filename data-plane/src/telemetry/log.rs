@@ -3,12 +3,10 @@
 //! `frontendPolicies.accessLog.otlp` each line is also an OTLP log record (its fields as
 //! attributes).
 //!
-//! A line is written straight into one buffer (no intermediate map) and handed to a
-//! non-blocking writer (a channel to a writer thread that batches lines into few writes), so
-//! a slow stdout never stalls a request; if it falls far behind, lines are dropped, never
-//! requests.
+//! A line is written straight into one buffer (no intermediate map or string) and copied
+//! into the writer's gathering buffer (`lines`), so a slow stdout never stalls a request; if
+//! it falls far behind, lines are dropped, never requests.
 
-use std::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::Arc;
 
@@ -21,6 +19,7 @@ use tollgate_shared::config::model::{LogExport, LogFormat, Logging, OtlpProtocol
 
 use super::Outcome;
 use super::fields::{Ctx, Expressions, Filter};
+use super::lines::LineWriter;
 use super::record::RequestRecord;
 
 /// One OTLP log exporter; kept across applies while its settings stay the same.
@@ -102,7 +101,7 @@ pub struct AccessLog {
     fields: Expressions,
     /// Standard fields left out: `fields.remove`, and those a CEL field replaces.
     skip: Vec<String>,
-    writer: tracing_appender::non_blocking::NonBlocking,
+    writer: LineWriter,
     otlp: Option<Arc<LogExporter>>,
 }
 
@@ -110,7 +109,7 @@ impl AccessLog {
     /// `None` when `level` hides info lines (access logs are info).
     pub fn new(
         config: &Logging,
-        writer: tracing_appender::non_blocking::NonBlocking,
+        writer: LineWriter,
         otlp: Option<Arc<LogExporter>>,
     ) -> Option<AccessLog> {
         if matches!(config.level.as_deref(), Some("warn" | "error" | "off")) {
@@ -146,14 +145,15 @@ impl AccessLog {
             return;
         }
         let line = self.line(self.format, record, outcome, ctx);
-        let _ = self.writer.clone().write_all(line.as_bytes());
+        self.writer.write_line(&line);
         if let Some(otlp) = &self.otlp {
             // The record's fields are the JSON line's, so both always agree.
             let json = match self.format {
                 LogFormat::Json => line,
                 LogFormat::Text => self.line(LogFormat::Json, record, outcome, ctx),
             };
-            if let Ok(mut fields) = serde_json::from_str::<serde_json::Map<String, Value>>(&json) {
+            if let Ok(mut fields) = serde_json::from_slice::<serde_json::Map<String, Value>>(&json)
+            {
                 for envelope in ["level", "time", "scope"] {
                     fields.remove(envelope);
                 }
@@ -168,7 +168,7 @@ impl AccessLog {
         record: &RequestRecord,
         outcome: &Outcome<'_>,
         ctx: Option<&Ctx>,
-    ) -> String {
+    ) -> Vec<u8> {
         let mut line = Line::start(format, &self.skip);
         standard_fields(&mut line, record, outcome);
         if let Some(ctx) = ctx {
@@ -182,7 +182,7 @@ impl AccessLog {
 
 /// One log line being built.
 struct Line<'a> {
-    buf: String,
+    buf: Vec<u8>,
     json: bool,
     skip: &'a [String],
 }
@@ -191,7 +191,7 @@ impl<'a> Line<'a> {
     fn start(format: LogFormat, skip: &'a [String]) -> Line<'a> {
         let json = format == LogFormat::Json;
         let time = humantime::format_rfc3339_millis(std::time::SystemTime::now());
-        let mut buf = String::with_capacity(512);
+        let mut buf = Vec::with_capacity(512);
         if json {
             let _ = write!(buf, r#"{{"level":"info","time":"{time}","scope":"request""#);
         } else {
@@ -206,13 +206,13 @@ impl<'a> Line<'a> {
 
     fn key(&mut self, key: &str) {
         if self.json {
-            self.buf.push(',');
+            self.buf.push(b',');
             push_json_str(&mut self.buf, key);
-            self.buf.push(':');
+            self.buf.push(b':');
         } else {
-            self.buf.push(' ');
-            self.buf.push_str(key);
-            self.buf.push('=');
+            self.buf.push(b' ');
+            self.buf.extend_from_slice(key.as_bytes());
+            self.buf.push(b'=');
         }
     }
 
@@ -235,7 +235,7 @@ impl<'a> Line<'a> {
         {
             let _ = write!(self.buf, "{value:?}");
         } else {
-            self.buf.push_str(value);
+            self.buf.extend_from_slice(value.as_bytes());
         }
     }
 
@@ -273,18 +273,18 @@ impl<'a> Line<'a> {
         }
     }
 
-    fn finish(mut self) -> String {
+    fn finish(mut self) -> Vec<u8> {
         if self.json {
-            self.buf.push('}');
+            self.buf.push(b'}');
         }
-        self.buf.push('\n');
+        self.buf.push(b'\n');
         self.buf
     }
 }
 
-fn push_json_str(buf: &mut String, s: &str) {
-    // serde_json's escaping, written into the line's buffer.
-    let _ = write!(buf, "{}", Value::from(s));
+fn push_json_str(buf: &mut Vec<u8>, s: &str) {
+    // serde_json's escaping, written into the line's buffer without a copy of `s`.
+    let _ = serde_json::to_writer(buf, s);
 }
 
 /// agentgateway's access-log fields, in its order.
@@ -350,17 +350,10 @@ fn standard_fields(l: &mut Line<'_>, record: &RequestRecord, o: &Outcome<'_>) {
     if !o.reason.is_answer() {
         l.str("reason", o.reason.as_str());
     }
-    if l.json {
-        l.str(
-            "duration",
-            &format!("{}ms", record.started.elapsed().as_millis()),
-        );
-    } else {
-        l.display(
-            "duration",
-            format_args!("{}ms", record.started.elapsed().as_millis()),
-        );
-    }
+    l.display(
+        "duration",
+        format_args!("{}ms", record.started.elapsed().as_millis()),
+    );
 }
 
 #[cfg(test)]
@@ -371,7 +364,7 @@ mod tests {
         let skip = vec!["dropped".to_string()];
         let mut l = Line::start(format, &skip);
         build(&mut l);
-        l.finish()
+        String::from_utf8(l.finish()).unwrap()
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 pub mod fields;
 pub mod functions;
+mod lines;
 pub mod log;
 pub mod record;
 pub mod trace;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 use tollgate_shared::config::model::{LogExport, Settings};
 
 use self::fields::Expressions;
+use self::lines::{LineWriter, WriterGuard};
 use self::log::{AccessLog, LogExporter};
 use self::record::RequestRecord;
 use self::trace::{Exporter, Tracer};
@@ -102,8 +104,8 @@ pub struct Outcome<'a> {
 /// The process-wide pieces that outlive one config: the access-log writer and the exporter.
 pub struct Sinks {
     /// `None`: access logs are not written anywhere (a pipeline embedded in tests).
-    writer: Option<tracing_appender::non_blocking::NonBlocking>,
-    guard: Mutex<Option<tracing_appender::non_blocking::WorkerGuard>>,
+    writer: Option<LineWriter>,
+    guard: Mutex<Option<WriterGuard>>,
     exporter: Mutex<Option<Arc<Exporter>>>,
     log_exporter: Mutex<Option<Arc<LogExporter>>>,
     /// Carries OTLP/HTTP exports (`None` outside a runtime: HTTP export is then reported as
@@ -114,15 +116,17 @@ pub struct Sinks {
 impl Sinks {
     /// Access logs go to stdout through a writer thread.
     pub fn stdout() -> Sinks {
-        // Batches lines into few writes; the worker flushes whenever its queue runs empty.
         let stdout = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
-        // 16k queued lines is a long stall at any rate this proxy serves, in a few hundred KiB.
-        let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-            .buffered_lines_limit(16 * 1024)
-            .finish(stdout);
+        let (writer, guard) = match LineWriter::spawn(stdout) {
+            Ok((writer, guard)) => (Some(writer), Some(guard)),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot start the access-log writer: no access logs");
+                (None, None)
+            }
+        };
         Sinks {
-            writer: Some(writer),
-            guard: Mutex::new(Some(guard)),
+            writer,
+            guard: Mutex::new(guard),
             exporter: Mutex::new(None),
             log_exporter: Mutex::new(None),
             otlp_http: None,

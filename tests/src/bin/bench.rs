@@ -11,7 +11,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde_json::Value;
 use tollgate_tests::bench::{
-    Guard, Sample, median, oha, request_body, rss_kib, start_nginx, start_tollgate,
+    Guard, Sample, median, oha, oha_cpu, request_body, rss_kib, start_nginx, start_tollgate,
 };
 use tollgate_tests::free_port;
 
@@ -99,19 +99,19 @@ fn main() -> anyhow::Result<()> {
         (&translate, &stream_body, None),
         (&limited, &body, None),
     ];
+    let pid = proxy.0.id();
     let mut results: Vec<Vec<Sample>> = Vec::new();
     for round in 1..=o.rounds {
         eprintln!("round {round}/{}", o.rounds);
         let mut row = Vec::new();
         for (url, body, rate) in runs {
             oha(url, body, o.warmup, rate)?;
-            row.push(oha(url, body, o.seconds, rate)?);
+            row.push(oha_cpu(pid, url, body, o.seconds, rate)?);
         }
         results.push(row);
     }
     let pick = |i: usize, f: fn(&Sample) -> f64| median(results.iter().map(|r| f(&r[i])).collect());
     let rps = |s: &Sample| s.rps;
-    let pid = proxy.0.id();
     println!(
         "\nTollgate vs direct (nginx), {} rounds of {} s, medians",
         o.rounds, o.seconds
@@ -151,6 +151,20 @@ fn main() -> anyhow::Result<()> {
             );
         }
     }
+    let cpu = |s: &Sample| s.cpu_us;
+    for (name, i) in [
+        ("host route, proxy CPU us/request at rate", 1),
+        ("ai route, proxy CPU us/request at rate", 2),
+        ("ai route, proxy CPU us/request, saturation", 5),
+        ("streaming translation, CPU us/request", 7),
+    ] {
+        println!("{name:<44}{:>36.1}", pick(i, cpu));
+    }
+    println!(
+        "{:<44}{:>36.3}",
+        "plain ai / streaming translation CPU",
+        pick(5, cpu) / pick(7, cpu)
+    );
     let errors = results
         .iter()
         .flat_map(|r| r.iter().map(|s| s.errors))

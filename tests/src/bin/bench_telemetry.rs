@@ -8,7 +8,7 @@
 
 use std::path::Path;
 use tollgate_tests::bench::{
-    Guard, Sample, median, oha, request_body, start_nginx, start_tollgate,
+    Guard, Sample, median, oha, oha_cpu, request_body, start_nginx, start_tollgate,
 };
 use tollgate_tests::free_port;
 use tollgate_tests::otlp::OtlpSink;
@@ -62,19 +62,21 @@ async fn main() -> anyhow::Result<()> {
     let mut results: Vec<[Vec<Sample>; 2]> = vec![Default::default(); proxies.len()];
     for round in 1..=ROUNDS {
         eprintln!("round {round}/{ROUNDS}");
-        for (i, (_, url, _)) in proxies.iter().enumerate() {
+        for (i, (_, url, proxy)) in proxies.iter().enumerate() {
+            let pid = proxy.0.id();
             oha(url, &body, 2, None)?;
-            results[i][0].push(oha(url, &body, SECONDS, None)?);
-            results[i][1].push(oha(url, &body, SECONDS, Some(RATE))?);
+            results[i][0].push(oha_cpu(pid, url, &body, SECONDS, None)?);
+            results[i][1].push(oha_cpu(pid, url, &body, SECONDS, Some(RATE))?);
         }
     }
     let pick =
         |i: usize, k: usize, f: fn(&Sample) -> f64| median(results[i][k].iter().map(f).collect());
     println!("\nTelemetry cost on the ai route, {ROUNDS} rounds of {SECONDS} s, medians");
     println!(
-        "| variant | saturation req/s | ratio to off | p50 at {RATE} QPS | p99 at {RATE} QPS | errors |"
+        "| variant | saturation req/s | ratio to off | CPU us/request | CPU ratio off/variant | p50 at {RATE} QPS | p99 at {RATE} QPS | errors |"
     );
-    println!("| --- | --- | --- | --- | --- | --- |");
+    println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
+    let off_cpu = pick(0, 0, |s| s.cpu_us);
     let off = pick(0, 0, |s| s.rps);
     for (i, (name, _, _)) in proxies.iter().enumerate() {
         let rps = pick(i, 0, |s| s.rps);
@@ -83,9 +85,11 @@ async fn main() -> anyhow::Result<()> {
             .flatten()
             .map(|s| s.errors)
             .fold(0.0, f64::max);
+        let cpu = pick(i, 0, |s| s.cpu_us);
         println!(
-            "| {name} | {rps:.0} | {:.3} | {:.3} ms | {:.3} ms | {errors:.4} |",
+            "| {name} | {rps:.0} | {:.3} | {cpu:.1} | {:.3} | {:.3} ms | {:.3} ms | {errors:.4} |",
             rps / off,
+            off_cpu / cpu,
             pick(i, 1, |s| s.p50_ms),
             pick(i, 1, |s| s.p99_ms),
         );

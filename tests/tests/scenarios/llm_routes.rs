@@ -686,3 +686,18 @@ async fn agentgateways_gemini_tracing_examples_serve_against_the_fake() {
         }
     }
 }
+
+#[tokio::test]
+async fn upstream_connections_are_reused_across_requests_and_clients() {
+    let (proxy, port, openai, _anthropic) = setup(1_000_000).await;
+    let url = proxy.url(port, "/openai/v1/chat/completions");
+    let chat = |stream: bool| json!({"model": "gpt-4.1", "stream": stream, "messages": [{"role": "user", "content": "hi"}]});
+    // Every request on a fresh client connection; plain answers and streams alike.
+    for i in 0..20 {
+        let resp = post(&url, chat(i % 2 == 1)).await;
+        assert_eq!(resp.status(), 200);
+        tollgate_tests::body_text(resp).await;
+    }
+    assert_eq!(openai.seen().len(), 20);
+    assert_eq!(openai.connections(), 1, "the gateway reconnected upstream");
+}
