@@ -108,6 +108,7 @@ pub async fn serve(
     let record = Arc::new(RequestRecord::new(
         &req,
         peer,
+        start,
         runtime.reads_requests,
         &runtime.credential_names,
         traced,
@@ -608,22 +609,32 @@ async fn out_body(
 /// the header it sent (those the trusted proxies in front of the gateway appended); anything
 /// else a client sends is dropped, so it cannot pose as another address.
 fn forwarded_for(headers: &mut http::HeaderMap, peer: SocketAddr, trusted_hops: u32) {
-    let ip = peer.ip().to_string();
-    let mut sent: Vec<&str> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|entry| !entry.is_empty())
-        .collect();
-    let keep = sent.len().min(trusted_hops as usize);
-    sent.drain(..sent.len() - keep);
-    sent.push(&ip);
-    let value = sent.join(", ");
-    headers.remove("x-forwarded-for");
-    if let Ok(v) = HeaderValue::from_str(&value) {
-        headers.insert("x-forwarded-for", v);
+    const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
+    let mut value = String::with_capacity(48);
+    if trusted_hops > 0 {
+        let sent: Vec<&str> = headers
+            .get_all(&X_FORWARDED_FOR)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .map(str::trim)
+            .filter(|entry| !entry.is_empty())
+            .collect();
+        let keep = sent.len().min(trusted_hops as usize);
+        for entry in &sent[sent.len() - keep..] {
+            value.push_str(entry);
+            value.push_str(", ");
+        }
+    }
+    let _ = std::fmt::Write::write_fmt(&mut value, format_args!("{}", peer.ip()));
+    // `insert` replaces every value the client sent.
+    match HeaderValue::try_from(value) {
+        Ok(v) => {
+            headers.insert(X_FORWARDED_FOR, v);
+        }
+        Err(_) => {
+            headers.remove(X_FORWARDED_FOR);
+        }
     }
 }
 

@@ -173,13 +173,10 @@ pub fn decoded(text: &str) -> String {
 }
 
 impl RequestRecord {
-    #[expect(
-        clippy::disallowed_methods,
-        reason = "a request's duration is wall time"
-    )]
     pub fn new<B>(
         req: &http::Request<B>,
         peer: SocketAddr,
+        started: Instant,
         keep_headers: bool,
         credentials: &CredentialNames,
         trace: Option<Traced>,
@@ -196,7 +193,7 @@ impl RequestRecord {
             });
         RequestRecord {
             start: SystemTime::now(),
-            started: Instant::now(),
+            started,
             method: req.method().clone(),
             uri: credentials.uri(req.uri()),
             version: req.version(),
@@ -268,7 +265,14 @@ mod tests {
             .body(())
             .unwrap();
         let peer = "127.0.0.1:1".parse().unwrap();
-        let record = RequestRecord::new(&req, peer, true, &names, None);
+        let record = RequestRecord::new(
+            &req,
+            peer,
+            tokio::time::Instant::now().into_std(),
+            true,
+            &names,
+            None,
+        );
         let headers = record.headers.as_ref().unwrap();
         assert_eq!(headers["x-client-id"], redact::REDACTED);
         assert_eq!(headers["x-other"], "v");
