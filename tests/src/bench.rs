@@ -196,14 +196,50 @@ pub fn rss_kib(pid: u32, field: &str) -> u64 {
         .unwrap_or(0)
 }
 
+/// The benchmarks' proxy config on `port`, every route in front of the nginx on `upstream`:
+/// `/host` (a `host` backend), `/limited` (the same with a request limit it never reaches),
+/// `/ai` (the OpenAI provider) and `/translate` (the Anthropic provider, so an OpenAI client's
+/// stream is translated).
+pub fn routes_config(port: u16, upstream: u16) -> String {
+    let route = |name: &str, policies: &str, backend: String| {
+        format!(
+            "    - name: {name}\n      matches: [{{path: {{pathPrefix: /{name}}}}}]\n      policies: {{urlRewrite: {{path: {{prefix: \"\"}}}}{policies}}}\n      backends:\n      - {backend}\n"
+        )
+    };
+    let ai = |kind: &str| {
+        format!(
+            "ai: {{name: {kind}, provider: {{{kind}: {{model: bench-model}}}}, hostOverride: \"127.0.0.1:{upstream}\"}}"
+        )
+    };
+    let limit =
+        ", localRateLimit: [{maxTokens: 1000000000, tokensPerFill: 1000000000, fillInterval: 1s}]";
+    format!(
+        "binds:\n- port: {port}\n  listeners:\n  - routes:\n{}{}{}{}",
+        route("host", "", format!("host: 127.0.0.1:{upstream}")),
+        route("limited", limit, format!("host: 127.0.0.1:{upstream}")),
+        route("ai", "", ai("openAI")),
+        route("translate", "", ai("anthropic")),
+    )
+}
+
 /// A release `tollgate` serving `config` (written to `dir/name.yaml`) on `port`, with its
 /// access log in `dir/name.access.log` and no admin or readiness server.
 pub fn start_tollgate(dir: &Path, name: &str, config: &str, port: u16) -> anyhow::Result<Guard> {
+    start_proxy_binary(&crate::binary("tollgate"), dir, name, config, port)
+}
+
+/// [`start_tollgate`] with another build of the proxy.
+pub fn start_proxy_binary(
+    bin: &Path,
+    dir: &Path,
+    name: &str,
+    config: &str,
+    port: u16,
+) -> anyhow::Result<Guard> {
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, config)?;
-    let bin = crate::binary("tollgate");
     let log = std::fs::File::create(dir.join(format!("{name}.access.log")))?;
-    let child = Command::new(&bin)
+    let child = Command::new(bin)
         .arg("-f")
         .arg(&path)
         .args([

@@ -11,7 +11,8 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use serde_json::Value;
 use tollgate_tests::bench::{
-    Guard, Sample, median, oha, oha_cpu, request_body, rss_kib, start_nginx, start_tollgate,
+    Guard, Sample, median, oha, oha_cpu, request_body, routes_config, rss_kib, start_nginx,
+    start_tollgate,
 };
 use tollgate_tests::free_port;
 
@@ -51,24 +52,7 @@ fn parse_args() -> anyhow::Result<Opts> {
 }
 
 fn start_proxy(dir: &Path, port: u16, upstream: u16) -> anyhow::Result<Guard> {
-    let route = |name: &str, backend: String| {
-        format!(
-            "    - name: {name}\n      matches: [{{path: {{pathPrefix: /{name}}}}}]\n      policies: {{urlRewrite: {{path: {{prefix: \"\"}}}}}}\n      backends:\n      - {backend}\n"
-        )
-    };
-    let ai = |kind: &str| {
-        format!(
-            "ai: {{name: {kind}, provider: {{{kind}: {{model: bench-model}}}}, hostOverride: \"127.0.0.1:{upstream}\"}}"
-        )
-    };
-    let config = format!(
-        "binds:\n- port: {port}\n  listeners:\n  - routes:\n{}{}{}{}",
-        route("host", format!("host: 127.0.0.1:{upstream}")),
-        route("limited", format!("host: 127.0.0.1:{upstream}")),
-        route("ai", ai("openAI")),
-        route("translate", ai("anthropic")),
-    );
-    start_tollgate(dir, "tollgate", &config, port)
+    start_tollgate(dir, "tollgate", &routes_config(port, upstream), port)
 }
 
 fn main() -> anyhow::Result<()> {
