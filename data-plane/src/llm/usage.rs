@@ -150,14 +150,37 @@ struct TextProbe<'a> {
 }
 
 /// A top-level `delta`: Anthropic's object, or the text of a Responses
-/// `response.output_text.delta` (or function call arguments) event.
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// `response.output_text.delta` (or function call arguments) event. Read by hand: serde's
+/// untagged enums buffer the value into a tree first.
 enum TopDelta<'a> {
-    #[serde(borrow)]
     Text(Cow<'a, str>),
-    #[serde(borrow)]
     Fields(DeltaProbe<'a>),
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for TopDelta<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Either<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Either<'a> {
+            type Value = TopDelta<'a>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a text or an object")
+            }
+            fn visit_borrowed_str<E>(self, text: &'de str) -> Result<TopDelta<'a>, E> {
+                Ok(TopDelta::Text(Cow::Borrowed(text)))
+            }
+            fn visit_str<E>(self, text: &str) -> Result<TopDelta<'a>, E> {
+                Ok(TopDelta::Text(Cow::Owned(text.to_string())))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<TopDelta<'a>, A::Error> {
+                let map = serde::de::value::MapAccessDeserializer::new(map);
+                DeltaProbe::deserialize(map).map(TopDelta::Fields)
+            }
+        }
+        d.deserialize_any(Either(std::marker::PhantomData))
+    }
 }
 
 impl TopDelta<'_> {
@@ -400,6 +423,19 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn streamed_text_reads_every_delta_shape() {
+        let anthropic = r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"h\u00e9llo"}}"#;
+        assert_eq!(streamed_text(anthropic), "héllo".len());
+        assert_eq!(
+            streamed_text(r#"{"type":"response.output_text.delta","delta":"a\"b"}"#),
+            3
+        );
+        let openai = r#"{"choices":[{"delta":{"content":"ab","tool_calls":[{"function":{"arguments":"{}"}}]}}]}"#;
+        assert_eq!(streamed_text(openai), 4);
+        assert_eq!(streamed_text(r#"{"delta":7}"#), 0);
+    }
 
     #[test]
     fn an_answer_is_told_and_measured_in_one_pass_even_with_odd_usage() {

@@ -5,14 +5,14 @@
 //! Anthropic translation are measured, access logs on) in front of the nginx upstream of `tollgate-bench`;
 //! interleaved rounds, medians. Per route: saturation req/s, the proxy's CPU per request at
 //! saturation and p50 at 1,000 QPS, each as this build's ratio to the baseline. CPU per
-//! request is the steadiest of the three on a shared machine. Needs `nginx` and `oha`.
+//! request is the steadiest of the three on a shared machine. Then each proxy's RSS. Needs `nginx` and `oha`.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use serde_json::Value;
 use tollgate_tests::bench::{
-    Guard, Sample, median, oha, oha_cpu, request_body, routes_config, start_nginx,
+    Guard, Sample, median, oha, oha_cpu, request_body, routes_config, rss_kib, start_nginx,
     start_proxy_binary,
 };
 use tollgate_tests::free_port;
@@ -90,5 +90,11 @@ fn main() -> anyhow::Result<()> {
             pick(1, 1, |s| s.p50_ms),
         );
     }
+    let rss = |b: usize| rss_kib(builds[b].1.0.id(), "VmRSS:") as f64 / 1024.0;
+    println!(
+        "\nproxy RSS after the rounds: baseline {:.1} MiB, this build {:.1} MiB",
+        rss(0),
+        rss(1)
+    );
     Ok(())
 }
