@@ -12,10 +12,11 @@ use parking_lot::Mutex;
 use rmcp::model::{
     CancelledNotification, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification,
     ClientRequest, ClientResult, Cursor, ErrorCode, ErrorData, GetMeta, JsonRpcMessage,
-    NumberOrString, PaginatedRequestParams, ProgressToken, ServerJsonRpcMessage, ServerRequest,
-    ServerResult,
+    JsonRpcVersion2_0, NumberOrString, PaginatedRequestParams, ProgressToken, ServerJsonRpcMessage,
+    ServerRequest, ServerResult,
 };
 use rmcp::service::ServiceError;
+use serde_json::value::RawValue;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::net::unix::pipe;
 use tokio::sync::{Notify, oneshot};
@@ -33,6 +34,32 @@ const MAX_QUEUED: usize = 1024 * 1024;
 const READ_BUFFER: usize = 64 * 1024;
 
 type Reply = Result<ServerResult, ServiceError>;
+
+/// How an answer's `result` is read: as the type its request asks for when that is known,
+/// which spares serde trying each variant of rmcp's untagged `ServerResult` in turn.
+type ReadResult = fn(&str) -> serde_json::Result<ServerResult>;
+
+fn read_result(request: &ClientRequest) -> ReadResult {
+    match request {
+        ClientRequest::CallToolRequest(_) => |raw| match serde_json::from_str(raw) {
+            Ok(result) => Ok(ServerResult::CallToolResult(result)),
+            Err(_) => serde_json::from_str(raw),
+        },
+        _ => |raw| serde_json::from_str(raw),
+    }
+}
+
+/// The common line from a child, an answer to one of the gateway's requests, read without
+/// building its result first.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Answer<'a> {
+    #[serde(rename = "jsonrpc")]
+    _version: JsonRpcVersion2_0,
+    id: i64,
+    #[serde(borrow)]
+    result: &'a RawValue,
+}
 
 /// Why a child's connection ended: every waiting and later caller gets its error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -61,7 +88,7 @@ impl End {
 /// The callers waiting for an answer, by the gateway's request id.
 #[derive(Default)]
 struct Calls {
-    waiting: HashMap<i64, oneshot::Sender<Reply>>,
+    waiting: HashMap<i64, (oneshot::Sender<Reply>, ReadResult)>,
     /// Set once, when the connection ends; no caller waits after it.
     ended: Option<End>,
 }
@@ -108,6 +135,7 @@ impl Child {
     pub async fn request(&self, mut request: ClientRequest) -> Reply {
         let shared = &self.shared;
         let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let read = read_result(&request);
         // As rmcp's client does: the child may report progress against the gateway's id.
         request
             .get_meta_mut()
@@ -122,7 +150,7 @@ impl Child {
             if let Some(end) = calls.ended {
                 return Err(end.error(&shared.target));
             }
-            calls.waiting.insert(id, tx);
+            calls.waiting.insert(id, (tx, read));
         }
         let mut pending = Pending {
             shared,
@@ -213,7 +241,7 @@ impl Shared {
             calls.ended = Some(end);
             std::mem::take(&mut calls.waiting)
         };
-        for (_, caller) in waiting {
+        for (_, (caller, _)) in waiting {
             let _ = caller.send(Err(end.error(&self.target)));
         }
     }
@@ -221,6 +249,22 @@ impl Shared {
     /// Handles one line from the child; returns the answer to a request the child made.
     fn dispatch(&self, line: &[u8], notifications: &Notifications) -> Option<Vec<u8>> {
         if line.iter().all(u8::is_ascii_whitespace) {
+            return None;
+        }
+        if let Ok(answer) = serde_json::from_slice::<Answer<'_>>(line) {
+            let waiting = self.calls.lock().waiting.remove(&answer.id);
+            match waiting {
+                Some((caller, read)) => {
+                    let result = read(answer.result.get()).map_err(|e| {
+                        ServiceError::McpError(ErrorData::internal_error(
+                            format!("MCP target `{}` sent an invalid result: {e}", self.target),
+                            None,
+                        ))
+                    });
+                    let _ = caller.send(result);
+                }
+                None => self.orphan(&NumberOrString::Number(answer.id)),
+            }
             return None;
         }
         let message = match serde_json::from_slice::<ServerJsonRpcMessage>(line) {
@@ -265,15 +309,17 @@ impl Shared {
             NumberOrString::String(_) => None,
         };
         match caller {
-            Some(caller) => {
+            Some((caller, _)) => {
                 let _ = caller.send(reply);
             }
-            // A late answer to an abandoned call, or an id the gateway never sent.
-            None => {
-                tracing::debug!(mcp_target = %self.target, ?id, "MCP target answered an unknown request id; ignored")
-            }
+            None => self.orphan(&id),
         }
         None
+    }
+
+    /// A late answer to an abandoned call, or to an id the gateway never sent.
+    fn orphan(&self, id: &NumberOrString) {
+        tracing::debug!(mcp_target = %self.target, ?id, "MCP target answered an unknown request id; ignored");
     }
 }
 
@@ -610,6 +656,33 @@ mod tests {
         };
         let (a, b, ()) = tokio::join!(a, b, answers);
         assert_eq!((text(&a), text(&b)), ("a".into(), "b".into()));
+    }
+
+    #[tokio::test]
+    async fn other_answers_are_read_as_rmcp_reads_them() {
+        let (child, mut fake, _) = start();
+        let replies = async {
+            let m = fake.read().await;
+            fake.write(json!({"jsonrpc": "2.0", "id": m["id"], "result": {}}))
+                .await;
+            let m = fake.read().await;
+            let error = json!({"code": -32602, "message": "no such tool"});
+            fake.write(json!({"jsonrpc": "2.0", "id": m["id"], "error": error}))
+                .await;
+        };
+        let calls = async {
+            (
+                child.request(call("a")).await,
+                child.request(call("b")).await,
+            )
+        };
+        let ((empty, error), ()) = tokio::join!(calls, replies);
+        let as_rmcp = serde_json::from_str::<ServerResult>("{}").unwrap();
+        assert_eq!(format!("{:?}", empty.unwrap()), format!("{as_rmcp:?}"));
+        let Err(ServiceError::McpError(e)) = error else {
+            panic!("{error:?}");
+        };
+        assert_eq!((e.code.0, e.message.as_ref()), (-32602, "no such tool"));
     }
 
     #[tokio::test]
