@@ -25,9 +25,9 @@ use tokio_util::sync::CancellationToken;
 use super::upstream::Notifications;
 
 /// The longest line a child may write to stdout: the bound of a remote target's SSE event.
-pub const MAX_LINE: usize = crate::http::sse::MAX_SSE_EVENT;
+const MAX_LINE: usize = crate::http::sse::MAX_SSE_EVENT;
 /// The longest stderr line logged whole; the rest of a longer one is cut.
-pub const MAX_STDERR_LINE: usize = 16 * 1024;
+const MAX_STDERR_LINE: usize = 16 * 1024;
 /// Bytes queued for a child that is not reading its stdin; past it, writers wait for room.
 const MAX_QUEUED: usize = 1024 * 1024;
 /// How much of a child's output is read at once.

@@ -69,6 +69,30 @@ enum Link {
     Service(RunningService<RoleClient, Forwarder>),
 }
 
+/// A list method of [`Connection`]: a stdio child is asked page by page with the request, and
+/// reads each page's items out of the result; rmcp's client pages itself.
+macro_rules! list {
+    ($($(#[$doc:meta])* $name:ident -> $item:ty: $request:ident, $result:ident.$items:ident, $rmcp:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub async fn $name(&self) -> Result<Vec<$item>, ServiceError> {
+                match &self.link {
+                    Link::Stdio { child, .. } => {
+                        let ask = |p| ClientRequest::$request($request::with_param(p));
+                        child
+                            .list_all(ask, |r| match r {
+                                ServerResult::$result(r) => Some((r.$items, r.next_cursor)),
+                                _ => None,
+                            })
+                            .await
+                    }
+                    Link::Service(s) => s.peer().$rmcp().await,
+                }
+            }
+        )*
+    };
+}
+
 impl Connection {
     fn is_closed(&self) -> bool {
         match &self.link {
@@ -91,71 +115,19 @@ impl Connection {
         }
     }
 
-    pub async fn list_tools(&self) -> Result<Vec<Tool>, ServiceError> {
-        match &self.link {
-            Link::Stdio { child, .. } => {
-                let ask = |p| ClientRequest::ListToolsRequest(ListToolsRequest::with_param(p));
-                child
-                    .list_all(ask, |r| match r {
-                        ServerResult::ListToolsResult(r) => Some((r.tools, r.next_cursor)),
-                        _ => None,
-                    })
-                    .await
-            }
-            Link::Service(s) => s.peer().list_all_tools().await,
-        }
-    }
-
-    pub async fn list_prompts(&self) -> Result<Vec<Prompt>, ServiceError> {
-        match &self.link {
-            Link::Stdio { child, .. } => {
-                let ask = |p| ClientRequest::ListPromptsRequest(ListPromptsRequest::with_param(p));
-                child
-                    .list_all(ask, |r| match r {
-                        ServerResult::ListPromptsResult(r) => Some((r.prompts, r.next_cursor)),
-                        _ => None,
-                    })
-                    .await
-            }
-            Link::Service(s) => s.peer().list_all_prompts().await,
-        }
-    }
-
-    pub async fn list_resources(&self) -> Result<Vec<Resource>, ServiceError> {
-        match &self.link {
-            Link::Stdio { child, .. } => {
-                let ask =
-                    |p| ClientRequest::ListResourcesRequest(ListResourcesRequest::with_param(p));
-                child
-                    .list_all(ask, |r| match r {
-                        ServerResult::ListResourcesResult(r) => Some((r.resources, r.next_cursor)),
-                        _ => None,
-                    })
-                    .await
-            }
-            Link::Service(s) => s.peer().list_all_resources().await,
-        }
-    }
-
-    pub async fn list_resource_templates(&self) -> Result<Vec<ResourceTemplate>, ServiceError> {
-        match &self.link {
-            Link::Stdio { child, .. } => {
-                let ask = |p| {
-                    ClientRequest::ListResourceTemplatesRequest(
-                        ListResourceTemplatesRequest::with_param(p),
-                    )
-                };
-                child
-                    .list_all(ask, |r| match r {
-                        ServerResult::ListResourceTemplatesResult(r) => {
-                            Some((r.resource_templates, r.next_cursor))
-                        }
-                        _ => None,
-                    })
-                    .await
-            }
-            Link::Service(s) => s.peer().list_all_resource_templates().await,
-        }
+    list! {
+        /// Every tool of the target, page by page.
+        list_tools -> Tool: ListToolsRequest, ListToolsResult.tools, list_all_tools;
+        /// Every prompt of the target, page by page.
+        list_prompts -> Prompt: ListPromptsRequest, ListPromptsResult.prompts, list_all_prompts;
+        /// Every resource of the target, page by page.
+        list_resources -> Resource:
+            ListResourcesRequest, ListResourcesResult.resources, list_all_resources;
+        /// Every resource template of the target, page by page.
+        list_resource_templates -> ResourceTemplate:
+            ListResourceTemplatesRequest,
+            ListResourceTemplatesResult.resource_templates,
+            list_all_resource_templates;
     }
 
     /// Stops the connection: a stdio child's stdin closes and it gets [`CLOSE_WAIT`] to exit;
