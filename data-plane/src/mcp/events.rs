@@ -7,13 +7,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
 use http::{HeaderValue, Response, header};
 use http_body_util::BodyExt;
 use rmcp::model::ServerJsonRpcMessage;
 use sse_stream::{KeepAlive, Sse, SseBody, Timer};
 
-use crate::http::body::BoxBody;
+use crate::http::body::{BoxBody, full};
 
 const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
@@ -31,7 +32,17 @@ where
 {
     let body = SseBody::new(events.map(Ok::<_, Infallible>))
         .with_keep_alive::<Tick>(KeepAlive::new().interval(KEEP_ALIVE));
-    let mut resp = Response::new(body.map_err(|never| match never {}).boxed_unsync());
+    event_stream(body.map_err(|never| match never {}).boxed_unsync())
+}
+
+/// A `text/event-stream` response of one event, sent whole: no keep-alive timer, and its
+/// length lets the response end with the event instead of a further empty chunk.
+pub fn single(msg: &ServerJsonRpcMessage) -> Response<BoxBody> {
+    event_stream(full(Bytes::from(message(msg))))
+}
+
+fn event_stream(body: BoxBody) -> Response<BoxBody> {
+    let mut resp = Response::new(body);
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_TYPE,

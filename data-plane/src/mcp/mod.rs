@@ -13,6 +13,7 @@ pub mod openapi;
 mod outbound;
 mod session;
 mod sse_client;
+mod stdio;
 mod streamable;
 mod upstream;
 

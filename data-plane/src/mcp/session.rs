@@ -20,7 +20,7 @@ use tollgate_shared::config::model::{FailureMode, McpBackend, McpTargetKind};
 use super::names::Naming;
 use super::openapi::OpenApiSpecs;
 use super::outbound::Outbound;
-use super::upstream::{Remote, TargetError, Upstream};
+use super::upstream::{Connection, Remote, TargetError, Upstream};
 use super::{Observer, RouteKey};
 
 /// The client's transport, which decides where answers go.
@@ -313,7 +313,7 @@ impl Session {
                 let tools = self
                     .merged(
                         obs,
-                        |p| async move { p.list_all_tools().await },
+                        |c| async move { c.list_tools().await },
                         Some((Kind::Tool, |x: &rmcp::model::Tool| x.name.as_ref())),
                         |t, x| x.name = self.naming.name(t, &x.name).into(),
                     )
@@ -327,7 +327,7 @@ impl Session {
                 let prompts = self
                     .merged(
                         obs,
-                        |p| async move { p.list_all_prompts().await },
+                        |c| async move { c.list_prompts().await },
                         Some((Kind::Prompt, |x: &rmcp::model::Prompt| x.name.as_str())),
                         |t, x| x.name = self.naming.name(t, &x.name),
                     )
@@ -341,7 +341,7 @@ impl Session {
                 let resources = self
                     .merged(
                         obs,
-                        |p| async move { p.list_all_resources().await },
+                        |c| async move { c.list_resources().await },
                         Some((Kind::Resource, |x: &rmcp::model::Resource| x.uri.as_str())),
                         |t, x| x.uri = self.naming.uri(t, &x.uri),
                     )
@@ -355,7 +355,7 @@ impl Session {
                 let templates = self
                     .merged(
                         obs,
-                        |p| async move { p.list_all_resource_templates().await },
+                        |c| async move { c.list_resource_templates().await },
                         None,
                         |t, x| x.uri_template = self.naming.uri(t, &x.uri_template),
                     )
@@ -367,9 +367,9 @@ impl Session {
             ClientRequest::SetLevelRequest(r) => {
                 obs.request("logging/setLevel", "", None, None);
                 let req = ClientRequest::SetLevelRequest(r);
-                self.fan_out(obs, |peer| {
+                self.fan_out(obs, |conn| {
                     let req = req.clone();
-                    async move { peer.send_request(req).await }
+                    async move { conn.request(req).await }
                 })
                 .await?;
                 Ok(ServerResult::empty(()))
@@ -457,7 +457,7 @@ impl Session {
         }
         for target in &self.targets {
             if let Some(conn) = target.connection() {
-                let _ = conn.peer().send_notification(notification.clone()).await;
+                let _ = conn.notify(notification.clone()).await;
             }
         }
     }
@@ -527,8 +527,7 @@ impl Session {
             )
         });
         let result = conn
-            .peer()
-            .send_request(request)
+            .request(request)
             .await
             .map_err(|e| target_error(&target.name, e, obs));
         obs.record.add_upstream(started.elapsed());
@@ -558,7 +557,7 @@ impl Session {
         rename: impl Fn(&str, &mut T),
     ) -> Result<Vec<T>, ErrorData>
     where
-        F: Fn(rmcp::Peer<rmcp::RoleClient>) -> Fut,
+        F: Fn(Arc<Connection>) -> Fut,
         Fut: std::future::Future<Output = Result<Vec<T>, ServiceError>>,
     {
         let lists = self.fan_out(obs, list).await?;
@@ -590,7 +589,7 @@ impl Session {
         call: F,
     ) -> Result<Vec<(&'a str, T)>, ErrorData>
     where
-        F: Fn(rmcp::Peer<rmcp::RoleClient>) -> Fut,
+        F: Fn(Arc<Connection>) -> Fut,
         Fut: std::future::Future<Output = Result<T, ServiceError>>,
     {
         let init = self
@@ -604,9 +603,7 @@ impl Session {
                     .connect(init)
                     .await
                     .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
-                call(conn.peer())
-                    .await
-                    .map_err(|e| service_error(&target.name, e))
+                call(conn).await.map_err(|e| service_error(&target.name, e))
             };
             // A target that hangs is a failing target: fail-open skips it.
             async move {

@@ -182,7 +182,7 @@ fn reply(id: RequestId, answer: Result<ServerResult, ErrorData>) -> Response<Box
         Ok(result) => JsonRpcMessage::response(result, id),
         Err(error) => JsonRpcMessage::error(error, Some(id)),
     };
-    events::response(futures_util::stream::iter([events::message(&message)]))
+    events::single(&message)
 }
 
 fn status(code: StatusCode) -> Response<BoxBody> {

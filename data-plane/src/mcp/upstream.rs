@@ -1,5 +1,6 @@
-//! One session's connection to one MCP target: a stdio child, a Streamable HTTP server, a
-//! legacy SSE server or an OpenAPI target's in-process server, driven by rmcp's client.
+//! One session's connection to one MCP target: a stdio child spoken to directly (see
+//! [`super::stdio`]), or a Streamable HTTP server, a legacy SSE server or an OpenAPI target's
+//! in-process server, driven by rmcp's client.
 //!
 //! A connection that closes (a child that exited) is re-opened on the next call, replaying the
 //! session's `initialize`, so the client's session keeps working.
@@ -10,21 +11,25 @@ use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::time::Duration;
 
 use arc_swap::ArcSwapOption;
+use process_wrap::tokio::ChildWrapper;
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use rmcp::model::{
-    ErrorData, InitializeRequestParams, ServerNotification, ServerPeerInfo, ServerRequest,
+    ClientNotification, ClientRequest, ErrorData, InitializeRequest, InitializeRequestParams,
+    InitializedNotification, ListPromptsRequest, ListResourceTemplatesRequest,
+    ListResourcesRequest, ListToolsRequest, Prompt, Resource, ResourceTemplate, ServerNotification,
+    ServerPeerInfo, ServerRequest, ServerResult, Tool,
 };
-use rmcp::service::{NotificationContext, RequestContext, RunningService};
+use rmcp::service::{NotificationContext, RequestContext, RunningService, ServiceError};
+use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
-use rmcp::{Peer, RoleClient, Service, ServiceExt};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use rmcp::{RoleClient, Service, ServiceExt};
+use tokio::net::unix::pipe;
 use tollgate_shared::config::model::{McpTarget, McpTargetKind};
 
 use super::names::Naming;
 use super::openapi::{OpenApiServer, ToolSet};
 use super::outbound::Outbound;
-use super::sse_client;
+use super::{sse_client, stdio};
 use crate::http::passthrough::Passthrough;
 use crate::http::sse::MAX_SSE_EVENT;
 
@@ -48,18 +53,103 @@ pub enum TargetError {
 
 /// The live connection of one target.
 pub struct Connection {
-    service: RunningService<RoleClient, Forwarder>,
+    link: Link,
     pub pid: Option<u32>,
     pub info: ServerPeerInfo,
 }
 
+/// How a connection reaches its target.
+enum Link {
+    /// A stdio child, with its process: held so that dropping the link kills its group.
+    Stdio {
+        child: stdio::Child,
+        _process: Box<dyn ChildWrapper>,
+    },
+    /// A remote or in-process target, through rmcp's client service.
+    Service(RunningService<RoleClient, Forwarder>),
+}
+
+/// A list method of [`Connection`]: a stdio child is asked page by page with the request, and
+/// reads each page's items out of the result; rmcp's client pages itself.
+macro_rules! list {
+    ($($(#[$doc:meta])* $name:ident -> $item:ty: $request:ident, $result:ident.$items:ident, $rmcp:ident;)*) => {
+        $(
+            $(#[$doc])*
+            pub async fn $name(&self) -> Result<Vec<$item>, ServiceError> {
+                match &self.link {
+                    Link::Stdio { child, .. } => {
+                        let ask = |p| ClientRequest::$request($request::with_param(p));
+                        child
+                            .list_all(ask, |r| match r {
+                                ServerResult::$result(r) => Some((r.$items, r.next_cursor)),
+                                _ => None,
+                            })
+                            .await
+                    }
+                    Link::Service(s) => s.peer().$rmcp().await,
+                }
+            }
+        )*
+    };
+}
+
 impl Connection {
-    pub fn peer(&self) -> Peer<RoleClient> {
-        self.service.peer().clone()
+    fn is_closed(&self) -> bool {
+        match &self.link {
+            Link::Stdio { child, .. } => child.is_closed(),
+            Link::Service(s) => s.is_closed() || s.peer().is_transport_closed(),
+        }
     }
 
-    fn is_closed(&self) -> bool {
-        self.service.is_closed() || self.service.peer().is_transport_closed()
+    pub async fn request(&self, request: ClientRequest) -> Result<ServerResult, ServiceError> {
+        match &self.link {
+            Link::Stdio { child, .. } => child.request(request).await,
+            Link::Service(s) => s.peer().send_request(request).await,
+        }
+    }
+
+    pub async fn notify(&self, notification: ClientNotification) -> Result<(), ServiceError> {
+        match &self.link {
+            Link::Stdio { child, .. } => child.notify(notification).await,
+            Link::Service(s) => s.peer().send_notification(notification).await,
+        }
+    }
+
+    list! {
+        /// Every tool of the target, page by page.
+        list_tools -> Tool: ListToolsRequest, ListToolsResult.tools, list_all_tools;
+        /// Every prompt of the target, page by page.
+        list_prompts -> Prompt: ListPromptsRequest, ListPromptsResult.prompts, list_all_prompts;
+        /// Every resource of the target, page by page.
+        list_resources -> Resource:
+            ListResourcesRequest, ListResourcesResult.resources, list_all_resources;
+        /// Every resource template of the target, page by page.
+        list_resource_templates -> ResourceTemplate:
+            ListResourceTemplatesRequest,
+            ListResourceTemplatesResult.resource_templates,
+            list_all_resource_templates;
+    }
+
+    /// Stops the connection: a stdio child's stdin closes and it gets [`CLOSE_WAIT`] to exit;
+    /// a service is closed the same way, or cancelled while calls still hold it.
+    async fn close(conn: Arc<Connection>) {
+        match Arc::try_unwrap(conn) {
+            Ok(Connection {
+                link: Link::Service(mut service),
+                ..
+            }) => {
+                let _ = tokio::time::timeout(CLOSE_WAIT, service.close()).await;
+            }
+            Ok(conn) => conn.shutdown().await,
+            Err(conn) => conn.shutdown().await,
+        }
+    }
+
+    async fn shutdown(&self) {
+        match &self.link {
+            Link::Stdio { child, .. } => child.shutdown(CLOSE_WAIT).await,
+            Link::Service(s) => s.cancellation_token().cancel(),
+        }
     }
 }
 
@@ -171,12 +261,7 @@ impl Upstream {
         let _guard = self.connecting.lock().await;
         if let Some(conn) = self.live.swap(None) {
             let pid = conn.pid;
-            match Arc::try_unwrap(conn) {
-                Ok(mut conn) => {
-                    let _ = tokio::time::timeout(CLOSE_WAIT, conn.service.close()).await;
-                }
-                Err(conn) => conn.service.cancellation_token().cancel(),
-            }
+            Connection::close(conn).await;
             if let Some(pid) = pid.and_then(|p| i32::try_from(p).ok()) {
                 let _ = nix::sys::signal::killpg(
                     nix::unistd::Pid::from_raw(pid),
@@ -187,11 +272,11 @@ impl Upstream {
     }
 
     async fn open(&self, init: &InitializeRequestParams) -> Result<Connection, TargetError> {
+        let notifications =
+            Notifications::new(self.name.clone(), self.outbound.clone(), self.naming);
         let forwarder = Forwarder {
-            target: self.name.clone(),
             init: upstream_init(init),
-            outbound: self.outbound.clone(),
-            naming: self.naming,
+            notifications: notifications.clone(),
         };
         let fail = |reason: String| TargetError::Start {
             target: self.name.clone(),
@@ -199,7 +284,7 @@ impl Upstream {
         };
         // A remote target's URL may hold credentials: its errors reach clients without it.
         let remote_fail = |reason: String| fail(without_urls(&reason));
-        let (service, pid) = match &self.target.kind {
+        let service = match &self.target.kind {
             McpTargetKind::Stdio {
                 cmd,
                 args,
@@ -215,23 +300,31 @@ impl Upstream {
                 for (k, v) in env {
                     command.env(k, v.expose());
                 }
+                command
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped());
                 let mut wrapped = CommandWrap::from(command);
                 wrapped.wrap(ProcessGroup::leader()).wrap(KillOnDrop);
-                let (child, stderr) = TokioChildProcess::builder(wrapped)
-                    .stderr(Stdio::piped())
+                let mut process = wrapped
                     .spawn()
                     .map_err(|e| fail(format!("cannot run `{cmd}`: {e}")))?;
-                let pid = child.id();
-                if let Some(stderr) = stderr {
-                    let name = self.name.clone();
-                    tokio::spawn(async move {
-                        let mut lines = BufReader::new(stderr).lines();
-                        while let Ok(Some(line)) = lines.next_line().await {
-                            tracing::info!(mcp_target = %name, pid, "{line}");
+                return self
+                    .open_stdio(&mut process, forwarder.init, notifications)
+                    .await
+                    .map_err(|e| fail(format!("`{cmd}`: {e}")))
+                    .map(|(child, info)| {
+                        let pid = process.id();
+                        tracing::info!(target_name = %self.name, ?pid, server = server_name(&info), "MCP target connected");
+                        Connection {
+                            link: Link::Stdio {
+                                child,
+                                _process: process,
+                            },
+                            pid,
+                            info,
                         }
                     });
-                }
-                (start(forwarder, child, fail).await?, pid)
             }
             McpTargetKind::Mcp { url } => {
                 let remote = self
@@ -246,7 +339,7 @@ impl Upstream {
                         .max_sse_event_size(MAX_SSE_EVENT)
                         .max_json_response_size(MAX_SSE_EVENT),
                 );
-                (start(forwarder, transport, remote_fail).await?, None)
+                start(forwarder, transport, remote_fail).await?
             }
             McpTargetKind::Sse { url } => {
                 let remote = self
@@ -257,7 +350,7 @@ impl Upstream {
                 let transport = sse_client::connect(&remote.http, &url, remote.headers())
                     .await
                     .map_err(|e| remote_fail(e.to_string()))?;
-                (start(forwarder, transport, remote_fail).await?, None)
+                start(forwarder, transport, remote_fail).await?
             }
             McpTargetKind::OpenApi { url, .. } => {
                 let remote = self
@@ -280,7 +373,7 @@ impl Upstream {
                         let _ = running.waiting().await;
                     }
                 });
-                (start(forwarder, ours, fail).await?, None)
+                start(forwarder, ours, fail).await?
             }
         };
         let info = service
@@ -288,14 +381,57 @@ impl Upstream {
             .peer_info()
             .map(|i| (*i).clone())
             .ok_or_else(|| fail("the server sent no initialize result".into()))?;
-        let server = info
-            .server_info
-            .as_ref()
-            .map(|i| i.name.as_str())
-            .unwrap_or("");
-        tracing::info!(target_name = %self.name, ?pid, server, "MCP target connected");
-        Ok(Connection { service, pid, info })
+        tracing::info!(target_name = %self.name, server = server_name(&info), "MCP target connected");
+        Ok(Connection {
+            link: Link::Service(service),
+            pid: None,
+            info,
+        })
     }
+
+    /// Starts the direct line protocol with a spawned child and runs the handshake on it:
+    /// `initialize`, then `notifications/initialized`.
+    async fn open_stdio(
+        &self,
+        process: &mut Box<dyn ChildWrapper>,
+        init: InitializeRequestParams,
+        notifications: Notifications,
+    ) -> Result<(stdio::Child, ServerPeerInfo), String> {
+        let (Some(stdin), Some(stdout)) = (process.stdin().take(), process.stdout().take()) else {
+            return Err("its stdin and stdout are not pipes".into());
+        };
+        let stdin = stdin
+            .into_owned_fd()
+            .and_then(pipe::Sender::from_owned_fd)
+            .map_err(|e| format!("its stdin: {e}"))?;
+        if let Some(stderr) = process.stderr().take() {
+            tokio::spawn(stdio::log_stderr(self.name.clone(), process.id(), stderr));
+        }
+        let child = stdio::Child::start(self.name.clone(), stdin, stdout, notifications);
+        let answer = child
+            .request(ClientRequest::InitializeRequest(InitializeRequest::new(
+                init,
+            )))
+            .await
+            .map_err(|e| e.to_string())?;
+        let ServerResult::InitializeResult(result) = answer else {
+            return Err("the server sent no initialize result".into());
+        };
+        child
+            .notify(ClientNotification::InitializedNotification(
+                InitializedNotification::default(),
+            ))
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok((child, result.into()))
+    }
+}
+
+fn server_name(info: &ServerPeerInfo) -> &str {
+    info.server_info
+        .as_ref()
+        .map(|i| i.name.as_str())
+        .unwrap_or("")
 }
 
 /// `text` with every URL replaced by `<url>`: errors name the target, never its address.
@@ -347,12 +483,36 @@ fn upstream_init(init: &InitializeRequestParams) -> InitializeRequestParams {
     params
 }
 
-/// rmcp's client side of one target: forwards the target's notifications to the session.
-struct Forwarder {
+/// Where a target's notifications go: the session's event stream, with resource URIs in the
+/// session's names.
+#[derive(Clone)]
+pub struct Notifications {
     target: Arc<str>,
-    init: InitializeRequestParams,
     outbound: Outbound,
     naming: Naming,
+}
+
+impl Notifications {
+    pub fn new(target: Arc<str>, outbound: Outbound, naming: Naming) -> Notifications {
+        Notifications {
+            target,
+            outbound,
+            naming,
+        }
+    }
+
+    pub fn forward(&self, mut notification: ServerNotification) {
+        if let ServerNotification::ResourceUpdatedNotification(n) = &mut notification {
+            n.params.uri = self.naming.uri(&self.target, &n.params.uri);
+        }
+        self.outbound.notify(notification);
+    }
+}
+
+/// rmcp's client side of one target: forwards the target's notifications to the session.
+struct Forwarder {
+    init: InitializeRequestParams,
+    notifications: Notifications,
 }
 
 impl Service<RoleClient> for Forwarder {
@@ -373,13 +533,10 @@ impl Service<RoleClient> for Forwarder {
 
     async fn handle_notification(
         &self,
-        mut notification: ServerNotification,
+        notification: ServerNotification,
         _context: NotificationContext<RoleClient>,
     ) -> Result<(), ErrorData> {
-        if let ServerNotification::ResourceUpdatedNotification(n) = &mut notification {
-            n.params.uri = self.naming.uri(&self.target, &n.params.uri);
-        }
-        self.outbound.notify(notification);
+        self.notifications.forward(notification);
         Ok(())
     }
 

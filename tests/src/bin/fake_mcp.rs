@@ -1,7 +1,7 @@
 //! `tollgate-fake-mcp`: a stdio MCP server built on rmcp, for the end-to-end tests.
 //!
 //! `tollgate-fake-mcp NAME` serves tools `add`, `echo`, `pid`, `sleep`, `announce` (sends a
-//! notification) and `crash` (exits the process), and one resource `memo://NAME`, so tests can
+//! notification), `flood` (writes an endless line) and `crash` (exits the process), and one resource `memo://NAME`, so tests can
 //! tell targets and children apart.
 #![forbid(unsafe_code)]
 
@@ -74,6 +74,15 @@ impl Fake {
             .await
             .map_err(|e| ErrorData::internal_error(e.to_string(), None))?;
         Ok("announced".into())
+    }
+
+    #[tool(description = "Writes a 9 MiB line to stdout, past the gateway's bound, then answers")]
+    async fn flood(&self) -> String {
+        use std::io::Write;
+        let line = vec![b'x'; 9 * 1024 * 1024];
+        // The gateway stops reading at its bound and closes the pipe: the write then fails.
+        let written = std::io::stdout().lock().write_all(&line).is_ok();
+        format!("flooded: {written}")
     }
 
     #[tool(description = "Exits the server process at once")]

@@ -40,7 +40,8 @@ async fn two_stdio_targets_are_multiplexed_over_streamable_http() {
     let expected: Vec<String> = ["one", "two"]
         .iter()
         .flat_map(|t| {
-            ["add", "announce", "crash", "echo", "pid", "sleep"].map(|n| format!("{t}_{n}"))
+            ["add", "announce", "crash", "echo", "flood", "pid", "sleep"]
+                .map(|n| format!("{t}_{n}"))
         })
         .collect();
     assert_eq!(tools, expected);
@@ -292,6 +293,24 @@ async fn a_crashed_child_fails_its_calls_and_the_next_call_respawns_it() {
         proxy.log().contains("one crashing on request"),
         "child stderr is logged"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_child_writing_past_the_line_bound_is_cut_off_and_restarted() {
+    let port = free_port();
+    let proxy = Proxy::start(&mcp::config(port, &["one"], "", "")).await;
+    let mut c = McpClient::connect(&proxy.url(port, "/mcp")).await;
+    let before: u64 = c.call_text("pid", json!({})).await.parse().unwrap();
+    let flood = c.call("flood", json!({})).await;
+    assert_eq!(flood["error"]["code"], -32603, "{flood}");
+    let message = flood["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("MCP target `one` wrote a message over 8 MiB"),
+        "{message}"
+    );
+    let after: u64 = c.call_text("pid", json!({})).await.parse().unwrap();
+    assert_ne!(before, after, "the next call runs in a new child");
+    wait_dead(&[before]).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
