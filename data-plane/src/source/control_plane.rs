@@ -339,9 +339,14 @@ mod tests {
 
     #[test]
     fn a_delta_on_another_base_asks_for_a_resync() {
-        let (old, new) = (vec![1u8; 2048], vec![2u8; 2048]);
+        let text = |edited: usize| -> Vec<u8> {
+            (0..300)
+                .flat_map(|i| format!("route {i} tag {};", u8::from(i == edited)).into_bytes())
+                .collect()
+        };
+        let (old, new, other) = (text(1_000), text(150), text(20));
         let delta = delta_on("v1", &old, &new);
-        for held in [None, Some(base("v0", &old)), Some(base("v1", &new))] {
+        for held in [None, Some(base("v0", &old)), Some(base("v1", &other))] {
             let error = rebuild(Bytes::new(), Some(delta.clone()), held.as_ref()).unwrap_err();
             assert!(
                 error.contains("has not applied") || error.contains("SHA-256"),
