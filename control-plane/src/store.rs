@@ -25,7 +25,7 @@ use crate::metrics::Metrics;
 pub struct Published {
     pub version: String,
     pub encoded: Bytes,
-    /// From the previous snapshot, when it is smaller than `encoded`.
+    /// From the previous snapshot, when under half the size of `encoded`.
     pub delta: Option<pb::Delta>,
     pub config: Arc<Config>,
     pub file: PathBuf,

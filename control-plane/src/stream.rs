@@ -185,7 +185,10 @@ impl Session {
         loop {
             let current = updates.borrow_and_update().clone();
             if let Some(p) = current
-                && progress.sent.as_ref().is_none_or(|s| s.version != p.version)
+                && progress
+                    .sent
+                    .as_ref()
+                    .is_none_or(|s| s.version != p.version)
                 && progress.nacked.as_deref() != Some(p.version.as_str())
             {
                 nonce += 1;

@@ -29,7 +29,9 @@ const GEAR: [u64; 256] = {
     let mut table = [0u64; 256];
     let mut i = 0;
     while i < 256 {
-        let mut z = (i as u64).wrapping_add(1).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut z = (i as u64)
+            .wrapping_add(1)
+            .wrapping_mul(0x9e37_79b9_7f4a_7c15);
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
         table[i] = z ^ (z >> 31);
@@ -133,7 +135,10 @@ pub fn apply(base: &[u8], delta: &pb::Delta) -> Result<Bytes, DeltaError> {
     for o in &delta.ops {
         let len = match &o.op {
             Some(pb::delta_op::Op::Copy(c)) => {
-                let end = c.offset.checked_add(c.len).filter(|e| *e <= base.len() as u64);
+                let end = c
+                    .offset
+                    .checked_add(c.len)
+                    .filter(|e| *e <= base.len() as u64);
                 if end.is_none() {
                     return Err(DeltaError::OutOfBase {
                         offset: c.offset,
@@ -204,7 +209,11 @@ mod tests {
         let base = sample(10_000, None);
         let target = sample(10_000, Some(5_000));
         let delta = diff(&base, &target);
-        assert!(wire_len(&delta) < 2 * MAX_CHUNK + 100, "{}", wire_len(&delta));
+        assert!(
+            wire_len(&delta) < 2 * MAX_CHUNK + 100,
+            "{}",
+            wire_len(&delta)
+        );
     }
 
     #[test]
@@ -222,9 +231,7 @@ mod tests {
     #[test]
     fn a_delta_that_expands_past_the_bound_is_refused_before_allocating() {
         let base = vec![0u8; 1024];
-        let copy = |len| {
-            op(pb::delta_op::Op::Copy(pb::CopyRange { offset: 0, len }))
-        };
+        let copy = |len| op(pb::delta_op::Op::Copy(pb::CopyRange { offset: 0, len }));
         let delta = |ops| pb::Delta {
             base_version: String::new(),
             ops,

@@ -39,8 +39,9 @@ impl Drop for Guard {
 
 /// `routes` routes to `backend`; route `i` sets header `x-tag` to `tag(i)`.
 fn config(port: u16, routes: usize, backend: &str, tag: impl Fn(usize) -> String) -> String {
-    let mut out =
-        format!("config:\n  logging:\n    level: warn\nbinds:\n- port: {port}\n  listeners:\n  - routes:\n");
+    let mut out = format!(
+        "config:\n  logging:\n    level: warn\nbinds:\n- port: {port}\n  listeners:\n  - routes:\n"
+    );
     for i in 0..routes {
         out.push_str(&format!(
             "    - name: r{i}\n      matches: [{{path: {{exact: /r{i}}}}}]\n      policies: {{requestHeaderModifier: {{set: [{{name: x-tag, value: \"{}\"}}]}}}}\n      backends: [{{host: \"{backend}\"}}]\n",
@@ -186,7 +187,14 @@ impl Fleet {
             let ip = IpAddr::V4(Ipv4Addr::new(127, 0, 0, n)).to_string();
             proxies.push(Guard(
                 Command::new(binary("tollgate"))
-                    .args(["--control-plane", &url, "--gateway", "g", "--listen-ip", &ip])
+                    .args([
+                        "--control-plane",
+                        &url,
+                        "--gateway",
+                        "g",
+                        "--listen-ip",
+                        &ip,
+                    ])
                     .arg("--control-plane-ca")
                     .arg(pki.path("bench/ca.crt"))
                     .arg("--control-plane-cert")
@@ -324,13 +332,27 @@ async fn converge(pki: &Pki, clients: usize) -> anyhow::Result<()> {
     let backend = "127.0.0.1:9";
     let port = free_port();
     let small = tempfile::tempdir()?;
-    let fleet = Fleet::start(pki, small.path(), &config(port, 10, backend, |_| "a".into()), clients).await?;
-    let small_rewrite = fleet.edit(&config(port, 10, backend, |_| "b".into())).await?;
+    let fleet = Fleet::start(
+        pki,
+        small.path(),
+        &config(port, 10, backend, |_| "a".into()),
+        clients,
+    )
+    .await?;
+    let small_rewrite = fleet
+        .edit(&config(port, 10, backend, |_| "b".into()))
+        .await?;
     drop(fleet);
     row("10 routes, all rewritten", small_rewrite, None);
 
     let large = tempfile::tempdir()?;
-    let fleet = Fleet::start(pki, large.path(), &config(port, 10_000, backend, |_| "a".into()), clients).await?;
+    let fleet = Fleet::start(
+        pki,
+        large.path(),
+        &config(port, 10_000, backend, |_| "a".into()),
+        clients,
+    )
+    .await?;
     let one = |i: usize| if i == 5_000 { "b".into() } else { "a".into() };
     let edit = fleet.edit(&config(port, 10_000, backend, one)).await?;
     row(
@@ -376,7 +398,11 @@ async fn apply_under_load(routes: usize) -> anyhow::Result<ApplyRun> {
     let source = SnapshotSource::File("bench".into());
     let snapshot = |tag: &'static str| -> anyhow::Result<Snapshot> {
         let text = config(port, routes, &upstream.authority(), |_| tag.into());
-        Ok(Snapshot::new(load_str(&text, "g.yaml", &tollgate_shared::ProcessEnv)?))
+        Ok(Snapshot::new(load_str(
+            &text,
+            "g.yaml",
+            &tollgate_shared::ProcessEnv,
+        )?))
     };
     let (a, b) = (snapshot("a")?, snapshot("b")?);
     let start = Instant::now();

@@ -292,7 +292,7 @@ async fn a_proxy_before_its_gateway_exists_is_not_ready() {
     assert_eq!(tag(&proxy, port).await.unwrap(), "first");
 }
 
-/// A stream client that says hello and then never reads.
+/// A stream client that says hello (as a proxy older than deltas) and then never reads.
 async fn stuck_client(
     url: &str,
     gateway: &str,
@@ -300,24 +300,7 @@ async fn stuck_client(
     tokio::sync::mpsc::Sender<pb::ProxyMessage>,
     tonic::Streaming<pb::ServerMessage>,
 ) {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = ConfigStreamClient::new(channel);
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    tx.send(tollgate_tests::control_plane::hello(
-        "stuck", gateway, "test",
-    ))
-    .await
-    .unwrap();
-    let inbound = client
-        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    (tx, inbound)
+    raw_stream(url, gateway, "stuck", false).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -513,9 +496,10 @@ fn two_hundred_routes(port: u16, upstream: &str, edited: &str) -> String {
     out
 }
 
-/// A raw stream that says hello as a proxy taking deltas (`accepts_delta`) or an older one.
+/// A raw stream whose hello is a proxy taking deltas (`accepts_delta`) or an older one.
 async fn raw_stream(
     url: &str,
+    gateway: &str,
     node: &str,
     accepts_delta: bool,
 ) -> (
@@ -530,7 +514,7 @@ async fn raw_stream(
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let hello = pb::Hello {
         node_id: node.into(),
-        gateway: "d".into(),
+        gateway: gateway.into(),
         build: "test".into(),
         accepts_delta,
     };
@@ -602,8 +586,8 @@ async fn edits_travel_as_deltas_that_rebuild_the_full_config() {
         ..Default::default()
     });
     proxy.wait_ready().await;
-    let (tx, mut deltas) = raw_stream(&url, "new", true).await;
-    let (_old_tx, mut full) = raw_stream(&url, "old", false).await;
+    let (tx, mut deltas) = raw_stream(&url, "d", "new", true).await;
+    let (_old_tx, mut full) = raw_stream(&url, "d", "old", false).await;
 
     let first = next_push(&mut deltas).await;
     assert!(first.delta.is_none(), "the first push on a stream is full");
@@ -646,7 +630,11 @@ async fn edits_travel_as_deltas_that_rebuild_the_full_config() {
     // Not ACKed: the next edit's delta has no base on this stream, so it comes in full.
     cp.write("d.yaml", &config("v3"));
     let unacked = next_push(&mut deltas).await;
-    assert!(unacked.delta.is_none(), "{:?}", unacked.delta.map(|d| d.base_version));
+    assert!(
+        unacked.delta.is_none(),
+        "{:?}",
+        unacked.delta.map(|d| d.base_version)
+    );
     ack(&tx, &unacked).await;
     wait_acked(&cp, "new", &unacked.version).await;
     cp.write("d.yaml", &config("v4"));
