@@ -5,6 +5,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let fds = protox::compile(files, ["../proto"])?;
     tonic_prost_build::configure()
         .build_transport(false)
+        // Shared, not copied, by every stream a push goes to.
+        .bytes(".tollgate.v1.Push.config")
+        .bytes(".tollgate.v1.Delta")
+        .bytes(".tollgate.v1.DeltaOp")
         .compile_fds(fds)?;
     println!("cargo:rerun-if-changed=../proto");
     Ok(())

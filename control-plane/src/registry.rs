@@ -279,6 +279,7 @@ mod tests {
             node_id: node.into(),
             gateway: "g".into(),
             build: "test".into(),
+            accepts_delta: true,
         }
     }
 

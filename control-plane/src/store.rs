@@ -2,27 +2,31 @@
 //! snapshot stays, and the errors are kept for the admin API.
 //!
 //! Each gateway has a `watch` channel, so every proxy stream sees only the newest snapshot
-//! (latest wins) and an unchanged version is never re-pushed.
+//! (latest wins) and an unchanged version is never re-pushed. A snapshot is encoded once, and
+//! its delta from the one it replaces computed once, for every stream to share.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::watch;
 use tollgate_shared::config::model::Config;
 use tollgate_shared::proto::v1 as pb;
-use tollgate_shared::{ConfigError, LoadMode, ProcessEnv, Snapshot, load_file_with};
+use tollgate_shared::{ConfigError, LoadMode, ProcessEnv, Snapshot, delta, load_file_with};
 
 use crate::metrics::Metrics;
 
-/// A snapshot as published: the encoded proto every stream sends, and the model for the
-/// admin API.
+/// A snapshot as published: the encoded proto every stream sends (or the delta from the
+/// snapshot before it, to proxies that have that one), and the model for the admin API.
 pub struct Published {
     pub version: String,
-    pub encoded: Vec<u8>,
+    pub encoded: Bytes,
+    /// From the previous snapshot, when under half the size of `encoded`.
+    pub delta: Option<pb::Delta>,
     pub config: Arc<Config>,
     pub file: PathBuf,
     pub published_at: SystemTime,
@@ -91,15 +95,17 @@ impl Store {
             Ok(config) => {
                 gw.errors.clear();
                 let snapshot = Snapshot::new(config);
-                let unchanged = gw
-                    .current
-                    .borrow()
+                let previous = gw.current.borrow().clone();
+                if previous
                     .as_ref()
-                    .is_some_and(|p| p.version == snapshot.version);
-                if !unchanged {
-                    tracing::info!(gateway = name, version = %snapshot.version, "snapshot published");
+                    .is_none_or(|p| p.version != snapshot.version)
+                {
+                    let encoded = Bytes::from(pb::Config::from(&*snapshot.config).encode_to_vec());
+                    let delta = previous.and_then(|p| smaller_delta(&p, &encoded));
+                    tracing::info!(gateway = name, version = %snapshot.version, delta_bytes = delta.as_ref().map(delta::wire_len), "snapshot published");
                     let published = Published {
-                        encoded: pb::Config::from(&*snapshot.config).encode_to_vec(),
+                        encoded,
+                        delta,
                         version: snapshot.version,
                         config: snapshot.config,
                         file: path.to_path_buf(),
@@ -154,4 +160,12 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// The delta from `previous` to `encoded`, if it is less than half the full config (else a
+/// full push costs about the same and needs no base).
+fn smaller_delta(previous: &Published, encoded: &Bytes) -> Option<pb::Delta> {
+    let mut d = delta::diff(&previous.encoded, encoded);
+    d.base_version.clone_from(&previous.version);
+    (delta::wire_len(&d) < encoded.len() / 2).then_some(d)
 }

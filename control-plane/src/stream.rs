@@ -2,7 +2,9 @@
 //!
 //! Each push carries the gateway's newest version and a fresh nonce. An ACK or NACK counts
 //! only when its nonce is the last one sent (stale ones are ignored); a NACKed version is not
-//! resent on that stream. Keepalives let both sides notice dead streams, and every send has a
+//! resent on that stream. A proxy that says it applies deltas gets the version's delta when
+//! its last ACK on this stream is the delta's base (so the first push on a stream, as after a
+//! reconnect, is full); when it cannot apply one it asks to resync and gets a full push. Keepalives let both sides notice dead streams, and every send has a
 //! timeout, so a proxy that stops reading loses its stream instead of holding anything up.
 //!
 //! Before anything is read, the caller's credential is checked ([`Authenticator`]); its hello
@@ -14,6 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_stream::Stream;
 use tokio_stream::wrappers::ReceiverStream;
@@ -24,7 +27,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::Authenticator;
 use crate::metrics::Metrics;
 use crate::registry::Registry;
-use crate::store::{Store, Updates};
+use crate::store::{Published, Store, Updates};
 
 /// Longest gateway name or node id a hello may carry.
 const MAX_NAME_LEN: usize = 253;
@@ -107,6 +110,7 @@ impl ConfigStream for StreamService {
             id: registration.id,
             replaced: registration.replaced,
             gateway: hello.gateway,
+            accepts_delta: hello.accepts_delta,
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
             keepalive: self.keepalive,
@@ -122,6 +126,7 @@ struct Session {
     id: u64,
     replaced: Arc<tokio::sync::Notify>,
     gateway: String,
+    accepts_delta: bool,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     keepalive: Duration,
@@ -136,6 +141,16 @@ struct Sent {
     at: Instant,
 }
 
+/// What a stream knows of its proxy.
+#[derive(Default)]
+struct Progress {
+    sent: Option<Sent>,
+    /// The version last ACKed on this stream: the base a delta may build on.
+    acked: Option<String>,
+    /// Not resent on this stream.
+    nacked: Option<String>,
+}
+
 impl Session {
     async fn send(&self, kind: pb::server_message::Kind) -> bool {
         let msg = pb::ServerMessage { kind: Some(kind) };
@@ -144,25 +159,40 @@ impl Session {
             .is_ok_and(|r| r.is_ok())
     }
 
+    /// The push of `p`: its delta when the proxy holds the delta's base, else the config.
+    fn push(&self, p: &Published, progress: &Progress, nonce: String) -> pb::Push {
+        let delta = p.delta.as_ref().filter(|d| {
+            self.accepts_delta && progress.acked.as_deref() == Some(d.base_version.as_str())
+        });
+        pb::Push {
+            version: p.version.clone(),
+            nonce,
+            config: if delta.is_some() {
+                Bytes::new()
+            } else {
+                p.encoded.clone()
+            },
+            delta: delta.cloned(),
+        }
+    }
+
     async fn run(self, mut inbound: Streaming<pb::ProxyMessage>, mut updates: Updates) {
         self.metrics.connected_proxies.inc();
-        let mut sent: Option<Sent> = None;
-        let mut nacked: Option<String> = None;
+        let mut progress = Progress::default();
         let mut nonce = 0u64;
         let mut keepalive = tokio::time::interval(self.keepalive);
         keepalive.tick().await;
         loop {
             let current = updates.borrow_and_update().clone();
             if let Some(p) = current
-                && sent.as_ref().is_none_or(|s| s.version != p.version)
-                && nacked.as_deref() != Some(p.version.as_str())
+                && progress
+                    .sent
+                    .as_ref()
+                    .is_none_or(|s| s.version != p.version)
+                && progress.nacked.as_deref() != Some(p.version.as_str())
             {
                 nonce += 1;
-                let push = pb::Push {
-                    version: p.version.clone(),
-                    nonce: nonce.to_string(),
-                    config: p.encoded.clone(),
-                };
+                let push = self.push(&p, &progress, nonce.to_string());
                 if !self.send(pb::server_message::Kind::Push(push)).await {
                     tracing::warn!(gateway = %self.gateway, "proxy is not reading its stream; closing it");
                     break;
@@ -174,7 +204,7 @@ impl Session {
                     reason = "push-to-ack latency is a wall-time metric"
                 )]
                 let at = Instant::now();
-                sent = Some(Sent {
+                progress.sent = Some(Sent {
                     version: p.version.clone(),
                     nonce: nonce.to_string(),
                     at,
@@ -183,7 +213,7 @@ impl Session {
             tokio::select! {
                 changed = updates.changed() => if changed.is_err() { break },
                 msg = inbound.message() => match msg {
-                    Ok(Some(m)) => self.handle(m, &sent, &mut nacked),
+                    Ok(Some(m)) => self.handle(m, &mut progress),
                     Ok(None) | Err(_) => break,
                 },
                 () = self.replaced.notified() => {
@@ -197,26 +227,38 @@ impl Session {
         self.metrics.connected_proxies.dec();
     }
 
-    fn handle(&self, msg: pb::ProxyMessage, sent: &Option<Sent>, nacked: &mut Option<String>) {
+    fn handle(&self, msg: pb::ProxyMessage, progress: &mut Progress) {
         use pb::proxy_message::Kind;
-        let current = |nonce: &str| sent.as_ref().filter(|s| s.nonce == nonce);
+        let current = |sent: &Option<Sent>, nonce: &str| {
+            sent.as_ref()
+                .filter(|s| s.nonce == nonce)
+                .map(|s| (s.version.clone(), s.at))
+        };
         match msg.kind {
             Some(Kind::Ack(a)) => {
-                if let Some(s) = current(&a.nonce) {
-                    self.registry.acked(self.id, &s.version);
+                if let Some((version, at)) = current(&progress.sent, &a.nonce) {
+                    self.registry.acked(self.id, &version);
                     self.metrics.acks.inc();
-                    self.metrics
-                        .push_to_ack
-                        .observe(s.at.elapsed().as_secs_f64());
+                    self.metrics.push_to_ack.observe(at.elapsed().as_secs_f64());
+                    progress.acked = Some(version);
                 }
             }
             Some(Kind::Nack(n)) => {
-                if let Some(s) = current(&n.nonce) {
+                if let Some((version, _)) = current(&progress.sent, &n.nonce) {
                     let detail = crate::registry::bounded(&n.error_detail);
-                    tracing::warn!(gateway = %self.gateway, version = %s.version, error = %detail, "proxy rejected a snapshot");
-                    self.registry.nacked(self.id, &s.version, detail);
+                    tracing::warn!(gateway = %self.gateway, %version, error = %detail, "proxy rejected a snapshot");
+                    self.registry.nacked(self.id, &version, detail);
                     self.metrics.nacks.inc();
-                    *nacked = Some(s.version.clone());
+                    progress.nacked = Some(version);
+                }
+            }
+            Some(Kind::Resync(r)) => {
+                if current(&progress.sent, &r.nonce).is_some() {
+                    let reason = crate::registry::bounded(&r.reason);
+                    tracing::info!(gateway = %self.gateway, %reason, "proxy asked for a full push");
+                    // With no base and nothing sent, the loop pushes the newest version in full.
+                    progress.sent = None;
+                    progress.acked = None;
                 }
             }
             Some(Kind::Status(st)) => self.registry.status_report(self.id, &st),

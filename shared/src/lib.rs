@@ -4,6 +4,7 @@
 pub mod admin;
 pub mod config;
 pub mod convert;
+pub mod delta;
 pub mod process;
 pub mod proto;
 pub mod tls;

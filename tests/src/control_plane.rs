@@ -114,7 +114,8 @@ impl ControlPlane {
     }
 }
 
-/// The first message of a config stream: `node` says hello for `gateway`.
+/// The first message of a config stream: `node` says hello for `gateway`, as a proxy that
+/// takes full pushes only (one older than deltas).
 pub fn hello(node: &str, gateway: &str, build: &str) -> tollgate_shared::proto::v1::ProxyMessage {
     use tollgate_shared::proto::v1 as pb;
     pb::ProxyMessage {
@@ -122,6 +123,7 @@ pub fn hello(node: &str, gateway: &str, build: &str) -> tollgate_shared::proto::
             node_id: node.into(),
             gateway: gateway.into(),
             build: build.into(),
+            accepts_delta: false,
         })),
     }
 }

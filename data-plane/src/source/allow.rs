@@ -19,11 +19,10 @@ pub struct PushAllowList {
 }
 
 impl PushAllowList {
-    /// `Err` names the first field that asks for something not allowed. Nothing is changed:
-    /// `&mut` only because secrets are visited through the resolver's walk.
-    pub fn check(&self, config: &mut Config) -> Result<(), String> {
+    /// `Err` names the first field that asks for something not allowed.
+    pub fn check(&self, config: &Config) -> Result<(), String> {
         let mut refused = None;
-        config.visit_secrets(&mut |field, secret| {
+        config.secrets(&mut |field, secret| {
             for name in secret.reference().map(variables).unwrap_or_default() {
                 if refused.is_none() && !self.env.contains(&name) {
                     refused = Some(format!(

@@ -2,7 +2,9 @@
 //!
 //! One background task owns the stream: it says hello, applies every push through the same
 //! `Gateway::apply` as a file reload (so buckets and connections survive exactly as there),
-//! answers ACK or NACK, and reports bucket levels every few seconds. When the stream breaks it
+//! answers ACK or NACK, and reports bucket levels every few seconds. A push may be a delta
+//! from the config last applied on this stream: rebuilt into the full encoded config first,
+//! or, when that fails, answered with a resync (the server then pushes in full). When the stream breaks it
 //! reconnects with jittered exponential backoff, reset only after a message arrives; the last
 //! good config keeps serving meanwhile.
 //!
@@ -14,6 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
 use prost::Message;
 use rand::Rng;
 use tokio::sync::mpsc;
@@ -151,6 +154,7 @@ impl ControlPlaneSource {
             node_id: self.node_id.clone(),
             gateway: self.gateway.clone(),
             build: env!("CARGO_PKG_VERSION").to_string(),
+            accepts_delta: true,
         };
         tx.send(message(pb::proxy_message::Kind::Hello(hello)))
             .await?;
@@ -162,13 +166,15 @@ impl ControlPlaneSource {
         }
         let mut inbound = client.stream(request).await?.into_inner();
         let mut status = tokio::time::interval(STATUS_EVERY);
+        // What deltas on this stream build on.
+        let mut base: Option<Base> = None;
         loop {
             tokio::select! {
                 msg = inbound.message() => {
                     let Some(msg) = msg? else { return Ok(()) };
                     *got_message = true;
                     if let Some(pb::server_message::Kind::Push(push)) = msg.kind {
-                        let reply = self.apply(gw, push);
+                        let reply = self.apply(gw, push, &mut base);
                         tx.send(message(reply)).await?;
                     }
                 }
@@ -179,7 +185,22 @@ impl ControlPlaneSource {
         }
     }
 
-    fn apply(&self, gw: &Arc<Gateway>, push: pb::Push) -> pb::proxy_message::Kind {
+    fn apply(
+        &self,
+        gw: &Arc<Gateway>,
+        push: pb::Push,
+        base: &mut Option<Base>,
+    ) -> pb::proxy_message::Kind {
+        let encoded = match rebuild(push.config, push.delta, base.as_ref()) {
+            Ok(encoded) => encoded,
+            Err(reason) => {
+                tracing::info!(version = %push.version, %reason, "cannot apply a delta push; asking for a full one");
+                return pb::proxy_message::Kind::Resync(pb::Resync {
+                    nonce: push.nonce,
+                    reason,
+                });
+            }
+        };
         let previous = gw
             .runtime()
             .map(|r| r.snapshot.version.clone())
@@ -187,11 +208,11 @@ impl ControlPlaneSource {
         let version = push.version.clone();
         let source = SnapshotSource::ControlPlane(redact::url(&self.connection.url));
         let result = (|| -> Result<(), String> {
-            let wire = pb::Config::decode(push.config.as_slice())
+            let wire = pb::Config::decode(encoded.as_ref())
                 .map_err(|e| format!("malformed snapshot: {e}"))?;
             let mut config =
                 Config::try_from(wire).map_err(|e| format!("malformed snapshot: {e}"))?;
-            self.allow.check(&mut config)?;
+            self.allow.check(&config)?;
             config.resolve_secrets(&ProcessEnv).map_err(|names| {
                 format!(
                     "environment variable(s) not set on this proxy: {}",
@@ -206,6 +227,10 @@ impl ControlPlaneSource {
         })();
         match result {
             Ok(()) => {
+                *base = Some(Base {
+                    version: version.clone(),
+                    encoded,
+                });
                 report(
                     &gw.services.metrics,
                     &source,
@@ -230,6 +255,23 @@ impl ControlPlaneSource {
             }
         }
     }
+}
+
+/// The config last applied from this stream, as encoded on the wire.
+struct Base {
+    version: String,
+    encoded: Bytes,
+}
+
+/// The full encoded config of a push: its `config`, or its delta rebuilt on `base`.
+fn rebuild(config: Bytes, delta: Option<pb::Delta>, base: Option<&Base>) -> Result<Bytes, String> {
+    let Some(delta) = delta else {
+        return Ok(config);
+    };
+    let base = base
+        .filter(|b| b.version == delta.base_version)
+        .ok_or("the delta builds on a version this stream has not applied")?;
+    tollgate_shared::delta::apply(&base.encoded, &delta).map_err(|e| e.to_string())
 }
 
 fn message(kind: pb::proxy_message::Kind) -> pb::ProxyMessage {
@@ -262,5 +304,73 @@ fn status_report(gw: &Gateway) -> pb::Status {
     pb::Status {
         buckets,
         mcp_sessions: gw.services.mcp.len() as u32,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn base(version: &str, encoded: &[u8]) -> Base {
+        Base {
+            version: version.into(),
+            encoded: Bytes::copy_from_slice(encoded),
+        }
+    }
+
+    fn delta_on(base_version: &str, from: &[u8], to: &[u8]) -> pb::Delta {
+        let mut delta = tollgate_shared::delta::diff(from, to);
+        delta.base_version = base_version.into();
+        delta
+    }
+
+    #[test]
+    fn a_full_push_is_taken_as_is_and_a_delta_is_rebuilt_on_its_base() {
+        let full = Bytes::from_static(b"the whole config");
+        assert_eq!(rebuild(full.clone(), None, None).unwrap(), full);
+        let (old, new) = (vec![7u8; 4096], [vec![7u8; 4000], vec![8u8; 96]].concat());
+        let held = base("v1", &old);
+        let delta = delta_on("v1", &old, &new);
+        assert_eq!(
+            rebuild(Bytes::new(), Some(delta), Some(&held)).unwrap(),
+            new
+        );
+    }
+
+    #[test]
+    fn a_delta_on_another_base_asks_for_a_resync() {
+        let text = |edited: usize| -> Vec<u8> {
+            (0..300)
+                .flat_map(|i| format!("route {i} tag {};", u8::from(i == edited)).into_bytes())
+                .collect()
+        };
+        let (old, new, other) = (text(1_000), text(150), text(20));
+        let delta = delta_on("v1", &old, &new);
+        for held in [None, Some(base("v0", &old)), Some(base("v1", &other))] {
+            let error = rebuild(Bytes::new(), Some(delta.clone()), held.as_ref()).unwrap_err();
+            assert!(
+                error.contains("has not applied") || error.contains("SHA-256"),
+                "{error}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_hostile_delta_is_refused_with_a_short_reason() {
+        let held = base("v1", &[0u8; 1024]);
+        let copy = pb::DeltaOp {
+            op: Some(pb::delta_op::Op::Copy(pb::CopyRange {
+                offset: 0,
+                len: 1024,
+            })),
+        };
+        let bomb = pb::Delta {
+            base_version: "v1".into(),
+            ops: vec![copy; 1 << 17],
+            sha256: Bytes::new(),
+        };
+        let error = rebuild(Bytes::new(), Some(bomb), Some(&held)).unwrap_err();
+        assert!(error.contains("more than"), "{error}");
+        assert!(error.len() < 100);
     }
 }

@@ -49,6 +49,143 @@ pub struct Config {
     pub frontend_policies: FrontendPolicies,
 }
 
+/// The one walk over every secret, for `&` and `&mut` configs alike: `$iter`/`$as_ref` are
+/// `iter`/`as_ref` or `iter_mut`/`as_mut`, and `$m` is `mut` or nothing. Paths are formatted
+/// only when a visitor prints one.
+macro_rules! walk_secrets {
+    ($config:expr, $f:expr, $iter:ident, $as_ref:ident $(, $m:tt)?) => {{
+        let config = $config;
+        let f = $f;
+        if let Some(tracing) = &$($m)? config.settings.tracing {
+            for (i, (name, value)) in tracing.headers.$iter().enumerate() {
+                let path = format_args!("config.tracing.headers[{i}].value");
+                f(&SecretField { path: &path, kind: SecretKind::Header(name) }, value);
+            }
+        }
+        for (b, bind) in config.binds.$iter().enumerate() {
+            for (l, listener) in bind.listeners.$iter().enumerate() {
+                for (r, route) in listener.routes.$iter().enumerate() {
+                    let at = format_args!("binds[{b}].listeners[{l}].routes[{r}]");
+                    let policies = &$($m)? route.policies;
+                    if let Some(auth) = &$($m)? policies.backend_auth {
+                        let at = format_args!("{at}.policies.backendAuth");
+                        walk_backend_auth!(auth, at, f, $as_ref $(, $m)?);
+                    }
+                    for (i, k) in policies
+                        .api_key
+                        .$iter()
+                        .flat_map(|a| a.keys.$iter().enumerate())
+                    {
+                        if let ApiKeyCredential::Key(key) = &$($m)? k.key {
+                            let path = format_args!("{at}.policies.apiKey.keys[{i}].key");
+                            f(&SecretField::key(&path), key);
+                        }
+                    }
+                    let modifiers = [
+                        ("requestHeaderModifier", &$($m)? policies.request_header_modifier),
+                        ("responseHeaderModifier", &$($m)? policies.response_header_modifier),
+                    ];
+                    for (key, m) in modifiers {
+                        let Some(m) = m else { continue };
+                        for (op, list) in [("add", &$($m)? m.add), ("set", &$($m)? m.set)] {
+                            for (i, (name, value)) in list.$iter().enumerate() {
+                                let path = format_args!("{at}.policies.{key}.{op}[{i}].value");
+                                f(&SecretField { path: &path, kind: SecretKind::Header(name) }, value);
+                            }
+                        }
+                    }
+                    for (i, backend) in route.backends.$iter().enumerate() {
+                        let at = format_args!("{at}.backends[{i}]");
+                        match &$($m)? backend.kind {
+                            BackendKind::Host(_) => {}
+                            BackendKind::Ai(ai) => {
+                                for (g, group) in ai.groups.$iter().enumerate() {
+                                    for (p, provider) in group.$iter().enumerate() {
+                                        if let Some(auth) = &$($m)? provider.backend_auth {
+                                            let at = format_args!(
+                                                "{at}.ai.groups[{g}].providers[{p}].backendAuth"
+                                            );
+                                            walk_backend_auth!(auth, at, f, $as_ref $(, $m)?);
+                                        }
+                                    }
+                                }
+                            }
+                            BackendKind::Mcp(m) => {
+                                for (t, target) in m.targets.$iter().enumerate() {
+                                    let at = format_args!("{at}.mcp.targets[{t}]");
+                                    match &$($m)? target.kind {
+                                        McpTargetKind::Stdio { env, args, .. } => {
+                                            for (name, value) in env.$iter() {
+                                                let path = format_args!("{at}.stdio.env.{name}");
+                                                f(&SecretField::key(&path), value);
+                                            }
+                                            let values: Vec<String> =
+                                                args.iter().map(|a| a.expose().to_string()).collect();
+                                            let shown = crate::config::redact::args(&values);
+                                            for (i, arg) in args.$iter().enumerate() {
+                                                let path = format_args!("{at}.stdio.args[{i}]");
+                                                let kind = SecretKind::Argument {
+                                                    redacted: shown[i] != values[i],
+                                                };
+                                                f(&SecretField { path: &path, kind }, arg);
+                                            }
+                                        }
+                                        McpTargetKind::Sse { url } => {
+                                            let path = format_args!("{at}.sse.host");
+                                            f(&SecretField::url(&path), url);
+                                        }
+                                        McpTargetKind::Mcp { url } => {
+                                            let path = format_args!("{at}.mcp.host");
+                                            f(&SecretField::url(&path), url);
+                                        }
+                                        McpTargetKind::OpenApi { url, .. } => {
+                                            let path = format_args!("{at}.openapi.host");
+                                            f(&SecretField::url(&path), url);
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }};
+}
+
+/// `walk_secrets!`'s step into a `backendAuth` at `$at`.
+macro_rules! walk_backend_auth {
+    ($auth:expr, $at:expr, $f:expr, $as_ref:ident $(, $m:tt)?) => {
+        match $auth {
+            BackendAuth::Key(key) => {
+                let path = format_args!("{}.key", $at);
+                $f(&SecretField::key(&path), key)
+            }
+            BackendAuth::Aws(AwsAuth { keys: Some(keys), .. }) => {
+                let fields = [
+                    ("accessKeyId", Some(&$($m)? keys.access_key_id)),
+                    ("secretAccessKey", Some(&$($m)? keys.secret_access_key)),
+                    ("sessionToken", keys.session_token.$as_ref()),
+                ];
+                for (name, secret) in fields {
+                    if let Some(secret) = secret {
+                        let path = format_args!("{}.aws.{name}", $at);
+                        $f(&SecretField::key(&path), secret);
+                    }
+                }
+            }
+            BackendAuth::Azure(AzureAuth::ClientSecret { client_secret, .. }) => {
+                let path = format_args!("{}.azure.explicitConfig.clientSecret.client_secret", $at);
+                $f(&SecretField::key(&path), client_secret)
+            }
+            BackendAuth::Aws(_)
+            | BackendAuth::Azure(_)
+            | BackendAuth::Gcp(_)
+            | BackendAuth::Passthrough { .. } => {}
+        }
+    };
+}
+
 impl Config {
     /// Valid but risky settings, one line each naming where: `tollgate check` prints them and
     /// the proxy logs them when it loads the config.
@@ -66,7 +203,7 @@ impl Config {
                 }
             }
         }
-        self.clone().visit_secrets(&mut |field, secret| {
+        self.secrets(&mut |field, secret| {
             if field.is_literal_credential(secret) {
                 warnings.push(format!(
                     "{}: a credential is written literally; prefer a `$VAR` reference, which proxies resolve from their own environment",
@@ -178,129 +315,15 @@ impl Config {
         out
     }
 
-    /// Every route with its field path (`binds[0].listeners[1].routes[2]`).
-    fn routes_mut(&mut self) -> impl Iterator<Item = (String, &mut Route)> {
-        self.binds.iter_mut().enumerate().flat_map(|(b, bind)| {
-            bind.listeners
-                .iter_mut()
-                .enumerate()
-                .flat_map(move |(l, listener)| {
-                    listener
-                        .routes
-                        .iter_mut()
-                        .enumerate()
-                        .map(move |(r, route)| {
-                            (format!("binds[{b}].listeners[{l}].routes[{r}]"), route)
-                        })
-                })
-        })
-    }
-
     /// Calls `f` on every secret of the config, with its field.
     pub fn visit_secrets(&mut self, f: &mut dyn FnMut(&SecretField<'_>, &mut Secret)) {
-        if let Some(tracing) = &mut self.settings.tracing {
-            for (i, (name, value)) in tracing.headers.iter_mut().enumerate() {
-                let path = format!("config.tracing.headers[{i}].value");
-                let field = SecretField {
-                    path: &path,
-                    kind: SecretKind::Header(name),
-                };
-                f(&field, value);
-            }
-        }
-        for (at, route) in self.routes_mut() {
-            let policies = &mut route.policies;
-            if let Some(auth) = &mut policies.backend_auth {
-                visit_backend_auth(auth, &format!("{at}.policies.backendAuth"), f);
-            }
-            for (i, k) in policies
-                .api_key
-                .iter_mut()
-                .flat_map(|a| a.keys.iter_mut().enumerate())
-            {
-                if let ApiKeyCredential::Key(key) = &mut k.key {
-                    let path = format!("{at}.policies.apiKey.keys[{i}].key");
-                    f(&SecretField::key(&path), key);
-                }
-            }
-            let modifiers = [
-                (
-                    "requestHeaderModifier",
-                    &mut policies.request_header_modifier,
-                ),
-                (
-                    "responseHeaderModifier",
-                    &mut policies.response_header_modifier,
-                ),
-            ];
-            for (key, m) in modifiers {
-                let Some(m) = m else { continue };
-                for (op, list) in [("add", &mut m.add), ("set", &mut m.set)] {
-                    for (i, (name, value)) in list.iter_mut().enumerate() {
-                        let path = format!("{at}.policies.{key}.{op}[{i}].value");
-                        let field = SecretField {
-                            path: &path,
-                            kind: SecretKind::Header(name),
-                        };
-                        f(&field, value);
-                    }
-                }
-            }
-            for (i, backend) in route.backends.iter_mut().enumerate() {
-                let at = format!("{at}.backends[{i}]");
-                match &mut backend.kind {
-                    BackendKind::Host(_) => {}
-                    BackendKind::Ai(ai) => {
-                        for (g, group) in ai.groups.iter_mut().enumerate() {
-                            for (p, provider) in group.iter_mut().enumerate() {
-                                if let Some(auth) = &mut provider.backend_auth {
-                                    let path =
-                                        format!("{at}.ai.groups[{g}].providers[{p}].backendAuth");
-                                    visit_backend_auth(auth, &path, f);
-                                }
-                            }
-                        }
-                    }
-                    BackendKind::Mcp(m) => {
-                        for (t, target) in m.targets.iter_mut().enumerate() {
-                            let at = format!("{at}.mcp.targets[{t}]");
-                            match &mut target.kind {
-                                McpTargetKind::Stdio { env, args, .. } => {
-                                    for (name, value) in env.iter_mut() {
-                                        let path = format!("{at}.stdio.env.{name}");
-                                        f(&SecretField::key(&path), value);
-                                    }
-                                    let values: Vec<String> =
-                                        args.iter().map(|a| a.expose().to_string()).collect();
-                                    let shown = crate::config::redact::args(&values);
-                                    for (i, arg) in args.iter_mut().enumerate() {
-                                        let field = SecretField {
-                                            path: &format!("{at}.stdio.args[{i}]"),
-                                            kind: SecretKind::Argument {
-                                                redacted: shown[i] != values[i],
-                                            },
-                                        };
-                                        f(&field, arg);
-                                    }
-                                }
-                                McpTargetKind::Sse { url } => {
-                                    let path = format!("{at}.sse.host");
-                                    f(&SecretField::url(&path), url);
-                                }
-                                McpTargetKind::Mcp { url } => {
-                                    let path = format!("{at}.mcp.host");
-                                    f(&SecretField::url(&path), url);
-                                }
-                                McpTargetKind::OpenApi { url, .. } => {
-                                    let path = format!("{at}.openapi.host");
-                                    f(&SecretField::url(&path), url);
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        walk_secrets!(self, f, iter_mut, as_mut, mut);
+    }
+
+    /// Calls `f` on every secret of the config, with its field, without changing any (no
+    /// copy of the config to walk: a 10,000-route config's warnings were half its apply).
+    pub fn secrets(&self, f: &mut dyn FnMut(&SecretField<'_>, &Secret)) {
+        walk_secrets!(self, f, iter, as_ref);
     }
 
     /// Every MCP target with its field (`….backends[0].mcp.targets[1]`).
@@ -353,56 +376,22 @@ pub enum SecretKind<'a> {
 }
 
 /// The secrets of a `backendAuth` at `path`: its key, or its AWS keys.
-fn visit_backend_auth(
-    auth: &mut BackendAuth,
-    path: &str,
-    f: &mut dyn FnMut(&SecretField<'_>, &mut Secret),
-) {
-    match auth {
-        BackendAuth::Key(key) => f(&SecretField::key(&format!("{path}.key")), key),
-        BackendAuth::Aws(AwsAuth {
-            keys: Some(keys), ..
-        }) => {
-            let fields = [
-                ("accessKeyId", Some(&mut keys.access_key_id)),
-                ("secretAccessKey", Some(&mut keys.secret_access_key)),
-                ("sessionToken", keys.session_token.as_mut()),
-            ];
-            for (name, secret) in fields {
-                if let Some(secret) = secret {
-                    f(&SecretField::key(&format!("{path}.aws.{name}")), secret);
-                }
-            }
-        }
-        BackendAuth::Azure(AzureAuth::ClientSecret { client_secret, .. }) => f(
-            &SecretField::key(&format!(
-                "{path}.azure.explicitConfig.clientSecret.client_secret"
-            )),
-            client_secret,
-        ),
-        BackendAuth::Aws(_)
-        | BackendAuth::Azure(_)
-        | BackendAuth::Gcp(_)
-        | BackendAuth::Passthrough { .. } => {}
-    }
-}
-
 /// Where a secret sits in the config.
 pub struct SecretField<'a> {
-    /// `binds[0].listeners[0].routes[0].policies.backendAuth.key`.
-    pub path: &'a str,
+    /// `binds[0].listeners[0].routes[0].policies.backendAuth.key`, formatted when printed.
+    pub path: &'a dyn fmt::Display,
     pub kind: SecretKind<'a>,
 }
 
 impl SecretField<'_> {
-    fn key(path: &str) -> SecretField<'_> {
+    fn key(path: &dyn fmt::Display) -> SecretField<'_> {
         SecretField {
             path,
             kind: SecretKind::Key,
         }
     }
 
-    fn url(path: &str) -> SecretField<'_> {
+    fn url(path: &dyn fmt::Display) -> SecretField<'_> {
         SecretField {
             path,
             kind: SecretKind::Url,

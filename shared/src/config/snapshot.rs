@@ -52,7 +52,7 @@ impl Snapshot {
 pub fn version_of(config: &Config) -> String {
     let mut hasher = Sha256::new();
     hasher.update(serde_json::to_vec(config).expect("the model always serializes"));
-    config.clone().visit_secrets(&mut |_, secret| {
+    config.secrets(&mut |_, secret| {
         hasher.update([0]);
         hasher.update(secret.expose());
     });

@@ -22,7 +22,7 @@ pub const MAX_DURATION: Duration = Duration::from_secs(366 * 24 * 3600);
 
 /// Collects errors while walking the raw config.
 pub struct Validator<'a> {
-    doc: &'a Document,
+    doc: &'a Document<'a>,
     file: &'a str,
     templates: &'a Templates,
     /// `LoadMode::DeferSecrets`: secrets keep only their references.
@@ -34,7 +34,7 @@ pub struct Validator<'a> {
 
 impl<'a> Validator<'a> {
     pub fn new(
-        doc: &'a Document,
+        doc: &'a Document<'a>,
         file: &'a str,
         templates: &'a Templates,
         defer_secrets: bool,

@@ -1,8 +1,11 @@
 //! Text -> YAML value plus a position index, so later stages can say where a path is.
 //!
 //! `yaml_serde` gives the values serde decodes; a second pass with `saphyr-parser` records
-//! the line and column of every key and value by path, which serde cannot report.
+//! the line and column of every key and value by path, which serde cannot report. That pass
+//! runs only when a position is first asked for (an error to report): a valid file never
+//! needs one, and it was half the time of loading a large config.
 
+use std::cell::OnceCell;
 use std::collections::HashMap;
 
 use saphyr_parser::{Event, Parser, Span, SpannedEventReceiver};
@@ -16,10 +19,11 @@ pub struct Mark {
     pub column: usize,
 }
 
-/// A parsed document and where each of its nodes starts.
-pub struct Document {
+/// A parsed document and, once asked for, where each of its nodes starts.
+pub struct Document<'t> {
     pub value: yaml_serde::Value,
-    positions: Positions,
+    text: &'t str,
+    positions: OnceCell<Positions>,
 }
 
 /// A YAML syntax error.
@@ -29,8 +33,8 @@ pub struct SyntaxError {
     pub message: String,
 }
 
-impl Document {
-    pub fn parse(text: &str) -> Result<Document, SyntaxError> {
+impl<'t> Document<'t> {
+    pub fn parse(text: &'t str) -> Result<Document<'t>, SyntaxError> {
         let value = match yaml_serde::from_str::<yaml_serde::Value>(text) {
             Ok(v) => v,
             Err(e) => {
@@ -47,20 +51,30 @@ impl Document {
                 });
             }
         };
-        let mut positions = Positions::default();
-        // yaml_serde accepted the text; a disagreement here only costs positions.
-        let _ = Parser::new_from_str(text).load(&mut positions, false);
-        Ok(Document { value, positions })
+        Ok(Document {
+            value,
+            text,
+            positions: OnceCell::new(),
+        })
+    }
+
+    fn positions(&self) -> &Positions {
+        self.positions.get_or_init(|| {
+            let mut positions = Positions::default();
+            // yaml_serde accepted the text; a disagreement here only costs positions.
+            let _ = Parser::new_from_str(self.text).load(&mut positions, false);
+            positions
+        })
     }
 
     /// Where the value at `path` starts, or its nearest ancestor's position.
     pub fn value_mark(&self, path: &YamlPath) -> Mark {
-        self.lookup(path, &self.positions.values)
+        self.lookup(path, &self.positions().values)
     }
 
     /// Where the key of the entry at `path` starts (falls back to the value).
     pub fn key_mark(&self, path: &YamlPath) -> Mark {
-        self.positions
+        self.positions()
             .keys
             .get(path)
             .copied()

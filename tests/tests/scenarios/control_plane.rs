@@ -292,7 +292,7 @@ async fn a_proxy_before_its_gateway_exists_is_not_ready() {
     assert_eq!(tag(&proxy, port).await.unwrap(), "first");
 }
 
-/// A stream client that says hello and then never reads.
+/// A stream client that says hello (as a proxy older than deltas) and then never reads.
 async fn stuck_client(
     url: &str,
     gateway: &str,
@@ -300,24 +300,7 @@ async fn stuck_client(
     tokio::sync::mpsc::Sender<pb::ProxyMessage>,
     tonic::Streaming<pb::ServerMessage>,
 ) {
-    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
-        .unwrap()
-        .connect()
-        .await
-        .unwrap();
-    let mut client = ConfigStreamClient::new(channel);
-    let (tx, rx) = tokio::sync::mpsc::channel(1);
-    tx.send(tollgate_tests::control_plane::hello(
-        "stuck", gateway, "test",
-    ))
-    .await
-    .unwrap();
-    let inbound = client
-        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
-        .await
-        .unwrap()
-        .into_inner();
-    (tx, inbound)
+    raw_stream(url, gateway, "stuck", false).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -499,4 +482,184 @@ async fn callers_buckets_are_reported_with_names_or_hashes() {
     // A header's value is not an identity name: hashed like the address.
     assert!(keys.iter().all(|k| k.starts_with("sha256:")), "{keys:?}");
     assert!(!cp.json("/api/proxies").await.to_string().contains("alice"));
+}
+
+/// 200 routes to `upstream`; route `r100` sets `x-tag: <edited>`.
+fn two_hundred_routes(port: u16, upstream: &str, edited: &str) -> String {
+    let mut out = format!("binds:\n- port: {port}\n  listeners:\n  - routes:\n");
+    for i in 0..200 {
+        let tag = if i == 100 { edited } else { "same" };
+        out.push_str(&format!(
+            "    - name: r{i}\n      matches: [{{path: {{exact: /r{i}}}}}]\n      policies: {{requestHeaderModifier: {{set: [{{name: x-tag, value: \"{tag}\"}}]}}}}\n      backends: [{{host: \"{upstream}\"}}]\n"
+        ));
+    }
+    out
+}
+
+/// A raw stream whose hello is a proxy taking deltas (`accepts_delta`) or an older one.
+async fn raw_stream(
+    url: &str,
+    gateway: &str,
+    node: &str,
+    accepts_delta: bool,
+) -> (
+    tokio::sync::mpsc::Sender<pb::ProxyMessage>,
+    tonic::Streaming<pb::ServerMessage>,
+) {
+    let channel = tonic::transport::Endpoint::from_shared(url.to_string())
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    let hello = pb::Hello {
+        node_id: node.into(),
+        gateway: gateway.into(),
+        build: "test".into(),
+        accepts_delta,
+    };
+    tx.send(pb::ProxyMessage {
+        kind: Some(pb::proxy_message::Kind::Hello(hello)),
+    })
+    .await
+    .unwrap();
+    let inbound = ConfigStreamClient::new(channel)
+        .stream(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    (tx, inbound)
+}
+
+async fn next_push(inbound: &mut tonic::Streaming<pb::ServerMessage>) -> pb::Push {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), inbound.message())
+            .await
+            .expect("a push within 10 s")
+            .unwrap()
+            .unwrap();
+        if let Some(pb::server_message::Kind::Push(p)) = msg.kind {
+            return p;
+        }
+    }
+}
+
+async fn ack(tx: &tokio::sync::mpsc::Sender<pb::ProxyMessage>, push: &pb::Push) {
+    let ack = pb::Ack {
+        version: push.version.clone(),
+        nonce: push.nonce.clone(),
+    };
+    tx.send(pb::ProxyMessage {
+        kind: Some(pb::proxy_message::Kind::Ack(ack)),
+    })
+    .await
+    .unwrap();
+}
+
+async fn wait_acked(cp: &ControlPlane, node: &str, version: &str) {
+    eventually(Duration::from_secs(10), || async {
+        let v = cp.json("/api/proxies").await;
+        let acked = v["proxies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["nodeId"] == node && p["versionAcked"] == version);
+        if acked { Ok(()) } else { Err(format!("{v}")) }
+    })
+    .await;
+}
+
+/// Issue 17: an edit reaches a proxy that takes deltas as a delta from the version it ACKed,
+/// rebuilding exactly the bytes an older proxy gets in full; a resync answers with a full push;
+/// no delta goes to a stream whose ACKed version is not the delta's base; a real proxy applies
+/// deltas and serves the edit.
+#[tokio::test(flavor = "multi_thread")]
+async fn edits_travel_as_deltas_that_rebuild_the_full_config() {
+    let up = FakeUpstream::start("u").await;
+    let port = free_port();
+    let config = |tag: &str| two_hundred_routes(port, &up.authority(), tag);
+    let cp = ControlPlane::start(&[("d.yaml", &config("v1"))]).await;
+    let url = cp.url();
+    let proxy = Proxy::spawn(ProxyOptions {
+        ip: IpAddr::V4(Ipv4Addr::new(127, 0, 0, 9)),
+        control_plane: Some((&url, "d")),
+        ..Default::default()
+    });
+    proxy.wait_ready().await;
+    let (tx, mut deltas) = raw_stream(&url, "d", "new", true).await;
+    let (_old_tx, mut full) = raw_stream(&url, "d", "old", false).await;
+
+    let first = next_push(&mut deltas).await;
+    assert!(first.delta.is_none(), "the first push on a stream is full");
+    assert!(!first.config.is_empty());
+    next_push(&mut full).await;
+    ack(&tx, &first).await;
+    wait_acked(&cp, "new", &first.version).await;
+
+    cp.write("d.yaml", &config("v2"));
+    let edit = next_push(&mut deltas).await;
+    let whole = next_push(&mut full).await;
+    assert_eq!(edit.version, whole.version);
+    assert!(whole.delta.is_none(), "an older proxy gets the config");
+    assert!(edit.config.is_empty(), "a delta push carries no config");
+    let delta = edit.delta.clone().expect("a delta from the ACKed version");
+    assert_eq!(delta.base_version, first.version);
+    assert!(
+        prost::Message::encoded_len(&delta) * 10 < whole.config.len(),
+        "one route's edit is a small delta"
+    );
+    let rebuilt = tollgate_shared::delta::apply(&first.config, &delta).unwrap();
+    assert_eq!(rebuilt, whole.config, "delta applied = full applied");
+
+    // A proxy that cannot apply it asks again: the same version comes in full.
+    let resync = pb::Resync {
+        nonce: edit.nonce.clone(),
+        reason: "test".into(),
+    };
+    tx.send(pb::ProxyMessage {
+        kind: Some(pb::proxy_message::Kind::Resync(resync)),
+    })
+    .await
+    .unwrap();
+    let again = next_push(&mut deltas).await;
+    assert_eq!(again.version, whole.version);
+    assert_ne!(again.nonce, edit.nonce);
+    assert!(again.delta.is_none());
+    assert_eq!(again.config, whole.config);
+
+    // Not ACKed: the next edit's delta has no base on this stream, so it comes in full.
+    cp.write("d.yaml", &config("v3"));
+    let unacked = next_push(&mut deltas).await;
+    assert!(
+        unacked.delta.is_none(),
+        "{:?}",
+        unacked.delta.map(|d| d.base_version)
+    );
+    ack(&tx, &unacked).await;
+    wait_acked(&cp, "new", &unacked.version).await;
+    cp.write("d.yaml", &config("v4"));
+    let resumed = next_push(&mut deltas).await;
+    assert_eq!(
+        resumed.delta.map(|d| d.base_version),
+        Some(unacked.version),
+        "deltas resume once a version is ACKed"
+    );
+
+    // The real proxy took every edit (deltas after its first push) and serves the last.
+    eventually(Duration::from_secs(10), || async {
+        let r = tollgate_tests::get(proxy.url(port, "/r100"))
+            .await
+            .map_err(|e| e.to_string())?;
+        let v: Value = r.json().await.map_err(|e| e.to_string())?;
+        match v["headers"]["x-tag"].as_str() {
+            Some("v4") => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await;
+    let log = cp.log();
+    assert!(
+        log.matches("asked for a full push").count() <= 1,
+        "no resync but the test's own: {log}"
+    );
 }

@@ -662,7 +662,7 @@ async fn secrets_travel_as_references() {
         .await
         .unwrap();
     let push = first_push(&mut inbound).await;
-    let wire = pb::Config::decode(push.config.as_slice()).unwrap();
+    let wire = pb::Config::decode(push.config.as_ref()).unwrap();
     let text = format!("{wire:?}");
     assert!(text.contains("$CP_SECRET"), "{text}");
     assert!(text.contains("token=${CP_SECRET}"), "{text}");
