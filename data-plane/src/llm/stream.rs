@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::provider::Format;
 use super::translate::{anthropic_error, finish_reason, openai_error, stop_reason};
-use super::usage::{Usage, probe};
+use super::usage::{Usage, probe, probe_value};
 
 /// One direction of stream handling.
 pub trait Translate: Send {
@@ -367,7 +367,7 @@ impl Translate for AnthropicToOpenAi {
         let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
             return;
         };
-        probe(&ev.data, &mut self.core.usage);
+        probe_value(&v, &mut self.core.usage);
         let block = v.get("index").and_then(Value::as_u64).unwrap_or(0);
         match v["type"].as_str().unwrap_or(&ev.event) {
             "message_start" => {
@@ -516,7 +516,7 @@ impl Translate for OpenAiToAnthropic {
             self.core.done = true;
             return;
         }
-        probe(&ev.data, &mut self.core.usage);
+        probe_value(&v, &mut self.core.usage);
         if !self.started {
             self.started = true;
             out.push_back(named_frame("message_start", &json!({"type": "message_start", "message": {

@@ -12,7 +12,7 @@ use super::{
     response, response_id,
 };
 use crate::llm::stream::{Core, Translate, named_frame, responses_error_frame, text_delta};
-use crate::llm::usage::probe;
+use crate::llm::usage::probe_value;
 
 /// An output item being streamed or done.
 enum Item {
@@ -254,7 +254,7 @@ impl Translate for AnthropicToResponses {
         let block = v.get("index").and_then(Value::as_u64).unwrap_or(0);
         match v["type"].as_str().unwrap_or(&ev.event) {
             "message_start" => {
-                probe(&ev.data, &mut self.core.usage);
+                probe_value(&v, &mut self.core.usage);
                 let message = &v["message"];
                 self.id = response_id(message["id"].as_str().unwrap_or_default());
                 self.model = message["model"].clone();
@@ -303,7 +303,7 @@ impl Translate for AnthropicToResponses {
                 }
             }
             "message_delta" => {
-                probe(&ev.data, &mut self.core.usage);
+                probe_value(&v, &mut self.core.usage);
                 if let Some(reason) = v.pointer("/delta/stop_reason").and_then(Value::as_str) {
                     self.stop_reason = Some(reason.into());
                 }
