@@ -15,6 +15,8 @@ const MAX_PENDING: usize = 4 << 20;
 /// How long the writer lets lines gather after the first one arrives: one write per this
 /// interval at most, at any request rate.
 const GATHER: Duration = Duration::from_millis(5);
+/// How long shutdown waits for buffered lines to be written to a stdout that may be stalled.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
 
 struct Shared {
     pending: Mutex<Pending>,
@@ -26,6 +28,8 @@ struct Shared {
 struct Pending {
     buf: Vec<u8>,
     closed: bool,
+    /// The writer has written everything and stopped.
+    finished: bool,
 }
 
 /// The producing side, cloned into every applied config.
@@ -34,7 +38,8 @@ pub struct LineWriter {
     shared: Arc<Shared>,
 }
 
-/// Stops the writer thread once everything buffered is written.
+/// Stops the writer thread once everything buffered is written, waiting at most
+/// [`SHUTDOWN_WAIT`] for it.
 pub struct WriterGuard {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
@@ -80,10 +85,21 @@ impl LineWriter {
 
 impl Drop for WriterGuard {
     fn drop(&mut self) {
-        self.shared.pending.lock().closed = true;
-        self.shared.ready.notify_one();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        let mut pending = self.shared.pending.lock();
+        pending.closed = true;
+        self.shared.ready.notify_all();
+        let stalled = self
+            .shared
+            .ready
+            .wait_while_for(&mut pending, |p| !p.finished, SHUTDOWN_WAIT)
+            .timed_out();
+        drop(pending);
+        match self.thread.take() {
+            Some(thread) if !stalled => {
+                let _ = thread.join();
+            }
+            // A stdout that does not drain must not hold the process: the thread is left.
+            _ => tracing::warn!("access-log lines still unwritten at shutdown: stdout is stalled"),
         }
     }
 }
@@ -114,7 +130,10 @@ fn run(shared: &Shared, mut out: impl Write) {
                 "access-log lines dropped: stdout does not keep up"
             );
         }
-        if closed && shared.pending.lock().buf.is_empty() {
+        let mut pending = shared.pending.lock();
+        if closed && pending.buf.is_empty() {
+            pending.finished = true;
+            shared.ready.notify_all();
             return;
         }
     }
@@ -170,6 +189,20 @@ mod tests {
         let got = String::from_utf8(got.lock().clone()).unwrap();
         let expected: String = (0..1000).map(|i| format!("line {i}\n")).collect();
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn shutdown_does_not_wait_for_a_stalled_output_forever() {
+        let (writer, guard, open, _got) = gated();
+        writer.write_line(b"stuck\n");
+        let (done, finished) = mpsc::channel();
+        std::thread::spawn(move || {
+            drop(guard);
+            let _ = done.send(());
+        });
+        let waited = finished.recv_timeout(SHUTDOWN_WAIT * 5);
+        drop(open);
+        assert!(waited.is_ok(), "shutdown hung on a stalled stdout");
     }
 
     #[test]
