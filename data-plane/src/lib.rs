@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod ratelimit;
 pub mod runtime;
+pub mod series;
 pub mod services;
 pub mod source;
 pub mod telemetry;

@@ -204,6 +204,7 @@ impl Runtime {
                     gateway: gateway.clone(),
                     listener: None,
                     route: None,
+                    series: Default::default(),
                 };
                 let table = PortTable {
                     port: b.port,
@@ -261,6 +262,7 @@ impl Runtime {
                 gateway: gateway.clone(),
                 listener: None,
                 route: None,
+                series: Default::default(),
             }),
             htpasswd: auth.htpasswd.clone(),
             openapi,
@@ -304,6 +306,7 @@ fn compile_listener(
                 gateway: port.gateway.clone(),
                 listener: Some(listener.clone()),
                 route: Some(r.name.as_str().into()),
+                series: Default::default(),
             };
             Arc::new(compile_route(
                 r,

@@ -10,11 +10,11 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use eventsource_stream::Eventsource;
 use futures_util::{FutureExt, StreamExt, stream};
 use libfuzzer_sys::fuzz_target;
 use rmcp::model::ServerJsonRpcMessage;
 use sse_stream::SseStream;
+use tollgate_data_plane::http::sse::events;
 use tollgate_data_plane::llm::provider::Format;
 use tollgate_data_plane::llm::stream::{
     AnthropicPassthrough, AnthropicToOpenAi, OpenAiPassthrough, OpenAiToAnthropic, Translate,
@@ -29,14 +29,11 @@ fn chunks(body: &[u8]) -> Vec<Result<Bytes, std::io::Error>> {
 
 /// The (event, data) pairs a client parses out of what the gateway wrote.
 fn client_reads(written: &[u8]) -> Vec<(String, String)> {
-    let one = stream::iter([Ok::<_, std::io::Error>(Bytes::copy_from_slice(written))]);
-    let mut events = one.eventsource();
-    let mut read = Vec::new();
-    while let Some(Some(next)) = events.next().now_or_never() {
-        let ev = next.expect("the gateway writes UTF-8");
-        read.push((ev.event, ev.data));
-    }
-    read
+    let mut parser = sse_parse::SseParser::new();
+    parser.feed(written);
+    std::iter::from_fn(|| parser.next_event())
+        .map(|ev| (ev.event, ev.data))
+        .collect()
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -54,7 +51,7 @@ fuzz_target!(|data: &[u8]| {
     };
     // The streams are in memory: every poll is ready, so no runtime is needed. Like the
     // gateway, reading stops at the terminal event or the first error.
-    let mut events = stream::iter(chunks(body)).eventsource();
+    let mut events = Box::pin(events(stream::iter(chunks(body))));
     let mut out = VecDeque::new();
     let mut written = Vec::new();
     let mut sent = Vec::new();
@@ -70,7 +67,7 @@ fuzz_target!(|data: &[u8]| {
                 sent.push((ev.event, data));
             }
             Err(e) => {
-                out.push_back(error_frame(client, &e.to_string()));
+                out.push_back(error_frame(client, &e));
                 broke = true;
             }
         }

@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
     let (message, kind) = translate::error_parts(data);
     for client in FORMATS {
         let shaped = match client {
-            Format::OpenAi => translate::openai_error(&message, &kind),
+            Format::OpenAi | Format::Responses => translate::openai_error(&message, &kind),
             Format::Anthropic => translate::anthropic_error(&message, "api_error"),
         };
         reparses(&shaped);

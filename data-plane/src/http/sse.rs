@@ -84,6 +84,38 @@ where
         })
 }
 
+/// An LLM provider's events, parsed as they arrive (sse-parse: each byte scanned once, no
+/// copy of the rest of the buffer per line); an event past [`MAX_SSE_EVENT`] bytes ends the
+/// stream with an error, as does the upstream's own.
+pub fn events<E: std::fmt::Display>(
+    bytes: impl Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
+) -> impl Stream<Item = Result<sse_parse::Event, String>> + Send + 'static {
+    let parser = sse_parse::SseParser::new().max_buffer(MAX_SSE_EVENT);
+    futures_util::stream::unfold(Some((bytes, parser)), |state| async move {
+        let (mut bytes, mut parser) = state?;
+        loop {
+            if let Some(event) = parser.next_event() {
+                return Some((Ok(event), Some((bytes, parser))));
+            }
+            match bytes.next().await {
+                Some(Ok(chunk)) => {
+                    parser.feed(&chunk);
+                    if parser.overflows() > 0 {
+                        let cut = TooLong {
+                            what: "event",
+                            limit: MAX_SSE_EVENT,
+                        };
+                        return Some((Err(cut.to_string()), None));
+                    }
+                }
+                Some(Err(e)) => return Some((Err(e.to_string()), None)),
+                // A last event without its blank line is dropped, as a browser would.
+                None => return None,
+            }
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,5 +136,64 @@ mod tests {
             event = event.and(f.feed(&line));
         }
         assert!(event.is_err());
+    }
+
+    /// Every event of `chunks`, and the error that ended them if one did.
+    fn read(chunks: Vec<Vec<u8>>) -> (Vec<(String, String)>, Option<String>) {
+        use futures_util::FutureExt;
+        let bytes = futures_util::stream::iter(
+            chunks
+                .into_iter()
+                .map(|c| Ok::<_, std::io::Error>(Bytes::from(c))),
+        );
+        let mut events = Box::pin(events(bytes));
+        let (mut read, mut error) = (Vec::new(), None);
+        while let Some(next) = events.next().now_or_never().expect("in memory") {
+            match next {
+                Ok(ev) => read.push((ev.event, ev.data)),
+                Err(e) => error = Some(e),
+            }
+        }
+        (read, error)
+    }
+
+    #[test]
+    fn events_split_anywhere_read_the_same() {
+        let stream =
+            b"event: a\ndata: 1\n\ndata: x\r\ndata: y\r\n\r\n: note\nevent: b\rdata: 2\r\r";
+        let whole = read(vec![stream.to_vec()]);
+        assert_eq!(
+            whole,
+            (
+                vec![
+                    ("a".into(), "1".into()),
+                    ("message".into(), "x\ny".into()),
+                    ("b".into(), "2".into()),
+                ],
+                None
+            )
+        );
+        for cut in 0..stream.len() {
+            let (head, tail) = stream.split_at(cut);
+            assert_eq!(
+                read(vec![head.to_vec(), tail.to_vec()]),
+                whole,
+                "cut at {cut}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_event_past_the_limit_ends_the_stream_with_an_error() {
+        let line = [b"data: ".to_vec(), vec![b'x'; 1024 * 1024], b"\n".to_vec()].concat();
+        let mut chunks = vec![b"data: first\n\n".to_vec()];
+        chunks.extend(std::iter::repeat_n(line, MAX_SSE_EVENT / (1024 * 1024) + 1));
+        chunks.push(b"\ndata: after\n\n".to_vec());
+        let (read, error) = read(chunks);
+        assert_eq!(read, vec![("message".into(), "first".into())]);
+        assert_eq!(
+            error.as_deref(),
+            Some(format!("an SSE event exceeded {MAX_SSE_EVENT} bytes").as_str())
+        );
     }
 }

@@ -40,6 +40,8 @@ use crate::http::retry::{self, Attempt};
 use crate::http::strip_hop_by_hop;
 use crate::metrics::Metrics;
 use crate::ratelimit::{self, Bucket, Reservation};
+use crate::series::GenAi;
+use crate::telemetry::RequestLabels;
 use crate::telemetry::record::{LlmFacts, RequestRecord};
 
 /// Largest upstream answer the gateway reads whole (non-streamed LLM responses, errors).
@@ -60,6 +62,8 @@ pub struct AiCall<'a> {
     pub metrics: &'a Arc<Metrics>,
     /// The route's name, policies and rate-limit buckets.
     pub route_name: &'a str,
+    /// The route's labels, with the series its exchanges record into.
+    pub labels: &'a Arc<RequestLabels>,
     pub policies: &'a Policies,
     pub buckets: &'a [Arc<Bucket>],
     pub pool: &'a ProviderPool,
@@ -551,7 +555,7 @@ fn exchange(
         },
         record: call.record.clone(),
         started: Instant::now(),
-        route: call.route_name.into(),
+        labels: call.labels.clone(),
         prompt_estimate,
         operation: if embeddings { "embeddings" } else { "chat" },
     })
@@ -828,12 +832,13 @@ async fn observed(
 
 /// What the stream body owns; reports usage exactly once, on end or drop.
 struct StreamState {
-    events: futures_util::stream::BoxStream<'static, Result<eventsource_stream::Event, String>>,
+    events: futures_util::stream::BoxStream<'static, Result<sse_parse::Event, String>>,
     translator: Box<dyn Translate>,
     queue: VecDeque<Bytes>,
     finished: bool,
     exchange: Option<Exchange>,
-    /// Bytes of generated text received so far, estimated if the stream is cut.
+    /// Bytes of generated text received so far, estimated if the stream is cut (with those
+    /// the translator counts itself).
     streamed_text: usize,
 }
 
@@ -844,18 +849,20 @@ impl Drop for StreamState {
             if core.done {
                 ex.finish(&core.usage);
             } else {
-                ex.finish_cut(&core.usage, self.streamed_text);
+                ex.finish_cut(&core.usage, self.streamed_text + core.text);
             }
         }
     }
 }
 
 impl StreamState {
-    fn handle(&mut self, next: Option<Result<eventsource_stream::Event, String>>) {
+    fn handle(&mut self, next: Option<Result<sse_parse::Event, String>>) {
         match next {
             Some(Ok(ev)) => {
                 if let Some(ex) = self.exchange.as_mut() {
-                    self.streamed_text += usage::streamed_text(&ev.data);
+                    if !self.translator.counts_text() {
+                        self.streamed_text += usage::streamed_text(&ev.data);
+                    }
                     if let Some(texts) = ex.facts.completion.as_mut() {
                         usage::append_streamed(&ev.data, texts);
                     }
@@ -894,12 +901,8 @@ fn translated_stream(
     translator: Box<dyn Translate>,
     exchange: Option<Exchange>,
 ) -> BoxBody {
-    use eventsource_stream::Eventsource;
     use futures_util::FutureExt;
-    let events = crate::http::sse::bounded(BodyDataStream::new(body))
-        .eventsource()
-        .map(|r| r.map_err(|e| e.to_string()))
-        .boxed();
+    let events = crate::http::sse::events(BodyDataStream::new(body)).boxed();
     let state = StreamState {
         events,
         translator,
@@ -939,8 +942,8 @@ pub struct Exchange {
     facts: LlmFacts,
     record: Arc<RequestRecord>,
     started: Instant,
-    /// The route, whose client-chosen models are bounded as labels.
-    route: Arc<str>,
+    /// The route's labels: its client-chosen models are bounded per route.
+    labels: Arc<RequestLabels>,
     /// The prompt's tokens by [`usage::estimate`] of the request body, for cut streams.
     prompt_estimate: u64,
     /// `gen_ai.operation.name`: `chat` or `embeddings`.
@@ -979,32 +982,51 @@ impl Exchange {
             output_tokens: usage.output,
             ..self.facts
         };
-        let m = &self.metrics;
-        let bounded = &m.client_labels;
-        let request_model = bounded.admit("request_model", &self.route, &facts.request_model);
         let response_model = facts.response_model.as_deref().unwrap_or_default();
-        let response_model = bounded.admit("response_model", &self.route, response_model);
-        for (kind, tokens) in [("input", usage.input), ("output", usage.output)] {
-            if let Some(t) = tokens {
-                m.gen_ai_token_usage
-                    .with_label_values(&[
-                        kind,
-                        self.operation,
-                        facts.provider,
-                        request_model,
-                        response_model,
-                    ])
-                    .observe(t as f64);
+        let models = (
+            self.operation,
+            facts.provider,
+            facts.request_model.as_str(),
+            response_model,
+        );
+        let make = || {
+            let (m, route) = (&self.metrics, self.labels.values()[3]);
+            let bounded = &m.client_labels;
+            let request_model = bounded.admit("request_model", route, &facts.request_model);
+            let response_model = bounded.admit("response_model", route, response_model);
+            let tokens = |kind| {
+                m.gen_ai_token_usage.with_label_values(&[
+                    kind,
+                    self.operation,
+                    facts.provider,
+                    request_model,
+                    response_model,
+                ])
+            };
+            GenAi {
+                input_tokens: tokens("input"),
+                output_tokens: tokens("output"),
+                duration: m.gen_ai_request_duration.with_label_values(&[
+                    self.operation,
+                    facts.provider,
+                    request_model,
+                    response_model,
+                ]),
             }
-        }
-        m.gen_ai_request_duration
-            .with_label_values(&[
-                self.operation,
-                facts.provider,
-                request_model,
-                response_model,
-            ])
-            .observe(self.started.elapsed().as_secs_f64());
+        };
+        self.labels.series.gen_ai(models, make, |series| {
+            for (histogram, tokens) in [
+                (&series.input_tokens, usage.input),
+                (&series.output_tokens, usage.output),
+            ] {
+                if let Some(t) = tokens {
+                    histogram.observe(t as f64);
+                }
+            }
+            series
+                .duration
+                .observe(self.started.elapsed().as_secs_f64());
+        });
         let _ = self.record.llm.set(facts);
     }
 }

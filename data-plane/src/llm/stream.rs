@@ -9,18 +9,23 @@ use std::collections::VecDeque;
 use bytes::Bytes;
 use std::borrow::Cow;
 
-use eventsource_stream::Event;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use sse_parse::Event;
 
 use super::provider::Format;
 use super::translate::{anthropic_error, finish_reason, openai_error, stop_reason};
-use super::usage::{Usage, probe, probe_value};
+use super::usage::{Usage, probe, probe_value, streamed_text_value};
 
 /// One direction of stream handling.
 pub trait Translate: Send {
     fn event(&mut self, ev: &Event, out: &mut VecDeque<Bytes>);
     fn core(&self) -> &Core;
+    /// Whether the translator counts the generated text it reads in [`Core::text`] (else
+    /// the stream measures each event itself, a parse of its own).
+    fn counts_text(&self) -> bool {
+        false
+    }
     /// The frame telling the client the stream broke, in its format (none when unknown).
     fn error_frame(&self, message: &str) -> Option<Bytes>;
 }
@@ -30,6 +35,8 @@ pub trait Translate: Send {
 pub struct Core {
     pub usage: Usage,
     pub done: bool,
+    /// Bytes of generated text read so far, by translators that count it.
+    pub text: usize,
 }
 
 /// The final frame of a stream that broke or ended early, in the client's format.
@@ -243,6 +250,10 @@ impl Translate for Chain {
         self.second.core()
     }
 
+    fn counts_text(&self) -> bool {
+        self.second.counts_text()
+    }
+
     fn error_frame(&self, message: &str) -> Option<Bytes> {
         self.second.error_frame(message)
     }
@@ -357,6 +368,7 @@ impl Translate for AnthropicToOpenAi {
             "ping" => return,
             "content_block_delta" => {
                 if let Some((_, text)) = text_delta(&ev.data) {
+                    self.core.text += text.len();
                     let chunk = self.text_chunk(&text);
                     out.push_back(chunk);
                     return;
@@ -368,6 +380,7 @@ impl Translate for AnthropicToOpenAi {
             return;
         };
         probe_value(&v, &mut self.core.usage);
+        self.core.text += streamed_text_value(&v);
         let block = v.get("index").and_then(Value::as_u64).unwrap_or(0);
         match v["type"].as_str().unwrap_or(&ev.event) {
             "message_start" => {
@@ -438,6 +451,10 @@ impl Translate for AnthropicToOpenAi {
 
     fn core(&self) -> &Core {
         &self.core
+    }
+
+    fn counts_text(&self) -> bool {
+        true
     }
 
     fn error_frame(&self, message: &str) -> Option<Bytes> {
@@ -517,6 +534,7 @@ impl Translate for OpenAiToAnthropic {
             return;
         }
         probe_value(&v, &mut self.core.usage);
+        self.core.text += streamed_text_value(&v);
         if !self.started {
             self.started = true;
             out.push_back(named_frame("message_start", &json!({"type": "message_start", "message": {
@@ -580,6 +598,10 @@ impl Translate for OpenAiToAnthropic {
         &self.core
     }
 
+    fn counts_text(&self) -> bool {
+        true
+    }
+
     fn error_frame(&self, message: &str) -> Option<Bytes> {
         Some(error_frame(Format::Anthropic, message))
     }
@@ -633,5 +655,72 @@ mod tests {
             assert!(detect.error_frame("cut").is_none());
         }
         assert_eq!(out.back().unwrap().as_ref(), b"data: [DONE]\n\n");
+    }
+
+    /// Translators that count text themselves count what a parse of each event would.
+    #[test]
+    fn counted_text_matches_each_events_measure() {
+        let anthropic = [
+            (
+                "message_start",
+                r#"{"type":"message_start","message":{"id":"m","model":"c","usage":{"input_tokens":3}}}"#,
+            ),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"Hello \u00e9"}}"#,
+            ),
+            ("ping", r#"{"type":"ping"}"#),
+            (
+                "content_block_start",
+                r#"{"type":"content_block_start","index":1,"content_block":{"type":"tool_use","id":"t","name":"f","input":{}}}"#,
+            ),
+            (
+                "content_block_delta",
+                r#"{"type":"content_block_delta","index":1,"delta":{"type":"input_json_delta","partial_json":"{\"a\":1}"}}"#,
+            ),
+            (
+                "message_delta",
+                r#"{"type":"message_delta","delta":{"stop_reason":"tool_use"},"usage":{"output_tokens":9}}"#,
+            ),
+            ("message_stop", r#"{"type":"message_stop"}"#),
+        ];
+        let openai = [
+            r#"{"id":"c","model":"g","choices":[{"index":0,"delta":{"role":"assistant","content":"Hi there"}}]}"#,
+            r#"{"id":"c","model":"g","choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"t","function":{"name":"f","arguments":"{\"b\""}}]}}]}"#,
+            r#"{"id":"c","model":"g","choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            "[DONE]",
+        ];
+        let cases: [(Box<dyn Translate>, Vec<Event>); 3] = [
+            (
+                Box::new(AnthropicToOpenAi::new(0)),
+                anthropic.iter().map(|(n, d)| event(n, d)).collect(),
+            ),
+            (
+                Box::new(crate::llm::responses::stream::AnthropicToResponses::new(
+                    Default::default(),
+                    0,
+                )),
+                anthropic.iter().map(|(n, d)| event(n, d)).collect(),
+            ),
+            (
+                Box::new(OpenAiToAnthropic::default()),
+                openai.iter().map(|d| event("message", d)).collect(),
+            ),
+        ];
+        for (mut translator, events) in cases {
+            assert!(translator.counts_text());
+            let mut out = VecDeque::new();
+            let mut measured = 0;
+            for ev in &events {
+                measured += crate::llm::usage::streamed_text(&ev.data);
+                translator.event(ev, &mut out);
+            }
+            assert!(measured > 0);
+            assert_eq!(translator.core().text, measured);
+        }
     }
 }

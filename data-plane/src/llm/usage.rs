@@ -244,14 +244,18 @@ pub fn streamed_text(data: &str) -> usize {
     if !data.contains("delta") {
         return 0;
     }
-    serde_json::from_str::<TextProbe<'_>>(data).map_or(0, |p| {
-        p.choices
+    serde_json::from_str::<TextProbe<'_>>(data).map_or(0, |p| p.len())
+}
+
+impl TextProbe<'_> {
+    fn len(&self) -> usize {
+        self.choices
             .iter()
             .filter_map(|c| c.delta.as_ref())
             .map(DeltaProbe::len)
             .sum::<usize>()
-            + p.delta.as_ref().map_or(0, TopDelta::len)
-    })
+            + self.delta.as_ref().map_or(0, TopDelta::len)
+    }
 }
 
 /// The texts of a complete answer, any format: each OpenAI choice's message content, each
@@ -280,6 +284,11 @@ pub fn completion(body: &[u8]) -> Vec<String> {
         (None, None, None) => Vec::new(),
     };
     texts.into_iter().map(str::to_string).collect()
+}
+
+/// [`streamed_text`] of an event already parsed into a tree.
+pub fn streamed_text_value(event: &serde_json::Value) -> usize {
+    TextProbe::deserialize(event).map_or(0, |p| p.len())
 }
 
 /// Adds a stream event's generated text (not tool arguments) to the streamed completion, one

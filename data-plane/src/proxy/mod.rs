@@ -167,10 +167,9 @@ pub async fn serve(
     let (labels, backend) = (out.labels, out.backend);
     if record.attempts() > 0 {
         let overhead = start.elapsed().saturating_sub(record.upstream_time());
-        services
-            .metrics
-            .overhead
-            .with_label_values(&labels.values())
+        labels
+            .series
+            .overhead(&services.metrics.overhead, &labels.values())
             .observe(overhead.as_secs_f64());
     }
     let status = resp.status().as_u16();
@@ -507,6 +506,7 @@ async fn handle(
                     client: &services.client,
                     metrics: &services.metrics,
                     route_name: &route.name,
+                    labels: &route.labels,
                     policies,
                     buckets: &buckets,
                     pool,

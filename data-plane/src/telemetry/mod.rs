@@ -76,6 +76,8 @@ pub struct RequestLabels {
     pub gateway: Arc<str>,
     pub listener: Option<Arc<str>>,
     pub route: Option<Arc<str>>,
+    /// The series these labels' requests have recorded into.
+    pub series: crate::series::RouteSeries,
 }
 
 impl RequestLabels {
@@ -305,8 +307,19 @@ impl Telemetry {
         let vecs = &self.request_vecs;
         let elapsed = record.started.elapsed().as_secs_f64();
         if vecs.extra.is_empty() {
-            vecs.requests.with_label_values(&standard).inc();
-            vecs.duration.with_label_values(&standard).observe(elapsed);
+            let outcome = (o.backend, &record.method, o.status, o.reason);
+            let make = || {
+                (
+                    vecs.requests.with_label_values(&standard),
+                    vecs.duration.with_label_values(&standard),
+                )
+            };
+            o.labels
+                .series
+                .requests(outcome, make, |(requests, duration)| {
+                    requests.inc();
+                    duration.observe(elapsed);
+                });
         } else {
             let values: Vec<(&str, String)> = match &ctx {
                 Some(ctx) => self

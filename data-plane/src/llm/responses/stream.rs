@@ -4,15 +4,15 @@
 use std::collections::VecDeque;
 
 use bytes::Bytes;
-use eventsource_stream::Event;
 use serde_json::{Map, Value, json};
+use sse_parse::Event;
 
 use super::{
     anthropic_counts, function_item, function_item_id, item_id, message_item, namespace_of,
     response, response_id,
 };
 use crate::llm::stream::{Core, Translate, named_frame, responses_error_frame, text_delta};
-use crate::llm::usage::probe_value;
+use crate::llm::usage::{probe_value, streamed_text_value};
 
 /// An output item being streamed or done.
 enum Item {
@@ -240,6 +240,7 @@ impl Translate for AnthropicToResponses {
             "ping" => return,
             "content_block_delta" => {
                 if let Some((index, text)) = text_delta(&ev.data) {
+                    self.core.text += text.len();
                     if let Some(item) = self.output_index(index) {
                         self.text_delta(item, &text, out);
                     }
@@ -251,6 +252,7 @@ impl Translate for AnthropicToResponses {
         let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
             return;
         };
+        self.core.text += streamed_text_value(&v);
         let block = v.get("index").and_then(Value::as_u64).unwrap_or(0);
         match v["type"].as_str().unwrap_or(&ev.event) {
             "message_start" => {
@@ -337,6 +339,10 @@ impl Translate for AnthropicToResponses {
 
     fn core(&self) -> &Core {
         &self.core
+    }
+
+    fn counts_text(&self) -> bool {
+        true
     }
 
     fn error_frame(&self, message: &str) -> Option<Bytes> {

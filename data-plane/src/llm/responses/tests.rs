@@ -160,7 +160,7 @@ fn an_anthropic_answer_becomes_a_response() {
 fn feed(tr: &mut dyn Translate, events: &[(&str, Value)]) -> Vec<(String, Value)> {
     let mut out = VecDeque::new();
     for (name, data) in events {
-        let ev = eventsource_stream::Event {
+        let ev = sse_parse::Event {
             event: name.to_string(),
             data: match data {
                 Value::String(s) => s.clone(),

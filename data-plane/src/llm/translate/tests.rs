@@ -48,7 +48,7 @@ fn run(tr: &mut dyn Translate, events: &Value) -> Vec<String> {
             Value::String(s) => s.clone(),
             v => v.to_string(),
         };
-        let ev = eventsource_stream::Event {
+        let ev = sse_parse::Event {
             event: e[0].as_str().unwrap_or("message").to_string(),
             data,
             ..Default::default()
@@ -192,7 +192,7 @@ fn huge_upstream_token_counts_saturate() {
 
 #[test]
 fn passthrough_keeps_every_line_of_an_event() {
-    let ev = |event: &str| eventsource_stream::Event {
+    let ev = |event: &str| sse_parse::Event {
         event: event.to_string(),
         data: "{\"a\":\n1}".to_string(),
         ..Default::default()

@@ -8,10 +8,10 @@ use futures_util::{StreamExt, stream};
 use http_body_util::BodyExt;
 
 use super::harness::{self, Harness, request};
-use crate::http::sse::MAX_SSE_LINE;
+use crate::http::sse::MAX_SSE_EVENT;
 
-/// A provider that streams one line that never ends: the gateway must cut it at
-/// `MAX_SSE_LINE` and tell the client, not buffer it for ever.
+/// A provider that streams one line that never ends: the gateway must cut its event at
+/// `MAX_SSE_EVENT` and tell the client, not buffer it for ever.
 #[tokio::test]
 async fn an_endless_upstream_line_is_cut_and_reported() {
     let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
@@ -51,7 +51,7 @@ async fn an_endless_upstream_line_is_cut_and_reported() {
         .to_bytes();
     let text = String::from_utf8_lossy(&read);
     assert!(
-        text.contains(&format!("line exceeded {MAX_SSE_LINE} bytes")),
+        text.contains(&format!("event exceeded {MAX_SSE_EVENT} bytes")),
         "{text}"
     );
 }
