@@ -2,8 +2,9 @@
 //! snapshot stays, and the errors are kept for the admin API.
 //!
 //! Each gateway has a `watch` channel, so every proxy stream sees only the newest snapshot
-//! (latest wins) and an unchanged version is never re-pushed. A snapshot is encoded once, and
-//! its delta from the one it replaces computed once, for every stream to share.
+//! (latest wins) and an unchanged version is never re-pushed. A snapshot is encoded and
+//! compressed once, and its delta from the one it replaces computed once, for every stream to
+//! share.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,15 +17,19 @@ use prost::Message;
 use tokio::sync::watch;
 use tollgate_shared::config::model::Config;
 use tollgate_shared::proto::v1 as pb;
-use tollgate_shared::{ConfigError, LoadMode, ProcessEnv, Snapshot, delta, load_file_with};
+use tollgate_shared::{
+    ConfigError, LoadMode, ProcessEnv, Snapshot, compress, delta, load_file_with,
+};
 
 use crate::metrics::Metrics;
 
-/// A snapshot as published: the encoded proto every stream sends (or the delta from the
-/// snapshot before it, to proxies that have that one), and the model for the admin API.
+/// A snapshot as published: the encoded proto every stream sends (compressed, to proxies
+/// that decompress, or the delta from the snapshot before it, to proxies that have that one),
+/// and the model for the admin API.
 pub struct Published {
     pub version: String,
     pub encoded: Bytes,
+    pub compressed: pb::Compressed,
     /// From the previous snapshot, when under half the size of `encoded`.
     pub delta: Option<pb::Delta>,
     pub config: Arc<Config>,
@@ -104,6 +109,7 @@ impl Store {
                     let delta = previous.and_then(|p| smaller_delta(&p, &encoded));
                     tracing::info!(gateway = name, version = %snapshot.version, delta_bytes = delta.as_ref().map(delta::wire_len), "snapshot published");
                     let published = Published {
+                        compressed: compress::compress(&encoded),
                         encoded,
                         delta,
                         version: snapshot.version,

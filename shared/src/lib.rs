@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod compress;
 pub mod config;
 pub mod convert;
 pub mod delta;

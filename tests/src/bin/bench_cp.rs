@@ -111,6 +111,7 @@ async fn light_client(
         gateway: "g".into(),
         build: "bench".into(),
         accepts_delta: true,
+        accepts_compressed: true,
     };
     let _ = tx
         .send(pb::ProxyMessage {
