@@ -9,12 +9,13 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tollgate_shared::config::model::Config;
 use tollgate_shared::proto::v1 as pb;
 use tollgate_shared::{
@@ -90,7 +91,9 @@ impl Store {
     /// Validates `path` as gateway `name` (the same code as `tollgate check`) and publishes
     /// it when valid and new. Returns the errors, if any.
     pub fn load(&self, name: &str, path: &Path) -> Result<(), Vec<ConfigError>> {
+        let started = Instant::now();
         let result = load_file_with(path, &ProcessEnv, LoadMode::DeferSecrets);
+        let loaded = started.elapsed();
         let mut gateways = self.lock();
         let gw = gateways
             .entry(name.to_string())
@@ -107,9 +110,18 @@ impl Store {
                 {
                     let encoded = Bytes::from(pb::Config::from(&*snapshot.config).encode_to_vec());
                     let delta = previous.and_then(|p| smaller_delta(&p, &encoded));
-                    tracing::info!(gateway = name, version = %snapshot.version, delta_bytes = delta.as_ref().map(delta::wire_len), "snapshot published");
+                    let compressed = compress::compress(&encoded);
+                    tracing::info!(
+                        gateway = name,
+                        version = %snapshot.version,
+                        delta_bytes = delta.as_ref().map(delta::wire_len),
+                        compressed_bytes = compressed.lz4.len(),
+                        load_ms = millis(loaded),
+                        encode_ms = millis(started.elapsed() - loaded),
+                        "snapshot published"
+                    );
                     let published = Published {
-                        compressed: compress::compress(&encoded),
+                        compressed,
                         encoded,
                         delta,
                         version: snapshot.version,
@@ -166,6 +178,11 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Milliseconds with a fraction, for logs.
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 /// The delta from `previous` to `encoded`, if it is less than half the full config (else a
