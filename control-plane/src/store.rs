@@ -19,7 +19,7 @@ use tokio::time::Instant;
 use tollgate_shared::config::model::Config;
 use tollgate_shared::proto::v1 as pb;
 use tollgate_shared::{
-    ConfigError, LoadMode, ProcessEnv, Snapshot, compress, delta, load_file_with,
+    ConfigError, LoadMode, ProcessEnv, Snapshot, compress, delta, load_file_with, version_of,
 };
 
 use crate::metrics::Metrics;
@@ -102,13 +102,23 @@ impl Store {
         match result {
             Ok(config) => {
                 gw.errors.clear();
-                let snapshot = Snapshot::new(config);
+                // The version and the encoding each take tens of milliseconds for a large
+                // config: on two threads. An unchanged version wastes the encoding.
+                let (version, encoded) = std::thread::scope(|s| {
+                    let encoding =
+                        s.spawn(|| Bytes::from(pb::Config::from(&config).encode_to_vec()));
+                    let version = version_of(&config);
+                    let encoded = encoding
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    (version, encoded)
+                });
+                let snapshot = Snapshot::with_version(config, version);
                 let previous = gw.current.borrow().clone();
                 if previous
                     .as_ref()
                     .is_none_or(|p| p.version != snapshot.version)
                 {
-                    let encoded = Bytes::from(pb::Config::from(&*snapshot.config).encode_to_vec());
                     let delta = previous.and_then(|p| smaller_delta(&p, &encoded));
                     let compressed = compress::compress(&encoded);
                     tracing::info!(

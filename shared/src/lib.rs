@@ -13,5 +13,5 @@ pub mod watch;
 
 pub use config::{
     ConfigError, ConfigErrors, Env, LoadMode, ProcessEnv, Snapshot, SnapshotSource, load_file,
-    load_file_with, load_str, load_str_with,
+    load_file_with, load_str, load_str_with, version_of,
 };

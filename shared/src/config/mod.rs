@@ -22,7 +22,7 @@ use std::path::Path;
 pub use env::{Env, ProcessEnv, expand};
 pub use error::{ConfigError, ConfigErrors};
 pub use model::Config;
-pub use snapshot::{Snapshot, SnapshotSource};
+pub use snapshot::{Snapshot, SnapshotSource, version_of};
 
 use path::YamlPath;
 use raw::RawConfig;
