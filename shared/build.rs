@@ -9,6 +9,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .bytes(".tollgate.v1.Push.config")
         .bytes(".tollgate.v1.Delta")
         .bytes(".tollgate.v1.DeltaOp")
+        .bytes(".tollgate.v1.Compressed")
         .compile_fds(fds)?;
     println!("cargo:rerun-if-changed=../proto");
     Ok(())

@@ -21,6 +21,11 @@ use tollgate_shared::admin::{read_token, require_token_off_loopback};
 use tollgate_shared::proto::v1::config_stream_server::ConfigStreamServer;
 use tollgate_shared::{LoadMode, ProcessEnv, Snapshot, load_file_with};
 
+/// Every edit is a whole file parsed, validated and encoded again: glibc malloc and free were
+/// a fifth of the control plane's samples during edits of 10,000 routes (docs/perf/README.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(name = "tollgate-cp", version, about = "Tollgate control plane")]
 struct Cli {

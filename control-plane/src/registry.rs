@@ -280,6 +280,7 @@ mod tests {
             gateway: "g".into(),
             build: "test".into(),
             accepts_delta: true,
+            accepts_compressed: true,
         }
     }
 

@@ -2,29 +2,35 @@
 //! snapshot stays, and the errors are kept for the admin API.
 //!
 //! Each gateway has a `watch` channel, so every proxy stream sees only the newest snapshot
-//! (latest wins) and an unchanged version is never re-pushed. A snapshot is encoded once, and
-//! its delta from the one it replaces computed once, for every stream to share.
+//! (latest wins) and an unchanged version is never re-pushed. A snapshot is encoded and
+//! compressed once, and its delta from the one it replaces computed once, for every stream to
+//! share.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
 use prost::Message;
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tollgate_shared::config::model::Config;
 use tollgate_shared::proto::v1 as pb;
-use tollgate_shared::{ConfigError, LoadMode, ProcessEnv, Snapshot, delta, load_file_with};
+use tollgate_shared::{
+    ConfigError, LoadMode, ProcessEnv, Snapshot, compress, delta, load_file_with, version_of,
+};
 
 use crate::metrics::Metrics;
 
-/// A snapshot as published: the encoded proto every stream sends (or the delta from the
-/// snapshot before it, to proxies that have that one), and the model for the admin API.
+/// A snapshot as published: the encoded proto every stream sends (compressed, to proxies
+/// that decompress, or the delta from the snapshot before it, to proxies that have that one),
+/// and the model for the admin API.
 pub struct Published {
     pub version: String,
     pub encoded: Bytes,
+    pub compressed: pb::Compressed,
     /// From the previous snapshot, when under half the size of `encoded`.
     pub delta: Option<pb::Delta>,
     pub config: Arc<Config>,
@@ -85,7 +91,9 @@ impl Store {
     /// Validates `path` as gateway `name` (the same code as `tollgate check`) and publishes
     /// it when valid and new. Returns the errors, if any.
     pub fn load(&self, name: &str, path: &Path) -> Result<(), Vec<ConfigError>> {
+        let started = Instant::now();
         let result = load_file_with(path, &ProcessEnv, LoadMode::DeferSecrets);
+        let loaded = started.elapsed();
         let mut gateways = self.lock();
         let gw = gateways
             .entry(name.to_string())
@@ -94,16 +102,36 @@ impl Store {
         match result {
             Ok(config) => {
                 gw.errors.clear();
-                let snapshot = Snapshot::new(config);
+                // The version and the encoding each take tens of milliseconds for a large
+                // config: on two threads. An unchanged version wastes the encoding.
+                let (version, encoded) = std::thread::scope(|s| {
+                    let encoding =
+                        s.spawn(|| Bytes::from(pb::Config::from(&config).encode_to_vec()));
+                    let version = version_of(&config);
+                    let encoded = encoding
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                    (version, encoded)
+                });
+                let snapshot = Snapshot::with_version(config, version);
                 let previous = gw.current.borrow().clone();
                 if previous
                     .as_ref()
                     .is_none_or(|p| p.version != snapshot.version)
                 {
-                    let encoded = Bytes::from(pb::Config::from(&*snapshot.config).encode_to_vec());
                     let delta = previous.and_then(|p| smaller_delta(&p, &encoded));
-                    tracing::info!(gateway = name, version = %snapshot.version, delta_bytes = delta.as_ref().map(delta::wire_len), "snapshot published");
+                    let compressed = compress::compress(&encoded);
+                    tracing::info!(
+                        gateway = name,
+                        version = %snapshot.version,
+                        delta_bytes = delta.as_ref().map(delta::wire_len),
+                        compressed_bytes = compressed.lz4.len(),
+                        load_ms = millis(loaded),
+                        encode_ms = millis(started.elapsed() - loaded),
+                        "snapshot published"
+                    );
                     let published = Published {
+                        compressed,
                         encoded,
                         delta,
                         version: snapshot.version,
@@ -160,6 +188,11 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// Milliseconds with a fraction, for logs.
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
 }
 
 /// The delta from `previous` to `encoded`, if it is less than half the full config (else a

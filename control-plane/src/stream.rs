@@ -4,7 +4,9 @@
 //! only when its nonce is the last one sent (stale ones are ignored); a NACKed version is not
 //! resent on that stream. A proxy that says it applies deltas gets the version's delta when
 //! its last ACK on this stream is the delta's base (so the first push on a stream, as after a
-//! reconnect, is full); when it cannot apply one it asks to resync and gets a full push. Keepalives let both sides notice dead streams, and every send has a
+//! reconnect, is full); when it cannot apply one it asks to resync and gets a full push. A
+//! full push is compressed to a proxy that says it decompresses. Keepalives let both sides
+//! notice dead streams, and every send has a
 //! timeout, so a proxy that stops reading loses its stream instead of holding anything up.
 //!
 //! Before anything is read, the caller's credential is checked ([`Authenticator`]); its hello
@@ -111,6 +113,7 @@ impl ConfigStream for StreamService {
             replaced: registration.replaced,
             gateway: hello.gateway,
             accepts_delta: hello.accepts_delta,
+            accepts_compressed: hello.accepts_compressed,
             registry: self.registry.clone(),
             metrics: self.metrics.clone(),
             keepalive: self.keepalive,
@@ -127,6 +130,7 @@ struct Session {
     replaced: Arc<tokio::sync::Notify>,
     gateway: String,
     accepts_delta: bool,
+    accepts_compressed: bool,
     registry: Arc<Registry>,
     metrics: Arc<Metrics>,
     keepalive: Duration,
@@ -159,20 +163,23 @@ impl Session {
             .is_ok_and(|r| r.is_ok())
     }
 
-    /// The push of `p`: its delta when the proxy holds the delta's base, else the config.
+    /// The push of `p`: its delta when the proxy holds the delta's base, else the config,
+    /// compressed when the proxy decompresses.
     fn push(&self, p: &Published, progress: &Progress, nonce: String) -> pb::Push {
         let delta = p.delta.as_ref().filter(|d| {
             self.accepts_delta && progress.acked.as_deref() == Some(d.base_version.as_str())
         });
+        let compressed = delta.is_none() && self.accepts_compressed;
         pb::Push {
             version: p.version.clone(),
             nonce,
-            config: if delta.is_some() {
+            config: if delta.is_some() || compressed {
                 Bytes::new()
             } else {
                 p.encoded.clone()
             },
             delta: delta.cloned(),
+            compressed: compressed.then(|| p.compressed.clone()),
         }
     }
 

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod compress;
 pub mod config;
 pub mod convert;
 pub mod delta;
@@ -12,5 +13,5 @@ pub mod watch;
 
 pub use config::{
     ConfigError, ConfigErrors, Env, LoadMode, ProcessEnv, Snapshot, SnapshotSource, load_file,
-    load_file_with, load_str, load_str_with,
+    load_file_with, load_str, load_str_with, version_of,
 };

@@ -5,16 +5,24 @@
 //! Events are debounced into one change, and after each change the watch is armed again, so a
 //! directory that was itself replaced (moved away, deleted and recreated) is followed too.
 //! Callers compare bytes: a change only says "look again".
+//!
+//! How long to wait depends on the last event. A writer that closed the file, or a file
+//! renamed into place, has finished a save: a short quiet time only gathers the rest of the
+//! same save. Any other event (a write to a file still open, a creation, a removal) may be
+//! one step of several, so the full debounce applies and a half-written file is not read.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use notify::{RecommendedWatcher, RecursiveMode, Watcher};
+use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
+use notify::{EventKind, RecommendedWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 use tokio::time::{Instant, sleep, timeout};
 
-/// Quiet time after the last event before a change is reported.
+/// Quiet time after an event that may be one step of several before a change is reported.
 const DEBOUNCE: Duration = Duration::from_millis(250);
+/// Quiet time after an event that ends a save (see [`ends_a_save`]).
+const SETTLED_QUIET: Duration = Duration::from_millis(20);
 /// A busy writer still gets a change reported this often.
 const MAX_DEBOUNCE: Duration = Duration::from_secs(2);
 /// How often a watch that cannot be armed (the directory is gone) is tried again.
@@ -24,12 +32,13 @@ const REARM_RETRY: Duration = Duration::from_secs(1);
 pub struct DirWatch {
     dir: PathBuf,
     watcher: RecommendedWatcher,
-    events: mpsc::UnboundedReceiver<()>,
+    /// One per relevant event: whether it ends a save.
+    events: mpsc::UnboundedReceiver<bool>,
 }
 
 impl DirWatch {
     /// Watches `dir` for events on paths `relevant` accepts (and on `dir` itself). Reads,
-    /// ours included, are never events.
+    /// ours included, are never events; a writer closing the file is.
     pub fn new(
         dir: &Path,
         relevant: impl Fn(&Path) -> bool + Send + 'static,
@@ -38,13 +47,14 @@ impl DirWatch {
         let own = dir.to_path_buf();
         let mut watcher =
             notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
-                Ok(event)
-                    if !matches!(event.kind, notify::EventKind::Access(_))
-                        && event.paths.iter().any(|p| *p == own || relevant(p)) =>
-                {
-                    let _ = tx.send(());
+                Ok(event) => {
+                    let ends = ends_a_save(&event, &relevant);
+                    if (ends || !matches!(event.kind, EventKind::Access(_)))
+                        && event.paths.iter().any(|p| *p == own || relevant(p))
+                    {
+                        let _ = tx.send(ends);
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => tracing::warn!(error = %e, "file watch error"),
             })?;
         watcher.watch(dir, RecursiveMode::NonRecursive)?;
@@ -55,16 +65,19 @@ impl DirWatch {
         })
     }
 
-    /// Waits for the next change: events, then DEBOUNCE of quiet (at most MAX_DEBOUNCE).
+    /// Waits for the next change: events, then quiet (SETTLED_QUIET after an event that ends a
+    /// save, else DEBOUNCE), at most MAX_DEBOUNCE in all.
     pub async fn changed(&mut self) {
-        if self.events.recv().await.is_none() {
+        let Some(mut settled) = self.events.recv().await else {
             // The sender lives in the watcher we own: this never ends, like a watch.
-            std::future::pending::<()>().await;
-        }
+            return std::future::pending().await;
+        };
         let deadline = Instant::now() + MAX_DEBOUNCE;
-        while let Ok(Some(())) = timeout(DEBOUNCE, self.events.recv()).await {
-            if Instant::now() >= deadline {
-                break;
+        loop {
+            let quiet = if settled { SETTLED_QUIET } else { DEBOUNCE };
+            match timeout(quiet, self.events.recv()).await {
+                Ok(Some(ends)) if Instant::now() < deadline => settled = ends,
+                _ => break,
             }
         }
         self.rearm().await;
@@ -78,6 +91,17 @@ impl DirWatch {
             sleep(REARM_RETRY).await;
         }
     }
+}
+
+/// True for an event after which a file `relevant` accepts is whole: its writer closed it,
+/// or it was renamed into place (an editor's save, a ConfigMap's `..data` swap). A rename's
+/// destination is its last path.
+fn ends_a_save(event: &notify::Event, relevant: impl Fn(&Path) -> bool) -> bool {
+    matches!(
+        event.kind,
+        EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Modify(ModifyKind::Name(RenameMode::To | RenameMode::Both))
+    ) && event.paths.last().is_some_and(|p| relevant(p))
 }
 
 /// True for a Kubernetes ConfigMap's `..data` symlink and its `..<timestamp>` generations.
@@ -127,6 +151,59 @@ mod tests {
         assert!(changed(&mut w).await);
         std::fs::write(tmp.path().join("gw.yaml"), "b").unwrap();
         assert!(changed(&mut w).await, "the new inode is watched too");
+    }
+
+    /// A writer that pauses with the file open (longer than the quiet time after a save) is
+    /// not read half way: the change comes after the close, with the whole file.
+    #[tokio::test]
+    async fn a_file_written_in_two_steps_is_read_whole() {
+        use std::io::Write;
+        let tmp = tempfile::tempdir().unwrap();
+        let file = tmp.path().join("gw.yaml");
+        let mut w = watch(tmp.path());
+        let writer = {
+            let file = file.clone();
+            std::thread::spawn(move || {
+                let mut f = std::fs::File::create(&file).unwrap();
+                f.write_all(b"first half\n").unwrap();
+                std::thread::sleep(SETTLED_QUIET * 5);
+                f.write_all(b"second half\n").unwrap();
+            })
+        };
+        assert!(changed(&mut w).await);
+        assert_eq!(
+            std::fs::read_to_string(&file).unwrap(),
+            "first half\nsecond half\n"
+        );
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn a_close_after_writing_and_a_rename_into_place_end_a_save() {
+        use notify::Event;
+        use notify::event::{CreateKind, DataChange};
+        let gw = |p: &Path| p.file_name().is_some_and(|f| f == "gw.yaml");
+        let event = |kind, paths: &[&str]| {
+            paths
+                .iter()
+                .fold(Event::new(kind), |e, p| e.add_path(PathBuf::from(p)))
+        };
+        let close = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::Both));
+        assert!(ends_a_save(&event(close, &["/d/gw.yaml"]), gw));
+        assert!(ends_a_save(
+            &event(renamed, &["/d/.gw.swp", "/d/gw.yaml"]),
+            gw
+        ));
+        assert!(
+            !ends_a_save(&event(renamed, &["/d/gw.yaml", "/d/gw.yaml~"]), gw),
+            "renamed away"
+        );
+        assert!(!ends_a_save(&event(close, &["/d/other.txt"]), gw));
+        let written = EventKind::Modify(ModifyKind::Data(DataChange::Any));
+        assert!(!ends_a_save(&event(written, &["/d/gw.yaml"]), gw));
+        let created = EventKind::Create(CreateKind::File);
+        assert!(!ends_a_save(&event(created, &["/d/gw.yaml"]), gw));
     }
 
     #[tokio::test]

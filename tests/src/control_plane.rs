@@ -115,7 +115,7 @@ impl ControlPlane {
 }
 
 /// The first message of a config stream: `node` says hello for `gateway`, as a proxy that
-/// takes full pushes only (one older than deltas).
+/// takes plain full pushes only (one older than deltas and compression).
 pub fn hello(node: &str, gateway: &str, build: &str) -> tollgate_shared::proto::v1::ProxyMessage {
     use tollgate_shared::proto::v1 as pb;
     pb::ProxyMessage {
@@ -124,6 +124,7 @@ pub fn hello(node: &str, gateway: &str, build: &str) -> tollgate_shared::proto::
             gateway: gateway.into(),
             build: build.into(),
             accepts_delta: false,
+            accepts_compressed: false,
         })),
     }
 }

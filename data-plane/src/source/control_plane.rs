@@ -4,7 +4,9 @@
 //! `Gateway::apply` as a file reload (so buckets and connections survive exactly as there),
 //! answers ACK or NACK, and reports bucket levels every few seconds. A push may be a delta
 //! from the config last applied on this stream: rebuilt into the full encoded config first,
-//! or, when that fails, answered with a resync (the server then pushes in full). When the stream breaks it
+//! or, when that fails, answered with a resync (the server then pushes in full). A full push
+//! may come compressed: a block that does not decompress within the bound is NACKed like
+//! any malformed snapshot. When the stream breaks it
 //! reconnects with jittered exponential backoff, reset only after a message arrives; the last
 //! good config keeps serving meanwhile.
 //!
@@ -155,6 +157,7 @@ impl ControlPlaneSource {
             gateway: self.gateway.clone(),
             build: env!("CARGO_PKG_VERSION").to_string(),
             accepts_delta: true,
+            accepts_compressed: true,
         };
         tx.send(message(pb::proxy_message::Kind::Hello(hello)))
             .await?;
@@ -191,6 +194,7 @@ impl ControlPlaneSource {
         push: pb::Push,
         base: &mut Option<Base>,
     ) -> pb::proxy_message::Kind {
+        let compressed = push.compressed.filter(|_| push.delta.is_none());
         let encoded = match rebuild(push.config, push.delta, base.as_ref()) {
             Ok(encoded) => encoded,
             Err(reason) => {
@@ -207,7 +211,12 @@ impl ControlPlaneSource {
             .unwrap_or_default();
         let version = push.version.clone();
         let source = SnapshotSource::ControlPlane(redact::url(&self.connection.url));
-        let result = (|| -> Result<(), String> {
+        let result = (|| -> Result<Bytes, String> {
+            let encoded = match compressed {
+                Some(c) => tollgate_shared::compress::decompress(&c)
+                    .map_err(|e| format!("malformed snapshot: {e}"))?,
+                None => encoded,
+            };
             let wire = pb::Config::decode(encoded.as_ref())
                 .map_err(|e| format!("malformed snapshot: {e}"))?;
             let mut config =
@@ -223,10 +232,11 @@ impl ControlPlaneSource {
                 Snapshot::with_version(config, version.clone()),
                 source.clone(),
             )
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+            Ok(encoded)
         })();
         match result {
-            Ok(()) => {
+            Ok(encoded) => {
                 *base = Some(Base {
                     version: version.clone(),
                     encoded,

@@ -169,7 +169,7 @@ pub fn expand_tree(
 /// fields that hold credentials and need no validation on the control plane.
 fn is_secret(path: &YamlPath) -> bool {
     use super::path::Segment::{Index, Key};
-    match path.segments() {
+    match path.segments().as_slice() {
         [.., Key(a), Key(b)] if a == "backendAuth" && b == "key" => true,
         [.., Key(a), Key(b)] if a == "clientSecret" && b == "client_secret" => true,
         [.., Key(a), Key(b), Key(c)] if a == "backendAuth" && b == "aws" => {

@@ -494,7 +494,7 @@ impl Validator<'_> {
             v.route(r, name, rp)
         });
         let groups = self.groups();
-        let mut routes = Vec::new();
+        let mut routes = Vec::with_capacity(routed.len());
         for r in routed {
             let delegated = matches!(r, Routed::Delegates { .. });
             for route in self.resolve_delegation(r, &groups) {

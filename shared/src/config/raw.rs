@@ -150,7 +150,7 @@ pub fn decode<T: DeserializeOwned>(value: &yaml_serde::Value) -> Lenient<T> {
             }
         }
         let (message, at_key) = explain(&e.inner().to_string(), &mut path);
-        let removable = at_key && remove_at(current.to_mut(), path.segments());
+        let removable = at_key && remove_at(current.to_mut(), &path.segments());
         errors.push(DecodeError {
             path,
             message,
@@ -167,7 +167,7 @@ pub fn decode<T: DeserializeOwned>(value: &yaml_serde::Value) -> Lenient<T> {
 }
 
 /// Removes the mapping entry at `path`; false when there is none.
-fn remove_at(value: &mut yaml_serde::Value, path: &[Segment]) -> bool {
+fn remove_at(value: &mut yaml_serde::Value, path: &[&Segment]) -> bool {
     match path {
         [] => false,
         [Segment::Key(k)] => value

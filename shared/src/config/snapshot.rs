@@ -1,6 +1,7 @@
 //! A validated config with its version: the unit that sources hand to the data plane.
 
 use std::fmt;
+use std::io::Write;
 use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
@@ -51,7 +52,11 @@ impl Snapshot {
 /// the JSON shows only as references), so a changed key is a new version.
 pub fn version_of(config: &Config) -> String {
     let mut hasher = Sha256::new();
-    hasher.update(serde_json::to_vec(config).expect("the model always serializes"));
+    // Streamed into the hash: the canonical form of a large config is megabytes.
+    let mut json = std::io::BufWriter::with_capacity(64 * 1024, Hashing(&mut hasher));
+    serde_json::to_writer(&mut json, config).expect("the model always serializes");
+    json.flush().expect("hashing cannot fail");
+    drop(json);
     config.secrets(&mut |_, secret| {
         hasher.update([0]);
         hasher.update(secret.expose());
@@ -60,4 +65,18 @@ pub fn version_of(config: &Config) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Writes into a hash.
+struct Hashing<'a>(&'a mut Sha256);
+
+impl Write for Hashing<'_> {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.update(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

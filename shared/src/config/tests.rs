@@ -135,6 +135,26 @@ binds:
     );
 }
 
+/// A file large enough to have its parse trees freed apart loads and reports as a small one.
+#[test]
+fn a_large_file_loads_and_reports_alike() {
+    let routes: String = (0..2_000)
+        .map(|i| format!("    - name: r{i}\n      backends: [{{host: 'a:1'}}]\n"))
+        .collect();
+    let text = format!("binds:\n- port: 3000\n  listeners:\n  - routes:\n{routes}");
+    assert!(text.len() > super::FREE_APART_ABOVE);
+    let config = load_str(&text, "t.yaml", &env()).unwrap();
+    assert_eq!(config.binds[0].listeners[0].routes.len(), 2_000);
+    let broken = format!("{text}    - name: last\n      backends: [{{host: 'nope'}}]\n");
+    let errs = errors(&broken);
+    assert_eq!(errs.len(), 1, "{errs:#?}");
+    assert_eq!(errs[0].line, 4_006);
+    assert_eq!(
+        errs[0].path,
+        "binds[0].listeners[0].routes[2000].backends[0].host"
+    );
+}
+
 #[test]
 fn unset_variables_are_named_with_their_path() {
     let errs = errors(

@@ -213,7 +213,9 @@ impl<'a> Validator<'a> {
         key: &str,
         mut check: impl FnMut(&mut Self, &R, usize, &YamlPath) -> Option<T>,
     ) -> Vec<T> {
-        let mut out = Vec::new();
+        // Sized once: a model element can be hundreds of bytes, and growing a list of 10,000
+        // routes by doubling copies all of them again at each step.
+        let mut out = Vec::with_capacity(raw.len());
         for (i, element) in raw.iter().enumerate() {
             let path = parent.key(key).index(i);
             if let Some(element) = self.lenient(element, &path)

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use serde_json::Value;
+use tollgate_shared::compress::decompress;
 use tollgate_shared::proto::v1 as pb;
 use tollgate_shared::proto::v1::config_stream_client::ConfigStreamClient;
 use tollgate_tests::proxy::ProxyOptions;
@@ -496,12 +497,13 @@ fn two_hundred_routes(port: u16, upstream: &str, edited: &str) -> String {
     out
 }
 
-/// A raw stream whose hello is a proxy taking deltas (`accepts_delta`) or an older one.
+/// A raw stream whose hello is a proxy of this build (`current`: it takes deltas and
+/// compressed pushes) or an older one (plain full pushes only).
 async fn raw_stream(
     url: &str,
     gateway: &str,
     node: &str,
-    accepts_delta: bool,
+    current: bool,
 ) -> (
     tokio::sync::mpsc::Sender<pb::ProxyMessage>,
     tonic::Streaming<pb::ServerMessage>,
@@ -516,7 +518,8 @@ async fn raw_stream(
         node_id: node.into(),
         gateway: gateway.into(),
         build: "test".into(),
-        accepts_delta,
+        accepts_delta: current,
+        accepts_compressed: current,
     };
     tx.send(pb::ProxyMessage {
         kind: Some(pb::proxy_message::Kind::Hello(hello)),
@@ -570,9 +573,10 @@ async fn wait_acked(cp: &ControlPlane, node: &str, version: &str) {
 }
 
 /// Issue 17: an edit reaches a proxy that takes deltas as a delta from the version it ACKed,
-/// rebuilding exactly the bytes an older proxy gets in full; a resync answers with a full push;
-/// no delta goes to a stream whose ACKed version is not the delta's base; a real proxy applies
-/// deltas and serves the edit.
+/// rebuilding exactly the bytes an older proxy gets in full; its full pushes come compressed
+/// and decompress to those bytes too; a resync answers with a full push; no delta goes to a
+/// stream whose ACKed version is not the delta's base; a real proxy applies compressed pushes
+/// and deltas and serves the edit.
 #[tokio::test(flavor = "multi_thread")]
 async fn edits_travel_as_deltas_that_rebuild_the_full_config() {
     let up = FakeUpstream::start("u").await;
@@ -591,8 +595,19 @@ async fn edits_travel_as_deltas_that_rebuild_the_full_config() {
 
     let first = next_push(&mut deltas).await;
     assert!(first.delta.is_none(), "the first push on a stream is full");
-    assert!(!first.config.is_empty());
-    next_push(&mut full).await;
+    assert!(
+        first.config.is_empty(),
+        "a compressed push carries no plain config"
+    );
+    let first_plain = next_push(&mut full).await;
+    assert!(
+        first_plain.compressed.is_none(),
+        "an older proxy gets it plain"
+    );
+    let compressed = first.compressed.as_ref().expect("compressed");
+    assert!(compressed.lz4.len() * 3 < first_plain.config.len());
+    let first_config = decompress(compressed).unwrap();
+    assert_eq!(first_config, first_plain.config, "compressed = plain");
     ack(&tx, &first).await;
     wait_acked(&cp, "new", &first.version).await;
 
@@ -608,7 +623,11 @@ async fn edits_travel_as_deltas_that_rebuild_the_full_config() {
         prost::Message::encoded_len(&delta) * 10 < whole.config.len(),
         "one route's edit is a small delta"
     );
-    let rebuilt = tollgate_shared::delta::apply(&first.config, &delta).unwrap();
+    assert!(
+        edit.compressed.is_none(),
+        "a delta push is not also compressed"
+    );
+    let rebuilt = tollgate_shared::delta::apply(&first_config, &delta).unwrap();
     assert_eq!(rebuilt, whole.config, "delta applied = full applied");
 
     // A proxy that cannot apply it asks again: the same version comes in full.
@@ -625,7 +644,10 @@ async fn edits_travel_as_deltas_that_rebuild_the_full_config() {
     assert_eq!(again.version, whole.version);
     assert_ne!(again.nonce, edit.nonce);
     assert!(again.delta.is_none());
-    assert_eq!(again.config, whole.config);
+    assert_eq!(
+        decompress(again.compressed.as_ref().unwrap()).unwrap(),
+        whole.config
+    );
 
     // Not ACKed: the next edit's delta has no base on this stream, so it comes in full.
     cp.write("d.yaml", &config("v3"));
