@@ -8,7 +8,6 @@ use rmcp::model::{
 };
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
-use std::borrow::Cow;
 use tokio::sync::OwnedSemaphorePermit;
 
 use crate::http::RequestBody;
@@ -106,7 +105,7 @@ pub async fn read(
     })
 }
 
-/// One JSON-RPC message. Its top level is read first, allocating only escaped keys: a body
+/// One JSON-RPC message. Its top level is read first, allocating nothing: a body
 /// that is not one object is refused by its shape before rmcp's parse builds a tree of it.
 /// A `tools/call` request is then parsed as that type straight away; anything else, or a
 /// `tools/call` that does not parse so, takes rmcp's parse, which tries each message kind
@@ -155,15 +154,15 @@ impl<'de> Deserialize<'de> for Outline<'de> {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Outline<'de>, A::Error> {
                 let mut outline = Outline::default();
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    match key.as_ref() {
-                        "method" => outline.method = Some(map.next_value()?),
+                while let Some(key) = map.next_key::<Key>()? {
+                    match key {
+                        Key::Method => outline.method = Some(map.next_value()?),
                         other => {
                             match other {
-                                "id" => outline.id = true,
-                                "result" => outline.result = true,
-                                "error" => outline.error = true,
-                                _ => {}
+                                Key::Id => outline.id = true,
+                                Key::Result => outline.result = true,
+                                Key::Error => outline.error = true,
+                                Key::Method | Key::Other => {}
                             }
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -173,6 +172,39 @@ impl<'de> Deserialize<'de> for Outline<'de> {
             }
         }
         deserializer.deserialize_map(Keys)
+    }
+}
+
+/// A top-level key, read without allocating (an escaped key is unescaped by the parser).
+enum Key {
+    Method,
+    Id,
+    Result,
+    Error,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Name;
+        impl Visitor<'_> for Name {
+            type Value = Key;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+
+            fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<Key, E> {
+                Ok(match name {
+                    "method" => Key::Method,
+                    "id" => Key::Id,
+                    "result" => Key::Result,
+                    "error" => Key::Error,
+                    _ => Key::Other,
+                })
+            }
+        }
+        deserializer.deserialize_identifier(Name)
     }
 }
 
@@ -189,7 +221,8 @@ mod tests {
 
     #[test]
     fn a_tools_call_parses_as_rmcp_parses_it() {
-        let bodies: [&[u8]; 8] = [
+        let bodies: [&[u8]; 9] = [
+            br#"{"jsonrpc":"2.0","\u0069d":1,"m\u0065thod":"tools/call","params":{"name":"t"}}"#,
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"add","arguments":{"a":2,"b":3}}}"#,
             br#"{"params":{"_meta":{"progressToken":"p"},"name":"t","arguments":{"x":[1.5,-0,18446744073709551615,"\u00e9"]}},"method":"tools/call","id":"s","jsonrpc":"2.0"}"#,
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t","task":{"ttl":5},"extra":true},"other":{}}"#,
@@ -213,7 +246,7 @@ mod tests {
 
     /// The parse before the `tools/call` path: the shape as a map of keys, then rmcp's.
     fn two_step_parse(bytes: &[u8]) -> Result<ClientJsonRpcMessage, serde_json::Error> {
-        use std::collections::BTreeMap;
+        use std::{borrow::Cow, collections::BTreeMap};
         serde_json::from_slice::<BTreeMap<Cow<'_, str>, IgnoredAny>>(bytes)?;
         serde_json::from_slice(bytes)
     }
@@ -227,6 +260,7 @@ mod tests {
             br#"{"jsonrpc":"2.0","id":1,"id":2,"method":"tools/call","params":{"name":"t"}}"#,
             br#"{"jsonrpc":"2.0","id":null,"method":"tools/call","params":{"name":"t"}}"#,
             br#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+            br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"},"res\u0075lt":{}}"#,
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"t"}"#,
             br#"{"jsonrpc":"2.0","id":1,"method":"tools/call",}"#,
             br#"{"id":1} x"#,
