@@ -3,6 +3,10 @@
 //! `tollgate-fake-mcp NAME` serves tools `add`, `echo`, `pid`, `sleep`, `announce` (sends a
 //! notification), `flood` (writes an endless line) and `crash` (exits the process), and one resource `memo://NAME`, so tests can
 //! tell targets and children apart.
+//!
+//! `tollgate-fake-mcp --http PORT` is instead the cheapest Streamable HTTP MCP server: `add`
+//! only, answered like the gateway answers (one SSE event), so `tollgate-bench-mcp` can tell
+//! what any HTTP hop costs apart from the gateway's own work.
 #![forbid(unsafe_code)]
 
 use std::time::Duration;
@@ -133,9 +137,21 @@ impl ServerHandler for Fake {
     }
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() -> anyhow::Result<()> {
-    let name = std::env::args().nth(1).unwrap_or_else(|| "fake".into());
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let name = args.next().unwrap_or_else(|| "fake".into());
+    if name == "--http" {
+        let port: u16 = args.next().unwrap_or_default().parse()?;
+        // Multi-threaded, like the gateway.
+        return tokio::runtime::Runtime::new()?.block_on(http::serve(port));
+    }
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(serve_stdio(name))
+}
+
+async fn serve_stdio(name: String) -> anyhow::Result<()> {
     eprintln!("{name} starting as pid {}", std::process::id());
     let server = Fake {
         name,
@@ -144,4 +160,74 @@ async fn main() -> anyhow::Result<()> {
     let running = server.serve(rmcp::transport::stdio()).await?;
     running.waiting().await?;
     Ok(())
+}
+
+/// The HTTP floor: one POST handler that answers `initialize` and `tools/call` of `add`.
+mod http {
+    use axum::body::Bytes;
+    use axum::http::{StatusCode, header};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::post;
+    use serde_json::{Value, json};
+
+    #[derive(serde::Deserialize)]
+    struct Incoming {
+        id: Option<Value>,
+        method: Option<String>,
+        #[serde(default)]
+        params: Value,
+    }
+
+    pub async fn serve(port: u16) -> anyhow::Result<()> {
+        let app = axum::Router::new().route(
+            "/mcp",
+            post(answer)
+                .get(|| async { StatusCode::METHOD_NOT_ALLOWED })
+                .delete(|| async { StatusCode::OK }),
+        );
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
+        axum::serve(listener, app).await?;
+        Ok(())
+    }
+
+    async fn answer(body: Bytes) -> Response {
+        let Ok(msg) = serde_json::from_slice::<Incoming>(&body) else {
+            return StatusCode::BAD_REQUEST.into_response();
+        };
+        // Notifications and answers.
+        let Some(id) = msg.id else {
+            return StatusCode::ACCEPTED.into_response();
+        };
+        let outcome = match msg.method.as_deref() {
+            Some("initialize") => Ok(json!({
+                "protocolVersion": msg.params["protocolVersion"],
+                "capabilities": {"tools": {}},
+                "serverInfo": {"name": "floor", "version": "0"},
+            })),
+            Some("tools/call") if msg.params["name"] == "add" => {
+                let arg = |k: &str| msg.params["arguments"][k].as_i64().unwrap_or(0);
+                let sum = (arg("a") + arg("b")).to_string();
+                Ok(json!({"content": [{"type": "text", "text": sum}], "isError": false}))
+            }
+            _ => Err(json!({"code": -32601, "message": "not served"})),
+        };
+        let reply = match outcome {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Err(error) => json!({"jsonrpc": "2.0", "id": id, "error": error}),
+        };
+        let event = format!("event: message\ndata: {reply}\n\n");
+        let mut resp = (
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            event,
+        )
+            .into_response();
+        if msg.method.as_deref() == Some("initialize") {
+            resp.headers_mut()
+                .insert("mcp-session-id", header::HeaderValue::from_static("floor"));
+        }
+        resp
+    }
 }
