@@ -94,40 +94,43 @@ impl Store {
         let started = Instant::now();
         let result = load_file_with(path, &ProcessEnv, LoadMode::DeferSecrets);
         let loaded = started.elapsed();
+        // Outside the lock, which streams subscribing and the admin API also take. The
+        // version and the encoding each take tens of milliseconds for a large config: on two
+        // threads. An unchanged version wastes the encoding and the compression.
+        let result = result.map(|config| {
+            let (version, encoded) = std::thread::scope(|s| {
+                let encoding = s.spawn(|| Bytes::from(pb::Config::from(&config).encode_to_vec()));
+                let version = version_of(&config);
+                let encoded = encoding
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                (version, encoded)
+            });
+            let compressed = compress::compress(&encoded);
+            (Snapshot::with_version(config, version), encoded, compressed)
+        });
+        let encoded_in = started.elapsed() - loaded;
         let mut gateways = self.lock();
         let gw = gateways
             .entry(name.to_string())
             .or_insert_with(|| Gateway::new(path));
         gw.file = path.to_path_buf();
         match result {
-            Ok(config) => {
+            Ok((snapshot, encoded, compressed)) => {
                 gw.errors.clear();
-                // The version and the encoding each take tens of milliseconds for a large
-                // config: on two threads. An unchanged version wastes the encoding.
-                let (version, encoded) = std::thread::scope(|s| {
-                    let encoding =
-                        s.spawn(|| Bytes::from(pb::Config::from(&config).encode_to_vec()));
-                    let version = version_of(&config);
-                    let encoded = encoding
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-                    (version, encoded)
-                });
-                let snapshot = Snapshot::with_version(config, version);
                 let previous = gw.current.borrow().clone();
                 if previous
                     .as_ref()
                     .is_none_or(|p| p.version != snapshot.version)
                 {
                     let delta = previous.and_then(|p| smaller_delta(&p, &encoded));
-                    let compressed = compress::compress(&encoded);
                     tracing::info!(
                         gateway = name,
                         version = %snapshot.version,
                         delta_bytes = delta.as_ref().map(delta::wire_len),
                         compressed_bytes = compressed.lz4.len(),
                         load_ms = millis(loaded),
-                        encode_ms = millis(started.elapsed() - loaded),
+                        encode_ms = millis(encoded_in),
                         "snapshot published"
                     );
                     let published = Published {

@@ -345,17 +345,17 @@ impl RequestVecs {
 
 /// The `method` label of a request: the standard methods by name, any other `OTHER`, so
 /// made-up methods cannot add series.
-pub fn method_label(method: &Method) -> &str {
+pub fn method_label(method: &Method) -> &'static str {
     match *method {
-        Method::GET
-        | Method::HEAD
-        | Method::POST
-        | Method::PUT
-        | Method::DELETE
-        | Method::CONNECT
-        | Method::OPTIONS
-        | Method::TRACE
-        | Method::PATCH => method.as_str(),
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::CONNECT => "CONNECT",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::PATCH => "PATCH",
         _ => "OTHER",
     }
 }
@@ -364,7 +364,7 @@ pub fn method_label(method: &Method) -> &str {
 /// over the request); later values are counted as [`OTHER_VALUE`].
 pub const CLIENT_LABEL_LIMIT: usize = 32;
 /// Longer values are [`OTHER_VALUE`] from the start.
-const CLIENT_LABEL_MAX_LEN: usize = 128;
+pub const CLIENT_LABEL_MAX_LEN: usize = 128;
 /// The label value of everything past the bound.
 pub const OTHER_VALUE: &str = "other";
 

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 use http::Method;
 use prometheus::{Histogram, HistogramVec, IntCounter};
 
+use crate::metrics::{CLIENT_LABEL_MAX_LEN, method_label};
 use crate::telemetry::Reason;
 
 /// Label sets a route keeps per kind of series. Later ones are looked up in the vector each
@@ -32,41 +33,48 @@ impl<K, V> Default for Kept<K, V> {
 
 impl<K, V> Kept<K, V> {
     /// Calls `f` with the series of the label set `is_key` recognises, made by `make` the
-    /// first time (or every time, once the slots are full).
-    pub fn with<R>(
+    /// first time (or every time, once the slots are full). `is_key` must recognise the key
+    /// `make` returns.
+    pub fn with(
         &self,
         is_key: impl Fn(&K) -> bool,
         make: impl FnOnce() -> (K, V),
-        f: impl FnOnce(&V) -> R,
-    ) -> R {
+        f: impl FnOnce(&V),
+    ) {
         let slots = self
             .slots
             .get_or_init(|| Box::new(std::array::from_fn(|_| OnceLock::new())));
-        let mut make = Some(make);
+        let (mut make, mut made) = (Some(make), None);
         for slot in slots.iter() {
-            // `make` fills the first free slot, whose key then matches; a slot a racing
-            // request filled first is checked like any other.
-            let (key, series) =
-                slot.get_or_init(|| make.take().expect("taken only for the slot it fills")());
-            if is_key(key) {
+            if slot.get().is_none() {
+                let Some(entry) = made.take().or_else(|| make.take().map(|make| make())) else {
+                    break;
+                };
+                // A racing request may fill the slot first: ours then goes to the next one.
+                made = slot.set(entry).err();
+            }
+            if let Some((key, series)) = slot.get()
+                && is_key(key)
+            {
                 return f(series);
             }
         }
-        let (_, series) = make.expect("not taken: no slot was free")();
-        f(&series)
+        if let Some((_, series)) = made.or_else(|| make.map(|make| make())) {
+            f(&series);
+        }
     }
 }
 
 /// What a finished request adds to the standard label set of its route.
-pub struct Outcome {
+pub struct OutcomeKey {
     backend: Option<Box<str>>,
-    method: Method,
+    method: &'static str,
     status: u16,
     reason: Reason,
 }
 
 /// The model pair a route's LLM exchange reports, before its values are bounded.
-pub struct Models {
+pub struct ModelsKey {
     operation: &'static str,
     provider: &'static str,
     request: Box<str>,
@@ -85,8 +93,8 @@ pub struct GenAi {
 pub struct RouteSeries {
     /// `agentgateway_request_overhead_seconds`, whose labels are the route's alone.
     overhead: OnceLock<Histogram>,
-    requests: Kept<Outcome, (IntCounter, Histogram)>,
-    gen_ai: Kept<Models, GenAi>,
+    requests: Kept<OutcomeKey, (IntCounter, Histogram)>,
+    gen_ai: Kept<ModelsKey, GenAi>,
 }
 
 impl std::fmt::Debug for RouteSeries {
@@ -101,14 +109,16 @@ impl RouteSeries {
         self.overhead.get_or_init(|| vec.with_label_values(labels))
     }
 
-    /// Calls `f` with the request counter and duration histogram of an outcome; `labels`
-    /// gives the whole label set when the series is first made.
-    pub fn requests<R>(
+    /// Calls `f` with the request counter and duration histogram of an outcome, made by
+    /// `make` the first time.
+    pub fn requests(
         &self,
         (backend, method, status, reason): (Option<&str>, &Method, u16, Reason),
         make: impl FnOnce() -> (IntCounter, Histogram),
-        f: impl FnOnce(&(IntCounter, Histogram)) -> R,
-    ) -> R {
+        f: impl FnOnce(&(IntCounter, Histogram)),
+    ) {
+        // The label's value: made-up methods share `OTHER`, and so share a slot.
+        let method = method_label(method);
         self.requests.with(
             |k| {
                 k.status == status
@@ -117,26 +127,30 @@ impl RouteSeries {
                     && k.backend.as_deref() == backend
             },
             || {
-                let key = Outcome {
+                let key = OutcomeKey {
                     backend: backend.map(Box::from),
-                    method: method.clone(),
+                    method,
                     status,
                     reason,
                 };
                 (key, make())
             },
             f,
-        )
+        );
     }
 
     /// Calls `f` with the gen_ai series of an exchange's models, made by `make` the first
-    /// time (which bounds the client-chosen values).
-    pub fn gen_ai<R>(
+    /// time (which bounds the client-chosen values). Models longer than a label may be are
+    /// not kept: each is labelled `other` anew.
+    pub fn gen_ai(
         &self,
         (operation, provider, request, response): (&'static str, &'static str, &str, &str),
         make: impl FnOnce() -> GenAi,
-        f: impl FnOnce(&GenAi) -> R,
-    ) -> R {
+        f: impl FnOnce(&GenAi),
+    ) {
+        if request.len().max(response.len()) > CLIENT_LABEL_MAX_LEN {
+            return f(&make());
+        }
         self.gen_ai.with(
             |k| {
                 k.request.as_ref() == request
@@ -145,7 +159,7 @@ impl RouteSeries {
                     && k.provider == provider
             },
             || {
-                let key = Models {
+                let key = ModelsKey {
                     operation,
                     provider,
                     request: request.into(),
@@ -154,7 +168,7 @@ impl RouteSeries {
                 (key, make())
             },
             f,
-        )
+        );
     }
 }
 
@@ -170,7 +184,9 @@ mod tests {
             made.set(made.get() + 1);
             (key, key * 10)
         };
-        kept.with(|k| *k == key, make, |series| *series)
+        let found = Cell::new(None);
+        kept.with(|k| *k == key, make, |series| found.set(Some(*series)));
+        found.get().expect("every lookup gets a series")
     }
 
     #[test]
@@ -257,5 +273,42 @@ mod tests {
                 .get();
             assert_eq!(count, 2, "{backend:?} {method} {status} {reason:?}");
         }
+    }
+
+    fn filled<K, V>(kept: &Kept<K, V>) -> usize {
+        kept.slots
+            .get()
+            .map_or(0, |s| s.iter().filter(|s| s.get().is_some()).count())
+    }
+
+    /// Slots are bounded per route; made-up methods and over-long models must not use them up.
+    #[test]
+    fn made_up_methods_share_a_slot_and_long_models_take_none() {
+        let series = RouteSeries::default();
+        let counter = prometheus::IntCounter::new("c", "c").expect("valid");
+        let histogram =
+            || prometheus::Histogram::with_opts(prometheus::HistogramOpts::new("h", "h"));
+        let histogram = || histogram().expect("valid");
+        for i in 0..20 {
+            let method = Method::from_bytes(format!("M{i}").as_bytes()).expect("a token");
+            let outcome = (Some("b"), &method, 200, Reason::Upstream);
+            series.requests(outcome, || (counter.clone(), histogram()), |(c, _)| c.inc());
+        }
+        assert_eq!(counter.get(), 20);
+        assert_eq!(filled(&series.requests), 1);
+
+        let long = "m".repeat(CLIENT_LABEL_MAX_LEN + 1);
+        let genai = || GenAi {
+            input_tokens: histogram(),
+            output_tokens: histogram(),
+            duration: histogram(),
+        };
+        let models = ("chat", "openai", long.as_str(), "short");
+        let observed = Cell::new(0);
+        for _ in 0..3 {
+            series.gen_ai(models, genai, |_| observed.set(observed.get() + 1));
+        }
+        assert_eq!(observed.get(), 3);
+        assert_eq!(filled(&series.gen_ai), 0);
     }
 }

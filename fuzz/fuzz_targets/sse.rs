@@ -29,6 +29,7 @@ fn chunks(body: &[u8]) -> Vec<Result<Bytes, std::io::Error>> {
 
 /// The (event, data) pairs a client parses out of what the gateway wrote.
 fn client_reads(written: &[u8]) -> Vec<(String, String)> {
+    assert!(std::str::from_utf8(written).is_ok(), "the gateway writes UTF-8");
     let mut parser = sse_parse::SseParser::new();
     parser.feed(written);
     std::iter::from_fn(|| parser.next_event())

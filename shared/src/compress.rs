@@ -31,6 +31,15 @@ pub fn decompress(compressed: &pb::Compressed) -> Result<Bytes, DecompressError>
         .ok()
         .filter(|s| *s <= MAX_SNAPSHOT_BYTES)
         .ok_or(DecompressError::TooLarge(compressed.size))?;
+    // An LZ4 block expands at most about 255 times: a larger claim is a lie, refused before
+    // its buffer is allocated.
+    if compressed.size > (compressed.lz4.len() as u64).saturating_mul(255) + 16 {
+        return Err(DecompressError::Corrupt(format!(
+            "{} bytes cannot come from a {}-byte block",
+            compressed.size,
+            compressed.lz4.len()
+        )));
+    }
     let mut out = vec![0u8; size];
     let filled = lz4_flex::block::decompress_into(&compressed.lz4, &mut out)
         .map_err(|e| DecompressError::Corrupt(e.to_string()))?;
@@ -82,6 +91,12 @@ mod tests {
         let refused = decompress(&claim(over)).unwrap_err();
         assert_eq!(refused, DecompressError::TooLarge(over));
         assert!(refused.to_string().len() < 100);
+        // Under the bound, but more than a 1-byte block can hold: refused, not allocated.
+        let lie = decompress(&claim(MAX_SNAPSHOT_BYTES as u64)).unwrap_err();
+        assert!(
+            lie.to_string().contains("cannot come from a 1-byte block"),
+            "{lie}"
+        );
     }
 
     #[test]

@@ -10,6 +10,8 @@
 //! renamed into place, has finished a save: a short quiet time only gathers the rest of the
 //! same save. Any other event (a write to a file still open, a creation, a removal) may be
 //! one step of several, so the full debounce applies and a half-written file is not read.
+//! Files written as a set (a certificate and its key) always get the full debounce
+//! ([`DirWatch::sets`]): each file's save ends before the next one's begins.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -34,6 +36,8 @@ pub struct DirWatch {
     watcher: RecommendedWatcher,
     /// One per relevant event: whether it ends a save.
     events: mpsc::UnboundedReceiver<bool>,
+    /// Quiet time after an event that ends a save.
+    settled_quiet: Duration,
 }
 
 impl DirWatch {
@@ -62,11 +66,21 @@ impl DirWatch {
             dir: dir.to_path_buf(),
             watcher,
             events,
+            settled_quiet: SETTLED_QUIET,
         })
     }
 
+    /// The same watch for files saved one after another as a set: the full debounce follows
+    /// every event, so a certificate is not read before its key is rewritten.
+    pub fn sets(self) -> DirWatch {
+        DirWatch {
+            settled_quiet: DEBOUNCE,
+            ..self
+        }
+    }
+
     /// Waits for the next change: events, then quiet (SETTLED_QUIET after an event that ends a
-    /// save, else DEBOUNCE), at most MAX_DEBOUNCE in all.
+    /// save, unless watching [`sets`](Self::sets), else DEBOUNCE), at most MAX_DEBOUNCE in all.
     pub async fn changed(&mut self) {
         let Some(mut settled) = self.events.recv().await else {
             // The sender lives in the watcher we own: this never ends, like a watch.
@@ -74,7 +88,11 @@ impl DirWatch {
         };
         let deadline = Instant::now() + MAX_DEBOUNCE;
         loop {
-            let quiet = if settled { SETTLED_QUIET } else { DEBOUNCE };
+            let quiet = if settled {
+                self.settled_quiet
+            } else {
+                DEBOUNCE
+            };
             match timeout(quiet, self.events.recv()).await {
                 Ok(Some(ends)) if Instant::now() < deadline => settled = ends,
                 _ => break,
@@ -174,6 +192,25 @@ mod tests {
         assert_eq!(
             std::fs::read_to_string(&file).unwrap(),
             "first half\nsecond half\n"
+        );
+        writer.join().unwrap();
+    }
+
+    /// A certificate saved, then its key: a set's watch reports the change once both are.
+    #[tokio::test]
+    async fn a_set_saved_file_by_file_is_reported_once_whole() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (crt, key) = (tmp.path().join("tls.crt"), tmp.path().join("tls.key"));
+        let mut w = DirWatch::new(tmp.path(), |_| true).unwrap().sets();
+        let writer = std::thread::spawn(move || {
+            std::fs::write(&crt, "new certificate").unwrap();
+            std::thread::sleep(SETTLED_QUIET * 5);
+            std::fs::write(&key, "new key").unwrap();
+        });
+        assert!(changed(&mut w).await);
+        assert_eq!(
+            std::fs::read_to_string(tmp.path().join("tls.key")).unwrap(),
+            "new key"
         );
         writer.join().unwrap();
     }

@@ -84,33 +84,91 @@ where
         })
 }
 
+/// The longest `id` line an LLM provider may send. The gateway never reads event ids, and the
+/// parser copies the last one into every event, so a long one would be copied per event.
+pub const MAX_SSE_ID: usize = 256;
+/// Bytes given to the parser at once: the events it queues before they are taken stay few.
+const FEED: usize = 16 * 1024;
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
+/// The start and length of the line being read, enough to tell an `id` line.
+#[derive(Default)]
+struct IdLines {
+    /// The line's first bytes (a byte order mark may precede the stream's first line).
+    start: [u8; 6],
+    len: usize,
+    later_line: bool,
+}
+
+impl IdLines {
+    /// Counts `chunk`; an error once an `id` line is longer than [`MAX_SSE_ID`].
+    fn check(&mut self, chunk: &[u8]) -> Result<(), TooLong> {
+        let mut rest = chunk;
+        loop {
+            let end = memchr::memchr2(b'\r', b'\n', rest);
+            let piece = &rest[..end.unwrap_or(rest.len())];
+            let have = self.len.min(self.start.len());
+            let take = piece.len().min(self.start.len() - have);
+            self.start[have..have + take].copy_from_slice(&piece[..take]);
+            self.len += piece.len();
+            if self.is_id() && self.len > MAX_SSE_ID {
+                return Err(TooLong {
+                    what: "id line",
+                    limit: MAX_SSE_ID,
+                });
+            }
+            let Some(end) = end else {
+                return Ok(());
+            };
+            self.later_line = true;
+            self.len = 0;
+            rest = &rest[end + 1..];
+        }
+    }
+
+    fn is_id(&self) -> bool {
+        let line = &self.start[..self.len.min(self.start.len())];
+        let line = match line.strip_prefix(BOM) {
+            Some(after) if !self.later_line => after,
+            _ => line,
+        };
+        line.starts_with(b"id:")
+    }
+}
+
 /// An LLM provider's events, parsed as they arrive (sse-parse: each byte scanned once, no
-/// copy of the rest of the buffer per line); an event past [`MAX_SSE_EVENT`] bytes ends the
-/// stream with an error, as does the upstream's own.
+/// copy of the rest of the buffer per line). An event past [`MAX_SSE_EVENT`] bytes or an `id`
+/// line past [`MAX_SSE_ID`] ends the stream with an error, as does the upstream's own.
 pub fn events<E: std::fmt::Display>(
     bytes: impl Stream<Item = Result<Bytes, E>> + Send + Unpin + 'static,
 ) -> impl Stream<Item = Result<sse_parse::Event, String>> + Send + 'static {
     let parser = sse_parse::SseParser::new().max_buffer(MAX_SSE_EVENT);
-    futures_util::stream::unfold(Some((bytes, parser)), |state| async move {
-        let (mut bytes, mut parser) = state?;
+    let state = (bytes, parser, Bytes::new(), IdLines::default());
+    futures_util::stream::unfold(Some(state), |state| async move {
+        let (mut bytes, mut parser, mut unread, mut ids) = state?;
         loop {
             if let Some(event) = parser.next_event() {
-                return Some((Ok(event), Some((bytes, parser))));
+                return Some((Ok(event), Some((bytes, parser, unread, ids))));
             }
-            match bytes.next().await {
-                Some(Ok(chunk)) => {
-                    parser.feed(&chunk);
-                    if parser.overflows() > 0 {
-                        let cut = TooLong {
-                            what: "event",
-                            limit: MAX_SSE_EVENT,
-                        };
-                        return Some((Err(cut.to_string()), None));
-                    }
+            if unread.is_empty() {
+                match bytes.next().await {
+                    Some(Ok(chunk)) => unread = chunk,
+                    Some(Err(e)) => return Some((Err(e.to_string()), None)),
+                    // A last event without its blank line is dropped, as a browser would.
+                    None => return None,
                 }
-                Some(Err(e)) => return Some((Err(e.to_string()), None)),
-                // A last event without its blank line is dropped, as a browser would.
-                None => return None,
+            }
+            let piece = unread.split_to(unread.len().min(FEED));
+            if let Err(cut) = ids.check(&piece) {
+                return Some((Err(cut.to_string()), None));
+            }
+            parser.feed(&piece);
+            if parser.overflows() > 0 {
+                let cut = TooLong {
+                    what: "event",
+                    limit: MAX_SSE_EVENT,
+                };
+                return Some((Err(cut.to_string()), None));
             }
         }
     })
@@ -181,6 +239,33 @@ mod tests {
                 "cut at {cut}"
             );
         }
+    }
+
+    /// Without the `id` bound, each of these tiny events would carry its own copy of a
+    /// megabyte id: gigabytes from one chunk.
+    #[test]
+    fn a_long_id_line_ends_the_stream_before_it_is_copied_into_events() {
+        let flood = b"data:\n\n".repeat(2_000);
+        let id = [&b"id: "[..], &vec![b'7'; 1024 * 1024], b"\n\n"].concat();
+        let cut = format!("an SSE id line exceeded {MAX_SSE_ID} bytes");
+        let first = b"data: first\n\n".to_vec();
+        let (read_first, error) = read(vec![first, id.clone(), flood.clone()]);
+        assert_eq!(read_first, vec![("message".into(), "first".into())]);
+        assert_eq!(error.as_deref(), Some(cut.as_str()));
+        // After a byte order mark, the stream's first line is an id line too.
+        let (read_none, error) = read(vec![[BOM, &id].concat(), flood.clone()]);
+        assert_eq!((read_none.len(), error.as_deref()), (0, Some(cut.as_str())));
+        // Split across chunks, and after a CRLF, it is still an id line.
+        let mut chunks = vec![b"data: a\r\n\r\ni".to_vec(), b"d".to_vec()];
+        chunks.push([&b": "[..], &[b'1'; MAX_SSE_ID]].concat());
+        assert!(read(chunks).1.is_some());
+        // Short ids, and other fields of any length, pass.
+        let (read_ok, error) = read(vec![
+            b"id: 42\ndata: a\n\n".to_vec(),
+            [&b"data: "[..], &vec![b'x'; 4096], b"\n\n"].concat(),
+            [&b"idx: "[..], &vec![b'y'; 4096], b"\ndata: b\n\n"].concat(),
+        ]);
+        assert_eq!((read_ok.len(), error), (3, None));
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub async fn follow<T>(
             .iter()
             .filter_map(|dir| {
                 DirWatch::new(dir, |_| true)
+                    .map(DirWatch::sets)
                     .inspect_err(|e| tracing::warn!(dir = %dir.display(), error = %e, "cannot watch a directory of {what} files; changes there are not seen"))
                     .ok()
             })

@@ -39,7 +39,8 @@ impl Snapshot {
         }
     }
 
-    /// A snapshot whose version was decided elsewhere (the control plane's push).
+    /// A snapshot whose version was decided elsewhere: a control plane's push, or computed
+    /// by the control plane's store beside the encoding.
     pub fn with_version(config: Config, version: String) -> Snapshot {
         Snapshot {
             version,
