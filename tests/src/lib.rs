@@ -128,6 +128,17 @@ pub async fn body_text(resp: reqwest::Response) -> String {
     out
 }
 
+/// Arguments that turn off a proxy's admin, stats and readiness listeners, for proxies that
+/// only need their data plane (or nothing but their control-plane stream).
+pub const SIDE_LISTENERS_OFF: [&str; 6] = [
+    "--admin-addr",
+    "off",
+    "--stats-addr",
+    "off",
+    "--readiness-addr",
+    "off",
+];
+
 /// A built binary of the workspace: next to the running executable, or next to its `deps/`
 /// folder when that is a test executable.
 pub fn binary(name: &str) -> PathBuf {

@@ -205,14 +205,7 @@ impl Fleet {
                     .arg(pki.path("bench/tls.crt"))
                     .arg("--control-plane-key")
                     .arg(pki.path("bench/tls.key"))
-                    .args([
-                        "--admin-addr",
-                        "off",
-                        "--stats-addr",
-                        "off",
-                        "--readiness-addr",
-                        "off",
-                    ])
+                    .args(tollgate_tests::SIDE_LISTENERS_OFF)
                     .stderr(Stdio::null())
                     .spawn()?,
             ));

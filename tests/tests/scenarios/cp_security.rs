@@ -444,14 +444,7 @@ async fn subscriptions_to_unknown_gateways_are_refused_and_nothing_is_kept() {
 async fn a_proxy_refuses_plaintext_and_never_downgrades_https() {
     let out = tokio::process::Command::new(tollgate_tests::binary("tollgate"))
         .args(["--control-plane", "http://127.0.0.1:9", "--gateway", "a"])
-        .args([
-            "--admin-addr",
-            "off",
-            "--stats-addr",
-            "off",
-            "--readiness-addr",
-            "off",
-        ])
+        .args(tollgate_tests::SIDE_LISTENERS_OFF)
         .output()
         .await
         .unwrap();
