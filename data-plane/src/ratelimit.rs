@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use dashmap::DashMap;
@@ -313,9 +313,12 @@ pub struct KeyedBuckets {
     evictions: IntCounter,
     clock: Clock,
     origin: Instant,
-    /// Nanoseconds after `origin` before which no eviction scan runs: a flood of new keys
-    /// costs one scan a second, not one each.
-    next_scan: AtomicU64,
+    /// Held while a caller without a bucket is placed: the bound check, eviction and insert
+    /// are one step, so a caller whose bucket another request just made never lands in the
+    /// overflow bucket (which would give it more than its budget). Inside: nanoseconds after
+    /// `origin` before which no eviction scan runs (a flood of new keys costs one scan a
+    /// second, not one each).
+    newcomers: Mutex<u64>,
 }
 
 /// The least time between two eviction scans of a keyed limit.
@@ -348,7 +351,7 @@ impl KeyedBuckets {
             evictions,
             origin: clock.now(),
             clock,
-            next_scan: AtomicU64::new(0),
+            newcomers: Mutex::new(0),
         }
     }
 
@@ -360,16 +363,19 @@ impl KeyedBuckets {
         if let Some(b) = self.buckets.get(value) {
             return b.clone();
         }
+        let mut next_scan = self.newcomers.lock();
+        if let Some(b) = self.buckets.get(value) {
+            return b.clone();
+        }
         if self.buckets.len() >= self.max_keys {
-            self.evict_full();
+            self.evict_full(&mut next_scan);
             if self.buckets.len() >= self.max_keys {
                 return self.overflow.clone();
             }
         }
-        self.buckets
-            .entry(value.into())
-            .or_insert_with(|| Arc::new(self.fresh(value, self.limit.max_tokens)))
-            .clone()
+        let bucket = Arc::new(self.fresh(value, self.limit.max_tokens));
+        self.buckets.insert(value.into(), bucket.clone());
+        bucket
     }
 
     fn fresh(&self, value: &str, tokens: u64) -> Bucket {
@@ -386,7 +392,8 @@ impl KeyedBuckets {
     }
 
     /// Drops every bucket that is full and held by no request: it is the same as a new one.
-    fn evict_full(&self) {
+    /// Runs at most once before `next_scan`, which it then moves on.
+    fn evict_full(&self, next_scan: &mut u64) {
         let now = u64::try_from(
             self.clock
                 .now()
@@ -394,16 +401,10 @@ impl KeyedBuckets {
                 .as_nanos(),
         )
         .unwrap_or(u64::MAX);
-        let due = self.next_scan.load(Ordering::Relaxed);
-        let next = now.saturating_add(SCAN_EVERY.as_nanos() as u64);
-        if now < due
-            || self
-                .next_scan
-                .compare_exchange(due, next, Ordering::AcqRel, Ordering::Relaxed)
-                .is_err()
-        {
+        if now < *next_scan {
             return;
         }
+        *next_scan = now.saturating_add(SCAN_EVERY.as_nanos() as u64);
         let before = self.buckets.len();
         self.buckets
             .retain(|_, b| Arc::strong_count(b) > 1 || b.level().remaining < b.limit.max_tokens);
@@ -692,7 +693,7 @@ mod tests {
             limit(10_000, 1, Duration::from_secs(3600)),
             10_000,
         ));
-        let admitted = Arc::new(AtomicU64::new(0));
+        let admitted = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let threads: Vec<_> = (0..8)
             .map(|_| {
                 let (b, admitted) = (b.clone(), admitted.clone());
@@ -798,6 +799,34 @@ mod tests {
         assert_eq!(fourth.key.value.as_deref(), Some("fourth"));
         assert_eq!(counter.get(), 1);
         assert_eq!(keyed.callers(), 2);
+    }
+
+    /// Callers arriving together while the last slots fill: none of them lands in the overflow
+    /// bucket after its own bucket exists, so each gets exactly its budget.
+    #[test]
+    fn concurrent_first_requests_of_callers_filling_the_slots_are_exact() {
+        for _ in 0..300 {
+            let keyed =
+                KeyedBuckets::new(key(), keyed_limit(3, 2), true, evictions(), Clock::new());
+            let start = std::sync::Barrier::new(8);
+            let taken: Vec<(&str, bool)> = std::thread::scope(|s| {
+                let threads: Vec<_> = (0..8)
+                    .map(|i| {
+                        let caller = ["alice", "bob"][i % 2];
+                        let (keyed, start) = (&keyed, &start);
+                        s.spawn(move || {
+                            start.wait();
+                            (caller, keyed.bucket(Some(caller)).try_take(1))
+                        })
+                    })
+                    .collect();
+                threads.into_iter().map(|t| t.join().unwrap()).collect()
+            });
+            for caller in ["alice", "bob"] {
+                let admitted = taken.iter().filter(|(c, ok)| *c == caller && *ok).count();
+                assert_eq!(admitted, 3, "{caller}: {taken:?}");
+            }
+        }
     }
 
     #[test]
