@@ -31,6 +31,7 @@ use crate::runtime::{Files, Runtime};
 use crate::services::Services;
 use crate::telemetry::Sinks;
 use crate::tls::{Tls, TlsError};
+use crate::workers;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -205,14 +206,11 @@ async fn accept_loop(
                         continue;
                     }
                     refusing = false;
-                    let accepted = connection::Accepted {
-                        stream,
-                        peer,
-                        port,
-                        drain: stop.clone(),
-                        force_close: force_close.clone(),
-                    };
-                    connections.spawn(connection::accept(services.clone(), accepted, policy, tls));
+                    let (services, drain, force_close) = (services.clone(), stop.clone(), force_close.clone());
+                    workers::serve(&connections, stream, move |stream| {
+                        let accepted = connection::Accepted { stream, peer, port, drain, force_close };
+                        connection::accept(services, accepted, policy, tls)
+                    });
                 }
                 Err(e) => {
                     // Usually out of file descriptors: back off instead of spinning.

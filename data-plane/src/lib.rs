@@ -28,3 +28,4 @@ pub mod source;
 pub mod telemetry;
 pub mod tls;
 pub mod ui;
+pub mod workers;

@@ -84,6 +84,10 @@ struct Cli {
     /// Readiness address (ip:port or off); overrides `config.readinessAddr`.
     #[arg(long)]
     readiness_addr: Option<String>,
+    /// Threads that serve client connections, each with its own event loop and upstream
+    /// pools (default: one per core); 0 serves them on the shared runtime.
+    #[arg(long)]
+    workers: Option<usize>,
     /// File holding the admin API's bearer token (or set TOLLGATE_ADMIN_TOKEN); required when
     /// the admin address is not loopback.
     #[arg(long)]
@@ -141,6 +145,10 @@ fn check(file: &std::path::Path) -> ExitCode {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     let listen_ip = cli.listen_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let loopback = cli.listen_ip.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+    let workers = cli
+        .workers
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    tollgate_data_plane::workers::start(workers)?;
     let metrics = Arc::new(Metrics::new());
     let gw = Gateway::new(&cli.gateway, listen_ip, metrics.clone());
 

@@ -1,20 +1,35 @@
 //! The pooled upstream client and one attempt through it (timeout, classification, span).
 
 use std::error::Error as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::TokioExecutor;
 
 use super::body::BoxBody;
 use super::error::ProxyError;
 use crate::telemetry::record::RequestRecord;
+use crate::workers;
 
-pub type HttpClient = Client<HttpsConnector<HttpConnector>, BoxBody>;
+type Pool = Client<HttpsConnector<HttpConnector>, BoxBody>;
+
+/// Upstream connection pools, one per connection worker and one for the other threads: a
+/// request's upstream connection is driven by the thread that serves the request.
+#[derive(Clone)]
+pub struct HttpClient(Arc<[Pool]>);
+
+impl HttpClient {
+    /// Sends `req` on a connection of the calling thread's pool.
+    pub fn request(&self, req: Request<BoxBody>) -> ResponseFuture {
+        let pools = &self.0;
+        pools[workers::pool_index().min(pools.len() - 1)].request(req)
+    }
+}
 
 /// How long a TCP connect to an upstream may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -33,9 +48,12 @@ pub fn connector() -> HttpConnector {
 
 /// A pooled client over `connector`.
 pub fn pooled(connector: HttpsConnector<HttpConnector>) -> HttpClient {
-    Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-        .build(connector)
+    let pool = || {
+        Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+            .build(connector.clone())
+    };
+    HttpClient((0..workers::pools()).map(|_| pool()).collect())
 }
 
 /// A pooled HTTP/1.1 client shared by all routes: plain HTTP, or TLS (rustls, webpki roots)

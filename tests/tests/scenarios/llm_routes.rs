@@ -699,5 +699,11 @@ async fn upstream_connections_are_reused_across_requests_and_clients() {
         tollgate_tests::body_text(resp).await;
     }
     assert_eq!(openai.seen().len(), 20);
-    assert_eq!(openai.connections(), 1, "the gateway reconnected upstream");
+    // One pool per connection worker (`--workers`, one per core by default).
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    assert!(
+        openai.connections() <= workers,
+        "the gateway reconnected upstream: {} connections, {workers} workers",
+        openai.connections()
+    );
 }
