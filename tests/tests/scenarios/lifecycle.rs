@@ -68,3 +68,52 @@ async fn listen_ip_lets_replicas_share_ports() {
     }
     assert_eq!(up.requests().len(), 2);
 }
+
+/// `--workers N`: N threads named `tollgate-worker-*` serve the client connections, each with
+/// its own upstream pool. Three client connections open at once land on three workers and
+/// reach the upstream over three connections; with `--workers 0` one shared pool reuses one.
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_are_spread_over_workers_each_with_its_own_upstream_pool() {
+    use tollgate_tests::llm::{FakeLlm, Kind};
+    for (workers, upstream_connections) in [(3, 3), (0, 1)] {
+        let llm = FakeLlm::start(Kind::OpenAi, None).await;
+        let port = free_port();
+        let config = format!(
+            "binds:\n- port: {port}\n  listeners:\n  - routes:\n    - backends:\n      - ai: {{name: o, provider: {{openAI: {{model: m}}}}, hostOverride: \"{}\"}}\n",
+            llm.authority()
+        );
+        let proxy = Proxy::spawn(ProxyOptions {
+            config: &config,
+            args: vec!["--workers".into(), workers.to_string()],
+            ..Default::default()
+        });
+        proxy.wait_ready().await;
+        let names: Vec<String> = std::fs::read_dir(format!("/proc/{}/task", proxy.pid()))
+            .unwrap()
+            .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+            .filter(|name| name.starts_with("tollgate-worker"))
+            .collect();
+        assert_eq!(names.len(), workers, "{names:?}");
+
+        // Each client keeps its one connection open; they take turns.
+        let clients: Vec<reqwest::Client> = (0..3).map(|_| tollgate_tests::http()).collect();
+        let url = proxy.url(port, "/v1/chat/completions");
+        for _ in 0..3 {
+            for client in &clients {
+                let resp = client
+                    .post(&url)
+                    .json(&serde_json::json!({"messages": [{"role": "user", "content": "hi"}]}))
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(resp.status(), 200);
+                resp.bytes().await.unwrap();
+            }
+        }
+        assert_eq!(
+            llm.connections(),
+            upstream_connections,
+            "--workers {workers}"
+        );
+    }
+}
