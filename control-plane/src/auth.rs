@@ -10,6 +10,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use tollgate_shared::files;
 use tonic::{Request, Status};
 
 /// Which gateways a credential may subscribe to.
@@ -62,7 +63,7 @@ fn digest(token: &str) -> [u8; 32] {
 
 impl Tokens {
     pub fn load(path: &Path) -> anyhow::Result<Tokens> {
-        let text = std::fs::read_to_string(path)
+        let text = files::read_to_string(path, files::MAX_SECRET)
             .map_err(|e| anyhow::anyhow!("--tokens-file {}: {e}", path.display()))?;
         Tokens::parse(&text).map_err(|e| anyhow::anyhow!("--tokens-file {}: {e}", path.display()))
     }

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use tollgate_shared::watch::{DirWatch, is_configmap_swap, parent_dir};
 
 use crate::store::Store;
+use tollgate_shared::files;
 
 /// Where gateways come from.
 #[derive(Debug, Clone)]
@@ -63,7 +64,7 @@ pub fn sync(source: &Source, store: &Store, seen: &mut HashMap<String, Vec<u8>>)
         }
     };
     for (name, path) in &present {
-        let Ok(bytes) = std::fs::read(path) else {
+        let Ok(bytes) = files::read(path, files::MAX_CONFIG) else {
             continue;
         };
         if seen.get(name) == Some(&bytes) {

@@ -22,6 +22,7 @@ use tokio::sync::Semaphore;
 use tollgate_shared::config::model::{BasicAuth, Config};
 
 use crate::clock::{self, Instant};
+use tollgate_shared::files;
 
 /// How long a verified (user, password) pair is trusted without another check.
 const VERIFIED_TTL: Duration = Duration::from_secs(300);
@@ -318,7 +319,7 @@ impl HtpasswdCell {
 }
 
 fn read(file: &std::path::Path) -> Result<(Users, [u8; 32]), String> {
-    let text = std::fs::read_to_string(file).map_err(|e| e.to_string())?;
+    let text = files::read_to_string(file, files::MAX_DOCUMENT).map_err(|e| e.to_string())?;
     Ok((Users::parse(&text)?, Sha256::digest(&text).into()))
 }
 

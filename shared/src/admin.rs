@@ -115,7 +115,7 @@ pub async fn guard(State(access): State<Arc<AdminAccess>>, req: Request, next: N
 /// when neither is given. An empty one is an error.
 pub fn read_token(file: Option<&Path>, flag: &str, env: &str) -> anyhow::Result<Option<String>> {
     let token = match file {
-        Some(path) => std::fs::read_to_string(path)
+        Some(path) => crate::files::read_to_string(path, crate::files::MAX_SECRET)
             .map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))?
             .lines()
             .next()

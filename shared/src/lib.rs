@@ -6,6 +6,7 @@ pub mod compress;
 pub mod config;
 pub mod convert;
 pub mod delta;
+pub mod files;
 pub mod process;
 pub mod proto;
 pub mod tls;

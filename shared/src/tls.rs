@@ -54,7 +54,8 @@ pub struct PemFile {
 
 impl PemFile {
     pub fn read(path: &Path, what: &'static str) -> Result<PemFile, TlsError> {
-        let pem = std::fs::read(path).map_err(|e| TlsError::new(what, path, e))?;
+        let pem = crate::files::read(path, crate::files::MAX_SECRET)
+            .map_err(|e| TlsError::new(what, path, e))?;
         Ok(PemFile {
             path: path.to_path_buf(),
             what,

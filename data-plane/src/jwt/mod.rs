@@ -19,6 +19,7 @@ use tollgate_shared::config::model::{
 use self::cache::{VerifiedTokens, VerifiedWith};
 use self::keys::Key;
 use self::remote::{RemoteJwks, RemoteKeySets};
+use tollgate_shared::files;
 
 /// Clock skew allowed on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 60;
@@ -270,11 +271,12 @@ impl Issuer {
             Jwks::Inline(text) => (text.clone(), None),
             Jwks::File(path) => {
                 let file = Some(path.display().to_string());
-                let text = std::fs::read_to_string(path).map_err(|e| JwksError {
-                    issuer: provider.issuer.clone(),
-                    file: file.clone(),
-                    reason: e.to_string(),
-                })?;
+                let text =
+                    files::read_to_string(path, files::MAX_SECRET).map_err(|e| JwksError {
+                        issuer: provider.issuer.clone(),
+                        file: file.clone(),
+                        reason: e.to_string(),
+                    })?;
                 (text, file)
             }
         };

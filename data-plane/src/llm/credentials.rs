@@ -15,6 +15,7 @@ use tollgate_shared::config::model::{
 };
 
 use crate::fetch::Fetcher;
+use tollgate_shared::files;
 
 const GOOGLE_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
@@ -226,12 +227,13 @@ impl TokenSource {
                 match proof {
                     EntraProof::Secret(secret) => fields.push(("client_secret", secret.clone())),
                     EntraProof::FederatedTokenFile(file) => {
-                        let token = std::fs::read_to_string(file).map_err(|e| {
-                            format!(
-                                "cannot read AZURE_FEDERATED_TOKEN_FILE {}: {e}",
-                                file.display()
-                            )
-                        })?;
+                        let token =
+                            files::read_to_string(file, files::MAX_SECRET).map_err(|e| {
+                                format!(
+                                    "cannot read AZURE_FEDERATED_TOKEN_FILE {}: {e}",
+                                    file.display()
+                                )
+                            })?;
                         fields.push(("client_assertion_type", CLIENT_ASSERTION_JWT.to_string()));
                         fields.push(("client_assertion", token.trim().to_string()));
                     }
@@ -355,7 +357,7 @@ fn google(auth: &GcpAuth) -> Result<Grant, String> {
             }
         },
     };
-    let text = std::fs::read_to_string(&file).map_err(|e| {
+    let text = files::read_to_string(&file, files::MAX_SECRET).map_err(|e| {
         format!(
             "cannot read the Google credential file {}: {e}",
             file.display()

@@ -27,6 +27,7 @@ use tollgate_shared::config::model::{Config, McpTargetKind, OpenApiSchema};
 
 use super::upstream::Remote;
 use crate::http::sse::MAX_SSE_EVENT;
+use tollgate_shared::files;
 
 /// Characters left as they are in a path parameter (RFC 3986 unreserved): `/`, `?` and `#`
 /// are escaped, so an argument cannot change the path beyond its segment.
@@ -138,7 +139,8 @@ impl SpecCell {
 }
 
 fn read(file: &Path) -> Result<String, String> {
-    std::fs::read_to_string(file).map_err(|e| format!("cannot read `{}`: {e}", file.display()))
+    files::read_to_string(file, files::MAX_DOCUMENT)
+        .map_err(|e| format!("cannot read `{}`: {e}", file.display()))
 }
 
 /// The tools of one spec, with the request each one makes.

@@ -35,6 +35,7 @@ use crate::gateway::Gateway;
 use crate::ratelimit::LISTED_CALLERS;
 use crate::source::allow::PushAllowList;
 use crate::source::{Outcome, report};
+use tollgate_shared::files;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(15);
@@ -65,7 +66,8 @@ impl Connection {
     /// Refuses a plaintext URL without `insecure`, and TLS settings on a plaintext URL.
     pub fn new(opts: ConnectionOptions) -> anyhow::Result<Connection> {
         let read = |flag: &str, path: &Path| {
-            std::fs::read(path).map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))
+            files::read(path, files::MAX_SECRET)
+                .map_err(|e| anyhow::anyhow!("{flag} {}: {e}", path.display()))
         };
         let mut endpoint = Endpoint::from_shared(opts.url.clone())
             .map_err(|e| anyhow::anyhow!("--control-plane `{}`: {e}", redact::url(&opts.url)))?

@@ -8,6 +8,7 @@ use tollgate_shared::{ConfigErrors, ProcessEnv, Snapshot, SnapshotSource, load_s
 
 use crate::gateway::Gateway;
 use crate::source::{Outcome, report};
+use tollgate_shared::files;
 
 pub struct FileSource {
     path: PathBuf,
@@ -29,7 +30,7 @@ impl FileSource {
     /// Reads and validates the file; `Ok(None)` when its bytes did not change.
     pub fn load(&mut self) -> Result<Option<Snapshot>, ConfigErrors> {
         let name = self.path.display().to_string();
-        let text = std::fs::read_to_string(&self.path).map_err(|e| {
+        let text = files::read_to_string(&self.path, files::MAX_CONFIG).map_err(|e| {
             ConfigErrors(vec![tollgate_shared::ConfigError {
                 file: name.clone(),
                 line: 0,

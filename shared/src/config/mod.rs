@@ -48,7 +48,7 @@ pub fn load_file(path: &Path, env: &dyn Env) -> Result<Config, ConfigErrors> {
 /// [`load_file`] with a [`LoadMode`].
 pub fn load_file_with(path: &Path, env: &dyn Env, mode: LoadMode) -> Result<Config, ConfigErrors> {
     let name = path.display().to_string();
-    match std::fs::read_to_string(path) {
+    match crate::files::read_to_string(path, crate::files::MAX_CONFIG) {
         Ok(text) => load_str_with(&text, &name, env, mode),
         Err(e) => Err(ConfigErrors(vec![ConfigError {
             file: name,

@@ -189,3 +189,16 @@ fn control_plane_check_validates_a_directory() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+/// A config path that never ends (a device) is refused at the size bound, not read into
+/// memory until the process dies.
+#[test]
+fn an_endless_config_file_is_refused_at_its_size_bound() {
+    let out = check(Path::new("/dev/zero"));
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("cannot read the file: larger than the limit of 64.0 MiB"),
+        "{stderr}"
+    );
+}

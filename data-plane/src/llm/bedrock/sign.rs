@@ -10,6 +10,7 @@ use aws_sigv4::sign::v4::SigningParams;
 use http::{Request, header};
 use parking_lot::Mutex;
 use tollgate_shared::config::model::AwsAuth;
+use tollgate_shared::files;
 
 /// The service Bedrock's runtime signs as.
 const SERVICE: &str = "bedrock";
@@ -117,7 +118,11 @@ impl ProfileCache {
         let mut cached = self.0.lock();
         let fresh = matches!(&*cached, Some((f, m, _)) if f == file && *m == modified);
         if !fresh {
-            *cached = Some((file.clone(), modified, std::fs::read_to_string(file).ok()?));
+            *cached = Some((
+                file.clone(),
+                modified,
+                files::read_to_string(file, files::MAX_SECRET).ok()?,
+            ));
         }
         let text = cached.as_ref().map(|(_, _, t)| t.as_str())?;
         profile_keys(text, profile)
