@@ -29,7 +29,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use bytes::Bytes;
 use http::{HeaderValue, Request, Response, header};
 use http_body_util::{BodyExt, Limited};
 use tollgate_shared::config::model::{AuthorityRewrite, BackendAuth, Policies};
@@ -324,7 +323,7 @@ async fn handle(
     // Phase: directResponse, after the route's identity and limits.
     if let Some(direct) = &policies.direct_response {
         out.local = true;
-        let mut resp = Response::new(crate::http::body::full(Bytes::from(direct.body.clone())));
+        let mut resp = Response::new(crate::http::body::full(direct.body.clone()));
         *resp.status_mut() =
             http::StatusCode::from_u16(direct.status).unwrap_or(http::StatusCode::OK);
         resp.headers_mut()

@@ -183,7 +183,7 @@ fn not_found(parent: &Route) -> Route {
     let mut route = parent.clone();
     route.policies.direct_response = Some(DirectResponse {
         status: 404,
-        body: "route not found".to_string(),
+        body: bytes::Bytes::from_static(b"route not found"),
     });
     route
 }

@@ -969,7 +969,7 @@ fn a_direct_response_route_needs_no_backend_and_is_checked() {
     let route = &config.binds[0].listeners[0].routes[0];
     assert!(route.backends.is_empty());
     let direct = route.policies.direct_response.as_ref().unwrap();
-    assert_eq!((direct.status, direct.body.as_str()), (200, "hello!"));
+    assert_eq!((direct.status, &direct.body[..]), (200, &b"hello!"[..]));
     let errs = errors(
         "binds:\n- port: 1\n  listeners:\n  - routes:\n    - policies:\n        directResponse: {status: 99}\n    - policies: {}\n",
     );

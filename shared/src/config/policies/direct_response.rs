@@ -2,7 +2,8 @@
 //! `body`, `status`), after the route's authentication, authorization and rate limits; such a
 //! route needs no backend.
 
-use serde::{Deserialize, Serialize};
+use bytes::Bytes;
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::config::model::Invalid;
 use crate::config::path::YamlPath;
@@ -22,8 +23,13 @@ pub struct RawDirectResponse {
 pub struct DirectResponse {
     /// An HTTP status, 200..=599.
     pub status: u16,
-    /// The body, as written (empty when unset).
-    pub body: String,
+    /// The body, as written (empty when unset): UTF-8 text, shared by every answer.
+    #[serde(serialize_with = "as_text")]
+    pub body: Bytes,
+}
+
+fn as_text<S: Serializer>(body: &Bytes, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(body))
 }
 
 /// The largest body accepted (it is held in every proxy's memory).
@@ -45,7 +51,10 @@ impl DirectResponse {
             ));
         }
         if problems.is_empty() {
-            Ok(DirectResponse { status, body })
+            Ok(DirectResponse {
+                status,
+                body: Bytes::from(body),
+            })
         } else {
             Err(problems)
         }
@@ -67,7 +76,7 @@ impl From<&DirectResponse> for pb::DirectResponse {
     fn from(d: &DirectResponse) -> Self {
         pb::DirectResponse {
             status: u32::from(d.status),
-            body: d.body.clone(),
+            body: String::from_utf8_lossy(&d.body).into_owned(),
         }
     }
 }
