@@ -1,8 +1,9 @@
 //! SigV4 signing of Bedrock requests with the `aws-sigv4` crate, once per attempt, after the
 //! body is final; and where the keys come from (the config, the environment, a profile file).
 
-use std::path::PathBuf;
-use std::time::SystemTime;
+use std::path::{Path, PathBuf};
+use std::sync::{LazyLock, OnceLock};
+use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings};
@@ -11,6 +12,8 @@ use http::{Request, header};
 use parking_lot::Mutex;
 use tollgate_shared::config::model::AwsAuth;
 use tollgate_shared::files;
+
+use crate::clock::{self, Clock, Instant};
 
 /// The service Bedrock's runtime signs as.
 const SERVICE: &str = "bedrock";
@@ -88,44 +91,111 @@ pub fn credentials(auth: &AwsAuth) -> Result<Credentials, String> {
             keys.session_token.as_ref().map(|t| t.expose()),
         ));
     }
-    let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
-    if let (Some(id), Some(secret)) = (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
-        return Ok(keys_of(&id, &secret, var("AWS_SESSION_TOKEN").as_deref()));
+    let env = environment();
+    if let Some(keys) = &env.keys {
+        return Ok(keys.clone());
     }
-    let file = var("AWS_SHARED_CREDENTIALS_FILE")
-        .map(PathBuf::from)
-        .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")));
-    let profile = var("AWS_PROFILE").unwrap_or_else(|| "default".to_string());
-    file.and_then(|f| PROFILES.read(&f, &profile)).ok_or_else(|| {
-        format!(
-            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the gateway's environment, or profile `{profile}` in AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials)"
-        )
-    })
+    let profile = &env.profile;
+    env.file
+        .as_ref()
+        .and_then(|f| PROFILES.read(f, profile))
+        .ok_or_else(|| {
+            format!(
+                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the gateway's environment, or profile `{profile}` in AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials)"
+            )
+        })
 }
 
 fn keys_of(id: &str, secret: &str, token: Option<&str>) -> Credentials {
     Credentials::new(id, secret, token.map(str::to_string), None, "tollgate")
 }
 
-/// The last profile file read, kept until it changes (keys rotated in place are picked up).
-static PROFILES: ProfileCache = ProfileCache(Mutex::new(None));
+/// Where the proxy's environment says keys are, read once: it does not change while the proxy
+/// runs.
+struct Environment {
+    keys: Option<Credentials>,
+    file: Option<PathBuf>,
+    profile: String,
+}
 
-struct ProfileCache(Mutex<Option<(PathBuf, SystemTime, String)>>);
+fn environment() -> &'static Environment {
+    static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
+    ENVIRONMENT.get_or_init(|| {
+        let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let keys = match (var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+            (Some(id), Some(secret)) => {
+                Some(keys_of(&id, &secret, var("AWS_SESSION_TOKEN").as_deref()))
+            }
+            _ => None,
+        };
+        Environment {
+            keys,
+            file: var("AWS_SHARED_CREDENTIALS_FILE")
+                .map(PathBuf::from)
+                .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".aws/credentials"))),
+            profile: var("AWS_PROFILE").unwrap_or_else(|| "default".to_string()),
+        }
+    })
+}
+
+/// How long a profile file's keys are used before its modification time is looked at again:
+/// requests do not each pay a `stat` (a blocking call), and keys rotated in place are picked
+/// up within this.
+const PROFILE_RECHECK: Duration = Duration::from_secs(1);
+
+/// The keys of the last profile file read, kept until it changes.
+static PROFILES: LazyLock<ProfileCache> = LazyLock::new(|| ProfileCache::new(clock::system()));
+
+struct ProfileCache {
+    clock: Clock,
+    cached: Mutex<Option<ProfileKeys>>,
+}
+
+struct ProfileKeys {
+    file: PathBuf,
+    profile: String,
+    /// `None`: the file could not be read.
+    modified: Option<SystemTime>,
+    checked: Instant,
+    keys: Option<Credentials>,
+}
 
 impl ProfileCache {
-    fn read(&self, file: &PathBuf, profile: &str) -> Option<Credentials> {
-        let modified = std::fs::metadata(file).and_then(|m| m.modified()).ok()?;
-        let mut cached = self.0.lock();
-        let fresh = matches!(&*cached, Some((f, m, _)) if f == file && *m == modified);
-        if !fresh {
-            *cached = Some((
-                file.clone(),
-                modified,
-                files::read_to_string(file, files::MAX_SECRET).ok()?,
-            ));
+    fn new(clock: Clock) -> ProfileCache {
+        ProfileCache {
+            clock,
+            cached: Mutex::new(None),
         }
-        let text = cached.as_ref().map(|(_, _, t)| t.as_str())?;
-        profile_keys(text, profile)
+    }
+
+    fn read(&self, file: &Path, profile: &str) -> Option<Credentials> {
+        let now = self.clock.now();
+        let mut cached = self.cached.lock();
+        let same = |c: &ProfileKeys| c.file == file && c.profile == profile;
+        if let Some(c) = cached.as_ref().filter(|c| same(c))
+            && now.saturating_duration_since(c.checked) < PROFILE_RECHECK
+        {
+            return c.keys.clone();
+        }
+        let modified = std::fs::metadata(file).and_then(|m| m.modified()).ok();
+        if let Some(c) = cached
+            .as_mut()
+            .filter(|c| same(c) && c.modified == modified)
+        {
+            c.checked = now;
+            return c.keys.clone();
+        }
+        let keys = modified
+            .and_then(|_| files::read_to_string(file, files::MAX_SECRET).ok())
+            .and_then(|text| profile_keys(&text, profile));
+        *cached = Some(ProfileKeys {
+            file: file.to_path_buf(),
+            profile: profile.to_string(),
+            modified,
+            checked: now,
+            keys: keys.clone(),
+        });
+        keys
     }
 }
 
@@ -171,6 +241,44 @@ mod tests {
         );
         assert_eq!(profile_keys(text, "default").unwrap().access_key_id(), "A");
         assert!(profile_keys(text, "other").is_none());
+    }
+
+    /// A profile file is looked at once per [`PROFILE_RECHECK`], not once per request; keys
+    /// rotated in place are used after it.
+    #[test]
+    fn profile_files_are_rechecked_once_a_second() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("credentials");
+        let write = |id: &str, modified: SystemTime| {
+            std::fs::write(
+                &file,
+                format!("[ci]\naws_access_key_id = {id}\naws_secret_access_key = S\n"),
+            )
+            .unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&file)
+                .unwrap()
+                .set_modified(modified)
+                .unwrap();
+        };
+        let (clock, time) = Clock::mock();
+        let cache = ProfileCache::new(clock);
+        let epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        write("OLD", epoch);
+        let id = || {
+            cache
+                .read(&file, "ci")
+                .map(|k| k.access_key_id().to_string())
+        };
+        assert_eq!(id().as_deref(), Some("OLD"));
+        write("NEW", epoch + Duration::from_secs(10));
+        assert_eq!(id().as_deref(), Some("OLD"), "no stat within the second");
+        time.increment(PROFILE_RECHECK);
+        assert_eq!(id().as_deref(), Some("NEW"), "rotated keys are picked up");
+        std::fs::remove_file(&file).unwrap();
+        time.increment(PROFILE_RECHECK);
+        assert_eq!(id(), None, "a file that is gone has no keys");
     }
 
     /// The scope names the date, region and service; a session token is sent and signed.
