@@ -11,9 +11,8 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use rmcp::model::{
     CancelledNotification, CancelledNotificationParam, ClientJsonRpcMessage, ClientNotification,
-    ClientRequest, ClientResult, Cursor, ErrorCode, ErrorData, GetMeta, JsonRpcMessage,
-    JsonRpcVersion2_0, NumberOrString, PaginatedRequestParams, ProgressToken, ServerJsonRpcMessage,
-    ServerRequest, ServerResult,
+    ClientRequest, ClientResult, ErrorCode, ErrorData, GetMeta, JsonRpcMessage, JsonRpcVersion2_0,
+    NumberOrString, ProgressToken, ServerJsonRpcMessage, ServerRequest, ServerResult,
 };
 use rmcp::service::ServiceError;
 use serde_json::value::RawValue;
@@ -174,26 +173,6 @@ impl Child {
             .write(&line)
             .await
             .map_err(|_| ServiceError::TransportClosed)
-    }
-
-    /// Every page of a list: `ask` makes the request for one page, `page` reads its answer.
-    pub async fn list_all<T>(
-        &self,
-        ask: impl Fn(PaginatedRequestParams) -> ClientRequest,
-        page: impl Fn(ServerResult) -> Option<(Vec<T>, Option<Cursor>)>,
-    ) -> Result<Vec<T>, ServiceError> {
-        let mut all = Vec::new();
-        let mut cursor = None;
-        loop {
-            let params = PaginatedRequestParams::default().with_cursor(cursor);
-            let (items, next) =
-                page(self.request(ask(params)).await?).ok_or(ServiceError::UnexpectedResponse)?;
-            all.extend(items);
-            match next {
-                Some(next) => cursor = Some(next),
-                None => return Ok(all),
-            }
-        }
     }
 
     /// Closes the child's stdin (a well-behaved server exits on it), fails every waiting

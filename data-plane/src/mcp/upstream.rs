@@ -14,10 +14,11 @@ use arc_swap::ArcSwapOption;
 use process_wrap::tokio::ChildWrapper;
 use process_wrap::tokio::{CommandWrap, KillOnDrop, ProcessGroup};
 use rmcp::model::{
-    ClientNotification, ClientRequest, ErrorData, InitializeRequest, InitializeRequestParams,
-    InitializedNotification, ListPromptsRequest, ListResourceTemplatesRequest,
-    ListResourcesRequest, ListToolsRequest, Prompt, Resource, ResourceTemplate, ServerNotification,
-    ServerPeerInfo, ServerRequest, ServerResult, Tool,
+    ClientNotification, ClientRequest, Cursor, ErrorData, InitializeRequest,
+    InitializeRequestParams, InitializedNotification, ListPromptsRequest,
+    ListResourceTemplatesRequest, ListResourcesRequest, ListToolsRequest, PaginatedRequestParams,
+    Prompt, Resource, ResourceTemplate, ServerNotification, ServerPeerInfo, ServerRequest,
+    ServerResult, Tool,
 };
 use rmcp::service::{NotificationContext, RequestContext, RunningService, ServiceError};
 use rmcp::transport::StreamableHttpClientTransport;
@@ -54,6 +55,8 @@ pub enum TargetError {
 /// The live connection of one target.
 pub struct Connection {
     link: Link,
+    /// The target's name, for errors.
+    target: Arc<str>,
     pub pid: Option<u32>,
     pub info: ServerPeerInfo,
 }
@@ -69,25 +72,57 @@ enum Link {
     Service(RunningService<RoleClient, Forwarder>),
 }
 
-/// A list method of [`Connection`]: a stdio child is asked page by page with the request, and
-/// reads each page's items out of the result; rmcp's client pages itself.
+/// Most pages one list may take. A target that always names a next page would otherwise be
+/// asked forever while its items piled up in memory.
+const MAX_LIST_PAGES: usize = 100;
+
+/// Every page of `target`'s list, at most [`MAX_LIST_PAGES`]: `send` sends one request, `ask`
+/// makes the request for one page, `page` reads its answer.
+async fn list_all<T, Fut>(
+    target: &str,
+    send: impl Fn(ClientRequest) -> Fut,
+    ask: impl Fn(PaginatedRequestParams) -> ClientRequest,
+    page: impl Fn(ServerResult) -> Option<(Vec<T>, Option<Cursor>)>,
+) -> Result<Vec<T>, ServiceError>
+where
+    Fut: Future<Output = Result<ServerResult, ServiceError>>,
+{
+    let mut all = Vec::new();
+    let mut cursor = None;
+    for _ in 0..MAX_LIST_PAGES {
+        let params = PaginatedRequestParams::default().with_cursor(cursor);
+        let (items, next) =
+            page(send(ask(params)).await?).ok_or(ServiceError::UnexpectedResponse)?;
+        all.extend(items);
+        match next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(all),
+        }
+    }
+    tracing::warn!(
+        mcp_target = target,
+        pages = MAX_LIST_PAGES,
+        "MCP target's list goes on past the page limit"
+    );
+    Err(ServiceError::McpError(ErrorData::internal_error(
+        format!("MCP target `{target}` listed more than {MAX_LIST_PAGES} pages"),
+        None,
+    )))
+}
+
+/// A list method of [`Connection`]: every target, stdio or not, is asked page by page, with
+/// the bound of [`list_all`].
 macro_rules! list {
-    ($($(#[$doc:meta])* $name:ident -> $item:ty: $request:ident, $result:ident.$items:ident, $rmcp:ident;)*) => {
+    ($($(#[$doc:meta])* $name:ident -> $item:ty: $request:ident, $result:ident.$items:ident;)*) => {
         $(
             $(#[$doc])*
             pub async fn $name(&self) -> Result<Vec<$item>, ServiceError> {
-                match &self.link {
-                    Link::Stdio { child, .. } => {
-                        let ask = |p| ClientRequest::$request($request::with_param(p));
-                        child
-                            .list_all(ask, |r| match r {
-                                ServerResult::$result(r) => Some((r.$items, r.next_cursor)),
-                                _ => None,
-                            })
-                            .await
-                    }
-                    Link::Service(s) => s.peer().$rmcp().await,
-                }
+                let ask = |p| ClientRequest::$request($request::with_param(p));
+                list_all(&self.target, |r| self.request(r), ask, |r| match r {
+                    ServerResult::$result(r) => Some((r.$items, r.next_cursor)),
+                    _ => None,
+                })
+                .await
             }
         )*
     };
@@ -117,17 +152,16 @@ impl Connection {
 
     list! {
         /// Every tool of the target, page by page.
-        list_tools -> Tool: ListToolsRequest, ListToolsResult.tools, list_all_tools;
+        list_tools -> Tool: ListToolsRequest, ListToolsResult.tools;
         /// Every prompt of the target, page by page.
-        list_prompts -> Prompt: ListPromptsRequest, ListPromptsResult.prompts, list_all_prompts;
+        list_prompts -> Prompt: ListPromptsRequest, ListPromptsResult.prompts;
         /// Every resource of the target, page by page.
         list_resources -> Resource:
-            ListResourcesRequest, ListResourcesResult.resources, list_all_resources;
+            ListResourcesRequest, ListResourcesResult.resources;
         /// Every resource template of the target, page by page.
         list_resource_templates -> ResourceTemplate:
             ListResourceTemplatesRequest,
-            ListResourceTemplatesResult.resource_templates,
-            list_all_resource_templates;
+            ListResourceTemplatesResult.resource_templates;
     }
 
     /// Stops the connection: a stdio child's stdin closes and it gets [`CLOSE_WAIT`] to exit;
@@ -321,6 +355,7 @@ impl Upstream {
                                 child,
                                 _process: process,
                             },
+                            target: self.name.clone(),
                             pid,
                             info,
                         }
@@ -384,6 +419,7 @@ impl Upstream {
         tracing::info!(target_name = %self.name, server = server_name(&info), "MCP target connected");
         Ok(Connection {
             link: Link::Service(service),
+            target: self.name.clone(),
             pid: None,
             info,
         })
@@ -548,6 +584,43 @@ impl Service<RoleClient> for Forwarder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A target that always names a next page is asked [`MAX_LIST_PAGES`] times, then the list
+    /// fails with an error naming it; one that ends is listed whole.
+    #[tokio::test]
+    async fn lists_stop_at_the_page_limit() {
+        let asked = AtomicU32::new(0);
+        let endless = |last: u32| {
+            let asked = &asked;
+            move |_| {
+                let page = asked.fetch_add(1, Ordering::Relaxed) + 1;
+                let mut result = rmcp::model::ListToolsResult::with_all_items(vec![Tool::new(
+                    format!("t{page}"),
+                    "",
+                    Arc::new(serde_json::Map::new()),
+                )]);
+                result.next_cursor = (page < last).then(|| page.to_string());
+                std::future::ready(Ok(ServerResult::ListToolsResult(result)))
+            }
+        };
+        let ask = |p| ClientRequest::ListToolsRequest(ListToolsRequest::with_param(p));
+        let page = |r| match r {
+            ServerResult::ListToolsResult(r) => Some((r.tools, r.next_cursor)),
+            _ => None,
+        };
+        let all = list_all("t", endless(3), ask, page).await.unwrap();
+        assert_eq!(all.len(), 3);
+        asked.store(0, Ordering::Relaxed);
+        let err = list_all("t", endless(u32::MAX), ask, page)
+            .await
+            .unwrap_err();
+        assert_eq!(asked.load(Ordering::Relaxed) as usize, MAX_LIST_PAGES);
+        assert!(
+            err.to_string()
+                .contains("MCP target `t` listed more than 100 pages"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn urls_are_cut_out_of_errors() {
