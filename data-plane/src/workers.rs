@@ -68,10 +68,8 @@ where
     F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let Some(worker) = WORKERS.get().and_then(|w| {
-        w.iter()
-            .min_by_key(|w| w.connections.load(Ordering::Relaxed))
-    }) else {
+    let peer = stream.peer_addr().map(|a| a.ip()).ok();
+    let Some(worker) = WORKERS.get().and_then(|w| place(w, peer)) else {
         tracker.spawn(handler(stream));
         return;
     };
@@ -92,6 +90,27 @@ where
         }
     };
     tracker.spawn_on(served, &worker.handle);
+}
+
+/// How many more connections than the least busy worker a client's own worker may hold.
+const AFFINITY_SLACK: usize = 2;
+
+/// The worker for a connection from `peer`: the one its address hashes to, unless that holds
+/// more than [`AFFINITY_SLACK`] connections over the least busy one. A client's connections
+/// (an MCP client's event stream and its calls, an HTTP/1 client's pool) then share a thread
+/// and what lives on it, while one busy address (a load balancer) still spreads.
+fn place(workers: &[Worker], peer: Option<std::net::IpAddr>) -> Option<&Worker> {
+    use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+    let load = |w: &Worker| w.connections.load(Ordering::Relaxed);
+    let least = workers.iter().min_by_key(|w| load(w))?;
+    let own = peer.map(|ip| {
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(ip);
+        &workers[(hash % workers.len() as u64) as usize]
+    });
+    Some(match own {
+        Some(own) if load(own) <= load(least) + AFFINITY_SLACK => own,
+        _ => least,
+    })
 }
 
 /// One of a worker's open connections, until dropped.

@@ -70,12 +70,14 @@ async fn listen_ip_lets_replicas_share_ports() {
 }
 
 /// `--workers N`: N threads named `tollgate-worker-*` serve the client connections, each with
-/// its own upstream pool. Three client connections open at once land on three workers and
-/// reach the upstream over three connections; with `--workers 0` one shared pool reuses one.
+/// its own upstream pool. One client address keeps its connections on one worker (two
+/// clients reach the upstream over one connection) until that worker holds more than two
+/// connections over the other: eight clients use both workers' pools. With `--workers 0` one
+/// shared pool reuses one connection.
 #[tokio::test(flavor = "multi_thread")]
-async fn connections_are_spread_over_workers_each_with_its_own_upstream_pool() {
+async fn connections_are_placed_on_workers_each_with_its_own_upstream_pool() {
     use tollgate_tests::llm::{FakeLlm, Kind};
-    for (workers, upstream_connections) in [(3, 3), (0, 1)] {
+    for (workers, clients, upstream_connections) in [(2, 2, 1), (2, 8, 2), (0, 8, 1)] {
         let llm = FakeLlm::start(Kind::OpenAi, None).await;
         let port = free_port();
         let config = format!(
@@ -96,7 +98,7 @@ async fn connections_are_spread_over_workers_each_with_its_own_upstream_pool() {
         assert_eq!(names.len(), workers, "{names:?}");
 
         // Each client keeps its one connection open; they take turns.
-        let clients: Vec<reqwest::Client> = (0..3).map(|_| tollgate_tests::http()).collect();
+        let clients: Vec<reqwest::Client> = (0..clients).map(|_| tollgate_tests::http()).collect();
         let url = proxy.url(port, "/v1/chat/completions");
         for _ in 0..3 {
             for client in &clients {
@@ -113,7 +115,8 @@ async fn connections_are_spread_over_workers_each_with_its_own_upstream_pool() {
         assert_eq!(
             llm.connections(),
             upstream_connections,
-            "--workers {workers}"
+            "--workers {workers}, {} clients",
+            clients.len()
         );
     }
 }
