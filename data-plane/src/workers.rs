@@ -17,7 +17,7 @@ use tokio_util::task::TaskTracker;
 
 struct Worker {
     handle: Handle,
-    /// Connections this worker serves now: a new one goes to the least busy worker.
+    /// Connections this worker serves now (see [`place`]).
     connections: AtomicUsize,
 }
 
@@ -61,7 +61,7 @@ pub fn pool_index() -> usize {
     SLOT.get()
 }
 
-/// Serves `stream` with `handler` on the least busy worker (or here, without workers),
+/// Serves `stream` with `handler` on the worker [`place`] picks (or here, without workers),
 /// tracked by `tracker` for drain.
 pub fn serve<F, Fut>(tracker: &TaskTracker, stream: tokio::net::TcpStream, handler: F)
 where
