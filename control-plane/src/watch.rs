@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use tollgate_shared::files;
 use tollgate_shared::watch::{DirWatch, is_configmap_swap, parent_dir};
 
 use crate::store::Store;
-use tollgate_shared::files;
 
 /// Where gateways come from.
 #[derive(Debug, Clone)]

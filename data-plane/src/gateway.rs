@@ -207,7 +207,7 @@ async fn accept_loop(
                     }
                     refusing = false;
                     let (services, drain, force_close) = (services.clone(), stop.clone(), force_close.clone());
-                    workers::serve(&connections, stream, move |stream| {
+                    workers::serve(&connections, stream, peer.ip(), move |stream| {
                         let accepted = connection::Accepted { stream, peer, port, drain, force_close };
                         connection::accept(services, accepted, policy, tls)
                     });

@@ -20,9 +20,9 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 use tollgate_shared::config::model::{BasicAuth, Config};
+use tollgate_shared::files;
 
 use crate::clock::{self, Instant};
-use tollgate_shared::files;
 
 /// How long a verified (user, password) pair is trusted without another check.
 const VERIFIED_TTL: Duration = Duration::from_secs(300);

@@ -9,6 +9,7 @@
 use std::cell::Cell;
 use std::future::Future;
 use std::io;
+use std::net::IpAddr;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -61,14 +62,13 @@ pub fn pool_index() -> usize {
     SLOT.get()
 }
 
-/// Serves `stream` with `handler` on the worker [`place`] picks (or here, without workers),
-/// tracked by `tracker` for drain.
-pub fn serve<F, Fut>(tracker: &TaskTracker, stream: tokio::net::TcpStream, handler: F)
+/// Serves `stream` (from `peer`) with `handler` on the worker [`place`] picks (or here,
+/// without workers), tracked by `tracker` for drain.
+pub fn serve<F, Fut>(tracker: &TaskTracker, stream: tokio::net::TcpStream, peer: IpAddr, handler: F)
 where
     F: FnOnce(tokio::net::TcpStream) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let peer = stream.peer_addr().map(|a| a.ip()).ok();
     let Some(worker) = WORKERS.get().and_then(|w| place(w, peer)) else {
         tracker.spawn(handler(stream));
         return;
@@ -99,17 +99,16 @@ const AFFINITY_SLACK: usize = 2;
 /// more than [`AFFINITY_SLACK`] connections over the least busy one. A client's connections
 /// (an MCP client's event stream and its calls, an HTTP/1 client's pool) then share a thread
 /// and what lives on it, while one busy address (a load balancer) still spreads.
-fn place(workers: &[Worker], peer: Option<std::net::IpAddr>) -> Option<&Worker> {
+fn place(workers: &[Worker], peer: IpAddr) -> Option<&Worker> {
     use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
     let load = |w: &Worker| w.connections.load(Ordering::Relaxed);
     let least = workers.iter().min_by_key(|w| load(w))?;
-    let own = peer.map(|ip| {
-        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(ip);
-        &workers[(hash % workers.len() as u64) as usize]
-    });
-    Some(match own {
-        Some(own) if load(own) <= load(least) + AFFINITY_SLACK => own,
-        _ => least,
+    let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(peer);
+    let own = &workers[(hash % workers.len() as u64) as usize];
+    Some(if load(own) <= load(least) + AFFINITY_SLACK {
+        own
+    } else {
+        least
     })
 }
 

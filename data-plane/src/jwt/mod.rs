@@ -15,11 +15,11 @@ use serde_json::{Map, Value};
 use tollgate_shared::config::model::{
     Config, CredentialLocation, Jwks, JwtAuth, JwtMode, JwtProvider,
 };
+use tollgate_shared::files;
 
 use self::cache::{VerifiedTokens, VerifiedWith};
 use self::keys::Key;
 use self::remote::{RemoteJwks, RemoteKeySets};
-use tollgate_shared::files;
 
 /// Clock skew allowed on `exp` and `nbf`, in seconds.
 pub const LEEWAY_SECS: u64 = 60;

@@ -13,9 +13,9 @@ use tokio::time::Instant;
 use tollgate_shared::config::model::{
     AiProvider, AzureAuth, AzureResourceType, BackendAuth, Config, GcpAuth, Provider,
 };
+use tollgate_shared::files;
 
 use crate::fetch::Fetcher;
-use tollgate_shared::files;
 
 const GOOGLE_SCOPE: &str = "https://www.googleapis.com/auth/cloud-platform";
 const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";

@@ -24,10 +24,10 @@ use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, ServerHandler};
 use serde_json::{Map, Value, json};
 use tollgate_shared::config::model::{Config, McpTargetKind, OpenApiSchema};
+use tollgate_shared::files;
 
 use super::upstream::Remote;
 use crate::http::sse::MAX_SSE_EVENT;
-use tollgate_shared::files;
 
 /// Characters left as they are in a path parameter (RFC 3986 unreserved): `/`, `?` and `#`
 /// are escaped, so an argument cannot change the path beyond its segment.

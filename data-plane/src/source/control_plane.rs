@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tollgate_shared::config::model::{Config, RateLimitKind};
 use tollgate_shared::config::redact;
+use tollgate_shared::files;
 use tollgate_shared::proto::v1 as pb;
 use tollgate_shared::proto::v1::config_stream_client::ConfigStreamClient;
 use tollgate_shared::{ProcessEnv, Snapshot, SnapshotSource};
@@ -35,7 +36,6 @@ use crate::gateway::Gateway;
 use crate::ratelimit::LISTED_CALLERS;
 use crate::source::allow::PushAllowList;
 use crate::source::{Outcome, report};
-use tollgate_shared::files;
 
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(15);

@@ -3,12 +3,12 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use tollgate_shared::files;
 use tollgate_shared::watch::{DirWatch, is_configmap_swap, parent_dir};
 use tollgate_shared::{ConfigErrors, ProcessEnv, Snapshot, SnapshotSource, load_str};
 
 use crate::gateway::Gateway;
 use crate::source::{Outcome, report};
-use tollgate_shared::files;
 
 pub struct FileSource {
     path: PathBuf,

@@ -1,8 +1,8 @@
 //! SigV4 signing of Bedrock requests with the `aws-sigv4` crate, once per attempt, after the
 //! body is final; and where the keys come from (the config, the environment, a profile file).
 
-use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, OnceLock};
+use std::path::PathBuf;
+use std::sync::OnceLock;
 use std::time::{Duration, SystemTime};
 
 use aws_credential_types::Credentials;
@@ -95,15 +95,12 @@ pub fn credentials(auth: &AwsAuth) -> Result<Credentials, String> {
     if let Some(keys) = &env.keys {
         return Ok(keys.clone());
     }
-    let profile = &env.profile;
-    env.file
-        .as_ref()
-        .and_then(|f| PROFILES.read(f, profile))
-        .ok_or_else(|| {
-            format!(
-                "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the gateway's environment, or profile `{profile}` in AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials)"
-            )
-        })
+    env.profile_file.read().ok_or_else(|| {
+        format!(
+            "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY in the gateway's environment, or profile `{}` in AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials)",
+            env.profile_file.profile
+        )
+    })
 }
 
 fn keys_of(id: &str, secret: &str, token: Option<&str>) -> Credentials {
@@ -114,8 +111,7 @@ fn keys_of(id: &str, secret: &str, token: Option<&str>) -> Credentials {
 /// runs.
 struct Environment {
     keys: Option<Credentials>,
-    file: Option<PathBuf>,
-    profile: String,
+    profile_file: ProfileFile,
 }
 
 fn environment() -> &'static Environment {
@@ -128,12 +124,13 @@ fn environment() -> &'static Environment {
             }
             _ => None,
         };
+        let file = var("AWS_SHARED_CREDENTIALS_FILE")
+            .map(PathBuf::from)
+            .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".aws/credentials")));
+        let profile = var("AWS_PROFILE").unwrap_or_else(|| "default".to_string());
         Environment {
             keys,
-            file: var("AWS_SHARED_CREDENTIALS_FILE")
-                .map(PathBuf::from)
-                .or_else(|| var("HOME").map(|h| PathBuf::from(h).join(".aws/credentials"))),
-            profile: var("AWS_PROFILE").unwrap_or_else(|| "default".to_string()),
+            profile_file: ProfileFile::new(file, profile, clock::system()),
         }
     })
 }
@@ -143,54 +140,50 @@ fn environment() -> &'static Environment {
 /// up within this.
 const PROFILE_RECHECK: Duration = Duration::from_secs(1);
 
-/// The keys of the last profile file read, kept until it changes.
-static PROFILES: LazyLock<ProfileCache> = LazyLock::new(|| ProfileCache::new(clock::system()));
-
-struct ProfileCache {
+/// One profile of a credentials file, its keys kept until the file changes.
+struct ProfileFile {
+    file: Option<PathBuf>,
+    profile: String,
     clock: Clock,
-    cached: Mutex<Option<ProfileKeys>>,
+    read: Mutex<Option<ProfileRead>>,
 }
 
-struct ProfileKeys {
-    file: PathBuf,
-    profile: String,
+/// The file as last looked at.
+struct ProfileRead {
     /// `None`: the file could not be read.
     modified: Option<SystemTime>,
     checked: Instant,
     keys: Option<Credentials>,
 }
 
-impl ProfileCache {
-    fn new(clock: Clock) -> ProfileCache {
-        ProfileCache {
+impl ProfileFile {
+    fn new(file: Option<PathBuf>, profile: String, clock: Clock) -> ProfileFile {
+        ProfileFile {
+            file,
+            profile,
             clock,
-            cached: Mutex::new(None),
+            read: Mutex::new(None),
         }
     }
 
-    fn read(&self, file: &Path, profile: &str) -> Option<Credentials> {
+    fn read(&self) -> Option<Credentials> {
+        let file = self.file.as_ref()?;
         let now = self.clock.now();
-        let mut cached = self.cached.lock();
-        let same = |c: &ProfileKeys| c.file == file && c.profile == profile;
-        if let Some(c) = cached.as_ref().filter(|c| same(c))
-            && now.saturating_duration_since(c.checked) < PROFILE_RECHECK
+        let mut last = self.read.lock();
+        if let Some(last) = last.as_ref()
+            && now.saturating_duration_since(last.checked) < PROFILE_RECHECK
         {
-            return c.keys.clone();
+            return last.keys.clone();
         }
         let modified = std::fs::metadata(file).and_then(|m| m.modified()).ok();
-        if let Some(c) = cached
-            .as_mut()
-            .filter(|c| same(c) && c.modified == modified)
-        {
-            c.checked = now;
-            return c.keys.clone();
+        if let Some(last) = last.as_mut().filter(|l| l.modified == modified) {
+            last.checked = now;
+            return last.keys.clone();
         }
         let keys = modified
             .and_then(|_| files::read_to_string(file, files::MAX_SECRET).ok())
-            .and_then(|text| profile_keys(&text, profile));
-        *cached = Some(ProfileKeys {
-            file: file.to_path_buf(),
-            profile: profile.to_string(),
+            .and_then(|text| profile_keys(&text, &self.profile));
+        *last = Some(ProfileRead {
             modified,
             checked: now,
             keys: keys.clone(),
@@ -263,14 +256,10 @@ mod tests {
                 .unwrap();
         };
         let (clock, time) = Clock::mock();
-        let cache = ProfileCache::new(clock);
+        let cache = ProfileFile::new(Some(file.clone()), "ci".into(), clock);
         let epoch = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         write("OLD", epoch);
-        let id = || {
-            cache
-                .read(&file, "ci")
-                .map(|k| k.access_key_id().to_string())
-        };
+        let id = || cache.read().map(|k| k.access_key_id().to_string());
         assert_eq!(id().as_deref(), Some("OLD"));
         write("NEW", epoch + Duration::from_secs(10));
         assert_eq!(id().as_deref(), Some("OLD"), "no stat within the second");
