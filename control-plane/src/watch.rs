@@ -64,8 +64,16 @@ pub fn sync(source: &Source, store: &Store, seen: &mut HashMap<String, Vec<u8>>)
         }
     };
     for (name, path) in &present {
-        let Ok(bytes) = files::read(path, files::MAX_CONFIG) else {
-            continue;
+        let bytes = match files::read(path, files::MAX_CONFIG) {
+            Ok(bytes) => bytes,
+            // Refused by the store with the same error, so the admin API and the log show it.
+            Err(e) if e.kind() == std::io::ErrorKind::FileTooLarge => {
+                seen.remove(name);
+                let _ = store.load(name, path);
+                continue;
+            }
+            // Mid-swap (a ConfigMap update): the next event reads it.
+            Err(_) => continue,
         };
         if seen.get(name) == Some(&bytes) {
             continue;
@@ -95,5 +103,40 @@ pub async fn run(
     loop {
         changes.changed().await;
         sync(&source, &store, &mut seen);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::Metrics;
+
+    /// A gateway file past the size bound is refused with an error the admin API shows, not
+    /// skipped without a word while the last good snapshot stays.
+    #[test]
+    fn a_file_over_the_size_bound_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("g.yaml");
+        std::fs::write(&file, "binds: []\n").unwrap();
+        let store = Store::new(Arc::new(Metrics::new()));
+        let source = Source::Dir(dir.path().to_path_buf());
+        let mut seen = HashMap::new();
+        sync(&source, &store, &mut seen);
+        assert!(store.gateways()[0].errors.is_empty());
+        // Sparse: nothing is written, the file just claims the length.
+        std::fs::File::options()
+            .write(true)
+            .open(&file)
+            .unwrap()
+            .set_len(files::MAX_CONFIG + 1)
+            .unwrap();
+        sync(&source, &store, &mut seen);
+        let gateway = &store.gateways()[0];
+        assert!(gateway.published.is_some(), "the last good snapshot stays");
+        let errors: Vec<String> = gateway.errors.iter().map(|e| e.message.clone()).collect();
+        assert_eq!(
+            errors,
+            ["cannot read the file: larger than the limit of 64.0 MiB"]
+        );
     }
 }
