@@ -1,5 +1,5 @@
 //! Shared pieces of the load benchmarks: an nginx upstream answering like OpenAI and Anthropic,
-//! `oha` runs, medians and RSS.
+//! nginx as the reference reverse proxy, `oha` runs, medians and RSS.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -76,11 +76,38 @@ pub fn anthropic_stream_body() -> String {
 pub fn start_nginx(dir: &Path, port: u16) -> anyhow::Result<Guard> {
     let body = completion_body().replace('\'', "\\'");
     let stream = anthropic_stream_body().replace('\'', "\\'");
+    let server = format!(
+        "  server {{\n    listen 127.0.0.1:{port};\n    location = /v1/messages {{\n      default_type text/event-stream;\n      return 200 '{stream}';\n    }}\n    location / {{\n      default_type application/json;\n      return 200 '{body}';\n    }}\n  }}\n"
+    );
+    run_nginx(dir, "nginx", &server, port)
+}
+
+/// nginx (one worker) as a keep-alive reverse proxy to `upstream`: the floor a lean proxy sets
+/// on this machine, which the gateway's added latency is read against.
+pub fn start_nginx_proxy(dir: &Path, port: u16, upstream: u16) -> anyhow::Result<Guard> {
+    let server = format!(
+        "  upstream up {{ server 127.0.0.1:{upstream}; keepalive 64; }}\n  server {{\n    listen 127.0.0.1:{port};\n    location / {{\n      proxy_pass http://up;\n      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }}\n  }}\n"
+    );
+    run_nginx(dir, "nginx-proxy", &server, port)
+}
+
+/// `tollgate-hyper-proxy` on `port` in front of `upstream`: the floor of the gateway's own stack.
+pub fn start_hyper_proxy(port: u16, upstream: u16) -> anyhow::Result<Guard> {
+    let child = Command::new(crate::binary("tollgate-hyper-proxy"))
+        .args([port.to_string(), upstream.to_string()])
+        .spawn()
+        .context("starting tollgate-hyper-proxy")?;
+    wait_port(port)?;
+    Ok(Guard(child))
+}
+
+/// One nginx worker without logs, serving `http_block` (the contents of `http {}`) on `port`.
+fn run_nginx(dir: &Path, name: &str, http_block: &str, port: u16) -> anyhow::Result<Guard> {
     let conf = format!(
-        "worker_processes 1;\ndaemon off;\npid {dir}/nginx.pid;\nerror_log stderr warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {dir};\n  proxy_temp_path {dir};\n  fastcgi_temp_path {dir};\n  uwsgi_temp_path {dir};\n  scgi_temp_path {dir};\n  server {{\n    listen 127.0.0.1:{port};\n    location = /v1/messages {{\n      default_type text/event-stream;\n      return 200 '{stream}';\n    }}\n    location / {{\n      default_type application/json;\n      return 200 '{body}';\n    }}\n  }}\n}}\n",
+        "worker_processes 1;\ndaemon off;\npid {dir}/{name}.pid;\nerror_log stderr warn;\nevents {{ worker_connections 4096; }}\nhttp {{\n  access_log off;\n  client_body_temp_path {dir};\n  proxy_temp_path {dir};\n  fastcgi_temp_path {dir};\n  uwsgi_temp_path {dir};\n  scgi_temp_path {dir};\n{http_block}}}\n",
         dir = dir.display()
     );
-    let path = dir.join("nginx.conf");
+    let path = dir.join(format!("{name}.conf"));
     std::fs::write(&path, conf)?;
     let child = Command::new("nginx")
         .arg("-c")

@@ -385,4 +385,87 @@ mod tests {
         assert!(error.contains("more than"), "{error}");
         assert!(error.len() < 100);
     }
+
+    fn source() -> ControlPlaneSource {
+        let connection = Connection::new(ConnectionOptions {
+            url: "http://127.0.0.1:9".into(),
+            insecure: true,
+            ca: None,
+            identity: None,
+            token: None,
+        })
+        .unwrap();
+        ControlPlaneSource {
+            connection,
+            gateway: "gw".into(),
+            node_id: "proxy-1".into(),
+            allow: PushAllowList::default(),
+        }
+    }
+
+    fn compressed_push(version: &str, compressed: pb::Compressed) -> pb::Push {
+        pb::Push {
+            version: version.into(),
+            nonce: format!("nonce-{version}"),
+            compressed: Some(compressed),
+            ..Default::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_compressed_push_is_nacked_and_the_last_good_config_serves() {
+        let yaml = "config:\n  logging:\n    level: warn\n";
+        let config =
+            tollgate_shared::config::load_str(yaml, "cp.yaml", &std::collections::HashMap::new())
+                .unwrap();
+        let good = tollgate_shared::compress::compress(&pb::Config::from(&config).encode_to_vec());
+        let gw = Gateway::new(
+            "gw",
+            std::net::Ipv4Addr::LOCALHOST.into(),
+            Arc::new(crate::metrics::Metrics::new()),
+        );
+        let source = source();
+        let mut base = None;
+        let reply = source.apply(&gw, compressed_push("v1", good.clone()), &mut base);
+        assert!(
+            matches!(reply, pb::proxy_message::Kind::Ack(_)),
+            "{reply:?}"
+        );
+        let truncated = pb::Compressed {
+            lz4: good.lz4.slice(..good.lz4.len() / 2),
+            ..good.clone()
+        };
+        let short = pb::Compressed {
+            size: good.size + 64,
+            ..good.clone()
+        };
+        let bomb = pb::Compressed {
+            size: 1 << 40,
+            ..good
+        };
+        let cases = [
+            ("v2", truncated, "a compressed snapshot is corrupt"),
+            ("v3", short, "not the"),
+            (
+                "v4",
+                bomb,
+                "a compressed snapshot claims 1099511627776 bytes",
+            ),
+        ];
+        for (version, bad, why) in cases {
+            let reply = source.apply(&gw, compressed_push(version, bad), &mut base);
+            let pb::proxy_message::Kind::Nack(nack) = reply else {
+                panic!("{version} was not refused: {reply:?}");
+            };
+            assert!(
+                nack.error_detail.starts_with("malformed snapshot")
+                    && nack.error_detail.contains(why),
+                "{version}: {}",
+                nack.error_detail
+            );
+            assert_eq!(nack.version, "v1", "a NACK names the version still serving");
+            assert_eq!(gw.runtime().unwrap().snapshot.version, "v1");
+            assert_eq!(base.as_ref().map(|b| b.version.as_str()), Some("v1"));
+        }
+    }
 }

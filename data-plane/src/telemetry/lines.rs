@@ -1,5 +1,6 @@
 //! Access-log lines gathered in one bounded buffer and written by one thread: a request pays
-//! a short lock and a copy, never a syscall or a wake-up of its own.
+//! a short lock and a copy. The writer keeps its own time while lines keep coming and parks
+//! only after an interval without any, so under traffic no request wakes it.
 
 use std::io::Write;
 use std::sync::Arc;
@@ -12,8 +13,8 @@ use parking_lot::{Condvar, Mutex};
 /// Bytes that may wait for the writer; lines beyond are dropped (and counted), so a stalled
 /// stdout cannot grow memory.
 const MAX_PENDING: usize = 4 << 20;
-/// How long the writer lets lines gather after the first one arrives: one write per this
-/// interval at most, at any request rate.
+/// How long the writer lets lines gather between writes: one write per this interval at most,
+/// at any request rate.
 const GATHER: Duration = Duration::from_millis(5);
 /// How long shutdown waits for buffered lines to be written to a stdout that may be stalled.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(1);
@@ -22,11 +23,16 @@ struct Shared {
     pending: Mutex<Pending>,
     ready: Condvar,
     dropped: AtomicU64,
+    /// How often a line had to wake the parked writer.
+    #[cfg(test)]
+    wakes: AtomicU64,
 }
 
 #[derive(Default)]
 struct Pending {
     buf: Vec<u8>,
+    /// The writer waits for a line; the next one wakes it.
+    parked: bool,
     closed: bool,
     /// The writer has written everything and stopped.
     finished: bool,
@@ -52,6 +58,8 @@ impl LineWriter {
             pending: Mutex::new(Pending::default()),
             ready: Condvar::new(),
             dropped: AtomicU64::new(0),
+            #[cfg(test)]
+            wakes: AtomicU64::new(0),
         });
         let thread = std::thread::Builder::new()
             .name("access-log".into())
@@ -74,10 +82,12 @@ impl LineWriter {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let first = pending.buf.is_empty();
         pending.buf.extend_from_slice(line);
+        let wake = std::mem::take(&mut pending.parked);
         drop(pending);
-        if first {
+        if wake {
+            #[cfg(test)]
+            self.shared.wakes.fetch_add(1, Ordering::Relaxed);
             self.shared.ready.notify_one();
         }
     }
@@ -106,18 +116,22 @@ impl Drop for WriterGuard {
 
 fn run(shared: &Shared, mut out: impl Write) {
     let mut batch = Vec::new();
+    let mut closed = false;
     loop {
-        let mut pending = shared.pending.lock();
-        while pending.buf.is_empty() && !pending.closed {
-            shared.ready.wait(&mut pending);
-        }
-        if !pending.closed {
-            drop(pending);
+        if !closed {
             std::thread::sleep(GATHER);
-            pending = shared.pending.lock();
+        }
+        let mut pending = shared.pending.lock();
+        if pending.buf.is_empty() && !pending.closed {
+            // A whole interval brought no line: wait for one, then let more gather.
+            pending.parked = true;
+            while pending.parked && !pending.closed {
+                shared.ready.wait(&mut pending);
+            }
+            continue;
         }
         std::mem::swap(&mut pending.buf, &mut batch);
-        let closed = pending.closed;
+        closed = pending.closed;
         drop(pending);
         let _ = out.write_all(&batch).and_then(|()| out.flush());
         batch.clear();
@@ -155,6 +169,19 @@ mod tests {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
             let _ = self.open.recv();
             self.got.lock().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Output that records what it got at once.
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -203,6 +230,58 @@ mod tests {
         let waited = finished.recv_timeout(SHUTDOWN_WAIT * 5);
         drop(open);
         assert!(waited.is_ok(), "shutdown hung on a stalled stdout");
+    }
+
+    #[test]
+    fn steady_lines_do_not_wake_the_writer() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let (writer, guard) = LineWriter::spawn(Sink(got.clone())).unwrap();
+        // Lines well inside the gather interval of each other: the writer finds each
+        // interval's lines itself, where waking it per batch would take one wake-up each.
+        // Only a pause of the writing thread (a loaded machine) may let it park.
+        let lines = 2000;
+        let mut pauses = 0;
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "measures this thread's own pauses"
+        )]
+        let mut last = std::time::Instant::now();
+        for i in 0..lines {
+            writer.write_line(format!("line {i}\n").as_bytes());
+            std::thread::sleep(GATHER * 40 / lines);
+            #[expect(
+                clippy::disallowed_methods,
+                reason = "measures this thread's own pauses"
+            )]
+            let now = std::time::Instant::now();
+            pauses += u64::from(now - last >= GATHER);
+            last = now;
+        }
+        let wakes = writer.shared.wakes.load(Ordering::Relaxed);
+        drop(guard);
+        assert_eq!(got.lock().iter().filter(|&&b| b == b'\n').count(), 2000);
+        assert!(
+            wakes <= 1 + pauses,
+            "the writer was woken {wakes} times ({pauses} pauses of the writing thread)"
+        );
+    }
+
+    #[test]
+    fn a_line_after_a_quiet_spell_wakes_the_writer() {
+        let got = Arc::new(Mutex::new(Vec::new()));
+        let (writer, _guard) = LineWriter::spawn(Sink(got.clone())).unwrap();
+        while !writer.shared.pending.lock().parked {
+            std::thread::sleep(GATHER);
+        }
+        writer.write_line(b"late\n");
+        for _ in 0..200 {
+            if !got.lock().is_empty() {
+                break;
+            }
+            std::thread::sleep(GATHER);
+        }
+        assert_eq!(got.lock().as_slice(), b"late\n");
+        assert_eq!(writer.shared.wakes.load(Ordering::Relaxed), 1);
     }
 
     #[test]

@@ -4,15 +4,17 @@
 //! `/v1/messages`); `oha` sends a 1 KiB chat request at a fixed rate and at saturation,
 //! straight to nginx and through `tollgate` on a `host` route, an `ai` route (OpenAI provider)
 //! and a streaming OpenAI -> Anthropic translation, interleaved over several rounds; medians
-//! are reported with the proxy's RSS.
+//! are reported with the proxy's RSS. Two floors run the same plain requests, for the added
+//! latency to be read against: nginx as a keep-alive reverse proxy (a lean proxy on this
+//! machine) and `tollgate-hyper-proxy` (the gateway's own stack with nothing on it).
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
 use serde_json::Value;
 use tollgate_tests::bench::{
-    Guard, Sample, median, oha, oha_cpu, request_body, routes_config, rss_kib, start_nginx,
-    start_tollgate,
+    Guard, Sample, median, oha, oha_cpu, request_body, routes_config, rss_kib, start_hyper_proxy,
+    start_nginx, start_nginx_proxy, start_tollgate,
 };
 use tollgate_tests::free_port;
 
@@ -61,7 +63,10 @@ fn main() -> anyhow::Result<()> {
     let body = dir.path().join("request.json");
     std::fs::write(&body, request_body())?;
     let (up_port, proxy_port) = (free_port(), free_port());
+    let (nginx_floor_port, hyper_floor_port) = (free_port(), free_port());
     let _nginx = start_nginx(dir.path(), up_port)?;
+    let _nginx_floor = start_nginx_proxy(dir.path(), nginx_floor_port, up_port)?;
+    let _hyper_floor = start_hyper_proxy(hyper_floor_port, up_port)?;
     let proxy = start_proxy(dir.path(), proxy_port, up_port)?;
     let stream_body = dir.path().join("stream-request.json");
     let mut streaming: Value = serde_json::from_str(&request_body())?;
@@ -71,8 +76,10 @@ fn main() -> anyhow::Result<()> {
     let direct_sse = format!("http://127.0.0.1:{up_port}/v1/messages");
     let via = |route: &str| format!("http://127.0.0.1:{proxy_port}/{route}/v1/chat/completions");
     let (host, ai, translate, limited) = (via("host"), via("ai"), via("translate"), via("limited"));
+    let floor = |port: u16| format!("http://127.0.0.1:{port}/v1/chat/completions");
+    let (nginx_floor, hyper_floor) = (floor(nginx_floor_port), floor(hyper_floor_port));
     // (url, body, fixed rate?) in the order they run each round: interleaved direct/proxy.
-    let runs: [(&str, &Path, Option<u64>); 9] = [
+    let runs: [(&str, &Path, Option<u64>); 13] = [
         (&direct, &body, Some(o.rate)),
         (&host, &body, Some(o.rate)),
         (&ai, &body, Some(o.rate)),
@@ -82,6 +89,10 @@ fn main() -> anyhow::Result<()> {
         (&direct_sse, &stream_body, None),
         (&translate, &stream_body, None),
         (&limited, &body, None),
+        (&nginx_floor, &body, Some(o.rate)),
+        (&nginx_floor, &body, None),
+        (&hyper_floor, &body, Some(o.rate)),
+        (&hyper_floor, &body, None),
     ];
     let pid = proxy.0.id();
     let mut results: Vec<Vec<Sample>> = Vec::new();
@@ -108,6 +119,8 @@ fn main() -> anyhow::Result<()> {
         ("host route, saturation req/s", 3, 4),
         ("ai route (OpenAI), saturation req/s", 3, 5),
         ("OpenAI->Anthropic streaming, saturation req/s", 6, 7),
+        ("nginx proxy (floor), saturation req/s", 3, 10),
+        ("hyper proxy (floor), saturation req/s", 3, 12),
     ] {
         let (d, p) = (pick(d, rps), pick(p, rps));
         println!("{name:<44}{d:>12.0}{p:>12.0}{:>12.3}", p / d);
@@ -122,18 +135,28 @@ fn main() -> anyhow::Result<()> {
         "{:<44}{:>36.3}",
         "streaming translation / plain ai completions", stream_vs_plain
     );
-    for (route, i) in [("host", 1), ("ai", 2)] {
+    for (route, i) in [
+        ("host route", 1),
+        ("ai route", 2),
+        ("nginx proxy", 9),
+        ("hyper proxy", 11),
+    ] {
         for (name, f) in [
             ("p50", (|s: &Sample| s.p50_ms) as fn(&Sample) -> f64),
             ("p99", |s: &Sample| s.p99_ms),
         ] {
             let (d, p) = (pick(0, f), pick(i, f));
-            let label = format!("{route} route, {} QPS {name} ms", o.rate);
+            let label = format!("{route}, {} QPS {name} ms", o.rate);
             println!(
                 "{label:<44}{d:>12.3}{p:>12.3}{:>12}",
                 format!("+{:.3} ms", p - d)
             );
         }
+    }
+    let added = |i: usize| pick(i, |s| s.p50_ms) - pick(0, |s| s.p50_ms);
+    for (name, floor) in [("nginx", 9), ("hyper", 11)] {
+        let label = format!("ai route added p50 / {name} proxy added p50");
+        println!("{label:<44}{:>36.2}", added(2) / added(floor));
     }
     let cpu = |s: &Sample| s.cpu_us;
     for (name, i) in [
