@@ -12,17 +12,26 @@ pub const MAX_SECRET: u64 = 4 << 20;
 /// Largest password file or OpenAPI spec.
 pub const MAX_DOCUMENT: u64 = 32 << 20;
 
-/// The whole file, or an error when it holds more than `limit` bytes.
+/// The whole file, or an error when it holds more than `limit` bytes: a regular file's size
+/// is known before reading; a device or a file still growing is cut at the bound.
 pub fn read(path: &Path, limit: u64) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)?
-        .take(limit + 1)
-        .read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(io::Error::new(
+    let too_large = || {
+        io::Error::new(
             io::ErrorKind::FileTooLarge,
             format!("larger than the limit of {}", bytesize::ByteSize(limit)),
-        ));
+        )
+    };
+    let file = std::fs::File::open(path)?;
+    if file
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.len() > limit)
+    {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::new();
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
     }
     Ok(bytes)
 }
