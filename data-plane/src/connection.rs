@@ -9,11 +9,12 @@
 //! the TLS handshake comes next; its listener and client identity go with every request.
 
 mod proxy_protocol;
+mod watched;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use http::Version;
@@ -21,7 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
-use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tollgate_shared::config::model::{FrontendHttp, Keepalives, ProxyProtocol};
 
@@ -32,54 +33,71 @@ use crate::services::Services;
 use crate::telemetry::fields::Source;
 use crate::telemetry::record::RawPeer;
 use crate::tls::{BindTls, TlsSession};
+use watched::{Finished, Watched};
 
 /// Largest request head (request line and headers) accepted; larger ones get 431.
 const MAX_HEAD_SIZE: usize = 64 * 1024;
 /// How long a connection asked to close (idle or draining) may take before it is dropped.
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
 
-/// What the idle timer needs to know about a connection's requests.
-#[derive(Default)]
+/// What the idle timer needs to know about a connection's requests. Requests only count and
+/// stamp; the timer reads the stamps when it fires, so a request wakes nothing.
 struct Activity {
     in_flight: AtomicUsize,
     /// 0 before the first request, then its HTTP major version (1 or 2).
     version: AtomicU8,
-    changed: Notify,
+    /// When the last request ended, in nanoseconds after `opened`.
+    last_end: AtomicU64,
+    opened: Instant,
 }
 
 /// A request in progress, from its head until its response body is done or dropped.
 struct Busy(Arc<Activity>);
 
 impl Activity {
+    fn new(opened: Instant) -> Self {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            version: AtomicU8::new(0),
+            last_end: AtomicU64::new(0),
+            opened,
+        }
+    }
+
     fn begin(self: &Arc<Self>, version: Version) -> Busy {
         let major = if version == Version::HTTP_2 { 2 } else { 1 };
         let _ = self
             .version
             .compare_exchange(0, major, Ordering::AcqRel, Ordering::Acquire);
         self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.changed.notify_waiters();
         Busy(self.clone())
+    }
+
+    /// At `now`: the name of the timeout the connection has been idle past, or when to look
+    /// again.
+    fn check(&self, now: Instant, http: &FrontendHttp) -> Result<&'static str, Instant> {
+        let (limit, setting) = match self.version.load(Ordering::Acquire) {
+            0 => (http.header_read_timeout, "headerReadTimeout"),
+            2 => (http.http2_idle_timeout, "http2IdleTimeout"),
+            _ => (http.http1_idle_timeout, "http1IdleTimeout"),
+        };
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            return Err(now + limit);
+        }
+        let quiet_since = self.opened + Duration::from_nanos(self.last_end.load(Ordering::Acquire));
+        match quiet_since.checked_add(limit) {
+            Some(deadline) if deadline > now => Err(deadline),
+            _ => Ok(setting),
+        }
     }
 
     /// Resolves once the connection has had no request in progress for its timeout, with
     /// the name of the setting that expired.
     async fn idle(&self, http: &FrontendHttp) -> &'static str {
         loop {
-            let changed = self.changed.notified();
-            tokio::pin!(changed);
-            changed.as_mut().enable();
-            if self.in_flight.load(Ordering::Acquire) > 0 {
-                changed.await;
-                continue;
-            }
-            let (limit, setting) = match self.version.load(Ordering::Acquire) {
-                0 => (http.header_read_timeout, "headerReadTimeout"),
-                2 => (http.http2_idle_timeout, "http2IdleTimeout"),
-                _ => (http.http1_idle_timeout, "http1IdleTimeout"),
-            };
-            tokio::select! {
-                _ = tokio::time::sleep(limit) => return setting,
-                _ = changed => {}
+            match self.check(Instant::now(), http) {
+                Ok(setting) => return setting,
+                Err(next) => tokio::time::sleep_until(next).await,
             }
         }
     }
@@ -87,9 +105,13 @@ impl Activity {
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        if self.0.in_flight.fetch_sub(1, Ordering::AcqRel) == 1 {
-            self.0.changed.notify_waiters();
-        }
+        // Stamped before the count drops, so a timer that sees no request in progress also
+        // sees when the last one ended.
+        let ended = self.0.opened.elapsed().as_nanos();
+        self.0
+            .last_end
+            .store(u64::try_from(ended).unwrap_or(u64::MAX), Ordering::Release);
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -272,7 +294,7 @@ async fn serve<S>(
         drain,
         force_close,
     } = conn;
-    let activity = Arc::new(Activity::default());
+    let activity = Arc::new(Activity::new(Instant::now()));
     let tracked = activity.clone();
     let service = hyper::service::service_fn(move |mut req: http::Request<_>| {
         let services = services.clone();
@@ -293,18 +315,24 @@ async fn serve<S>(
     let builder = server(&http);
     let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
     tokio::pin!(conn);
-    let draining = tokio::select! {
-        _ = conn.as_mut() => return,
-        _ = force_close.cancelled() => return,
-        _ = drain.cancelled() => true,
-        _ = lifetime(http.max_connection_duration) => {
-            tracing::debug!(%peer, port, "closing a connection open past frontendPolicies.http.maxConnectionDuration");
-            true
+    let signals = std::pin::pin!(async {
+        tokio::select! {
+            biased;
+            _ = force_close.cancelled() => None,
+            _ = drain.cancelled() => Some(true),
+            _ = lifetime(http.max_connection_duration) => {
+                tracing::debug!(%peer, port, "closing a connection open past frontendPolicies.http.maxConnectionDuration");
+                Some(true)
+            }
+            setting = activity.idle(&http) => {
+                tracing::debug!(%peer, port, "closing a connection idle past frontendPolicies.http.{setting}");
+                Some(false)
+            }
         }
-        setting = activity.idle(&http) => {
-            tracing::debug!(%peer, port, "closing a connection idle past frontendPolicies.http.{setting}");
-            false
-        }
+    });
+    let draining = match Watched::new(conn.as_mut(), signals).await {
+        Finished::Connection(_) | Finished::Signal(None) => return,
+        Finished::Signal(Some(draining)) => draining,
     };
     conn.as_mut().graceful_shutdown();
     // A draining connection finishes its requests (the drain timeout forces it); an idle one
@@ -319,6 +347,36 @@ async fn serve<S>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idleness_counts_from_the_last_request_end_and_never_during_one() {
+        let http = FrontendHttp {
+            header_read_timeout: Duration::from_secs(1),
+            http1_idle_timeout: Duration::from_secs(2),
+            http2_idle_timeout: Duration::from_secs(3),
+            ..FrontendHttp::default()
+        };
+        let opened = Instant::now();
+        let secs = |n| opened + Duration::from_secs(n);
+        let activity = Arc::new(Activity::new(opened));
+        assert_eq!(activity.check(opened, &http), Err(secs(1)));
+        assert_eq!(activity.check(secs(1), &http), Ok("headerReadTimeout"));
+        let busy = activity.begin(Version::HTTP_11);
+        assert_eq!(
+            activity.check(secs(100), &http),
+            Err(secs(102)),
+            "a request in progress is never idle"
+        );
+        drop(busy);
+        let Err(deadline) = activity.check(opened, &http) else {
+            panic!("idle before its timeout");
+        };
+        assert!(deadline >= secs(2) && deadline < secs(3), "{deadline:?}");
+        assert_eq!(activity.check(secs(100), &http), Ok("http1IdleTimeout"));
+        let h2 = Arc::new(Activity::new(opened));
+        drop(h2.begin(Version::HTTP_2));
+        assert_eq!(h2.check(secs(100), &http), Ok("http2IdleTimeout"));
+    }
 
     #[tokio::test]
     async fn keepalives_are_set_on_the_socket() {
