@@ -12,7 +12,7 @@ pub mod retry;
 pub mod sse;
 
 use bytes::Bytes;
-use http::header::{self, HeaderMap, HeaderName};
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http_body_util::{BodyExt, Limited};
 
 use self::body::BoxError;
@@ -69,14 +69,46 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// Removes the hop-by-hop headers, and those the `Connection` header names. Run it before
 /// the gateway adds its own headers, so a client cannot name them away.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|n| HeaderName::try_from(n.trim()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    // The `Connection` values are cheap handles; the names they list are looked up as they
+    // are, not parsed into new header names.
+    let mut values = headers.get_all(header::CONNECTION).iter().cloned();
+    let first = values.next();
+    let more: Vec<HeaderValue> = values.collect();
+    for value in first.iter().chain(&more) {
+        for name in value.to_str().into_iter().flat_map(|v| v.split(',')) {
+            headers.remove(name.trim());
+        }
+    }
+    for name in &HOP_BY_HOP {
         headers.remove(name);
+    }
+}
+
+#[cfg(test)]
+mod hop_by_hop_tests {
+    use super::*;
+
+    #[test]
+    fn hop_by_hop_headers_and_every_name_the_connection_values_list_are_removed() {
+        let mut headers = HeaderMap::new();
+        for (name, value) in [
+            ("connection", "keep-alive, X-Secret ,,"),
+            ("connection", "x-other"),
+            ("connection", "bad name"),
+            ("keep-alive", "timeout=5"),
+            ("transfer-encoding", "chunked"),
+            ("x-secret", "1"),
+            ("x-other", "2"),
+            ("x-kept", "3"),
+            ("te", "trailers"),
+        ] {
+            headers.append(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        strip_hop_by_hop(&mut headers);
+        let left: Vec<_> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(left, ["x-kept"]);
     }
 }
