@@ -569,8 +569,9 @@ fn upstream_request(
     plan: &Plan,
     attempt: u32,
 ) -> Result<Request<BoxBody>, ProxyError> {
-    let uri: http::Uri = format!("{}{}", provider::base_url(p, tls), plan.path)
-        .parse()
+    let mut url = provider::base_url(p, tls);
+    url.push_str(&plan.path);
+    let uri = http::Uri::try_from(url)
         .map_err(|e| ProxyError::BadRequest(format!("cannot build the upstream URI: {e}")))?;
     let mut req = Request::new(full(plan.body.clone()));
     *req.method_mut() = parts.method.clone();
@@ -632,17 +633,28 @@ async fn read_all(mut body: BoxBody, provider: &str) -> Result<Bytes, ProxyError
         backend: provider.to_string(),
         reason: format!("reading the answer failed: {reason}"),
     };
+    // An answer that arrives in one frame (most do) is passed on without a copy.
+    let mut first: Option<Bytes> = None;
     let mut out = bytes::BytesMut::new();
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| failed(e.to_string()))?;
         if let Ok(data) = frame.into_data() {
-            if out.len() + data.len() > MAX_UPSTREAM_BODY {
+            let held = first.as_ref().map_or(0, Bytes::len);
+            if held + out.len() + data.len() > MAX_UPSTREAM_BODY {
                 return Err(failed("length limit exceeded".into()));
             }
-            out.extend_from_slice(&data);
+            match first.take() {
+                None if out.is_empty() => first = Some(data),
+                earlier => {
+                    if let Some(earlier) = earlier {
+                        out.extend_from_slice(&earlier);
+                    }
+                    out.extend_from_slice(&data);
+                }
+            }
         }
     }
-    Ok(out.freeze())
+    Ok(first.unwrap_or_else(|| out.freeze()))
 }
 
 /// Response processing: errors reshaped for the client, bodies translated, usage recorded.
@@ -1028,5 +1040,42 @@ impl Exchange {
                 .observe(self.started.elapsed().as_secs_f64());
         });
         let _ = self.record.llm.set(facts);
+    }
+}
+
+#[cfg(test)]
+mod read_all_tests {
+    use super::*;
+
+    fn body(frames: Vec<Bytes>) -> BoxBody {
+        let frames = frames
+            .into_iter()
+            .map(|b| Ok::<_, BoxError>(Frame::data(b)));
+        BoxBody::new(StreamBody::new(futures_util::stream::iter(frames)))
+    }
+
+    #[tokio::test]
+    async fn one_frame_is_passed_on_and_several_are_joined_in_order() {
+        let only = Bytes::from_static(b"{\"id\":1}");
+        let read = read_all(body(vec![only.clone()]), "p").await.unwrap();
+        assert_eq!(read.as_ptr(), only.as_ptr(), "not copied");
+        let parts = ["a", "", "bc", "d"].map(Bytes::from).to_vec();
+        let read = read_all(body(parts), "p").await.unwrap();
+        assert_eq!(read, "abcd");
+    }
+
+    #[tokio::test]
+    async fn an_answer_past_the_bound_is_refused() {
+        let at_bound = Bytes::from(vec![0u8; MAX_UPSTREAM_BODY]);
+        assert_eq!(
+            read_all(body(vec![at_bound.clone()]), "p")
+                .await
+                .unwrap()
+                .len(),
+            MAX_UPSTREAM_BODY
+        );
+        let over = body(vec![at_bound, Bytes::from_static(b"x")]);
+        let err = read_all(over, "p").await.unwrap_err().to_string();
+        assert!(err.contains("length limit exceeded"), "{err}");
     }
 }
