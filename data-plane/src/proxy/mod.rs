@@ -609,8 +609,14 @@ async fn out_body(
 /// else a client sends is dropped, so it cannot pose as another address.
 fn forwarded_for(headers: &mut http::HeaderMap, peer: SocketAddr, trusted_hops: u32) {
     const X_FORWARDED_FOR: http::HeaderName = http::HeaderName::from_static("x-forwarded-for");
-    let mut value = String::with_capacity(48);
-    if trusted_hops > 0 {
+    // The address is written on the stack first, so the value's buffer is allocated at its
+    // exact size once and becomes the header's bytes without another allocation.
+    let mut ip = [0u8; 64];
+    let mut cursor = std::io::Cursor::new(&mut ip[..]);
+    let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{}", peer.ip()));
+    let ip_len = usize::try_from(cursor.position()).unwrap_or(0);
+    let ip = &ip[..ip_len];
+    let kept: Vec<&str> = if trusted_hops > 0 {
         let sent: Vec<&str> = headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
@@ -620,14 +626,19 @@ fn forwarded_for(headers: &mut http::HeaderMap, peer: SocketAddr, trusted_hops: 
             .filter(|entry| !entry.is_empty())
             .collect();
         let keep = sent.len().min(trusted_hops as usize);
-        for entry in &sent[sent.len() - keep..] {
-            value.push_str(entry);
-            value.push_str(", ");
-        }
+        sent[sent.len() - keep..].to_vec()
+    } else {
+        Vec::new()
+    };
+    let size = kept.iter().map(|e| e.len() + 2).sum::<usize>() + ip.len();
+    let mut value = Vec::with_capacity(size);
+    for entry in &kept {
+        value.extend_from_slice(entry.as_bytes());
+        value.extend_from_slice(b", ");
     }
-    let _ = std::fmt::Write::write_fmt(&mut value, format_args!("{}", peer.ip()));
+    value.extend_from_slice(ip);
     // `insert` replaces every value the client sent.
-    match HeaderValue::try_from(value) {
+    match HeaderValue::from_maybe_shared(bytes::Bytes::from(value)) {
         Ok(v) => {
             headers.insert(X_FORWARDED_FOR, v);
         }
@@ -660,5 +671,21 @@ mod forwarded_for_tests {
             "1.2.3.4, 5.6.7.8, 10.0.0.9"
         );
         assert_eq!(xff(&["1.2.3.4"], 3), "1.2.3.4, 10.0.0.9");
+    }
+
+    #[test]
+    fn the_longest_ipv6_address_is_written_whole() {
+        let mut headers = http::HeaderMap::new();
+        let peer = "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:1"
+            .parse()
+            .unwrap();
+        forwarded_for(&mut headers, peer, 0);
+        assert_eq!(
+            headers["x-forwarded-for"],
+            "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff"
+        );
+        let mapped = "[::ffff:255.255.255.255]:1".parse().unwrap();
+        forwarded_for(&mut headers, mapped, 0);
+        assert_eq!(headers["x-forwarded-for"], "::ffff:255.255.255.255");
     }
 }
