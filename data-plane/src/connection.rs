@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tollgate_shared::config::model::{FrontendHttp, Keepalives, ProxyProtocol};
 
 use crate::authz::Rules;
-use crate::http::body::{BoxBody, ObservedBody};
+use crate::http::body::ObservedBody;
 use crate::proxy;
 use crate::services::Services;
 use crate::telemetry::fields::Source;
@@ -307,9 +307,7 @@ async fn serve<S>(
         let busy = tracked.begin(req.version());
         async move {
             let resp = proxy::serve(&services, req, port, peer).await;
-            Ok::<_, Infallible>(
-                resp.map(|b| BoxBody::new(ObservedBody::new(b, move || drop(busy)))),
-            )
+            Ok::<_, Infallible>(resp.map(|b| ObservedBody::new(b, move || drop(busy))))
         }
     });
     let builder = server(&http);
