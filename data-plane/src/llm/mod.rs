@@ -643,14 +643,13 @@ async fn read_all(mut body: BoxBody, provider: &str) -> Result<Bytes, ProxyError
             if held + out.len() + data.len() > MAX_UPSTREAM_BODY {
                 return Err(failed("length limit exceeded".into()));
             }
-            match first.take() {
-                None if out.is_empty() => first = Some(data),
-                earlier => {
-                    if let Some(earlier) = earlier {
-                        out.extend_from_slice(&earlier);
-                    }
-                    out.extend_from_slice(&data);
+            if first.is_none() && out.is_empty() {
+                first = Some(data);
+            } else {
+                if let Some(earlier) = first.take() {
+                    out.extend_from_slice(&earlier);
                 }
+                out.extend_from_slice(&data);
             }
         }
     }

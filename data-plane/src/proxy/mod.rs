@@ -617,7 +617,7 @@ fn forwarded_for(headers: &mut http::HeaderMap, peer: SocketAddr, trusted_hops: 
     let ip_len = usize::try_from(cursor.position()).unwrap_or(0);
     let ip = &ip[..ip_len];
     let kept: Vec<&str> = if trusted_hops > 0 {
-        let sent: Vec<&str> = headers
+        let mut sent: Vec<&str> = headers
             .get_all(&X_FORWARDED_FOR)
             .iter()
             .filter_map(|v| v.to_str().ok())
@@ -625,8 +625,9 @@ fn forwarded_for(headers: &mut http::HeaderMap, peer: SocketAddr, trusted_hops: 
             .map(str::trim)
             .filter(|entry| !entry.is_empty())
             .collect();
-        let keep = sent.len().min(trusted_hops as usize);
-        sent[sent.len() - keep..].to_vec()
+        let untrusted = sent.len().saturating_sub(trusted_hops as usize);
+        sent.drain(..untrusted);
+        sent
     } else {
         Vec::new()
     };
