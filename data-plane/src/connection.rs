@@ -82,12 +82,14 @@ impl Activity {
             _ => (http.http1_idle_timeout, "http1IdleTimeout"),
         };
         if self.in_flight.load(Ordering::Acquire) > 0 {
-            return Err(now + limit);
+            return Err(later(now, limit));
         }
         let quiet_since = self.opened + Duration::from_nanos(self.last_end.load(Ordering::Acquire));
-        match quiet_since.checked_add(limit) {
-            Some(deadline) if deadline > now => Err(deadline),
-            _ => Ok(setting),
+        let deadline = later(quiet_since, limit);
+        if deadline > now {
+            Err(deadline)
+        } else {
+            Ok(setting)
         }
     }
 
@@ -101,6 +103,12 @@ impl Activity {
             }
         }
     }
+}
+
+/// `at + limit`, or 30 years on for a timeout too long for the clock (as tokio's own timers).
+fn later(at: Instant, limit: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(30 * 365 * 86_400);
+    at.checked_add(limit.min(FAR)).unwrap_or(at)
 }
 
 impl Drop for Busy {
@@ -371,6 +379,14 @@ mod tests {
         };
         assert!(deadline >= secs(2) && deadline < secs(3), "{deadline:?}");
         assert_eq!(activity.check(secs(100), &http), Ok("http1IdleTimeout"));
+        let forever = FrontendHttp {
+            http1_idle_timeout: Duration::MAX,
+            ..http
+        };
+        assert!(
+            activity.check(secs(100), &forever).is_err(),
+            "a timeout past the clock's range never expires"
+        );
         let h2 = Arc::new(Activity::new(opened));
         drop(h2.begin(Version::HTTP_2));
         assert_eq!(h2.check(secs(100), &http), Ok("http2IdleTimeout"));
